@@ -1,0 +1,162 @@
+"""The transport interface: how one node moves bytes to the other validators.
+
+This module owns the `Transport` protocol, its errors and its limits. Implementations:
+`node.transport.memory` (N nodes in one trio process, with fault injection, for tests) and
+`node.transport.p2p` (py-libp2p, Noise only, allowlist from genesis, redial).
+
+Contract (every implementation):
+- Peers are named by their 32-byte Ed25519 validator public key. The transport carries
+  opaque bytes; the node signs and checks them. `sender` on received messages is the key
+  the *transport* authenticated (the Noise handshake for libp2p), never a claim read from
+  the payload.
+- Per (sender, receiver) pair, messages are delivered at most once, uncorrupted and in
+  the order sent (one ordered stream per direction). Across a crash, a partition or a
+  redial, messages may be lost: the layers above retransmit on timeouts.
+- Every queue is bounded. A full queue blocks the producer (backpressure) — e.g. a
+  subscriber that does not read eventually stalls the peer's stream. The only drops are
+  explicit protocol choices (a peer not connected, an injected fault); each is counted in
+  `stats` and logged, never silent.
+- Frames larger than `max_frame_bytes` are refused with a log line (`transport_frame_too_large`)
+  on both the sending side (raises `FrameTooLarge`) and the receiving side (the stream
+  is closed: a peer that sends one is faulty).
+- `run(task_status=...)` is started with `await nursery.start(transport.run)` and reports
+  ready once listening; cancelling it stops the transport and closes every stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import trio
+
+__all__ = [
+    "DEFAULT_MAX_FRAME_BYTES",
+    "PEER_KEY_BYTES",
+    "FrameTooLarge",
+    "PeerUnavailable",
+    "RemoteRequestError",
+    "RequestHandler",
+    "RequestTimeout",
+    "Transport",
+    "TransportError",
+    "TransportLimits",
+    "TransportStats",
+]
+
+PEER_KEY_BYTES = 32
+"""Length of a peer id: an Ed25519 public key."""
+
+DEFAULT_MAX_FRAME_BYTES = 8 * 1024 * 1024
+"""Largest frame (payload + a small header) sent or accepted unless configured otherwise."""
+
+RequestHandler = Callable[[bytes, bytes], Awaitable[bytes]]
+"""`handler(sender_key, request_bytes) -> response_bytes`, registered with `on_request`."""
+
+
+class TransportError(Exception):
+    """Base of the errors raised by `Transport` methods."""
+
+
+class PeerUnavailable(TransportError):
+    """The peer is unknown, not connected, or the connection dropped before a reply."""
+
+
+class RequestTimeout(TransportError):
+    """No response to `request` within `timeout_s`."""
+
+
+class RemoteRequestError(TransportError):
+    """The peer's request handler failed (or there is none); the message says why."""
+
+
+class FrameTooLarge(TransportError):
+    """A frame to send exceeds `max_frame_bytes`."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransportLimits:
+    """Bounds shared by the implementations (every queue has one)."""
+
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    """Largest frame sent or accepted (payload plus header)."""
+    subscriber_queue_len: int = 256
+    """Messages buffered per `subscribe` channel / the inbox before the sender is blocked."""
+    send_queue_len: int = 256
+    """Frames buffered per peer on the sending side before `send`/`broadcast` block."""
+    max_pending_requests: int = 1024
+    """Outstanding outgoing requests across all peers (`request` blocks beyond)."""
+    max_concurrent_handlers: int = 64
+    """Incoming requests served at once (the peer's stream is blocked beyond)."""
+
+
+@dataclass(slots=True)
+class TransportStats:
+    """Counters (exported as metrics by the node)."""
+
+    frames_sent: int = 0
+    frames_received: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    dropped_not_connected: int = 0
+    """`send`/`broadcast` frames not sent because the peer had no connection."""
+    dropped_fault: int = 0
+    """Frames dropped by an injected fault (memory transport only)."""
+    refused_oversize: int = 0
+    refused_peers: int = 0
+    """Connections refused because the remote key is not in the allowlist."""
+    redials: int = 0
+    per_topic_received: dict[str, int] = field(default_factory=dict)
+
+
+class Transport(Protocol):
+    """What the node uses to talk to the other validators. See the module docstring."""
+
+    me: bytes
+    """My validator public key (32 bytes)."""
+    stats: TransportStats
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen, dial the allowlisted peers, keep them connected; report ready once listening."""
+
+    async def broadcast(self, topic: str, data: bytes) -> None:
+        """Deliver `data` to the `topic` subscribers of every *connected* peer (not to me).
+
+        Blocks while a peer's send queue is full (backpressure). Peers not connected at
+        this moment miss it (counted in `stats.dropped_not_connected`). Raises
+        `FrameTooLarge` if the frame would exceed the limit.
+        """
+
+    def subscribe(self, topic: str) -> trio.MemoryReceiveChannel[tuple[bytes, bytes]]:
+        """A bounded channel of `(sender_key, data)` broadcast on `topic` by peers.
+
+        Each call returns a new channel; every subscriber of a topic gets every message.
+        A subscriber that does not read blocks delivery from the peers (backpressure).
+        Close the channel to unsubscribe.
+        """
+
+    async def send(self, peer: bytes, data: bytes) -> None:
+        """One-way message to one peer, delivered on the peer's `inbox()`.
+
+        Best effort: if the peer is not connected it is dropped and counted (the consensus
+        layer retransmits). Ordered per peer. Blocks on a full send queue.
+        """
+
+    def inbox(self) -> trio.MemoryReceiveChannel[tuple[bytes, bytes]]:
+        """The channel of `(sender_key, data)` sent to me with `send` (one shared channel;
+        `clone()` it for several readers)."""
+
+    async def request(self, peer: bytes, data: bytes, *, timeout_s: float) -> bytes:
+        """Send a request to `peer` and wait for the response bytes of its handler.
+
+        Raises `PeerUnavailable` (not connected / connection lost), `RequestTimeout`,
+        `RemoteRequestError` (the remote handler raised or none is registered),
+        `FrameTooLarge`.
+        """
+
+    def on_request(self, handler: RequestHandler) -> None:
+        """Register the one handler for incoming requests (replaces any previous one)."""
+
+    def connected_peers(self) -> set[bytes]:
+        """Keys of the peers with a live, authenticated connection right now."""
