@@ -1,0 +1,145 @@
+"""The node's chain store (RocksDB via rocksdict): blocks, certificates, the consensus
+log, the mempool journal and the event -> block index.
+
+Layout (one RocksDB at ``<data_dir>/chain``, raw byte keys, big-endian heights):
+
+| prefix | key | value |
+|---|---|---|
+| ``B`` | height (8) | encoded `Block` |
+| ``C`` | height (8) | encoded `CommitCertificate` |
+| ``E`` | event id (32) | height (8) + index in block (4) |
+| ``L`` | consensus key | bytes the consensus core asked to persist |
+| ``M`` | event id (32) | encoded `SignedEvent` accepted by the mempool, not yet committed |
+| ``X`` | event id (32) | msgpack [code, message] of an accepted event the mempool dropped |
+| ``m`` | name | meta (e.g. ``head``: highest stored height) |
+
+Invariants:
+- `commit_block` writes block + certificate + index + head + mempool removals in one
+  synced WriteBatch: after a crash, either all of a block is there or none of it;
+- `persist` (the consensus log and signer guard) is synced before the caller sends the
+  votes it covers (persist before send);
+- the mempool journal is written (WAL, not fsynced) before the API answers 202, so a
+  killed process never loses an accepted event; on restart the node reloads it.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import msgpack
+from rocksdict import Options, Rdict, WriteBatch, WriteOptions
+
+from protocol.block import Block, CommitCertificate
+
+__all__ = ["ChainStore"]
+
+_H = struct.Struct(">Q")
+_LOC = struct.Struct(">QI")
+
+
+def _h(height: int) -> bytes:
+    return _H.pack(height)
+
+
+class ChainStore:
+    def __init__(self, path: str | Path) -> None:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        opts = Options(raw_mode=True)
+        opts.create_if_missing(True)
+        self._db = Rdict(str(path), opts)
+        self._sync = WriteOptions()
+        self._sync.sync = True
+        self._nosync = WriteOptions()
+        raw = self._db.get(b"mhead")
+        self.head = _H.unpack(raw)[0] if raw else 0
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ------------------------------------------------------------------ blocks
+    def commit_block(self, block: Block, cert: CommitCertificate, event_ids: Iterable[bytes]) -> None:
+        height = block.header.height
+        wb = WriteBatch(raw_mode=True)
+        wb.put(b"B" + _h(height), block.encode())
+        wb.put(b"C" + _h(height), cert.encode())
+        for i, eid in enumerate(event_ids):
+            wb.put(b"E" + eid, _LOC.pack(height, i))
+            wb.delete(b"M" + eid)
+        if height > self.head:
+            wb.put(b"mhead", _h(height))
+        self._db.write(wb, self._sync)
+        self.head = max(self.head, height)
+
+    def block_bytes(self, height: int) -> bytes | None:
+        v = self._db.get(b"B" + _h(height))
+        return bytes(v) if v is not None else None
+
+    def block(self, height: int) -> Block | None:
+        raw = self.block_bytes(height)
+        return Block.decode(raw, max_bytes=1 << 30) if raw is not None else None
+
+    def certificate(self, height: int) -> CommitCertificate | None:
+        raw = self._db.get(b"C" + _h(height))
+        return CommitCertificate.decode(bytes(raw)) if raw is not None else None
+
+    def event_location(self, event_id: bytes) -> tuple[int, int] | None:
+        raw = self._db.get(b"E" + event_id)
+        return _LOC.unpack(raw) if raw is not None else None  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ consensus log
+    def persist(self, items: Iterable[tuple[bytes, bytes | None]]) -> None:
+        """Write consensus records (None deletes) in one synced batch."""
+        wb = WriteBatch(raw_mode=True)
+        n = 0
+        for k, v in items:
+            n += 1
+            if v is None:
+                wb.delete(b"L" + k)
+            else:
+                wb.put(b"L" + k, v)
+        if n:
+            self._db.write(wb, self._sync)
+
+    def consensus_records(self) -> Iterator[tuple[bytes, bytes]]:
+        for k, v in self._db.items(from_key=b"L"):
+            if not k.startswith(b"L"):
+                break
+            yield bytes(k[1:]), bytes(v)
+
+    # ------------------------------------------------------------------ mempool journal
+    def journal_add(self, items: Iterable[tuple[bytes, bytes]]) -> None:
+        wb = WriteBatch(raw_mode=True)
+        for eid, raw in items:
+            wb.put(b"M" + eid, raw)
+        self._db.write(wb, self._nosync)
+
+    def journal_drop(self, items: Iterable[tuple[bytes, str, str]]) -> None:
+        """Remove journaled events the mempool gave up on, recording why."""
+        wb = WriteBatch(raw_mode=True)
+        for eid, code, message in items:
+            wb.delete(b"M" + eid)
+            wb.put(b"X" + eid, msgpack.packb([code, message]))
+        self._db.write(wb, self._nosync)
+
+    def journal(self) -> Iterator[tuple[bytes, bytes]]:
+        for k, v in self._db.items(from_key=b"M"):
+            if not k.startswith(b"M"):
+                break
+            yield bytes(k[1:]), bytes(v)
+
+    def dropped(self, event_id: bytes) -> tuple[str, str] | None:
+        raw = self._db.get(b"X" + event_id)
+        if raw is None:
+            return None
+        code, message = msgpack.unpackb(raw)
+        return code, message
+
+    # ------------------------------------------------------------------ meta
+    def meta(self, name: str) -> bytes | None:
+        v = self._db.get(b"m" + name.encode())
+        return bytes(v) if v is not None else None
+
+    def set_meta(self, name: str, value: bytes) -> None:
+        self._db.put(b"m" + name.encode(), value, self._sync)
