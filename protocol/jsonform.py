@@ -122,4 +122,4 @@ def from_json(cls: type[M], value: Any) -> M:
         raise
     except (TypeError, ValueError, RecursionError) as exc:
         raise DecodeError(Code.DECODE_MALFORMED, f"cannot read JSON: {exc}") from None
-    return obj  # type: ignore[return-value]
+    return obj  # type: ignore[no-any-return]
