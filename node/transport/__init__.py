@@ -12,10 +12,13 @@ from .base import (
     TransportLimits,
     TransportStats,
 )
+from .memory import MemoryNetwork, MemoryTransport
 
 __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
     "FrameTooLarge",
+    "MemoryNetwork",
+    "MemoryTransport",
     "PeerUnavailable",
     "RemoteRequestError",
     "RequestHandler",

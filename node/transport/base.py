@@ -103,6 +103,8 @@ class TransportStats:
     """`send`/`broadcast` frames not sent because the peer had no connection."""
     dropped_fault: int = 0
     """Frames dropped by an injected fault (memory transport only)."""
+    dropped_no_subscriber: int = 0
+    """GOSSIP frames for a topic nobody on this node subscribes to."""
     refused_oversize: int = 0
     refused_peers: int = 0
     """Connections refused because the remote key is not in the allowlist."""
