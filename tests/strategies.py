@@ -118,3 +118,106 @@ CUSTOM[Block] = blocks
 CUSTOM[Event] = events
 
 FIELDS[("RatingSubmit", "score")] = st.integers(1, 5)
+
+# --------------------------------------------------------------------------- event bodies (ledger)
+
+import protocol.bodies as _bodies  # noqa: E402
+import protocol.genesis as _genesis  # noqa: E402
+
+
+@st.composite
+def gtins(draw: st.DrawFn) -> str:
+    first = draw(st.text(alphabet="0123456789", min_size=13, max_size=13))
+    return first + str(_bodies.gtin_check_digit(first))
+
+
+serials = st.from_regex(r"\A[A-Za-z0-9._-]{1,20}\Z")
+org_ids = st.from_regex(r"\A[a-z0-9][a-z0-9._-]{0,12}\Z")
+codes = st.from_regex(r"\A[a-z0-9][a-z0-9_.-]{0,10}\Z")
+names = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=20).filter(str.strip)
+_ENUMS = {
+    "biz_step": _bodies.BIZ_STEPS, "disposition": _bodies.DISPOSITIONS, "resolution": _bodies.RESOLUTIONS,
+    "condition": _bodies.RETURN_CONDITIONS, "checkpoint": _bodies.CHECKPOINTS,
+}
+for _cls in [*EVENT_TYPES.values(), _genesis.Member]:
+    _hints = typing.get_type_hints(_cls)
+    for _f in fields(_cls):  # type: ignore[arg-type]
+        _n, _key = _f.name, (_cls.__name__, _f.name)
+        _opt = typing.get_origin(_hints[_n]) in (typing.Union, types.UnionType)
+        _s: st.SearchStrategy[Any] | None = None
+        if _n == "gtin":
+            _s = gtins()
+        elif _n in ("serial", "batch"):
+            _s = serials
+        elif _n in ("org_id", "to_org", "service_org", "payee_org"):
+            _s = org_ids
+        elif _n in ("fault_type", "reason_code"):
+            _s = codes
+        elif _n in ("name", "model"):
+            _s = names
+        elif _n in _ENUMS:
+            _s = st.sampled_from(_ENUMS[_n])
+        elif _n == "roles":
+            _s = st.sets(st.sampled_from(_bodies.ROLES), min_size=1, max_size=3).map(lambda r: tuple(sorted(r)))
+        elif _n == "covered_faults":
+            _s = st.sets(codes, max_size=3).map(lambda r: tuple(sorted(r)))
+        elif _n in ("vm_id",):
+            _s = st.sampled_from(("wasm", "lua"))
+        elif _n in ("entry",):
+            _s = st.sampled_from(("main", "on_claim", "penalty"))
+        if _s is not None:
+            FIELDS[_key] = (st.none() | _s) if _opt else _s
+FIELDS[("TicketOpen", "kind")] = st.sampled_from(_bodies.TICKET_KINDS[:-1])
+FIELDS[("TicketUpdate", "status")] = st.sampled_from(("in_progress", "waiting_customer"))
+FIELDS[("ProductTransfer", "kind")] = st.just("transfer")
+FIELDS[("GovernancePropose", "kind")] = st.sampled_from(_bodies.GOVERNANCE_KINDS)
+FIELDS[("PolicyRegister", "first_response_ms")] = st.integers(1, 1000)
+FIELDS[("PolicyRegister", "resolution_ms")] = st.integers(1000, 10**9)
+FIELDS[("VmAllowed", "vm_id")] = st.sampled_from(("wasm", "lua"))
+FIELDS[("VmParams", "max_gas_per_block")] = st.integers(10**12, MAX_UINT64)
+FIELDS[("VmParams", "max_gas_per_call")] = st.integers(1, 10**9)
+FIELDS[("ConsensusParams", "view_timeout_ms")] = st.integers(1, 1000)
+FIELDS[("ConsensusParams", "view_timeout_max_ms")] = st.integers(1000, 10**6)
+FIELDS[("ConsensusParams", "checkpoint_interval")] = st.integers(1, 100)
+FIELDS[("ConsensusParams", "watermark_window")] = st.integers(100, 1000)
+FIELDS[("ConsensusParams", "max_block_events")] = st.integers(1, 100_000)
+
+
+@st.composite
+def product_transfers(draw: st.DrawFn) -> _bodies.ProductTransfer:
+    sale = draw(st.booleans())
+    to_customer = draw(hashes) if sale or draw(st.booleans()) else None
+    return _bodies.ProductTransfer(
+        gtin=draw(gtins()), serial=draw(serials), kind="sale" if sale else "transfer",
+        to_org=None if to_customer is not None else draw(org_ids), to_customer=to_customer,
+        order_ref_hash=draw(hashes) if sale else draw(st.none() | hashes),
+    )
+
+
+@st.composite
+def escrow_deposits(draw: st.DrawFn) -> _bodies.EscrowDeposit:
+    cust = draw(st.booleans())
+    return _bodies.EscrowDeposit(
+        amount=draw(st.integers(1, MAX_UINT64)), payee_org=None if cust else draw(org_ids),
+        payee_customer=draw(hashes) if cust else None, ticket_id=draw(st.none() | hashes), ref_hash=draw(st.none() | hashes),
+    )
+
+
+@st.composite
+def geneses(draw: st.DrawFn) -> _genesis.Genesis:
+    ids = sorted(draw(st.sets(org_ids, min_size=1, max_size=3)))
+    keys = draw(st.lists(hashes, min_size=len(ids), max_size=len(ids), unique=True))
+    members = tuple(
+        _genesis.Member(org_id=i, name=draw(names), roles=draw(FIELDS[("Member", "roles")]), keys=(k,), balance=draw(u64))
+        for i, k in zip(ids, keys, strict=True)
+    )
+    return _genesis.Genesis(
+        chain_id=draw(chain_ids), genesis_time_ms=draw(u64), validators=draw(message_strategy(_genesis.ValidatorSet)),
+        members=members, consensus=draw(message_strategy(_genesis.ConsensusParams)),
+        vm=draw(message_strategy(_genesis.VmParams)), ledger=draw(message_strategy(_genesis.LedgerParams)),
+    )
+
+
+CUSTOM[_bodies.ProductTransfer] = product_transfers
+CUSTOM[_bodies.EscrowDeposit] = escrow_deposits
+CUSTOM[_genesis.Genesis] = geneses
