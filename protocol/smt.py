@@ -216,8 +216,6 @@ def _verify(root: bytes, key: bytes, value: bytes | None, proof: SmtProof) -> bo
             idx -= 1
             sib = siblings[idx]
         else:
-            if h == EMPTY_HASH:
-                return False  # an inner node never has two empty children
             sib = EMPTY_HASH
         if (path_int >> shift) & 1:
             h = _sha256(_INNER_PREFIX + sib + h).digest()

@@ -221,3 +221,23 @@ def geneses(draw: st.DrawFn) -> _genesis.Genesis:
 CUSTOM[_bodies.ProductTransfer] = product_transfers
 CUSTOM[_bodies.EscrowDeposit] = escrow_deposits
 CUSTOM[_genesis.Genesis] = geneses
+
+
+
+from protocol.smt import SmtProof  # noqa: E402
+
+
+@st.composite
+def smt_proofs(draw: st.DrawFn) -> SmtProof:
+    depth = draw(st.integers(0, 256))
+    nbytes = (depth + 7) // 8
+    bits = draw(st.integers(0, 2**depth - 1)) << (nbytes * 8 - depth)
+    n = bits.bit_count()
+    other = draw(st.none() | st.tuples(hashes, hashes))
+    return SmtProof(
+        depth=depth, bitmap=bits.to_bytes(nbytes, "big"), siblings=tuple(draw(st.lists(hashes, min_size=n, max_size=n))),
+        leaf_path=None if other is None else other[0], leaf_value_hash=None if other is None else other[1],
+    )
+
+
+CUSTOM[SmtProof] = smt_proofs
