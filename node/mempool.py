@@ -94,6 +94,7 @@ class Mempool:
         self._check = stateful_check
         self._is_committed = is_committed
         self._by_id: dict[bytes, _Entry] = {}
+        self._id_by_raw: dict[bytes, bytes] = {}
         self._by_sender: dict[bytes, dict[int, _Entry]] = {}
         self._cursor: dict[bytes, int] = {}  # next nonce to propose, per sender
         self._inflight: dict[int, list[bytes]] = {}  # seq -> ids this node proposed
@@ -108,6 +109,9 @@ class Mempool:
 
     def __contains__(self, event_id: object) -> bool:
         return event_id in self._by_id
+
+    def id_of(self, raw: bytes) -> bytes | None:
+        return self._id_by_raw.get(raw)
 
     def raw(self, event_id: bytes) -> bytes | None:
         e = self._by_id.get(event_id)
@@ -149,6 +153,7 @@ class Mempool:
                     continue
             entry = _Entry(eid, raw, ev.sender, ev.nonce)
             self._by_id[eid] = entry
+            self._id_by_raw[raw] = eid
             self._by_sender.setdefault(ev.sender, {})[ev.nonce] = entry
             self.bytes += len(raw)
             added = True
@@ -197,6 +202,7 @@ class Mempool:
     def on_commit(self, seq: int, event_ids: Iterable[bytes]) -> list[tuple[bytes, str, str]]:
         """Remove committed events; return the (id, code, message) of events dropped as superseded."""
         for eid in event_ids:
+            self.verified.discard(eid)
             e = self._by_id.pop(eid, None)
             if e is not None:
                 self._remove_from_sender(e)
@@ -218,6 +224,7 @@ class Mempool:
         return dropped
 
     def _remove_from_sender(self, e: _Entry) -> None:
+        self._id_by_raw.pop(e.raw, None)
         pending = self._by_sender.get(e.sender)
         if pending is not None and pending.get(e.nonce) is e:
             del pending[e.nonce]

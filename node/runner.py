@@ -1,0 +1,641 @@
+"""The node: drives the PBFT replica and the ledger over a transport, serves the API.
+
+One trio task (`_consensus_loop`) owns the replica: every input (a peer message, a tick, a
+fetched block, a nudge that the mempool changed) goes through one bounded channel and is
+handled to the end, including its `Ready`, before the next. So the replica is never
+touched concurrently and the order persist -> send -> commit -> execute holds:
+
+1. `persist`: consensus records appended to the chain store's WAL, one synced batch;
+2. `sends`: messages to peers (the transport may block: backpressure);
+3. `commits`: each block + certificate stored (synced), then executed by the ledger,
+   then the mempool forgets its events and the replica hears the new executed height;
+4. `evidence`: kept (and counted) for the application;
+5. `fetches`: catch-up requests, run as background tasks whose answers come back
+   through the input channel as verified `CertifiedBlock`s.
+
+Events: the API and gossip hand encoded events to `submit`, which decodes and verifies
+signatures on worker threads, admits them to the mempool, journals them (a killed node
+never loses an accepted event) and queues them for gossip in batches. A pre-prepared
+block's events not yet seen here are verified on threads *before* the replica sees the
+block, so each event's signature is checked once per node.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from consensus.app import VerifyResult
+from consensus.messages import (
+    BlockRequest,
+    BlockResponse,
+    CertifiedBlock,
+    CheckpointProof,
+    ConsensusMessage,
+    PrePrepareMsg,
+)
+from consensus.params import ConsensusParams as ReplicaParams
+from consensus.replica import PersistedState, Ready, Replica, prunable
+from protocol.block import Block, CommitCertificate
+from protocol.codec import Message, decode, decode_as, message, sha256
+from protocol.crypto import KeyPair
+from protocol.errors import ProtocolError
+from protocol.events import SignedEvent
+from protocol.genesis import Genesis
+from protocol.jsonform import to_json
+
+from .ledger.ledger import Ledger
+from .log import get_logger
+from .mempool import AddOutcome, Mempool, decode_and_verify, verify_batch
+from .metrics import NodeMetrics
+from .store import ChainStore
+from .transport.base import Transport, TransportError
+
+__all__ = ["EventBatch", "Node", "NodeOptions"]
+
+EVENTS_TOPIC = "afterchain/events/1"
+GOSSIP_FLUSH_S = 0.05
+GOSSIP_MAX_EVENTS = 2000
+GOSSIP_MAX_BYTES = 768 * 1024
+REGOSSIP_AFTER_S = 5.0
+FETCH_TIMEOUT_S = 10.0
+VERIFIED_CACHE_MAX = 400_000
+
+
+@message(tag=0x70)
+class EventBatch(Message):
+    """Gossip: a batch of encoded `SignedEvent`s."""
+
+    events: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeOptions:
+    name: str = "node"
+    tick_ms: int = 50
+    heartbeat_ms: int = 1000
+    """An idle primary proposes an (empty) block this often, so backups see progress
+    and the latest state root gets into a header."""
+    max_events: int = 200_000
+    max_bytes: int = 256 * 1024 * 1024
+    per_sender_quota: int = 20_000
+    max_request_bytes: int = 8 * 1024 * 1024
+    max_batch_events: int = 5000
+
+
+def replica_params(genesis: Genesis, tick_ms: int) -> ReplicaParams:
+    c = genesis.consensus
+    timeout = max(2, math.ceil(c.view_timeout_ms / tick_ms))
+    return ReplicaParams(
+        checkpoint_interval=c.checkpoint_interval,
+        watermark_window=c.watermark_window,
+        view_timeout_ticks=timeout,
+        view_timeout_max_ticks=max(timeout, math.ceil(c.view_timeout_max_ms / tick_ms)),
+        max_block_events=c.max_block_events,
+        max_block_bytes=c.max_block_bytes,
+        retransmit_ticks=max(1, math.ceil(500 / tick_ms)),
+    )
+
+
+class _App:
+    """The consensus `Application` over the ledger and the mempool (see consensus/app.py)."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def build_payload(self, max_events: int, max_bytes: int) -> tuple[bytes, ...]:
+        raws = self.node.mempool.select(max_events, max_bytes)
+        self.node.last_payload = raws
+        return tuple(raws)
+
+    def verify_payload(self, block: Block) -> VerifyResult:
+        p = self.node.genesis.consensus
+        if len(block.events) > p.max_block_events:
+            return VerifyResult.reject(f"{len(block.events)} events exceed max_block_events {p.max_block_events}")
+        if sum(len(e) for e in block.events) > p.max_block_bytes:
+            return VerifyResult.reject("block exceeds max_block_bytes")
+        cache = self.node.verified
+        for raw in block.events:
+            h = sha256(raw)
+            if h in cache:
+                continue
+            res = decode_and_verify(raw, self.node.chain_id)
+            if isinstance(res, ProtocolError):
+                return VerifyResult.reject(f"event {h.hex()[:16]}: {res}")
+            self.node.remember_verified(h, res)
+        return VerifyResult.accept()
+
+    def state_root_at(self, height: int) -> bytes | None:
+        return self.node.ledger.root_at(height)
+
+    def executed_height(self) -> int:
+        return self.node.ledger.height
+
+
+class Node:
+    """One validator node. Create, then `await nursery.start(node.run)`."""
+
+    def __init__(
+        self,
+        *,
+        key: KeyPair,
+        genesis: Genesis,
+        data_dir: str | Path,
+        transport: Transport,
+        options: NodeOptions | None = None,
+        ledger_hooks: Any = None,
+        contracts: Any = None,
+    ) -> None:
+        self.key = key
+        self.genesis = genesis
+        self.chain_id = genesis.chain_id
+        self.options = options or NodeOptions()
+        self.transport = transport
+        self.data_dir = Path(data_dir)
+        self.metrics = NodeMetrics()
+        self.log = get_logger(node=self.options.name, key=key.public.hex()[:12])
+        self.store = ChainStore(self.data_dir / "chain")
+        self.ledger = Ledger.open(str(self.data_dir / "state"), genesis, ledger_hooks, contracts)
+        self.verified: OrderedDict[bytes, SignedEvent] = OrderedDict()  # sha256(raw) -> decoded, signature checked
+        self.mempool = Mempool(
+            max_events=self.options.max_events,
+            max_bytes=self.options.max_bytes,
+            per_sender_quota=self.options.per_sender_quota,
+            expected_nonce=lambda sender: self.ledger.nonce(sender) + 1,
+            stateful_check=self._stateful_check,
+            is_committed=lambda eid: self.store.event_location(eid) is not None,
+        )
+        self.arrival: dict[bytes, float] = {}
+        self.params = replica_params(genesis, self.options.tick_ms)
+        self._inputs_send, self._inputs_recv = trio.open_memory_channel[tuple[str, Any]](1024)
+        self._gossip_out: list[bytes] = []
+        self._gossip_bytes = 0
+        self._gossip_wakeup = trio.Event()
+        self._wal_seq = 0
+        self._wal: list[tuple[bytes, Message]] = []
+        self._stable_seen = 0
+        self._last_propose = 0.0
+        self._last_commit_time = 0.0
+        self._proposed_root: bytes | None = None
+        self._fetching: set[tuple[bytes, int]] = set()
+        self.evidence: list[Message] = []
+        self.last_payload: list[bytes] = []
+        self.last_commit_wall_ms: int | None = None
+        self._view_seen = 0
+        self.started = trio.Event()
+        self._catch_up_ledger()
+        self.replica = self._make_replica()
+
+    # ------------------------------------------------------------------ start-up
+    def _catch_up_ledger(self) -> None:
+        """Execute stored blocks the ledger has not (a crash between store and execute)."""
+        while self.ledger.height < self.store.head:
+            h = self.ledger.height + 1
+            block = self.store.block(h)
+            if block is None:
+                break
+            self.ledger.apply_block(h, block.header.time_ms, block.events)
+            self.log.info("ledger_replayed_block", height=h)
+
+    def _make_replica(self) -> Replica:
+        records: list[Message] = []
+        for k, v in self.store.consensus_records():
+            records.append(decode(v, max_bytes=1 << 30))
+            self._wal.append((k, records[-1]))
+            self._wal_seq = max(self._wal_seq, int.from_bytes(k, "big") + 1)
+        head = self.store.block(self.store.head) if self.store.head else None
+        persisted = PersistedState(records=records, committed_header=head.header if head else None) if (records or head) else None
+        return Replica(
+            self.key, self.genesis.validators, self.params, _App(self), persisted,
+            chain_id=self.chain_id, genesis_hash=self.genesis.hash(), genesis_time_ms=self.genesis.genesis_time_ms,
+        )
+
+    def _reload_journal(self) -> None:
+        raws = [raw for _, raw in self.store.journal()]
+        if not raws:
+            return
+        items = []
+        for raw in raws:
+            res = decode_and_verify(raw, self.chain_id)
+            if isinstance(res, SignedEvent):
+                items.append((raw, res))
+                self.remember_verified(sha256(raw), res)
+        outcomes = self.mempool.admit(items)
+        for (raw, _), o in zip(items, outcomes, strict=True):
+            if o.status == "accepted":
+                self._queue_gossip(raw)
+            elif o.status == "rejected" and o.event_id is not None:
+                self.store.journal_drop([(o.event_id, o.code, o.message)])
+        self.log.info("mempool_journal_reloaded", events=len(raws), admitted=sum(o.status == "accepted" for o in outcomes))
+
+    # ------------------------------------------------------------------ helpers
+    def remember_verified(self, raw_hash: bytes, signed: SignedEvent) -> None:
+        self.verified[raw_hash] = signed
+        if len(self.verified) > VERIFIED_CACHE_MAX:
+            self.verified.popitem(last=False)
+
+    def _stateful_check(self, signed: SignedEvent) -> tuple[str, str] | None:
+        oc = self.ledger.check(signed, verify_signature=False)
+        return None if oc is None else (oc.code, oc.message)
+
+    def _queue_gossip(self, raw: bytes) -> None:
+        self._gossip_out.append(raw)
+        self._gossip_bytes += len(raw)
+        if len(self._gossip_out) >= GOSSIP_MAX_EVENTS or self._gossip_bytes >= GOSSIP_MAX_BYTES:
+            self._gossip_wakeup.set()
+
+    # ------------------------------------------------------------------ event intake
+    async def submit(self, raws: list[bytes], pre_errors: dict[int, ProtocolError] | None = None, *,
+                     from_peer: bool = False) -> list[AddOutcome]:
+        """Stateless checks (threads), mempool admission, journal, gossip. One outcome per raw."""
+        pre_errors = pre_errors or {}
+        todo = [(i, r) for i, r in enumerate(raws) if i not in pre_errors]
+        hashes = [sha256(r) for _, r in todo]
+        results: dict[int, SignedEvent | ProtocolError] = {}
+        unknown = [(i, r) for (i, r), h in zip(todo, hashes, strict=True) if h not in self.verified]
+        checked = await verify_batch([r for _, r in unknown], self.chain_id)
+        for (i, _), res in zip(unknown, checked, strict=True):
+            results[i] = res
+        for (i, _), h in zip(todo, hashes, strict=True):
+            if i not in results:
+                results[i] = self.verified[h]
+        outcomes: list[AddOutcome | None] = [None] * len(raws)
+        admit: list[tuple[int, bytes, SignedEvent]] = []
+        for i, raw in enumerate(raws):
+            if i in pre_errors:
+                e = pre_errors[i]
+                outcomes[i] = AddOutcome(None, "rejected", str(e.code), str(e))
+                continue
+            res = results[i]
+            if isinstance(res, ProtocolError):
+                outcomes[i] = AddOutcome(None, "rejected", str(res.code), str(res))
+                continue
+            self.remember_verified(sha256(raw), res)
+            admit.append((i, raw, res))
+        admitted = self.mempool.admit([(raw, s) for _, raw, s in admit])
+        journal: list[tuple[bytes, bytes]] = []
+        now = time.monotonic()
+        for (i, raw, _), o in zip(admit, admitted, strict=True):
+            outcomes[i] = o
+            if o.status == "accepted" and o.event_id is not None:
+                journal.append((o.event_id, raw))
+                self.arrival[o.event_id] = now
+                if not from_peer:
+                    self._queue_gossip(raw)
+        if journal:
+            self.store.journal_add(journal)
+            self.metrics.mempool_size.set(len(self.mempool))
+            self.metrics.mempool_bytes.set(self.mempool.bytes)
+            self._nudge()
+        rejected = [o for o in outcomes if o is not None and o.status == "rejected"]
+        for o in rejected:
+            self.metrics.events_rejected.labels(o.code).inc()
+        if rejected and not from_peer:
+            self.log.info("events_rejected_at_intake", count=len(rejected), first_code=rejected[0].code)
+        return [o for o in outcomes if o is not None]
+
+    def _nudge(self) -> None:
+        # if the channel is full the loop is busy; it re-checks proposals after every input anyway
+        with contextlib.suppress(trio.WouldBlock):
+            self._inputs_send.send_nowait(("nudge", None))
+
+    # ------------------------------------------------------------------ run
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                self.transport.on_request(self._on_request)
+                await nursery.start(self.transport.run)
+                self._reload_journal()
+                nursery.start_soon(self._peer_messages)
+                nursery.start_soon(self._gossip_in)
+                nursery.start_soon(self._gossip_flush)
+                nursery.start_soon(self._ticker)
+                nursery.start_soon(self._consensus_loop)
+                self.log.info("node_started", height=self.store.head, view=self.replica.view,
+                              validators=self.genesis.validators.n)
+                self.started.set()
+                task_status.started()
+        finally:
+            self.store.close()
+            self.ledger.close()
+
+    async def _ticker(self) -> None:
+        while True:
+            await trio.sleep(self.options.tick_ms / 1000)
+            await self._inputs_send.send(("tick", None))
+
+    async def _peer_messages(self) -> None:
+        async for sender, data in self.transport.inbox():
+            try:
+                msg = decode_as(ConsensusMessage, data, max_bytes=self.transport_limit())
+            except ProtocolError as exc:
+                self.metrics.peer_messages_rejected.labels("decode").inc()
+                self.log.warning("peer_message_rejected", peer=sender.hex()[:12], code=str(exc.code), error=str(exc))
+                continue
+            if isinstance(msg, PrePrepareMsg):
+                await self._preverify(msg.block.events)
+            await self._inputs_send.send(("msg", (msg, sender)))
+
+    def transport_limit(self) -> int:
+        return 64 * 1024 * 1024
+
+    async def _preverify(self, events: Sequence[bytes]) -> None:
+        unknown = [r for r in events if sha256(r) not in self.verified]
+        if not unknown:
+            return
+        for raw, res in zip(unknown, await verify_batch(unknown, self.chain_id), strict=True):
+            if isinstance(res, SignedEvent):
+                self.remember_verified(sha256(raw), res)
+
+    async def _gossip_in(self) -> None:
+        async for sender, data in self.transport.subscribe(EVENTS_TOPIC):
+            try:
+                batch = EventBatch.decode(data, max_bytes=GOSSIP_MAX_BYTES * 2)
+            except ProtocolError as exc:
+                self.metrics.peer_messages_rejected.labels("gossip_decode").inc()
+                self.log.warning("gossip_batch_rejected", peer=sender.hex()[:12], code=str(exc.code), error=str(exc))
+                continue
+            await self.submit(list(batch.events), from_peer=True)
+
+    async def _gossip_flush(self) -> None:
+        last_regossip = time.monotonic()
+        while True:
+            with trio.move_on_after(GOSSIP_FLUSH_S):
+                await self._gossip_wakeup.wait()
+            self._gossip_wakeup = trio.Event()
+            now = time.monotonic()
+            if now - last_regossip >= REGOSSIP_AFTER_S:
+                last_regossip = now
+                self._regossip_stale(now)
+            while self._gossip_out:
+                batch: list[bytes] = []
+                size = 0
+                while self._gossip_out and len(batch) < GOSSIP_MAX_EVENTS and size < GOSSIP_MAX_BYTES:
+                    raw = self._gossip_out.pop(0) if len(self._gossip_out) < 64 else None
+                    if raw is None:
+                        # pop many at once: list.pop(0) is O(n)
+                        take = self._gossip_out[: GOSSIP_MAX_EVENTS - len(batch)]
+                        acc: list[bytes] = []
+                        for r in take:
+                            if size + len(r) > GOSSIP_MAX_BYTES and acc:
+                                break
+                            acc.append(r)
+                            size += len(r)
+                        del self._gossip_out[: len(acc)]
+                        batch.extend(acc)
+                        break
+                    batch.append(raw)
+                    size += len(raw)
+                self._gossip_bytes = sum(len(r) for r in self._gossip_out)
+                try:
+                    await self.transport.broadcast(EVENTS_TOPIC, EventBatch(events=tuple(batch)).encode())
+                except TransportError as exc:
+                    self.log.warning("gossip_broadcast_failed", error=str(exc), events=len(batch))
+
+    def _regossip_stale(self, now: float) -> None:
+        """Events pending here for a while may have missed a peer (down, partitioned):
+        gossip them again so whichever node becomes primary has them."""
+        stale = [eid for eid, t in self.arrival.items() if now - t >= REGOSSIP_AFTER_S and eid in self.mempool]
+        for eid in stale[:GOSSIP_MAX_EVENTS]:
+            raw = self.mempool.raw(eid)
+            if raw is not None:
+                self._queue_gossip(raw)
+                self.arrival[eid] = now
+
+    async def _on_request(self, sender: bytes, data: bytes) -> bytes:
+        req = BlockRequest.decode(data)
+        blocks: list[CertifiedBlock] = []
+        size = 0
+        for h in range(req.from_height, req.from_height + req.count):
+            raw = self.store.block_bytes(h)
+            cert = self.store.certificate(h)
+            if raw is None or cert is None:
+                break
+            size += len(raw)
+            blocks.append(CertifiedBlock(block=Block.decode(raw, max_bytes=1 << 30), certificate=cert))
+            if size > 4 * 1024 * 1024:
+                break
+        return BlockResponse(blocks=tuple(blocks)).encode()
+
+    async def _fetch(self, peer: bytes, from_height: int, count: int) -> None:
+        key = (peer, from_height)
+        if key in self._fetching:
+            return
+        self._fetching.add(key)
+        try:
+            data = await self.transport.request(peer, BlockRequest(from_height=from_height, count=count).encode(),
+                                                timeout_s=FETCH_TIMEOUT_S)
+            resp = BlockResponse.decode(data, max_bytes=64 * 1024 * 1024)
+            for cb in resp.blocks:
+                await self._preverify(cb.block.events)
+                await self._inputs_send.send(("block", cb))
+        except (TransportError, ProtocolError) as exc:
+            self.log.info("fetch_failed", peer=peer.hex()[:12], from_height=from_height, error=str(exc))
+        finally:
+            self._fetching.discard(key)
+
+    # ------------------------------------------------------------------ the consensus task
+    async def _consensus_loop(self) -> None:
+        async with trio.open_nursery() as fetchers:
+            self._fetchers = fetchers
+            async for kind, item in self._inputs_recv:
+                if kind == "msg":
+                    msg, sender = item
+                    if not self.replica.step(msg, sender):
+                        self.metrics.peer_messages_rejected.labels("consensus").inc()
+                elif kind == "tick":
+                    self.replica.tick()
+                elif kind == "block":
+                    self.replica.deliver_block(item)
+                self._maybe_propose()
+                while self.replica.has_ready():
+                    await self._handle_ready(self.replica.ready())
+                    self._maybe_propose()
+
+    def _maybe_propose(self) -> None:
+        r = self.replica
+        if not (r.is_primary and r.active) or not r.can_propose():
+            return
+        now = time.monotonic()
+        since = (now - self._last_propose) * 1000
+        interval = self.genesis.consensus.block_interval_ms
+        if since < interval:
+            return
+        has_events = bool(self.mempool.select(1, 1 << 30))
+        root_unpublished = self.ledger.state_root != self._proposed_root
+        if has_events or (root_unpublished and self.ledger.height > 0) or since >= self.options.heartbeat_ms:
+            self.last_payload = []
+            if r.propose(int(time.time() * 1000)):
+                self._last_propose = now
+                self._proposed_root = self.ledger.state_root
+                ids = [eid for raw in self.last_payload if (eid := self.mempool.id_of(raw)) is not None]
+                self.mempool.mark_proposed(r.next_seq - 1, ids)
+
+    async def _handle_ready(self, rd: Ready) -> None:
+        r = self.replica
+        if rd.persist:
+            t0 = time.perf_counter()
+            items = []
+            for rec in rd.persist:
+                k = self._wal_seq.to_bytes(8, "big")
+                self._wal_seq += 1
+                self._wal.append((k, rec))
+                items.append((k, rec.encode()))
+            self.store.persist(items)
+            self.metrics.fsync_latency.observe(time.perf_counter() - t0)
+        for s in rd.sends:
+            data = s.message.encode()
+            try:
+                if s.to is None:
+                    for peer in self.genesis.validators.validators:
+                        if peer != r.me:
+                            await self.transport.send(peer, data)
+                else:
+                    await self.transport.send(s.to, data)
+            except TransportError as exc:
+                self.log.debug("send_failed", error=str(exc))
+        for cb in rd.commits:
+            self._execute(cb.block, cb.certificate)
+        for ev in rd.evidence:
+            self.evidence.append(ev)
+            self.metrics.evidence.inc()
+            self.log.warning("equivocation_evidence", kind=type(ev).__name__)
+        for fr in rd.fetches:
+            self._fetchers.start_soon(self._fetch, fr.peer, fr.from_height, fr.count)
+        if rd.stable_seq > self._stable_seen:
+            self._stable_seen = rd.stable_seq
+            self._prune_wal(rd.stable_seq)
+        r.advance(rd)
+        if r.view != self._view_seen:
+            if r.view > self._view_seen:
+                self.metrics.view_changes.inc()
+                self.mempool.release_inflight()
+                self.log.info("view_changed", view=r.view, primary=r.primary.hex()[:12])
+            self._view_seen = r.view
+            self.metrics.view.set(r.view)
+
+    def _prune_wal(self, stable_seq: int) -> None:
+        # keep the newest stable checkpoint proof; drop what it makes obsolete
+        newest_proof = max((k for k, rec in self._wal if isinstance(rec, CheckpointProof)), default=None)
+        drop = [k for k, rec in self._wal if prunable(rec, stable_seq) and k != newest_proof]
+        if drop:
+            self.store.persist((k, None) for k in drop)
+            dropset = set(drop)
+            self._wal = [(k, rec) for k, rec in self._wal if k not in dropset]
+
+    def _execute(self, block: Block, cert: CommitCertificate) -> None:
+        h = block.header.height
+        hashes = [sha256(e) for e in block.events]
+        decoded = [self.verified.get(x) for x in hashes]
+        ids = [d.id if d is not None else None for d in decoded]
+        preverified = {i for i in ids if i is not None}
+        for i, raw in enumerate(block.events):
+            if decoded[i] is None:
+                try:
+                    ids[i] = SignedEvent.decode(raw).id
+                except ProtocolError:
+                    ids[i] = None
+        t0 = time.perf_counter()
+        self.store.commit_block(block, cert, [i for i in ids if i is not None])
+        self.metrics.fsync_latency.observe(time.perf_counter() - t0)
+        result = self.ledger.apply_block(h, block.header.time_ms, block.events, preverified=preverified, decoded=decoded)
+        all_ids = [o.event_id for o in result.outcomes]
+        dropped = self.mempool.on_commit(h, all_ids)
+        if dropped:
+            self.store.journal_drop(dropped)
+        now = time.monotonic()
+        for o in result.outcomes:
+            t = self.arrival.pop(o.event_id, None)
+            if t is not None:
+                self.metrics.commit_latency.observe(now - t)
+            if o.code == "ok":
+                self.metrics.events_committed.inc()
+            else:
+                self.metrics.events_rejected.labels(o.code).inc()
+        for x in hashes:
+            self.verified.pop(x, None)
+        if self._last_commit_time:
+            self.metrics.block_interval.observe(now - self._last_commit_time)
+        self._last_commit_time = now
+        self.last_commit_wall_ms = int(time.time() * 1000)
+        self.metrics.height.set(h)
+        self.metrics.mempool_size.set(len(self.mempool))
+        self.metrics.mempool_bytes.set(self.mempool.bytes)
+        self.log.debug("block_committed", height=h, events=len(block.events), accepted=result.accepted)
+        self.replica.executed(h)
+
+    # ------------------------------------------------------------------ reads (API)
+    def event_status(self, event_id: bytes) -> dict[str, Any] | None:
+        oc = self.ledger.event_outcome(event_id)
+        if oc is not None:
+            base = {"id": event_id.hex(), "height": oc.height, "index": oc.index}
+            if oc.code == "ok":
+                return {**base, "status": "committed"}
+            return {**base, "status": "rejected", "code": oc.code, "message": oc.message}
+        if event_id in self.mempool:
+            return {"id": event_id.hex(), "status": "pending"}
+        dropped = self.store.dropped(event_id)
+        if dropped is not None:
+            return {"id": event_id.hex(), "status": "rejected", "code": dropped[0], "message": dropped[1]}
+        return None
+
+    def block_json(self, height: int) -> dict[str, Any] | None:
+        block = self.store.block(height)
+        cert = self.store.certificate(height)
+        if block is None or cert is None:
+            return None
+        return {
+            "height": height,
+            "hash": block.header.hash().hex(),
+            "header": to_json(block.header),
+            "certificate": to_json(cert),
+            "event_ids": [SignedEvent.decode(e).id.hex() if self._decodes(e) else sha256(e).hex() for e in block.events],
+        }
+
+    @staticmethod
+    def _decodes(raw: bytes) -> bool:
+        try:
+            SignedEvent.decode(raw)
+        except ProtocolError:
+            return False
+        return True
+
+    def status_json(self) -> dict[str, Any]:
+        r = self.replica
+        head = self.store.block(self.store.head) if self.store.head else None
+        return {
+            "chain_id": self.chain_id,
+            "node": self.options.name,
+            "node_id": self.key.public.hex(),
+            "height": self.store.head,
+            "executed_height": self.ledger.height,
+            "state_root": self.ledger.state_root.hex(),
+            "view": r.view,
+            "primary": r.primary.hex(),
+            "is_primary": r.is_primary,
+            "peers": sorted(p.hex() for p in self.transport.connected_peers()),
+            "last_block_hash": head.header.hash().hex() if head else None,
+            "last_commit_ms": self.last_commit_wall_ms,
+            "mempool": {"events": len(self.mempool), "bytes": self.mempool.bytes},
+            "stable_checkpoint": r.stable_seq,
+            "validators": [v.hex() for v in self.genesis.validators.validators],
+        }
+
+    def health(self) -> tuple[bool, str]:
+        peers = len(self.transport.connected_peers())
+        need = 2 * self.genesis.validators.f
+        self.metrics.peers.set(peers)
+        if peers < need:
+            return False, f"connected to {peers} peers, need {need}"
+        best = max(self.replica.peer_committed.values(), default=0)
+        if best > self.store.head + 2 * self.params.checkpoint_interval:
+            return False, f"catching up: at height {self.store.head}, peers at {best}"
+        return True, "ok"
