@@ -1,0 +1,1342 @@
+"""The after-sales ledger: a deterministic state machine over signed events.
+
+Owns: executing committed blocks (`Ledger.apply_block`), the authenticated state (every
+state key lives in the sparse Merkle tree of `protocol.smt`; values are msgpack, the tree
+holds their SHA-256), the secondary indexes, per-event outcomes, and reads with proofs.
+
+Invariants
+- Determinism: the state root after a block is a function of (genesis, the blocks so
+  far) only. No clock, no randomness, no dict-order or hash-seed dependence: every loop
+  over several keys goes in sorted key order or event order; times are block times.
+- A block is applied atomically: all writes of the block (SMT nodes, values, indexes,
+  outcomes, the block's raw events, height and root) go to the store in ONE batch,
+  fsync'd. A crash before the batch leaves the previous block's state intact.
+- `apply_block` never raises on event content: every event gets one outcome, ``ok`` or a
+  stable reason code (`node.ledger.codes`), retrievable by event id. A rejected event
+  changes nothing except its own outcome record; in particular its nonce is not
+  consumed. (After `apply_block` raises for a non-content reason, e.g. a storage error or
+  a broken invariant, this instance is unusable: reopen it from the store.)
+- Handlers check everything before the first write, so a rejection never leaves a
+  partial change (`_Rejected` is only raised before mutations).
+- Money is conserved: balances and escrows are integers, never negative; only transfers
+  between accounts and escrows exist (genesis is the only source).
+
+Nonces: each signing key has a nonce; an event is accepted only with nonce = last accepted
+nonce + 1 (the first is 1). Customers (non-member keys) are registered on their first
+accepted event (state key ``acct/<key>`` with ``org = None``).
+
+Block processing order: (1) due deadlines, at the START of the block, in the order of the
+deadline index key (due time, kind: first_response < resolution < auto_close, ticket id),
+at most ``ledger.max_deadlines_per_block``; (2) the events in block order; (3) the block
+record ``blk/<height>`` whose ``outcomes`` field is the Merkle root
+(`protocol.merkle.merkle_root`) of SHA-256(msgpack [event id, code, message]) per event.
+
+State keys (all in the SMT):
+``meta/genesis`` genesis hash and chain id; ``org/<id>`` organisation; ``acct/<key>``
+key -> org (None for customers) and nonce; ``bal/<account>`` balance;
+``gtin/<gtin>`` manufacturer owning the GTIN; ``prod/<product>`` product;
+``ph/<product>/<n:4>`` its n-th history entry; ``recall/<gtin>/<batch>``;
+``pol/<id>`` policy; ``t/<id>`` ticket (with its status history); ``esc/<id>`` escrow;
+``q/<org>`` service quality; ``con/<id>`` contract; ``code/<sha256>`` contract code;
+``cs/<contract id>/<key>`` contract state; ``blk/<height:8>`` block record. ``<product>``
+is ``gtin + len(serial) as 1 byte + serial``.
+
+Ticket life: one table, `TRANSITIONS`, maps (action, status) to (new status, who may).
+SLA deadlines (first response, resolution) run from opening in block time, only for
+tickets under a policy; they pause while ``waiting_customer`` (the pause is added back).
+A passed deadline records a breach, escalates the ticket (if it is open and not already
+escalated) and applies the policy's penalty through the agreement hooks.
+Resolved tickets close themselves ``ledger.auto_close_delay_ms`` after resolution.
+
+Service quality (``q/<org>``, integers only): counts, and for first response and
+resolution times a histogram over the fixed bucket bounds `QUALITY_BUCKETS_MS` plus the
+largest sample; the reported median is the upper bound of the bucket holding the
+ceil(n/2)-th smallest sample (the largest sample if that is the overflow bucket).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import msgpack
+
+from protocol import bodies as B
+from protocol.errors import Code, InvariantError, ProtocolError, require
+from protocol.events import EVENT_TYPES, MAX_EVENT_BYTES, SignedEvent, verify_event
+from protocol.genesis import Genesis
+from protocol.merkle import merkle_root
+from protocol.smt import EMPTY_ROOT, SmtProof, SparseMerkleTree
+from protocol.types import MAX_UINT64
+
+from .codes import OK, Reason
+from .hooks import (
+    AgreementHooks,
+    CallContext,
+    ClaimDecision,
+    ClaimInput,
+    ContractHost,
+    ContractRef,
+    HookFailure,
+    Penalty,
+    PenaltyInput,
+    PolicyTerms,
+    PolicyTermsHooks,
+    ReturnDecision,
+    ReturnInput,
+    customer_account,
+)
+from .store import KV, NodeCache, open_kv
+
+__all__ = [
+    "MAX_TICKET_CHANGES",
+    "QUALITY_BUCKETS_MS",
+    "TRANSITIONS",
+    "BlockResult",
+    "Ledger",
+    "Outcome",
+    "product_key",
+]
+
+MAX_CONTRACT_EVENT_BYTES = 512 * 1024
+MAX_TICKET_CHANGES = 64
+"""Status changes a ticket can take from its parties; after that it can only end (closed,
+rejected, ...). With system changes (breaches) its history stays under 72 entries."""
+KEEP_ROOTS = 1024
+"""Roots of this many recent heights are kept for `root_at`."""
+MAX_WRITES = 256
+MAX_WRITE_KEY = 256
+MAX_WRITE_VALUE = 64 * 1024
+QUALITY_BUCKETS_MS = tuple(
+    m * 60_000 for m in (1, 5, 15, 30, 60, 120, 240, 480, 720, 1440, 2880, 4320, 7200, 10080, 20160, 43200, 86400, 129600)
+)
+"""Upper bounds (inclusive) of the time histogram buckets; one more bucket above the last."""
+
+# --------------------------------------------------------------------------- ticket transitions
+
+ORG = "org"  # a member of the assigned organisation
+OWNER = "owner"  # a member of the organisation owning the ticket's policy
+CUSTOMER = "customer"  # the ticket's customer key
+LOGISTICS = "logistics"  # any member with the logistics role
+SYSTEM = "system"  # the ledger itself (deadlines, hooks)
+
+OPEN = ("opened", "acknowledged", "in_progress", "waiting_customer", "escalated", "reopened")
+RETURN_OPEN = ("return_requested", "return_approved", "shipped_back")
+FINAL = ("closed", "rejected", "refunded", "return_rejected")
+
+
+def _t(action: str, froms: Iterable[str], to: str | None, *who: str) -> dict[tuple[str, str], tuple[str, frozenset[str]]]:
+    return {(action, f): (f if to is None else to, frozenset(who)) for f in froms}
+
+
+TRANSITIONS: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
+    **_t("ack", ["opened"], "acknowledged", ORG),
+    **_t("progress", ["acknowledged", "reopened", "escalated"], "in_progress", ORG),
+    **_t("progress", ["waiting_customer"], "in_progress", ORG, CUSTOMER),
+    **_t("wait", ["acknowledged", "in_progress"], "waiting_customer", ORG),
+    **_t("assign", [*OPEN, *RETURN_OPEN], None, ORG, OWNER),
+    **_t("escalate", ["opened", "acknowledged", "in_progress", "waiting_customer", "reopened"], "escalated", CUSTOMER),
+    **_t("resolve", ["acknowledged", "in_progress", "escalated", "reopened"], "resolved", ORG),
+    **_t("reject", ["opened", "acknowledged", "in_progress", "escalated"], "rejected", ORG),
+    **_t("confirm", ["resolved"], "closed", CUSTOMER),
+    **_t("reopen", ["resolved"], "reopened", CUSTOMER),
+    **_t("close", [*OPEN, "resolved", "return_requested"], "closed", CUSTOMER),
+    **_t("approve", ["return_requested"], "return_approved", ORG),
+    **_t("return_reject", ["return_requested"], "return_rejected", ORG),
+    **_t("checkpoint", ["return_approved", "shipped_back"], "shipped_back", LOGISTICS),
+    **_t("receive", ["return_approved", "shipped_back"], "received", ORG),
+    **_t("breach", ["opened", "acknowledged", "in_progress", "reopened"], "escalated", SYSTEM),
+    **_t("breach", ["escalated", "waiting_customer"], None, SYSTEM),
+    **_t("auto_close", ["resolved"], "closed", SYSTEM),
+    **_t("refund", ["received"], "refunded", SYSTEM),
+    **_t("keep", ["received"], "return_rejected", SYSTEM),
+    **_t("claim_reject", ["opened"], "rejected", SYSTEM),
+}
+"""(action, current status) -> (new status, who may). The one place ticket life is defined."""
+
+RETURN_ACTIONS = frozenset({"approve", "return_reject", "checkpoint", "receive"})
+ANY_KIND_ACTIONS = frozenset({"assign", "close"})
+DL_FIRST, DL_RESOLUTION, DL_AUTO_CLOSE = 0, 1, 2
+_DL_NAMES = {DL_FIRST: "first_response", DL_RESOLUTION: "resolution"}
+
+_pack = msgpack.Packer(use_bin_type=True).pack
+
+
+def _unpack(data: bytes) -> Any:
+    return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+def _sha(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def _u64(n: int) -> bytes:
+    return n.to_bytes(8, "big")
+
+
+def product_key(gtin: str, serial: str) -> bytes:
+    s = serial.encode()
+    return gtin.encode() + bytes([len(s)]) + s
+
+
+def _ticket_index_org(org: str, status: str, tid: bytes) -> bytes:
+    return b"ito" + org.encode() + b"\0" + status.encode() + b"\0" + tid
+
+
+class _Rejected(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(code, message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one event: ``code == "ok"`` or a reason code, with a message."""
+
+    event_id: bytes
+    height: int
+    index: int
+    code: str
+    message: str
+    detail: Any = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.code == OK
+
+
+@dataclass(frozen=True, slots=True)
+class BlockResult:
+    height: int
+    time_ms: int
+    state_root: bytes
+    outcomes: tuple[Outcome, ...]
+    deadlines_processed: int
+
+    @property
+    def accepted(self) -> int:
+        return sum(1 for o in self.outcomes if o.code == OK)
+
+
+@dataclass(slots=True)
+class _Ctx:
+    event_id: bytes
+    sender: bytes
+    org: str | None  # the sender's organisation, None for a customer
+    account: str  # the sender's account (org id or cust:hex)
+    time_ms: int
+    height: int
+
+
+class _Deleted:
+    pass
+
+
+_DELETED = _Deleted()
+
+
+class Ledger:
+    """The state machine. Open with `Ledger.open(path, genesis)`; ``path=None`` is in-memory."""
+
+    def __init__(self, kv: KV, genesis: Genesis, hooks: AgreementHooks | None, contracts: ContractHost | None,
+                 *, keep_blocks: bool = True, node_cache_nodes: int = 400_000) -> None:
+        self.kv = kv
+        self.genesis = genesis
+        self.chain_id = genesis.chain_id
+        self.params = genesis.ledger
+        self.vm_params = genesis.vm
+        self.hooks = hooks
+        self.contracts = contracts
+        self.keep_blocks = keep_blocks
+        self._default_hooks = PolicyTermsHooks()
+        self._nodes = NodeCache(kv, node_cache_nodes)
+        self._cache: dict[bytes, Any] = {}  # committed state key -> decoded value (shared objects)
+        self._cache_max = 200_000
+        self._dirty: dict[bytes, Any] = {}  # this block's writes: state key -> value or _DELETED
+        self._idx: dict[bytes, bytes | None] = {}  # this block's index writes (KV keys)
+        self._code_cache: dict[bytes, bytes] = {}
+        self._block_gas = 0
+        self.height = 0
+        self.time_ms = genesis.genesis_time_ms
+        self.state_root: bytes = EMPTY_ROOT
+        self._handlers: dict[str, Callable[[_Ctx, Any], Any]] = {
+            "org.register": self._governance, "org.update": self._governance,
+            "governance.propose": self._governance, "governance.vote": self._governance,
+            "product.register": self._product_register, "product.transfer": self._product_transfer,
+            "trace.record": self._trace_record, "product.recall": self._product_recall,
+            "policy.register": self._policy_register, "warranty.activate": self._warranty_activate,
+            "contract.deploy": self._contract_deploy, "contract.call": self._contract_call,
+            "ticket.open": self._ticket_open, "ticket.ack": self._ticket_simple, "ticket.update": self._ticket_update,
+            "ticket.assign": self._ticket_assign, "ticket.escalate": self._ticket_simple,
+            "ticket.resolve": self._ticket_simple, "ticket.reject": self._ticket_simple,
+            "ticket.confirm": self._ticket_simple, "ticket.reopen": self._ticket_simple,
+            "ticket.close": self._ticket_simple, "return.request": self._return_request,
+            "return.approve": self._return_approve, "return.reject": self._ticket_simple,
+            "return.receive": self._return_receive, "shipment.checkpoint": self._shipment_checkpoint,
+            "escrow.deposit": self._escrow_deposit, "escrow.release": self._escrow_settle,
+            "escrow.refund": self._escrow_settle, "rating.submit": self._rating_submit,
+        }
+        missing = set(EVENT_TYPES) - set(self._handlers)
+        require(not missing, f"event types without a handler: {sorted(missing)}")
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(cls, path: str | None, genesis: Genesis, hooks: AgreementHooks | None = None,
+             contracts: ContractHost | None = None, *, sync: bool = True, keep_blocks: bool = True,
+             node_cache_nodes: int = 400_000) -> Ledger:
+        """Open (or create from `genesis`) the ledger at `path` (None: in memory).
+
+        Raises `InvariantError` if the store was created from another genesis.
+        `sync=False` skips fsync (benchmarks of the CPU path only).
+        """
+        kv = open_kv(path, sync=sync)
+        led = cls(kv, genesis, hooks, contracts, keep_blocks=keep_blocks, node_cache_nodes=node_cache_nodes)
+        ghash = kv.get(b"mgenesis")
+        if ghash is None:
+            led._init_genesis()
+        else:
+            if ghash != genesis.hash():
+                kv.close()
+                raise InvariantError("the store at this path was created from another genesis")
+            h = kv.get(b"mheight")
+            require(h is not None, "store has a genesis but no height")
+            led.height = int.from_bytes(h or b"", "big")
+            root = kv.get(b"r" + _u64(led.height))
+            require(root is not None, "store has no root for its height")
+            led.state_root = root or EMPTY_ROOT
+            tm = kv.get(b"mtime")
+            led.time_ms = int.from_bytes(tm, "big") if tm else genesis.genesis_time_ms
+        return led
+
+    def close(self) -> None:
+        self.kv.close()
+
+    def _init_genesis(self) -> None:
+        g = self.genesis
+        total = sum(m.balance for m in g.members)
+        require(total <= MAX_UINT64, "genesis balances overflow u64")
+        self._put(b"meta/genesis", {"hash": g.hash(), "chain_id": g.chain_id, "time": g.genesis_time_ms})
+        for m in g.members:
+            self._put(b"org/" + m.org_id.encode(), {"name": m.name, "roles": list(m.roles), "keys": list(m.keys), "since": g.genesis_time_ms})
+            for k in m.keys:
+                self._put(b"acct/" + k, {"org": m.org_id, "nonce": 0})
+            self._put(b"bal/" + m.org_id.encode(), m.balance)
+        self._commit(0, g.genesis_time_ms, extra={b"mgenesis": g.hash()})
+
+    # ------------------------------------------------------------------ state access
+
+    def _get(self, key: bytes) -> Any:
+        v = self._dirty.get(key)
+        if v is not None:
+            return None if v is _DELETED else v
+        v = self._cache.get(key)
+        if v is not None:
+            return v
+        raw = self.kv.get(b"v" + key)
+        if raw is None:
+            return None
+        v = _unpack(raw)
+        if len(self._cache) >= self._cache_max:
+            self._cache.clear()
+        self._cache[key] = v
+        return v
+
+    def _put(self, key: bytes, value: Any) -> None:
+        self._dirty[key] = value
+
+    def _delete(self, key: bytes) -> None:
+        self._dirty[key] = _DELETED
+
+    def _commit(self, height: int, time_ms: int, extra: dict[bytes, bytes | None] | None = None) -> None:
+        """Write the block's state, SMT nodes and indexes in one batch; advance height/root."""
+        updates: dict[bytes, bytes | None] = {}
+        batch: dict[bytes, bytes | None] = {}
+        for key in sorted(self._dirty):
+            v = self._dirty[key]
+            if v is _DELETED:
+                updates[key] = None
+                batch[b"v" + key] = None
+            else:
+                enc = _pack(v)
+                updates[key] = enc
+                batch[b"v" + key] = enc
+        tree = SparseMerkleTree(self._nodes, self.state_root)
+        root = tree.update(updates)
+        batch.update(self._nodes.take_pending())
+        batch.update(self._idx)
+        if extra:
+            batch.update(extra)
+        batch[b"r" + _u64(height)] = root
+        if height >= KEEP_ROOTS:
+            batch[b"r" + _u64(height - KEEP_ROOTS)] = None
+        batch[b"mheight"] = _u64(height)
+        batch[b"mtime"] = _u64(time_ms)
+        self.kv.write(batch)
+        for key, v in self._dirty.items():
+            if v is _DELETED:
+                self._cache.pop(key, None)
+            else:
+                self._cache[key] = v
+        if len(self._cache) > self._cache_max:
+            self._cache.clear()
+        self._dirty = {}
+        self._idx = {}
+        self.height = height
+        self.time_ms = time_ms
+        self.state_root = root
+
+    def _abort(self) -> None:
+        self._dirty = {}
+        self._idx = {}
+        self._cache.clear()
+        self._nodes.drop_pending()
+
+    # ------------------------------------------------------------------ blocks
+
+    def apply_block(self, height: int, time_ms: int, events: Sequence[bytes], *,
+                    preverified: Container[bytes] = (), decoded: Sequence[SignedEvent | None] | None = None) -> BlockResult:
+        """Execute a committed block and persist it atomically; returns the new root and outcomes.
+
+        `events` are raw encoded `SignedEvent`s. Ids in `preverified` skip the signature
+        check (the node verified them already). `decoded`, if given, holds the already
+        decoded event at each position (None where unknown) to avoid decoding twice;
+        a decoded event must be the decoding of the raw bytes at the same position.
+        """
+        require(height == self.height + 1, f"block {height} does not follow {self.height}")
+        require(time_ms >= self.time_ms, "block time went backwards")
+        require(decoded is None or len(decoded) == len(events), "decoded must match events")
+        try:
+            self._block_gas = 0
+            processed = self._process_deadlines(height, time_ms)
+            outcomes: list[Outcome] = []
+            out_records: dict[bytes, bytes | None] = {}
+            leaf_hashes: list[bytes] = []
+            for index, raw in enumerate(events):
+                pre = decoded[index] if decoded is not None else None
+                oc = self._apply_event(height, time_ms, index, raw, preverified, pre)
+                outcomes.append(oc)
+                out_records[b"o" + oc.event_id] = _pack([height, index, oc.code, oc.message, oc.detail])
+                leaf_hashes.append(_sha(_pack([oc.event_id, oc.code, oc.message])))
+            accepted = sum(1 for o in outcomes if o.code == OK)
+            self._put(b"blk/" + _u64(height), {
+                "time": time_ms, "events": len(events), "accepted": accepted, "deadlines": processed,
+                "outcomes": merkle_root(leaf_hashes),
+            })
+            if self.keep_blocks:
+                out_records[b"b" + _u64(height)] = _pack([time_ms, list(events)])
+            self._commit(height, time_ms, out_records)
+        except BaseException:
+            self._abort()
+            raise
+        return BlockResult(height=height, time_ms=time_ms, state_root=self.state_root, outcomes=tuple(outcomes),
+                           deadlines_processed=processed)
+
+    def _apply_event(self, height: int, time_ms: int, index: int, raw: bytes, preverified: Container[bytes],
+                     signed: SignedEvent | None) -> Outcome:
+        if signed is None:
+            try:
+                signed = SignedEvent.decode(raw, max_bytes=MAX_CONTRACT_EVENT_BYTES)
+            except ProtocolError as exc:
+                return Outcome(_sha(raw), height, index, str(exc.code), str(exc))
+        ev = signed.event
+        eid = ev.id
+        if len(raw) > MAX_EVENT_BYTES and ev.type != "contract.deploy":
+            return Outcome(eid, height, index, Reason.EVENT_TOO_LARGE, f"{len(raw)} bytes exceed {MAX_EVENT_BYTES}")
+        if eid not in preverified or ev.chain_id != self.chain_id:
+            try:
+                verify_event(signed, self.chain_id)
+            except ProtocolError as exc:
+                return Outcome(eid, height, index, str(exc.code), str(exc))
+        akey = b"acct/" + ev.sender
+        acct = self._get(akey)
+        last = acct["nonce"] if acct is not None else 0
+        if ev.nonce != last + 1:
+            return Outcome(eid, height, index, Reason.NONCE_WRONG, f"nonce {ev.nonce}, expected {last + 1}")
+        org = acct["org"] if acct is not None else None
+        ctx = _Ctx(eid, ev.sender, org, org if org is not None else customer_account(ev.sender), time_ms, height)
+        try:
+            detail = self._handlers[ev.type](ctx, ev.body)
+        except _Rejected as rej:
+            return Outcome(eid, height, index, rej.code, rej.message)
+        if acct is None:
+            self._put(akey, {"org": None, "nonce": 1, "since": time_ms})
+        else:
+            acct["nonce"] = ev.nonce
+            self._put(akey, acct)
+        return Outcome(eid, height, index, OK, "", detail)
+
+    def check(self, signed: SignedEvent, *, verify_signature: bool = True) -> Outcome | None:
+        """Stateful pre-check for the mempool against committed state: chain id, signature,
+        size class, nonce not already used, and membership/role for member-only events.
+        Returns a rejection outcome or None. (Transitions are only checked at execution.)"""
+        ev = signed.event
+        eid = ev.id
+        if verify_signature:
+            try:
+                verify_event(signed, self.chain_id)
+            except ProtocolError as exc:
+                return Outcome(eid, 0, 0, str(exc.code), str(exc))
+        elif ev.chain_id != self.chain_id:
+            return Outcome(eid, 0, 0, str(Code.WRONG_CHAIN_ID), f"event is for chain {ev.chain_id!r}")
+        acct = self._committed(b"acct/" + ev.sender)
+        last = acct["nonce"] if acct is not None else 0
+        if ev.nonce <= last:
+            return Outcome(eid, 0, 0, Reason.NONCE_WRONG, f"nonce {ev.nonce} already used (last {last})")
+        need = _MEMBER_ROLES.get(ev.type)
+        if need is not None:
+            if acct is None or acct["org"] is None:
+                return Outcome(eid, 0, 0, Reason.NOT_MEMBER, f"{ev.type} needs a member key")
+            o = self._committed(b"org/" + acct["org"].encode())
+            if need and o is not None and not set(need) & set(o["roles"]):
+                return Outcome(eid, 0, 0, Reason.ROLE, f"{ev.type} needs one of the roles {', '.join(need)}")
+        return None
+
+    def _committed(self, key: bytes) -> Any:
+        raw = self.kv.get(b"v" + key)
+        return None if raw is None else _unpack(raw)
+
+    # ------------------------------------------------------------------ deadlines
+
+    def _dl_key(self, due: int, kind: int, tid: bytes) -> bytes:
+        return b"idl" + _u64(due) + bytes([kind]) + tid
+
+    def _dl_add(self, due: int, kind: int, tid: bytes) -> None:
+        self._idx[self._dl_key(due, kind, tid)] = b""
+
+    def _dl_del(self, due: int | None, kind: int, tid: bytes) -> None:
+        if due is not None:
+            self._idx[self._dl_key(due, kind, tid)] = None
+
+    def _process_deadlines(self, height: int, time_ms: int) -> int:
+        limit = self.params.max_deadlines_per_block
+        due_keys = []
+        for k, _ in self.kv.scan(b"idl", b"idl" + _u64(time_ms + 1)):
+            due_keys.append(k)
+            if len(due_keys) >= limit:
+                break
+        for k in due_keys:
+            due = int.from_bytes(k[3:11], "big")
+            kind = k[11]
+            tid = k[12:]
+            self._idx[k] = None
+            t = self._get(b"t/" + tid)
+            if t is None:
+                continue
+            field = ("fr_due", "res_due", "ac_due")[kind]
+            if t.get(field) != due:
+                continue  # stale entry (deadline moved or cancelled)
+            t[field] = None
+            if kind == DL_AUTO_CLOSE:
+                self._transition(t, tid, "auto_close", SYSTEM, time_ms, None, "auto_close")
+                self._on_final(t, tid, time_ms)
+            else:
+                self._breach(t, tid, kind, due, time_ms)
+            self._put(b"t/" + tid, t)
+        return len(due_keys)
+
+    def _breach(self, t: dict[str, Any], tid: bytes, kind: int, due: int, time_ms: int) -> None:
+        t["breaches"] += 1
+        q = self._quality(t["org"], time_ms)
+        q["breaches"] += 1
+        self._put(b"q/" + t["org"].encode(), q)
+        note = f"breach:{_DL_NAMES[kind]}"
+        policy = self._policy_terms(t["policy"]) if t["policy"] is not None else None
+        if policy is not None:
+            inp = PenaltyInput(policy=policy, ticket_id=tid, deadline=_DL_NAMES[kind], deadline_ms=due, now_ms=time_ms,
+                               assigned_org=t["org"], customer=customer_account(t["cust"]), breaches_before=t["breaches"] - 1)
+            pen, failure = self._call_hook("sla_penalty", policy, inp)
+            if failure:
+                note += f";hook_failed:{failure}"
+            if pen.amount > 0 and pen.payer != pen.payee:
+                moved = self._transfer(pen.payer, pen.payee, pen.amount)
+                t["penalties"] += moved
+                note += f";penalty:{moved}"
+                if moved < pen.amount:
+                    note += f";shortfall:{pen.amount - moved}"
+        if TRANSITIONS.get(("breach", t["status"])) is not None:
+            self._transition(t, tid, "breach", SYSTEM, time_ms, None, note)
+        elif len(t["notes"]) < MAX_TICKET_CHANGES:
+            t["notes"].append(note)
+
+    # ------------------------------------------------------------------ hooks
+
+    def _call_hook(self, name: str, policy: PolicyTerms | None, inp: Any) -> tuple[Any, str | None]:
+        """Run hook `name` for `policy`: its contract if it has one, else the built-in terms.
+        Returns (decision, failure reason or None); on failure the decision is the fallback's."""
+        fallback = getattr(self._default_hooks, name)(None, inp, None, 0)
+        if policy is None or policy.contract_id is None:
+            return fallback, None
+        ref = self._contract_ref(policy.contract_id)
+        if ref is None:
+            return fallback, "no_contract"
+        if self.hooks is None:
+            return fallback, "no_vm"
+        state = _ContractState(self, policy.contract_id)
+        try:
+            res: Any = getattr(self.hooks, name)(ref, inp, state, self.vm_params.hook_gas_limit)
+        except Exception as exc:  # a VM bug must not split the chain: treated as a failed call
+            return fallback, f"error:{type(exc).__name__}"
+        if isinstance(res, HookFailure):
+            self._block_gas += max(0, res.gas_used)
+            return fallback, res.reason[:64] or "failed"
+        expected: type = {"claim_eligibility": ClaimDecision, "sla_penalty": Penalty, "return_decision": ReturnDecision}[name]
+        right_type = isinstance(res, expected)
+        if not right_type or not self._valid_writes(res.writes):
+            return fallback, "invalid_output"
+        if isinstance(res, Penalty) and (not 0 <= res.amount <= MAX_UINT64 or not self._account_ok(res.payer)
+                                         or not self._account_ok(res.payee)):
+            return fallback, "invalid_output"
+        self._block_gas += max(0, res.gas_used)
+        self._apply_writes(policy.contract_id, res.writes)
+        return res, None
+
+    def _valid_writes(self, writes: Any) -> bool:
+        if not isinstance(writes, tuple) or len(writes) > MAX_WRITES:
+            return False
+        for w in writes:
+            if not (isinstance(w, tuple) and len(w) == 2 and isinstance(w[0], bytes) and 1 <= len(w[0]) <= MAX_WRITE_KEY
+                    and (w[1] is None or (isinstance(w[1], bytes) and len(w[1]) <= MAX_WRITE_VALUE))):
+                return False
+        return True
+
+    def _apply_writes(self, cid: bytes, writes: Iterable[tuple[bytes, bytes | None]]) -> None:
+        for k, v in writes:
+            key = b"cs/" + cid + b"/" + k
+            if v is None:
+                self._delete(key)
+            else:
+                self._put(key, v)
+
+    def _contract_ref(self, cid: bytes) -> ContractRef | None:
+        c = self._get(b"con/" + cid)
+        if c is None:
+            return None
+        code = self._code_cache.get(c["code_hash"])
+        if code is None:
+            code = self._get(b"code/" + c["code_hash"])
+            require(code is not None, "contract code missing from state")
+            if len(self._code_cache) > 32:
+                self._code_cache.clear()
+            self._code_cache[c["code_hash"]] = code
+        return ContractRef(contract_id=cid, vm_id=c["vm"], vm_version=c["version"], code_hash=c["code_hash"], code=code,
+                           owner_org=c["owner"])
+
+    def _account_ok(self, account: Any) -> bool:
+        if not isinstance(account, str):
+            return False
+        if account.startswith("cust:"):
+            h = account[5:]
+            return len(h) == 64 and all(c in "0123456789abcdef" for c in h)
+        return self._get(b"org/" + account.encode()) is not None
+
+    def _balance(self, account: str) -> int:
+        v = self._get(b"bal/" + account.encode())
+        return 0 if v is None else int(v)
+
+    def _transfer(self, payer: str, payee: str, amount: int) -> int:
+        """Move up to `amount` (never more than the payer has); returns what moved."""
+        have = self._balance(payer)
+        moved = min(have, amount)
+        if moved:
+            self._put(b"bal/" + payer.encode(), have - moved)
+            self._put(b"bal/" + payee.encode(), self._balance(payee) + moved)
+        return moved
+
+    # ------------------------------------------------------------------ permission helpers
+
+    def _member(self, ctx: _Ctx, *roles: str) -> dict[str, Any]:
+        if ctx.org is None:
+            raise _Rejected(Reason.NOT_MEMBER, "this event needs a member organisation's key")
+        org = self._get(b"org/" + ctx.org.encode())
+        require(org is not None, f"key of unknown org {ctx.org}")
+        if roles and not set(roles) & set(org["roles"]):
+            raise _Rejected(Reason.ROLE, f"organisation {ctx.org} needs one of the roles {', '.join(roles)}")
+        return org  # type: ignore[no-any-return]
+
+    def _org_with_role(self, org_id: str, roles: tuple[str, ...], what: str) -> dict[str, Any]:
+        org = self._get(b"org/" + org_id.encode())
+        if org is None:
+            raise _Rejected(Reason.ORG_UNKNOWN, f"{what}: no organisation {org_id!r}")
+        if not set(roles) & set(org["roles"]):
+            raise _Rejected(Reason.ORG_WRONG_ROLE, f"{what}: {org_id} needs one of the roles {', '.join(roles)}")
+        return org  # type: ignore[no-any-return]
+
+    def _product(self, gtin: str, serial: str) -> tuple[bytes, dict[str, Any]]:
+        pk = product_key(gtin, serial)
+        p = self._get(b"prod/" + pk)
+        if p is None:
+            raise _Rejected(Reason.PRODUCT_UNKNOWN, f"no product {gtin}/{serial}")
+        return pk, p
+
+    def _history(self, pk: bytes, p: dict[str, Any], entry: list[Any]) -> None:
+        self._put(b"ph/" + pk + p["hist"].to_bytes(4, "big"), entry)
+        p["hist"] += 1
+
+    def _recalled(self, gtin: str, batch: str) -> bool:
+        return self._get(b"recall/" + gtin.encode() + b"/" + batch.encode()) is not None
+
+    # ------------------------------------------------------------------ governance (schema only)
+
+    def _governance(self, ctx: _Ctx, body: Any) -> None:
+        raise _Rejected(Reason.GOVERNANCE_NOT_ENABLED,
+                        f"{type(body).EVENT_TYPE} is recorded but not enabled yet (membership changes need governance)")
+
+    # ------------------------------------------------------------------ products
+
+    def _product_register(self, ctx: _Ctx, b: B.ProductRegister) -> Any:
+        self._member(ctx, "manufacturer")
+        gkey = b"gtin/" + b.gtin.encode()
+        owner = self._get(gkey)
+        if owner is not None and owner != ctx.org:
+            raise _Rejected(Reason.NOT_MANUFACTURER, f"GTIN {b.gtin} belongs to {owner}")
+        pk = product_key(b.gtin, b.serial)
+        if self._get(b"prod/" + pk) is not None:
+            raise _Rejected(Reason.PRODUCT_EXISTS, f"product {b.gtin}/{b.serial} is already registered")
+        if owner is None:
+            self._put(gkey, ctx.org)
+        p = {"mfr": ctx.org, "model": b.model, "batch": b.batch, "prod_ms": b.production_time_ms, "reg_ms": ctx.time_ms,
+             "owner": ctx.org, "seller": None, "sale_ms": 0, "order": None, "policy": None, "w_start": 0,
+             "disp": "active", "hist": 0}
+        self._history(pk, p, ["register", ctx.time_ms, ctx.event_id, ctx.org])
+        self._put(b"prod/" + pk, p)
+        return None
+
+    def _product_transfer(self, ctx: _Ctx, b: B.ProductTransfer) -> Any:
+        pk, p = self._product(b.gtin, b.serial)
+        if p["owner"] != ctx.account:
+            raise _Rejected(Reason.NOT_OWNER, f"{b.gtin}/{b.serial} is owned by {p['owner']}, not the sender")
+        if p["disp"] == "destroyed" or p["disp"] == "inactive":
+            raise _Rejected(Reason.PRODUCT_DECOMMISSIONED, "the product is decommissioned")
+        if b.kind == "sale":
+            self._member(ctx, "retailer", "manufacturer")
+            if self._recalled(b.gtin, p["batch"]):
+                raise _Rejected(Reason.PRODUCT_RECALLED, f"batch {p['batch']} of {b.gtin} is recalled")
+        if b.to_org is not None:
+            self._org_with_role(b.to_org, ("manufacturer", "retailer", "service_provider", "logistics"), "to_org")
+            new_owner = b.to_org
+        else:
+            require(b.to_customer is not None, "schema: one recipient")
+            new_owner = customer_account(b.to_customer or b"")
+        if b.kind == "sale":
+            p["seller"] = ctx.org
+            p["sale_ms"] = ctx.time_ms
+            p["order"] = b.order_ref_hash
+            p["disp"] = "retail_sold"
+        p["owner"] = new_owner
+        self._history(pk, p, [b.kind, ctx.time_ms, ctx.event_id, new_owner])
+        self._put(b"prod/" + pk, p)
+        return None
+
+    def _trace_record(self, ctx: _Ctx, b: B.TraceRecord) -> Any:
+        self._member(ctx, "manufacturer", "retailer", "service_provider", "logistics")
+        pk, p = self._product(b.gtin, b.serial)
+        if p["disp"] in ("destroyed", "inactive"):
+            raise _Rejected(Reason.PRODUCT_DECOMMISSIONED, "the product is decommissioned")
+        p["disp"] = b.disposition
+        self._history(pk, p, ["trace", ctx.time_ms, ctx.event_id, ctx.org, b.biz_step, b.disposition, b.location_hash, b.ref_hash])
+        self._put(b"prod/" + pk, p)
+        return None
+
+    def _product_recall(self, ctx: _Ctx, b: B.ProductRecall) -> Any:
+        self._member(ctx, "manufacturer")
+        owner = self._get(b"gtin/" + b.gtin.encode())
+        if owner is None:
+            raise _Rejected(Reason.PRODUCT_UNKNOWN, f"no product with GTIN {b.gtin}")
+        if owner != ctx.org:
+            raise _Rejected(Reason.NOT_MANUFACTURER, f"GTIN {b.gtin} belongs to {owner}")
+        rkey = b"recall/" + b.gtin.encode() + b"/" + b.batch.encode()
+        if self._get(rkey) is not None:
+            raise _Rejected(Reason.RECALL_EXISTS, f"batch {b.batch} of {b.gtin} is already recalled")
+        self._put(rkey, {"by": ctx.org, "time": ctx.time_ms, "reason": b.reason_hash, "event": ctx.event_id})
+        return None
+
+    # ------------------------------------------------------------------ policies, warranty
+
+    def _policy_register(self, ctx: _Ctx, b: B.PolicyRegister) -> Any:
+        self._member(ctx, "manufacturer", "retailer", "service_provider")
+        self._org_with_role(b.service_org, ("service_provider", "manufacturer", "retailer"), "service_org")
+        if b.contract_id is not None and self._get(b"con/" + b.contract_id) is None:
+            raise _Rejected(Reason.CONTRACT_UNKNOWN, "the policy names an unknown contract")
+        self._put(b"pol/" + ctx.event_id, {
+            "owner": ctx.org, "name": b.name, "service_org": b.service_org, "coverage_ms": b.coverage_period_ms,
+            "faults": list(b.covered_faults), "fr_ms": b.first_response_ms, "res_ms": b.resolution_ms,
+            "penalty": b.penalty_amount, "return_ms": b.return_window_ms, "contract": b.contract_id, "since": ctx.time_ms,
+        })
+        return {"policy_id": ctx.event_id}
+
+    def _policy_terms(self, pid: bytes) -> PolicyTerms | None:
+        p = self._get(b"pol/" + pid)
+        if p is None:
+            return None
+        return PolicyTerms(policy_id=pid, owner_org=p["owner"], service_org=p["service_org"], coverage_period_ms=p["coverage_ms"],
+                           covered_faults=tuple(p["faults"]), first_response_ms=p["fr_ms"], resolution_ms=p["res_ms"],
+                           penalty_amount=p["penalty"], return_window_ms=p["return_ms"], contract_id=p["contract"])
+
+    def _warranty_activate(self, ctx: _Ctx, b: B.WarrantyActivate) -> Any:
+        self._member(ctx)
+        pk, p = self._product(b.gtin, b.serial)
+        pol = self._get(b"pol/" + b.policy_id)
+        if pol is None:
+            raise _Rejected(Reason.POLICY_UNKNOWN, "no such policy")
+        if ctx.org not in (pol["owner"], p["seller"], p["mfr"]):
+            raise _Rejected(Reason.NOT_OWNER, "only the policy owner, the seller or the manufacturer activates a warranty")
+        if not p["owner"].startswith("cust:"):
+            raise _Rejected(Reason.PRODUCT_NOT_SOLD, "the product is not owned by a customer")
+        if p["policy"] is not None:
+            raise _Rejected(Reason.WARRANTY_ACTIVE, "the product already has a warranty")
+        p["policy"] = b.policy_id
+        p["w_start"] = ctx.time_ms
+        self._history(pk, p, ["warranty", ctx.time_ms, ctx.event_id, ctx.org, b.policy_id])
+        self._put(b"prod/" + pk, p)
+        return None
+
+    # ------------------------------------------------------------------ contracts
+
+    def _vm_allowed(self, vm_id: str, version: int) -> bool:
+        return any(v.vm_id == vm_id and v.version == version for v in self.vm_params.vms)
+
+    def _contract_deploy(self, ctx: _Ctx, b: B.ContractDeploy) -> Any:
+        self._member(ctx, "manufacturer", "retailer", "service_provider", "logistics")
+        if self.contracts is None:
+            raise _Rejected(Reason.NO_HOST, "this chain's nodes run no contract host")
+        if not self._vm_allowed(b.vm_id, b.vm_version) or not self.contracts.allowed(b.vm_id, b.vm_version):
+            raise _Rejected(Reason.VM_NOT_ALLOWED, f"VM {b.vm_id} v{b.vm_version} is not allowed on this chain")
+        try:
+            reason = self.contracts.validate_code(b.vm_id, b.vm_version, b.code)
+        except Exception as exc:
+            reason = f"host error {type(exc).__name__}"
+        if reason is not None:
+            raise _Rejected(Reason.INVALID_CODE, reason[:200])
+        code_hash = _sha(b.code)
+        if self._get(b"code/" + code_hash) is None:
+            self._put(b"code/" + code_hash, b.code)
+        self._put(b"con/" + ctx.event_id, {"vm": b.vm_id, "version": b.vm_version, "code_hash": code_hash, "owner": ctx.org,
+                                           "name": b.name, "since": ctx.time_ms})
+        return {"contract_id": ctx.event_id}
+
+    def _contract_call(self, ctx: _Ctx, b: B.ContractCall) -> Any:
+        if self.contracts is None:
+            raise _Rejected(Reason.NO_HOST, "this chain's nodes run no contract host")
+        ref = self._contract_ref(b.contract_id)
+        if ref is None:
+            raise _Rejected(Reason.CONTRACT_UNKNOWN, "no such contract")
+        if b.gas_limit > self.vm_params.max_gas_per_call or self._block_gas + b.gas_limit > self.vm_params.max_gas_per_block:
+            raise _Rejected(Reason.GAS_LIMIT, f"gas limit {b.gas_limit} over the per-call or remaining block limit")
+        cctx = CallContext(contract_id=b.contract_id, caller=ctx.account, caller_org=ctx.org, height=ctx.height,
+                           time_ms=ctx.time_ms, event_id=ctx.event_id)
+        try:
+            res = self.contracts.call(ref, b.entry, b.args, _ContractState(self, b.contract_id), cctx, b.gas_limit)
+        except Exception as exc:
+            raise _Rejected(Reason.CALL_FAILED, f"host error {type(exc).__name__}") from None
+        self._block_gas += min(max(0, res.gas_used), b.gas_limit)
+        if res.status != "ok":
+            raise _Rejected(Reason.CALL_FAILED, f"{res.status}: {res.error[:200]} (gas {res.gas_used})")
+        if not self._valid_writes(res.writes):
+            raise _Rejected(Reason.CALL_FAILED, "invalid_output: writes break the limits")
+        self._apply_writes(b.contract_id, res.writes)
+        return {"status": res.status, "gas_used": res.gas_used, "output": res.output[:MAX_WRITE_VALUE]}
+
+    # ------------------------------------------------------------------ tickets
+
+    def _quality(self, org: str, time_ms: int) -> dict[str, Any]:
+        q = self._get(b"q/" + org.encode())
+        if q is None:
+            n = len(QUALITY_BUCKETS_MS) + 1
+            q = {"since": time_ms, "handled": 0, "resolved": 0, "breaches": 0, "fr": [0] * n, "fr_n": 0, "fr_max": 0,
+                 "res": [0] * n, "res_n": 0, "res_max": 0, "r_sum": 0, "r_n": 0}
+        return q  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _sample(q: dict[str, Any], name: str, ms: int) -> None:
+        i = 0
+        while i < len(QUALITY_BUCKETS_MS) and ms > QUALITY_BUCKETS_MS[i]:
+            i += 1
+        q[name][i] += 1
+        q[name + "_n"] += 1
+        q[name + "_max"] = max(q[name + "_max"], ms)
+
+    def _ticket(self, tid: bytes) -> dict[str, Any]:
+        t = self._get(b"t/" + tid)
+        if t is None:
+            raise _Rejected(Reason.TICKET_UNKNOWN, f"no ticket {tid.hex()[:16]}")
+        return t  # type: ignore[no-any-return]
+
+    def _authorise(self, ctx: _Ctx, t: dict[str, Any], action: str) -> str:
+        """Check (action, status) is in the table and the sender may do it; return the new status."""
+        is_return = t["kind"] == "return"
+        if action not in ANY_KIND_ACTIONS and (action in RETURN_ACTIONS) != is_return:
+            raise _Rejected(Reason.TICKET_KIND, f"{action} does not apply to a {t['kind']} ticket")
+        entry = TRANSITIONS.get((action, t["status"]))
+        if entry is None:
+            raise _Rejected(Reason.TRANSITION, f"cannot {action} a ticket that is {t['status']}")
+        to, who = entry
+        ok = (
+            (CUSTOMER in who and ctx.sender == t["cust"])
+            or (ORG in who and ctx.org is not None and ctx.org == t["org"])
+            or (OWNER in who and ctx.org is not None and t["policy"] is not None
+                and (self._get(b"pol/" + t["policy"]) or {}).get("owner") == ctx.org)
+        )
+        if not ok and LOGISTICS in who and ctx.org is not None:
+            self._member(ctx, "logistics")
+            ok = True
+        if not ok:
+            if who == {CUSTOMER}:
+                raise _Rejected(Reason.NOT_CUSTOMER, "only the ticket's customer may do this")
+            raise _Rejected(Reason.NOT_ASSIGNED, f"only the assigned organisation ({t['org']}) may do this")
+        if len(t["hist"]) >= MAX_TICKET_CHANGES and to != t["status"] and to not in FINAL:
+            raise _Rejected(Reason.HISTORY_FULL, f"the ticket has {MAX_TICKET_CHANGES} status changes; it can only end")
+        return to
+
+    def _transition(self, t: dict[str, Any], tid: bytes, action: str, who: str, time_ms: int, event_id: bytes | None,
+                    note: str | None = None) -> None:
+        entry = TRANSITIONS.get((action, t["status"]))
+        require(entry is not None and who in entry[1], f"transition {action} from {t['status']} by {who} is not in the table")
+        to = entry[0] if entry is not None else t["status"]
+        if to != t["status"]:
+            self._idx[_ticket_index_org(t["org"], t["status"], tid)] = None
+            self._idx[_ticket_index_org(t["org"], to, tid)] = b""
+            t["status"] = to
+            if len(t["hist"]) < MAX_TICKET_CHANGES + 8:  # room for system changes and the end
+                t["hist"].append([to, time_ms, event_id, note])
+        elif note is not None and len(t["notes"]) < MAX_TICKET_CHANGES:
+            t["notes"].append(note)
+
+    def _new_ticket(self, ctx: _Ctx, kind: str, pk: bytes, p: dict[str, Any], gtin: str, serial: str, status: str,
+                    extra: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+        tid = ctx.event_id
+        policy = p["policy"]
+        pol = self._get(b"pol/" + policy) if policy is not None else None
+        org = pol["service_org"] if pol is not None else (p["seller"] or p["mfr"])
+        t = {"kind": kind, "gtin": gtin, "serial": serial, "cust": ctx.sender, "org": org, "policy": policy,
+             "status": status, "opened": ctx.time_ms, "ack": None, "resolved": None, "closed": None,
+             "fr_due": None, "res_due": None, "ac_due": None, "paused": None, "breaches": 0, "penalties": 0,
+             "escrow": None, "rating": None, "reason": None, "resolution": None,
+             "hist": [[status, ctx.time_ms, ctx.event_id, None]], "notes": [], **extra}
+        if pol is not None and kind != "return":
+            t["fr_due"] = ctx.time_ms + pol["fr_ms"]
+            t["res_due"] = ctx.time_ms + pol["res_ms"]
+        self._idx[_ticket_index_org(org, status, tid)] = b""
+        self._idx[b"itp" + pk + tid] = b""
+        self._idx[b"itc" + ctx.sender + tid] = b""
+        q = self._quality(org, ctx.time_ms)
+        q["handled"] += 1
+        self._put(b"q/" + org.encode(), q)
+        self._history(pk, p, [(kind == "return" and "return") or "ticket", ctx.time_ms, ctx.event_id, kind])
+        self._put(b"prod/" + pk, p)
+        return tid, t
+
+    def _customer_product(self, ctx: _Ctx, gtin: str, serial: str) -> tuple[bytes, dict[str, Any]]:
+        if ctx.org is not None:
+            raise _Rejected(Reason.NOT_CUSTOMER, "tickets are opened by customers (the product's owner)")
+        pk, p = self._product(gtin, serial)
+        if not p["owner"].startswith("cust:"):
+            raise _Rejected(Reason.PRODUCT_NOT_SOLD, "the product is not owned by a customer")
+        if p["owner"] != ctx.account:
+            raise _Rejected(Reason.NOT_OWNER, "only the product's owner opens tickets about it")
+        return pk, p
+
+    def _ticket_open(self, ctx: _Ctx, b: B.TicketOpen) -> Any:
+        pk, p = self._customer_product(ctx, b.gtin, b.serial)
+        decision: ClaimDecision | None = None
+        failure = None
+        policy = self._policy_terms(p["policy"]) if p["policy"] is not None else None
+        if policy is not None and b.kind in ("repair", "refund"):
+            inp = ClaimInput(policy=policy, ticket_id=ctx.event_id, kind=b.kind, fault_type=b.fault_type, gtin=b.gtin,
+                             serial=b.serial, batch=p["batch"], recalled=self._recalled(b.gtin, p["batch"]),
+                             customer=ctx.account, warranty_start_ms=p["w_start"], sale_time_ms=p["sale_ms"],
+                             now_ms=ctx.time_ms)
+            decision, failure = self._call_hook("claim_eligibility", policy, inp)
+        tid, t = self._new_ticket(ctx, b.kind, pk, p, b.gtin, b.serial, "opened",
+                                  {"fault": b.fault_type, "desc": b.description_hash, "att": list(b.attachments)})
+        if failure:
+            t["notes"].append(f"hook_failed:{failure}")
+        if decision is not None and not decision.covered:
+            t["reason"] = decision.reason
+            t["fr_due"] = t["res_due"] = None
+            self._transition(t, tid, "claim_reject", SYSTEM, ctx.time_ms, None, f"claim:{decision.reason}")
+            self._on_final(t, tid, ctx.time_ms)
+        elif t["fr_due"] is not None:
+            self._dl_add(t["fr_due"], DL_FIRST, tid)
+            self._dl_add(t["res_due"], DL_RESOLUTION, tid)
+        self._put(b"t/" + tid, t)
+        return {"ticket_id": tid, "status": t["status"]}
+
+    _SIMPLE_ACTIONS: ClassVar[dict[str, str]] = {
+        "ticket.ack": "ack", "ticket.escalate": "escalate", "ticket.resolve": "resolve", "ticket.reject": "reject",
+        "ticket.confirm": "confirm", "ticket.reopen": "reopen", "ticket.close": "close", "return.reject": "return_reject",
+    }
+
+    def _ticket_simple(self, ctx: _Ctx, b: Any) -> Any:
+        action = self._SIMPLE_ACTIONS[b.EVENT_TYPE]
+        tid = b.ticket_id
+        t = self._ticket(tid)
+        self._authorise(ctx, t, action)
+        now = ctx.time_ms
+        if action == "ack":
+            self._dl_del(t["fr_due"], DL_FIRST, tid)
+            t["fr_due"] = None
+            t["ack"] = now
+            q = self._quality(t["org"], now)
+            self._sample(q, "fr", now - t["opened"])
+            self._put(b"q/" + t["org"].encode(), q)
+        elif action == "resolve":
+            self._clear_sla(t, tid)
+            if t["resolved"] is None:
+                q = self._quality(t["org"], now)
+                q["resolved"] += 1
+                self._sample(q, "res", now - t["opened"])
+                self._put(b"q/" + t["org"].encode(), q)
+            t["resolved"] = now
+            t["resolution"] = b.resolution
+            t["ac_due"] = now + self.params.auto_close_delay_ms
+            self._dl_add(t["ac_due"], DL_AUTO_CLOSE, tid)
+        elif action in ("reject", "return_reject"):
+            self._clear_sla(t, tid)
+            t["reason"] = b.reason_code
+        elif action == "reopen":
+            self._dl_del(t["ac_due"], DL_AUTO_CLOSE, tid)
+            t["ac_due"] = None
+            pol = self._get(b"pol/" + t["policy"]) if t["policy"] is not None else None
+            if pol is not None:
+                t["res_due"] = now + pol["res_ms"]
+                self._dl_add(t["res_due"], DL_RESOLUTION, tid)
+        elif action in ("confirm", "close"):
+            self._clear_sla(t, tid)
+            self._dl_del(t["ac_due"], DL_AUTO_CLOSE, tid)
+            t["ac_due"] = None
+        self._transition(t, tid, action, CUSTOMER if ctx.org is None else ORG, now, ctx.event_id)
+        if t["status"] in FINAL:
+            self._on_final(t, tid, now)
+        self._put(b"t/" + tid, t)
+        return None
+
+    def _clear_sla(self, t: dict[str, Any], tid: bytes) -> None:
+        self._dl_del(t["fr_due"], DL_FIRST, tid)
+        self._dl_del(t["res_due"], DL_RESOLUTION, tid)
+        t["fr_due"] = t["res_due"] = None
+        t["paused"] = None
+
+    def _on_final(self, t: dict[str, Any], tid: bytes, now: int) -> None:
+        if t["closed"] is None:
+            t["closed"] = now
+
+    def _ticket_update(self, ctx: _Ctx, b: B.TicketUpdate) -> Any:
+        tid = b.ticket_id
+        t = self._ticket(tid)
+        action = "progress" if b.status == "in_progress" else "wait"
+        self._authorise(ctx, t, action)
+        now = ctx.time_ms
+        if action == "wait":
+            self._dl_del(t["fr_due"], DL_FIRST, tid)
+            self._dl_del(t["res_due"], DL_RESOLUTION, tid)
+            t["paused"] = now
+        elif t["status"] == "waiting_customer" and t["paused"] is not None:
+            delta = now - t["paused"]
+            t["paused"] = None
+            if t["fr_due"] is not None:
+                t["fr_due"] += delta
+                self._dl_add(t["fr_due"], DL_FIRST, tid)
+            if t["res_due"] is not None:
+                t["res_due"] += delta
+                self._dl_add(t["res_due"], DL_RESOLUTION, tid)
+        self._transition(t, tid, action, CUSTOMER if ctx.org is None else ORG, now, ctx.event_id,
+                         None if b.note_hash is None else "note")
+        self._put(b"t/" + tid, t)
+        return None
+
+    def _ticket_assign(self, ctx: _Ctx, b: B.TicketAssign) -> Any:
+        tid = b.ticket_id
+        t = self._ticket(tid)
+        self._authorise(ctx, t, "assign")
+        self._org_with_role(b.org_id, ("service_provider", "manufacturer", "retailer"), "org_id")
+        if b.org_id != t["org"]:
+            self._idx[_ticket_index_org(t["org"], t["status"], tid)] = None
+            self._idx[_ticket_index_org(b.org_id, t["status"], tid)] = b""
+            q = self._quality(b.org_id, ctx.time_ms)
+            q["handled"] += 1
+            self._put(b"q/" + b.org_id.encode(), q)
+            t["org"] = b.org_id
+        if len(t["notes"]) < MAX_TICKET_CHANGES:
+            t["notes"].append(f"assign:{b.org_id}")
+        self._put(b"t/" + tid, t)
+        return None
+
+    # ------------------------------------------------------------------ returns, shipments
+
+    def _return_request(self, ctx: _Ctx, b: B.ReturnRequest) -> Any:
+        pk, p = self._customer_product(ctx, b.gtin, b.serial)
+        tid, t = self._new_ticket(ctx, "return", pk, p, b.gtin, b.serial, "return_requested",
+                                  {"fault": b.reason_code, "desc": b.reason_hash, "att": [], "shipments": 0, "carrier": None})
+        self._put(b"t/" + tid, t)
+        return {"ticket_id": tid}
+
+    def _return_approve(self, ctx: _Ctx, b: B.ReturnApprove) -> Any:
+        tid = b.ticket_id
+        t = self._ticket(tid)
+        self._authorise(ctx, t, "approve")
+        _, p = self._product(t["gtin"], t["serial"])
+        pol = self._get(b"pol/" + t["policy"]) if t["policy"] is not None else None
+        window = (pol["return_ms"] if pol is not None else 0) or self.params.default_return_window_ms
+        if ctx.time_ms > p["sale_ms"] + window:
+            raise _Rejected(Reason.RETURN_WINDOW, f"the return window of {window} ms after the sale has passed")
+        self._transition(t, tid, "approve", ORG, ctx.time_ms, ctx.event_id)
+        self._put(b"t/" + tid, t)
+        return None
+
+    def _shipment_checkpoint(self, ctx: _Ctx, b: B.ShipmentCheckpoint) -> Any:
+        tid = b.ticket_id
+        t = self._ticket(tid)
+        self._member(ctx, "logistics")
+        self._authorise(ctx, t, "checkpoint")
+        if t["carrier"] is not None and t["carrier"] != ctx.org:
+            raise _Rejected(Reason.NOT_ASSIGNED, f"the shipment is carried by {t['carrier']}")
+        t["carrier"] = ctx.org
+        t["shipments"] += 1
+        self._put(b"t/" + tid + b"/s" + t["shipments"].to_bytes(4, "big"),
+                  [b.checkpoint, ctx.time_ms, ctx.org, b.location_hash, b.tracking_hash])
+        self._transition(t, tid, "checkpoint", LOGISTICS, ctx.time_ms, ctx.event_id, f"checkpoint:{b.checkpoint}")
+        self._put(b"t/" + tid, t)
+        return None
+
+    def _return_receive(self, ctx: _Ctx, b: B.ReturnReceive) -> Any:
+        tid = b.ticket_id
+        t = self._ticket(tid)
+        self._authorise(ctx, t, "receive")
+        esc = self._get(b"esc/" + t["escrow"]) if t["escrow"] is not None else None
+        policy = self._policy_terms(t["policy"]) if t["policy"] is not None else None
+        _, p = self._product(t["gtin"], t["serial"])
+        inp = ReturnInput(policy=policy, ticket_id=tid, condition=b.condition,
+                          escrow_amount=esc["amount"] if esc is not None and esc["state"] == "held" else 0,
+                          customer=customer_account(t["cust"]), requested_ms=t["opened"], received_ms=ctx.time_ms,
+                          sale_time_ms=p["sale_ms"])
+        decision, failure = self._call_hook("return_decision", policy, inp)
+        now = ctx.time_ms
+        self._transition(t, tid, "receive", ORG, now, ctx.event_id, f"condition:{b.condition}")
+        note = f"decision:{decision.reason}" + (f";hook_failed:{failure}" if failure else "")
+        if esc is not None and esc["state"] == "held":
+            if decision.refund:
+                self._settle(esc, "released")
+            else:
+                self._settle(esc, "refunded")
+            self._put(b"esc/" + t["escrow"], esc)
+        self._transition(t, tid, "refund" if decision.refund else "keep", SYSTEM, now, None, note)
+        t["reason"] = decision.reason
+        self._on_final(t, tid, now)
+        self._put(b"t/" + tid, t)
+        return {"refund": decision.refund, "reason": decision.reason}
+
+    # ------------------------------------------------------------------ escrow
+
+    def _settle(self, esc: dict[str, Any], state: str) -> None:
+        to = esc["payee"] if state == "released" else esc["payer"]
+        self._put(b"bal/" + to.encode(), self._balance(to) + esc["amount"])
+        esc["state"] = state
+
+    def _escrow_deposit(self, ctx: _Ctx, b: B.EscrowDeposit) -> Any:
+        if b.payee_org is not None:
+            if self._get(b"org/" + b.payee_org.encode()) is None:
+                raise _Rejected(Reason.ORG_UNKNOWN, f"payee_org: no organisation {b.payee_org!r}")
+            payee = b.payee_org
+        else:
+            payee = customer_account(b.payee_customer or b"")
+        t = None
+        if b.ticket_id is not None:
+            t = self._ticket(b.ticket_id)
+            if t["kind"] != "return" or t["status"] not in RETURN_OPEN or t["escrow"] is not None:
+                raise _Rejected(Reason.ESCROW_TICKET, "the ticket is not an open return without an escrow")
+            if payee != customer_account(t["cust"]):
+                raise _Rejected(Reason.ESCROW_TICKET, "a return's escrow is payable to its customer")
+        have = self._balance(ctx.account)
+        if have < b.amount:
+            raise _Rejected(Reason.INSUFFICIENT_FUNDS, f"balance {have} is below {b.amount}")
+        self._put(b"bal/" + ctx.account.encode(), have - b.amount)
+        self._put(b"esc/" + ctx.event_id, {"amount": b.amount, "payer": ctx.account, "payee": payee, "state": "held",
+                                          "ticket": b.ticket_id, "ref": b.ref_hash, "since": ctx.time_ms})
+        if t is not None and b.ticket_id is not None:
+            t["escrow"] = ctx.event_id
+            self._put(b"t/" + b.ticket_id, t)
+        return {"escrow_id": ctx.event_id}
+
+    def _escrow_settle(self, ctx: _Ctx, b: B.EscrowRelease | B.EscrowRefund) -> Any:
+        esc = self._get(b"esc/" + b.escrow_id)
+        if esc is None:
+            raise _Rejected(Reason.ESCROW_UNKNOWN, "no such escrow")
+        release = isinstance(b, B.EscrowRelease)
+        party = esc["payer"] if release else esc["payee"]
+        if ctx.account != party:
+            raise _Rejected(Reason.NOT_PARTY, f"only the {'payer' if release else 'payee'} may do this")
+        if esc["state"] != "held":
+            raise _Rejected(Reason.ESCROW_NOT_HELD, f"the escrow is {esc['state']}")
+        if esc["ticket"] is not None:
+            raise _Rejected(Reason.ESCROW_BOUND, "the escrow is bound to a return; its outcome decides it")
+        self._settle(esc, "released" if release else "refunded")
+        self._put(b"esc/" + b.escrow_id, esc)
+        return None
+
+    # ------------------------------------------------------------------ ratings
+
+    def _rating_submit(self, ctx: _Ctx, b: B.RatingSubmit) -> Any:
+        t = self._ticket(b.ticket_id)
+        if ctx.sender != t["cust"]:
+            raise _Rejected(Reason.NOT_CUSTOMER, "only the ticket's customer rates it")
+        if t["status"] not in FINAL:
+            raise _Rejected(Reason.RATING_NOT_CLOSED, f"the ticket is {t['status']}, not finished")
+        if t["rating"] is not None:
+            raise _Rejected(Reason.RATING_EXISTS, "the ticket is already rated")
+        t["rating"] = [b.score, b.comment_hash, ctx.time_ms]
+        q = self._quality(t["org"], ctx.time_ms)
+        q["r_sum"] += b.score
+        q["r_n"] += 1
+        self._put(b"q/" + t["org"].encode(), q)
+        self._put(b"t/" + b.ticket_id, t)
+        return None
+
+    # ------------------------------------------------------------------ reads (committed state)
+
+    def state_value(self, key: bytes) -> bytes | None:
+        """The committed msgpack value of a state key (what the SMT commits to)."""
+        return self.kv.get(b"v" + key)
+
+    def _read(self, key: bytes) -> Any:
+        raw = self.state_value(key)
+        return None if raw is None else _unpack(raw)
+
+    def prove(self, key: bytes) -> tuple[bytes | None, SmtProof]:
+        """(value, proof) of a state key against `state_root` (membership or absence)."""
+        tree = SparseMerkleTree(self._nodes, self.state_root)
+        return self.state_value(key), tree.prove(key)
+
+    def root_at(self, height: int) -> bytes | None:
+        return self.kv.get(b"r" + _u64(height))
+
+    def ticket(self, ticket_id: bytes) -> dict[str, Any] | None:
+        return self._read(b"t/" + ticket_id)  # type: ignore[no-any-return]
+
+    def _ids(self, prefix: bytes, limit: int) -> list[bytes]:
+        out = []
+        for k, _ in self.kv.scan(prefix, prefix + b"\xff" * 40):
+            out.append(k[-32:])
+            if len(out) >= limit:
+                break
+        return out
+
+    def tickets_by_org(self, org: str, status: str | None = None, *, limit: int = 1000) -> list[bytes]:
+        prefix = b"ito" + org.encode() + b"\0" + (status.encode() + b"\0" if status is not None else b"")
+        return self._ids(prefix, limit)
+
+    def tickets_by_customer(self, customer: bytes, *, limit: int = 1000) -> list[bytes]:
+        return self._ids(b"itc" + customer, limit)
+
+    def tickets_by_product(self, gtin: str, serial: str, *, limit: int = 1000) -> list[bytes]:
+        return self._ids(b"itp" + product_key(gtin, serial), limit)
+
+    def upcoming_deadlines(self, until_ms: int, *, limit: int = 1000) -> list[tuple[int, str, bytes]]:
+        """(due ms, kind, ticket id) of pending deadlines due by `until_ms`, soonest first."""
+        out = []
+        for k, _ in self.kv.scan(b"idl", b"idl" + _u64(until_ms + 1)):
+            out.append((int.from_bytes(k[3:11], "big"), ("first_response", "resolution", "auto_close")[k[11]], k[12:]))
+            if len(out) >= limit:
+                break
+        return out
+
+    def product(self, gtin: str, serial: str) -> dict[str, Any] | None:
+        return self._read(b"prod/" + product_key(gtin, serial))  # type: ignore[no-any-return]
+
+    def product_history(self, gtin: str, serial: str) -> list[Any]:
+        pk = product_key(gtin, serial)
+        p = self._read(b"prod/" + pk)
+        if p is None:
+            return []
+        return [self._read(b"ph/" + pk + i.to_bytes(4, "big")) for i in range(p["hist"])]
+
+    def escrow(self, escrow_id: bytes) -> dict[str, Any] | None:
+        return self._read(b"esc/" + escrow_id)  # type: ignore[no-any-return]
+
+    def balance(self, account: str) -> int:
+        v = self._read(b"bal/" + account.encode())
+        return 0 if v is None else int(v)
+
+    def nonce(self, key: bytes) -> int:
+        a = self._read(b"acct/" + key)
+        return 0 if a is None else int(a["nonce"])
+
+    def policy(self, policy_id: bytes) -> dict[str, Any] | None:
+        return self._read(b"pol/" + policy_id)  # type: ignore[no-any-return]
+
+    def event_outcome(self, event_id: bytes) -> Outcome | None:
+        raw = self.kv.get(b"o" + event_id)
+        if raw is None:
+            return None
+        h, i, code, message, detail = _unpack(raw)
+        return Outcome(event_id, h, i, code, message, detail)
+
+    def stored_block(self, height: int) -> tuple[int, list[bytes]] | None:
+        """(time_ms, raw events) of a block applied here (when `keep_blocks`)."""
+        raw = self.kv.get(b"b" + _u64(height))
+        if raw is None:
+            return None
+        t, evs = _unpack(raw)
+        return t, list(evs)
+
+    def quality(self, org: str) -> dict[str, Any] | None:
+        """The service-quality report of `org` (integers; see the module docstring)."""
+        q = self._read(b"q/" + org.encode())
+        if q is None:
+            return None
+        return {
+            "since_ms": q["since"], "tickets": q["handled"], "resolved": q["resolved"],
+            "resolution_rate_permille": q["resolved"] * 1000 // q["handled"] if q["handled"] else 0,
+            "median_first_response_ms": _median(q["fr"], q["fr_n"], q["fr_max"]),
+            "median_resolution_ms": _median(q["res"], q["res_n"], q["res_max"]),
+            "first_responses": q["fr_n"], "breaches": q["breaches"], "ratings": q["r_n"],
+            "mean_rating_centi": q["r_sum"] * 100 // q["r_n"] if q["r_n"] else 0,
+        }
+
+
+def _median(hist: list[int], n: int, largest: int) -> int | None:
+    if n == 0:
+        return None
+    rank = (n + 1) // 2
+    seen = 0
+    for i, c in enumerate(hist):
+        seen += c
+        if seen >= rank:
+            return QUALITY_BUCKETS_MS[i] if i < len(QUALITY_BUCKETS_MS) else largest
+    return largest  # pragma: no cover - counts always add up to n
+
+
+class _ContractState:
+    """`StateReader` over one contract's namespace at the current point of the block."""
+
+    __slots__ = ("_cid", "_led")
+
+    def __init__(self, led: Ledger, cid: bytes) -> None:
+        self._led = led
+        self._cid = cid
+
+    def get(self, key: bytes) -> bytes | None:
+        v = self._led._get(b"cs/" + self._cid + b"/" + key)
+        return v if isinstance(v, bytes) else None
+
+
+_MEMBER_ROLES: dict[str, tuple[str, ...]] = {
+    "product.register": ("manufacturer",), "product.recall": ("manufacturer",),
+    "trace.record": ("manufacturer", "retailer", "service_provider", "logistics"),
+    "policy.register": ("manufacturer", "retailer", "service_provider"), "warranty.activate": (),
+    "contract.deploy": ("manufacturer", "retailer", "service_provider", "logistics"),
+    "ticket.ack": (), "ticket.assign": (), "ticket.resolve": (), "ticket.reject": (), "return.approve": (),
+    "return.reject": (), "return.receive": (), "shipment.checkpoint": ("logistics",),
+}
+
+
+def iter_blocks(led: Ledger, start: int = 1) -> Iterator[tuple[int, int, list[bytes]]]:
+    """(height, time_ms, raw events) of the stored blocks from `start` to the ledger's height."""
+    for h in range(start, led.height + 1):
+        blk = led.stored_block(h)
+        if blk is None:
+            return
+        yield h, blk[0], blk[1]

@@ -1,0 +1,149 @@
+"""Key-value storage under the ledger: RocksDB (rocksdict) or an in-memory dict.
+
+The ledger writes one block as ONE atomic batch (`KV.write`), fsync'd for RocksDB, so a
+crash leaves either the whole block or none of it. Key prefixes (one byte, then the rest):
+
+| prefix | key | value |
+|---|---|---|
+| ``n`` | SMT node hash | the node's 65-byte encoding (`protocol.smt`) |
+| ``v`` | state key | msgpack value (the SMT holds SHA-256 of it) |
+| ``i`` | index key (see `node.ledger.ledger`) | empty |
+| ``o`` | event id | msgpack outcome ``[height, index, code, message, detail]`` |
+| ``b`` | height (8 bytes BE) | msgpack list of the block's raw events and its time |
+| ``r`` | height (8 bytes BE) | state root after that height |
+| ``m`` | ``height`` / ``genesis`` | meta: last committed height (8 bytes BE) / genesis hash |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Protocol
+
+__all__ = ["KV", "MemoryKV", "NodeCache", "RocksKV", "open_kv"]
+
+
+class KV(Protocol):
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def scan(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Items with start <= key < end, in key order."""
+        ...
+
+    def write(self, items: Mapping[bytes, bytes | None]) -> None:
+        """Apply puts (and deletes for None) atomically and durably."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class MemoryKV:
+    """A dict; `scan` sorts (fine for tests, not for big stores)."""
+
+    def __init__(self) -> None:
+        self.data: dict[bytes, bytes] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.data.get(key)
+
+    def scan(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
+        keys = sorted(k for k in self.data if start <= k < end)
+        for k in keys:
+            yield k, self.data[k]
+
+    def write(self, items: Mapping[bytes, bytes | None]) -> None:
+        for k, v in items.items():
+            if v is None:
+                self.data.pop(k, None)
+            else:
+                self.data[k] = v
+
+    def close(self) -> None:
+        pass
+
+
+class RocksKV:
+    """RocksDB via rocksdict in raw mode; `write` is one WriteBatch with sync=True."""
+
+    def __init__(self, path: str, *, sync: bool = True) -> None:
+        from rocksdict import Options, Rdict, WriteOptions
+
+        opts = Options(raw_mode=True)
+        opts.create_if_missing(True)
+        self._db = Rdict(path, opts)
+        self._wo = WriteOptions()
+        self._wo.sync = sync
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._db.get(key)
+
+    def scan(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
+        from rocksdict import ReadOptions
+
+        ro = ReadOptions()
+        ro.set_iterate_upper_bound(end)
+        it = self._db.iter(ro)
+        it.seek(start)
+        while it.valid():
+            yield it.key(), it.value()
+            it.next()
+
+    def write(self, items: Mapping[bytes, bytes | None]) -> None:
+        from rocksdict import WriteBatch
+
+        wb = WriteBatch(raw_mode=True)
+        for k, v in items.items():
+            if v is None:
+                wb.delete(k)
+            else:
+                wb.put(k, v)
+        self._db.write(wb, self._wo)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def open_kv(path: str | None, *, sync: bool = True) -> KV:
+    return MemoryKV() if path is None else RocksKV(path, sync=sync)
+
+
+class NodeCache:
+    """`protocol.smt.NodeStore` over the KV (prefix ``n``), with a bounded read cache.
+
+    `put_many` does not write: new nodes wait in `pending` until the ledger commits them
+    with the block's batch (`take_pending`). The cache is cleared when it passes
+    `max_nodes` (simple and bounded; the hot top of the tree refills at once).
+    """
+
+    def __init__(self, kv: KV, max_nodes: int = 400_000) -> None:
+        self.kv = kv
+        self.cache: dict[bytes, bytes] = {}
+        self.pending: dict[bytes, bytes] = {}
+        self.max_nodes = max_nodes
+
+    def get(self, node_hash: bytes) -> bytes | None:
+        v = self.cache.get(node_hash)
+        if v is not None:
+            return v
+        v = self.pending.get(node_hash)
+        if v is not None:
+            return v
+        v = self.kv.get(b"n" + node_hash)
+        if v is not None:
+            if len(self.cache) >= self.max_nodes:
+                self.cache.clear()
+            self.cache[node_hash] = v
+        return v
+
+    def put_many(self, nodes: Mapping[bytes, bytes]) -> None:
+        self.pending.update(nodes)
+
+    def take_pending(self) -> dict[bytes, bytes]:
+        out = {b"n" + k: v for k, v in self.pending.items()}
+        if len(self.cache) + len(self.pending) >= self.max_nodes:
+            self.cache.clear()
+        self.cache.update(self.pending)
+        self.pending = {}
+        return out
+
+    def drop_pending(self) -> None:
+        self.pending = {}
