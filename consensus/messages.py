@@ -1,0 +1,346 @@
+"""Wire and log messages of the PBFT core (tags 0x40-0x5F).
+
+Every vote is a small *body* (view, seq, digest, replica) signed under its own domain
+(`Domain.PREPREPARE`, `PREPARE`, `COMMIT`, `CHECKPOINT`, `VIEW_CHANGE`, `NEW_VIEW`; `Status`
+uses `Domain.PEER`) and carried in a ``Signed*`` wrapper. The COMMIT body is
+`protocol.block.Commit`, so a commit certificate is exactly the collected COMMIT
+signatures. A pre-prepare travels with its block in `PrePrepareMsg`.
+
+Invariants checked by the stateless `validate()` methods (nothing here needs keys or
+replica state): heights/sequence numbers start at 1, a prepared proof's prepares all name
+the pre-prepare's (view, seq, digest) from distinct replicas, a prepared proof's block
+hashes to the digest, and every tuple is bounded (`MAX_VALIDATORS`, `MAX_WINDOW`).
+Signature checks, quorum sizes and membership need the validator set and live in
+`consensus.replica`.
+"""
+
+from __future__ import annotations
+
+from protocol.block import MAX_VALIDATORS, Block, BlockHeader, Commit, CommitCertificate
+from protocol.codec import Message, message
+from protocol.crypto import Domain
+from protocol.errors import Code, ValidationError
+from protocol.types import Hash32, Height, Seq, Signature, ValidatorId, View
+
+__all__ = [
+    "MAX_WINDOW",
+    "BlockRequest",
+    "BlockResponse",
+    "CertifiedBlock",
+    "CheckpointBody",
+    "CheckpointProof",
+    "ConsensusMessage",
+    "Evidence",
+    "NewViewBody",
+    "PrePrepare",
+    "PrePrepareMsg",
+    "Prepare",
+    "PreparedProof",
+    "SignedCheckpoint",
+    "SignedCommit",
+    "SignedMessage",
+    "SignedNewView",
+    "SignedPrePrepare",
+    "SignedPrepare",
+    "SignedStatus",
+    "SignedViewChange",
+    "Status",
+    "ViewChangeBody",
+]
+
+MAX_WINDOW = 1024
+"""Largest watermark window (and so the most prepared proofs in a view change)."""
+MAX_FETCH_BLOCKS = 256
+"""Most blocks asked for or returned by one catch-up request."""
+
+
+def _check_seq(seq: int, field: str = "seq") -> None:
+    if seq < 1:
+        raise ValidationError(Code.FIELD_OUT_OF_RANGE, "sequence numbers start at 1", field=field)
+
+
+class ConsensusMessage(Message):
+    """Base of every message a `Replica.step` accepts."""
+
+    __slots__ = ()
+
+
+class SignedMessage(ConsensusMessage):
+    """A body and its signature by `body.replica` under `DOMAIN` (see `phase_key`)."""
+
+    __slots__ = ()
+    DOMAIN: Domain
+
+
+# --------------------------------------------------------------------------- bodies
+
+
+@message(tag=0x41)
+class PrePrepare(Message):
+    view: View
+    seq: Seq
+    digest: Hash32
+    replica: ValidatorId
+
+    def validate(self) -> None:
+        _check_seq(self.seq)
+
+
+@message(tag=0x42)
+class Prepare(Message):
+    view: View
+    seq: Seq
+    digest: Hash32
+    replica: ValidatorId
+
+    def validate(self) -> None:
+        _check_seq(self.seq)
+
+
+@message(tag=0x43)
+class CheckpointBody(Message):
+    """`replica` has committed the chain up to `seq`, whose header hash is `digest`."""
+
+    seq: Seq
+    digest: Hash32
+    replica: ValidatorId
+
+    def validate(self) -> None:
+        _check_seq(self.seq)
+
+
+@message(tag=0x44)
+class Status(Message):
+    """Periodic heartbeat: lets peers relay a NEW-VIEW or serve catch-up."""
+
+    view: View
+    active: bool
+    committed_seq: Seq
+    stable_seq: Seq
+    replica: ValidatorId
+
+
+# --------------------------------------------------------------------------- signed wrappers
+
+
+@message(tag=0x48)
+class SignedPrePrepare(SignedMessage):
+    DOMAIN = Domain.PREPREPARE
+    body: PrePrepare
+    signature: Signature
+
+
+@message(tag=0x49)
+class SignedPrepare(SignedMessage):
+    DOMAIN = Domain.PREPARE
+    body: Prepare
+    signature: Signature
+
+
+@message(tag=0x4A)
+class SignedCommit(SignedMessage):
+    DOMAIN = Domain.COMMIT
+    body: Commit
+    signature: Signature
+
+    def validate(self) -> None:
+        _check_seq(self.body.seq, "body.seq")
+
+
+@message(tag=0x4B)
+class SignedCheckpoint(SignedMessage):
+    DOMAIN = Domain.CHECKPOINT
+    body: CheckpointBody
+    signature: Signature
+
+
+@message(tag=0x4C)
+class SignedStatus(SignedMessage):
+    DOMAIN = Domain.PEER
+    body: Status
+    signature: Signature
+
+
+@message(tag=0x4D)
+class PrePrepareMsg(ConsensusMessage):
+    """A signed pre-prepare and the block whose header hash is its digest."""
+
+    preprepare: SignedPrePrepare
+    block: Block
+
+    def validate(self) -> None:
+        if self.block.header.hash() != self.preprepare.body.digest:
+            raise ValidationError(Code.FIELD_INVALID, "the block does not hash to the digest", field="block")
+        if self.block.header.height != int(self.preprepare.body.seq):
+            raise ValidationError(Code.FIELD_INVALID, "block height is not the sequence number", field="block.header.height")
+
+
+@message(tag=0x4E)
+class PreparedProof(Message):
+    """P-set entry (Castro & Liskov 4.4): a pre-prepare, its block and 2f matching prepares."""
+
+    preprepare: SignedPrePrepare
+    block: Block
+    prepares: tuple[SignedPrepare, ...]
+
+    def validate(self) -> None:
+        pp = self.preprepare.body
+        if len(self.prepares) > MAX_VALIDATORS:
+            raise ValidationError(Code.FIELD_OUT_OF_RANGE, "too many prepares", field="prepares")
+        seen: set[bytes] = set()
+        for i, p in enumerate(self.prepares):
+            b = p.body
+            if (b.view, b.seq, b.digest) != (pp.view, pp.seq, pp.digest):
+                raise ValidationError(Code.FIELD_INVALID, "prepare does not match the pre-prepare", field=f"prepares[{i}]")
+            if b.replica in seen:
+                raise ValidationError(Code.FIELD_INVALID, "a replica prepares twice", field=f"prepares[{i}]")
+            seen.add(b.replica)
+        if self.block.header.hash() != pp.digest or self.block.header.height != int(pp.seq):
+            raise ValidationError(Code.FIELD_INVALID, "the block is not the pre-prepared one", field="block")
+
+
+@message(tag=0x4F)
+class CheckpointProof(Message):
+    """A stable checkpoint: a quorum of matching signed CHECKPOINT messages."""
+
+    seq: Seq
+    digest: Hash32
+    checkpoints: tuple[SignedCheckpoint, ...]
+
+    def validate(self) -> None:
+        if len(self.checkpoints) > MAX_VALIDATORS:
+            raise ValidationError(Code.FIELD_OUT_OF_RANGE, "too many checkpoints", field="checkpoints")
+        seen: set[bytes] = set()
+        for i, c in enumerate(self.checkpoints):
+            if (c.body.seq, c.body.digest) != (self.seq, self.digest):
+                raise ValidationError(Code.FIELD_INVALID, "checkpoint does not match", field=f"checkpoints[{i}]")
+            if c.body.replica in seen:
+                raise ValidationError(Code.FIELD_INVALID, "a replica signs twice", field=f"checkpoints[{i}]")
+            seen.add(c.body.replica)
+
+
+@message(tag=0x50)
+class ViewChangeBody(Message):
+    """VIEW-CHANGE for `new_view`: the sender's stable checkpoint (seq 0 = genesis, no proof)
+    and its prepared proofs above it (the P set)."""
+
+    new_view: View
+    stable: CheckpointProof
+    prepared: tuple[PreparedProof, ...]
+    replica: ValidatorId
+
+    def validate(self) -> None:
+        if self.new_view < 1:
+            raise ValidationError(Code.FIELD_OUT_OF_RANGE, "a view change goes to view >= 1", field="new_view")
+        if len(self.prepared) > MAX_WINDOW:
+            raise ValidationError(Code.FIELD_OUT_OF_RANGE, f"at most {MAX_WINDOW} prepared proofs", field="prepared")
+        seqs = [p.preprepare.body.seq for p in self.prepared]
+        if len(set(seqs)) != len(seqs):
+            raise ValidationError(Code.FIELD_INVALID, "two prepared proofs for one sequence number", field="prepared")
+        for i, p in enumerate(self.prepared):
+            if p.preprepare.body.seq <= self.stable.seq:
+                raise ValidationError(Code.FIELD_INVALID, "prepared proof at or below the stable checkpoint", field=f"prepared[{i}]")
+            if p.preprepare.body.view >= self.new_view:
+                raise ValidationError(Code.FIELD_INVALID, "prepared proof from a view not below new_view", field=f"prepared[{i}]")
+
+
+@message(tag=0x51)
+class SignedViewChange(SignedMessage):
+    DOMAIN = Domain.VIEW_CHANGE
+    body: ViewChangeBody
+    signature: Signature
+
+
+@message(tag=0x52)
+class NewViewBody(Message):
+    """NEW-VIEW: 2f+1 view changes (V) and the re-issued pre-prepares (O) with blocks."""
+
+    view: View
+    view_changes: tuple[SignedViewChange, ...]
+    preprepares: tuple[PrePrepareMsg, ...]
+    replica: ValidatorId
+
+    def validate(self) -> None:
+        if len(self.view_changes) > MAX_VALIDATORS:
+            raise ValidationError(Code.FIELD_OUT_OF_RANGE, "too many view changes", field="view_changes")
+        if len(self.preprepares) > MAX_WINDOW:
+            raise ValidationError(Code.FIELD_OUT_OF_RANGE, "too many pre-prepares", field="preprepares")
+        for i, vc in enumerate(self.view_changes):
+            if vc.body.new_view != self.view:
+                raise ValidationError(Code.FIELD_INVALID, "view change for another view", field=f"view_changes[{i}]")
+        for i, pp in enumerate(self.preprepares):
+            if pp.preprepare.body.view != self.view or pp.preprepare.body.replica != self.replica:
+                raise ValidationError(Code.FIELD_INVALID, "pre-prepare not issued by this new view", field=f"preprepares[{i}]")
+
+
+@message(tag=0x53)
+class SignedNewView(SignedMessage):
+    DOMAIN = Domain.NEW_VIEW
+    body: NewViewBody
+    signature: Signature
+
+
+# --------------------------------------------------------------------------- evidence, catch-up
+
+
+@message(tag=0x58)
+class Evidence(Message):
+    """Two different messages signed by one validator for one (phase, view, seq)."""
+
+    first: SignedMessage
+    second: SignedMessage
+
+    def validate(self) -> None:
+        if type(self.first) is not type(self.second) or self.first == self.second:
+            raise ValidationError(Code.FIELD_INVALID, "evidence needs two different messages of one kind", field="second")
+
+
+@message(tag=0x59)
+class CertifiedBlock(Message):
+    block: Block
+    certificate: CommitCertificate
+
+    def validate(self) -> None:
+        if self.certificate.height != self.block.header.height:
+            raise ValidationError(Code.FIELD_INVALID, "certificate for another height", field="certificate.height")
+
+
+@message(tag=0x5A)
+class BlockRequest(Message):
+    """Catch-up: ask a peer for committed blocks ``from_height .. from_height + count - 1``."""
+
+    from_height: Height
+    count: int
+
+    def validate(self) -> None:
+        _check_seq(self.from_height, "from_height")
+        if not 1 <= self.count <= MAX_FETCH_BLOCKS:
+            raise ValidationError(Code.FIELD_OUT_OF_RANGE, f"count is 1..{MAX_FETCH_BLOCKS}", field="count")
+
+
+@message(tag=0x5B)
+class BlockResponse(Message):
+    blocks: tuple[CertifiedBlock, ...]
+
+    def validate(self) -> None:
+        if len(self.blocks) > MAX_FETCH_BLOCKS:
+            raise ValidationError(Code.FIELD_OUT_OF_RANGE, f"at most {MAX_FETCH_BLOCKS} blocks", field="blocks")
+
+
+def phase_key(msg: SignedMessage) -> tuple[str, int, int, bytes]:
+    """(phase, view, seq, digest) of a signed message: two messages with one (phase, view,
+    seq) and different digests are an equivocation."""
+    body = msg.body  # type: ignore[attr-defined]
+    if isinstance(msg, SignedPrePrepare | SignedPrepare | SignedCommit):
+        return (msg.DOMAIN.value, body.view, body.seq, body.digest)
+    if isinstance(msg, SignedCheckpoint):
+        return (msg.DOMAIN.value, 0, body.seq, body.digest)
+    if isinstance(msg, SignedViewChange):
+        return (msg.DOMAIN.value, body.new_view, 0, body.hash())
+    if isinstance(msg, SignedNewView):
+        return (msg.DOMAIN.value, body.view, 0, body.hash())
+    return (msg.DOMAIN.value, body.view, body.committed_seq, body.hash())
+
+
+def header_of(msg: PrePrepareMsg) -> BlockHeader:
+    return msg.block.header

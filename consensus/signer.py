@@ -1,0 +1,96 @@
+"""Signing and verification seen by the replica, and the commit-certificate check.
+
+`Ed25519Signer` / `Ed25519Verifier` use `protocol.crypto` (real keys; certificates they
+produce pass `CommitCertificate.verify`). `FastSigner` / `FastVerifier` are a cheap,
+deterministic stand-in for the simulator only: the "signature" is BLAKE2b(public key ||
+sign bytes), which anyone can forge, so it is never to be used outside simulations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Protocol
+
+from protocol.block import Commit, CommitCertificate, ValidatorSet
+from protocol.codec import Message
+from protocol.crypto import Domain, KeyPair, sign_bytes, verify_raw
+from protocol.errors import Code, SignatureError, ValidationError
+from protocol.types import Seq, Signature, ValidatorId
+
+__all__ = ["Ed25519Signer", "Ed25519Verifier", "FastSigner", "FastVerifier", "Signer", "Verifier", "verify_certificate"]
+
+
+class Signer(Protocol):
+    @property
+    def public(self) -> ValidatorId: ...
+
+    def sign(self, domain: Domain, chain_id: str, msg: Message) -> Signature: ...
+
+
+class Verifier(Protocol):
+    def verify(self, public: bytes, signature: bytes, domain: Domain, chain_id: str, msg: Message) -> bool: ...
+
+
+class Ed25519Signer:
+    __slots__ = ("_key",)
+
+    def __init__(self, key: KeyPair) -> None:
+        self._key = key
+
+    @property
+    def public(self) -> ValidatorId:
+        return ValidatorId(self._key.public)
+
+    def sign(self, domain: Domain, chain_id: str, msg: Message) -> Signature:
+        return self._key.sign(domain, chain_id, msg)
+
+
+class Ed25519Verifier:
+    __slots__ = ()
+
+    def verify(self, public: bytes, signature: bytes, domain: Domain, chain_id: str, msg: Message) -> bool:
+        return verify_raw(public, signature, sign_bytes(domain, chain_id, msg))
+
+
+class FastSigner:
+    """Simulation only: a forgeable, deterministic 64-byte tag."""
+
+    __slots__ = ("_public",)
+
+    def __init__(self, public: bytes) -> None:
+        self._public = ValidatorId(public)
+
+    @property
+    def public(self) -> ValidatorId:
+        return self._public
+
+    def sign(self, domain: Domain, chain_id: str, msg: Message) -> Signature:
+        return Signature(hashlib.blake2b(self._public + sign_bytes(domain, chain_id, msg)).digest())
+
+
+class FastVerifier:
+    __slots__ = ()
+
+    def verify(self, public: bytes, signature: bytes, domain: Domain, chain_id: str, msg: Message) -> bool:
+        return hashlib.blake2b(public + sign_bytes(domain, chain_id, msg)).digest() == signature
+
+
+def verify_certificate(
+    cert: CommitCertificate, chain_id: str, validators: ValidatorSet, header_hash: bytes, verifier: Verifier
+) -> None:
+    """`CommitCertificate.verify` through a `Verifier` (the same rules, any signature scheme)."""
+    if isinstance(verifier, Ed25519Verifier):
+        cert.verify(chain_id, validators, header_hash)
+        return
+    if header_hash != cert.header_hash:
+        raise ValidationError(Code.FIELD_INVALID, "certificate is for another header", field="header_hash")
+    seen: set[bytes] = set()
+    for i, sig in enumerate(cert.signatures):
+        if sig.replica not in validators or sig.replica in seen:
+            raise SignatureError(Code.BAD_SIGNATURE, "signer is not a distinct validator", field=f"signatures[{i}].replica")
+        seen.add(sig.replica)
+        vote = Commit(view=cert.view, seq=Seq(cert.height), digest=cert.header_hash, replica=sig.replica)
+        if not verifier.verify(sig.replica, sig.signature, Domain.COMMIT, chain_id, vote):
+            raise SignatureError(Code.BAD_SIGNATURE, "COMMIT signature does not verify", field=f"signatures[{i}].signature")
+    if len(seen) < validators.quorum:
+        raise SignatureError(Code.BAD_SIGNATURE, f"{len(seen)} signatures, a quorum is {validators.quorum}", field="signatures")

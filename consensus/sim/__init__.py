@@ -1,0 +1,506 @@
+"""Deterministic fault simulator: the real `Replica` over a simulated network, clock and disk.
+
+Single-threaded; every random choice comes from one `random.Random(seed)` created here, so
+a seed replays exactly (same trace hash). A run has a fault phase (`fault_ticks`), then the
+network heals (no loss, no partitions, crashed replicas restart) and the run continues
+until every honest replica has committed `progress_blocks` beyond the highest height any
+honest replica had at the heal, or `liveness_ticks` pass (a liveness violation).
+
+Faults (`--faults`): drop, delay, duplicate, reorder, partition (symmetric), oneway,
+crash (restart from the WAL and block store only; sometimes between persist and send),
+and Byzantine behaviours of the `byzantine` replicas: equivocate (primary sends two
+blocks), conflict (two different prepares/commits), replay (old messages), badsig,
+silent, forge (serves forged blocks to catch-up requests).
+
+Checkers: agreement, no rollback (commits strictly in order after the stored chain),
+certificate (2f+1 distinct valid COMMIT signatures for the header hash, one view),
+evidence (every equivocation an honest replica received inside its evidence window was
+reported), honest non-equivocation (no honest replica signs two different messages for
+one (phase, view, seq): the signer guard), liveness after healing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import random
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from protocol.block import Block, CommitCertificate, ValidatorSet
+from protocol.codec import Message, sha256
+from protocol.crypto import Domain, KeyPair
+from protocol.errors import ProtocolError
+from protocol.merkle import merkle_root
+from protocol.types import Hash32, Height, Signature, ValidatorId
+
+from ..app import VerifyResult
+from ..messages import (
+    BlockRequest,
+    BlockResponse,
+    CertifiedBlock,
+    ConsensusMessage,
+    Evidence,
+    PrePrepareMsg,
+    SignedCommit,
+    SignedMessage,
+    SignedPrepare,
+    SignedPrePrepare,
+    SignedStatus,
+    phase_key,
+)
+from ..params import ConsensusParams
+from ..replica import PersistedState, Ready, Replica
+from ..signer import Ed25519Signer, Ed25519Verifier, FastSigner, FastVerifier, Signer, Verifier, verify_certificate
+
+__all__ = ["ALL_FAULTS", "BYZANTINE_FAULTS", "NETWORK_FAULTS", "SimConfig", "SimResult", "run"]
+
+NETWORK_FAULTS = ("drop", "delay", "duplicate", "reorder", "partition", "oneway", "crash")
+BYZANTINE_FAULTS = ("equivocate", "conflict", "replay", "badsig", "silent", "forge")
+ALL_FAULTS = NETWORK_FAULTS + BYZANTINE_FAULTS
+TICK_MS = 10
+CHAIN_ID = "sim-chain"
+GENESIS_HASH = sha256(b"sim-genesis")
+
+SIM_PARAMS = ConsensusParams(
+    checkpoint_interval=4, watermark_window=8, view_timeout_ticks=20, view_timeout_max_ticks=160,
+    max_block_events=4, max_block_bytes=4096, retransmit_ticks=4,
+)
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    seed: int
+    nodes: int = 4
+    byzantine: int = 0
+    faults: tuple[str, ...] = ALL_FAULTS
+    real_crypto: bool = False
+    mutations: tuple[str, ...] = ()
+    fault_ticks: int = 200
+    progress_blocks: int = 3
+    params: ConsensusParams = SIM_PARAMS
+
+    @property
+    def liveness_ticks(self) -> int:
+        f = (self.nodes - 1) // 3
+        return (f + 3) * self.params.view_timeout_max_ticks + 100
+
+
+@dataclass
+class SimResult:
+    config: SimConfig
+    violations: list[str] = field(default_factory=list)
+    ticks: int = 0
+    committed: int = 0
+    evidence: int = 0
+    trace_hash: str = ""
+    messages: int = 0
+    view: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+
+class SimApp:
+    """A tiny deterministic application: state root after h = SHA-256(root(h-1) || header hash)."""
+
+    def __init__(self, node: int) -> None:
+        self.node = node
+        self.roots: dict[int, bytes] = {0: sha256(b"sim-state-0")}
+        self.executed = 0
+        self.counter = 0
+
+    def build_payload(self, max_events: int, max_bytes: int) -> tuple[bytes, ...]:
+        self.counter += 1
+        k = self.counter % (max_events + 1)
+        return tuple(b"ev-%d-%d-%d" % (self.node, self.counter, i) for i in range(k))
+
+    def verify_payload(self, block: Block) -> VerifyResult:
+        if any(e.startswith(b"bad") for e in block.events):
+            return VerifyResult.reject("bad event")
+        return VerifyResult.accept()
+
+    def state_root_at(self, height: int) -> bytes | None:
+        return self.roots.get(height)
+
+    def executed_height(self) -> int:
+        return self.executed
+
+    def execute(self, block: Block) -> None:
+        h = block.header.height
+        self.roots[h] = sha256(self.roots[h - 1] + block.header.hash())
+        self.executed = h
+
+
+class _Node:
+    def __init__(self, index: int, signer: Signer, byzantine: bool) -> None:
+        self.index = index
+        self.signer = signer
+        self.byzantine = byzantine
+        self.kinds: tuple[str, ...] = ()
+        self.replica: Replica | None = None
+        self.app = SimApp(index)
+        self.wal: list[Message] = []
+        self.store: list[CertifiedBlock] = []
+        self.exec_queue: list[Block] = []
+        self.crashed_until: int | None = None
+        self.history: list[tuple[ValidatorId, ConsensusMessage]] = []
+        self.ev_seen: dict[tuple[bytes, str, int, int], bytes] = {}
+
+
+class Sim:
+    def __init__(self, cfg: SimConfig) -> None:
+        self.cfg = cfg
+        self.rng = random.Random(cfg.seed)
+        rng = self.rng
+        n = cfg.nodes
+        self.verifier: Verifier = Ed25519Verifier() if cfg.real_crypto else FastVerifier()
+        signers: list[Signer] = []
+        for i in range(n):
+            seed = sha256(b"sim-node-%d" % i)
+            signers.append(Ed25519Signer(KeyPair.from_seed(seed)) if cfg.real_crypto else FastSigner(seed))
+        self.validators = ValidatorSet(validators=tuple(s.public for s in signers))
+        byz = set(rng.sample(range(n), min(cfg.byzantine, n)))
+        self.nodes = [_Node(i, signers[i], i in byz) for i in range(n)]
+        self.by_key: dict[bytes, _Node] = {node.signer.public: node for node in self.nodes}
+        byz_kinds = [k for k in BYZANTINE_FAULTS if k in cfg.faults]
+        for node in self.nodes:
+            if node.byzantine and byz_kinds:
+                node.kinds = tuple(k for k in byz_kinds if rng.random() < 0.6) or (rng.choice(byz_kinds),)
+        faults = set(cfg.faults)
+        self.drop_p = rng.uniform(0.0, 0.25) if "drop" in faults else 0.0
+        self.dup_p = rng.uniform(0.0, 0.15) if "duplicate" in faults else 0.0
+        self.delay_max = rng.randint(3, 12) if "delay" in faults else 1
+        self.jitter = "reorder" in faults
+        self.partitions: list[tuple[int, int, set[tuple[int, int]]]] = []
+        for _ in range(rng.randint(0, 3) if "partition" in faults else 0):
+            start = rng.randrange(cfg.fault_ticks)
+            side = set(rng.sample(range(n), rng.randint(1, n - 1)))
+            blocked = {(a, b) for a in range(n) for b in range(n) if (a in side) != (b in side)}
+            self.partitions.append((start, start + rng.randint(10, 120), blocked))
+        for _ in range(rng.randint(0, 2) if "oneway" in faults else 0):
+            start = rng.randrange(cfg.fault_ticks)
+            src = set(rng.sample(range(n), rng.randint(1, n - 1)))
+            blocked = {(a, b) for a in src for b in range(n) if b not in src}
+            self.partitions.append((start, start + rng.randint(10, 120), blocked))
+        self.crashes: list[tuple[int, int, bool]] = []  # (tick, duration, prefer_primary)
+        for _ in range(rng.randint(0, 3) if "crash" in faults else 0):
+            self.crashes.append((rng.randrange(1, cfg.fault_ticks), rng.randint(2, 60), rng.random() < 0.5))
+        self.crashes.sort()
+        self.now = 0
+        self.healed = False
+        self.queue: list[tuple[int, int, int, int, Any]] = []
+        self.counter = 0
+        self.trace = hashlib.sha256()
+        self.chain: dict[int, bytes] = {}
+        self.violations: list[str] = []
+        self.honest_signed: dict[tuple[bytes, str, int, int], bytes] = {}
+        self.expected_evidence: set[tuple[int, bytes, str, int, int]] = set()
+        self.reported_evidence: set[tuple[int, bytes, str, int, int]] = set()
+        self.messages = 0
+        for node in self.nodes:
+            self._start(node)
+
+    # ------------------------------------------------------------------ nodes
+
+    def _start(self, node: _Node) -> None:
+        node.app = SimApp(node.index)
+        for cb in node.store:
+            node.app.execute(cb.block)
+        node.exec_queue = []
+        persisted = PersistedState(records=tuple(node.wal), committed_header=node.store[-1].block.header if node.store else None)
+        node.replica = Replica(
+            node.signer, self.validators, self.cfg.params, node.app, persisted,
+            chain_id=CHAIN_ID, genesis_hash=GENESIS_HASH, genesis_time_ms=0, verifier=self.verifier,
+            mutations=self.cfg.mutations,
+        )
+        node.ev_seen = {}
+        self._drain(node)
+
+    def _crash(self, node: _Node, duration: int) -> None:
+        node.replica = None
+        node.crashed_until = self.now + duration
+        self._trace("crash", node.index, duration)
+
+    def _violation(self, text: str) -> None:
+        if len(self.violations) < 20:
+            self.violations.append(f"tick {self.now}: {text}")
+
+    def _trace(self, *items: Any) -> None:
+        self.trace.update(repr(items).encode())
+
+    # ------------------------------------------------------------------ network
+
+    def _blocked(self, a: int, b: int) -> bool:
+        if self.healed:
+            return False
+        return any(start <= self.now < end and (a, b) in blocked for start, end, blocked in self.partitions)
+
+    def _net_send(self, src: int, dst: int, msg: Any) -> None:
+        rng = self.rng
+        if self._blocked(src, dst):
+            return
+        if not self.healed and rng.random() < self.drop_p:
+            return
+        copies = 2 if (not self.healed and rng.random() < self.dup_p) else 1
+        for _ in range(copies):
+            delay = 1
+            if self.jitter or self.delay_max > 1:
+                delay += rng.randrange(self.delay_max if not self.healed else 3)
+            self.counter += 1
+            heapq.heappush(self.queue, (self.now + delay, self.counter, src, dst, msg))
+
+    def _deliver(self, src: int, dst: int, msg: Any) -> None:
+        node = self.nodes[dst]
+        r = node.replica
+        if r is None:
+            return
+        self.messages += 1
+        sender = self.nodes[src].signer.public
+        if isinstance(msg, BlockRequest):
+            self._serve(node, src, msg)
+            return
+        if isinstance(msg, BlockResponse):
+            self._trace("blocks", src, dst, len(msg.blocks))
+            for cb in msg.blocks:
+                r.deliver_block(cb)
+            self._drain(node)
+            return
+        self._trace(self.now, src, dst, type(msg).__name__)
+        if not node.byzantine:
+            self._oracle_evidence(node, r, sender, msg)
+            node.history.append((sender, msg))
+        elif "replay" in node.kinds:
+            node.history.append((sender, msg))
+            if len(node.history) > 400:
+                del node.history[:200]
+        r.step(msg, sender)
+        self._drain(node)
+
+    def _serve(self, node: _Node, requester: int, req: BlockRequest) -> None:
+        lo = req.from_height
+        blocks = tuple(node.store[lo - 1 : lo - 1 + min(req.count, 16)])
+        if node.byzantine and "forge" in node.kinds and blocks:
+            blocks = tuple(self._forge(node, cb) for cb in blocks)
+        if blocks:
+            self._net_send(node.index, requester, BlockResponse(blocks=blocks))
+
+    def _forge(self, node: _Node, cb: CertifiedBlock) -> CertifiedBlock:
+        hdr = replace(cb.block.header, time_ms=cb.block.header.time_ms + 1)
+        forged = Block(header=hdr, events=cb.block.events)
+        cert = CommitCertificate(view=cb.certificate.view, height=cb.certificate.height, header_hash=Hash32(hdr.hash()),
+                                 signatures=cb.certificate.signatures)
+        return CertifiedBlock(block=forged, certificate=cert)
+
+    # ------------------------------------------------------------------ oracles
+
+    def _oracle_evidence(self, node: _Node, r: Replica, sender: bytes, msg: Any) -> None:
+        signed = msg.preprepare if isinstance(msg, PrePrepareMsg) else msg
+        if not isinstance(signed, SignedMessage) or isinstance(signed, SignedStatus):
+            return
+        body = signed.body  # type: ignore[attr-defined]
+        if body.replica != sender or sender not in self.validators or sender == node.signer.public:
+            return
+        if not self.verifier.verify(sender, signed.signature, signed.DOMAIN, CHAIN_ID, body):  # type: ignore[attr-defined]
+            return
+        phase, view, seq, digest = phase_key(signed)
+        if not r.in_evidence_window(phase, view, seq):
+            return
+        key = (sender, phase, view, seq)
+        first = node.ev_seen.get(key)
+        if first is None:
+            node.ev_seen[key] = digest
+        elif first != digest:
+            self.expected_evidence.add((node.index, *key))
+
+    def _check_send(self, node: _Node, msg: ConsensusMessage) -> None:
+        signed = msg.preprepare if isinstance(msg, PrePrepareMsg) else msg
+        if not isinstance(signed, SignedMessage) or isinstance(signed, SignedStatus):
+            return
+        phase, view, seq, digest = phase_key(signed)
+        key = (node.signer.public, phase, view, seq)
+        prev = self.honest_signed.setdefault(key, digest)
+        if prev != digest:
+            self._violation(f"honest replica {node.index} signed two different {phase} for view {view} seq {seq}")
+
+    def _check_commit(self, node: _Node, cb: CertifiedBlock) -> None:
+        h = cb.block.header.height
+        digest = cb.block.header.hash()
+        if h != len(node.store) + 1:
+            self._violation(f"replica {node.index} committed height {h} after {len(node.store)} (rollback/gap)")
+        if node.store and cb.block.header.prev_hash != node.store[-1].certificate.header_hash:
+            self._violation(f"replica {node.index} committed a block not chained to its previous one at {h}")
+        try:
+            verify_certificate(cb.certificate, CHAIN_ID, self.validators, digest, self.verifier)
+        except ProtocolError as exc:
+            self._violation(f"replica {node.index} committed height {h} with an invalid certificate: {exc}")
+        if self.cfg.real_crypto:
+            try:
+                cb.certificate.verify(CHAIN_ID, self.validators, digest)
+            except ProtocolError as exc:
+                self._violation(f"certificate fails CommitCertificate.verify at {h}: {exc}")
+        prev = self.chain.setdefault(h, digest)
+        if prev != digest:
+            self._violation(f"agreement: replica {node.index} committed {digest.hex()[:12]} at {h}, others {prev.hex()[:12]}")
+        self._trace("commit", node.index, h, digest)
+
+    # ------------------------------------------------------------------ driving
+
+    def _drain(self, node: _Node, *, crash_before_send: bool = False) -> None:
+        r = node.replica
+        while r is not None and r.has_ready():
+            ready = r.ready()
+            node.wal.extend(ready.persist)
+            if crash_before_send:
+                r.advance(ready)
+                return
+            self._handle(node, ready)
+            r.advance(ready)
+
+    def _handle(self, node: _Node, ready: Ready) -> None:
+        n = len(self.nodes)
+        for send in ready.sends:
+            targets = range(n) if send.to is None else [self.by_key[send.to].index]
+            for t in targets:
+                if t == node.index:
+                    continue
+                if node.byzantine:
+                    for m in self._byzantine(node, t, send.message):
+                        self._net_send(node.index, t, m)
+                else:
+                    self._check_send(node, send.message)
+                    self._net_send(node.index, t, send.message)
+        for cb in ready.commits:
+            if not node.byzantine:
+                self._check_commit(node, cb)
+            node.store.append(cb)
+            node.exec_queue.append(cb.block)
+        for ev in ready.evidence:
+            self._check_evidence_record(node, ev)
+        for fr in ready.fetches:
+            self._net_send(node.index, self.by_key[fr.peer].index, BlockRequest(from_height=Height(fr.from_height), count=fr.count))
+
+    def _check_evidence_record(self, node: _Node, ev: Evidence) -> None:
+        a, b = phase_key(ev.first), phase_key(ev.second)
+        who = ev.first.body.replica  # type: ignore[attr-defined]
+        if a[:3] != b[:3] or a[3] == b[3] or who != ev.second.body.replica:  # type: ignore[attr-defined]
+            self._violation(f"replica {node.index} produced malformed evidence")
+            return
+        if not self.by_key[who].byzantine and not node.byzantine:
+            self._violation(f"replica {node.index} holds evidence against honest replica {self.by_key[who].index}")
+        self.reported_evidence.add((node.index, who, a[0], a[1], a[2]))
+
+    def _byzantine(self, node: _Node, to: int, msg: ConsensusMessage) -> list[Any]:
+        rng = self.rng
+        kinds = node.kinds
+        if "silent" in kinds and rng.random() < 0.9:
+            return []
+        out: list[Any] = [msg]
+        if "equivocate" in kinds and isinstance(msg, PrePrepareMsg) and to % 2 == 1:
+            alt = self._alt_preprepare(node, msg)
+            out = [alt, msg] if rng.random() < 0.3 else [alt]
+        elif "conflict" in kinds and isinstance(msg, SignedPrepare | SignedCommit) and rng.random() < 0.5:
+            body = replace(msg.body, digest=Hash32(sha256(msg.body.digest + b"x")))
+            alt2 = type(msg)(body=body, signature=node.signer.sign(msg.DOMAIN, CHAIN_ID, body))  # type: ignore[arg-type]
+            out = [alt2, msg] if rng.random() < 0.5 else [alt2]
+        if "replay" in kinds and node.history and rng.random() < 0.3:
+            out.append(node.history[rng.randrange(len(node.history))][1])
+        if "badsig" in kinds and rng.random() < 0.2:
+            out = [self._corrupt(m) for m in out]
+        return out
+
+    def _alt_preprepare(self, node: _Node, msg: PrePrepareMsg) -> PrePrepareMsg:
+        block = msg.block
+        events = (*block.events, b"equivocation")
+        hdr = replace(block.header, events_root=Hash32(merkle_root([sha256(e) for e in events])), event_count=len(events))
+        alt_block = Block(header=hdr, events=events)
+        body = replace(msg.preprepare.body, digest=Hash32(hdr.hash()))
+        spp = SignedPrePrepare(body=body, signature=node.signer.sign(Domain.PREPREPARE, CHAIN_ID, body))
+        return PrePrepareMsg(preprepare=spp, block=alt_block)
+
+    def _corrupt(self, msg: Any) -> Any:
+        if isinstance(msg, PrePrepareMsg):
+            bad = SignedPrePrepare(body=msg.preprepare.body, signature=Signature(bytes(64)))
+            return PrePrepareMsg(preprepare=bad, block=msg.block)
+        if isinstance(msg, SignedMessage):
+            return replace(msg, signature=Signature(sha256(msg.signature) * 2))  # type: ignore[type-var, attr-defined]
+        return msg
+
+    def step(self) -> None:
+        self.now += 1
+        now = self.now
+        if not self.healed and now >= self.cfg.fault_ticks:
+            self.healed = True
+            self._trace("heal", now)
+        # crashes and restarts
+        while self.crashes and self.crashes[0][0] <= now:
+            _, duration, prefer_primary = self.crashes.pop(0)
+            live = [nd for nd in self.nodes if nd.replica is not None and not nd.byzantine]
+            if live:
+                victim = live[self.rng.randrange(len(live))]
+                if prefer_primary:
+                    views = [nd.replica.view for nd in live if nd.replica is not None]
+                    p = self.by_key[self.validators.primary(max(views))]
+                    if p in live:
+                        victim = p
+                if self.rng.random() < 0.3 and victim.replica is not None and victim.replica.is_primary:
+                    victim.replica.propose(now * TICK_MS)
+                    self._drain(victim, crash_before_send=True)
+                self._crash(victim, duration)
+        for node in self.nodes:
+            if node.replica is None and node.crashed_until is not None and (node.crashed_until <= now or self.healed):
+                node.crashed_until = None
+                self._start(node)
+        # deliveries
+        q = self.queue
+        while q and q[0][0] <= now:
+            _, _, src, dst, msg = heapq.heappop(q)
+            self._deliver(src, dst, msg)
+        # timers, execution, proposals
+        for node in self.nodes:
+            r = node.replica
+            if r is None:
+                continue
+            if node.exec_queue:
+                k = self.rng.randint(0, 2)
+                done = node.exec_queue[:k]
+                del node.exec_queue[:k]
+                for block in done:
+                    node.app.execute(block)
+                if done:
+                    r.executed(node.app.executed)
+            r.tick()
+            if r.can_propose():
+                r.propose(now * TICK_MS)
+            self._drain(node)
+
+    def honest_heights(self) -> list[int]:
+        return [len(nd.store) for nd in self.nodes if not nd.byzantine]
+
+
+def run(cfg: SimConfig) -> SimResult:
+    sim = Sim(cfg)
+    limit = cfg.fault_ticks + cfg.liveness_ticks
+    target: int | None = None
+    while sim.now < limit:
+        sim.step()
+        if sim.now == cfg.fault_ticks:
+            target = max(sim.honest_heights()) + cfg.progress_blocks
+        if target is not None and min(sim.honest_heights()) >= target:
+            break
+        if len(sim.violations) >= 5:
+            break
+    else:
+        sim._violation(f"liveness: honest heights {sim.honest_heights()} did not reach {target} within "
+                       f"{cfg.liveness_ticks} ticks of healing")
+    missing = sim.expected_evidence - sim.reported_evidence
+    for node_i, who, phase, view, seq in sorted(missing)[:3]:
+        sim._violation(f"evidence: replica {node_i} saw {phase} equivocation by {sim.by_key[who].index} "
+                       f"(view {view}, seq {seq}) and reported nothing")
+    res = SimResult(config=cfg, violations=sim.violations, ticks=sim.now, committed=max(sim.honest_heights()),
+                    evidence=len(sim.reported_evidence), messages=sim.messages)
+    sim._trace("end", sim.now, res.committed)
+    res.trace_hash = sim.trace.hexdigest()[:16]
+    res.view = max((nd.replica.view for nd in sim.nodes if nd.replica is not None), default=0)
+    return res
