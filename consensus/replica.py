@@ -679,20 +679,18 @@ class Replica:
                         break
                     slot.verified = True
                 key = (self.view, s, slot.digest)
-                if self.me != primary and (Domain.PREPARE.value, self.view, s) not in self.signed:
+                if self.me != primary and self.me not in self.prepares.get(key, {}):
+                    # the guard returns the message already signed for (PREPARE, view, s), or
+                    # None if that was for another digest (then this replica cannot help here)
                     sp = self._sign(SignedPrepare, Prepare(view=View(self.view), seq=Seq(s), digest=Hash32(slot.digest), replica=self.me))
-                    if sp is None:
+                    if not isinstance(sp, SignedPrepare):
                         break
                     self._send(None, sp)
-                    self.prepares.setdefault(key, {})[self.me] = sp  # type: ignore[assignment]
+                    self.prepares.setdefault(key, {})[self.me] = sp
                 if not slot.prepared:
                     votes = self.prepares.get(key, {})
                     if len(votes) < self.prepare_quorum:
                         break
-                    if self.me != primary and (Domain.PREPARE.value, self.view, s) in self.signed:
-                        mine = self.signed[(Domain.PREPARE.value, self.view, s)]
-                        if not isinstance(mine, SignedPrepare) or mine.body.digest != slot.digest:
-                            break
                     chosen = sorted(votes.values(), key=lambda m: m.body.replica)[: self.prepare_quorum]
                     proof = PreparedProof(preprepare=slot.pp.preprepare, block=slot.block, prepares=tuple(chosen))
                     slot.prepared = True

@@ -1,0 +1,448 @@
+"""Replicas stepped by hand, one test per protocol rule, named after the sections of
+Castro & Liskov, "Practical Byzantine Fault Tolerance" (OSDI'99; TOCS'02 numbering in
+brackets where it differs). Real Ed25519 keys throughout."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from consensus.messages import (
+    CertifiedBlock,
+    CheckpointProof,
+    PrePrepare,
+    PrePrepareMsg,
+    PreparedProof,
+    SignedCheckpoint,
+    SignedCommit,
+    SignedNewView,
+    SignedPrepare,
+    SignedPrePrepare,
+    SignedViewChange,
+    ViewChangeBody,
+)
+from consensus.params import ConsensusParams
+from consensus.replica import Replica, compute_new_view_o, prunable
+from consensus.signer import Ed25519Signer, Ed25519Verifier, verify_certificate
+from protocol.block import Block, CommitCertificate
+from protocol.codec import decode, sha256
+from protocol.crypto import Domain
+from protocol.errors import InvariantError, ProtocolError, ValidationError
+from protocol.types import Hash32, Seq, View
+
+from .harness import CHAIN, GENESIS, PARAMS, Cluster
+
+
+def is_(t: type) -> object:
+    return lambda src, dst, m: not isinstance(m, t)
+
+
+# ---------------------------------------------------------------- 4.2 normal-case operation
+
+
+def test_4_2_normal_case_commits_with_a_light_client_certificate() -> None:
+    """'A replica commits a request when it is committed-local' — and every commit comes
+    with 2f+1 COMMIT signatures that `CommitCertificate.verify` accepts."""
+    c = Cluster()
+    assert c.r(0).propose(1_000)
+    c.pump()
+    assert c.heights() == [1, 1, 1, 1]
+    for node in c.nodes:
+        cb = node.store[0]
+        cb.certificate.verify(CHAIN, c.validators, cb.block.header.hash())
+        assert len(cb.certificate.signatures) >= c.validators.quorum
+        assert cb.block.header.prev_hash == GENESIS
+    assert len({n.store[0].block.header.hash() for n in c.nodes}) == 1
+
+
+def test_4_2_several_blocks_in_flight_commit_strictly_in_order() -> None:
+    c = Cluster()
+    for t in range(3):
+        assert c.r(0).propose(1_000 + t)
+    c.drain_all()
+    c.queue.reverse()  # deliver the last block's messages first
+    c.pump()
+    for node in c.nodes:
+        assert [cb.block.header.height for cb in node.store] == [1, 2, 3]
+        assert node.store[1].block.header.prev_hash == node.store[0].block.header.hash()
+
+
+def test_4_2_backup_prepares_only_after_the_predecessor_is_prepared() -> None:
+    """Chain rule: PREPARE for s needs s-1 prepared in this view (or committed)."""
+    c = Cluster()
+    c.r(0).propose(1_000)
+    c.r(0).propose(1_001)
+    c.drain(0)
+    pps = [(s, d, m) for s, d, m in c.queue if isinstance(m, PrePrepareMsg)]
+    c.queue = []
+    second = [p for p in pps if p[2].preprepare.body.seq == 2 and p[1] == 1][0]
+    c.r(1).step(second[2], c.keys[0].public)
+    c.drain(1)
+    assert not [m for _, _, m in c.queue if isinstance(m, SignedPrepare)]
+    first = [p for p in pps if p[2].preprepare.body.seq == 1 and p[1] == 1][0]
+    c.r(1).step(first[2], c.keys[0].public)
+    c.drain(1)
+    assert {m.body.seq for _, _, m in c.queue if isinstance(m, SignedPrepare)} == {1}
+
+
+def test_4_2_preprepare_outside_the_watermarks_is_rejected() -> None:
+    c = Cluster()
+    for t in range(PARAMS.watermark_window):
+        assert c.r(0).propose(1_000 + t)
+    assert not c.r(0).propose(2_000)  # the window is full
+    signer = Ed25519Signer(c.keys[0])
+    block = c.nodes[0].replica.slots[1].block
+    body = PrePrepare(view=View(0), seq=Seq(PARAMS.watermark_window + 1), digest=Hash32(block.header.hash()), replica=c.keys[0].public)  # type: ignore[arg-type]
+    bad = SignedPrePrepare(body=body, signature=signer.sign(Domain.PREPREPARE, CHAIN, body))
+    hdr = replace(block.header, height=PARAMS.watermark_window + 1)
+    body2 = replace(body, digest=Hash32(hdr.hash()))
+    msg = PrePrepareMsg(preprepare=replace(bad, body=body2, signature=signer.sign(Domain.PREPREPARE, CHAIN, body2)),
+                        block=Block(header=hdr, events=block.events))
+    assert not c.r(1).step(msg, c.keys[0].public)
+    assert c.r(1).rejected["outside_window"] == 1
+
+
+def test_4_2_peer_messages_are_checked_and_rejected_without_effect() -> None:
+    c = Cluster()
+    c.r(0).propose(1_000)
+    c.drain(0)
+    pp = next(m for _, d, m in c.queue if d == 1 and isinstance(m, PrePrepareMsg))
+    forged = PrePrepareMsg(preprepare=replace(pp.preprepare, signature=bytes(64)), block=pp.block)  # type: ignore[arg-type]
+    r = c.r(1)
+    assert not r.step(forged, c.keys[0].public)  # bad signature
+    assert not r.step(pp, c.keys[2].public)  # sender is not the signer
+    assert not r.step(pp, b"\x07" * 32)  # not a validator
+    assert not r.step(b"\x93\x01\x02", c.keys[0].public)  # garbage bytes
+    assert not r.slots and not r.has_ready()
+    assert r.step(pp.encode(), c.keys[0].public)  # the real thing, as bytes
+    # a backup may not pre-prepare
+    signer = Ed25519Signer(c.keys[2])
+    body = replace(pp.preprepare.body, replica=c.keys[2].public)
+    fake = PrePrepareMsg(preprepare=SignedPrePrepare(body=body, signature=signer.sign(Domain.PREPREPARE, CHAIN, body)), block=pp.block)
+    assert not Cluster().r(1).step(fake, c.keys[2].public)
+
+
+def test_4_2_equivocating_primary_yields_evidence() -> None:
+    c = Cluster()
+    c.r(0).propose(1_000)
+    c.drain(0)
+    pp = next(m for _, d, m in c.queue if d == 1 and isinstance(m, PrePrepareMsg))
+    signer = Ed25519Signer(c.keys[0])
+    hdr = replace(pp.block.header, time_ms=pp.block.header.time_ms + 5)
+    body = replace(pp.preprepare.body, digest=Hash32(hdr.hash()))
+    other = PrePrepareMsg(preprepare=SignedPrePrepare(body=body, signature=signer.sign(Domain.PREPREPARE, CHAIN, body)),
+                          block=Block(header=hdr, events=pp.block.events))
+    r = c.r(1)
+    assert r.step(pp, c.keys[0].public)
+    assert not r.step(other, c.keys[0].public)
+    c.drain(1)
+    (ev,) = c.nodes[1].evidence
+    assert {ev.first, ev.second} == {pp.preprepare, other.preprepare}
+    assert decode(ev.encode()) == ev
+    v = Ed25519Verifier()
+    assert all(v.verify(c.keys[0].public, m.signature, Domain.PREPREPARE, CHAIN, m.body) for m in (ev.first, ev.second))  # type: ignore[attr-defined]
+
+
+def test_4_2_state_root_check_defers_until_the_height_is_executed() -> None:
+    """'verify later': a pre-prepare naming a state the backup has not executed waits."""
+    c = Cluster()
+    c.nodes[1].execute = False
+    c.r(0).propose(1_000)
+    c.pump()
+    assert c.heights()[1] == 1 and c.nodes[1].app.executed == 0
+    c.r(0).propose(1_001)  # state_height 1 (the primary executed block 1)
+    assert c.r(0).slots[2].block.header.state_height == 1
+    c.pump(lambda s, d, m: d == 1)
+    assert not any(isinstance(m, SignedPrepare) for s, _, m in c.queue if s == 1)
+    c.queue = []
+    c.nodes[1].app.execute(c.nodes[1].store[0].block)
+    c.r(1).executed(1)
+    c.drain(1)
+    assert any(isinstance(m, SignedPrepare) and m.body.seq == 2 for s, _, m in c.queue if s == 1)
+
+
+def test_4_2_wrong_state_root_or_time_is_rejected() -> None:
+    c = Cluster()
+    c.r(0).propose(1_000)
+    c.pump()
+    c.nodes[1].app.roots[1] = b"\x01" * 32  # the backup computed another state
+    c.r(0).propose(1_001)
+    c.pump()
+    assert c.r(1).rejected.get("block_rejected") == 1
+    assert c.heights() == [2, 1, 2, 2]  # 2f+1 others still commit
+
+
+# ---------------------------------------------------------------- 4.3 garbage collection
+
+
+def test_4_3_checkpoint_becomes_stable_and_collects_the_log() -> None:
+    c = Cluster()
+    k = PARAMS.checkpoint_interval
+    for t in range(k + 1):
+        c.r(0).propose(1_000 + t)
+        c.pump()
+    for node in c.nodes:
+        r = node.replica
+        assert r.stable_seq == k and r.high_watermark == k + PARAMS.watermark_window
+        assert all(s > k for s in r.prepared_certs) and all(key[1] > k for key in r.prepares)
+        proof = r.stable
+        assert len(proof.checkpoints) >= c.validators.quorum
+        assert proof.digest == node.store[k - 1].block.header.hash()
+        assert any(isinstance(rec, CheckpointProof) and rec.seq == k for rec in node.wal)
+        assert prunable(next(rec for rec in node.wal if isinstance(rec, PreparedProof)), k)
+    assert c.r(0).propose(5_000)
+
+
+def test_4_3_checkpoint_with_a_bad_signature_does_not_count() -> None:
+    c = Cluster()
+    for t in range(PARAMS.checkpoint_interval):
+        c.r(0).propose(1_000 + t)
+        c.pump(is_(SignedCheckpoint))  # type: ignore[arg-type]
+    signer = Ed25519Signer(c.keys[2])
+    cp = c.r(2).signed[(Domain.CHECKPOINT.value, 0, PARAMS.checkpoint_interval)]
+    assert isinstance(cp, SignedCheckpoint)
+    assert not c.r(1).step(replace(cp, signature=bytes(64)), c.keys[2].public)  # type: ignore[arg-type]
+    assert c.r(1).stable_seq == 0
+    assert c.r(1).step(cp, c.keys[2].public) and signer.public == c.keys[2].public
+
+
+# ---------------------------------------------------------------- 4.4 view changes
+
+
+def _silence_primary_and_time_out(c: Cluster, backups: list[int]) -> None:
+    c.tick_all(PARAMS.view_timeout_ticks, only=backups)
+
+
+def test_4_4_silent_primary_is_replaced_by_view_change_and_new_view() -> None:
+    c = Cluster()
+    c.r(0).propose(1_000)
+    c.pump()
+    _silence_primary_and_time_out(c, [1, 2, 3])
+    assert all(not c.r(i).active and c.r(i).view == 1 for i in (1, 2, 3))
+    c.pump(lambda s, d, m: d != 0)
+    assert all(c.r(i).active and c.r(i).view == 1 for i in (1, 2, 3))
+    assert c.r(1).is_primary
+    assert c.r(1).propose(2_000)
+    c.pump(lambda s, d, m: d != 0 and s != 0)
+    assert c.heights()[1:] == [2, 2, 2]
+    assert c.nodes[2].store[1].certificate.view == 1
+
+
+def test_4_4_view_change_keeps_a_prepared_but_uncommitted_block() -> None:
+    """A block prepared at some replicas (its COMMITs lost) is re-issued in the new view's
+    O set with the same digest, and commits there."""
+    c = Cluster()
+    c.r(0).propose(1_000)
+    c.pump(is_(SignedCommit))  # type: ignore[arg-type]
+    assert c.heights() == [0, 0, 0, 0]
+    assert all(1 in c.r(i).prepared_certs for i in range(4))
+    digest = c.r(1).prepared_certs[1].preprepare.body.digest
+    _silence_primary_and_time_out(c, [1, 2, 3])
+    vcs = [m for _, _, m in c.queue if isinstance(m, SignedViewChange)]
+    assert vcs and all(len(m.body.prepared) == 1 for m in vcs)
+    c.pump(lambda s, d, m: d != 0)
+    nv = c.r(2).new_view_msg
+    assert isinstance(nv, SignedNewView) and [p.preprepare.body.digest for p in nv.body.preprepares] == [digest]
+    c.pump(lambda s, d, m: d != 0 and s != 0)
+    for i in (1, 2, 3):
+        assert c.nodes[i].store[0].block.header.hash() == digest
+        assert c.nodes[i].store[0].certificate.view == 1
+
+
+def test_4_4_new_view_that_drops_a_prepared_block_is_rejected() -> None:
+    c = Cluster()
+    c.r(0).propose(1_000)
+    c.pump(is_(SignedCommit))  # type: ignore[arg-type]
+    _silence_primary_and_time_out(c, [1, 2, 3])
+    vcs = {c.index(m.body.replica): m for _, _, m in c.queue if isinstance(m, SignedViewChange)}
+    c.queue = []
+    from consensus.messages import NewViewBody
+
+    body = NewViewBody(view=View(1), view_changes=tuple(vcs[i] for i in (1, 2, 3)), preprepares=(), replica=c.keys[1].public)  # type: ignore[arg-type]
+    bad = SignedNewView(body=body, signature=Ed25519Signer(c.keys[1]).sign(Domain.NEW_VIEW, CHAIN, body))
+    assert not c.r(2).step(bad, c.keys[1].public)
+    assert c.r(2).rejected["new_view_o_mismatch"] == 1
+    assert not c.r(2).active
+
+
+def test_4_4_new_view_o_is_cut_at_a_gap_or_a_broken_chain() -> None:
+    c = Cluster()
+    for t in range(3):
+        c.r(0).propose(1_000 + t)
+    c.pump(is_(SignedCommit))  # type: ignore[arg-type]
+    proofs = [c.r(1).prepared_certs[s] for s in (1, 2, 3)]
+    signer = Ed25519Signer(c.keys[1])
+    stable = c.r(1).stable
+
+    def vc(prepared: tuple[PreparedProof, ...]) -> SignedViewChange:
+        b = ViewChangeBody(new_view=View(1), stable=stable, prepared=prepared, replica=c.keys[1].public)  # type: ignore[arg-type]
+        return SignedViewChange(body=b, signature=signer.sign(Domain.VIEW_CHANGE, CHAIN, b))
+
+    assert [p[0].body.seq for p in compute_new_view_o([vc(tuple(proofs))], GENESIS, 8)[2]] == [1, 2, 3]
+    assert [p[0].body.seq for p in compute_new_view_o([vc((proofs[0], proofs[2]))], GENESIS, 8)[2]] == [1]
+    assert compute_new_view_o([vc((proofs[1], proofs[2]))], GENESIS, 8)[2] == []
+
+
+def test_4_4_timeout_backs_off_exponentially_capped_and_resets_after_a_commit() -> None:
+    c = Cluster()
+    r = c.r(1)
+    timeouts = []
+    for _ in range(5):
+        before = r.ticks
+        view = r.view
+        while r.view == view:
+            r.tick()
+            # pretend 2f+1 view changes arrived so the timer for the next view runs
+            r.view_changes.setdefault(r.view, {}).update({bytes([i]) * 32: None for i in range(3)})  # type: ignore[misc]
+        c.drain(1)
+        timeouts.append(r.ticks - before)
+    assert timeouts[0] == PARAMS.view_timeout_ticks
+    assert timeouts[1:4] == [20, 40, 40]
+    assert max(timeouts) == PARAMS.view_timeout_max_ticks
+    c2 = Cluster()
+    c2.r(0).propose(1_000)
+    c2.pump()
+    assert c2.r(1).vc_attempt == 0 and c2.r(1).deadline == c2.r(1).ticks + PARAMS.view_timeout_ticks
+
+
+def test_4_4_a_replica_waits_for_2f_plus_1_view_changes_before_moving_on() -> None:
+    c = Cluster()
+    c.tick(1, PARAMS.view_timeout_ticks)
+    assert c.r(1).view == 1 and not c.r(1).active
+    c.tick(1, 10 * PARAMS.view_timeout_max_ticks)
+    assert c.r(1).view == 1  # alone it does not run ahead
+
+
+def test_4_4_f_plus_1_view_changes_for_higher_views_make_a_replica_join() -> None:
+    c = Cluster()
+    c.tick(1, PARAMS.view_timeout_ticks)
+    c.pump(lambda s, d, m: d == 3)
+    assert c.r(3).view == 0 and c.r(3).active
+    c.tick(2, PARAMS.view_timeout_ticks)
+    c.pump(lambda s, d, m: d == 3)
+    assert c.r(3).view == 1
+
+
+# ---------------------------------------------------------------- catch-up (4.5 state transfer)
+
+
+def test_4_5_lagging_replica_catches_up_from_peers_and_checks_certificates() -> None:
+    c = Cluster()
+    for t in range(6):
+        c.r(0).propose(1_000 + t)
+        c.pump(lambda s, d, m: d != 3)
+    assert c.heights() == [6, 6, 6, 0]
+    c.queue = []
+    c.tick_all(PARAMS.retransmit_ticks, only=[0, 1, 2])
+    c.pump(lambda s, d, m: d == 3)
+    c.tick(3, PARAMS.retransmit_ticks)
+    assert c.nodes[3].fetches
+    fr = c.nodes[3].fetches[-1]
+    peer = c.nodes[c.index(fr.peer)]
+    blocks = peer.store[fr.from_height - 1: fr.from_height - 1 + fr.count]
+    r3 = c.r(3)
+    forged_cert = replace(blocks[0].certificate, signatures=blocks[0].certificate.signatures[:1])
+    assert not r3.deliver_block(CertifiedBlock(block=blocks[0].block, certificate=forged_cert))
+    assert r3.rejected["fetched_bad_certificate"] == 1
+    for cb in reversed(blocks):  # out of order is fine: it applies them in order
+        r3.deliver_block(cb)
+    c.drain(3)
+    assert c.heights()[3] == 6
+    assert [cb.block.header.hash() for cb in c.nodes[3].store] == [cb.block.header.hash() for cb in c.nodes[0].store]
+    c.r(0).propose(2_000)
+    c.pump()
+    assert c.heights() == [7, 7, 7, 7]
+
+
+# ---------------------------------------------------------------- signer guard, restore
+
+
+def test_signer_guard_restored_primary_resends_and_never_re_signs_a_sequence() -> None:
+    c = Cluster()
+    c.r(0).propose(1_000)
+    c.drain(0)
+    first = next(m for _, _, m in c.queue if isinstance(m, PrePrepareMsg))
+    c.queue = []
+    c.restart(0)
+    r = c.r(0)
+    assert r.view == 0 and r.next_seq == 2
+    assert r.propose(1_001)
+    c.drain(0)
+    assert [m.preprepare.body.seq for _, _, m in c.queue if isinstance(m, PrePrepareMsg)] == [2, 2, 2]
+    c.queue = []
+    c.tick(0, PARAMS.retransmit_ticks)
+    resent = [m for _, _, m in c.queue if isinstance(m, PrePrepareMsg) and m.preprepare.body.seq == 1]
+    assert resent and all(m == first for m in resent)
+    c.pump()
+    assert c.heights() == [2, 2, 2, 2]
+
+
+def test_signer_guard_refuses_a_second_prepare_after_restart() -> None:
+    c = Cluster()
+    c.r(0).propose(1_000)
+    c.pump(lambda s, d, m: d == 1 and isinstance(m, PrePrepareMsg))
+    mine = c.r(1).signed[(Domain.PREPARE.value, 0, 1)]
+    assert any(rec == mine for rec in c.nodes[1].wal)  # persisted before it was sent
+    c.queue = []
+    c.restart(1)
+    r = c.r(1)
+    # the restored replica is offered another block for (view 0, seq 1)
+    block = c.r(0).slots[1].block
+    signer = Ed25519Signer(c.keys[0])
+    hdr = replace(block.header, time_ms=block.header.time_ms + 1)
+    body = PrePrepare(view=View(0), seq=Seq(1), digest=Hash32(hdr.hash()), replica=c.keys[0].public)  # type: ignore[arg-type]
+    other = PrePrepareMsg(preprepare=SignedPrePrepare(body=body, signature=signer.sign(Domain.PREPREPARE, CHAIN, body)),
+                          block=Block(header=hdr, events=block.events))
+    assert r.step(other, c.keys[0].public)
+    c.drain(1)
+    assert r.rejected.get("guard_refused", 0) >= 1
+    assert not [m for _, _, m in c.queue if isinstance(m, SignedPrepare)]
+
+
+def test_restored_backup_rejoins_the_view_it_was_in() -> None:
+    c = Cluster()
+    c.r(0).propose(1_000)
+    c.pump()
+    _silence_primary_and_time_out(c, [1, 2, 3])
+    c.pump(lambda s, d, m: d != 0)
+    c.restart(3)
+    assert c.r(3).view == 1 and c.r(3).active
+
+
+# ---------------------------------------------------------------- messages and parameters
+
+
+def test_messages_round_trip_and_parameters_validate() -> None:
+    c = Cluster()
+    c.r(0).propose(1_000)
+    c.pump(is_(SignedCommit))  # type: ignore[arg-type]
+    for rec in c.nodes[1].wal:
+        assert decode(rec.encode()) == rec
+    assert decode(PARAMS.encode()) == PARAMS
+    with pytest.raises(ValidationError):
+        ConsensusParams.decode(replace(PARAMS, watermark_window=2, checkpoint_interval=4).encode())
+    with pytest.raises(ProtocolError):
+        decode(replace(c.r(1).prepared_certs[1], prepares=()).encode()[:-1])
+
+
+def test_replica_requires_advance_between_readies() -> None:
+    c = Cluster()
+    r: Replica = c.r(0)
+    r.propose(1_000)
+    r.ready()
+    with pytest.raises(InvariantError):
+        r.ready()
+
+
+def test_certificate_check_through_the_verifier_matches_protocol() -> None:
+    c = Cluster()
+    c.r(0).propose(1_000)
+    c.pump()
+    cb = c.nodes[0].store[0]
+    verify_certificate(cb.certificate, CHAIN, c.validators, cb.block.header.hash(), Ed25519Verifier())
+    short = CommitCertificate(view=cb.certificate.view, height=cb.certificate.height,
+                              header_hash=cb.certificate.header_hash, signatures=cb.certificate.signatures[:2])
+    with pytest.raises(ProtocolError):
+        short.verify(CHAIN, c.validators, cb.block.header.hash())
+    assert sha256(b"") != cb.certificate.header_hash
