@@ -110,6 +110,9 @@ class Mempool:
     def __contains__(self, event_id: object) -> bool:
         return event_id in self._by_id
 
+    def pending_nonces(self, sender: bytes) -> list[int]:
+        return list(self._by_sender.get(sender, {}))
+
     def id_of(self, raw: bytes) -> bytes | None:
         return self._id_by_raw.get(raw)
 

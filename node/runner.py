@@ -184,7 +184,8 @@ class Node:
         self._stable_seen = 0
         self._last_propose = 0.0
         self._last_commit_time = 0.0
-        self._proposed_root: bytes | None = None
+        self._published_height = 0  # state height named by this node's last proposal
+        self._dirty_height = 0  # last executed height whose block had events
         self._fetching: set[tuple[bytes, int]] = set()
         self.evidence: list[Message] = []
         self.last_payload: list[bytes] = []
@@ -470,12 +471,14 @@ class Node:
         if since < interval:
             return
         has_events = bool(self.mempool.select(1, 1 << 30))
-        root_unpublished = self.ledger.state_root != self._proposed_root
-        if has_events or (root_unpublished and self.ledger.height > 0) or since >= self.options.heartbeat_ms:
+        # after blocks with events, one more block puts the resulting state root in a header
+        unpublished = self._published_height < self._dirty_height <= self.ledger.height
+        if has_events or unpublished or since >= self.options.heartbeat_ms:
             self.last_payload = []
+            executed = self.ledger.height
             if r.propose(int(time.time() * 1000)):
                 self._last_propose = now
-                self._proposed_root = self.ledger.state_root
+                self._published_height = executed
                 ids = [eid for raw in self.last_payload if (eid := self.mempool.id_of(raw)) is not None]
                 self.mempool.mark_proposed(r.next_seq - 1, ids)
 
@@ -548,6 +551,8 @@ class Node:
         self.metrics.fsync_latency.observe(time.perf_counter() - t0)
         result = self.ledger.apply_block(h, block.header.time_ms, block.events, preverified=preverified, decoded=decoded)
         all_ids = [o.event_id for o in result.outcomes]
+        if block.events:
+            self._dirty_height = h
         dropped = self.mempool.on_commit(h, all_ids)
         if dropped:
             self.store.journal_drop(dropped)
