@@ -15,6 +15,7 @@ restarted node comes back on the same addresses.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -271,10 +272,8 @@ def _alive(pid: int) -> bool:
     try:
         st = Path(f"/proc/{pid}/stat").read_text().split()
         if st[2] == "Z":
-            try:
+            with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
             return False
     except OSError:
         return False
