@@ -18,6 +18,7 @@ Invariants of `decode`:
 from __future__ import annotations
 
 import hashlib
+import operator
 import types
 import typing
 from collections.abc import Callable
@@ -58,7 +59,10 @@ def sha256(data: bytes) -> bytes:
 class Message:
     """Base of every encodable value. Subclasses are declared with `@message`."""
 
-    __slots__ = ()
+    # `_wire` caches the canonical encoding (values are immutable, so it never goes
+    # stale); it is not a field: equality, hashing, repr and `replace` ignore it.
+    __slots__ = ("_wire",)
+    _wire: bytes
     TAG: ClassVar[int]
     VERSION: ClassVar[int]
     # When a field is annotated with an abstract base (a Message subclass never given a
@@ -81,7 +85,8 @@ class Message:
 
 _BY_TAG: dict[int, type[Message]] = {}
 _CONVERTERS: dict[type[Message], _Conv] = {}
-_FIELD_ENCODERS: dict[type[Message], tuple[str, ...]] = {}
+_MESSAGE_CONVS: dict[type[Message], _Conv] = {}
+_FIELD_ENCODERS: dict[type[Message], Callable[[Any], tuple[Any, ...]]] = {}
 
 
 @dataclass_transform(frozen_default=True, kw_only_default=True)
@@ -110,14 +115,32 @@ def registered() -> dict[int, type[Message]]:
 # --------------------------------------------------------------------------- encoding
 
 
+_PLAIN: frozenset[type] = frozenset({int, str, bytes, bool, type(None)})
+"""Field value types that go to msgpack as they are (anything else goes through `_to_wire`)."""
+
+
+def _field_getter(cls: type[Message]) -> Callable[[Any], tuple[Any, ...]]:
+    names = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+    if len(names) >= 2:
+        return operator.attrgetter(*names)
+    if len(names) == 1:
+        one = operator.attrgetter(names[0])
+        return lambda v: (one(v),)
+    return lambda v: ()
+
+
 def _to_wire(value: Any) -> Any:
     if isinstance(value, Message):
         cls = type(value)
-        names = _FIELD_ENCODERS.get(cls)
-        if names is None:
-            names = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
-            _FIELD_ENCODERS[cls] = names
-        return [cls.TAG, cls.VERSION, *(_to_wire(getattr(value, n)) for n in names)]
+        spec = _FIELD_ENCODERS.get(cls)
+        if spec is None:
+            spec = _FIELD_ENCODERS[cls] = _field_getter(cls)
+        vals = spec(value)
+        # Fast path: every field is a plain scalar (one C-level pass over the types).
+        if _PLAIN.issuperset(map(type, vals)):
+            return [cls.TAG, cls.VERSION, *vals]
+        plain = _PLAIN
+        return [cls.TAG, cls.VERSION, *[v if type(v) in plain else _to_wire(v) for v in vals]]
     if isinstance(value, tuple | list):
         return [_to_wire(v) for v in value]
     if isinstance(value, float):
@@ -125,9 +148,19 @@ def _to_wire(value: Any) -> Any:
     return value
 
 
+_SET = object.__setattr__
+
+
 def encode(msg: Message) -> bytes:
-    """The canonical bytes of a message."""
-    return msgpack.packb(_to_wire(msg), use_bin_type=True)  # type: ignore[no-any-return]
+    """The canonical bytes of a message (computed once per value, then cached on it)."""
+    try:
+        return msg._wire
+    except AttributeError:
+        pass
+    raw: bytes = msgpack.packb(_to_wire(msg), use_bin_type=True)
+    if isinstance(msg, Message):
+        _SET(msg, "_wire", raw)
+    return raw
 
 
 def hash_message(msg: Message) -> bytes:
@@ -141,61 +174,43 @@ def _fail(code: Code, path: str, text: str) -> DecodeError:
     return DecodeError(code, text, field=path or None)
 
 
-def _int_conv(value: Any, path: str, depth: int) -> int:
-    if type(value) is not int:
-        raise _fail(Code.DECODE_WRONG_TYPE, path, f"expected an integer, got {_kind(value)}")
-    if not 0 <= value <= MAX_UINT64:
-        raise ValidationError(Code.FIELD_OUT_OF_RANGE, f"{value} is not in 0..2^64-1", field=path)
-    return value
-
-
-def _bool_conv(value: Any, path: str, depth: int) -> bool:
-    if type(value) is not bool:
-        raise _fail(Code.DECODE_WRONG_TYPE, path, f"expected a boolean, got {_kind(value)}")
-    return value
-
-
-def _str_conv(value: Any, path: str, depth: int) -> str:
-    if type(value) is not str:
-        raise _fail(Code.DECODE_WRONG_TYPE, path, f"expected a string, got {_kind(value)}")
-    return value
-
-
-def _bytes_conv(length: int | None) -> _Conv:
-    def conv(value: Any, path: str, depth: int) -> bytes:
-        if type(value) is not bytes:
-            raise _fail(Code.DECODE_WRONG_TYPE, path, f"expected bytes, got {_kind(value)}")
-        if length is not None and len(value) != length:
-            raise ValidationError(
-                Code.FIELD_WRONG_LENGTH, f"expected {length} bytes, got {len(value)}", field=path
-            )
-        return value
-
-    return conv
-
-
 def _kind(value: Any) -> str:
     return {list: "an array", bytes: "bytes", str: "a string", int: "an integer", bool: "a boolean",
             float: "a float", type(None): "nil"}.get(type(value), type(value).__name__)
 
 
-def _optional_conv(inner: _Conv) -> _Conv:
-    def conv(value: Any, path: str, depth: int) -> Any:
-        return None if value is None else inner(value, path, depth)
-
-    return conv
+# Error builders, called only on the failure path of the generated converters (so the
+# success path never formats a field path).
 
 
-def _tuple_conv(inner: _Conv) -> _Conv:
-    def conv(value: Any, path: str, depth: int) -> tuple[Any, ...]:
-        if type(value) is not list:
-            raise _fail(Code.DECODE_WRONG_TYPE, path, f"expected an array, got {_kind(value)}")
-        return tuple(inner(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value))
+def _fp(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
 
-    return conv
+
+def _ep(path: str, index: int) -> str:
+    return f"{path}[{index}]"
+
+
+def _e_type(path: str, what: str, value: Any) -> DecodeError:
+    return _fail(Code.DECODE_WRONG_TYPE, path, f"expected {what}, got {_kind(value)}")
+
+
+def _e_range(path: str, value: int) -> ValidationError:
+    return ValidationError(Code.FIELD_OUT_OF_RANGE, f"{value} is not in 0..2^64-1", field=path)
+
+
+def _e_len(path: str, length: int, value: bytes) -> ValidationError:
+    return ValidationError(Code.FIELD_WRONG_LENGTH, f"expected {length} bytes, got {len(value)}", field=path)
 
 
 def _message_conv(base: type[Message]) -> _Conv:
+    conv = _MESSAGE_CONVS.get(base)
+    if conv is None:
+        conv = _MESSAGE_CONVS[base] = _build_message_conv(base)
+    return conv
+
+
+def _build_message_conv(base: type[Message]) -> _Conv:
     concrete = "TAG" in base.__dict__
 
     def conv(value: Any, path: str, depth: int) -> Message:
@@ -208,6 +223,10 @@ def _message_conv(base: type[Message]) -> _Conv:
             cls: type[Message] = base
             if tag != base.TAG:
                 raise _fail(Code.DECODE_UNKNOWN_TAG, path, f"expected tag {base.TAG:#x} ({base.__name__}), got {tag!r}")
+            if type(tag) is not int:
+                # Equal but not an int (1.0, True): the value decodes, and `decode_as`
+                # then refuses the bytes as not canonical (they re-encode differently).
+                value[0] = base.TAG
         else:
             found = _BY_TAG.get(tag) if type(tag) is int else None
             if found is None or not issubclass(found, base):
@@ -222,6 +241,7 @@ def _message_conv(base: type[Message]) -> _Conv:
 
 
 def _converter(cls: type[Message]) -> _Conv:
+    """The converter of `cls`: (wire array with its tag already checked, path, depth) -> value."""
     conv = _CONVERTERS.get(cls)
     if conv is None:
         conv = _build_converter(cls)
@@ -229,59 +249,141 @@ def _converter(cls: type[Message]) -> _Conv:
     return conv
 
 
-def _field_conv(tp: Any) -> _Conv:
-    supertype = getattr(tp, "__supertype__", None)
-    if supertype is not None:  # a NewType
-        if supertype is bytes:
-            return _bytes_conv(FIXED_LENGTHS.get(tp))
-        return _field_conv(supertype)
-    if tp is int:
-        return _int_conv
-    if tp is bool:
-        return _bool_conv
-    if tp is str:
-        return _str_conv
-    if tp is bytes:
-        return _bytes_conv(None)
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if len(args) != 1 or len(typing.get_args(tp)) != 2:
-            raise InvariantError(f"only `X | None` unions are encodable, not {tp}")
-        return _optional_conv(_field_conv(args[0]))
-    if origin is tuple:
-        targs = typing.get_args(tp)
-        if len(targs) != 2 or targs[1] is not Ellipsis:
-            raise InvariantError(f"only tuple[X, ...] is encodable, not {tp}")
-        return _tuple_conv(_field_conv(targs[0]))
-    if isinstance(tp, type) and issubclass(tp, Message):
-        return _message_conv(tp)
-    raise InvariantError(f"type {tp!r} is not encodable")
+class _Gen:
+    """Writes the source of one class's converter (see `_build_converter`)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.env: dict[str, Any] = {
+            "_set_wire": _set_wire, "_fp": _fp, "_ep": _ep, "_e_type": _e_type, "_e_range": _e_range, "_e_len": _e_len,
+            "MAX_UINT64": MAX_UINT64,
+        }
+        self.counter = 0
+
+    def name(self, prefix: str, obj: Any = None) -> str:
+        self.counter += 1
+        n = f"{prefix}{self.counter}"
+        if obj is not None:
+            self.env[n] = obj
+        return n
+
+    def emit(self, tp: Any, var: str, path: str, depth: int, ind: str) -> None:
+        """Lines that check `var` (of declared type `tp`) and may rebind it to its value.
+
+        `path` is an expression giving the field path, evaluated only to report an error
+        (or to pass it on to a nested message's converter).
+        """
+        out = self.lines.append
+        supertype = getattr(tp, "__supertype__", None)
+        if supertype is not None:  # a NewType
+            if supertype is bytes:
+                self.emit_bytes(var, path, FIXED_LENGTHS.get(tp), ind)
+                return
+            self.emit(supertype, var, path, depth, ind)
+            return
+        if tp is int:
+            out(f"{ind}if type({var}) is not int: raise _e_type({path}, 'an integer', {var})")
+            out(f"{ind}if {var} < 0 or {var} > MAX_UINT64: raise _e_range({path}, {var})")
+            return
+        if tp is bool:
+            out(f"{ind}if type({var}) is not bool: raise _e_type({path}, 'a boolean', {var})")
+            return
+        if tp is str:
+            out(f"{ind}if type({var}) is not str: raise _e_type({path}, 'a string', {var})")
+            return
+        if tp is bytes:
+            self.emit_bytes(var, path, None, ind)
+            return
+        origin = typing.get_origin(tp)
+        if origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(tp) if a is not type(None)]
+            if len(args) != 1 or len(typing.get_args(tp)) != 2:
+                raise InvariantError(f"only `X | None` unions are encodable, not {tp}")
+            out(f"{ind}if {var} is not None:")
+            self.emit(args[0], var, path, depth, ind + "    ")
+            return
+        if origin is tuple:
+            targs = typing.get_args(tp)
+            if len(targs) != 2 or targs[1] is not Ellipsis:
+                raise InvariantError(f"only tuple[X, ...] is encodable, not {tp}")
+            out(f"{ind}if type({var}) is not list: raise _e_type({path}, 'an array', {var})")
+            i, x, acc = self.name("i"), self.name("x"), self.name("acc")
+            start = len(self.lines)
+            out(f"{ind}for {i}, {x} in enumerate({var}):")
+            body_at = len(self.lines)
+            self.emit(targs[0], x, f"_ep({path}, {i})", depth + 1, ind + "    ")
+            rebinds = any(f"{x} = " in ln for ln in self.lines[body_at:])
+            if rebinds:  # elements are converted: collect them into a new list
+                self.lines.insert(start, f"{ind}{acc} = []")
+                out(f"{ind}    {acc}.append({x})")
+                out(f"{ind}{var} = tuple({acc})")
+            else:
+                out(f"{ind}{var} = tuple({var})")
+            return
+        if isinstance(tp, type) and issubclass(tp, Message):
+            conv = self.name("_msg", _message_conv(tp))
+            if "TAG" in tp.__dict__ and depth == 1:
+                # A concrete message field (a signed event's event, a block's header) is
+                # usually encoded again right away (to hash or verify it): pack its wire
+                # array now, in C, and cache the bytes on the value.
+                out(f"{ind}{var} = _set_wire({conv}({var}, {path}, depth + {depth}), {var})")
+            else:
+                out(f"{ind}{var} = {conv}({var}, {path}, depth + {depth})")
+            return
+        raise InvariantError(f"type {tp!r} is not encodable")
+
+    def emit_bytes(self, var: str, path: str, length: int | None, ind: str) -> None:
+        self.lines.append(f"{ind}if type({var}) is not bytes: raise _e_type({path}, 'bytes', {var})")
+        if length is not None:
+            self.lines.append(f"{ind}if len({var}) != {length}: raise _e_len({path}, {length}, {var})")
+
+
+def _set_wire(obj: Message, wire: list[Any]) -> Message:
+    # `wire` is the decoded array of `obj`; converters keep scalars as they are and only
+    # turn arrays into tuples, so packing it again gives exactly `encode(obj)`.
+    _SET(obj, "_wire", msgpack.packb(wire, use_bin_type=True))
+    return obj
+
+
+def _prefix_error(exc: ProtocolError, path: str) -> None:
+    if path and exc.field is not None and not exc.field.startswith(path):
+        exc.field = f"{path}.{exc.field}"
 
 
 def _build_converter(cls: type[Message]) -> _Conv:
+    """Compile the converter of one class (like `dataclasses` compiles `__init__`).
+
+    The generated function checks the version and arity, then each field in declared
+    order (type, range, length; nested values through their own converters), builds the
+    value and runs its `validate()` (skipped when the class does not override it).
+    Error paths, codes and texts are those of a field-by-field check.
+    """
     hints = typing.get_type_hints(cls)
-    spec = [(f.name, _field_conv(hints[f.name])) for f in fields(cls)]  # type: ignore[arg-type]
-    arity = 2 + len(spec)
-    name = cls.__name__
-    version = cls.VERSION
-
-    def conv(value: Any, path: str, depth: int) -> Message:
-        if value[1] != version or type(value[1]) is not int:
-            raise _fail(Code.DECODE_UNSUPPORTED_VERSION, path, f"{name} version {value[1]!r} is not supported (expected {version})")
-        if len(value) != arity:
-            raise _fail(Code.DECODE_WRONG_ARITY, path, f"{name} has {arity - 2} fields, got {len(value) - 2}")
-        prefix = f"{path}." if path else ""
-        kwargs = {fname: fconv(value[i], prefix + fname, depth + 1) for i, (fname, fconv) in enumerate(spec, 2)}
-        obj = cls(**kwargs)
-        try:
-            obj.validate()
-        except ProtocolError as exc:
-            if path and exc.field is not None and not exc.field.startswith(path):
-                exc.field = f"{path}.{exc.field}"
-            raise
-        return obj
-
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    arity = 2 + len(names)
+    g = _Gen()
+    g.env.update(_cls=cls, _fail=_fail, _Code=Code, _ProtocolError=ProtocolError, _prefix_error=_prefix_error)
+    ln = g.lines.append
+    ln("def conv(value, path, depth):")
+    ln("    v1 = value[1]")
+    ln(f"    if v1 != {cls.VERSION} or type(v1) is not int:")
+    ln(f"        raise _fail(_Code.DECODE_UNSUPPORTED_VERSION, path, f'{cls.__name__} version {{v1!r}} is not supported (expected {cls.VERSION})')")
+    ln(f"    if len(value) != {arity}:")
+    ln(f"        raise _fail(_Code.DECODE_WRONG_ARITY, path, f'{cls.__name__} has {arity - 2} fields, got {{len(value) - 2}}')")
+    for i, name in enumerate(names):
+        ln(f"    f{i} = value[{i + 2}]")
+        g.emit(hints[name], f"f{i}", f"_fp(path, {name!r})", 1, "    ")
+    ln("    obj = _cls(" + ", ".join(f"{name}=f{i}" for i, name in enumerate(names)) + ")")
+    if cls.validate is not Message.validate:
+        ln("    try:")
+        ln("        obj.validate()")
+        ln("    except _ProtocolError as exc:")
+        ln("        _prefix_error(exc, path)")
+        ln("        raise")
+    ln("    return obj")
+    source = "\n".join(g.lines)
+    exec(compile(source, f"<converter of {cls.__module__}.{cls.__qualname__}>", "exec"), g.env)
+    conv: _Conv = g.env["conv"]
     return conv
 
 
@@ -320,13 +422,16 @@ def decode_as(cls: type[M], data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) 
     value = _unpack(data, max_bytes)
     try:
         obj = _message_conv(cls)(value, "", 0)
-        canonical = encode(obj)
+        # The converters keep every scalar as decoded and turn arrays into tuples, so
+        # re-packing the decoded structure is the same as encoding the value.
+        canonical = msgpack.packb(value, use_bin_type=True)
     except ProtocolError:
         raise
     except (TypeError, ValueError, OverflowError, RecursionError) as exc:  # pragma: no cover - defensive
         raise DecodeError(Code.DECODE_MALFORMED, f"cannot decode: {exc}") from None
-    if canonical != bytes(data):
+    if canonical != data:
         raise DecodeError(Code.DECODE_NOT_CANONICAL, "not the canonical encoding of its value")
+    _SET(obj, "_wire", canonical)
     return obj  # type: ignore[no-any-return]
 
 
