@@ -2,7 +2,7 @@
 
 Owns: `ContractVM` (the protocol a backend implements), `ExecResult` and its statuses,
 `CallContext`, `StateView`, the versioned host ABI / gas schedule (`GasSchedule`,
-`VmLimits`), the consensus description of a VM (`VmParams`, a codec message), the
+`VmLimits`), the
 `VmError` raised by `validate`/`prepare`, and the registry of backends by VM id.
 
 Invariants:
@@ -24,8 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from protocol.codec import Message, message
-from protocol.errors import Code, ValidationError
+from protocol.genesis import VmAllowed
 
 __all__ = [
     "ABI_VERSION",
@@ -41,7 +40,6 @@ __all__ = [
     "StateView",
     "VmError",
     "VmLimits",
-    "VmParams",
     "WriteOverlay",
     "code_hash",
     "get_vm",
@@ -170,37 +168,6 @@ class VmLimits:
 DEFAULT_LIMITS = VmLimits()
 
 
-@message(tag=0x80)
-class VmParams(Message):
-    """Consensus parameters of one contract VM (lives in genesis params): which backend,
-    which version of it (ABI + gas schedule), and the limits every node enforces."""
-
-    vm_id: str
-    version: int
-    max_code_bytes: int
-    memory_limit_bytes: int
-    max_gas_per_call: int
-
-    def validate(self) -> None:
-        if not self.vm_id or len(self.vm_id) > 32:
-            raise ValidationError(Code.FIELD_INVALID, "vm id must be 1..32 characters", field="vm_id")
-        if self.version == 0:
-            raise ValidationError(Code.FIELD_OUT_OF_RANGE, "version starts at 1", field="version")
-        if not 1 <= self.max_code_bytes <= 4 * 1024 * 1024:
-            raise ValidationError(Code.FIELD_OUT_OF_RANGE, "max_code_bytes is 1..4 MiB", field="max_code_bytes")
-        if not 64 * 1024 <= self.memory_limit_bytes <= 256 * 1024 * 1024:
-            raise ValidationError(Code.FIELD_OUT_OF_RANGE, "memory_limit_bytes is 64 KiB..256 MiB", field="memory_limit_bytes")
-        if not 1 <= self.max_gas_per_call <= 10**12:
-            raise ValidationError(Code.FIELD_OUT_OF_RANGE, "max_gas_per_call is 1..10^12", field="max_gas_per_call")
-
-    def limits(self) -> VmLimits:
-        return VmLimits(
-            max_code_bytes=self.max_code_bytes,
-            memory_limit_bytes=self.memory_limit_bytes,
-            max_gas_per_call=self.max_gas_per_call,
-        )
-
-
 def code_hash(code: bytes) -> bytes:
     """Contract code is stored and addressed by SHA-256 of its bytes."""
     return hashlib.sha256(code).digest()
@@ -221,7 +188,8 @@ class ContractVM(Protocol):
     limits: VmLimits
     schedule: GasSchedule
 
-    def params(self) -> VmParams: ...
+    def allowed(self) -> VmAllowed:
+        """This VM as genesis lists it (`protocol.genesis.VmAllowed`: vm id + version)."""
 
     def validate(self, code: bytes) -> None:
         """Raise `VmError` with a reason unless `code` is deployable."""
@@ -320,5 +288,5 @@ def get_vm(vm_id: str, version: int | None = None) -> ContractVM:
 
 
 def _load_builtin() -> None:
-    from . import lua as _lua  # noqa: F401  (registers "lua54")
-    from . import wasm as _wasm  # noqa: F401  (registers "wasmtime")
+    from . import lua as _lua  # noqa: F401  (registers "lua")
+    from . import wasm as _wasm  # noqa: F401  (registers "wasm")

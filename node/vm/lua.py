@@ -1,4 +1,4 @@
-"""The Lua 5.4 backend (VM id ``lua54``) through lupa, with the hardened prelude.
+"""The Lua 5.4 backend (VM id ``lua``, version 1) through lupa, with the hardened prelude.
 
 Owns: one `LuaRuntime` per prepared contract (LRU-cached by code hash), the prelude
 (`lua_prelude.lua`: whitelisted environment, sorted `pairs`, metered and un-swallowable
@@ -40,6 +40,7 @@ from typing import Any
 import lupa.lua54 as lupa
 
 from protocol.errors import InvariantError
+from protocol.genesis import VmAllowed
 
 from .api import (
     ABI_VERSION,
@@ -54,7 +55,6 @@ from .api import (
     StateView,
     VmError,
     VmLimits,
-    VmParams,
     WriteOverlay,
     clip_error,
     code_hash,
@@ -63,8 +63,10 @@ from .api import (
 
 __all__ = ["VM_ID", "LuaVM"]
 
-VM_ID = "lua54"
-VERSION = ABI_VERSION * 1000 + 54  # ABI v1 on Lua 5.4 (lupa 2.x)
+VM_ID = "lua"
+VERSION = ABI_VERSION
+"""Version 1 = host ABI v1 + gas schedule v1 + `DEFAULT_LIMITS`, on Lua 5.4 through lupa 2.x
+(the instruction count is Lua 5.4's; another Lua minor version is a new VM version)."""
 PREPARED_CACHE_SIZE = 64
 ENTRY_NAME_MAX = 64
 _RUNTIME_MEMORY_BYTES = 256 * 1024 * 1024  # the runtime's own cap outside calls
@@ -103,14 +105,8 @@ class LuaVM:
         self._frame: _Frame | None = None
         self._cache: OrderedDict[bytes, Prepared] = OrderedDict()
 
-    def params(self) -> VmParams:
-        return VmParams(
-            vm_id=self.vm_id,
-            version=self.version,
-            max_code_bytes=self.limits.max_code_bytes,
-            memory_limit_bytes=self.limits.memory_limit_bytes,
-            max_gas_per_call=self.limits.max_gas_per_call,
-        )
+    def allowed(self) -> VmAllowed:
+        return VmAllowed(vm_id=self.vm_id, version=self.version)
 
     # ------------------------------------------------------------------ runtime
 
@@ -189,6 +185,9 @@ class LuaVM:
         except lupa.LuaMemoryError:
             rt.reset()
             return ExecResult(ExecStatus.TRAP, gas_limit, error="memory limit exceeded")
+        except lupa.LuaError as exc:  # the prelude itself failed: our bug, not the contract's
+            rt.reset()
+            raise InvariantError(f"lua prelude failed: {exc}") from exc
         finally:
             self._frame = None
             lua.set_max_memory(_RUNTIME_MEMORY_BYTES)
@@ -210,31 +209,31 @@ class LuaVM:
             raise InvariantError("host function called outside a call")
         return frame.overlay
 
-    def _py_get(self, key: bytes) -> tuple[bytes | None, str | None]:
+    def _py_get(self, key: bytes) -> tuple[bytes | None, bytes | None]:
         try:
             return self._overlay().get(bytes(key)), None
         except LimitExceeded as exc:
-            return None, str(exc)
+            return None, str(exc).encode()
 
-    def _py_put(self, key: bytes, value: bytes) -> str | None:
+    def _py_put(self, key: bytes, value: bytes) -> bytes | None:
         try:
             self._overlay().put(bytes(key), bytes(value))
         except LimitExceeded as exc:
-            return str(exc)
+            return str(exc).encode()
         return None
 
-    def _py_del(self, key: bytes) -> str | None:
+    def _py_del(self, key: bytes) -> bytes | None:
         try:
             self._overlay().put(bytes(key), None)
         except LimitExceeded as exc:
-            return str(exc)
+            return str(exc).encode()
         return None
 
-    def _py_emit(self, topic: bytes, data: bytes) -> str | None:
+    def _py_emit(self, topic: bytes, data: bytes) -> bytes | None:
         try:
             self._overlay().emit(bytes(topic), bytes(data))
         except LimitExceeded as exc:
-            return str(exc)
+            return str(exc).encode()
         return None
 
 

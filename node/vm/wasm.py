@@ -1,4 +1,4 @@
-"""The wasmtime backend (VM id ``wasmtime``): fuel as gas, NaN canonicalisation, no WASI.
+"""The wasmtime backend (VM id ``wasm``, version 1): fuel as gas, NaN canonicalisation, no WASI.
 
 Owns the engine configuration, module validation, the six host functions of ABI v1 and
 the instance cache. See docs/CONTRACTS.md for the ABI as a contract author sees it.
@@ -42,6 +42,7 @@ import wasmtime
 from wasmtime import _ffi as wffi
 
 from protocol.errors import InvariantError
+from protocol.genesis import VmAllowed
 
 from .api import (
     ABI_VERSION,
@@ -56,7 +57,6 @@ from .api import (
     StateView,
     VmError,
     VmLimits,
-    VmParams,
     WriteOverlay,
     clip_error,
     code_hash,
@@ -65,8 +65,10 @@ from .api import (
 
 __all__ = ["VM_ID", "WasmVM"]
 
-VM_ID = "wasmtime"
-VERSION = ABI_VERSION * 1000 + 50  # ABI v1 on wasmtime 50.x (stack depth and fuel costs are per wasmtime major)
+VM_ID = "wasm"
+VERSION = ABI_VERSION
+"""Version 1 = host ABI v1 + gas schedule v1 + `DEFAULT_LIMITS`, on wasmtime 50.x (fuel costs
+and stack depth are wasmtime's; a wasmtime upgrade that changes them is a new version)."""
 WASM_PAGE_BYTES = 65536
 MAX_WASM_STACK_BYTES = 256 * 1024
 PREPARED_CACHE_SIZE = 128
@@ -180,6 +182,7 @@ class _Module:
     pre: wasmtime.InstancePre
     entries: frozenset[str]
     reusable: bool
+    owner: object
     instance: _Instance | None = None
 
 
@@ -223,14 +226,8 @@ class WasmVM:
             ty = wasmtime.FuncType(list(params), list(results))
             self._linker.define_func("env", name, ty, getattr(self, f"_host_{name}"), access_caller=True)
 
-    def params(self) -> VmParams:
-        return VmParams(
-            vm_id=self.vm_id,
-            version=self.version,
-            max_code_bytes=self.limits.max_code_bytes,
-            memory_limit_bytes=self.limits.memory_limit_bytes,
-            max_gas_per_call=self.limits.max_gas_per_call,
-        )
+    def allowed(self) -> VmAllowed:
+        return VmAllowed(vm_id=self.vm_id, version=self.version)
 
     # ------------------------------------------------------------------ deploy
 
@@ -286,7 +283,7 @@ class WasmVM:
         # mutable globals (all exported), and no tables or passive data segments.
         tables = _leb_u32(code, sections[4][0])[0] if 4 in sections else 0
         reusable = mutable == exported_mutable and tables == exported_tables and 12 not in sections
-        return _Module(module=module, pre=pre, entries=frozenset(entries), reusable=reusable)
+        return _Module(module=module, pre=pre, entries=frozenset(entries), reusable=reusable, owner=self)
 
     def prepare(self, code: bytes) -> Prepared:
         h = code_hash(code)
@@ -334,7 +331,7 @@ class WasmVM:
         self, prepared: Prepared, entry: str, args: bytes, state: StateView, ctx: CallContext, gas_limit: int
     ) -> ExecResult:
         mod = prepared.handle
-        if not isinstance(mod, _Module) or prepared.vm_id != self.vm_id:
+        if not isinstance(mod, _Module) or mod.owner is not self:
             raise InvariantError("prepared code belongs to another VM")
         gas_limit = min(gas_limit, self.limits.max_gas_per_call)
         base = self.schedule.wasm_call_base

@@ -1,7 +1,7 @@
 """The shipped service agreements, each in both backends (C -> WebAssembly, and Lua).
 
-`source(name, vm_id)` returns the deployable code: ``<name>.wasm`` for ``wasmtime`` (built
-from ``<name>.c`` by `node.vm.contracts.build`), ``<name>.lua`` for ``lua54``.
+`source(name, vm_id)` returns the deployable code: ``<name>.wasm`` for ``wasm`` (built
+from ``<name>.c`` by `node.vm.contracts.build`), ``<name>.lua`` for ``lua``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ __all__ = ["AGREEMENTS", "ENTRIES", "source"]
 
 AGREEMENTS = ("warranty", "sla", "refund")
 ENTRIES = {"warranty": "claim_eligibility", "sla": "sla_penalty", "refund": "return_decision"}
-_SUFFIX = {"wasmtime": "wasm", "lua54": "lua"}
+_SUFFIX = {"wasm": "wasm", "lua": "lua"}
 
 
 def source(name: str, vm_id: str) -> bytes:
