@@ -350,6 +350,16 @@ def _prefix_error(exc: ProtocolError, path: str) -> None:
         exc.field = f"{path}.{exc.field}"
 
 
+def _plain_dataclass_init(cls: type[Message], names: list[str]) -> bool:
+    """True if `cls.__init__` is the one `dataclass` generated and only stores the fields."""
+    init = cls.__dict__.get("__init__")
+    code = getattr(init, "__code__", None)
+    return (
+        code is not None and code.co_filename == "<string>" and not hasattr(cls, "__post_init__")
+        and all(type(cls.__dict__.get(n)).__name__ == "member_descriptor" for n in names)
+    )
+
+
 def _build_converter(cls: type[Message]) -> _Conv:
     """Compile the converter of one class (like `dataclasses` compiles `__init__`).
 
@@ -362,7 +372,7 @@ def _build_converter(cls: type[Message]) -> _Conv:
     names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
     arity = 2 + len(names)
     g = _Gen()
-    g.env.update(_cls=cls, _fail=_fail, _Code=Code, _ProtocolError=ProtocolError, _prefix_error=_prefix_error)
+    g.env.update(_cls=cls, _new=cls.__new__, _fail=_fail, _Code=Code, _ProtocolError=ProtocolError, _prefix_error=_prefix_error)
     ln = g.lines.append
     ln("def conv(value, path, depth):")
     ln("    v1 = value[1]")
@@ -373,7 +383,15 @@ def _build_converter(cls: type[Message]) -> _Conv:
     for i, name in enumerate(names):
         ln(f"    f{i} = value[{i + 2}]")
         g.emit(hints[name], f"f{i}", f"_fp(path, {name!r})", 1, "    ")
-    ln("    obj = _cls(" + ", ".join(f"{name}=f{i}" for i, name in enumerate(names)) + ")")
+    if _plain_dataclass_init(cls, names):
+        # Same effect as the generated frozen __init__ (which sets each slot with
+        # object.__setattr__), without its per-field overhead.
+        ln("    obj = _new(_cls)")
+        for i, name in enumerate(names):
+            g.env[f"_set{i}"] = getattr(cls, name).__set__
+            ln(f"    _set{i}(obj, f{i})")
+    else:
+        ln("    obj = _cls(" + ", ".join(f"{name}=f{i}" for i, name in enumerate(names)) + ")")
     if cls.validate is not Message.validate:
         ln("    try:")
         ln("        obj.validate()")
