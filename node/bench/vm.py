@@ -2,6 +2,7 @@
 
     ./scripts/bench vm            # ~2 s per backend
     ./scripts/bench vm --quick    # a smoke run (used by the test suite)
+    ./scripts/bench vm --json out.json
     python -m node.bench.vm --seconds 5
 
 Each call is a full hook call as the ledger makes it (`VmAgreementHooks.sla_penalty`:
@@ -12,6 +13,7 @@ the figure includes the Python-side ABI work. A second line gives raw `execute` 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 from node.ledger.hooks import ContractRef, PenaltyInput, PolicyTerms
@@ -81,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench vm", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a short smoke run (0.05 s per measurement)")
     parser.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
+    parser.add_argument("--json", metavar="FILE", help="also save the figures as JSON")
     opts = parser.parse_args(argv)
     seconds = 0.05 if opts.quick else opts.seconds
     results = run(seconds)
@@ -88,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'backend':<10} {'hook calls/s':>14} {'execute calls/s':>16} {'gas/call':>9}")
     for vm_id, r in results.items():
         print(f"{vm_id:<10} {r['hook_calls_per_s']:>14,.0f} {r['execute_calls_per_s']:>16,.0f} {r['gas_per_call']:>9,.0f}")
+    if opts.json:
+        with open(opts.json, "w", encoding="utf-8") as f:
+            json.dump({"bench": "vm", "seconds_per_measurement": seconds, "results": results}, f, indent=2)
     return 0
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from node.vm.contracts import AGREEMENTS
+from node.vm.contracts.build import SOURCES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,6 +20,7 @@ def test_every_agreement_is_shipped_in_both_forms() -> None:
     for name in AGREEMENTS:
         for suffix in ("c", "wasm", "lua"):
             assert (d / f"{name}.{suffix}").is_file(), f"{name}.{suffix}"
+    assert (d / "service.c").is_file() and (d / "service.wasm").is_file()
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ziglang") is None, reason="ziglang (dev extra) not installed")
@@ -26,4 +28,4 @@ def test_wasm_matches_a_fresh_build_byte_for_byte() -> None:
     done = subprocess.run([sys.executable, "-m", "node.vm.contracts.build", "--check"], cwd=ROOT, capture_output=True,
                           text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.count("matches") == len(AGREEMENTS)
+    assert done.stdout.count("matches") == len(SOURCES) == len(AGREEMENTS) + 1

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SOURCES = ("warranty", "sla", "refund")
+SOURCES = ("warranty", "sla", "refund", "service")
 FLAGS = (
     "--target=wasm32-freestanding",
     "-nostdlib",
