@@ -27,10 +27,21 @@ Tag map: 0x100 orgs, 0x110 products, 0x120 policies/warranty, 0x130 contracts,
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import TypeVar, dataclass_transform
 
 from .errors import Code, ValidationError
 from .events import EventBody, event_type
 from .types import Hash32, PublicKey
+
+_B = TypeVar("_B", bound=EventBody)
+
+
+@dataclass_transform(frozen_default=True, kw_only_default=True)
+def _event(name: str, *, tag: int) -> Callable[[type[_B]], type[_B]]:
+    """`protocol.events.event_type`, typed for mypy (a frozen keyword-only dataclass)."""
+    wrap: Callable[[type[_B]], type[_B]] = event_type(name, tag=tag)
+    return wrap
 
 __all__ = [
     "BIZ_STEPS",
@@ -191,7 +202,7 @@ def _product(gtin: str, serial: str) -> None:
 # --------------------------------------------------------------------------- organisations
 
 
-@event_type("org.register", tag=0x100)
+@_event("org.register", tag=0x100)
 class OrgRegister(EventBody):
     """Admit a member organisation (governance-driven; see `node.ledger` for the status)."""
 
@@ -211,7 +222,7 @@ class OrgRegister(EventBody):
         _distinct(self.keys, "keys")
 
 
-@event_type("org.update", tag=0x101)
+@_event("org.update", tag=0x101)
 class OrgUpdate(EventBody):
     """Change an organisation's roles and keys (governance-driven)."""
 
@@ -232,7 +243,7 @@ class OrgUpdate(EventBody):
 # --------------------------------------------------------------------------- products
 
 
-@event_type("product.register", tag=0x110)
+@_event("product.register", tag=0x110)
 class ProductRegister(EventBody):
     """A manufacturer registers one serialised product it made (owner: the manufacturer)."""
 
@@ -249,7 +260,7 @@ class ProductRegister(EventBody):
             raise _bad("batch", "a batch/lot is 1-20 characters of the GS1 character set 82")
 
 
-@event_type("product.transfer", tag=0x111)
+@_event("product.transfer", tag=0x111)
 class ProductTransfer(EventBody):
     """Ownership passes from the sender (the current owner) to an organisation or a customer.
 
@@ -279,7 +290,7 @@ class ProductTransfer(EventBody):
                 raise _bad("order_ref_hash", "a sale carries the hash of its order reference")
 
 
-@event_type("trace.record", tag=0x112)
+@_event("trace.record", tag=0x112)
 class TraceRecord(EventBody):
     """An EPCIS-style observation of a product: what happened, in what state, where."""
 
@@ -296,7 +307,7 @@ class TraceRecord(EventBody):
         _one_of(self.disposition, DISPOSITIONS, "disposition")
 
 
-@event_type("product.recall", tag=0x113)
+@_event("product.recall", tag=0x113)
 class ProductRecall(EventBody):
     """The manufacturer recalls every product of (gtin, batch)."""
 
@@ -313,7 +324,7 @@ class ProductRecall(EventBody):
 # --------------------------------------------------------------------------- policies and warranty
 
 
-@event_type("policy.register", tag=0x120)
+@_event("policy.register", tag=0x120)
 class PolicyRegister(EventBody):
     """A warranty policy / service agreement owned by the sender's organisation.
 
@@ -349,7 +360,7 @@ class PolicyRegister(EventBody):
             raise _bad("resolution_ms", "the resolution deadline cannot be shorter than the first response", Code.FIELD_OUT_OF_RANGE)
 
 
-@event_type("warranty.activate", tag=0x121)
+@_event("warranty.activate", tag=0x121)
 class WarrantyActivate(EventBody):
     """Bind a sold product to a policy; coverage starts at the block time."""
 
@@ -364,7 +375,7 @@ class WarrantyActivate(EventBody):
 # --------------------------------------------------------------------------- contracts
 
 
-@event_type("contract.deploy", tag=0x130)
+@_event("contract.deploy", tag=0x130)
 class ContractDeploy(EventBody):
     """Deploy contract code for a VM; the contract id is the event id, owned by the sender's org."""
 
@@ -380,7 +391,7 @@ class ContractDeploy(EventBody):
         _max_len(self.code, MAX_CODE_BYTES, "code", minimum=1)
 
 
-@event_type("contract.call", tag=0x131)
+@_event("contract.call", tag=0x131)
 class ContractCall(EventBody):
     """Call `entry` of a deployed contract with msgpack-encoded `args`, within `gas_limit`."""
 
@@ -399,7 +410,7 @@ class ContractCall(EventBody):
 # --------------------------------------------------------------------------- tickets
 
 
-@event_type("ticket.open", tag=0x140)
+@_event("ticket.open", tag=0x140)
 class TicketOpen(EventBody):
     """A customer (the product's owner) opens a ticket about a product; id = event id."""
 
@@ -418,7 +429,7 @@ class TicketOpen(EventBody):
         _distinct(self.attachments, "attachments")
 
 
-@event_type("ticket.ack", tag=0x141)
+@_event("ticket.ack", tag=0x141)
 class TicketAck(EventBody):
     """The assigned organisation acknowledges (first response)."""
 
@@ -426,7 +437,7 @@ class TicketAck(EventBody):
     note_hash: Hash32 | None
 
 
-@event_type("ticket.update", tag=0x142)
+@_event("ticket.update", tag=0x142)
 class TicketUpdate(EventBody):
     """Move to in_progress / waiting_customer (org) or answer while waiting (customer)."""
 
@@ -438,7 +449,7 @@ class TicketUpdate(EventBody):
         _one_of(self.status, TICKET_UPDATE_STATUSES, "status")
 
 
-@event_type("ticket.assign", tag=0x143)
+@_event("ticket.assign", tag=0x143)
 class TicketAssign(EventBody):
     """Hand the ticket to another organisation (by the assignee or the policy owner)."""
 
@@ -449,7 +460,7 @@ class TicketAssign(EventBody):
         validate_org_id(self.org_id)
 
 
-@event_type("ticket.escalate", tag=0x144)
+@_event("ticket.escalate", tag=0x144)
 class TicketEscalate(EventBody):
     """The customer disputes the handling."""
 
@@ -457,7 +468,7 @@ class TicketEscalate(EventBody):
     reason_hash: Hash32
 
 
-@event_type("ticket.resolve", tag=0x145)
+@_event("ticket.resolve", tag=0x145)
 class TicketResolve(EventBody):
     ticket_id: Hash32
     resolution: str
@@ -467,7 +478,7 @@ class TicketResolve(EventBody):
         _one_of(self.resolution, RESOLUTIONS, "resolution")
 
 
-@event_type("ticket.reject", tag=0x146)
+@_event("ticket.reject", tag=0x146)
 class TicketReject(EventBody):
     """The assigned organisation refuses the claim (e.g. warranty void), with a reason."""
 
@@ -479,20 +490,20 @@ class TicketReject(EventBody):
         _code(self.reason_code, "reason_code")
 
 
-@event_type("ticket.confirm", tag=0x147)
+@_event("ticket.confirm", tag=0x147)
 class TicketConfirm(EventBody):
     """The customer confirms the resolution; the ticket closes."""
 
     ticket_id: Hash32
 
 
-@event_type("ticket.reopen", tag=0x148)
+@_event("ticket.reopen", tag=0x148)
 class TicketReopen(EventBody):
     ticket_id: Hash32
     reason_hash: Hash32
 
 
-@event_type("ticket.close", tag=0x149)
+@_event("ticket.close", tag=0x149)
 class TicketClose(EventBody):
     """The customer withdraws an open ticket (closes it without resolution)."""
 
@@ -502,7 +513,7 @@ class TicketClose(EventBody):
 # --------------------------------------------------------------------------- returns and shipments
 
 
-@event_type("return.request", tag=0x150)
+@_event("return.request", tag=0x150)
 class ReturnRequest(EventBody):
     """A customer asks to return a product they own; creates a ``return`` ticket (id = event id)."""
 
@@ -516,12 +527,12 @@ class ReturnRequest(EventBody):
         _code(self.reason_code, "reason_code")
 
 
-@event_type("return.approve", tag=0x151)
+@_event("return.approve", tag=0x151)
 class ReturnApprove(EventBody):
     ticket_id: Hash32
 
 
-@event_type("return.reject", tag=0x152)
+@_event("return.reject", tag=0x152)
 class ReturnReject(EventBody):
     ticket_id: Hash32
     reason_code: str
@@ -531,7 +542,7 @@ class ReturnReject(EventBody):
         _code(self.reason_code, "reason_code")
 
 
-@event_type("return.receive", tag=0x153)
+@_event("return.receive", tag=0x153)
 class ReturnReceive(EventBody):
     """The assigned organisation received the returned product; the agreement decides the escrow."""
 
@@ -543,7 +554,7 @@ class ReturnReceive(EventBody):
         _one_of(self.condition, RETURN_CONDITIONS, "condition")
 
 
-@event_type("shipment.checkpoint", tag=0x160)
+@_event("shipment.checkpoint", tag=0x160)
 class ShipmentCheckpoint(EventBody):
     """A carrier (logistics member) reports where the shipment of a ticket is."""
 
@@ -559,7 +570,7 @@ class ShipmentCheckpoint(EventBody):
 # --------------------------------------------------------------------------- escrow
 
 
-@event_type("escrow.deposit", tag=0x170)
+@_event("escrow.deposit", tag=0x170)
 class EscrowDeposit(EventBody):
     """Move `amount` from the sender's account into a new escrow (id = event id).
 
@@ -581,14 +592,14 @@ class EscrowDeposit(EventBody):
             validate_org_id(self.payee_org, "payee_org")
 
 
-@event_type("escrow.release", tag=0x171)
+@_event("escrow.release", tag=0x171)
 class EscrowRelease(EventBody):
     """The payer releases a held escrow to the payee."""
 
     escrow_id: Hash32
 
 
-@event_type("escrow.refund", tag=0x172)
+@_event("escrow.refund", tag=0x172)
 class EscrowRefund(EventBody):
     """The payee gives a held escrow back to the payer."""
 
@@ -598,7 +609,7 @@ class EscrowRefund(EventBody):
 # --------------------------------------------------------------------------- ratings
 
 
-@event_type("rating.submit", tag=0x1A0)
+@_event("rating.submit", tag=0x1A0)
 class RatingSubmit(EventBody):
     """The ticket's customer rates its handling, once, after it is closed."""
 
@@ -614,7 +625,7 @@ class RatingSubmit(EventBody):
 # --------------------------------------------------------------------------- governance
 
 
-@event_type("governance.propose", tag=0x1B0)
+@_event("governance.propose", tag=0x1B0)
 class GovernancePropose(EventBody):
     """A member proposes a change; `payload` is the msgpack-encoded change (schema per kind)."""
 
@@ -628,7 +639,7 @@ class GovernancePropose(EventBody):
         _positive(self.voting_period_ms, "voting_period_ms")
 
 
-@event_type("governance.vote", tag=0x1B1)
+@_event("governance.vote", tag=0x1B1)
 class GovernanceVote(EventBody):
     proposal_id: Hash32
     approve: bool

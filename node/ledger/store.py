@@ -16,6 +16,7 @@ crash leaves either the whole block or none of it. Key prefixes (one byte, then 
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Iterator, Mapping
 from typing import Protocol
 
@@ -37,25 +38,39 @@ class KV(Protocol):
 
 
 class MemoryKV:
-    """A dict; `scan` sorts (fine for tests, not for big stores)."""
+    """A dict, plus a sorted list of the keys under ``SORTED_PREFIXES`` so that `scan` over
+    the indexes is a bisection (other prefixes are scanned by sorting: tests only)."""
+
+    SORTED_PREFIXES = (b"i",)
 
     def __init__(self) -> None:
         self.data: dict[bytes, bytes] = {}
+        self._sorted: list[bytes] = []
 
     def get(self, key: bytes) -> bytes | None:
         return self.data.get(key)
 
     def scan(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
-        keys = sorted(k for k in self.data if start <= k < end)
+        if start[:1] in self.SORTED_PREFIXES and end[:1] == start[:1]:
+            i = bisect_left(self._sorted, start)
+            j = bisect_left(self._sorted, end)
+            keys = self._sorted[i:j]
+        else:
+            keys = sorted(k for k in self.data if start <= k < end)
         for k in keys:
             yield k, self.data[k]
 
     def write(self, items: Mapping[bytes, bytes | None]) -> None:
+        data, srt = self.data, self._sorted
         for k, v in items.items():
+            tracked = k[:1] in self.SORTED_PREFIXES
             if v is None:
-                self.data.pop(k, None)
+                if data.pop(k, None) is not None and tracked:
+                    del srt[bisect_left(srt, k)]
             else:
-                self.data[k] = v
+                if tracked and k not in data:
+                    insort(srt, k)
+                data[k] = v
 
     def close(self) -> None:
         pass
@@ -69,6 +84,9 @@ class RocksKV:
 
         opts = Options(raw_mode=True)
         opts.create_if_missing(True)
+        opts.set_write_buffer_size(64 << 20)
+        opts.set_max_write_buffer_number(4)
+        opts.increase_parallelism(2)
         self._db = Rdict(path, opts)
         self._wo = WriteOptions()
         self._wo.sync = sync

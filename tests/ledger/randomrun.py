@@ -19,7 +19,7 @@ from typing import Any
 from node.ledger.ledger import Ledger
 from protocol import bodies as B
 from protocol.crypto import KeyPair
-from protocol.events import Event, SignedEvent, sign_event
+from protocol.events import Event, EventBody, SignedEvent, sign_event
 from protocol.types import Hash32, PublicKey
 
 from .world import CHAIN, DAY, GTIN, HOUR, T0, make_genesis
@@ -51,7 +51,7 @@ class Driver:
             return Hash32(self.pick(pool))
         return Hash32(self.rng.randbytes(32))
 
-    def sender(self, likely: str | None, body: B.EventBody) -> KeyPair:
+    def sender(self, likely: str | None, body: EventBody) -> KeyPair:
         r = self.rng.random()
         if likely == "cust" and r < 0.8:
             owner = self.owner_of(body)
@@ -60,7 +60,7 @@ class Driver:
             return self.orgs[likely]
         return self.pick([*self.orgs.values(), *self.custs])  # type: ignore[no-any-return]
 
-    def owner_of(self, body: B.EventBody) -> KeyPair | None:
+    def owner_of(self, body: EventBody) -> KeyPair | None:
         serial = getattr(body, "serial", None)
         tid = getattr(body, "ticket_id", None)
         if serial is not None:
@@ -78,7 +78,7 @@ class Driver:
 
     def setup(self) -> None:
         """Products made, moved to the shop, sold, two policies, warranties on half of them."""
-        evs: list[tuple[str | KeyPair, B.EventBody]] = []
+        evs: list[tuple[str | KeyPair, EventBody]] = []
         for i, s in enumerate(self.serials):
             evs.append(("acme", B.ProductRegister(gtin=GTIN, serial=s, model="M", batch="B1" if i % 2 else "B2", production_time_ms=T0)))
             evs.append(("acme", B.ProductTransfer(gtin=GTIN, serial=s, kind="transfer", to_org="shop", to_customer=None,
@@ -110,7 +110,7 @@ class Driver:
         if not all(o.accepted for o in res.outcomes):
             raise AssertionError("random run set-up failed")
 
-    def body(self) -> tuple[str | None, B.EventBody]:
+    def body(self) -> tuple[str | None, EventBody]:
         r, h = self.rng, self.rng.randbytes
         serial = self.pick(self.serials)
         k = r.randrange(22)

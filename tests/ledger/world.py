@@ -9,7 +9,7 @@ from node.ledger.ledger import BlockResult, Ledger, Outcome
 from protocol import bodies as B
 from protocol.block import ValidatorSet
 from protocol.crypto import KeyPair
-from protocol.events import Event, SignedEvent, sign_event
+from protocol.events import Event, EventBody, SignedEvent, sign_event
 from protocol.genesis import ConsensusParams, Genesis, LedgerParams, Member, VmAllowed, VmParams
 from protocol.types import Hash32, PublicKey
 
@@ -63,7 +63,7 @@ class World:
         self.time_ms = time_ms
         self.auto: set[bytes] = set()  # ids of events whose nonce this world assigned
 
-    def ev(self, who: str | KeyPair, body: B.EventBody, *, nonce: int | None = None, chain: str = CHAIN) -> SignedEvent:
+    def ev(self, who: str | KeyPair, body: EventBody, *, nonce: int | None = None, chain: str = CHAIN) -> SignedEvent:
         kp = key(who) if isinstance(who, str) else who
         n = self.nonces.get(kp.public, 0) + 1 if nonce is None else nonce
         if nonce is None:
@@ -84,10 +84,10 @@ class World:
                 self.nonces[e.event.sender] = e.event.nonce - 1
         return res
 
-    def one(self, who: str | KeyPair, body: B.EventBody, **kw: Any) -> Outcome:
+    def one(self, who: str | KeyPair, body: EventBody, **kw: Any) -> Outcome:
         return self.block(self.ev(who, body), **kw).outcomes[0]
 
-    def ok(self, who: str | KeyPair, body: B.EventBody, **kw: Any) -> Outcome:
+    def ok(self, who: str | KeyPair, body: EventBody, **kw: Any) -> Outcome:
         oc = self.one(who, body, **kw)
         assert oc.accepted, (oc.code, oc.message)
         return oc

@@ -1,0 +1,17 @@
+"""The ledger benchmark runs (quick mode) and its mix is all accepted."""
+
+from __future__ import annotations
+
+from node.bench import ledger as bench
+
+
+def test_bench_quick_runs(capsys) -> None:  # type: ignore[no-untyped-def]
+    assert bench.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "events/s" in out and "rejected in the mix: none" in out
+
+
+def test_mix_is_valid_in_memory() -> None:
+    events = bench.Mix(seed=3).events(1200)
+    res = bench.apply_run(events, None, decoded=True)
+    assert res["rejected"] == {} and res["events"] == 1200
