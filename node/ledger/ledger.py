@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import re
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -163,6 +164,7 @@ DL_FIRST, DL_RESOLUTION, DL_AUTO_CLOSE = 0, 1, 2
 _DL_NAMES = {DL_FIRST: "first_response", DL_RESOLUTION: "resolution"}
 
 _pack = msgpack.Packer(use_bin_type=True).pack
+_REASON = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
 
 
 def _unpack(data: bytes) -> Any:
@@ -607,8 +609,12 @@ class Ledger:
         right_type = isinstance(res, expected)
         if not right_type or not self._valid_writes(res.writes):
             return fallback, "invalid_output"
-        if isinstance(res, Penalty) and (not 0 <= res.amount <= MAX_UINT64 or not self._account_ok(res.payer)
-                                         or not self._account_ok(res.payee)):
+        if isinstance(res, Penalty) and (type(res.amount) is not int or not 0 <= res.amount <= MAX_UINT64
+                                         or not self._account_ok(res.payer) or not self._account_ok(res.payee)):
+            return fallback, "invalid_output"
+        if isinstance(res, ClaimDecision | ReturnDecision) and (
+                type(getattr(res, "covered", getattr(res, "refund", None))) is not bool
+                or not isinstance(res.reason, str) or not _REASON.match(res.reason)):
             return fallback, "invalid_output"
         self._block_gas += max(0, res.gas_used)
         self._apply_writes(policy.contract_id, res.writes)
@@ -1254,11 +1260,15 @@ class Ledger:
     def tickets_by_product(self, gtin: str, serial: str, *, limit: int = 1000) -> list[bytes]:
         return self._ids(b"itp" + product_key(gtin, serial), limit)
 
-    def upcoming_deadlines(self, until_ms: int, *, limit: int = 1000) -> list[tuple[int, str, bytes]]:
-        """(due ms, kind, ticket id) of pending deadlines due by `until_ms`, soonest first."""
+    def upcoming_deadlines(self, until_ms: int, *, org: str | None = None, limit: int = 1000) -> list[tuple[int, str, bytes]]:
+        """(due ms, kind, ticket id) of pending deadlines due by `until_ms`, soonest first;
+        with `org`, only tickets assigned to it ("which are about to breach?")."""
         out = []
         for k, _ in self.kv.scan(b"idl", b"idl" + _u64(until_ms + 1)):
-            out.append((int.from_bytes(k[3:11], "big"), ("first_response", "resolution", "auto_close")[k[11]], k[12:]))
+            tid = k[12:]
+            if org is not None and (self.ticket(tid) or {}).get("org") != org:
+                continue
+            out.append((int.from_bytes(k[3:11], "big"), ("first_response", "resolution", "auto_close")[k[11]], tid))
             if len(out) >= limit:
                 break
         return out

@@ -481,3 +481,34 @@ def test_time_and_height_are_checked(w: World) -> None:
         w.led.apply_block(5, T0 + 1, [])
     with pytest.raises(InvariantError):
         w.led.apply_block(1, T0 - 1, [])
+
+
+class GarbageHooks:
+    def claim_eligibility(self, contract, inp, state, gas_limit):  # type: ignore[no-untyped-def]
+        return ClaimDecision(covered=False, reason="NOT A CODE")
+
+    def sla_penalty(self, contract, inp, state, gas_limit):  # type: ignore[no-untyped-def]
+        return Penalty(amount=10, payer="no-such-org", payee=inp.customer)
+
+    def return_decision(self, contract, inp, state, gas_limit):  # type: ignore[no-untyped-def]
+        raise RuntimeError("vm bug")
+
+
+def test_malformed_hook_output_falls_back() -> None:
+    w = World(Ledger.open(None, make_genesis(), hooks=GarbageHooks(), contracts=FakeHost()))
+    cid = w.ok("acme", B.ContractDeploy(vm_id="lua", vm_version=1, name="c", code=b"--")).detail["contract_id"]
+    alice = cust()
+    w.sold_with_warranty(alice, contract=cid, penalty=9, return_ms=DAY)
+    tid = w.open_ticket(alice)
+    t = w.led.ticket(tid)
+    assert t is not None and t["status"] == "opened" and "hook_failed:invalid_output" in t["notes"]
+    assert [d[1:] for d in w.led.upcoming_deadlines(w.time_ms + DAY, org="fixit")] == [("first_response", tid)]
+    assert w.led.upcoming_deadlines(w.time_ms + DAY, org="shop") == []
+    w.block(advance_ms=4 * HOUR)
+    t = w.led.ticket(tid)
+    assert t is not None and t["penalties"] == 9 and "hook_failed:invalid_output" in t["hist"][-1][3]
+    rid = Hash32(w.ok(alice, B.ReturnRequest(gtin=GTIN, serial="S1", reason_code="x", reason_hash=h("r"))).detail["ticket_id"])
+    w.ok("fixit", B.ReturnApprove(ticket_id=rid))
+    w.ok("fixit", B.ReturnReceive(ticket_id=rid, condition="as_new", inspection_hash=None))
+    r = w.led.ticket(rid)
+    assert r is not None and r["status"] == "refunded" and "hook_failed:error:RuntimeError" in r["hist"][-1][3]
