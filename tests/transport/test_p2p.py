@@ -1,0 +1,234 @@
+"""The libp2p transport on 127.0.0.1: delivery, requests, redial, allowlist, Noise only."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from node.transport import FrameTooLarge, PeerUnavailable, TransportLimits
+from node.transport.p2p import P2PTransport
+from protocol.crypto import KeyPair
+
+SEEDS = [bytes([i]) * 32 for i in range(1, 6)]
+KEYS = [KeyPair.from_seed(s).public for s in SEEDS]
+
+
+def free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def make(i: int, ports: list[int], n: int, **kw: object) -> P2PTransport:
+    peers = {KEYS[j]: f"/ip4/127.0.0.1/tcp/{ports[j]}" for j in range(n)}
+    return P2PTransport(seed=SEEDS[i], listen_addr=f"/ip4/127.0.0.1/tcp/{ports[i]}", peers=peers, **kw)  # type: ignore[arg-type]
+
+
+async def until(cond: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Wait for a condition on the transport's own state (connections are real sockets)."""
+    with trio.fail_after(timeout_s):
+        while not cond():
+            await trio.sleep(0.01)
+
+
+@asynccontextmanager
+async def cluster(n: int, **kw: object) -> AsyncIterator[list[P2PTransport]]:
+    ports = free_ports(n)
+    ts = [make(i, ports, n, **kw) for i in range(n)]
+    async with trio.open_nursery() as nursery:
+        for t in ts:
+            await nursery.start(t.run)
+        await until(lambda: all(len(t.connected_peers()) == n - 1 for t in ts))
+        yield ts
+        nursery.cancel_scope.cancel()
+
+
+async def test_broadcast_send_request_on_three_hosts() -> None:
+    async with cluster(3) as ts:
+        subs = [t.subscribe("events") for t in ts]
+        for i in range(20):
+            await ts[0].broadcast("events", i.to_bytes(4, "big") * 100)
+        for sub in subs[1:]:
+            with trio.fail_after(10):
+                got = [await sub.receive() for _ in range(20)]
+            assert got == [(KEYS[0], i.to_bytes(4, "big") * 100) for i in range(20)]
+
+        await ts[1].send(KEYS[2], b"direct")
+        with trio.fail_after(10):
+            assert await ts[2].inbox().receive() == (KEYS[1], b"direct")
+
+        async def handler(sender: bytes, data: bytes) -> bytes:
+            return sender + data
+
+        ts[2].on_request(handler)
+        assert await ts[0].request(KEYS[2], b"q", timeout_s=10) == KEYS[0] + b"q"
+        big = bytes(range(256)) * 8000  # 2 MB both ways
+        ts[1].on_request(lambda s, d: _echo(d))
+        assert await ts[0].request(KEYS[1], big, timeout_s=10) == big
+
+
+async def _echo(d: bytes) -> bytes:
+    return d
+
+
+async def test_killed_peer_is_redialed_and_messages_flow_again() -> None:
+    ports = free_ports(3)
+    a, c = make(0, ports, 3), make(2, ports, 3)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        await nursery.start(c.run)
+        sub_a = a.subscribe("t")
+        never = trio.Event()
+
+        async def hang(sender: bytes, data: bytes) -> bytes:
+            await never.wait()
+            return b""
+
+        outcome: list[BaseException] = []
+
+        async def doomed_request() -> None:
+            try:
+                await a.request(KEYS[1], b"?", timeout_s=30)
+            except PeerUnavailable as e:
+                outcome.append(e)
+
+        async with trio.open_nursery() as b_nursery:
+            b = make(1, ports, 3)
+            b.on_request(hang)
+            await b_nursery.start(b.run)
+            await until(lambda: KEYS[1] in a.connected_peers() and len(b.connected_peers()) == 2)
+            nursery.start_soon(doomed_request)
+            await until(lambda: b.stats.frames_received >= 1)
+            b_nursery.cancel_scope.cancel()  # kill b
+        await until(lambda: KEYS[1] not in a.connected_peers() and KEYS[1] not in c.connected_peers())
+        await until(lambda: len(outcome) == 1)  # the pending request failed, it did not hang
+        before = a.stats.dropped_not_connected
+        await a.send(KEYS[1], b"into the void")
+        assert a.stats.dropped_not_connected == before + 1
+        with pytest.raises(PeerUnavailable):
+            await a.request(KEYS[1], b"?", timeout_s=5)
+
+        b2 = make(1, ports, 3)  # restart on the same address, same key
+        b2.on_request(lambda s, d: _echo(d))
+        await nursery.start(b2.run)
+        await until(lambda: KEYS[1] in a.connected_peers() and KEYS[1] in c.connected_peers() and len(b2.connected_peers()) == 2)
+        assert a.stats.redials >= 1
+        assert await a.request(KEYS[1], b"again", timeout_s=10) == b"again"
+        await b2.broadcast("t", b"hello after restart")
+        with trio.fail_after(10):
+            assert await sub_a.receive() == (KEYS[1], b"hello after restart")
+        nursery.cancel_scope.cancel()
+
+
+async def test_oversize_frames_are_refused_on_both_sides() -> None:
+    limits = TransportLimits(max_frame_bytes=64 * 1024)
+    async with cluster(2, limits=limits) as (a, b):
+        with pytest.raises(FrameTooLarge):
+            await a.send(KEYS[1], b"x" * 64 * 1024)
+        with pytest.raises(FrameTooLarge):
+            await a.broadcast("t", b"x" * 64 * 1024)
+        assert a.stats.refused_oversize == 2
+        # A faulty peer that skips its own check: the receiver refuses the length prefix,
+        # resets the stream, delivers nothing; the sender redials and later frames flow.
+        await a._peers[KEYS[1]].queue_send.send(b"\x02" + bytes(10) + b"y" * 100_000)
+        await until(lambda: b.stats.refused_oversize == 1)
+        await until(lambda: KEYS[1] in a.connected_peers() and a.stats.redials >= 1)
+        await a.send(KEYS[1], b"small")
+        with trio.fail_after(10):
+            assert await b.inbox().receive() == (KEYS[0], b"small")
+        assert b.inbox().statistics().current_buffer_used == 0
+
+
+async def test_peer_not_in_the_allowlist_cannot_connect() -> None:
+    outsider_key = KeyPair.from_seed(SEEDS[4]).public
+    async with cluster(2) as (a, b), trio.open_nursery() as nursery:
+        # The outsider allows the validators, but they do not list it.
+        outsider = P2PTransport(
+            seed=SEEDS[4],
+            listen_addr="/ip4/127.0.0.1/tcp/0",
+            peers={KEYS[0]: a.listen_addrs()[0], KEYS[1]: b.listen_addrs()[0]},
+        )
+        await nursery.start(outsider.run)
+        await until(lambda: a.stats.refused_peers >= 1 and b.stats.refused_peers >= 1)
+        sub = a.subscribe("t")
+        await outsider.broadcast("t", b"let me in")
+        await outsider.send(KEYS[0], b"let me in")
+        assert outsider.connected_peers() == set()
+        assert outsider_key not in a.connected_peers() | b.connected_peers()
+        swarm = a.host.get_network()
+        assert not [c for c in swarm.get_connections(outsider.host.get_id()) if not c.is_closed]
+        await a.broadcast("t", b"x")  # the validators still talk to each other
+        assert sub.statistics().current_buffer_used == 0
+        assert a.inbox().statistics().current_buffer_used == 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_plaintext_dialer_claiming_a_validator_identity_is_refused() -> None:
+    import multiaddr
+    from libp2p import new_host
+    from libp2p.crypto.ed25519 import Ed25519PrivateKey
+    from libp2p.crypto.keys import KeyPair as Libp2pKeyPair
+    from libp2p.security.insecure.transport import PLAINTEXT_PROTOCOL_ID, InsecureTransport
+
+    from node.transport.p2p import PROTOCOL_ID, libp2p_key_pair, peer_id_for
+
+    # The forger holds its own private key but presents validator 1's public key: with the
+    # plaintext "security" transport nothing proves possession of the key.
+    validator_public = libp2p_key_pair(SEEDS[1]).public_key
+
+    class ForgedKey(Ed25519PrivateKey):
+        def get_public_key(self) -> Any:
+            return validator_public
+
+    own_private = Ed25519PrivateKey.new(b"\x66" * 32)
+    forged = Libp2pKeyPair(ForgedKey(own_private.impl), validator_public)
+    claimed = peer_id_for(KEYS[1])
+
+    async def forge_dial(addr: str, target_key: bytes) -> object:
+        own = Libp2pKeyPair(own_private, own_private.get_public_key())
+        forger = new_host(key_pair=own, sec_opt={PLAINTEXT_PROTOCOL_ID: InsecureTransport(forged)})
+        async with forger.run([multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+            try:
+                with trio.fail_after(10):
+                    await forger.get_network().dial_addr(multiaddr.Multiaddr(addr), peer_id_for(target_key))
+                    stream = await forger.new_stream(peer_id_for(target_key), [PROTOCOL_ID])
+                    await stream.write(b"\x00\x00\x00\x10" + b"\x02" + bytes(10) + b"forge")
+                    return None
+            except Exception as e:
+                return e
+            finally:
+                await forger.close()
+
+    # Control: against a *default* py-libp2p host the forgery works (so this test can fail).
+    victim = new_host(key_pair=libp2p_key_pair(SEEDS[0]))
+    seen: list[object] = []
+
+    async def record(stream: object) -> None:
+        seen.append(stream.muxed_conn.peer_id)  # type: ignore[attr-defined]
+
+    victim.set_stream_handler(PROTOCOL_ID, record)  # type: ignore[arg-type]
+    port = free_ports(1)[0]
+    async with victim.run([multiaddr.Multiaddr(f"/ip4/127.0.0.1/tcp/{port}")]):
+        assert await forge_dial(f"/ip4/127.0.0.1/tcp/{port}", KEYS[0]) is None
+        await until(lambda: len(seen) == 1)
+        assert seen == [claimed]
+        await victim.close()
+
+    # Our host offers Noise only: the plaintext dial fails and nothing is delivered.
+    async with cluster(2) as (a, _b):
+        error = await forge_dial(a.listen_addrs()[0], KEYS[0])
+        assert error is not None
+        assert a.stats.frames_received == 0 or a.inbox().statistics().current_buffer_used == 0
+        assert a.inbox().statistics().current_buffer_used == 0
+        assert a.connected_peers() == {KEYS[1]}  # the real validator 1 is still the one connected
