@@ -32,6 +32,7 @@ Invariants:
 
 from __future__ import annotations
 
+import locale
 from collections import OrderedDict
 from dataclasses import dataclass
 from importlib import resources
@@ -74,6 +75,15 @@ _RUNTIME_MEMORY_BYTES = 256 * 1024 * 1024  # the runtime's own cap outside calls
 _PRELUDE = resources.files(__package__).joinpath("lua_prelude.lua").read_text(encoding="utf-8")
 
 
+def _require_c_locale() -> None:
+    """Lua compares strings with strcoll and reads numbers with strtod: both follow the C
+    locale only if nobody changed LC_COLLATE / LC_NUMERIC (Python leaves them alone)."""
+    for category, name in ((locale.LC_COLLATE, "LC_COLLATE"), (locale.LC_NUMERIC, "LC_NUMERIC")):
+        current = locale.setlocale(category)
+        if current not in ("C", "POSIX"):
+            raise InvariantError(f"{name} is {current!r}; the Lua VM needs the C locale to be deterministic")
+
+
 def _deny_attributes(obj: object, name: object, is_setting: bool) -> object:
     raise AttributeError("no attribute access from contracts")
 
@@ -104,6 +114,7 @@ class LuaVM:
         self.schedule = schedule
         self._frame: _Frame | None = None
         self._cache: OrderedDict[bytes, Prepared] = OrderedDict()
+        _require_c_locale()
 
     def allowed(self) -> VmAllowed:
         return VmAllowed(vm_id=self.vm_id, version=self.version)

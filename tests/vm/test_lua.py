@@ -276,3 +276,8 @@ def test_u64_helpers(vm: LuaVM) -> None:
 
 def test_args_too_large_is_invalid(vm: LuaVM) -> None:
     assert call(vm, ABI, "echo", b"x" * (64 * 1024 + 1)).status is ExecStatus.INVALID
+
+
+def test_string_order_is_bytewise(vm: LuaVM) -> None:
+    src = 'function f() local t = {"b", "B", "a", "\\xff", "A"} table.sort(t) return table.concat(t, ",") end'
+    assert ok_output(vm, src) == b"A,B,a,b,\xff"
