@@ -88,7 +88,7 @@ def up(nodes: int, dir_: Path | None, demo: bool, timeout_s: float) -> None:
     net = _net(dir_)
     if net.exists():
         have = len(net.nodes())
-        if nodes != 4 and nodes != have:
+        if nodes not in (4, have):
             console.print(f"[yellow]the network in {net.root} has {have} nodes; --nodes {nodes} is ignored "
                           f"(./scripts/cluster reset first to change it)[/yellow]")
         running = [n for n, pid in net.running().items() if pid is not None]
