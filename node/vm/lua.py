@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import locale
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -97,10 +98,11 @@ class _Runtime:
 
 
 class _Frame:
-    __slots__ = ("overlay",)
+    __slots__ = ("host_error", "overlay")
 
     def __init__(self, overlay: WriteOverlay) -> None:
         self.overlay = overlay
+        self.host_error: BaseException | None = None
 
 
 class LuaVM:
@@ -187,7 +189,7 @@ class LuaVM:
         if len(args) > self.limits.max_args_bytes:
             return ExecResult(ExecStatus.INVALID, 0, error="args too large")
         overlay = WriteOverlay(state, self.limits)
-        self._frame = _Frame(overlay)
+        frame = self._frame = _Frame(overlay)
         lua = rt.lua
         try:
             lua.gccollect()
@@ -202,6 +204,8 @@ class LuaVM:
         finally:
             self._frame = None
             lua.set_max_memory(_RUNTIME_MEMORY_BYTES)
+        if frame.host_error is not None:  # the state view failed: the host's fault, never the contract's
+            raise frame.host_error
         st = ExecStatus(status.decode())
         msg = clip_error(message.decode("utf-8", "replace"), self.limits)
         if st is ExecStatus.OK:
@@ -214,38 +218,32 @@ class LuaVM:
 
     # ------------------------------------------------------------------ host functions (called from Lua)
 
-    def _overlay(self) -> WriteOverlay:
+    def _host(self, op: Callable[[WriteOverlay], object]) -> tuple[object, bytes | None]:
+        """Run a host operation; a limit becomes an abort message for the prelude, and any
+        other exception (the host's bug) is kept and re-raised after the call, so that no
+        contract `pcall` can swallow it."""
         frame = self._frame
         if frame is None:
             raise InvariantError("host function called outside a call")
-        return frame.overlay
-
-    def _py_get(self, key: bytes) -> tuple[bytes | None, bytes | None]:
         try:
-            return self._overlay().get(bytes(key)), None
+            return op(frame.overlay), None
         except LimitExceeded as exc:
             return None, str(exc).encode()
+        except Exception as exc:
+            frame.host_error = exc
+            return None, b"host error"
+
+    def _py_get(self, key: bytes) -> tuple[object, bytes | None]:
+        return self._host(lambda o: o.get(bytes(key)))
 
     def _py_put(self, key: bytes, value: bytes) -> bytes | None:
-        try:
-            self._overlay().put(bytes(key), bytes(value))
-        except LimitExceeded as exc:
-            return str(exc).encode()
-        return None
+        return self._host(lambda o: o.put(bytes(key), bytes(value)))[1]
 
     def _py_del(self, key: bytes) -> bytes | None:
-        try:
-            self._overlay().put(bytes(key), None)
-        except LimitExceeded as exc:
-            return str(exc).encode()
-        return None
+        return self._host(lambda o: o.put(bytes(key), None))[1]
 
     def _py_emit(self, topic: bytes, data: bytes) -> bytes | None:
-        try:
-            self._overlay().emit(bytes(topic), bytes(data))
-        except LimitExceeded as exc:
-            return str(exc).encode()
-        return None
+        return self._host(lambda o: o.emit(bytes(topic), bytes(data)))[1]
 
 
 register_vm(VM_ID, LuaVM)

@@ -39,8 +39,11 @@ local function abort(kind, msg)
   raw_error(ABORT, 0)
 end
 
+local math_tointeger = math.tointeger
+
 local function charge(n)
   if abort_kind ~= nil then raw_error(ABORT, 0) end
+  n = math_tointeger(n // 1) or (limit + 1)  -- floats (even inf/nan) become an integer cost
   used = used + n
   if used > limit then used = limit; abort("out_of_gas", "out of gas") end
 end

@@ -281,3 +281,21 @@ def test_args_too_large_is_invalid(vm: LuaVM) -> None:
 def test_string_order_is_bytewise(vm: LuaVM) -> None:
     src = 'function f() local t = {"b", "B", "a", "\\xff", "A"} table.sort(t) return table.concat(t, ",") end'
     assert ok_output(vm, src) == b"A,B,a,b,\xff"
+
+
+class _BrokenState:
+    def get(self, key: bytes) -> bytes | None:
+        raise RuntimeError("disk on fire")
+
+
+def test_host_failure_is_not_swallowed_by_pcall(vm: LuaVM) -> None:
+    src = 'function f() local ok = pcall(state_get, "k") return "escaped" end'
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        vm.execute(vm.prepare(src.encode()), "f", b"", _BrokenState(), CTX, GAS)
+
+
+def test_float_costs_are_integers(vm: LuaVM) -> None:
+    r = call(vm, 'function f() local s = string.rep("ab", 1e3) return s:sub(1, 2) end')
+    assert r.status is ExecStatus.OK and isinstance(r.gas_used, int) and r.output == b"ab"
+    r = call(vm, 'function f() return string.rep("ab", 1/0) end')
+    assert r.status is ExecStatus.OUT_OF_GAS and r.gas_used == GAS
