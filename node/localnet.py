@@ -143,6 +143,13 @@ class LocalNet:
                 f'[p2p]\nlisten = "127.0.0.1:{n.p2p_port}"\npeers = [\n  {peers}\n]\n\n'
                 f'[api]\nlisten = "127.0.0.1:{n.api_port}"\n\n[log]\nformat = "json"\n'
             )
+        targets = ", ".join(f'"127.0.0.1:{n.api_port}"' for n in nodes)
+        (self.root / "prometheus.yml").write_text(
+            "# Prometheus scrape configuration for this local network (prometheus --config.file=prometheus.yml)\n"
+            "global:\n  scrape_interval: 5s\n"
+            f"scrape_configs:\n  - job_name: afterchain\n    metrics_path: /metrics\n    static_configs:\n"
+            f"      - targets: [{targets}]\n        labels:\n          chain_id: {chain_id}\n"
+        )
         self.manifest_path.write_text(json.dumps({
             "chain_id": chain_id,
             "genesis_hash": g.hash().hex(),

@@ -14,7 +14,7 @@ import trio
 from hypercorn.config import Config as HyperConfig
 from hypercorn.trio import serve
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from protocol.errors import ProtocolError
@@ -28,6 +28,8 @@ from .mempool import AddOutcome
 from .runner import Node, NodeOptions
 
 __all__ = ["NodeHttp", "jsonable", "load_genesis", "run_node", "serve_api"]
+
+DASHBOARD_HTML = Path(__file__).parent / "dashboard" / "index.html"
 
 
 def jsonable(value: Any) -> Any:
@@ -134,6 +136,15 @@ class NodeHttp:
                 return error(404, "escrow.not_found", "no such escrow")
             return JSONResponse({"id": eid.hex(), **jsonable(e)})
 
+        async def orgs(request: Request) -> Response:
+            return JSONResponse({"orgs": [
+                {"org_id": m.org_id, "name": m.name, "roles": list(m.roles), "keys": [k.hex() for k in m.keys]}
+                for m in self.node.genesis.members
+            ]})
+
+        async def dashboard(request: Request) -> Response:
+            return HTMLResponse(DASHBOARD_HTML.read_text())
+
         async def balance(request: Request) -> Response:
             acct = request.path_params["account"]
             return JSONResponse({"account": acct, "balance": led.balance(acct)})
@@ -146,6 +157,8 @@ class NodeHttp:
             Route("/v1/accounts/{key}", account),
             Route("/v1/escrows/{escrow_id}", escrow),
             Route("/v1/balances/{account}", balance),
+            Route("/v1/orgs", orgs),
+            Route("/", dashboard),
         ]
 
 
