@@ -14,6 +14,7 @@ What this module owns, and why (each point was measured or read in py-libp2p's s
   dial failed in a 60 s negative cache; libp2p's own retry loop is turned off
   (`RetryConfig(max_retries=0)`) because `_maintain` redials every allowlisted peer with
   exponential back-off (`redial_min_s` .. `redial_max_s`) and calls `unblock_peer` first.
+  py-libp2p's auto-connector (which dials any peer in the peerstore) is switched off.
 - **Streams, not pubsub.** Each node opens one persistent outbound stream per peer
   (protocol `PROTOCOL_ID`) and writes length-prefixed frames (`node.transport.frames`) on
   it; the peer's outbound stream carries the other direction. Consensus messages,
@@ -38,6 +39,7 @@ tests). A transport object runs once; a restarted node builds a new one.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -60,7 +62,7 @@ from .base import PEER_KEY_BYTES, PeerUnavailable, RequestHandler, TransportLimi
 from .dispatch import Dispatcher
 from .frames import LENGTH_PREFIX, FrameError
 
-__all__ = ["PROTOCOL_ID", "AllowlistNoise", "P2PTransport", "libp2p_key_pair", "peer_id_for"]
+__all__ = ["PROTOCOL_ID", "AllowlistNoise", "P2PTransport", "libp2p_key_pair", "peer_id_for", "quiet_libp2p_logging"]
 
 PROTOCOL_ID = TProtocol("/afterchain/transport/1.0.0")
 
@@ -81,6 +83,17 @@ def peer_id_for(key: bytes) -> ID:
     if len(key) != PEER_KEY_BYTES:
         raise ValueError(f"a validator key is {PEER_KEY_BYTES} bytes")
     return ID.from_pubkey(Ed25519PublicKey.from_bytes(key))
+
+
+def quiet_libp2p_logging() -> None:
+    """Silence py-libp2p's ERROR lines for events this module logs itself (a dial to a peer
+    that is down, a refused handshake): they would repeat at every redial."""
+    for name in ("libp2p.transport.tcp.tcp", "libp2p.network.swarm"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+async def _no_background_task(nursery: trio.Nursery) -> None:
+    return None
 
 
 class AllowlistNoise(NoiseTransport):
@@ -154,6 +167,7 @@ class P2PTransport:
         dial_timeout_s: float = 5.0,
         write_batch_bytes: int = 256 * 1024,
         close_timeout_s: float = 2.0,
+        quiet_libp2p_logs: bool = True,
     ) -> None:
         key_pair = libp2p_key_pair(seed)
         self.me = key_pair.public_key.to_bytes()
@@ -173,6 +187,11 @@ class P2PTransport:
         self.host: IHost = new_host(key_pair=key_pair, sec_opt={NOISE_PROTOCOL_ID: self._security}, listen_addrs=[self._listen])
         swarm: Any = self.host.get_network()
         swarm.retry_config = RetryConfig(max_retries=0)
+        # `_maintain` is the only dialer: py-libp2p's auto-connector would otherwise dial
+        # every peer in the peerstore (up to 200 per cycle) behind our back.
+        swarm.auto_connector.run_background_task = _no_background_task
+        if quiet_libp2p_logs:
+            quiet_libp2p_logging()
         self._dispatch = Dispatcher(self.me, self.limits, self.stats, self.log)
         self._started = False
         self._maintain_scope = trio.CancelScope()

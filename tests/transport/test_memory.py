@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import trio
 import trio.testing
+from hypothesis import given
+from hypothesis import strategies as st
 
 from node.transport import FrameTooLarge, PeerUnavailable, RemoteRequestError, RequestTimeout, TransportLimits
 from node.transport.frames import FrameError, Kind, decode_frame, encode_frame
@@ -238,3 +240,36 @@ def test_frame_codec_round_trip_and_malformed() -> None:
     for bad in (b"", b"\x09" + bytes(10), encode_frame(Kind.DIRECT, b"")[:-1] + b"\x05", b"\x01" + bytes(8) + b"\x00\x00"):
         with pytest.raises(FrameError):
             decode_frame(bad)
+
+
+@given(st.binary(max_size=64))
+def test_decode_frame_raises_only_frame_error(data: bytes) -> None:
+    try:
+        f = decode_frame(data)
+    except FrameError:
+        return
+    assert encode_frame(f.kind, f.payload, topic=f.topic, request_id=f.request_id) == data
+
+
+@given(st.sampled_from(list(Kind)), st.binary(max_size=64), st.integers(0, 2**64 - 1), st.text(min_size=1, max_size=20))
+def test_encode_decode_round_trip(kind: Kind, payload: bytes, request_id: int, topic: str) -> None:
+    topic = topic if kind is Kind.GOSSIP else ""
+    f = decode_frame(encode_frame(kind, payload, topic=topic, request_id=request_id))
+    assert (f.kind, f.payload, f.topic, f.request_id) == (kind, payload, topic, request_id)
+
+
+async def test_every_subscriber_gets_every_message_and_closed_ones_are_dropped() -> None:
+    net = MemoryNetwork()
+    async with trio.open_nursery() as nursery:
+        a, b = await start_all(nursery, net, 2)
+        s1, s2 = b.subscribe("t"), b.subscribe("t")
+        await a.broadcast("t", b"1")
+        assert await s1.receive() == (a.me, b"1")
+        assert await s2.receive() == (a.me, b"1")
+        await s1.aclose()
+        await a.broadcast("t", b"2")
+        assert await s2.receive() == (a.me, b"2")
+        await a.broadcast("nobody", b"3")
+        await trio.testing.wait_all_tasks_blocked()
+        assert b.stats.dropped_no_subscriber == 1
+        nursery.cancel_scope.cancel()
