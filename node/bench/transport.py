@@ -136,11 +136,11 @@ def run(seconds: float) -> dict[str, dict[str, float]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench transport", description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a short smoke run (0.2 s per measurement)")
+    parser.add_argument("--quick", action="store_true", help="a short smoke run (0.1 s per measurement)")
     parser.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
     parser.add_argument("--json", metavar="FILE", help="also save the figures as JSON")
     opts = parser.parse_args(argv)
-    seconds = 0.2 if opts.quick else opts.seconds
+    seconds = 0.1 if opts.quick else opts.seconds
     configure(level="warning")
     logging.getLogger("libp2p").setLevel(logging.CRITICAL)  # dial failures before both listen
     r = run(seconds)

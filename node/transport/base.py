@@ -48,8 +48,11 @@ __all__ = [
 PEER_KEY_BYTES = 32
 """Length of a peer id: an Ed25519 public key."""
 
-DEFAULT_MAX_FRAME_BYTES = 8 * 1024 * 1024
-"""Largest frame (payload + a small header) sent or accepted unless configured otherwise."""
+DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024
+"""Largest frame (payload + a small header) sent or accepted unless configured otherwise.
+Sized for the node's largest message (a catch-up response: up to 4 MiB of blocks plus one
+block of up to `max_block_bytes`, or a view change carrying prepared blocks), matching the
+runner's decode limit; the peers are allowlisted validators."""
 
 RequestHandler = Callable[[bytes, bytes], Awaitable[bytes]]
 """`handler(sender_key, request_bytes) -> response_bytes`, registered with `on_request`."""

@@ -58,6 +58,8 @@ from libp2p.security.exceptions import HandshakeFailure
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 
+from protocol.types import PublicKey
+
 from .base import PEER_KEY_BYTES, PeerUnavailable, RequestHandler, TransportLimits, TransportStats
 from .dispatch import Dispatcher
 from .frames import LENGTH_PREFIX, FrameError
@@ -160,7 +162,7 @@ class P2PTransport:
         *,
         seed: bytes,
         listen_addr: str,
-        peers: Mapping[bytes, str],
+        peers: Mapping[bytes, str] | Mapping[PublicKey, str],
         limits: TransportLimits | None = None,
         redial_min_s: float = 0.05,
         redial_max_s: float = 2.0,
