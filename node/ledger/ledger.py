@@ -268,7 +268,9 @@ class Ledger:
         self.keep_blocks = keep_blocks
         self._default_hooks = PolicyTermsHooks()
         self._nodes = NodeCache(kv, node_cache_nodes)
-        self._cache: dict[bytes, Any] = {}  # committed state key -> decoded value (shared objects)
+        # committed state key -> decoded value (shared objects), two generations (see NodeCache)
+        self._cache: dict[bytes, Any] = {}
+        self._cache_old: dict[bytes, Any] = {}
         self._cache_max = 200_000
         self._dirty: dict[bytes, Any] = {}  # this block's writes: state key -> value or _DELETED
         self._idx: dict[bytes, bytes | None] = {}  # this block's index writes (KV keys)
@@ -351,12 +353,15 @@ class Ledger:
         v = self._cache.get(key)
         if v is not None:
             return v
-        raw = self.kv.get(b"v" + key)
-        if raw is None:
-            return None
-        v = _unpack(raw)
+        v = self._cache_old.pop(key, None)
+        if v is None:
+            raw = self.kv.get(b"v" + key)
+            if raw is None:
+                return None
+            v = _unpack(raw)
         if len(self._cache) >= self._cache_max:
-            self._cache.clear()
+            self._cache_old = self._cache
+            self._cache = {}
         self._cache[key] = v
         return v
 
@@ -370,8 +375,7 @@ class Ledger:
         """Write the block's state, SMT nodes and indexes in one batch; advance height/root."""
         updates: dict[bytes, bytes | None] = {}
         batch: dict[bytes, bytes | None] = {}
-        for key in sorted(self._dirty):
-            v = self._dirty[key]
+        for key, v in self._dirty.items():  # (the tree sorts; the batch is applied atomically)
             if v is _DELETED:
                 updates[key] = None
                 batch[b"v" + key] = None
@@ -391,13 +395,16 @@ class Ledger:
         batch[b"mheight"] = _u64(height)
         batch[b"mtime"] = _u64(time_ms)
         self.kv.write(batch)
+        if len(self._cache) + len(self._dirty) > self._cache_max:
+            self._cache_old = self._cache
+            self._cache = {}
         for key, v in self._dirty.items():
             if v is _DELETED:
                 self._cache.pop(key, None)
+                self._cache_old.pop(key, None)
             else:
                 self._cache[key] = v
-        if len(self._cache) > self._cache_max:
-            self._cache.clear()
+                self._cache_old.pop(key, None)
         self._dirty = {}
         self._idx = {}
         self.height = height
@@ -408,6 +415,7 @@ class Ledger:
         self._dirty = {}
         self._idx = {}
         self._cache.clear()
+        self._cache_old.clear()
         self._nodes.drop_pending()
 
     # ------------------------------------------------------------------ blocks

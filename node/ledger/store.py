@@ -128,15 +128,24 @@ class NodeCache:
     """`protocol.smt.NodeStore` over the KV (prefix ``n``), with a bounded read cache.
 
     `put_many` does not write: new nodes wait in `pending` until the ledger commits them
-    with the block's batch (`take_pending`). The cache is cleared when it passes
-    `max_nodes` (simple and bounded; the hot top of the tree refills at once).
+    with the block's batch (`take_pending`). The cache has two generations of at most
+    `max_nodes` each: when the young one fills up it becomes the old one (the previous old
+    one is dropped) and a hit in the old one is promoted, so hot nodes (the top of the
+    tree) stay cached and memory stays bounded.
     """
 
     def __init__(self, kv: KV, max_nodes: int = 400_000) -> None:
         self.kv = kv
         self.cache: dict[bytes, bytes] = {}
+        self.old: dict[bytes, bytes] = {}
         self.pending: dict[bytes, bytes] = {}
         self.max_nodes = max_nodes
+
+    def _remember(self, node_hash: bytes, value: bytes) -> None:
+        if len(self.cache) >= self.max_nodes:
+            self.old = self.cache
+            self.cache = {}
+        self.cache[node_hash] = value
 
     def get(self, node_hash: bytes) -> bytes | None:
         v = self.cache.get(node_hash)
@@ -145,11 +154,12 @@ class NodeCache:
         v = self.pending.get(node_hash)
         if v is not None:
             return v
-        v = self.kv.get(b"n" + node_hash)
-        if v is not None:
-            if len(self.cache) >= self.max_nodes:
-                self.cache.clear()
-            self.cache[node_hash] = v
+        v = self.old.get(node_hash)
+        if v is None:
+            v = self.kv.get(b"n" + node_hash)
+            if v is None:
+                return None
+        self._remember(node_hash, v)
         return v
 
     def put_many(self, nodes: Mapping[bytes, bytes]) -> None:
@@ -158,7 +168,8 @@ class NodeCache:
     def take_pending(self) -> dict[bytes, bytes]:
         out = {b"n" + k: v for k, v in self.pending.items()}
         if len(self.cache) + len(self.pending) >= self.max_nodes:
-            self.cache.clear()
+            self.old = self.cache
+            self.cache = {}
         self.cache.update(self.pending)
         self.pending = {}
         return out

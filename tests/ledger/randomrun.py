@@ -212,8 +212,10 @@ class Driver:
         return res.state_root
 
 
-def run(seed: int, blocks: int, path: str | None = None, *, on_block: Any = None) -> list[bytes]:
-    led = Ledger.open(path, make_genesis(balance=300_000))
+def run(seed: int, blocks: int, path: str | None = None, *, on_block: Any = None, tiny_caches: bool = False) -> list[bytes]:
+    led = Ledger.open(path, make_genesis(balance=300_000), node_cache_nodes=64 if tiny_caches else 400_000)
+    if tiny_caches:
+        led._cache_max = 8
     d = Driver(seed, led)
     d.setup()
     roots = [led.state_root]

@@ -56,6 +56,10 @@ def test_in_process_runs_repeat() -> None:
     assert run(5, 15) != run(6, 15)
 
 
+def test_cache_sizes_do_not_change_results(tmp_path: Path) -> None:
+    assert run(8, 30, str(tmp_path / "db"), tiny_caches=True) == run(8, 30)
+
+
 def test_failure_before_the_batch_write_leaves_the_last_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = str(tmp_path / "db")
     src = Ledger.open(None, make_genesis(balance=300_000))
