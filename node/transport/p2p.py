@@ -197,6 +197,7 @@ class P2PTransport:
         self._dispatch = Dispatcher(self.me, self.limits, self.stats, self.log)
         self._started = False
         self._maintain_scope = trio.CancelScope()
+        self._inbound: dict[bytes, trio.CancelScope] = {}
 
     # ---- lifecycle --------------------------------------------------------------------
     def listen_addrs(self) -> list[str]:
@@ -372,20 +373,34 @@ class P2PTransport:
             self.log.warning("transport_peer_refused", direction="stream", remote_peer=str(stream.muxed_conn.peer_id))
             await stream.reset()
             return
+        # Only the newest inbound stream of a peer delivers: a reader still draining the
+        # stream of a lost connection would otherwise interleave with the new one.
+        previous = self._inbound.get(p.key)
+        if previous is not None:
+            previous.cancel()
+        scope = self._inbound[p.key] = trio.CancelScope()
         reader = _StreamReader(stream)
         try:
-            while True:
-                (length,) = LENGTH_PREFIX.unpack(await reader.exactly(LENGTH_PREFIX.size))
-                if length > self.limits.max_frame_bytes:
-                    self.stats.refused_oversize += 1
-                    self.log.warning("transport_frame_too_large", direction="in", peer=p.key.hex()[:16], frame_bytes=length)
-                    break
-                await self._dispatch.deliver(p.key, await reader.exactly(length), self._send_frame)
+            with scope:
+                while True:
+                    (length,) = LENGTH_PREFIX.unpack(await reader.exactly(LENGTH_PREFIX.size))
+                    if length > self.limits.max_frame_bytes:
+                        self.stats.refused_oversize += 1
+                        self.log.warning("transport_frame_too_large", direction="in", peer=p.key.hex()[:16], frame_bytes=length)
+                        break
+                    await self._dispatch.deliver(p.key, await reader.exactly(length), self._send_frame)
+            if scope.cancelled_caught:
+                self.log.debug("transport_stream_superseded", peer=p.key.hex()[:16])
+                await stream.reset()
+                return
         except FrameError as e:
             self.log.warning("transport_bad_frame", peer=p.key.hex()[:16], error=str(e))
         except Exception as e:  # EOF, reset, connection closed: the peer redials
             self.log.debug("transport_stream_ended", peer=p.key.hex()[:16], error=repr(e))
             return
+        finally:
+            if self._inbound.get(p.key) is scope:
+                del self._inbound[p.key]
         # A faulty frame: drop the whole connection (resetting only this stream would leave
         # the peer writing into a dead stream). Both sides see it close; the dialer redials.
         with trio.move_on_after(self.close_timeout_s):
