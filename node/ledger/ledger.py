@@ -148,6 +148,7 @@ TRANSITIONS: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
     **_t("approve", ["return_requested"], "return_approved", ORG),
     **_t("return_reject", ["return_requested"], "return_rejected", ORG),
     **_t("checkpoint", ["return_approved", "shipped_back"], "shipped_back", LOGISTICS),
+    **_t("ship", ["acknowledged", "in_progress", "waiting_customer", "escalated", "reopened", "resolved"], None, LOGISTICS),
     **_t("receive", ["return_approved", "shipped_back"], "received", ORG),
     **_t("breach", ["opened", "acknowledged", "in_progress", "reopened"], "escalated", SYSTEM),
     **_t("breach", ["escalated", "waiting_customer"], None, SYSTEM),
@@ -159,6 +160,8 @@ TRANSITIONS: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
 """(action, current status) -> (new status, who may). The one place ticket life is defined."""
 
 RETURN_ACTIONS = frozenset({"approve", "return_reject", "checkpoint", "receive"})
+"""Actions for ``return`` tickets only; every other non-system action is for the other kinds,
+except `ANY_KIND_ACTIONS`. (``ship`` is the repair-shipment checkpoint: no status change.)"""
 ANY_KIND_ACTIONS = frozenset({"assign", "close"})
 DL_FIRST, DL_RESOLUTION, DL_AUTO_CLOSE = 0, 1, 2
 _DL_NAMES = {DL_FIRST: "first_response", DL_RESOLUTION: "resolution"}
@@ -1125,14 +1128,18 @@ class Ledger:
         tid = b.ticket_id
         t = self._ticket(tid)
         self._member(ctx, "logistics")
-        self._authorise(ctx, t, "checkpoint")
-        if t["carrier"] is not None and t["carrier"] != ctx.org:
-            raise _Rejected(Reason.NOT_ASSIGNED, f"the shipment is carried by {t['carrier']}")
+        action = "checkpoint" if t["kind"] == "return" else "ship"  # returns move on; repairs only record it
+        self._authorise(ctx, t, action)
+        carrier = t.get("carrier")
+        if carrier is not None and carrier != ctx.org:
+            raise _Rejected(Reason.NOT_ASSIGNED, f"the shipment is carried by {carrier}")
+        n = t.get("shipments", 0) + 1
+        if n > MAX_TICKET_CHANGES:
+            raise _Rejected(Reason.HISTORY_FULL, f"the ticket has {MAX_TICKET_CHANGES} shipment checkpoints")
         t["carrier"] = ctx.org
-        t["shipments"] += 1
-        self._put(b"t/" + tid + b"/s" + t["shipments"].to_bytes(4, "big"),
-                  [b.checkpoint, ctx.time_ms, ctx.org, b.location_hash, b.tracking_hash])
-        self._transition(t, tid, "checkpoint", LOGISTICS, ctx.time_ms, ctx.event_id, f"checkpoint:{b.checkpoint}")
+        t["shipments"] = n
+        self._put(b"t/" + tid + b"/s" + n.to_bytes(4, "big"), [b.checkpoint, ctx.time_ms, ctx.org, b.location_hash, b.tracking_hash])
+        self._transition(t, tid, action, LOGISTICS, ctx.time_ms, ctx.event_id, f"checkpoint:{b.checkpoint}")
         self._put(b"t/" + tid, t)
         return None
 

@@ -169,6 +169,19 @@ def test_ticket_permissions_and_transitions(w: World) -> None:
     w.ok(alice, B.RatingSubmit(ticket_id=tid, score=1, comment_hash=h("c")))
 
 
+def test_repair_shipments_are_recorded(w: World) -> None:
+    alice = cust()
+    w.sold_with_warranty(alice)
+    tid = Hash32(w.open_ticket(alice))
+    cp = B.ShipmentCheckpoint(ticket_id=tid, checkpoint="picked_up", location_hash=h("home"), tracking_hash=h("trk"))
+    assert w.one("ship", cp).code == Reason.TRANSITION  # not before the service centre acknowledged
+    w.ok("fixit", B.TicketAck(ticket_id=tid, note_hash=None))
+    w.ok("ship", cp)
+    t = w.led.ticket(tid)
+    assert t is not None and t["status"] == "acknowledged" and t["shipments"] == 1 and t["carrier"] == "ship"
+    assert w.led.state_value(b"t/" + tid + b"/s" + (1).to_bytes(4, "big")) is not None
+
+
 def test_reopen_withdraw_and_auto_close(w: World) -> None:
     alice = cust()
     w.sold_with_warranty(alice)
