@@ -35,7 +35,9 @@ State keys (all in the SMT):
 ``meta/genesis`` genesis hash and chain id; ``org/<id>`` organisation; ``acct/<key>``
 key -> org (None for customers) and nonce; ``bal/<account>`` balance;
 ``gtin/<gtin>`` manufacturer owning the GTIN; ``prod/<product>`` product;
-``ph/<product>/<n:4>`` its n-th history entry; ``recall/<gtin>/<batch>``;
+``ph/<product>/<n:4>`` the n-th full page of its history (the newest, partial page is
+the product value's ``hist``: one proof shows a product and its recent history);
+``recall/<gtin>/<batch>``;
 ``pol/<id>`` policy; ``t/<id>`` ticket (with its status history); ``esc/<id>`` escrow;
 ``q/<org>`` service quality; ``con/<id>`` contract; ``code/<sha256>`` contract code;
 ``cs/<contract id>/<key>`` contract state; ``blk/<height:8>`` block record. ``<product>``
@@ -106,6 +108,8 @@ MAX_CONTRACT_EVENT_BYTES = 512 * 1024
 MAX_TICKET_CHANGES = 64
 """Status changes a ticket can take from its parties; after that it can only end (closed,
 rejected, ...). With system changes (breaches) its history stays under 72 entries."""
+HISTORY_PAGE = 32
+"""Product history entries per page (state key ``ph/<product>/<page>``)."""
 KEEP_ROOTS = 1024
 """Roots of this many recent heights are kept for `root_at`."""
 MAX_WRITES = 256
@@ -282,6 +286,8 @@ class Ledger:
         self.height = 0
         self.time_ms = genesis.genesis_time_ms
         self.state_root: bytes = EMPTY_ROOT
+        self.last_block_state_keys = 0
+        """State keys written by the last block (a metric: the SMT batch size)."""
         self._handlers: dict[str, Callable[[_Ctx, Any], Any]] = {
             "org.register": self._governance, "org.update": self._governance,
             "governance.propose": self._governance, "governance.vote": self._governance,
@@ -388,6 +394,7 @@ class Ledger:
                 batch[b"v" + key] = enc
         tree = SparseMerkleTree(self._nodes, self.state_root)
         root = tree.update(updates)
+        self.last_block_state_keys = len(updates)
         batch.update(self._nodes.take_pending())
         batch.update(self._idx)
         if extra:
@@ -710,8 +717,13 @@ class Ledger:
         return pk, p
 
     def _history(self, pk: bytes, p: dict[str, Any], entry: list[Any]) -> None:
-        self._put(b"ph/" + pk + p["hist"].to_bytes(4, "big"), entry)
-        p["hist"] += 1
+        """Append to the product's recent history; a full page moves to its own state key."""
+        recent = p["hist"]
+        recent.append(entry)
+        if len(recent) >= HISTORY_PAGE:
+            self._put(b"ph/" + pk + p["pages"].to_bytes(4, "big"), recent)
+            p["pages"] += 1
+            p["hist"] = []
 
     def _recalled(self, gtin: str, batch: str) -> bool:
         return self._get(b"recall/" + gtin.encode() + b"/" + batch.encode()) is not None
@@ -735,9 +747,9 @@ class Ledger:
             raise _Rejected(Reason.PRODUCT_EXISTS, f"product {b.gtin}/{b.serial} is already registered")
         if owner is None:
             self._put(gkey, ctx.org)
-        p = {"mfr": ctx.org, "model": b.model, "batch": b.batch, "prod_ms": b.production_time_ms, "reg_ms": ctx.time_ms,
+        p: dict[str, Any] = {"mfr": ctx.org, "model": b.model, "batch": b.batch, "prod_ms": b.production_time_ms, "reg_ms": ctx.time_ms,
              "owner": ctx.org, "seller": None, "sale_ms": 0, "order": None, "policy": None, "w_start": 0,
-             "disp": "active", "hist": 0}
+             "disp": "active", "hist": [], "pages": 0}
         self._history(pk, p, ["register", ctx.time_ms, ctx.event_id, ctx.org])
         self._put(b"prod/" + pk, p)
         return None
@@ -1107,7 +1119,7 @@ class Ledger:
     def _return_request(self, ctx: _Ctx, b: B.ReturnRequest) -> Any:
         pk, p = self._customer_product(ctx, b.gtin, b.serial)
         tid, t = self._new_ticket(ctx, "return", pk, p, b.gtin, b.serial, "return_requested",
-                                  {"fault": b.reason_code, "desc": b.reason_hash, "att": [], "shipments": 0, "carrier": None})
+                                  {"fault": b.reason_code, "desc": b.reason_hash, "att": [], "ship": [], "carrier": None})
         self._put(b"t/" + tid, t)
         return {"ticket_id": tid}
 
@@ -1133,12 +1145,11 @@ class Ledger:
         carrier = t.get("carrier")
         if carrier is not None and carrier != ctx.org:
             raise _Rejected(Reason.NOT_ASSIGNED, f"the shipment is carried by {carrier}")
-        n = t.get("shipments", 0) + 1
-        if n > MAX_TICKET_CHANGES:
+        ship = t.setdefault("ship", [])
+        if len(ship) >= MAX_TICKET_CHANGES:
             raise _Rejected(Reason.HISTORY_FULL, f"the ticket has {MAX_TICKET_CHANGES} shipment checkpoints")
         t["carrier"] = ctx.org
-        t["shipments"] = n
-        self._put(b"t/" + tid + b"/s" + n.to_bytes(4, "big"), [b.checkpoint, ctx.time_ms, ctx.org, b.location_hash, b.tracking_hash])
+        ship.append([b.checkpoint, ctx.time_ms, ctx.org, b.location_hash, b.tracking_hash])
         self._transition(t, tid, action, LOGISTICS, ctx.time_ms, ctx.event_id, f"checkpoint:{b.checkpoint}")
         self._put(b"t/" + tid, t)
         return None
@@ -1296,7 +1307,10 @@ class Ledger:
         p = self._read(b"prod/" + pk)
         if p is None:
             return []
-        return [self._read(b"ph/" + pk + i.to_bytes(4, "big")) for i in range(p["hist"])]
+        out: list[Any] = []
+        for i in range(p["pages"]):
+            out.extend(self._read(b"ph/" + pk + i.to_bytes(4, "big")))
+        return out + list(p["hist"])
 
     def escrow(self, escrow_id: bytes) -> dict[str, Any] | None:
         return self._read(b"esc/" + escrow_id)  # type: ignore[no-any-return]
