@@ -264,7 +264,7 @@ class Ledger:
     """The state machine. Open with `Ledger.open(path, genesis)`; ``path=None`` is in-memory."""
 
     def __init__(self, kv: KV, genesis: Genesis, hooks: AgreementHooks | None, contracts: ContractHost | None,
-                 *, keep_blocks: bool = True, node_cache_nodes: int = 400_000) -> None:
+                 *, keep_blocks: bool = True, node_cache_nodes: int = 131_072, state_cache_entries: int = 32_768) -> None:
         self.kv = kv
         self.genesis = genesis
         self.chain_id = genesis.chain_id
@@ -278,7 +278,7 @@ class Ledger:
         # committed state key -> decoded value (shared objects), two generations (see NodeCache)
         self._cache: dict[bytes, Any] = {}
         self._cache_old: dict[bytes, Any] = {}
-        self._cache_max = 200_000
+        self._cache_max = state_cache_entries
         self._dirty: dict[bytes, Any] = {}  # this block's writes: state key -> value or _DELETED
         self._idx: dict[bytes, bytes | None] = {}  # this block's index writes (KV keys)
         self._code_cache: dict[bytes, bytes] = {}
@@ -313,14 +313,18 @@ class Ledger:
     @classmethod
     def open(cls, path: str | None, genesis: Genesis, hooks: AgreementHooks | None = None,
              contracts: ContractHost | None = None, *, sync: bool = True, keep_blocks: bool = True,
-             node_cache_nodes: int = 400_000) -> Ledger:
+             node_cache_nodes: int = 131_072, state_cache_entries: int = 32_768) -> Ledger:
         """Open (or create from `genesis`) the ledger at `path` (None: in memory).
 
         Raises `InvariantError` if the store was created from another genesis.
-        `sync=False` skips fsync (benchmarks of the CPU path only).
+        `sync=False` skips fsync (benchmarks of the CPU path only). `keep_blocks` also stores
+        each block's raw events (for `stored_block` / replay; a node that stores blocks
+        itself can turn it off). The caches hold at most twice `node_cache_nodes` SMT nodes
+        (~100 B each) and twice `state_cache_entries` decoded values (~1-3 KB each).
         """
         kv = open_kv(path, sync=sync)
-        led = cls(kv, genesis, hooks, contracts, keep_blocks=keep_blocks, node_cache_nodes=node_cache_nodes)
+        led = cls(kv, genesis, hooks, contracts, keep_blocks=keep_blocks, node_cache_nodes=node_cache_nodes,
+                  state_cache_entries=state_cache_entries)
         ghash = kv.get(b"mgenesis")
         if ghash is None:
             led._init_genesis()

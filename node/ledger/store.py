@@ -134,7 +134,7 @@ class NodeCache:
     tree) stay cached and memory stays bounded.
     """
 
-    def __init__(self, kv: KV, max_nodes: int = 400_000) -> None:
+    def __init__(self, kv: KV, max_nodes: int = 131_072) -> None:
         self.kv = kv
         self.cache: dict[bytes, bytes] = {}
         self.old: dict[bytes, bytes] = {}

@@ -213,9 +213,8 @@ class Driver:
 
 
 def run(seed: int, blocks: int, path: str | None = None, *, on_block: Any = None, tiny_caches: bool = False) -> list[bytes]:
-    led = Ledger.open(path, make_genesis(balance=300_000), node_cache_nodes=64 if tiny_caches else 400_000)
-    if tiny_caches:
-        led._cache_max = 8
+    led = Ledger.open(path, make_genesis(balance=300_000), node_cache_nodes=64 if tiny_caches else 131_072,
+                      state_cache_entries=8 if tiny_caches else 32_768)
     d = Driver(seed, led)
     d.setup()
     roots = [led.state_root]
