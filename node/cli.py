@@ -131,6 +131,9 @@ def genesis(chain_id: str, validators: tuple[str, ...], members: tuple[str, ...]
     click.echo(f"wrote {out}: chain {g.chain_id}, {g.validators.n} validators, {len(g.members)} members, hash {g.hash().hex()}")
 
 
+from .client_cli import register; register(cli)  # noqa: E402, E702, I001
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)
