@@ -228,30 +228,14 @@ _Item = tuple[int, bytes, bytes | None]
 """(path as an int, path, value hash or None for a delete), sorted by path."""
 
 
-_Node = tuple[int, bytes, bytes]
-"""A decoded node: (kind, left or path, right or value hash)."""
-
-HOT_DEPTH = 16
-"""Nodes above this depth are kept decoded in the tree's `hot` cache (see `SparseMerkleTree`)."""
-HOT_MAX_NODES = 1 << 18
-"""The hot cache is emptied when it reaches this many nodes (it refills as it is used)."""
-
-
 class SparseMerkleTree:
     """A view of the tree at `root` over `store`; `update` moves it to a new root.
 
     `get` and `prove` read nodes through the store; `update` computes every touched node
     once per batch and writes the new nodes with one `put_many`.
-
-    Speed: a batch touches each node on its keys' paths once; below the first
-    ~log2(batch) levels each touched subtree receives one key and is walked by a tight
-    loop. The tree keeps the nodes of its top `HOT_DEPTH` levels decoded in a small
-    dict (content-addressed, so never stale): reading them from a large store costs
-    cache and TLB misses that dominate the update time of a big tree. Keep one tree
-    object and move it forward with `update` to benefit from it.
     """
 
-    __slots__ = ("_get", "_hot", "_root", "_store")
+    __slots__ = ("_get", "_root", "_store")
 
     def __init__(self, store: NodeStore, root: bytes = EMPTY_ROOT) -> None:
         require(len(root) == 32, "an SMT root is 32 bytes")
@@ -259,7 +243,6 @@ class SparseMerkleTree:
         # The dict's own `get` for the in-memory store saves a call per node on hot paths.
         self._get = store.nodes.get if type(store) is MemoryNodeStore else store.get
         self._root = bytes(root)
-        self._hot: dict[bytes, _Node] = {}
 
     @property
     def root(self) -> bytes:
@@ -269,29 +252,11 @@ class SparseMerkleTree:
     def store(self) -> NodeStore:
         return self._store
 
-    def _node(self, node_hash: bytes, depth: int) -> _Node:
-        """The decoded node `node_hash` (found at `depth`); through the hot cache."""
-        hot = self._hot
-        if depth < HOT_DEPTH:
-            node = hot.get(node_hash)
-            if node is not None:
-                return node
+    def _load(self, node_hash: bytes) -> bytes:
         enc = self._get(node_hash)
         if enc is None or len(enc) != _NODE_BYTES:
             raise InvariantError(f"SMT node {node_hash.hex()} missing from the store")
-        node = (enc[0], enc[1:33], enc[33:65])
-        if depth < HOT_DEPTH:
-            if len(hot) >= HOT_MAX_NODES:
-                hot.clear()
-            hot[node_hash] = node
-        return node
-
-    def _remember(self, node_hash: bytes, node: _Node, depth: int) -> None:
-        if depth < HOT_DEPTH:
-            hot = self._hot
-            if len(hot) >= HOT_MAX_NODES:
-                hot.clear()
-            hot[node_hash] = node
+        return enc
 
     # ------------------------------------------------------------------ reads
 
@@ -302,10 +267,10 @@ class SparseMerkleTree:
         h = self._root
         depth = 0
         while h != EMPTY_HASH:
-            kind, a, b = self._node(h, depth)
-            if kind == _LEAF:
-                return b if a == path else None
-            h = b if (path_int >> (_TOP_BIT - depth)) & 1 else a
+            enc = self._load(h)
+            if enc[0] == _LEAF:
+                return enc[33:65] if enc[1:33] == path else None
+            h = enc[33:65] if (path_int >> (_TOP_BIT - depth)) & 1 else enc[1:33]
             depth += 1
         return None
 
@@ -320,16 +285,16 @@ class SparseMerkleTree:
         leaf_path: Hash32 | None = None
         leaf_value: Hash32 | None = None
         while h != EMPTY_HASH:
-            kind, a, b = self._node(h, depth)
-            if kind == _LEAF:
-                if a != path:
-                    leaf_path, leaf_value = Hash32(a), Hash32(b)
+            enc = self._load(h)
+            if enc[0] == _LEAF:
+                if enc[1:33] != path:
+                    leaf_path, leaf_value = Hash32(enc[1:33]), Hash32(enc[33:65])
                 break
             require(depth < DEPTH_BITS, "SMT deeper than 256 levels")
             if (path_int >> (_TOP_BIT - depth)) & 1:
-                h, sib = b, a
+                h, sib = enc[33:65], enc[1:33]
             else:
-                h, sib = a, b
+                h, sib = enc[1:33], enc[33:65]
             if sib != EMPTY_HASH:
                 bits |= 1 << (_TOP_BIT - depth)
                 siblings.append(Hash32(sib))
@@ -366,9 +331,9 @@ class SparseMerkleTree:
         if node == EMPTY_HASH:
             live = [it for it in items[lo:hi] if it[2] is not None]
             return self._build(depth, live, 0, len(live), out)
-        kind, left, right = self._node(node, depth)
-        if kind == _LEAF:
-            leaf_int = int.from_bytes(left, "big")
+        enc = self._load(node)
+        if enc[0] == _LEAF:
+            leaf_int = int.from_bytes(enc[1:33], "big")
             merged: list[_Item] = []
             replaced = False
             for it in items[lo:hi]:
@@ -377,13 +342,15 @@ class SparseMerkleTree:
                 if it[2] is not None:
                     merged.append(it)
             if not replaced:
-                merged.append((leaf_int, left, right))
+                merged.append((leaf_int, enc[1:33], enc[33:65]))
                 merged.sort()
             return self._build(depth, merged, 0, len(merged), out)
         require(depth < DEPTH_BITS, "SMT deeper than 256 levels")
         shift = _TOP_BIT - depth
         boundary = ((items[lo][0] >> (shift + 1)) << (shift + 1)) | (1 << shift)
         mid = bisect_left(items, (boundary,), lo, hi)
+        left = enc[1:33]
+        right = enc[33:65]
         lk: int | None = None
         rk: int | None = None
         new_left, new_right = left, right
@@ -393,7 +360,7 @@ class SparseMerkleTree:
             new_right, rk = self._update(right, depth + 1, items, mid, hi, out)
         if new_left == left and new_right == right:
             return node, _INNER
-        return self._join(depth, new_left, lk, new_right, rk, out)
+        return self._join(new_left, lk, new_right, rk, out)
 
     def _update_one(self, node: bytes, depth: int, item: _Item, out: dict[bytes, bytes]) -> tuple[bytes, int]:
         """`_update` for a single item: walk down iteratively, then rehash the path upward.
@@ -403,38 +370,31 @@ class SparseMerkleTree:
         """
         path_int, path, value_hash = item
         get = self._get
-        hot = self._hot
         empty: bytes = EMPTY_HASH
         top = _TOP_BIT
-        parents: list[_Node] = []  # the inner nodes passed, top first
+        parents: list[bytes] = []  # encodings of the inner nodes passed, top first
         append = parents.append
         h = node
-        found: _Node | None = None  # the terminal leaf, if any
+        enc: bytes | None = None
         while h != empty:
-            n = hot.get(h) if depth < HOT_DEPTH else None
-            if n is None:
-                enc = get(h)
-                if enc is None or len(enc) != _NODE_BYTES:
-                    raise InvariantError(f"SMT node {h.hex()} missing from the store")
-                n = (enc[0], enc[1:33], enc[33:65])
-                if depth < HOT_DEPTH:
-                    if len(hot) >= HOT_MAX_NODES:
-                        hot.clear()
-                    hot[h] = n
-            if n[0] == _LEAF:
-                found = n
+            enc = get(h)
+            if enc is None or len(enc) != _NODE_BYTES:
+                raise InvariantError(f"SMT node {h.hex()} missing from the store")
+            if enc[0] == _LEAF:
                 break
-            append(n)
-            h = n[2] if (path_int >> (top - depth)) & 1 else n[1]
+            append(enc)
+            h = enc[33:65] if (path_int >> (top - depth)) & 1 else enc[1:33]
             depth += 1
+        else:
+            enc = None
         if depth > DEPTH_BITS:
             raise InvariantError("SMT deeper than 256 levels")
-        # h is the terminal: empty (found None) or a leaf (found).
-        unchanged = node, (_INNER if parents else _EMPTY_KIND if found is None else _LEAF)
+        # h is the terminal: empty (enc None) or a leaf (enc its encoding).
+        unchanged = node, (_INNER if parents else _EMPTY_KIND if enc is None else _LEAF)
         kind: int
-        if found is None or found[1] == path:
+        if enc is None or enc[1:33] == path:
             if value_hash is None:
-                if found is None:
+                if enc is None:
                     return unchanged  # deleting an absent key
                 new, kind = empty, _EMPTY_KIND
             else:
@@ -443,13 +403,11 @@ class SparseMerkleTree:
                 if new == h:
                     return unchanged
                 out[new] = leaf
-                if depth < HOT_DEPTH:
-                    hot[new] = (_LEAF, path, value_hash)
                 kind = _LEAF
         else:
             if value_hash is None:
                 return unchanged  # deleting an absent key
-            other: _Item = (int.from_bytes(found[1], "big"), found[1], found[2])
+            other: _Item = (int.from_bytes(enc[1:33], "big"), enc[1:33], enc[33:65])
             pair = [item, other] if path_int < other[0] else [other, item]
             new, kind = self._build(depth, pair, 0, 2, out)
         sha = _sha256
@@ -457,45 +415,53 @@ class SparseMerkleTree:
         for parent in reversed(parents):
             depth -= 1
             if (path_int >> (top - depth)) & 1:
-                left, right = parent[1], new
-                sib = left
+                sib = parent[1:33]
+                if empty not in (sib, new):
+                    enc = prefix + sib + new
+                elif sib == empty:
+                    if kind != _INNER:
+                        continue  # a leaf (or nothing) with an empty sibling moves up
+                    enc = prefix + sib + new
+                elif self._kind(sib) == _LEAF:
+                    new, kind = sib, _LEAF  # the sibling leaf moves up
+                    continue
+                else:
+                    enc = prefix + sib + new
             else:
-                left, right = new, parent[2]
-                sib = right
-            if sib == empty:
-                if kind != _INNER:
-                    continue  # a leaf (or nothing) with an empty sibling moves up
-            elif new == empty and self._kind(sib, depth + 1) == _LEAF:
-                new, kind = sib, _LEAF  # the sibling leaf moves up
-                continue
-            enc = prefix + left + right
+                sib = parent[33:65]
+                if empty not in (sib, new):
+                    enc = prefix + new + sib
+                elif sib == empty:
+                    if kind != _INNER:
+                        continue
+                    enc = prefix + new + sib
+                elif self._kind(sib) == _LEAF:
+                    new, kind = sib, _LEAF
+                    continue
+                else:
+                    enc = prefix + new + sib
             new = sha(enc).digest()
             out[new] = enc
-            if depth < HOT_DEPTH:
-                hot[new] = (_INNER, left, right)
             kind = _INNER
         return new, kind
 
-    def _kind(self, node: bytes, depth: int) -> int:
+    def _kind(self, node: bytes) -> int:
         if node == EMPTY_HASH:
             return _EMPTY_KIND
-        return self._node(node, depth)[0]
+        return self._load(node)[0]
 
-    def _join(
-        self, depth: int, left: bytes, lk: int | None, right: bytes, rk: int | None, out: dict[bytes, bytes]
-    ) -> tuple[bytes, int]:
-        """The subtree at `depth` whose children are `left` and `right` (kinds None = not yet known)."""
+    def _join(self, left: bytes, lk: int | None, right: bytes, rk: int | None, out: dict[bytes, bytes]) -> tuple[bytes, int]:
+        """The subtree whose children are `left` and `right` (kinds None = not yet known)."""
         if left == EMPTY_HASH:
             if right == EMPTY_HASH:
                 return EMPTY_HASH, _EMPTY_KIND
-            if (rk if rk is not None else self._kind(right, depth + 1)) == _LEAF:
+            if (rk if rk is not None else self._kind(right)) == _LEAF:
                 return right, _LEAF
-        elif right == EMPTY_HASH and (lk if lk is not None else self._kind(left, depth + 1)) == _LEAF:
+        elif right == EMPTY_HASH and (lk if lk is not None else self._kind(left)) == _LEAF:
             return left, _LEAF
         enc = _INNER_PREFIX + left + right
         h = _sha256(enc).digest()
         out[h] = enc
-        self._remember(h, (_INNER, left, right), depth)
         return h, _INNER
 
     def _build(self, depth: int, items: list[_Item], lo: int, hi: int, out: dict[bytes, bytes]) -> tuple[bytes, int]:
@@ -508,7 +474,6 @@ class SparseMerkleTree:
             enc = _LEAF_PREFIX + path + value_hash  # type: ignore[operator]
             h = _sha256(enc).digest()
             out[h] = enc
-            self._remember(h, (_LEAF, path, value_hash), depth)  # type: ignore[arg-type]
             return h, _LEAF
         require(depth < DEPTH_BITS, "two keys with the same path")
         shift = _TOP_BIT - depth
@@ -516,7 +481,7 @@ class SparseMerkleTree:
         mid = bisect_left(items, (boundary,), lo, hi)
         left, lk = self._build(depth + 1, items, lo, mid, out)
         right, rk = self._build(depth + 1, items, mid, hi, out)
-        return self._join(depth, left, lk, right, rk, out)
+        return self._join(left, lk, right, rk, out)
 
 
 def _check_key(key: bytes) -> bytes:

@@ -345,34 +345,3 @@ def test_non_proof_objects_are_refused() -> None:
     assert verify_smt_proof(EMPTY_ROOT, b"k", None, "proof") is False  # type: ignore[arg-type]
     assert verify_smt_proof(EMPTY_ROOT, b"k", None, None) is False  # type: ignore[arg-type]
 
-
-@pytest.mark.parametrize(("hot_depth", "hot_max"), [(0, 1), (3, 7), (64, 1 << 18)])
-def test_hot_cache_settings_do_not_change_results(monkeypatch: pytest.MonkeyPatch, hot_depth: int, hot_max: int) -> None:
-    import random
-
-    import protocol.smt as smt
-
-    monkeypatch.setattr(smt, "HOT_DEPTH", hot_depth)
-    monkeypatch.setattr(smt, "HOT_MAX_NODES", hot_max)
-    rng = random.Random(hot_depth)
-    store = MemoryNodeStore()
-    tree = SparseMerkleTree(store)
-    model: dict[bytes, bytes] = {}
-    for _ in range(40):
-        batch: dict[bytes, bytes | None] = {}
-        for _ in range(rng.choice((1, 2, 30))):
-            k = b"%d" % rng.randrange(300)
-            batch[k] = None if rng.random() < 0.3 else rng.randbytes(3)
-        tree.update(batch)
-        for k, v in batch.items():
-            if v is None:
-                model.pop(k, None)
-            else:
-                model[k] = v
-        assert tree.root == fresh_root(model)
-    reader = SparseMerkleTree(store, tree.root)  # a cold cache over the same store
-    for i in range(300):
-        k = b"%d" % i
-        v = model.get(k)
-        assert tree.get(k) == reader.get(k) == (None if v is None else sha256(v))
-        assert verify_smt_proof(tree.root, k, v, reader.prove(k))
