@@ -126,3 +126,33 @@ def test_store_refuses_another_genesis(tmp_path: Path) -> None:
     kv = RocksKV(store)
     assert kv.get(b"mheight") == (0).to_bytes(8, "big")
     kv.close()
+
+
+def test_indexes_agree_with_the_records() -> None:
+    from .randomrun import Driver
+
+    led = Ledger.open(None, make_genesis(balance=300_000))
+    d = Driver(31, led)
+    d.setup()
+    for _ in range(80):
+        d.step()
+    tickets = d.ids["ticket"] + d.ids["return"]
+    assert len(tickets) > 20
+    by_org: dict[tuple[str, str], list[bytes]] = {}
+    for tid in tickets:
+        t = led.ticket(tid)
+        assert t is not None
+        by_org.setdefault((t["org"], t["status"]), []).append(tid)
+        assert tid in led.tickets_by_customer(t["cust"])
+        assert tid in led.tickets_by_product(t["gtin"], t["serial"])
+        # a pending deadline in the index is exactly one the record holds
+        for due, kind, dtid in led.upcoming_deadlines(2**62):
+            if dtid == tid:
+                assert t[{"first_response": "fr_due", "resolution": "res_due", "auto_close": "ac_due"}[kind]] == due
+    for (org, status), ids in by_org.items():
+        assert sorted(led.tickets_by_org(org, status)) == sorted(ids)
+    # money is conserved: genesis total = balances + held escrows
+    total = 5 * 300_000
+    accounts = ["acme", "audit", "fixit", "ship", "shop"] + ["cust:" + c.public.hex() for c in d.custs]
+    held = sum(e["amount"] for e in (led.escrow(x) for x in d.ids["escrow"]) if e is not None and e["state"] == "held")
+    assert sum(led.balance(a) for a in accounts) + held == total
