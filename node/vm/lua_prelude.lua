@@ -326,9 +326,10 @@ end
 local function run(chunk, entry, args, gas_limit)
   used, limit, abort_kind, abort_msg = BASE, gas_limit, nil, nil
   if used > limit then return "out_of_gas", "out of gas", "", limit end
+  collect("stop")        -- first: from here on only an emergency collection can clear the canary
+  canary[1] = {}
   local env = new_env()
   debug_setupvalue(chunk, 1, env)
-  canary[1] = {}
   local co = co_create(function()
     chunk()
     local f = raw_rawget(env, entry)
@@ -336,8 +337,11 @@ local function run(chunk, entry, args, gas_limit)
     return true, f(args)
   end)
   debug_sethook(co, hook, "", TICK)
-  collect("stop")
   local ok, found, res = co_resume(co)
+  if abort_kind == nil and canary[1] == nil then
+    -- an emergency collection ran (the cap was hit) and the call ended before the next tick
+    abort_kind, abort_msg = "memory", "memory limit exceeded"
+  end
   collect("restart")
   debug_setupvalue(chunk, 1, {})
   if ok and not found and abort_kind == nil then return "invalid", "no entry point " .. entry, "", used end
