@@ -220,8 +220,15 @@ class Outcome:
 
     @classmethod
     def from_json(cls, d: dict[str, Any], type_: str | None = None) -> Outcome:
-        return cls(id=bytes.fromhex(d["id"]), status=d["status"], height=d.get("height"), index=d.get("index"),
-                   code=d.get("code"), message=d.get("message"), type=type_)
+        return cls(
+            id=bytes.fromhex(d["id"]),
+            status=d["status"],
+            height=d.get("height"),
+            index=d.get("index"),
+            code=d.get("code"),
+            message=d.get("message"),
+            type=type_,
+        )
 
     def raise_if_rejected(self) -> Outcome:
         if self.status == "rejected":
@@ -248,46 +255,101 @@ class EventBuilder:
 
     # ---- organisations (governance-driven; recorded, not enabled yet)
     def org_register(self, *, org_id: str, name: str, roles: Sequence[str], keys: Sequence[bytes | str]) -> SignedEvent:
-        return self._sign(B.OrgRegister(org_id=org_id, name=name, roles=tuple(sorted(roles)),
-                                        keys=tuple(as_key(k) for k in keys)))
+        return self._sign(
+            B.OrgRegister(org_id=org_id, name=name, roles=tuple(sorted(roles)), keys=tuple(as_key(k) for k in keys))
+        )
 
     def org_update(self, *, org_id: str, roles: Sequence[str], keys: Sequence[bytes | str]) -> SignedEvent:
         return self._sign(B.OrgUpdate(org_id=org_id, roles=tuple(sorted(roles)), keys=tuple(as_key(k) for k in keys)))
 
     # ---- products
-    def product_register(self, *, gtin: str, serial: str, model: str, batch: str, production_time_ms: int) -> SignedEvent:
-        return self._sign(B.ProductRegister(gtin=gtin, serial=serial, model=model, batch=batch,
-                                            production_time_ms=production_time_ms))
+    def product_register(
+        self, *, gtin: str, serial: str, model: str, batch: str, production_time_ms: int
+    ) -> SignedEvent:
+        return self._sign(
+            B.ProductRegister(gtin=gtin, serial=serial, model=model, batch=batch, production_time_ms=production_time_ms)
+        )
 
-    def product_transfer(self, *, gtin: str, serial: str, kind: str = "transfer", to_org: str | None = None,
-                         to_customer: bytes | str | None = None, order_ref_hash: bytes | str | None = None) -> SignedEvent:
-        return self._sign(B.ProductTransfer(gtin=gtin, serial=serial, kind=kind, to_org=to_org,
-                                            to_customer=None if to_customer is None else as_key(to_customer),
-                                            order_ref_hash=_opt_id(order_ref_hash, "order_ref_hash")))
+    def product_transfer(
+        self,
+        *,
+        gtin: str,
+        serial: str,
+        kind: str = "transfer",
+        to_org: str | None = None,
+        to_customer: bytes | str | None = None,
+        order_ref_hash: bytes | str | None = None,
+    ) -> SignedEvent:
+        return self._sign(
+            B.ProductTransfer(
+                gtin=gtin,
+                serial=serial,
+                kind=kind,
+                to_org=to_org,
+                to_customer=None if to_customer is None else as_key(to_customer),
+                order_ref_hash=_opt_id(order_ref_hash, "order_ref_hash"),
+            )
+        )
 
-    def product_sell(self, *, gtin: str, serial: str, to_customer: bytes | str, order_ref_hash: bytes | str) -> SignedEvent:
+    def product_sell(
+        self, *, gtin: str, serial: str, to_customer: bytes | str, order_ref_hash: bytes | str
+    ) -> SignedEvent:
         """A sale to a customer: `product_transfer` with ``kind="sale"``."""
-        return self.product_transfer(gtin=gtin, serial=serial, kind="sale", to_customer=to_customer,
-                                     order_ref_hash=order_ref_hash)
+        return self.product_transfer(
+            gtin=gtin, serial=serial, kind="sale", to_customer=to_customer, order_ref_hash=order_ref_hash
+        )
 
-    def trace_record(self, *, gtin: str, serial: str, biz_step: str, disposition: str, location_hash: bytes | str,
-                     ref_hash: bytes | str | None = None) -> SignedEvent:
-        return self._sign(B.TraceRecord(gtin=gtin, serial=serial, biz_step=biz_step, disposition=disposition,
-                                        location_hash=as_id(location_hash, "location_hash"),
-                                        ref_hash=_opt_id(ref_hash, "ref_hash")))
+    def trace_record(
+        self,
+        *,
+        gtin: str,
+        serial: str,
+        biz_step: str,
+        disposition: str,
+        location_hash: bytes | str,
+        ref_hash: bytes | str | None = None,
+    ) -> SignedEvent:
+        return self._sign(
+            B.TraceRecord(
+                gtin=gtin,
+                serial=serial,
+                biz_step=biz_step,
+                disposition=disposition,
+                location_hash=as_id(location_hash, "location_hash"),
+                ref_hash=_opt_id(ref_hash, "ref_hash"),
+            )
+        )
 
     def product_recall(self, *, gtin: str, batch: str, reason_hash: bytes | str) -> SignedEvent:
         return self._sign(B.ProductRecall(gtin=gtin, batch=batch, reason_hash=as_id(reason_hash, "reason_hash")))
 
     # ---- policies, warranty, contracts
-    def policy_register(self, *, name: str, service_org: str, coverage_period_ms: int, covered_faults: Sequence[str] = (),
-                        first_response_ms: int, resolution_ms: int, penalty_amount: int = 0, return_window_ms: int = 0,
-                        contract_id: bytes | str | None = None) -> SignedEvent:
-        return self._sign(B.PolicyRegister(
-            name=name, service_org=service_org, coverage_period_ms=coverage_period_ms,
-            covered_faults=tuple(sorted(set(covered_faults))), first_response_ms=first_response_ms,
-            resolution_ms=resolution_ms, penalty_amount=penalty_amount, return_window_ms=return_window_ms,
-            contract_id=_opt_id(contract_id, "contract_id")))
+    def policy_register(
+        self,
+        *,
+        name: str,
+        service_org: str,
+        coverage_period_ms: int,
+        covered_faults: Sequence[str] = (),
+        first_response_ms: int,
+        resolution_ms: int,
+        penalty_amount: int = 0,
+        return_window_ms: int = 0,
+        contract_id: bytes | str | None = None,
+    ) -> SignedEvent:
+        return self._sign(
+            B.PolicyRegister(
+                name=name,
+                service_org=service_org,
+                coverage_period_ms=coverage_period_ms,
+                covered_faults=tuple(sorted(set(covered_faults))),
+                first_response_ms=first_response_ms,
+                resolution_ms=resolution_ms,
+                penalty_amount=penalty_amount,
+                return_window_ms=return_window_ms,
+                contract_id=_opt_id(contract_id, "contract_id"),
+            )
+        )
 
     def warranty_activate(self, *, gtin: str, serial: str, policy_id: bytes | str) -> SignedEvent:
         return self._sign(B.WarrantyActivate(gtin=gtin, serial=serial, policy_id=as_id(policy_id, "policy_id")))
@@ -296,74 +358,154 @@ class EventBuilder:
         return self._sign(B.ContractDeploy(vm_id=vm_id, vm_version=vm_version, name=name, code=code))
 
     def contract_call(self, *, contract_id: bytes | str, entry: str, args: bytes = b"", gas_limit: int) -> SignedEvent:
-        return self._sign(B.ContractCall(contract_id=as_id(contract_id, "contract_id"), entry=entry, args=args,
-                                         gas_limit=gas_limit))
+        return self._sign(
+            B.ContractCall(contract_id=as_id(contract_id, "contract_id"), entry=entry, args=args, gas_limit=gas_limit)
+        )
 
     # ---- tickets
-    def ticket_open(self, *, kind: str, gtin: str, serial: str, fault_type: str, description_hash: bytes | str,
-                    attachments: Sequence[bytes | str] = ()) -> SignedEvent:
-        return self._sign(B.TicketOpen(kind=kind, gtin=gtin, serial=serial, fault_type=fault_type,
-                                       description_hash=as_id(description_hash, "description_hash"),
-                                       attachments=tuple(as_id(a, "attachment") for a in attachments)))
+    def ticket_open(
+        self,
+        *,
+        kind: str,
+        gtin: str,
+        serial: str,
+        fault_type: str,
+        description_hash: bytes | str,
+        attachments: Sequence[bytes | str] = (),
+    ) -> SignedEvent:
+        return self._sign(
+            B.TicketOpen(
+                kind=kind,
+                gtin=gtin,
+                serial=serial,
+                fault_type=fault_type,
+                description_hash=as_id(description_hash, "description_hash"),
+                attachments=tuple(as_id(a, "attachment") for a in attachments),
+            )
+        )
 
     def ticket_ack(self, *, ticket_id: bytes | str, note_hash: bytes | str | None = None) -> SignedEvent:
-        return self._sign(B.TicketAck(ticket_id=as_id(ticket_id, "ticket_id"), note_hash=_opt_id(note_hash, "note_hash")))
+        return self._sign(
+            B.TicketAck(ticket_id=as_id(ticket_id, "ticket_id"), note_hash=_opt_id(note_hash, "note_hash"))
+        )
 
-    def ticket_update(self, *, ticket_id: bytes | str, status: str, note_hash: bytes | str | None = None) -> SignedEvent:
-        return self._sign(B.TicketUpdate(ticket_id=as_id(ticket_id, "ticket_id"), status=status,
-                                         note_hash=_opt_id(note_hash, "note_hash")))
+    def ticket_update(
+        self, *, ticket_id: bytes | str, status: str, note_hash: bytes | str | None = None
+    ) -> SignedEvent:
+        return self._sign(
+            B.TicketUpdate(
+                ticket_id=as_id(ticket_id, "ticket_id"), status=status, note_hash=_opt_id(note_hash, "note_hash")
+            )
+        )
 
     def ticket_assign(self, *, ticket_id: bytes | str, org_id: str) -> SignedEvent:
         return self._sign(B.TicketAssign(ticket_id=as_id(ticket_id, "ticket_id"), org_id=org_id))
 
     def ticket_escalate(self, *, ticket_id: bytes | str, reason_hash: bytes | str) -> SignedEvent:
-        return self._sign(B.TicketEscalate(ticket_id=as_id(ticket_id, "ticket_id"), reason_hash=as_id(reason_hash, "reason_hash")))
+        return self._sign(
+            B.TicketEscalate(ticket_id=as_id(ticket_id, "ticket_id"), reason_hash=as_id(reason_hash, "reason_hash"))
+        )
 
     def ticket_resolve(self, *, ticket_id: bytes | str, resolution: str, resolution_hash: bytes | str) -> SignedEvent:
-        return self._sign(B.TicketResolve(ticket_id=as_id(ticket_id, "ticket_id"), resolution=resolution,
-                                          resolution_hash=as_id(resolution_hash, "resolution_hash")))
+        return self._sign(
+            B.TicketResolve(
+                ticket_id=as_id(ticket_id, "ticket_id"),
+                resolution=resolution,
+                resolution_hash=as_id(resolution_hash, "resolution_hash"),
+            )
+        )
 
-    def ticket_reject(self, *, ticket_id: bytes | str, reason_code: str, reason_hash: bytes | str | None = None) -> SignedEvent:
-        return self._sign(B.TicketReject(ticket_id=as_id(ticket_id, "ticket_id"), reason_code=reason_code,
-                                         reason_hash=_opt_id(reason_hash, "reason_hash")))
+    def ticket_reject(
+        self, *, ticket_id: bytes | str, reason_code: str, reason_hash: bytes | str | None = None
+    ) -> SignedEvent:
+        return self._sign(
+            B.TicketReject(
+                ticket_id=as_id(ticket_id, "ticket_id"),
+                reason_code=reason_code,
+                reason_hash=_opt_id(reason_hash, "reason_hash"),
+            )
+        )
 
     def ticket_confirm(self, *, ticket_id: bytes | str) -> SignedEvent:
         return self._sign(B.TicketConfirm(ticket_id=as_id(ticket_id, "ticket_id")))
 
     def ticket_reopen(self, *, ticket_id: bytes | str, reason_hash: bytes | str) -> SignedEvent:
-        return self._sign(B.TicketReopen(ticket_id=as_id(ticket_id, "ticket_id"), reason_hash=as_id(reason_hash, "reason_hash")))
+        return self._sign(
+            B.TicketReopen(ticket_id=as_id(ticket_id, "ticket_id"), reason_hash=as_id(reason_hash, "reason_hash"))
+        )
 
     def ticket_close(self, *, ticket_id: bytes | str) -> SignedEvent:
         return self._sign(B.TicketClose(ticket_id=as_id(ticket_id, "ticket_id")))
 
     # ---- returns and shipments
     def return_request(self, *, gtin: str, serial: str, reason_code: str, reason_hash: bytes | str) -> SignedEvent:
-        return self._sign(B.ReturnRequest(gtin=gtin, serial=serial, reason_code=reason_code,
-                                          reason_hash=as_id(reason_hash, "reason_hash")))
+        return self._sign(
+            B.ReturnRequest(
+                gtin=gtin, serial=serial, reason_code=reason_code, reason_hash=as_id(reason_hash, "reason_hash")
+            )
+        )
 
     def return_approve(self, *, ticket_id: bytes | str) -> SignedEvent:
         return self._sign(B.ReturnApprove(ticket_id=as_id(ticket_id, "ticket_id")))
 
-    def return_reject(self, *, ticket_id: bytes | str, reason_code: str, reason_hash: bytes | str | None = None) -> SignedEvent:
-        return self._sign(B.ReturnReject(ticket_id=as_id(ticket_id, "ticket_id"), reason_code=reason_code,
-                                         reason_hash=_opt_id(reason_hash, "reason_hash")))
+    def return_reject(
+        self, *, ticket_id: bytes | str, reason_code: str, reason_hash: bytes | str | None = None
+    ) -> SignedEvent:
+        return self._sign(
+            B.ReturnReject(
+                ticket_id=as_id(ticket_id, "ticket_id"),
+                reason_code=reason_code,
+                reason_hash=_opt_id(reason_hash, "reason_hash"),
+            )
+        )
 
-    def return_receive(self, *, ticket_id: bytes | str, condition: str, inspection_hash: bytes | str | None = None) -> SignedEvent:
-        return self._sign(B.ReturnReceive(ticket_id=as_id(ticket_id, "ticket_id"), condition=condition,
-                                          inspection_hash=_opt_id(inspection_hash, "inspection_hash")))
+    def return_receive(
+        self, *, ticket_id: bytes | str, condition: str, inspection_hash: bytes | str | None = None
+    ) -> SignedEvent:
+        return self._sign(
+            B.ReturnReceive(
+                ticket_id=as_id(ticket_id, "ticket_id"),
+                condition=condition,
+                inspection_hash=_opt_id(inspection_hash, "inspection_hash"),
+            )
+        )
 
-    def shipment_checkpoint(self, *, ticket_id: bytes | str, checkpoint: str, location_hash: bytes | str,
-                            tracking_hash: bytes | str | None = None) -> SignedEvent:
-        return self._sign(B.ShipmentCheckpoint(ticket_id=as_id(ticket_id, "ticket_id"), checkpoint=checkpoint,
-                                               location_hash=as_id(location_hash, "location_hash"),
-                                               tracking_hash=_opt_id(tracking_hash, "tracking_hash")))
+    def shipment_checkpoint(
+        self,
+        *,
+        ticket_id: bytes | str,
+        checkpoint: str,
+        location_hash: bytes | str,
+        tracking_hash: bytes | str | None = None,
+    ) -> SignedEvent:
+        return self._sign(
+            B.ShipmentCheckpoint(
+                ticket_id=as_id(ticket_id, "ticket_id"),
+                checkpoint=checkpoint,
+                location_hash=as_id(location_hash, "location_hash"),
+                tracking_hash=_opt_id(tracking_hash, "tracking_hash"),
+            )
+        )
 
     # ---- escrow
-    def escrow_deposit(self, *, amount: int, payee_org: str | None = None, payee_customer: bytes | str | None = None,
-                       ticket_id: bytes | str | None = None, ref_hash: bytes | str | None = None) -> SignedEvent:
-        return self._sign(B.EscrowDeposit(amount=amount, payee_org=payee_org,
-                                          payee_customer=None if payee_customer is None else as_key(payee_customer),
-                                          ticket_id=_opt_id(ticket_id, "ticket_id"), ref_hash=_opt_id(ref_hash, "ref_hash")))
+    def escrow_deposit(
+        self,
+        *,
+        amount: int,
+        payee_org: str | None = None,
+        payee_customer: bytes | str | None = None,
+        ticket_id: bytes | str | None = None,
+        ref_hash: bytes | str | None = None,
+    ) -> SignedEvent:
+        return self._sign(
+            B.EscrowDeposit(
+                amount=amount,
+                payee_org=payee_org,
+                payee_customer=None if payee_customer is None else as_key(payee_customer),
+                ticket_id=_opt_id(ticket_id, "ticket_id"),
+                ref_hash=_opt_id(ref_hash, "ref_hash"),
+            )
+        )
 
     def escrow_release(self, *, escrow_id: bytes | str) -> SignedEvent:
         return self._sign(B.EscrowRelease(escrow_id=as_id(escrow_id, "escrow_id")))
@@ -372,9 +514,14 @@ class EventBuilder:
         return self._sign(B.EscrowRefund(escrow_id=as_id(escrow_id, "escrow_id")))
 
     # ---- ratings
-    def rating_submit(self, *, ticket_id: bytes | str, score: int, comment_hash: bytes | str | None = None) -> SignedEvent:
-        return self._sign(B.RatingSubmit(ticket_id=as_id(ticket_id, "ticket_id"), score=score,
-                                         comment_hash=_opt_id(comment_hash, "comment_hash")))
+    def rating_submit(
+        self, *, ticket_id: bytes | str, score: int, comment_hash: bytes | str | None = None
+    ) -> SignedEvent:
+        return self._sign(
+            B.RatingSubmit(
+                ticket_id=as_id(ticket_id, "ticket_id"), score=score, comment_hash=_opt_id(comment_hash, "comment_hash")
+            )
+        )
 
     # ---- governance (recorded, not enabled yet)
     def governance_propose(self, *, kind: str, payload: bytes, voting_period_ms: int) -> SignedEvent:
@@ -385,17 +532,37 @@ class EventBuilder:
 
 
 BUILDERS: dict[str, str] = {
-    "org.register": "org_register", "org.update": "org_update",
-    "product.register": "product_register", "product.transfer": "product_transfer", "trace.record": "trace_record",
-    "product.recall": "product_recall", "policy.register": "policy_register", "warranty.activate": "warranty_activate",
-    "contract.deploy": "contract_deploy", "contract.call": "contract_call",
-    "ticket.open": "ticket_open", "ticket.ack": "ticket_ack", "ticket.update": "ticket_update",
-    "ticket.assign": "ticket_assign", "ticket.escalate": "ticket_escalate", "ticket.resolve": "ticket_resolve",
-    "ticket.reject": "ticket_reject", "ticket.confirm": "ticket_confirm", "ticket.reopen": "ticket_reopen",
-    "ticket.close": "ticket_close", "return.request": "return_request", "return.approve": "return_approve",
-    "return.reject": "return_reject", "return.receive": "return_receive", "shipment.checkpoint": "shipment_checkpoint",
-    "escrow.deposit": "escrow_deposit", "escrow.release": "escrow_release", "escrow.refund": "escrow_refund",
-    "rating.submit": "rating_submit", "governance.propose": "governance_propose", "governance.vote": "governance_vote",
+    "org.register": "org_register",
+    "org.update": "org_update",
+    "product.register": "product_register",
+    "product.transfer": "product_transfer",
+    "trace.record": "trace_record",
+    "product.recall": "product_recall",
+    "policy.register": "policy_register",
+    "warranty.activate": "warranty_activate",
+    "contract.deploy": "contract_deploy",
+    "contract.call": "contract_call",
+    "ticket.open": "ticket_open",
+    "ticket.ack": "ticket_ack",
+    "ticket.update": "ticket_update",
+    "ticket.assign": "ticket_assign",
+    "ticket.escalate": "ticket_escalate",
+    "ticket.resolve": "ticket_resolve",
+    "ticket.reject": "ticket_reject",
+    "ticket.confirm": "ticket_confirm",
+    "ticket.reopen": "ticket_reopen",
+    "ticket.close": "ticket_close",
+    "return.request": "return_request",
+    "return.approve": "return_approve",
+    "return.reject": "return_reject",
+    "return.receive": "return_receive",
+    "shipment.checkpoint": "shipment_checkpoint",
+    "escrow.deposit": "escrow_deposit",
+    "escrow.release": "escrow_release",
+    "escrow.refund": "escrow_refund",
+    "rating.submit": "rating_submit",
+    "governance.propose": "governance_propose",
+    "governance.vote": "governance_vote",
 }
 """Event type -> `EventBuilder` method (one per type of `protocol.events.EVENT_TYPES`; a test checks it)."""
 
@@ -411,10 +578,17 @@ class Client:
     `chain_id`: learned from ``/v1/status`` when not given.
     """
 
-    def __init__(self, nodes: str | Sequence[str], key: KeyPair | str | os.PathLike[str] | None = None, *,
-                 chain_id: str | None = None, request_timeout_s: float = REQUEST_TIMEOUT_S,
-                 max_attempts: int = MAX_ATTEMPTS, transport: httpx.BaseTransport | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        nodes: str | Sequence[str],
+        key: KeyPair | str | os.PathLike[str] | None = None,
+        *,
+        chain_id: str | None = None,
+        request_timeout_s: float = REQUEST_TIMEOUT_S,
+        max_attempts: int = MAX_ATTEMPTS,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         urls = [nodes] if isinstance(nodes, str) else list(nodes)
         urls = [u.strip().rstrip("/") for u in urls if u.strip()]
         if not urls:
@@ -427,8 +601,9 @@ class Client:
         self._chain_id = chain_id
         self.max_attempts = max(1, max_attempts)
         self._sleep = sleep
-        self._http = httpx.Client(timeout=request_timeout_s, transport=transport,
-                                  headers={"user-agent": "afterchain-client/0.1"})
+        self._http = httpx.Client(
+            timeout=request_timeout_s, transport=transport, headers={"user-agent": "afterchain-client/0.1"}
+        )
         self._next_nonce: int | None = None
         self.build = EventBuilder(self)
         self.types: dict[bytes, str] = {}
@@ -445,8 +620,15 @@ class Client:
         self.close()
 
     # ---- HTTP with failover
-    def request(self, method: str, path: str, *, content: bytes | None = None, content_type: str | None = None,
-                ok: Iterable[int] = (200,)) -> httpx.Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None = None,
+        content_type: str | None = None,
+        ok: Iterable[int] = (200,),
+    ) -> httpx.Response:
         """One request with failover and retries. Returns a response whose status is in `ok`,
         or a 4xx answer (the caller decides); raises `Unreachable` when no node answered."""
         ok = set(ok)
@@ -470,8 +652,10 @@ class Client:
             if attempt + 1 < self.max_attempts:
                 self._sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
-        raise Unreachable(f"no node answered {method} {path} after {self.max_attempts} rounds over "
-                          f"{len(self.nodes)} node(s); last: {last_error}")
+        raise Unreachable(
+            f"no node answered {method} {path} after {self.max_attempts} rounds over "
+            f"{len(self.nodes)} node(s); last: {last_error}"
+        )
 
     def get_json(self, path: str) -> Any:
         """GET `path` as JSON; 404 -> `NotFound`; another 4xx -> `ClientError`."""
@@ -525,8 +709,14 @@ class Client:
         except ProtocolError as exc:
             raise InvalidInput(str(exc.code), str(exc)) from None
         n = self.next_nonce() if nonce is None else nonce
-        ev = Event(chain_id=self.chain_id, type=body.EVENT_TYPE, sender=PublicKey(key.public), nonce=n,
-                   time_ms=int(time.time() * 1000) if time_ms is None else time_ms, body=body)
+        ev = Event(
+            chain_id=self.chain_id,
+            type=body.EVENT_TYPE,
+            sender=PublicKey(key.public),
+            nonce=n,
+            time_ms=int(time.time() * 1000) if time_ms is None else time_ms,
+            body=body,
+        )
         try:
             ev.validate()
             signed = sign_event(key, ev)
@@ -548,8 +738,10 @@ class Client:
         evs = [events] if isinstance(events, SignedEvent) else list(events)
         out: list[Outcome] = []
         for start in range(0, len(evs), MAX_BATCH_EVENTS):
-            chunk = evs[start:start + MAX_BATCH_EVENTS]
-            body = chunk[0].encode() if len(chunk) == 1 else msgpack.packb([e.encode() for e in chunk], use_bin_type=True)
+            chunk = evs[start : start + MAX_BATCH_EVENTS]
+            body = (
+                chunk[0].encode() if len(chunk) == 1 else msgpack.packb([e.encode() for e in chunk], use_bin_type=True)
+            )
             r = self.request("POST", "/v1/events", content=body, content_type="application/msgpack", ok=(202,))
             try:
                 doc = r.json()
@@ -560,8 +752,13 @@ class Client:
                 code, message = _error_of(r)
                 raise ClientError(code, message)
             for e, res in zip(chunk, results, strict=True):
-                o = Outcome(id=e.id, status=str(res.get("status")), code=res.get("code"), message=res.get("message"),
-                            type=e.event.type)
+                o = Outcome(
+                    id=e.id,
+                    status=str(res.get("status")),
+                    code=res.get("code"),
+                    message=res.get("message"),
+                    type=e.event.type,
+                )
                 if o.status == "rejected":
                     self.resync_nonce()
                 out.append(o)

@@ -2,7 +2,8 @@
 
 Owns the command line face of `node.client`. Every command takes ``--node URL``
 (repeatable, failover; default: ``$AFTERCHAIN_NODE`` (comma-separated), else the nodes of
-``./.cluster/network.json`` written by ``./scripts/cluster up``), ``--json`` (machine
+``network.json`` in ``$AFTERCHAIN_CLUSTER_DIR`` or ``./.cluster``, written by
+``./scripts/cluster up``), ``--json`` (machine
 output) and, when it signs, ``--key FILE``. The chain id comes from the node.
 
 Exit codes (`node.cli`): 0 committed / found, 1 rejected or not found (the node's code
@@ -16,6 +17,7 @@ Free text (descriptions, notes, order references, reasons) is hashed locally
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import os
@@ -73,15 +75,18 @@ class Common:
             env = os.environ.get("AFTERCHAIN_NODE", "")
             urls = env.replace(",", " ").split()
         if not urls:
-            manifest = Path(os.environ.get("AFTERCHAIN_CLUSTER", ".cluster")) / "network.json"
+            manifest = Path(os.environ.get("AFTERCHAIN_CLUSTER_DIR", ".cluster")) / "network.json"
             if manifest.exists():
                 try:
                     urls = [f"http://127.0.0.1:{n['api_port']}" for n in json.loads(manifest.read_text())["nodes"]]
                 except (ValueError, KeyError, TypeError) as exc:
                     raise InvalidInput("client.no_nodes", f"cannot read node URLs from {manifest}: {exc}") from None
         if not urls:
-            raise InvalidInput("client.no_nodes", "no node given: pass --node URL (repeatable), set AFTERCHAIN_NODE, "
-                                                  "or run inside a directory with .cluster/network.json")
+            raise InvalidInput(
+                "client.no_nodes",
+                "no node given: pass --node URL (repeatable), set AFTERCHAIN_NODE, "
+                "or run inside a directory with .cluster/network.json",
+            )
         return urls
 
     def client(self, *, signing: bool = True) -> Client:
@@ -91,8 +96,13 @@ class Common:
 
 
 def _node_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--node", "node", multiple=True, metavar="URL",
-                        help="Node API URL; repeat for failover. Default: $AFTERCHAIN_NODE, else ./.cluster/network.json.")(f)
+    return click.option(
+        "--node",
+        "node",
+        multiple=True,
+        metavar="URL",
+        help="Node API URL; repeat for failover. Default: $AFTERCHAIN_NODE, else ./.cluster/network.json.",
+    )(f)
 
 
 def _json_option(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -103,22 +113,47 @@ def signing(f: Callable[..., Any]) -> Callable[..., Any]:
     """Options of a command that signs and submits one event; passes a `Common` first."""
 
     @functools.wraps(f)
-    def wrapper(*args: Any, node: tuple[str, ...], key: str | None, as_json: bool, quiet: bool, timeout: float,
-                no_wait: bool, nonce: int | None, **kw: Any) -> Any:
+    def wrapper(
+        *args: Any,
+        node: tuple[str, ...],
+        key: str | None,
+        as_json: bool,
+        quiet: bool,
+        timeout: float,
+        no_wait: bool,
+        nonce: int | None,
+        **kw: Any,
+    ) -> Any:
         return f(Common(node, key, as_json, quiet, timeout, not no_wait, nonce), *args, **kw)
 
-    for opt in reversed([
+    opts: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         _node_option,
-        click.option("--key", "key", envvar="AFTERCHAIN_KEY", metavar="FILE",
-                     type=click.Path(dir_okay=False), help="Key file to sign with (default: $AFTERCHAIN_KEY)."),
+        click.option(
+            "--key",
+            "key",
+            envvar="AFTERCHAIN_KEY",
+            metavar="FILE",
+            type=click.Path(dir_okay=False),
+            help="Key file to sign with (default: $AFTERCHAIN_KEY).",
+        ),
         _json_option,
         click.option("-q", "--quiet", is_flag=True, help="Print only the event id (= the id of what it creates)."),
-        click.option("--timeout", type=click.FloatRange(0.1, 3600), default=DEFAULT_TIMEOUT_S, show_default=True,
-                     help="Seconds to wait for the outcome."),
+        click.option(
+            "--timeout",
+            type=click.FloatRange(0.1, 3600),
+            default=DEFAULT_TIMEOUT_S,
+            show_default=True,
+            help="Seconds to wait for the outcome.",
+        ),
         click.option("--no-wait", is_flag=True, help="Return once a node accepted the event (exit 0), do not wait."),
-        click.option("--nonce", type=click.IntRange(1), default=None,
-                     help="Sign with this nonce (expert: normally learned from the node and counted)."),
-    ]):
+        click.option(
+            "--nonce",
+            type=click.IntRange(1),
+            default=None,
+            help="Sign with this nonce (expert: normally learned from the node and counted).",
+        ),
+    ]
+    for opt in reversed(opts):
         wrapper = opt(wrapper)
     return wrapper
 
@@ -135,6 +170,7 @@ def reading(f: Callable[..., Any]) -> Callable[..., Any]:
 
 # --------------------------------------------------------------------------- output and exit codes
 
+
 def _console() -> Console:
     # CliRunner swaps sys.stdout per invocation: bind a console to the current one
     return Console(file=sys.stdout, highlight=False, soft_wrap=True, width=120)
@@ -144,7 +180,9 @@ def _echo_json(doc: Any) -> None:
     click.echo(json.dumps(doc, indent=2, sort_keys=True))
 
 
-def _fail(c: Common, code: int, what: str, err_code: str, message: str, extra: dict[str, Any] | None = None) -> NoReturn:
+def _fail(
+    c: Common, code: int, what: str, err_code: str, message: str, extra: dict[str, Any] | None = None
+) -> NoReturn:
     if c.as_json:
         _echo_json({"status": what, "code": err_code, "message": message, **(extra or {})})
     click.echo(f"{what}: {err_code}: {message}", err=True)
@@ -160,8 +198,14 @@ def _errors(c: Common) -> Iterator[None]:
         extra = {"id": exc.event_id.hex()} if exc.event_id else {}
         _fail(c, EXIT_REJECTED, "rejected", exc.code, exc.message, extra)
     except TimedOut as exc:
-        _fail(c, EXIT_TIMEOUT, "timeout", exc.code, exc.message + " (it may still commit: afterchain event wait ID)",
-              {"id": exc.event_id.hex()})
+        _fail(
+            c,
+            EXIT_TIMEOUT,
+            "timeout",
+            exc.code,
+            exc.message + " (it may still commit: afterchain event wait ID)",
+            {"id": exc.event_id.hex()},
+        )
     except Unreachable as exc:
         _fail(c, EXIT_UNREACHABLE, "unreachable", exc.code, exc.message)
     except InvalidInput as exc:
@@ -215,17 +259,26 @@ def _print_outcome(c: Common, o: Outcome, created: str | None) -> None:
         rows.append(("block", f"{o.height} (index {o.index})"))
     if created:
         rows.append((created, o.id.hex()))
+    rows.extend((k.replace("_", " "), v) for k, v in o.extra.items())
     _console().print(_kv_table(f"{o.type or 'event'}: {o.status}", rows))
 
 
-def _send(c: Common, make: Callable[[Client], Any], *, created: str | None = None) -> None:
-    """Sign the event `make` builds, submit it, wait for its outcome (unless --no-wait), print."""
+def _send(
+    c: Common, make: Callable[[Client], Any], *, created: str | None = None, ticket: str | bool | None = None
+) -> None:
+    """Sign the event `make` builds, submit it, wait for its outcome (unless --no-wait), print.
+
+    `ticket`: the event is about this ticket (True: it creates it); its new status is shown."""
     with _errors(c), c.client() as cl:
         if c.nonce is not None:
             cl.set_next_nonce(c.nonce)
         ev = make(cl)
         if c.wait:
             o = cl.submit_and_wait(ev, timeout_s=c.timeout_s)
+            if ticket and not c.quiet:
+                with contextlib.suppress(ClientError):
+                    t = cl.ticket(ev.id if ticket is True else ticket)
+                    o = dataclasses.replace(o, extra={"ticket_status": t["status"]})
         else:
             o = cl.submit(ev)[0]
             if o.status == "rejected":
@@ -280,8 +333,12 @@ def product_register(c: Common, gtin: str, serial: str, model: str, batch: str, 
     import time
 
     produced = int(time.time() * 1000) if produced_ms is None else produced_ms
-    _send(c, lambda cl: cl.build.product_register(gtin=gtin, serial=serial, model=model, batch=batch,
-                                                  production_time_ms=produced))
+    _send(
+        c,
+        lambda cl: cl.build.product_register(
+            gtin=gtin, serial=serial, model=model, batch=batch, production_time_ms=produced
+        ),
+    )
 
 
 @product.command("transfer")
@@ -292,8 +349,16 @@ def product_register(c: Common, gtin: str, serial: str, model: str, batch: str, 
 @signing
 def product_transfer(c: Common, gtin: str, serial: str, to_org: str | None, to_customer: str | None) -> None:
     """Hand product GTIN/SERIAL to an organisation or a customer (key: its current owner's)."""
-    _send(c, lambda cl: cl.build.product_transfer(gtin=gtin, serial=serial, kind="transfer", to_org=to_org,
-                                                  to_customer=_customer_key(to_customer) if to_customer else None))
+    _send(
+        c,
+        lambda cl: cl.build.product_transfer(
+            gtin=gtin,
+            serial=serial,
+            kind="transfer",
+            to_org=to_org,
+            to_customer=_customer_key(to_customer) if to_customer else None,
+        ),
+    )
 
 
 @product.command("sell")
@@ -304,8 +369,12 @@ def product_transfer(c: Common, gtin: str, serial: str, to_org: str | None, to_c
 @signing
 def product_sell(c: Common, gtin: str, serial: str, to_customer: str, order: str) -> None:
     """Sell product GTIN/SERIAL to a customer (key: a retailer's or manufacturer's that owns it)."""
-    _send(c, lambda cl: cl.build.product_sell(gtin=gtin, serial=serial, to_customer=_customer_key(to_customer),
-                                              order_ref_hash=content_hash(order)))
+    _send(
+        c,
+        lambda cl: cl.build.product_sell(
+            gtin=gtin, serial=serial, to_customer=_customer_key(to_customer), order_ref_hash=content_hash(order)
+        ),
+    )
 
 
 @product.command("trace")
@@ -316,10 +385,21 @@ def product_sell(c: Common, gtin: str, serial: str, to_customer: str, order: str
 @click.option("--location", required=True, help="Location (only its hash is recorded).")
 @click.option("--ref", default=None, help="A reference document (only its hash is recorded).")
 @signing
-def product_trace(c: Common, gtin: str, serial: str, biz_step: str, disposition: str, location: str, ref: str | None) -> None:
+def product_trace(
+    c: Common, gtin: str, serial: str, biz_step: str, disposition: str, location: str, ref: str | None
+) -> None:
     """Record an observation of product GTIN/SERIAL (key: a member's)."""
-    _send(c, lambda cl: cl.build.trace_record(gtin=gtin, serial=serial, biz_step=biz_step, disposition=disposition,
-                                              location_hash=content_hash(location), ref_hash=_h(ref)))
+    _send(
+        c,
+        lambda cl: cl.build.trace_record(
+            gtin=gtin,
+            serial=serial,
+            biz_step=biz_step,
+            disposition=disposition,
+            location_hash=content_hash(location),
+            ref_hash=_h(ref),
+        ),
+    )
 
 
 @product.command("recall")
@@ -340,12 +420,25 @@ def product_show(c: Common, gtin: str, serial: str) -> None:
     """Show product GTIN/SERIAL: maker, model, batch, owner, warranty."""
 
     def show(p: dict[str, Any]) -> None:
-        _console().print(_kv_table(f"product {gtin}/{serial}", [
-            ("manufacturer", p.get("mfr")), ("model", p.get("model")), ("batch", p.get("batch")),
-            ("produced", _ms(p.get("prod_ms"))), ("registered", _ms(p.get("reg_ms"))), ("owner", p.get("owner")),
-            ("seller", p.get("seller")), ("sold", _ms(p.get("sale_ms"))), ("disposition", p.get("disp")),
-            ("warranty policy", p.get("policy")), ("warranty from", _ms(p.get("w_start"))), ("history entries", p.get("hist")),
-        ]))
+        _console().print(
+            _kv_table(
+                f"product {gtin}/{serial}",
+                [
+                    ("manufacturer", p.get("mfr")),
+                    ("model", p.get("model")),
+                    ("batch", p.get("batch")),
+                    ("produced", _ms(p.get("prod_ms"))),
+                    ("registered", _ms(p.get("reg_ms"))),
+                    ("owner", p.get("owner")),
+                    ("seller", p.get("seller")),
+                    ("sold", _ms(p.get("sale_ms"))),
+                    ("disposition", p.get("disp")),
+                    ("warranty policy", p.get("policy")),
+                    ("warranty from", _ms(p.get("w_start"))),
+                    ("history entries", p.get("hist")),
+                ],
+            )
+        )
 
     _read(c, lambda cl: cl.product(gtin, serial), show)
 
@@ -382,21 +475,47 @@ def policy() -> None:
 @click.option("--service-org", required=True, help="Organisation that works tickets under this policy.")
 @click.option("--coverage-days", type=click.IntRange(1), required=True, help="Coverage period from activation, days.")
 @click.option("--fault", "faults", multiple=True, help="A covered fault type; repeat (none given: every fault).")
-@click.option("--first-response-hours", type=click.FloatRange(0.001), required=True, help="First-response deadline, hours.")
+@click.option(
+    "--first-response-hours", type=click.FloatRange(0.001), required=True, help="First-response deadline, hours."
+)
 @click.option("--resolution-hours", type=click.FloatRange(0.001), required=True, help="Resolution deadline, hours.")
 @click.option("--penalty", type=click.IntRange(0), default=0, help="SLA breach penalty, minor units.")
-@click.option("--return-days", type=click.IntRange(0), default=0, help="Return window from the sale, days (0: chain default).")
-@click.option("--contract", "contract_id", default=None, help="Id of a deployed contract deciding instead of these terms.")
+@click.option(
+    "--return-days", type=click.IntRange(0), default=0, help="Return window from the sale, days (0: chain default)."
+)
+@click.option(
+    "--contract", "contract_id", default=None, help="Id of a deployed contract deciding instead of these terms."
+)
 @signing
-def policy_register(c: Common, name: str, service_org: str, coverage_days: int, faults: tuple[str, ...],
-                    first_response_hours: float, resolution_hours: float, penalty: int, return_days: int,
-                    contract_id: str | None) -> None:
+def policy_register(
+    c: Common,
+    name: str,
+    service_org: str,
+    coverage_days: int,
+    faults: tuple[str, ...],
+    first_response_hours: float,
+    resolution_hours: float,
+    penalty: int,
+    return_days: int,
+    contract_id: str | None,
+) -> None:
     """Register a warranty policy owned by your organisation; prints its id."""
     day, hour = 86_400_000, 3_600_000
-    _send(c, lambda cl: cl.build.policy_register(
-        name=name, service_org=service_org, coverage_period_ms=coverage_days * day, covered_faults=faults,
-        first_response_ms=int(first_response_hours * hour), resolution_ms=int(resolution_hours * hour),
-        penalty_amount=penalty, return_window_ms=return_days * day, contract_id=contract_id), created="policy_id")
+    _send(
+        c,
+        lambda cl: cl.build.policy_register(
+            name=name,
+            service_org=service_org,
+            coverage_period_ms=coverage_days * day,
+            covered_faults=faults,
+            first_response_ms=int(first_response_hours * hour),
+            resolution_ms=int(resolution_hours * hour),
+            penalty_amount=penalty,
+            return_window_ms=return_days * day,
+            contract_id=contract_id,
+        ),
+        created="policy_id",
+    )
 
 
 @click.group()
@@ -428,16 +547,32 @@ def ticket() -> None:
 @click.option("--kind", type=click.Choice(B.TICKET_KINDS[:-1]), default="repair", show_default=True)
 @click.option("--fault", "fault_type", default="other", show_default=True, help="Fault type code (a-z 0-9 _ . -).")
 @click.option("--description", default="", help="What is wrong (only its hash is recorded).")
-@click.option("--attach", "attachments", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="A file (photo, invoice) to attach; only its hash is recorded. Repeat.")
+@click.option(
+    "--attach",
+    "attachments",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="A file (photo, invoice) to attach; only its hash is recorded. Repeat.",
+)
 @signing
-def ticket_open(c: Common, gtin: str, serial: str, kind: str, fault_type: str, description: str,
-                attachments: tuple[str, ...]) -> None:
+def ticket_open(
+    c: Common, gtin: str, serial: str, kind: str, fault_type: str, description: str, attachments: tuple[str, ...]
+) -> None:
     """Open a ticket about product GTIN/SERIAL you own (key: the customer's). Its id is printed."""
     atts = [content_hash(Path(a).read_bytes()) for a in attachments]
-    _send(c, lambda cl: cl.build.ticket_open(kind=kind, gtin=gtin, serial=serial, fault_type=fault_type,
-                                             description_hash=content_hash(description), attachments=atts),
-          created="ticket_id")
+    _send(
+        c,
+        lambda cl: cl.build.ticket_open(
+            kind=kind,
+            gtin=gtin,
+            serial=serial,
+            fault_type=fault_type,
+            description_hash=content_hash(description),
+            attachments=atts,
+        ),
+        created="ticket_id",
+        ticket=True,
+    )
 
 
 @ticket.command("ack")
@@ -446,7 +581,7 @@ def ticket_open(c: Common, gtin: str, serial: str, kind: str, fault_type: str, d
 @signing
 def ticket_ack(c: Common, ticket_id: str, note: str | None) -> None:
     """Acknowledge ticket TICKET_ID (first response; key: the assigned organisation's)."""
-    _send(c, lambda cl: cl.build.ticket_ack(ticket_id=ticket_id, note_hash=_h(note)))
+    _send(c, lambda cl: cl.build.ticket_ack(ticket_id=ticket_id, note_hash=_h(note)), ticket=ticket_id)
 
 
 @ticket.command("update")
@@ -456,7 +591,9 @@ def ticket_ack(c: Common, ticket_id: str, note: str | None) -> None:
 @signing
 def ticket_update(c: Common, ticket_id: str, status: str, note: str | None) -> None:
     """Move a ticket to in_progress / waiting_customer (or answer while it waits on you)."""
-    _send(c, lambda cl: cl.build.ticket_update(ticket_id=ticket_id, status=status, note_hash=_h(note)))
+    _send(
+        c, lambda cl: cl.build.ticket_update(ticket_id=ticket_id, status=status, note_hash=_h(note)), ticket=ticket_id
+    )
 
 
 @ticket.command("assign")
@@ -465,7 +602,7 @@ def ticket_update(c: Common, ticket_id: str, status: str, note: str | None) -> N
 @signing
 def ticket_assign(c: Common, ticket_id: str, org: str) -> None:
     """Hand a ticket to organisation ORG (key: the assignee's or the policy owner's)."""
-    _send(c, lambda cl: cl.build.ticket_assign(ticket_id=ticket_id, org_id=org))
+    _send(c, lambda cl: cl.build.ticket_assign(ticket_id=ticket_id, org_id=org), ticket=ticket_id)
 
 
 @ticket.command("escalate")
@@ -474,7 +611,9 @@ def ticket_assign(c: Common, ticket_id: str, org: str) -> None:
 @signing
 def ticket_escalate(c: Common, ticket_id: str, reason: str) -> None:
     """Dispute the handling of a ticket (key: the customer's)."""
-    _send(c, lambda cl: cl.build.ticket_escalate(ticket_id=ticket_id, reason_hash=content_hash(reason)))
+    _send(
+        c, lambda cl: cl.build.ticket_escalate(ticket_id=ticket_id, reason_hash=content_hash(reason)), ticket=ticket_id
+    )
 
 
 @ticket.command("resolve")
@@ -484,8 +623,13 @@ def ticket_escalate(c: Common, ticket_id: str, reason: str) -> None:
 @signing
 def ticket_resolve(c: Common, ticket_id: str, resolution: str, details: str) -> None:
     """Resolve a ticket (key: the assigned organisation's)."""
-    _send(c, lambda cl: cl.build.ticket_resolve(ticket_id=ticket_id, resolution=resolution,
-                                                resolution_hash=content_hash(details)))
+    _send(
+        c,
+        lambda cl: cl.build.ticket_resolve(
+            ticket_id=ticket_id, resolution=resolution, resolution_hash=content_hash(details)
+        ),
+        ticket=ticket_id,
+    )
 
 
 @ticket.command("reject")
@@ -495,7 +639,11 @@ def ticket_resolve(c: Common, ticket_id: str, resolution: str, details: str) -> 
 @signing
 def ticket_reject(c: Common, ticket_id: str, reason_code: str, reason: str | None) -> None:
     """Refuse a claim (key: the assigned organisation's)."""
-    _send(c, lambda cl: cl.build.ticket_reject(ticket_id=ticket_id, reason_code=reason_code, reason_hash=_h(reason)))
+    _send(
+        c,
+        lambda cl: cl.build.ticket_reject(ticket_id=ticket_id, reason_code=reason_code, reason_hash=_h(reason)),
+        ticket=ticket_id,
+    )
 
 
 @ticket.command("confirm")
@@ -503,7 +651,7 @@ def ticket_reject(c: Common, ticket_id: str, reason_code: str, reason: str | Non
 @signing
 def ticket_confirm(c: Common, ticket_id: str) -> None:
     """Confirm the resolution; the ticket closes (key: the customer's)."""
-    _send(c, lambda cl: cl.build.ticket_confirm(ticket_id=ticket_id))
+    _send(c, lambda cl: cl.build.ticket_confirm(ticket_id=ticket_id), ticket=ticket_id)
 
 
 @ticket.command("reopen")
@@ -512,7 +660,7 @@ def ticket_confirm(c: Common, ticket_id: str) -> None:
 @signing
 def ticket_reopen(c: Common, ticket_id: str, reason: str) -> None:
     """Reopen a resolved ticket (key: the customer's)."""
-    _send(c, lambda cl: cl.build.ticket_reopen(ticket_id=ticket_id, reason_hash=content_hash(reason)))
+    _send(c, lambda cl: cl.build.ticket_reopen(ticket_id=ticket_id, reason_hash=content_hash(reason)), ticket=ticket_id)
 
 
 @ticket.command("close")
@@ -520,7 +668,7 @@ def ticket_reopen(c: Common, ticket_id: str, reason: str) -> None:
 @signing
 def ticket_close(c: Common, ticket_id: str) -> None:
     """Withdraw an open ticket (key: the customer's)."""
-    _send(c, lambda cl: cl.build.ticket_close(ticket_id=ticket_id))
+    _send(c, lambda cl: cl.build.ticket_close(ticket_id=ticket_id), ticket=ticket_id)
 
 
 @ticket.command("rate")
@@ -530,20 +678,40 @@ def ticket_close(c: Common, ticket_id: str) -> None:
 @signing
 def ticket_rate(c: Common, ticket_id: str, score: int, comment: str | None) -> None:
     """Rate the handling of a closed ticket, 1-5, once (key: the customer's)."""
-    _send(c, lambda cl: cl.build.rating_submit(ticket_id=ticket_id, score=score, comment_hash=_h(comment)))
+    _send(
+        c,
+        lambda cl: cl.build.rating_submit(ticket_id=ticket_id, score=score, comment_hash=_h(comment)),
+        ticket=ticket_id,
+    )
 
 
 def _show_ticket(t: dict[str, Any]) -> None:
     con = _console()
-    con.print(_kv_table(f"ticket {t['id']}", [
-        ("status", t.get("status")), ("kind", t.get("kind")), ("product", f"{t.get('gtin')}/{t.get('serial')}"),
-        ("customer", t.get("cust")), ("assigned to", t.get("org")), ("policy", t.get("policy")),
-        ("opened", _ms(t.get("opened"))), ("acknowledged", _ms(t.get("ack"))), ("resolved", _ms(t.get("resolved"))),
-        ("closed", _ms(t.get("closed"))), ("first response due", _ms(t.get("fr_due"))),
-        ("resolution due", _ms(t.get("res_due"))), ("resolution", t.get("resolution")), ("reason", t.get("reason")),
-        ("breaches", t.get("breaches")), ("penalties", t.get("penalties")), ("rating", t.get("rating")),
-        ("escrow", t.get("escrow")),
-    ]))
+    con.print(
+        _kv_table(
+            f"ticket {t['id']}",
+            [
+                ("status", t.get("status")),
+                ("kind", t.get("kind")),
+                ("product", f"{t.get('gtin')}/{t.get('serial')}"),
+                ("customer", t.get("cust")),
+                ("assigned to", t.get("org")),
+                ("policy", t.get("policy")),
+                ("opened", _ms(t.get("opened"))),
+                ("acknowledged", _ms(t.get("ack"))),
+                ("resolved", _ms(t.get("resolved"))),
+                ("closed", _ms(t.get("closed"))),
+                ("first response due", _ms(t.get("fr_due"))),
+                ("resolution due", _ms(t.get("res_due"))),
+                ("resolution", t.get("resolution")),
+                ("reason", t.get("reason")),
+                ("breaches", t.get("breaches")),
+                ("penalties", t.get("penalties")),
+                ("rating", t.get("rating")),
+                ("escrow", t.get("escrow")),
+            ],
+        )
+    )
     h = Table(title="history", title_justify="left")
     for col in ("status", "time (UTC)", "event", "note"):
         h.add_column(col, overflow="fold")
@@ -603,8 +771,14 @@ def return_() -> None:
 @signing
 def return_request(c: Common, gtin: str, serial: str, reason_code: str, reason: str) -> None:
     """Ask to return product GTIN/SERIAL you own; creates a return ticket (key: the customer's)."""
-    _send(c, lambda cl: cl.build.return_request(gtin=gtin, serial=serial, reason_code=reason_code,
-                                                reason_hash=content_hash(reason)), created="ticket_id")
+    _send(
+        c,
+        lambda cl: cl.build.return_request(
+            gtin=gtin, serial=serial, reason_code=reason_code, reason_hash=content_hash(reason)
+        ),
+        created="ticket_id",
+        ticket=True,
+    )
 
 
 @return_.command("approve")
@@ -612,7 +786,7 @@ def return_request(c: Common, gtin: str, serial: str, reason_code: str, reason: 
 @signing
 def return_approve(c: Common, ticket_id: str) -> None:
     """Approve a return within its window (key: the assigned organisation's)."""
-    _send(c, lambda cl: cl.build.return_approve(ticket_id=ticket_id))
+    _send(c, lambda cl: cl.build.return_approve(ticket_id=ticket_id), ticket=ticket_id)
 
 
 @return_.command("reject")
@@ -622,7 +796,11 @@ def return_approve(c: Common, ticket_id: str) -> None:
 @signing
 def return_reject(c: Common, ticket_id: str, reason_code: str, reason: str | None) -> None:
     """Refuse a return (key: the assigned organisation's)."""
-    _send(c, lambda cl: cl.build.return_reject(ticket_id=ticket_id, reason_code=reason_code, reason_hash=_h(reason)))
+    _send(
+        c,
+        lambda cl: cl.build.return_reject(ticket_id=ticket_id, reason_code=reason_code, reason_hash=_h(reason)),
+        ticket=ticket_id,
+    )
 
 
 @return_.command("receive")
@@ -632,7 +810,11 @@ def return_reject(c: Common, ticket_id: str, reason_code: str, reason: str | Non
 @signing
 def return_receive(c: Common, ticket_id: str, condition: str, inspection: str | None) -> None:
     """Record the returned product's arrival; the agreement then refunds or keeps the escrow."""
-    _send(c, lambda cl: cl.build.return_receive(ticket_id=ticket_id, condition=condition, inspection_hash=_h(inspection)))
+    _send(
+        c,
+        lambda cl: cl.build.return_receive(ticket_id=ticket_id, condition=condition, inspection_hash=_h(inspection)),
+        ticket=ticket_id,
+    )
 
 
 @click.group()
@@ -648,8 +830,13 @@ def shipment() -> None:
 @signing
 def shipment_checkpoint(c: Common, ticket_id: str, checkpoint: str, location: str, tracking: str | None) -> None:
     """Report where the shipment of a ticket is (key: a logistics member's)."""
-    _send(c, lambda cl: cl.build.shipment_checkpoint(ticket_id=ticket_id, checkpoint=checkpoint,
-                                                     location_hash=content_hash(location), tracking_hash=_h(tracking)))
+    _send(
+        c,
+        lambda cl: cl.build.shipment_checkpoint(
+            ticket_id=ticket_id, checkpoint=checkpoint, location_hash=content_hash(location), tracking_hash=_h(tracking)
+        ),
+        ticket=ticket_id,
+    )
 
 
 # --------------------------------------------------------------------------- escrow
@@ -663,16 +850,27 @@ def escrow() -> None:
 @escrow.command("deposit")
 @click.option("--amount", type=click.IntRange(1), required=True, help="Amount in minor units.")
 @click.option("--payee-org", default=None, help="Organisation to be paid.")
-@click.option("--payee-customer", default=None, metavar="KEY", help="Customer to be paid: public key (hex) or key file.")
+@click.option(
+    "--payee-customer", default=None, metavar="KEY", help="Customer to be paid: public key (hex) or key file."
+)
 @click.option("--ticket", "ticket_id", default=None, help="Bind to a return ticket: its outcome decides the escrow.")
 @click.option("--ref", default=None, help="Order reference (only its hash is recorded).")
 @signing
-def escrow_deposit(c: Common, amount: int, payee_org: str | None, payee_customer: str | None, ticket_id: str | None,
-                   ref: str | None) -> None:
+def escrow_deposit(
+    c: Common, amount: int, payee_org: str | None, payee_customer: str | None, ticket_id: str | None, ref: str | None
+) -> None:
     """Hold AMOUNT of your balance in a new escrow; prints its id."""
-    _send(c, lambda cl: cl.build.escrow_deposit(
-        amount=amount, payee_org=payee_org, payee_customer=_customer_key(payee_customer) if payee_customer else None,
-        ticket_id=ticket_id, ref_hash=_h(ref)), created="escrow_id")
+    _send(
+        c,
+        lambda cl: cl.build.escrow_deposit(
+            amount=amount,
+            payee_org=payee_org,
+            payee_customer=_customer_key(payee_customer) if payee_customer else None,
+            ticket_id=ticket_id,
+            ref_hash=_h(ref),
+        ),
+        created="escrow_id",
+    )
 
 
 @escrow.command("release")
@@ -696,8 +894,11 @@ def escrow_refund(c: Common, escrow_id: str) -> None:
 @reading
 def escrow_show(c: Common, escrow_id: str) -> None:
     """Show an escrow: amount, payer, payee, state."""
-    _read(c, lambda cl: cl.escrow(escrow_id),
-          lambda e: _console().print(_kv_table(f"escrow {e['id']}", [(k, v) for k, v in e.items() if k != "id"])))
+    _read(
+        c,
+        lambda cl: cl.escrow(escrow_id),
+        lambda e: _console().print(_kv_table(f"escrow {e['id']}", [(k, v) for k, v in e.items() if k != "id"])),
+    )
 
 
 # --------------------------------------------------------------------------- organisations, accounts, events
@@ -717,14 +918,23 @@ def org_quality(c: Common, org_id: str) -> None:
     def show(q: dict[str, Any]) -> None:
         rate = q.get("resolution_rate_permille")
         mean = q.get("mean_rating_centi")
-        _console().print(_kv_table(f"service quality of {org_id}", [
-            ("since", _ms(q.get("since_ms"))), ("tickets", q.get("tickets")), ("resolved", q.get("resolved")),
-            ("resolution rate", f"{rate / 10:.1f} %" if isinstance(rate, int) else None),
-            ("median first response", _dur(q.get("median_first_response_ms"))),
-            ("median resolution", _dur(q.get("median_resolution_ms"))), ("first responses", q.get("first_responses")),
-            ("SLA breaches", q.get("breaches")), ("ratings", q.get("ratings")),
-            ("mean rating", f"{mean / 100:.2f} / 5" if isinstance(mean, int) and q.get("ratings") else None),
-        ]))
+        _console().print(
+            _kv_table(
+                f"service quality of {org_id}",
+                [
+                    ("since", _ms(q.get("since_ms"))),
+                    ("tickets", q.get("tickets")),
+                    ("resolved", q.get("resolved")),
+                    ("resolution rate", f"{rate / 10:.1f} %" if isinstance(rate, int) else None),
+                    ("median first response", _dur(q.get("median_first_response_ms"))),
+                    ("median resolution", _dur(q.get("median_resolution_ms"))),
+                    ("first responses", q.get("first_responses")),
+                    ("SLA breaches", q.get("breaches")),
+                    ("ratings", q.get("ratings")),
+                    ("mean rating", f"{mean / 100:.2f} / 5" if isinstance(mean, int) and q.get("ratings") else None),
+                ],
+            )
+        )
 
     _read(c, lambda cl: cl.quality(org_id), show)
 
@@ -761,7 +971,11 @@ def account_show(c: Common, key: str) -> None:
         except Exception as exc:
             raise InvalidInput("key.file", str(exc)) from None
         a = cl.account(kp.public)
-        return {**a, "customer_account": customer_account(kp.public), "balance": cl.balance(customer_account(kp.public))}
+        return {
+            **a,
+            "customer_account": customer_account(kp.public),
+            "balance": cl.balance(customer_account(kp.public)),
+        }
 
     _read(c, fetch, lambda d: _console().print(_kv_table("account", list(d.items()))))
 
@@ -776,8 +990,11 @@ def event() -> None:
 @reading
 def event_show(c: Common, event_id: str) -> None:
     """Show what became of an event: pending, committed (block, index) or rejected (code, message)."""
-    _read(c, lambda cl: cl.event(event_id).to_json(),
-          lambda d: _console().print(_kv_table(f"event {d['id']}", [(k, v) for k, v in d.items() if k != "id"])))
+    _read(
+        c,
+        lambda cl: cl.event(event_id).to_json(),
+        lambda d: _console().print(_kv_table(f"event {d['id']}", [(k, v) for k, v in d.items() if k != "id"])),
+    )
 
 
 @event.command("submit")
@@ -830,8 +1047,11 @@ def contract() -> None:
 def contract_deploy(c: Common, code_file: str, vm_id: str, vm_version: int, name: str) -> None:
     """Deploy contract code from CODE_FILE; prints the contract id."""
     code = Path(code_file).read_bytes()
-    _send(c, lambda cl: cl.build.contract_deploy(vm_id=vm_id, vm_version=vm_version, name=name, code=code),
-          created="contract_id")
+    _send(
+        c,
+        lambda cl: cl.build.contract_deploy(vm_id=vm_id, vm_version=vm_version, name=name, code=code),
+        created="contract_id",
+    )
 
 
 @contract.command("call")

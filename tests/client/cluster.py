@@ -70,9 +70,13 @@ class Cluster:
             kp = seeded(org)
             write_key(self.root / "keys" / f"{org}.key", kp, overwrite=True)
             members.append(MemberSpec(org, name, roles, (kp.public,), balance))
-        g = build_genesis(chain_id=CHAIN, genesis_time_ms=int(time.time() * 1000) - DAY_MS,
-                          validators=[v.public for v in validators], members=members,
-                          consensus=DEFAULT_CONSENSUS)
+        g = build_genesis(
+            chain_id=CHAIN,
+            genesis_time_ms=int(time.time() * 1000) - DAY_MS,
+            validators=[v.public for v in validators],
+            members=members,
+            consensus=DEFAULT_CONSENSUS,
+        )
 
         async def main() -> None:
             self._token = trio.lowlevel.current_trio_token()
@@ -80,8 +84,13 @@ class Cluster:
             net = MemoryNetwork()
             async with trio.open_nursery() as nursery:
                 for i, v in enumerate(validators):
-                    n = Node(key=v, genesis=g, data_dir=self.root / f"n{i}", transport=net.add(v.public),
-                             options=NodeOptions(name=f"n{i}", tick_ms=20))
+                    n = Node(
+                        key=v,
+                        genesis=g,
+                        data_dir=self.root / f"n{i}",
+                        transport=net.add(v.public),
+                        options=NodeOptions(name=f"n{i}", tick_ms=20),
+                    )
                     await nursery.start(n.run)
                     bound = await nursery.start(serve_api, n, "127.0.0.1", 0)
                     self.nodes.append(n)

@@ -54,7 +54,9 @@ class Cli:
             argv += ["--key", key if "/" in key else self.cluster.key_file(key)]
         r = CliRunner().invoke(cli, argv, catch_exceptions=False)
         ran = Ran(r.exit_code, r.stdout, r.stderr)
-        assert ran.code == expect, f"afterchain {' '.join(args)} exited {ran.code}, expected {expect}\n{ran.out}\n{ran.err}"
+        assert ran.code == expect, (
+            f"afterchain {' '.join(args)} exited {ran.code}, expected {expect}\n{ran.out}\n{ran.err}"
+        )
         return ran
 
     def rejected(self, code: str, *args: str, key: str | None = None) -> Ran:

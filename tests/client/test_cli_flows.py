@@ -18,9 +18,30 @@ def sold(run: Cli, cluster: Cluster, serial: str, customer: str, *, policy: bool
     run("product", "sell", GTIN, serial, "--to-customer", ckey, "--order", f"order-{serial}", key="shopmart")
     if not policy:
         return None
-    pid = run("policy", "register", "--name", "Standard", "--service-org", "fixit", "--coverage-days", "365",
-              "--fault", "no_power", "--fault", "leaks", "--first-response-hours", "4", "--resolution-hours", "72",
-              "--penalty", "500", "--return-days", "10", Q, key="acme").id
+    pid = run(
+        "policy",
+        "register",
+        "--name",
+        "Standard",
+        "--service-org",
+        "fixit",
+        "--coverage-days",
+        "365",
+        "--fault",
+        "no_power",
+        "--fault",
+        "leaks",
+        "--first-response-hours",
+        "4",
+        "--resolution-hours",
+        "72",
+        "--penalty",
+        "500",
+        "--return-days",
+        "10",
+        Q,
+        key="acme",
+    ).id
     run("warranty", "activate", GTIN, serial, "--policy", pid, key="shopmart")
     return pid
 
@@ -31,10 +52,22 @@ def test_product_registration_sale_and_history(run: Cli, cluster: Cluster) -> No
     assert r.json()["status"] == "committed" and r.json()["type"] == "product.register" and r.json()["height"] >= 1
     run.rejected("product.exists", "product", "register", GTIN, "P1", "--model", "K", "--batch", "B1", key="acme")
     run.rejected("permission.role", "product", "register", GTIN, "P2", "--model", "K", "--batch", "B1", key="shopmart")
-    run("product", "trace", GTIN, "P1", "--step", "shipping", "--disposition", "in_transit", "--location", "plant 7",
-        key="acme")
-    run.rejected("permission.not_owner", "product", "sell", GTIN, "P1", "--to-customer", alice, "--order", "o1",
-                 key="shopmart")
+    run(
+        "product",
+        "trace",
+        GTIN,
+        "P1",
+        "--step",
+        "shipping",
+        "--disposition",
+        "in_transit",
+        "--location",
+        "plant 7",
+        key="acme",
+    )
+    run.rejected(
+        "permission.not_owner", "product", "sell", GTIN, "P1", "--to-customer", alice, "--order", "o1", key="shopmart"
+    )
     run("product", "transfer", GTIN, "P1", "--to-org", "shopmart", key="acme")
     out = run("product", "sell", GTIN, "P1", "--to-customer", alice, "--order", "o1", key="shopmart").out
     assert "committed" in out and "product.transfer" in out
@@ -63,8 +96,9 @@ def test_warranty_activation_rules(run: Cli, cluster: Cluster) -> None:
 def test_repair_ticket_to_close_and_rating(run: Cli, cluster: Cluster) -> None:
     _, carol = cluster.customer("carol")
     sold(run, cluster, "R1", "carol")
-    t = run("ticket", "open", GTIN, "R1", "--kind", "repair", "--fault", "no_power", "--description", "dead", Q,
-            key=carol).id
+    t = run(
+        "ticket", "open", GTIN, "R1", "--kind", "repair", "--fault", "no_power", "--description", "dead", Q, key=carol
+    ).id
     assert run("ticket", "show", t, "--json").json()["status"] == "opened"
     # wrong role: a customer cannot acknowledge, another company cannot work the ticket
     run.rejected("permission.not_member", "ticket", "ack", t, key=carol)
@@ -84,7 +118,14 @@ def test_repair_ticket_to_close_and_rating(run: Cli, cluster: Cluster) -> None:
     run.rejected("rating.exists", "ticket", "rate", t, "5", key=carol)
     doc = run("ticket", "show", t, "--json").json()
     assert doc["status"] == "closed" and doc["rating"] is not None
-    assert [h[0] for h in doc["hist"]] == ["opened", "acknowledged", "waiting_customer", "in_progress", "resolved", "closed"]
+    assert [h[0] for h in doc["hist"]] == [
+        "opened",
+        "acknowledged",
+        "waiting_customer",
+        "in_progress",
+        "resolved",
+        "closed",
+    ]
     q = run("org", "quality", "fixit", "--json").json()
     assert q["ratings"] >= 1 and q["resolved"] >= 1 and q["first_responses"] >= 1
     assert "service quality of fixit" in run("org", "quality", "fixit").out
@@ -102,8 +143,9 @@ def test_repair_ticket_to_close_and_rating(run: Cli, cluster: Cluster) -> None:
 def test_complaint_escalation_assignment_rejection_and_withdrawal(run: Cli, cluster: Cluster) -> None:
     _, dave = cluster.customer("dave")
     sold(run, cluster, "C1", "dave")
-    c = run("ticket", "open", GTIN, "C1", "--kind", "complaint", "--fault", "rude_staff", "--description", "x", Q,
-            key=dave).id
+    c = run(
+        "ticket", "open", GTIN, "C1", "--kind", "complaint", "--fault", "rude_staff", "--description", "x", Q, key=dave
+    ).id
     run.rejected("permission.not_customer", "ticket", "escalate", c, "--reason", "ignored", key="fixit")
     run("ticket", "escalate", c, "--reason", "nobody answers", key=dave)
     assert run("ticket", "show", c, "--json").json()["status"] == "escalated"
@@ -130,25 +172,64 @@ def test_complaint_escalation_assignment_rejection_and_withdrawal(run: Cli, clus
 def test_return_with_escrow_refund(run: Cli, cluster: Cluster) -> None:
     erin_kp, erin = cluster.customer("erin")
     sold(run, cluster, "X1", "erin")
-    run.rejected("permission.not_customer", "return", "request", GTIN, "X1", "--reason-code", "changed_mind",
-                 key="shopmart")
+    run.rejected(
+        "permission.not_customer", "return", "request", GTIN, "X1", "--reason-code", "changed_mind", key="shopmart"
+    )
     t = run("return", "request", GTIN, "X1", "--reason-code", "changed_mind", "--reason", "too big", Q, key=erin).id
-    e = run("escrow", "deposit", "--amount", "30000", "--payee-customer", erin, "--ticket", t, "--ref", "order-X1", Q,
-            key="shopmart").id
+    e = run(
+        "escrow",
+        "deposit",
+        "--amount",
+        "30000",
+        "--payee-customer",
+        erin,
+        "--ticket",
+        t,
+        "--ref",
+        "order-X1",
+        Q,
+        key="shopmart",
+    ).id
     run.rejected("escrow.bound", "escrow", "release", e, key="shopmart")
-    run.rejected("ticket.transition", "shipment", "checkpoint", t, "--checkpoint", "picked_up", "--location", "depot",
-                 key="quickship")
+    run.rejected(
+        "ticket.transition",
+        "shipment",
+        "checkpoint",
+        t,
+        "--checkpoint",
+        "picked_up",
+        "--location",
+        "depot",
+        key="quickship",
+    )
     run.rejected("permission.not_assigned", "return", "approve", t, key="shopmart")
     run("return", "approve", t, key="fixit")
-    run.rejected("permission.role", "shipment", "checkpoint", t, "--checkpoint", "picked_up", "--location", "x",
-                 key="fixit")
-    run("shipment", "checkpoint", t, "--checkpoint", "picked_up", "--location", "erin's door", "--tracking", "QS1",
-        key="quickship")
+    run.rejected(
+        "permission.role", "shipment", "checkpoint", t, "--checkpoint", "picked_up", "--location", "x", key="fixit"
+    )
+    run(
+        "shipment",
+        "checkpoint",
+        t,
+        "--checkpoint",
+        "picked_up",
+        "--location",
+        "erin's door",
+        "--tracking",
+        "QS1",
+        key="quickship",
+    )
     run("shipment", "checkpoint", t, "--checkpoint", "delivered", "--location", "fixit depot", key="quickship")
     run("return", "receive", t, "--condition", "used", "--inspection", "fine", key="fixit")
     doc = run("ticket", "show", t, "--json").json()
     assert doc["status"] == "refunded" and doc["carrier"] == "quickship"
-    assert [h[0] for h in doc["hist"]] == ["return_requested", "return_approved", "shipped_back", "received", "refunded"]
+    assert [h[0] for h in doc["hist"]] == [
+        "return_requested",
+        "return_approved",
+        "shipped_back",
+        "received",
+        "refunded",
+    ]
     assert run("escrow", "show", e, "--json").json()["state"] == "released"
     assert run("org", "balance", erin, "--json").json()["balance"] == 30_000
     acct = run("account", "show", "--key", erin, "--json").json()
@@ -188,8 +269,21 @@ def test_replayed_nonce_is_rejected(run: Cli, cluster: Cluster, tmp_path) -> Non
 
     run("product", "register", GTIN, "N0", "--model", "K", "--batch", "B1", key="acme")
     n = run("account", "show", "--key", cluster.key_file("acme"), "--json").json()["nonce"]
-    r = run("product", "register", GTIN, "N1", "--model", "K", "--batch", "B1", "--nonce", str(n), "--json", key="acme",
-            expect=1)
+    r = run(
+        "product",
+        "register",
+        GTIN,
+        "N1",
+        "--model",
+        "K",
+        "--batch",
+        "B1",
+        "--nonce",
+        str(n),
+        "--json",
+        key="acme",
+        expect=1,
+    )
     assert r.json()["code"] == "nonce.replayed" and "nonce.replayed" in r.err
     # the very same signed event submitted again is harmless (idempotent): it is already committed
     with Client(cluster.urls, key=cluster.key_file("acme")) as c:

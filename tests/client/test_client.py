@@ -36,15 +36,33 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "org.update": {"org_id": "neworg", "roles": ["retailer", "logistics"], "keys": [KEY.public.hex()]},
     "product.register": {"gtin": GTIN, "serial": "S1", "model": "M", "batch": "B1", "production_time_ms": 1},
     "product.transfer": {"gtin": GTIN, "serial": "S1", "to_org": "shop"},
-    "trace.record": {"gtin": GTIN, "serial": "S1", "biz_step": "shipping", "disposition": "in_transit", "location_hash": H},
+    "trace.record": {
+        "gtin": GTIN,
+        "serial": "S1",
+        "biz_step": "shipping",
+        "disposition": "in_transit",
+        "location_hash": H,
+    },
     "product.recall": {"gtin": GTIN, "batch": "B1", "reason_hash": H.hex()},
-    "policy.register": {"name": "P", "service_org": "fixit", "coverage_period_ms": 10, "covered_faults": ["b", "a"],
-                        "first_response_ms": 1, "resolution_ms": 2},
+    "policy.register": {
+        "name": "P",
+        "service_org": "fixit",
+        "coverage_period_ms": 10,
+        "covered_faults": ["b", "a"],
+        "first_response_ms": 1,
+        "resolution_ms": 2,
+    },
     "warranty.activate": {"gtin": GTIN, "serial": "S1", "policy_id": ID},
     "contract.deploy": {"vm_id": "lua", "name": "c", "code": b"-- x"},
     "contract.call": {"contract_id": ID, "entry": "main", "gas_limit": 5},
-    "ticket.open": {"kind": "repair", "gtin": GTIN, "serial": "S1", "fault_type": "no_power", "description_hash": H,
-                    "attachments": [content_hash("photo")]},
+    "ticket.open": {
+        "kind": "repair",
+        "gtin": GTIN,
+        "serial": "S1",
+        "fault_type": "no_power",
+        "description_hash": H,
+        "attachments": [content_hash("photo")],
+    },
     "ticket.ack": {"ticket_id": ID},
     "ticket.update": {"ticket_id": ID, "status": "waiting_customer", "note_hash": H},
     "ticket.assign": {"ticket_id": ID, "org_id": "acme"},
@@ -119,7 +137,9 @@ class Fake:
             self.seen.append(f"{request.method} {request.url.host}:{request.url.port}{request.url.path}")
             return self.handler(request)  # type: ignore[no-any-return]
 
-        return Client(urls, key=KEY, chain_id="c", transport=httpx.MockTransport(handle), sleep=self.sleeps.append, **kw)
+        return Client(
+            urls, key=KEY, chain_id="c", transport=httpx.MockTransport(handle), sleep=self.sleeps.append, **kw
+        )
 
 
 def test_failover_and_retry_after() -> None:
@@ -132,9 +152,13 @@ def test_failover_and_retry_after() -> None:
             return httpx.Response(500, json={"error": {"code": "internal", "message": "boom"}})
         calls["n"] += 1
         if calls["n"] == 1:
-            return httpx.Response(429, headers={"Retry-After": "2"}, json={"error": {"code": "mempool.quota", "message": "slow"}})
+            return httpx.Response(
+                429, headers={"Retry-After": "2"}, json={"error": {"code": "mempool.quota", "message": "slow"}}
+            )
         if calls["n"] == 2:
-            return httpx.Response(503, headers={"Retry-After": "60"}, json={"error": {"code": "mempool.full", "message": "x"}})
+            return httpx.Response(
+                503, headers={"Retry-After": "60"}, json={"error": {"code": "mempool.full", "message": "x"}}
+            )
         return httpx.Response(200, json={"chain_id": "c", "height": 5})
 
     f = Fake(handler)
@@ -164,11 +188,17 @@ def test_nonce_is_asked_once_then_counted_and_resynced_after_a_rejection() -> No
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.startswith("/v1/accounts/"):
-            return httpx.Response(200, json={"key": KEY.public.hex(), "nonce": state["next"] - 1, "next_nonce": state["next"]})
+            return httpx.Response(
+                200, json={"key": KEY.public.hex(), "nonce": state["next"] - 1, "next_nonce": state["next"]}
+            )
         if request.url.path == "/v1/events":
-            return httpx.Response(422, json={"error": {"code": "permission.role", "message": "no"},
-                                             "results": [{"id": None, "status": "rejected", "code": "permission.role",
-                                                          "message": "no"}]})
+            return httpx.Response(
+                422,
+                json={
+                    "error": {"code": "permission.role", "message": "no"},
+                    "results": [{"id": None, "status": "rejected", "code": "permission.role", "message": "no"}],
+                },
+            )
         return httpx.Response(404, json={"error": {"code": "x", "message": "y"}})
 
     f = Fake(handler)
@@ -186,11 +216,13 @@ def test_nonce_is_asked_once_then_counted_and_resynced_after_a_rejection() -> No
 
 
 def test_wait_follows_an_event_until_final_or_timeout() -> None:
-    answers = iter([
-        httpx.Response(404, json={"error": {"code": "event.not_found", "message": "?"}}),
-        httpx.Response(200, json={"id": ID, "status": "pending"}),
-        httpx.Response(200, json={"id": ID, "status": "committed", "height": 9, "index": 2}),
-    ])
+    answers = iter(
+        [
+            httpx.Response(404, json={"error": {"code": "event.not_found", "message": "?"}}),
+            httpx.Response(200, json={"id": ID, "status": "pending"}),
+            httpx.Response(200, json={"id": ID, "status": "committed", "height": 9, "index": 2}),
+        ]
+    )
     f = Fake(lambda request: next(answers))
     o = f.client(["http://a:1"]).wait(ID, timeout_s=5)
     assert o.committed and o.height == 9 and o.index == 2 and len(f.sleeps) == 2
@@ -202,8 +234,10 @@ def test_wait_follows_an_event_until_final_or_timeout() -> None:
 
 def test_batch_submit_wait_and_a_rejection_at_commit(cluster: Cluster) -> None:
     with Client(cluster.urls, key=cluster.key_file("acme")) as c:
-        evs = [c.build.product_register(gtin=GTIN, serial=f"B{i:03d}", model="M", batch="LOT1", production_time_ms=0)
-               for i in range(20)]
+        evs = [
+            c.build.product_register(gtin=GTIN, serial=f"B{i:03d}", model="M", batch="LOT1", production_time_ms=0)
+            for i in range(20)
+        ]
         assert [e.event.nonce for e in evs] == list(range(evs[0].event.nonce, evs[0].event.nonce + 20))
         subs = c.submit(evs)
         assert [s.status for s in subs] == ["accepted"] * 20
@@ -221,8 +255,9 @@ def test_batch_submit_wait_and_a_rejection_at_commit(cluster: Cluster) -> None:
             ob.raise_if_rejected()
         # the rejected event did not consume its nonce: the client asks again and goes on
         assert c.next_nonce() == b.event.nonce
-        assert c.send(c.build.product_register(gtin=GTIN, serial="AFTER", model="M", batch="LOT1",
-                                               production_time_ms=0)).committed
+        assert c.send(
+            c.build.product_register(gtin=GTIN, serial="AFTER", model="M", batch="LOT1", production_time_ms=0)
+        ).committed
         blk = c.block(ob.height or 1)
         assert b.id.hex() in blk["event_ids"]
         assert json.dumps(c.status())
@@ -232,8 +267,13 @@ def test_reads_of_missing_things_raise_not_found(cluster: Cluster) -> None:
     from node.client import NotFound
 
     with Client(cluster.urls) as c:
-        for read in (lambda: c.ticket(ID), lambda: c.escrow(ID), lambda: c.product(GTIN, "NOPE"),
-                     lambda: c.quality("nobody"), lambda: c.event(ID)):
+        for read in (
+            lambda: c.ticket(ID),
+            lambda: c.escrow(ID),
+            lambda: c.product(GTIN, "NOPE"),
+            lambda: c.quality("nobody"),
+            lambda: c.event(ID),
+        ):
             with pytest.raises(NotFound):
                 read()
         assert c.balance("nobody") == 0 and c.org_tickets("fixit", "opened") is not None
