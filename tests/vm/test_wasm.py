@@ -244,3 +244,22 @@ def test_nan_canonicalisation(vm: WasmVM) -> None:
     """)
     r = vm.execute(vm.prepare(code), "nan", b"", MapState(), CTX, 100_000)
     assert r.output == bytes.fromhex("000000000000f87f") + bytes.fromhex("0000c07f")
+
+
+class _BrokenState:
+    def get(self, key: bytes) -> bytes | None:
+        raise RuntimeError("disk on fire")
+
+
+def test_host_failure_propagates_and_the_vm_stays_usable(vm: WasmVM) -> None:
+    p = vm.prepare(ECHO)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        vm.execute(p, "get", b"", _BrokenState(), CTX, 100_000)  # type: ignore[arg-type]
+    assert vm.execute(p, "get", b"", MapState({b"key": b"ok"}), CTX, 100_000).output == b"ok"
+
+
+def test_reused_instance_after_trap_is_fresh(vm: WasmVM) -> None:
+    p = vm.prepare(STATIC_COUNTER)
+    first = vm.execute(p, "bump", b"", MapState(), CTX, 100_000)
+    assert vm.execute(p, "bump", b"", MapState(), CTX, 10).status is ExecStatus.OUT_OF_GAS
+    assert vm.execute(p, "bump", b"", MapState(), CTX, 100_000) == first
