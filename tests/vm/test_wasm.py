@@ -261,5 +261,6 @@ def test_host_failure_propagates_and_the_vm_stays_usable(vm: WasmVM) -> None:
 def test_reused_instance_after_trap_is_fresh(vm: WasmVM) -> None:
     p = vm.prepare(STATIC_COUNTER)
     first = vm.execute(p, "bump", b"", MapState(), CTX, 100_000)
-    assert vm.execute(p, "bump", b"", MapState(), CTX, 10).status is ExecStatus.OUT_OF_GAS
+    assert vm.execute(p, "bump", b"", MapState(), CTX, vm.schedule.wasm_call_base + 3).status is ExecStatus.OUT_OF_GAS
+    assert p.handle.instance is None  # type: ignore[attr-defined]
     assert vm.execute(p, "bump", b"", MapState(), CTX, 100_000) == first
