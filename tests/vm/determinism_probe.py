@@ -60,6 +60,10 @@ def main() -> int:
     loop = wasmtime.wat2wasm('(module (memory (export "memory") 1) (func (export "loop") (result i32) (loop $l (br $l)) (i32.const 0)))')
     r = wasm.execute(wasm.prepare(loop), "loop", b"", MapState(), ctx, 3_000_000)
     print(json.dumps(["wasm", "loop", r.status.value, r.gas_used, r.error]))
+    bomb = wasmtime.wat2wasm('(module (memory (export "memory") 1) (func (export "bomb") (result i32)'
+                             ' (loop $l (br_if $l (i32.ne (memory.grow (i32.const 1)) (i32.const -1)))) unreachable))')
+    r = wasm.execute(wasm.prepare(bomb), "bomb", b"", MapState(), ctx, 3_000_000)
+    print(json.dumps(["wasm", "bomb", r.status.value, r.gas_used, r.error]))
     return 0
 
 

@@ -25,9 +25,10 @@ def test_three_processes_agree() -> None:
     outputs = [_run(seed) for seed in ("0", "1", "4242")]
     assert outputs[0] == outputs[1] == outputs[2]
     lines = outputs[0].splitlines()
-    assert len(lines) == 2 * (4 + 3 + 4) + 3
+    assert len(lines) == 2 * (4 + 3 + 4) + 4
     assert any('"ok"' in line for line in lines)
-    tail = lines[-3:]
+    tail = lines[-4:]
     assert tail[0].startswith('["lua", "loop", "out_of_gas", 3000000')
     assert tail[1].startswith('["lua", "mem", "trap"') and "memory limit exceeded" in tail[1]
     assert tail[2].startswith('["wasm", "loop", "out_of_gas", 3000000')
+    assert tail[3].startswith('["wasm", "bomb", "trap"') and "unreachable" in tail[3]  # memory.grow refused at the cap
