@@ -460,7 +460,10 @@ class Ledger:
                 pre = decoded[index] if decoded is not None else None
                 oc = self._apply_event(height, time_ms, index, raw, preverified, pre)
                 outcomes.append(oc)
-                out_records[b"o" + oc.event_id] = _pack([height, index, oc.code, oc.message, oc.detail])
+                okey = b"o" + oc.event_id
+                if oc.code == OK or not self._accepted_before(okey, out_records):
+                    # a replay of an accepted event never hides its accepted outcome
+                    out_records[okey] = _pack([height, index, oc.code, oc.message, oc.detail])
                 leaf_hashes.append(_sha(_pack([oc.event_id, oc.code, oc.message])))
             accepted = sum(1 for o in outcomes if o.code == OK)
             self._put(b"blk/" + _u64(height), {
@@ -478,6 +481,10 @@ class Ledger:
                 gc.enable()
         return BlockResult(height=height, time_ms=time_ms, state_root=self.state_root, outcomes=tuple(outcomes),
                            deadlines_processed=processed)
+
+    def _accepted_before(self, okey: bytes, pending: dict[bytes, bytes | None]) -> bool:
+        raw = pending.get(okey) or self.kv.get(okey)
+        return raw is not None and _unpack(raw)[2] == OK
 
     def _apply_event(self, height: int, time_ms: int, index: int, raw: bytes, preverified: Container[bytes],
                      signed: SignedEvent | None) -> Outcome:

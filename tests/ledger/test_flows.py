@@ -438,6 +438,21 @@ def test_envelope_rejections(w: World) -> None:
     assert w.led.event_outcome(forged.id).code == "signature.invalid"  # type: ignore[union-attr]
 
 
+def test_a_replay_never_hides_the_accepted_outcome(w: World) -> None:
+    ev = w.ev("acme", B.ProductRegister(gtin=GTIN, serial="S1", model="m", batch="B1", production_time_ms=0))
+    res = w.block(ev, ev)  # twice in one block, then again later
+    assert [o.code for o in res.outcomes] == ["ok", Reason.NONCE_WRONG]
+    assert w.block(ev).outcomes[0].code == Reason.NONCE_WRONG
+    oc = w.led.event_outcome(ev.id)
+    assert oc is not None and oc.accepted and oc.height == res.height
+    # a rejected event re-included later and accepted then reads as accepted
+    late = w.ev("acme", B.ProductRegister(gtin=GTIN, serial="S2", model="m", batch="B1", production_time_ms=0), nonce=3)
+    assert w.block(late).outcomes[0].code == Reason.NONCE_WRONG
+    w.ok("acme", B.TraceRecord(gtin=GTIN, serial="S1", biz_step="shipping", disposition="active", location_hash=h("l"),
+                               ref_hash=None), )
+    assert w.block(late).outcomes[0].accepted and w.led.event_outcome(late.id).accepted  # type: ignore[union-attr]
+
+
 def test_oversize_event_is_rejected(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
     import node.ledger.ledger as L
 

@@ -62,6 +62,7 @@ class World:
         self.nonces: dict[bytes, int] = {}
         self.time_ms = time_ms
         self.auto: set[bytes] = set()  # ids of events whose nonce this world assigned
+        self.accepted: set[bytes] = set()
 
     def ev(self, who: str | KeyPair, body: EventBody, *, nonce: int | None = None, chain: str = CHAIN) -> SignedEvent:
         kp = key(who) if isinstance(who, str) else who
@@ -79,8 +80,10 @@ class World:
         raws = [e if isinstance(e, bytes) else e.encode() for e in events]
         res = self.led.apply_block(self.led.height + 1, self.time_ms, raws)
         # a rejected event does not consume its nonce: let the next one reuse it
+        self.accepted.update(oc.event_id for oc in res.outcomes if oc.accepted)
         for e, oc in zip(events, res.outcomes, strict=True):
-            if isinstance(e, SignedEvent) and not oc.accepted and e.id in self.auto:
+            if (isinstance(e, SignedEvent) and not oc.accepted and e.id in self.auto and e.id not in self.accepted
+                    and self.nonces.get(e.event.sender) == e.event.nonce):
                 self.nonces[e.event.sender] = e.event.nonce - 1
         return res
 
