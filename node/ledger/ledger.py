@@ -1323,6 +1323,17 @@ class Ledger:
             out.extend(self._read(b"ph/" + pk + i.to_bytes(4, "big")))
         return out + list(p["hist"])
 
+    def recall(self, gtin: str, batch: str) -> dict[str, Any] | None:
+        """The recall of (gtin, batch), if any: who, when, reason hash."""
+        return self._read(b"recall/" + gtin.encode() + b"/" + batch.encode())  # type: ignore[no-any-return]
+
+    def org(self, org_id: str) -> dict[str, Any] | None:
+        return self._read(b"org/" + org_id.encode())  # type: ignore[no-any-return]
+
+    def contract(self, contract_id: bytes) -> dict[str, Any] | None:
+        """vm, version, code_hash, owner, name, since (the code itself is ``code/<code_hash>``)."""
+        return self._read(b"con/" + contract_id)  # type: ignore[no-any-return]
+
     def escrow(self, escrow_id: bytes) -> dict[str, Any] | None:
         return self._read(b"esc/" + escrow_id)  # type: ignore[no-any-return]
 

@@ -88,6 +88,7 @@ def test_recall_blocks_sales_and_decommissioned_products_stay_put(w: World) -> N
     w.product("S2", batch="B2")
     assert w.one("acme", B.ProductRecall(gtin="00000000000000", batch="B1", reason_hash=h("r"))).code == Reason.PRODUCT_UNKNOWN
     w.ok("acme", B.ProductRecall(gtin=GTIN, batch="B1", reason_hash=h("r")))
+    assert (w.led.recall(GTIN, "B1") or {})["by"] == "acme" and w.led.recall(GTIN, "B2") is None
     assert w.one("acme", B.ProductRecall(gtin=GTIN, batch="B1", reason_hash=h("r"))).code == Reason.RECALL_EXISTS
     sale = B.ProductTransfer(gtin=GTIN, serial="S1", kind="sale", to_org=None, to_customer=PublicKey(cust().public),
                              order_ref_hash=h("o"))
@@ -338,6 +339,7 @@ def test_contract_deploy_and_call() -> None:
     assert w.one("acme", B.ContractDeploy(vm_id="lua", vm_version=9, name="c", code=b"--")).code == Reason.VM_NOT_ALLOWED
     assert w.one("audit", B.ContractDeploy(vm_id="lua", vm_version=1, name="c", code=b"--")).code == Reason.ROLE
     cid = Hash32(w.ok("acme", B.ContractDeploy(vm_id="lua", vm_version=1, name="c", code=b"-- ok")).detail["contract_id"])
+    assert (w.led.contract(cid) or {})["owner"] == "acme" and (w.led.org("acme") or {})["roles"] == ["manufacturer"]
     oc = w.ok(cust(), B.ContractCall(contract_id=cid, entry="main", args=b"v1", gas_limit=100))
     assert oc.detail["output"] == b"hi" and w.led.state_value(b"cs/" + cid + b"/k") is not None
     assert w.one("acme", B.ContractCall(contract_id=cid, entry="boom", args=b"", gas_limit=100)).code == Reason.CALL_FAILED
