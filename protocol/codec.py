@@ -86,6 +86,8 @@ class Message:
 _BY_TAG: dict[int, type[Message]] = {}
 _CONVERTERS: dict[type[Message], _Conv] = {}
 _MESSAGE_CONVS: dict[type[Message], _Conv] = {}
+_BUILDING: set[type[Message]] = set()
+"""Classes whose converter is being generated (a class nested in itself uses the indirect path)."""
 _FIELD_ENCODERS: dict[type[Message], Callable[[Any], tuple[Any, ...]]] = {}
 
 
@@ -255,8 +257,8 @@ class _Gen:
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.env: dict[str, Any] = {
-            "_set_wire": _set_wire, "_fp": _fp, "_ep": _ep, "_e_type": _e_type, "_e_range": _e_range, "_e_len": _e_len,
-            "MAX_UINT64": MAX_UINT64,
+            "_fp": _fp, "_ep": _ep, "_e_type": _e_type, "_e_range": _e_range, "_e_len": _e_len,
+            "MAX_UINT64": MAX_UINT64, "MAX_DEPTH": MAX_DEPTH, "_fail": _fail, "_Code": Code,
         }
         self.counter = 0
 
@@ -321,14 +323,23 @@ class _Gen:
                 out(f"{ind}{var} = tuple({var})")
             return
         if isinstance(tp, type) and issubclass(tp, Message):
+            if "TAG" in tp.__dict__ and tp not in _BUILDING:
+                # A concrete message: the checks of `_message_conv` inline, then its
+                # converter directly (same order, codes and texts).
+                conv = self.name("_conv", _converter(tp))
+                tag = tp.TAG
+                p = self.name("p")
+                out(f"{ind}{p} = {path}")
+                out(f"{ind}if depth + {depth} > MAX_DEPTH: raise _fail(_Code.DECODE_TOO_DEEP, {p}, {f'nesting deeper than {MAX_DEPTH}'!r})")
+                out(f"{ind}if type({var}) is not list or len({var}) < 2: raise _fail(_Code.DECODE_WRONG_TYPE, {p}, "
+                    "'expected a message array [tag, version, ...]')")
+                out(f"{ind}if {var}[0] != {tag}: raise _fail(_Code.DECODE_UNKNOWN_TAG, {p}, "
+                    f"f'expected tag {tag:#x} ({tp.__name__}), got {{{var}[0]!r}}')")
+                out(f"{ind}if type({var}[0]) is not int: {var}[0] = {tag}")
+                out(f"{ind}{var} = {conv}({var}, {p}, depth + {depth})")
+                return
             conv = self.name("_msg", _message_conv(tp))
-            if "TAG" in tp.__dict__ and depth == 1:
-                # A concrete message field (a signed event's event, a block's header) is
-                # usually encoded again right away (to hash or verify it): pack its wire
-                # array now, in C, and cache the bytes on the value.
-                out(f"{ind}{var} = _set_wire({conv}({var}, {path}, depth + {depth}), {var})")
-            else:
-                out(f"{ind}{var} = {conv}({var}, {path}, depth + {depth})")
+            out(f"{ind}{var} = {conv}({var}, {path}, depth + {depth})")
             return
         raise InvariantError(f"type {tp!r} is not encodable")
 
@@ -336,13 +347,6 @@ class _Gen:
         self.lines.append(f"{ind}if type({var}) is not bytes: raise _e_type({path}, 'bytes', {var})")
         if length is not None:
             self.lines.append(f"{ind}if len({var}) != {length}: raise _e_len({path}, {length}, {var})")
-
-
-def _set_wire(obj: Message, wire: list[Any]) -> Message:
-    # `wire` is the decoded array of `obj`; converters keep scalars as they are and only
-    # turn arrays into tuples, so packing it again gives exactly `encode(obj)`.
-    _SET(obj, "_wire", msgpack.packb(wire, use_bin_type=True))
-    return obj
 
 
 def _prefix_error(exc: ProtocolError, path: str) -> None:
@@ -368,6 +372,14 @@ def _build_converter(cls: type[Message]) -> _Conv:
     value and runs its `validate()` (skipped when the class does not override it).
     Error paths, codes and texts are those of a field-by-field check.
     """
+    _BUILDING.add(cls)
+    try:
+        return _generate_converter(cls)
+    finally:
+        _BUILDING.discard(cls)
+
+
+def _generate_converter(cls: type[Message]) -> _Conv:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
     arity = 2 + len(names)
@@ -380,8 +392,9 @@ def _build_converter(cls: type[Message]) -> _Conv:
     ln(f"        raise _fail(_Code.DECODE_UNSUPPORTED_VERSION, path, f'{cls.__name__} version {{v1!r}} is not supported (expected {cls.VERSION})')")
     ln(f"    if len(value) != {arity}:")
     ln(f"        raise _fail(_Code.DECODE_WRONG_ARITY, path, f'{cls.__name__} has {arity - 2} fields, got {{len(value) - 2}}')")
+    if names:
+        ln("    _t, _v, " + "".join(f"f{i}, " for i in range(len(names))) + "= value")
     for i, name in enumerate(names):
-        ln(f"    f{i} = value[{i + 2}]")
         g.emit(hints[name], f"f{i}", f"_fp(path, {name!r})", 1, "    ")
     if _plain_dataclass_init(cls, names):
         # Same effect as the generated frozen __init__ (which sets each slot with
@@ -450,7 +463,52 @@ def decode_as(cls: type[M], data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) 
     if canonical != data:
         raise DecodeError(Code.DECODE_NOT_CANONICAL, "not the canonical encoding of its value")
     _SET(obj, "_wire", canonical)
+    first = _FIRST_NESTED.get(type(obj))
+    if first is None:
+        first = _FIRST_NESTED[type(obj)] = _first_nested(type(obj))
+    if first:
+        # The first field is a message (a signed event's event) and the others are
+        # scalars: its canonical encoding is the slice of `data` between the array's
+        # head and the re-packed scalars, cached for the hash or signature check to come.
+        head = _HEAD_BYTES[len(value) > 15] + _uint_bytes(value[0]) + _uint_bytes(value[1])
+        tail = sum(len(_packb(v, use_bin_type=True)) for v in value[3:])
+        _SET(getattr(obj, first), "_wire", canonical[head : len(canonical) - tail])
     return obj  # type: ignore[no-any-return]
+
+
+_HEAD_BYTES = (1, 3)
+"""Length of an array header: fixarray (up to 15 items), else array16 (messages have < 2^16 fields)."""
+_FIRST_NESTED: dict[type[Message], str] = {}
+_packb = msgpack.packb
+
+
+def _uint_bytes(n: int) -> int:
+    """Length of the canonical msgpack encoding of a non-negative integer."""
+    if n < 0x80:
+        return 1
+    if n < 0x100:
+        return 2
+    if n < 0x10000:
+        return 3
+    return 5 if n < 0x100000000 else 9
+
+
+def _first_nested(cls: type[Message]) -> str:
+    """The name of `cls`'s first field if it is a concrete message and all others are scalars."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    if not names:
+        return ""
+    tp = hints[names[0]]
+    if not (isinstance(tp, type) and issubclass(tp, Message) and "TAG" in tp.__dict__):
+        return ""
+    scalar = {int, bool, str, bytes}
+    for name in names[1:]:
+        t = hints[name]
+        t = getattr(t, "__supertype__", t)
+        if t not in scalar:
+            return ""
+    return names[0]
 
 
 def decode(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Message:
