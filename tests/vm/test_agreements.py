@@ -128,10 +128,7 @@ def state_with(key: bytes, count: int | None) -> MapState:
 # ---------------------------------------------------------------- parity
 
 
-@settings(max_examples=60)
-@given(policy=policies, fault=codes, recalled=st.booleans(), start=times, sale=times, now=times, claims=counters,
-       gtin=st.sampled_from(("04012345678901", "12345670")), serial=st.sampled_from(("s1", "SN-9")))
-def test_claim_eligibility_matches_model_in_both_backends(policy, fault, recalled, start, sale, now, claims, gtin, serial):  # type: ignore[no-untyped-def]
+def _check_claim_eligibility(policy, fault, recalled, start, sale, now, claims, gtin, serial):  # type: ignore[no-untyped-def]
     inp = ClaimInput(policy=policy, ticket_id=b"t" * 32, kind="repair", fault_type=fault, gtin=gtin, serial=serial,
                      batch="b1", recalled=recalled, customer="cust:" + "ab" * 32, warranty_start_ms=start,
                      sale_time_ms=sale, now_ms=now)
@@ -145,10 +142,21 @@ def test_claim_eligibility_matches_model_in_both_backends(policy, fault, recalle
 
 
 @settings(max_examples=60)
-@given(policy=policies, deadline=st.sampled_from(["first_response", "resolution"]), deadline_ms=times,
-       late_ms=st.one_of(st.integers(0, 40 * DAY), st.integers(0, 2**64 - 1 - 10**13)), breaches=st.one_of(st.integers(0, 5), st.integers(0, 2**64 - 1)),
-       paid=st.one_of(st.none(), st.integers(0, 20_000), st.integers(0, 10**7)), assigned=orgs, customer=customers)
-def test_sla_penalty_matches_model_in_both_backends(policy, deadline, deadline_ms, late_ms, breaches, paid, assigned, customer):  # type: ignore[no-untyped-def]
+@given(policy=policies, fault=codes, recalled=st.booleans(), start=times, sale=times, now=times, claims=counters,
+       gtin=st.sampled_from(("04012345678901", "12345670")), serial=st.sampled_from(("s1", "SN-9")))
+def test_claim_eligibility_matches_model_in_both_backends(policy, fault, recalled, start, sale, now, claims, gtin, serial):  # type: ignore[no-untyped-def]
+    _check_claim_eligibility(policy=policy, fault=fault, recalled=recalled, start=start, sale=sale, now=now, claims=claims, gtin=gtin, serial=serial)
+
+
+@pytest.mark.slow
+@settings(max_examples=2000)
+@given(policy=policies, fault=codes, recalled=st.booleans(), start=times, sale=times, now=times, claims=counters,
+       gtin=st.sampled_from(("04012345678901", "12345670")), serial=st.sampled_from(("s1", "SN-9")))
+def test_claim_eligibility_long_run(policy, fault, recalled, start, sale, now, claims, gtin, serial):  # type: ignore[no-untyped-def]
+    _check_claim_eligibility(policy=policy, fault=fault, recalled=recalled, start=start, sale=sale, now=now, claims=claims, gtin=gtin, serial=serial)
+
+
+def _check_sla_penalty(policy, deadline, deadline_ms, late_ms, breaches, paid, assigned, customer):  # type: ignore[no-untyped-def]
     inp = PenaltyInput(policy=policy, ticket_id=bytes(range(32)), deadline=deadline, deadline_ms=deadline_ms,
                        now_ms=deadline_ms + late_ms, assigned_org=assigned, customer=customer, breaches_before=breaches)
     key = b"paid/" + bytes(range(32))
@@ -164,10 +172,23 @@ def test_sla_penalty_matches_model_in_both_backends(policy, deadline, deadline_m
 
 
 @settings(max_examples=60)
-@given(policy=st.one_of(st.none(), policies), condition=st.sampled_from(["as_new", "used", "damaged", "incomplete"]),
-       escrow=st.one_of(st.integers(49_990, 50_010), st.integers(0, 100_000), st.integers(0, 2**64 - 1)), requested=times, sale=times,
-       refunds=counters, customer=customers)
-def test_return_decision_matches_model_in_both_backends(policy, condition, escrow, requested, sale, refunds, customer):  # type: ignore[no-untyped-def]
+@given(policy=policies, deadline=st.sampled_from(["first_response", "resolution"]), deadline_ms=times,
+       late_ms=st.one_of(st.integers(0, 40 * DAY), st.integers(0, 2**64 - 1 - 10**13)), breaches=st.one_of(st.integers(0, 5), st.integers(0, 2**64 - 1)),
+       paid=st.one_of(st.none(), st.integers(0, 20_000), st.integers(0, 10**7)), assigned=orgs, customer=customers)
+def test_sla_penalty_matches_model_in_both_backends(policy, deadline, deadline_ms, late_ms, breaches, paid, assigned, customer):  # type: ignore[no-untyped-def]
+    _check_sla_penalty(policy=policy, deadline=deadline, deadline_ms=deadline_ms, late_ms=late_ms, breaches=breaches, paid=paid, assigned=assigned, customer=customer)
+
+
+@pytest.mark.slow
+@settings(max_examples=2000)
+@given(policy=policies, deadline=st.sampled_from(["first_response", "resolution"]), deadline_ms=times,
+       late_ms=st.one_of(st.integers(0, 40 * DAY), st.integers(0, 2**64 - 1 - 10**13)), breaches=st.one_of(st.integers(0, 5), st.integers(0, 2**64 - 1)),
+       paid=st.one_of(st.none(), st.integers(0, 20_000), st.integers(0, 10**7)), assigned=orgs, customer=customers)
+def test_sla_penalty_long_run(policy, deadline, deadline_ms, late_ms, breaches, paid, assigned, customer):  # type: ignore[no-untyped-def]
+    _check_sla_penalty(policy=policy, deadline=deadline, deadline_ms=deadline_ms, late_ms=late_ms, breaches=breaches, paid=paid, assigned=assigned, customer=customer)
+
+
+def _check_return_decision(policy, condition, escrow, requested, sale, refunds, customer):  # type: ignore[no-untyped-def]
     inp = ReturnInput(policy=policy, ticket_id=b"t" * 32, condition=condition, escrow_amount=escrow, customer=customer,
                       requested_ms=requested, received_ms=requested + 5, sale_time_ms=sale)
     key = f"returns/{customer}".encode()
@@ -177,6 +198,23 @@ def test_return_decision_matches_model_in_both_backends(policy, condition, escro
         assert isinstance(d, ReturnDecision), (vm_id, d)
         assert (d.refund, d.reason) == (refund, reason), vm_id
         assert d.writes == (() if new_count is None else ((key, u64_bytes(new_count)),)), vm_id
+
+
+@settings(max_examples=60)
+@given(policy=st.one_of(st.none(), policies), condition=st.sampled_from(["as_new", "used", "damaged", "incomplete"]),
+       escrow=st.one_of(st.integers(49_990, 50_010), st.integers(0, 100_000), st.integers(0, 2**64 - 1)), requested=times, sale=times,
+       refunds=counters, customer=customers)
+def test_return_decision_matches_model_in_both_backends(policy, condition, escrow, requested, sale, refunds, customer):  # type: ignore[no-untyped-def]
+    _check_return_decision(policy=policy, condition=condition, escrow=escrow, requested=requested, sale=sale, refunds=refunds, customer=customer)
+
+
+@pytest.mark.slow
+@settings(max_examples=2000)
+@given(policy=st.one_of(st.none(), policies), condition=st.sampled_from(["as_new", "used", "damaged", "incomplete"]),
+       escrow=st.one_of(st.integers(49_990, 50_010), st.integers(0, 100_000), st.integers(0, 2**64 - 1)), requested=times, sale=times,
+       refunds=counters, customer=customers)
+def test_return_decision_long_run(policy, condition, escrow, requested, sale, refunds, customer):  # type: ignore[no-untyped-def]
+    _check_return_decision(policy=policy, condition=condition, escrow=escrow, requested=requested, sale=sale, refunds=refunds, customer=customer)
 
 
 # ---------------------------------------------------------------- boundaries, exactly
