@@ -184,6 +184,7 @@ def gen_certificate(v: Vector | None = None) -> Vector:
 BAD_ENCODINGS: list[tuple[str, bytes]] = [
     ("decode.trailing_bytes", bytes.fromhex("931001" + "91" + "c420" + "11" * 32 + "00")),
     ("decode.not_canonical", bytes.fromhex("93cc1001" + "91" + "c420" + "11" * 32)),  # tag 0x10 as a uint8
+    ("decode.not_canonical", bytes.fromhex("9310d001" + "91" + "c420" + "11" * 32)),  # version 1 as a signed int8
     ("decode.malformed", bytes.fromhex("c1")),
     ("decode.unknown_tag", bytes.fromhex("92cdfffe01")),
     ("decode.unsupported_version", bytes.fromhex("931002" + "90")),
