@@ -18,7 +18,9 @@ Invariants:
 - Only those imports, each with its exact type, are accepted; no WASI, no imported
   memory, table or global, no start function. Proposals that are non-deterministic or
   beyond what contracts need are disabled (threads, SIMD, relaxed SIMD, GC, exceptions,
-  multi-memory, memory64, tail calls); reference types stay on (wasmtime 50 requires them).
+  multi-memory, memory64, tail calls, bulk memory: memory.fill/copy would do up to 16 MiB
+  of work for 1 fuel); reference types stay on (wasmtime 50 requires them), so tables are
+  capped at `MAX_TABLE_ELEMENTS` (table.fill/grow/copy are not metered per element).
 - Fuel = gas: 1 fuel per instruction (wasmtime's schedule), host calls charged from the
   same fuel tank. Out of fuel is OUT_OF_GAS with gas_used = gas_limit.
 - Linear memory is capped per store (`Store.set_limits`); `memory.grow` beyond the cap
@@ -73,6 +75,8 @@ WASM_PAGE_BYTES = 65536
 MAX_WASM_STACK_BYTES = 256 * 1024
 PREPARED_CACHE_SIZE = 128
 MAX_REUSE_TABLE_ELEMENTS = 64
+MAX_TABLE_ELEMENTS = 256
+"""Table size cap: table.fill/grow/copy cost 1 fuel whatever their length, so tables stay small."""
 ENTRY_NAME_MAX = 64
 
 _I32 = wasmtime.ValType.i32()
@@ -101,6 +105,7 @@ def _engine() -> wasmtime.Engine:
     cfg.max_wasm_stack = MAX_WASM_STACK_BYTES
     cfg.wasm_threads = False
     cfg.wasm_simd = False
+    cfg.wasm_bulk_memory = False  # memory.fill/copy/init would move up to the whole memory for 1 fuel
     cfg.wasm_relaxed_simd = False
     cfg.wasm_multi_memory = False
     cfg.wasm_memory64 = False
@@ -335,7 +340,9 @@ class WasmVM:
 
     def _instantiate(self, mod: _Module, fuel: int) -> _Instance:
         store = wasmtime.Store(self._engine)
-        store.set_limits(memory_size=self.limits.memory_limit_bytes, table_elements=10_000, instances=1, tables=1, memories=1)
+        store.set_limits(
+            memory_size=self.limits.memory_limit_bytes, table_elements=MAX_TABLE_ELEMENTS, instances=1, tables=1, memories=1
+        )
         store.set_fuel(fuel)
         instance = mod.pre.instantiate(store)
         exports = instance.exports(store)

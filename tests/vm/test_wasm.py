@@ -217,9 +217,11 @@ def test_reuse_happens_when_safe(vm: WasmVM) -> None:
                            ' (func (result v128) (v128.const i64x2 0 0)))'), "bad_module"),
         (wasmtime.wat2wasm('(module (memory (export "memory") 1 1 shared) (func (export "f") (result i32) (i32.const 0)))'),
          "bad_module"),
+        (wasmtime.wat2wasm('(module (memory (export "memory") 1) (func (export "f") (result i32)'
+                           ' (memory.fill (i32.const 0) (i32.const 0) (i32.const 65536)) (i32.const 0)))'), "bad_module"),
     ],
     ids=["garbage", "truncated", "wasi", "unknown-host", "wrong-type", "imported-memory", "no-memory", "no-entry",
-         "memory-too-large", "start", "simd", "threads"],
+         "memory-too-large", "start", "simd", "threads", "bulk-memory"],
 )
 def test_validation_rejects_with_reason(vm: WasmVM, code: bytes, reason: str) -> None:
     with pytest.raises(VmError) as info:
@@ -264,3 +266,14 @@ def test_reused_instance_after_trap_is_fresh(vm: WasmVM) -> None:
     assert vm.execute(p, "bump", b"", MapState(), CTX, vm.schedule.wasm_call_base + 3).status is ExecStatus.OUT_OF_GAS
     assert p.handle.instance is None  # type: ignore[attr-defined]
     assert vm.execute(p, "bump", b"", MapState(), CTX, 100_000) == first
+
+
+def test_tables_are_capped(vm: WasmVM) -> None:
+    code = wat("""
+      (table 1 funcref)
+      (func (export "grow") (result i32)
+        (if (i32.eq (table.grow (ref.null func) (i32.const 1000)) (i32.const -1)) (then unreachable))
+        (i32.const 0))
+    """)
+    r = vm.execute(vm.prepare(code), "grow", b"", MapState(), CTX, 100_000)
+    assert r.status is ExecStatus.TRAP and "unreachable" in r.error
