@@ -115,6 +115,15 @@ class NodeHttp:
             ids = led.tickets_by_org(org, status)
             return JSONResponse({"org": org, "status": status, "tickets": [i.hex() for i in ids]})
 
+        async def customer_tickets(request: Request) -> Response:
+            try:
+                key = bytes.fromhex(request.path_params["key"])
+            except ValueError:
+                key = b""
+            if len(key) != 32:
+                return error(400, "request.invalid", "a key is 64 hex characters")
+            return JSONResponse({"customer": key.hex(), "tickets": [i.hex() for i in led.tickets_by_customer(key)]})
+
         async def account(request: Request) -> Response:
             try:
                 key = bytes.fromhex(request.path_params["key"])
@@ -154,6 +163,7 @@ class NodeHttp:
             Route("/v1/products/{gtin}/{serial}/history", product_history),
             Route("/v1/orgs/{org}/quality", quality),
             Route("/v1/orgs/{org}/tickets", org_tickets),
+            Route("/v1/customers/{key}/tickets", customer_tickets),
             Route("/v1/accounts/{key}", account),
             Route("/v1/escrows/{escrow_id}", escrow),
             Route("/v1/balances/{account}", balance),
