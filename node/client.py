@@ -91,7 +91,7 @@ BACKOFF_FIRST_S = 0.1
 BACKOFF_MAX_S = 2.0
 MAX_RETRY_AFTER_S = 5.0
 POLL_FIRST_S = 0.02
-POLL_MAX_S = 0.25
+POLL_MAX_S = 0.1
 MAX_BATCH_EVENTS = 5000
 """Events in one submission (the node's default ``api.max_batch_events``)."""
 
@@ -829,6 +829,11 @@ class Client:
     def org_tickets(self, org: str, status: str | None = None) -> list[str]:
         q = f"?status={_seg(status)}" if status else ""
         return self.get_json(f"/v1/orgs/{_seg(org)}/tickets{q}")["tickets"]  # type: ignore[no-any-return]
+
+    def customer_tickets(self, customer: bytes | str | None = None) -> list[str]:
+        """Ids (hex) of the tickets a customer key opened (default: the client's key)."""
+        k = self._require_key().public if customer is None else as_key(customer)
+        return self.get_json(f"/v1/customers/{k.hex()}/tickets")["tickets"]  # type: ignore[no-any-return]
 
     def escrow(self, escrow_id: bytes | str) -> dict[str, Any]:
         return self.get_json(f"/v1/escrows/{as_id(escrow_id, 'escrow id').hex()}")  # type: ignore[no-any-return]

@@ -173,7 +173,7 @@ def reading(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def _console() -> Console:
     # CliRunner swaps sys.stdout per invocation: bind a console to the current one
-    return Console(file=sys.stdout, highlight=False, soft_wrap=True, width=120)
+    return Console(file=sys.stdout, highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120)
 
 
 def _echo_json(doc: Any) -> None:
@@ -220,6 +220,15 @@ def _ms(t: Any) -> str:
     if not isinstance(t, int) or t <= 0:
         return "-"
     return datetime.fromtimestamp(t / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _count(value: Any) -> Any:
+    return len(value) if isinstance(value, list) else value
+
+
+def _short(value: Any, n: int = 16) -> str:
+    text = "-" if value is None else str(value)
+    return text if len(text) <= n + 1 else text[:n] + "…"
 
 
 def _dur(ms: Any) -> str:
@@ -435,7 +444,7 @@ def product_show(c: Common, gtin: str, serial: str) -> None:
                     ("disposition", p.get("disp")),
                     ("warranty policy", p.get("policy")),
                     ("warranty from", _ms(p.get("w_start"))),
-                    ("history entries", p.get("hist")),
+                    ("history entries", _count(p.get("hist"))),
                 ],
             )
         )
@@ -456,7 +465,7 @@ def product_history(c: Common, gtin: str, serial: str) -> None:
             t.add_column(col, overflow="fold")
         for i, e in enumerate(doc["history"]):
             what, at, eid, *rest = e
-            t.add_row(str(i), str(what), _ms(at), str(eid), " ".join("-" if x is None else str(x) for x in rest))
+            t.add_row(str(i), str(what), _ms(at), _short(eid), " ".join(_short(x, 24) for x in rest))
         _console().print(t)
 
     _read(c, lambda cl: {"gtin": gtin, "serial": serial, "history": cl.product_history(gtin, serial)}, show)
@@ -739,20 +748,32 @@ def ticket_show(c: Common, ticket_id: str) -> None:
 
 
 @ticket.command("list")
-@click.option("--org", required=True, help="Organisation the tickets are assigned to.")
-@click.option("--status", default=None, help="Only tickets in this status (e.g. opened).")
+@click.option("--org", default=None, help="Organisation the tickets are assigned to.")
+@click.option("--status", default=None, help="With --org: only tickets in this status (e.g. opened).")
+@click.option(
+    "--customer", default=None, metavar="KEY", help="Tickets a customer opened: public key (hex) or key file."
+)
 @reading
-def ticket_list(c: Common, org: str, status: str | None) -> None:
-    """List the tickets assigned to an organisation (optionally in one status)."""
+def ticket_list(c: Common, org: str | None, status: str | None, customer: str | None) -> None:
+    """List the tickets assigned to an organisation (optionally in one status), or a customer's tickets."""
+    if (org is None) == (customer is None):
+        raise click.UsageError("give exactly one of --org and --customer")
+    title = f"tickets of {org}" + (f" ({status})" if status else "") if org else "tickets of the customer"
+
+    def fetch(cl: Client) -> dict[str, Any]:
+        if org is not None:
+            return {"org": org, "status": status, "tickets": cl.org_tickets(org, status)}
+        key = _customer_key(customer or "")
+        return {"customer": key.hex(), "tickets": cl.customer_tickets(key)}
 
     def show(doc: dict[str, Any]) -> None:
-        t = Table(title=f"tickets of {org}" + (f" ({status})" if status else ""), title_justify="left")
+        t = Table(title=title, title_justify="left")
         t.add_column("ticket id")
         for tid in doc["tickets"]:
             t.add_row(tid)
         _console().print(t)
 
-    _read(c, lambda cl: {"org": org, "status": status, "tickets": cl.org_tickets(org, status)}, show)
+    _read(c, fetch, show)
 
 
 # --------------------------------------------------------------------------- returns and shipments

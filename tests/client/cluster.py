@@ -4,6 +4,7 @@ talk to them over real HTTP. Member keys are written as key files (mode 0600).""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,7 +76,7 @@ class Cluster:
             genesis_time_ms=int(time.time() * 1000) - DAY_MS,
             validators=[v.public for v in validators],
             members=members,
-            consensus=DEFAULT_CONSENSUS,
+            consensus=dataclasses.replace(DEFAULT_CONSENSUS, block_interval_ms=20),
         )
 
         async def main() -> None:

@@ -130,6 +130,9 @@ def test_repair_ticket_to_close_and_rating(run: Cli, cluster: Cluster) -> None:
     assert q["ratings"] >= 1 and q["resolved"] >= 1 and q["first_responses"] >= 1
     assert "service quality of fixit" in run("org", "quality", "fixit").out
     assert t in run("ticket", "list", "--org", "fixit", "--status", "closed", "--json").json()["tickets"]
+    assert t in run("ticket", "list", "--customer", carol, "--json").json()["tickets"]
+    assert t[:16] in run("ticket", "list", "--customer", carol).out
+    run("ticket", "list", expect=2)  # neither --org nor --customer
     # reopen: resolved, the customer is not satisfied, resolved again
     t2 = run("ticket", "open", GTIN, "R1", "--fault", "leaks", Q, key=carol).id
     run("ticket", "ack", t2, key="fixit")
