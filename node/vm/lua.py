@@ -23,6 +23,9 @@ Invariants:
   `lua_instructions_per_tick` by a count hook) + host-call costs. Out of gas reports
   gas_used = gas_limit. `pcall`/`xpcall` cannot catch out of gas, memory exhaustion,
   limit violations or revert.
+- Known gap: comparing two long strings is one instruction doing O(length) work; it is
+  bounded by the memory cap, not metered (documented in docs/CONTRACTS.md). Unallocating
+  C functions with length-proportional work are wrapped and charged.
 - Memory: the runtime is collected before each call, then capped at its current use plus
   `memory_limit_bytes`; the collector is stopped during the call. Near-cap outcomes may
   depend on the runtime's history by a few KiB (string-table size): agreements should

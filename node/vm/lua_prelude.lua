@@ -94,6 +94,7 @@ local function safe_tostring(v)
 end
 
 local function safe_format(fmt, ...)
+  if raw_type(fmt) == "string" then charge(#fmt) end
   if raw_type(fmt) == "string" and s_find(fmt, "%%[^%a%%]*p") then
     raw_error("string.format: %p is not available", 2)
   end
@@ -117,6 +118,40 @@ end
 -- metered), and the metered/wrapped rep and format.
 string.dump, string.find, string.match, string.gmatch, string.gsub = nil, nil, nil, nil, nil
 string.rep, string.format = safe_rep, safe_format
+
+-- C functions whose work grows with an argument but allocates nothing are charged for it
+-- (allocation-bound work is bounded by the memory cap instead).
+local s_byte, s_packsize = string.byte, string.packsize
+
+local function str_len(v)
+  if raw_type(v) == "string" then return #v end
+  return 0
+end
+
+string.byte = function(s, i, j)  -- pushes one value per byte of the range
+  if raw_type(s) == "string" then
+    local len = #s
+    if (i == nil or raw_type(i) == "number") and (j == nil or raw_type(j) == "number") then
+      local a = i or 1
+      local b = j or a
+      if a < 0 then a = len + a + 1 end
+      if b < 0 then b = len + b + 1 end
+      if b > len then b = len end
+      if b > a then charge(b - a) end
+    else
+      charge(len)
+    end
+  end
+  return s_byte(s, i, j)
+end
+string.pack = function(fmt, ...) charge(str_len(fmt)) return s_pack(fmt, ...) end
+string.unpack = function(fmt, ...) charge(str_len(fmt)) return s_unpack(fmt, ...) end
+string.packsize = function(fmt) charge(str_len(fmt)) return s_packsize(fmt) end
+
+local function safe_tonumber(v, base)
+  charge(str_len(v))
+  return raw_tonumber(v, base)
+end
 
 local function safe_insert(t, ...)
   if raw_type(t) == "table" then charge(#t) end
@@ -280,7 +315,7 @@ end
 local function new_env()
   local env = {
     assert = raw_assert, error = raw_error, ipairs = raw_ipairs, pairs = sorted_pairs,
-    pcall = safe_pcall, xpcall = safe_xpcall, select = raw_select, tonumber = raw_tonumber,
+    pcall = safe_pcall, xpcall = safe_xpcall, select = raw_select, tonumber = safe_tonumber,
     tostring = safe_tostring, type = raw_type, rawequal = raw_rawequal, rawget = raw_rawget,
     rawset = raw_rawset, rawlen = raw_rawlen, setmetatable = safe_setmetatable,
     getmetatable = raw_getmetatable, _VERSION = _VERSION,

@@ -299,3 +299,16 @@ def test_float_costs_are_integers(vm: LuaVM) -> None:
     assert r.status is ExecStatus.OK and isinstance(r.gas_used, int) and r.output == b"ab"
     r = call(vm, 'function f() return string.rep("ab", 1/0) end')
     assert r.status is ExecStatus.OUT_OF_GAS and r.gas_used == GAS
+
+
+@pytest.mark.parametrize(
+    "expr",
+    ['string.byte(big, 1, -1)', '("x"):rep(10):byte(1, -1) and string.byte(big, 1, -1)', 'tonumber(big)',
+     'string.unpack(string.rep("b", 200000), big)', 'string.format(string.rep("%%", 100000))'],
+)
+def test_unallocating_c_work_is_metered(vm: LuaVM, expr: str) -> None:
+    src = f'big = string.rep("7", 200000)\nfunction f() local x = {expr} return "" end\nfunction g() return "" end'
+    p = vm.prepare(src.encode())
+    base = vm.execute(p, "g", b"", MapState(), CTX, GAS).gas_used
+    r = vm.execute(p, "f", b"", MapState(), CTX, GAS)
+    assert r.gas_used - base >= 100_000, r
