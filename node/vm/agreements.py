@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import re
 import struct
+from collections import OrderedDict
 
 from node.ledger.hooks import (
     CallContext as LedgerCallContext,
@@ -69,6 +70,7 @@ ENTRY_CLAIM = "claim_eligibility"
 ENTRY_PENALTY = "sla_penalty"
 ENTRY_RETURN = "return_decision"
 MAX_AMOUNT = 2**63 - 1
+HOST_CACHE_SIZE = 256
 
 _REASON = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
 _ORG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -217,6 +219,7 @@ class VmContractHost:
         if vms is None:
             vms = {vm_id: get_vm(vm_id) for vm_id in registered_vms()}
         self._vms = dict(vms)
+        self._prepared: OrderedDict[tuple[str, int, bytes], tuple[ContractVM, Prepared]] = OrderedDict()
 
     def vm(self, vm_id: str, vm_version: int) -> ContractVM | None:
         vm = self._vms.get(vm_id)
@@ -236,14 +239,26 @@ class VmContractHost:
         return None
 
     def prepare(self, contract: ContractRef) -> tuple[ContractVM, Prepared] | str:
-        """The VM and prepared code of a deployed contract, or a failure reason."""
+        """The VM and prepared code of a deployed contract, or a failure reason. Cached by
+        (vm, version, code hash) so a hook call does not re-hash the code."""
+        key = (contract.vm_id, contract.vm_version, contract.code_hash)
+        hit = self._prepared.get(key)
+        if hit is not None:
+            self._prepared.move_to_end(key)
+            return hit
         vm = self.vm(contract.vm_id, contract.vm_version)
         if vm is None:
             return "no_vm"
         try:
-            return vm, vm.prepare(contract.code)
+            prepared = vm.prepare(contract.code)
         except VmError:
             return "invalid_code"
+        if prepared.code_hash != contract.code_hash:
+            return "invalid_code"  # the ref's hash does not name its code: never trust the cache with it
+        self._prepared[key] = (vm, prepared)
+        while len(self._prepared) > HOST_CACHE_SIZE:
+            self._prepared.popitem(last=False)
+        return vm, prepared
 
     def call(
         self,

@@ -325,6 +325,9 @@ def test_unknown_vm_or_version_is_a_failure() -> None:
     broken = ContractRef(contract_id=b"x" * 32, vm_id="lua", vm_version=r.vm_version, code_hash=code_hash(b"fun("),
                          code=b"fun(", owner_org="acme")
     assert HOOKS.sla_penalty(broken, PENALTY, MapState(), GAS) == HookFailure(reason="invalid_code")
+    lying = ContractRef(contract_id=b"y" * 32, vm_id="lua", vm_version=r.vm_version, code_hash=b"\0" * 32,
+                        code=r.code, owner_org="acme")
+    assert HOOKS.sla_penalty(lying, PENALTY, MapState(), GAS) == HookFailure(reason="invalid_code")
 
 
 @pytest.mark.parametrize(
