@@ -369,21 +369,22 @@ class SparseMerkleTree:
         subtree receives one key, so this loop is kept free of calls and allocations.
         """
         path_int, path, value_hash = item
+        bits = format(path_int, "0256b")  # bits[d] == "1": go right at depth d (cheaper than big-int shifts)
         get = self._get
         empty: bytes = EMPTY_HASH
-        top = _TOP_BIT
+        node_bytes = _NODE_BYTES
         parents: list[bytes] = []  # encodings of the inner nodes passed, top first
         append = parents.append
         h = node
         enc: bytes | None = None
         while h != empty:
             enc = get(h)
-            if enc is None or len(enc) != _NODE_BYTES:
+            if enc is None or len(enc) != node_bytes:
                 raise InvariantError(f"SMT node {h.hex()} missing from the store")
             if enc[0] == _LEAF:
                 break
             append(enc)
-            h = enc[33:65] if (path_int >> (top - depth)) & 1 else enc[1:33]
+            h = enc[33:65] if bits[depth] == "1" else enc[1:33]
             depth += 1
         else:
             enc = None
@@ -414,9 +415,9 @@ class SparseMerkleTree:
         prefix = _INNER_PREFIX
         for parent in reversed(parents):
             depth -= 1
-            if (path_int >> (top - depth)) & 1:
+            if bits[depth] == "1":
                 sib = parent[1:33]
-                if empty not in (sib, new):
+                if sib != empty and new != empty:  # noqa: PLR1714
                     enc = prefix + sib + new
                 elif sib == empty:
                     if kind != _INNER:
@@ -429,7 +430,7 @@ class SparseMerkleTree:
                     enc = prefix + sib + new
             else:
                 sib = parent[33:65]
-                if empty not in (sib, new):
+                if sib != empty and new != empty:  # noqa: PLR1714
                     enc = prefix + new + sib
                 elif sib == empty:
                     if kind != _INNER:
