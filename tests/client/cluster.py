@@ -17,6 +17,7 @@ from node.keys import write_key
 from node.runner import Node, NodeOptions
 from node.service import serve_api
 from node.transport.memory import MemoryNetwork
+from node.vm.agreements import VmAgreementHooks, VmContractHost
 from protocol.crypto import KeyPair
 
 CHAIN = "client-test"
@@ -85,12 +86,15 @@ class Cluster:
             net = MemoryNetwork()
             async with trio.open_nursery() as nursery:
                 for i, v in enumerate(validators):
+                    host = VmContractHost()  # contracts as in `node.service.run_node`
                     n = Node(
                         key=v,
                         genesis=g,
                         data_dir=self.root / f"n{i}",
                         transport=net.add(v.public),
                         options=NodeOptions(name=f"n{i}", tick_ms=20),
+                        ledger_hooks=VmAgreementHooks(host),
+                        contracts=host,
                     )
                     await nursery.start(n.run)
                     bound = await nursery.start(serve_api, n, "127.0.0.1", 0)

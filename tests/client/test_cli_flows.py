@@ -322,3 +322,48 @@ def test_usage_unreachable_timeout_and_failover(run: Cli, cluster: Cluster) -> N
     assert "ticket" in run("--help", nodes=[]).out
     for group in ("product", "ticket", "return", "escrow", "org"):
         assert "Usage" in run(group, "--help", nodes=[]).out
+
+
+def test_service_agreement_contract_and_event_commands(run: Cli, cluster: Cluster) -> None:
+    from pathlib import Path
+
+    import node.vm.contracts as contracts
+
+    code = Path(contracts.__file__).parent / "warranty.lua"
+    cid = run("contract", "deploy", str(code), "--vm", "lua", "--name", "warranty", Q, key="acme").id
+    run.rejected("permission.role", "contract", "deploy", str(code), "--vm", "lua", "--name", "w", key="watchdog")
+    run.rejected("contract.call_failed", "contract", "call", cid, "claim_eligibility", "--args-hex", "00", key="acme")
+    _, hana = cluster.customer("hana")
+    run("product", "register", GTIN, "K1", "--model", "K", "--batch", "B1", key="acme")
+    run("product", "sell", GTIN, "K1", "--to-customer", hana, "--order", "o-k1", key="acme")
+    pid = run(
+        "policy",
+        "register",
+        "--name",
+        "Contract warranty",
+        "--service-org",
+        "fixit",
+        "--coverage-days",
+        "30",
+        "--fault",
+        "no_power",
+        "--first-response-hours",
+        "4",
+        "--resolution-hours",
+        "48",
+        "--contract",
+        cid,
+        Q,
+        key="acme",
+    ).id
+    run("warranty", "activate", GTIN, "K1", "--policy", pid, key="acme")
+    covered = run("ticket", "open", GTIN, "K1", "--fault", "no_power", Q, key=hana).id
+    refused = run("ticket", "open", GTIN, "K1", "--fault", "scratch", "--json", key=hana).json()
+    assert run("ticket", "show", covered, "--json").json()["status"] == "opened"
+    assert refused["ticket_status"] == "rejected"  # the contract decided: fault not covered
+    # events: submit without waiting, then follow it
+    ev = run("ticket", "ack", covered, "--no-wait", Q, key="fixit").id
+    assert run("event", "wait", ev, "--json").json()["status"] == "committed"
+    shown = run("event", "show", ev, "--json").json()
+    assert shown["status"] == "committed" and shown["height"] >= 1
+    assert "committed" in run("event", "show", ev).out
