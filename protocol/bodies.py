@@ -30,7 +30,8 @@ import re
 from collections.abc import Callable
 from typing import TypeVar, dataclass_transform
 
-from .errors import Code, ValidationError
+from .codec import Message
+from .errors import Code, ProtocolError, ValidationError
 from .events import EventBody, event_type
 from .types import Hash32, PublicKey
 
@@ -52,6 +53,7 @@ __all__ = [
     "MAX_ATTACHMENTS",
     "MAX_CODE_BYTES",
     "MAX_NAME_CHARS",
+    "MAX_VOTING_PERIOD_MS",
     "RESOLUTIONS",
     "RETURN_CONDITIONS",
     "ROLES",
@@ -110,7 +112,12 @@ DISPOSITIONS = (
 RESOLUTIONS = ("repaired", "replaced", "refunded", "advice", "no_fault_found", "other")
 RETURN_CONDITIONS = ("as_new", "used", "damaged", "incomplete")
 CHECKPOINTS = ("picked_up", "in_transit", "out_for_delivery", "delivered", "exception")
-GOVERNANCE_KINDS = ("admit_member", "remove_member", "validator_change", "policy_standard", "param_change")
+GOVERNANCE_KINDS = ("admit_member", "update_member", "remove_member", "validator_change", "policy_standard", "param_change")
+"""What a proposal changes; its `payload` is: admit_member - an encoded `OrgRegister`;
+update_member - an encoded `OrgUpdate`; remove_member - the org id (UTF-8);
+validator_change - an encoded `protocol.block.ValidatorSet`; policy_standard and
+param_change - opaque bytes (recorded when adopted)."""
+MAX_VOTING_PERIOD_MS = 90 * 24 * 3600 * 1000
 TICKET_UPDATE_STATUSES = ("in_progress", "waiting_customer")
 
 MAX_NAME_CHARS = 128
@@ -637,6 +644,31 @@ class GovernancePropose(EventBody):
         _one_of(self.kind, GOVERNANCE_KINDS, "kind")
         _max_len(self.payload, MAX_PAYLOAD_BYTES, "payload")
         _positive(self.voting_period_ms, "voting_period_ms")
+        if self.voting_period_ms > MAX_VOTING_PERIOD_MS:
+            raise _bad("voting_period_ms", f"at most {MAX_VOTING_PERIOD_MS} ms", Code.FIELD_OUT_OF_RANGE)
+        self.change()  # the payload must parse for its kind
+
+    def change(self) -> OrgRegister | OrgUpdate | str | Message | bytes:
+        """The parsed payload (see `GOVERNANCE_KINDS`); raises `ValidationError` on field ``payload``."""
+        from .block import ValidatorSet
+        from .codec import decode_as
+
+        try:
+            if self.kind == "admit_member":
+                return decode_as(OrgRegister, self.payload)
+            if self.kind == "update_member":
+                return decode_as(OrgUpdate, self.payload)
+            if self.kind == "validator_change":
+                return decode_as(ValidatorSet, self.payload)
+            if self.kind == "remove_member":
+                org_id = self.payload.decode("utf-8")
+                validate_org_id(org_id, "payload")
+                return org_id
+        except UnicodeDecodeError:
+            raise _bad("payload", "an org id is UTF-8") from None
+        except ProtocolError as exc:
+            raise _bad("payload", f"not a valid {self.kind} payload: {exc}", exc.code) from None
+        return self.payload
 
 
 @_event("governance.vote", tag=0x1B1)

@@ -170,7 +170,8 @@ for _cls in [*EVENT_TYPES.values(), _genesis.Member]:
 FIELDS[("TicketOpen", "kind")] = st.sampled_from(_bodies.TICKET_KINDS[:-1])
 FIELDS[("TicketUpdate", "status")] = st.sampled_from(("in_progress", "waiting_customer"))
 FIELDS[("ProductTransfer", "kind")] = st.just("transfer")
-FIELDS[("GovernancePropose", "kind")] = st.sampled_from(_bodies.GOVERNANCE_KINDS)
+FIELDS[("GovernancePropose", "kind")] = st.sampled_from(("policy_standard", "param_change"))  # opaque payloads
+FIELDS[("GovernancePropose", "voting_period_ms")] = st.integers(1, _bodies.MAX_VOTING_PERIOD_MS)
 FIELDS[("PolicyRegister", "first_response_ms")] = st.integers(1, 1000)
 FIELDS[("PolicyRegister", "resolution_ms")] = st.integers(1000, 10**9)
 FIELDS[("VmAllowed", "vm_id")] = st.sampled_from(("wasm", "lua"))

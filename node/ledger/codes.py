@@ -45,7 +45,12 @@ nothing but its own outcome record (its nonce is *not* consumed).
 | ``escrow.ticket`` | binding to a ticket that is not an open return of this payee, or already bound |
 | ``rating.not_closed`` | rating a ticket that is not closed / finished |
 | ``rating.exists`` | a second rating for a ticket |
-| ``governance.not_enabled`` | ``org.register``, ``org.update``, ``governance.*``: schema only for now |
+| ``governance.required`` | ``org.register`` / ``org.update`` sent directly: membership changes are proposals |
+| ``governance.invalid`` | a proposal whose change cannot apply (org exists / unknown, key in use, last member) |
+| ``governance.unknown`` | a vote on no such proposal |
+| ``governance.closed`` | a vote after the deadline or on a decided proposal |
+| ``governance.voted`` | a second vote of the same organisation |
+| ``permission.revoked`` | an event signed by a key that governance revoked (removed or rotated out) |
 """
 
 from __future__ import annotations
@@ -95,4 +100,9 @@ class Reason(StrEnum):
     ESCROW_TICKET = "escrow.ticket"
     RATING_NOT_CLOSED = "rating.not_closed"
     RATING_EXISTS = "rating.exists"
-    GOVERNANCE_NOT_ENABLED = "governance.not_enabled"
+    GOVERNANCE_REQUIRED = "governance.required"
+    GOVERNANCE_INVALID = "governance.invalid"
+    GOVERNANCE_UNKNOWN = "governance.unknown"
+    GOVERNANCE_CLOSED = "governance.closed"
+    GOVERNANCE_VOTED = "governance.voted"
+    REVOKED = "permission.revoked"

@@ -50,6 +50,18 @@ A passed deadline records a breach, escalates the ticket (if it is open and not 
 escalated) and applies the policy's penalty through the agreement hooks.
 Resolved tickets close themselves ``ledger.auto_close_delay_ms`` after resolution.
 
+Governance (simple): any member proposes (``governance.propose``; the payload is the
+change, see `protocol.bodies.GOVERNANCE_KINDS`), each member organisation votes once
+before the deadline; the proposal is adopted as soon as yes votes are more than 2/3 of the
+current members (``3 * yes > 2 * members``) and rejected once that is impossible
+(``3 * no >= members``). Adoption applies it in the same event: admit a member (roles,
+keys, zero balance), update one (roles, keys; dropped keys are revoked), remove one (its
+keys revoked; tickets, balances and history stay). If the change no longer applies it is
+``failed`` with the reason. validator_change / policy_standard / param_change are recorded
+as adopted (consensus does not read them yet). ``org.register`` / ``org.update`` events
+sent directly are rejected (``governance.required``): they are proposal payloads.
+State keys: ``gov/<proposal id>``, ``meta/members`` (member count).
+
 Service quality (``q/<org>``, integers only): counts, and for first response and
 resolution times a histogram over the fixed bucket bounds `QUALITY_BUCKETS_MS` plus the
 largest sample; the reported median is the upper bound of the bucket holding the
@@ -61,6 +73,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import re
+from bisect import insort
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -289,8 +302,8 @@ class Ledger:
         self.last_block_state_keys = 0
         """State keys written by the last block (a metric: the SMT batch size)."""
         self._handlers: dict[str, Callable[[_Ctx, Any], Any]] = {
-            "org.register": self._governance, "org.update": self._governance,
-            "governance.propose": self._governance, "governance.vote": self._governance,
+            "org.register": self._org_direct, "org.update": self._org_direct,
+            "governance.propose": self._gov_propose, "governance.vote": self._gov_vote,
             "product.register": self._product_register, "product.transfer": self._product_transfer,
             "trace.record": self._trace_record, "product.recall": self._product_recall,
             "policy.register": self._policy_register, "warranty.activate": self._warranty_activate,
@@ -355,6 +368,7 @@ class Ledger:
             for k in m.keys:
                 self._put(b"acct/" + k, {"org": m.org_id, "nonce": 0})
             self._put(b"bal/" + m.org_id.encode(), m.balance)
+        self._put(b"meta/members", len(g.members))
         self._commit(0, g.genesis_time_ms, extra={b"mgenesis": g.hash()})
 
     # ------------------------------------------------------------------ state access
@@ -507,6 +521,8 @@ class Ledger:
         last = acct["nonce"] if acct is not None else 0
         if ev.nonce != last + 1:
             return Outcome(eid, height, index, Reason.NONCE_WRONG, f"nonce {ev.nonce}, expected {last + 1}")
+        if acct is not None and acct.get("revoked"):
+            return Outcome(eid, height, index, Reason.REVOKED, "this key was revoked by governance")
         org = acct["org"] if acct is not None else None
         ctx = _Ctx(eid, ev.sender, org, org if org is not None else customer_account(ev.sender), time_ms, height)
         try:
@@ -537,6 +553,8 @@ class Ledger:
         last = acct["nonce"] if acct is not None else 0
         if ev.nonce <= last:
             return Outcome(eid, 0, 0, Reason.NONCE_WRONG, f"nonce {ev.nonce} already used (last {last})")
+        if acct is not None and acct.get("revoked"):
+            return Outcome(eid, 0, 0, Reason.REVOKED, "this key was revoked by governance")
         need = _MEMBER_ROLES.get(ev.type)
         if need is not None:
             if acct is None or acct["org"] is None:
@@ -714,7 +732,7 @@ class Ledger:
 
     def _org_with_role(self, org_id: str, roles: tuple[str, ...], what: str) -> dict[str, Any]:
         org = self._get(b"org/" + org_id.encode())
-        if org is None:
+        if org is None or org.get("removed") is not None:
             raise _Rejected(Reason.ORG_UNKNOWN, f"{what}: no organisation {org_id!r}")
         if not set(roles) & set(org["roles"]):
             raise _Rejected(Reason.ORG_WRONG_ROLE, f"{what}: {org_id} needs one of the roles {', '.join(roles)}")
@@ -741,9 +759,109 @@ class Ledger:
 
     # ------------------------------------------------------------------ governance (schema only)
 
-    def _governance(self, ctx: _Ctx, body: Any) -> None:
-        raise _Rejected(Reason.GOVERNANCE_NOT_ENABLED,
-                        f"{type(body).EVENT_TYPE} is recorded but not enabled yet (membership changes need governance)")
+    def _org_direct(self, ctx: _Ctx, body: Any) -> None:
+        kind = "admit_member" if isinstance(body, B.OrgRegister) else "update_member"
+        raise _Rejected(Reason.GOVERNANCE_REQUIRED,
+                        f"membership changes are voted: send governance.propose kind {kind} with this body as payload")
+
+    def _members_count(self) -> int:
+        return int(self._get(b"meta/members") or 0)
+
+    def _gov_propose(self, ctx: _Ctx, b: B.GovernancePropose) -> Any:
+        self._member(ctx)
+        change = b.change()
+        if isinstance(change, B.OrgRegister):
+            self._check_admit(change)
+        elif isinstance(change, B.OrgUpdate):
+            self._check_update(change)
+        elif b.kind == "remove_member":
+            self._check_remove(str(change))
+        self._put(b"gov/" + ctx.event_id, {
+            "kind": b.kind, "payload": b.payload, "by": ctx.org, "created": ctx.time_ms,
+            "deadline": ctx.time_ms + b.voting_period_ms, "yes": [], "no": [], "status": "open", "result": None,
+        })
+        return {"proposal_id": ctx.event_id}
+
+    def _check_admit(self, c: B.OrgRegister) -> None:
+        if self._get(b"org/" + c.org_id.encode()) is not None:
+            raise _Rejected(Reason.GOVERNANCE_INVALID, f"organisation {c.org_id} exists")
+        for k in c.keys:
+            if self._get(b"acct/" + k) is not None:
+                raise _Rejected(Reason.GOVERNANCE_INVALID, f"key {k.hex()[:16]}... is already in use")
+
+    def _check_update(self, c: B.OrgUpdate) -> None:
+        org = self._get(b"org/" + c.org_id.encode())
+        if org is None or org.get("removed") is not None:
+            raise _Rejected(Reason.GOVERNANCE_INVALID, f"no active organisation {c.org_id}")
+        for k in c.keys:
+            a = self._get(b"acct/" + k)
+            if a is not None and (a["org"] != c.org_id or a.get("revoked")):
+                raise _Rejected(Reason.GOVERNANCE_INVALID, f"key {k.hex()[:16]}... is in use elsewhere or revoked")
+
+    def _check_remove(self, org_id: str) -> None:
+        org = self._get(b"org/" + org_id.encode())
+        if org is None or org.get("removed") is not None:
+            raise _Rejected(Reason.GOVERNANCE_INVALID, f"no active organisation {org_id}")
+        if self._members_count() <= 1:
+            raise _Rejected(Reason.GOVERNANCE_INVALID, "the last member cannot be removed")
+
+    def _gov_vote(self, ctx: _Ctx, b: B.GovernanceVote) -> Any:
+        self._member(ctx)
+        key = b"gov/" + b.proposal_id
+        p = self._get(key)
+        if p is None:
+            raise _Rejected(Reason.GOVERNANCE_UNKNOWN, "no such proposal")
+        if p["status"] != "open" or ctx.time_ms > p["deadline"]:
+            raise _Rejected(Reason.GOVERNANCE_CLOSED, f"the proposal is {p['status'] if p['status'] != 'open' else 'expired'}")
+        if ctx.org in p["yes"] or ctx.org in p["no"]:
+            raise _Rejected(Reason.GOVERNANCE_VOTED, f"{ctx.org} already voted")
+        insort(p["yes" if b.approve else "no"], ctx.org)
+        n = self._members_count()
+        if 3 * len(p["yes"]) > 2 * n:
+            p["status"], p["result"] = self._gov_execute(ctx, p)
+        elif 3 * len(p["no"]) >= n:
+            p["status"], p["result"] = "rejected", "votes"
+        self._put(key, p)
+        return {"status": p["status"]}
+
+    def _gov_execute(self, ctx: _Ctx, p: dict[str, Any]) -> tuple[str, str]:
+        """Apply an adopted proposal; a change no longer valid leaves it ``failed`` (reason)."""
+        change = B.GovernancePropose(kind=p["kind"], payload=p["payload"], voting_period_ms=1).change()
+        try:
+            if isinstance(change, B.OrgRegister):
+                self._check_admit(change)
+                self._put(b"org/" + change.org_id.encode(), {"name": change.name, "roles": list(change.roles),
+                                                             "keys": list(change.keys), "since": ctx.time_ms})
+                for k in change.keys:
+                    self._put(b"acct/" + k, {"org": change.org_id, "nonce": 0})
+                self._put(b"meta/members", self._members_count() + 1)
+            elif isinstance(change, B.OrgUpdate):
+                self._check_update(change)
+                org = self._get(b"org/" + change.org_id.encode())
+                for k in org["keys"]:
+                    if k not in change.keys:
+                        a = self._get(b"acct/" + k)
+                        a["revoked"] = True
+                        self._put(b"acct/" + k, a)
+                for k in change.keys:
+                    if self._get(b"acct/" + k) is None:
+                        self._put(b"acct/" + k, {"org": change.org_id, "nonce": 0})
+                org["roles"], org["keys"] = list(change.roles), list(change.keys)
+                self._put(b"org/" + change.org_id.encode(), org)
+            elif p["kind"] == "remove_member":
+                org_id = str(change)
+                self._check_remove(org_id)
+                org = self._get(b"org/" + org_id.encode())
+                for k in org["keys"]:
+                    a = self._get(b"acct/" + k)
+                    a["revoked"] = True
+                    self._put(b"acct/" + k, a)
+                org["removed"] = ctx.time_ms
+                self._put(b"org/" + org_id.encode(), org)
+                self._put(b"meta/members", self._members_count() - 1)
+        except _Rejected as rej:
+            return "failed", rej.message
+        return "adopted", "applied" if p["kind"] in ("admit_member", "update_member", "remove_member") else "recorded"
 
     # ------------------------------------------------------------------ products
 

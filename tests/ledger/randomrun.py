@@ -40,7 +40,7 @@ class Driver:
         self.orgs = {o: _key(o) for o in ORG_NAMES}
         self.nonce: dict[bytes, int] = {}
         self.serials = [f"S{i}" for i in range(6)]
-        self.ids: dict[str, list[bytes]] = {"ticket": [], "return": [], "policy": [], "escrow": []}
+        self.ids: dict[str, list[bytes]] = {"ticket": [], "return": [], "policy": [], "escrow": [], "proposal": []}
 
     def pick(self, seq: list[Any]) -> Any:
         return seq[self.rng.randrange(len(seq))]
@@ -177,7 +177,9 @@ class Driver:
                 return "cust", B.TicketOpen(kind="repair", gtin=GTIN, serial=serial, fault_type="a",
                                             description_hash=Hash32(h(32)), attachments=())
             return "acme", B.ProductRecall(gtin=GTIN, batch=self.pick(["B1", "B2"]), reason_hash=Hash32(h(32)))
-        return None, B.GovernanceVote(proposal_id=Hash32(h(32)), approve=True)
+        if r.random() < 0.4:
+            return self.pick(ORG_NAMES), B.GovernancePropose(kind="param_change", payload=h(8), voting_period_ms=r.randrange(1, 5) * HOUR)
+        return self.pick(ORG_NAMES), B.GovernanceVote(proposal_id=self.hash("proposal"), approve=r.random() < 0.7)
 
     def event(self) -> SignedEvent | bytes:
         r = self.rng.random()
@@ -206,7 +208,7 @@ class Driver:
             d = oc.detail or {}
             if "ticket_id" in d:
                 self.ids["return" if e.event.type == "return.request" else "ticket"].append(d["ticket_id"])
-            for name in ("policy", "escrow"):
+            for name in ("policy", "escrow", "proposal"):
                 if f"{name}_id" in d:
                     self.ids[name].append(d[f"{name}_id"])
         return res.state_root

@@ -432,8 +432,7 @@ def test_envelope_rejections(w: World) -> None:
     big = B.ProductRegister(gtin=GTIN, serial="S2", model="m", batch="B1", production_time_ms=0)
     oc = w.block(w.ev("acme", B.ContractCall(contract_id=h("c"), entry="main", args=b"x" * 16_000, gas_limit=1))).outcomes[0]
     assert oc.code == Reason.NO_HOST
-    assert w.one("acme", B.GovernancePropose(kind="admit_member", payload=b"", voting_period_ms=1)).code == Reason.GOVERNANCE_NOT_ENABLED
-    assert w.one("acme", B.OrgUpdate(org_id="acme", roles=("manufacturer",), keys=(PublicKey(kp.public),))).code == Reason.GOVERNANCE_NOT_ENABLED
+    assert w.one("acme", B.OrgUpdate(org_id="acme", roles=("manufacturer",), keys=(PublicKey(kp.public),))).code == Reason.GOVERNANCE_REQUIRED
     # rejected events change nothing but their outcome; the next nonce is still 2
     w.ok("acme", big)
     assert w.led.nonce(kp.public) == 2
@@ -548,3 +547,73 @@ def test_malformed_hook_output_falls_back() -> None:
     w.ok("fixit", B.ReturnReceive(ticket_id=rid, condition="as_new", inspection_hash=None))
     r = w.led.ticket(rid)
     assert r is not None and r["status"] == "refunded" and "hook_failed:error:RuntimeError" in r["hist"][-1][3]
+
+
+def _propose(w: World, who: str, kind: str, payload: bytes, period_ms: int = DAY) -> Hash32:
+    oc = w.ok(who, B.GovernancePropose(kind=kind, payload=payload, voting_period_ms=period_ms))
+    return Hash32(oc.detail["proposal_id"])
+
+
+def test_governance_admits_updates_and_removes_members(w: World) -> None:
+    from protocol.codec import encode
+
+    newco = key("newco")
+    reg = B.OrgRegister(org_id="newco", name="New Co", roles=("service_provider",), keys=(PublicKey(newco.public),))
+    assert w.one("acme", reg).code == Reason.GOVERNANCE_REQUIRED
+    assert w.one(cust(), B.GovernancePropose(kind="admit_member", payload=encode(reg), voting_period_ms=DAY)).code == Reason.NOT_MEMBER
+    pid = _propose(w, "acme", "admit_member", encode(reg))
+    assert w.one("acme", B.GovernanceVote(proposal_id=h("none"), approve=True)).code == Reason.GOVERNANCE_UNKNOWN
+    for org in ("acme", "fixit", "ship"):  # 3 of 5: not yet more than 2/3
+        w.ok(org, B.GovernanceVote(proposal_id=pid, approve=True))
+    assert w.one("acme", B.GovernanceVote(proposal_id=pid, approve=False)).code == Reason.GOVERNANCE_VOTED
+    assert w.led.org("newco") is None
+    assert w.ok("shop", B.GovernanceVote(proposal_id=pid, approve=True)).detail == {"status": "adopted"}
+    assert w.one("audit", B.GovernanceVote(proposal_id=pid, approve=True)).code == Reason.GOVERNANCE_CLOSED
+    assert (w.led.org("newco") or {})["roles"] == ["service_provider"]
+    # the new member works: a ticket can be assigned to it
+    alice = cust()
+    w.sold_with_warranty(alice)
+    tid = Hash32(w.open_ticket(alice))
+    w.ok("acme", B.TicketAssign(ticket_id=tid, org_id="newco"))
+    w.ok(newco, B.TicketAck(ticket_id=tid, note_hash=None))
+    # rotate its key: the old key is revoked
+    newkey = key("newco-2")
+    upd = B.OrgUpdate(org_id="newco", roles=("retailer", "service_provider"), keys=(PublicKey(newkey.public),))
+    pid2 = _propose(w, "newco", "update_member", encode(upd))
+    for org in ("acme", "fixit", "ship", "shop"):  # 6 members now: 5 yes needed
+        w.ok(org, B.GovernanceVote(proposal_id=pid2, approve=True))
+    w.ok(newco, B.GovernanceVote(proposal_id=pid2, approve=True))  # the 5th yes, by the old key
+    assert w.one(newco, B.TicketUpdate(ticket_id=tid, status="in_progress", note_hash=None)).code == Reason.REVOKED
+    w.ok(newkey, B.TicketUpdate(ticket_id=tid, status="in_progress", note_hash=None))
+    assert w.led.check(w.ev(newco, B.TicketAck(ticket_id=tid, note_hash=None), nonce=99)).code == Reason.REVOKED  # type: ignore[union-attr]
+    # remove it: its keys stop working, it can no longer be assigned; unknown org ids are refused up front
+    assert w.one("acme", B.GovernancePropose(kind="remove_member", payload=b"nobody", voting_period_ms=DAY)).code == Reason.GOVERNANCE_INVALID
+    pid3 = _propose(w, "acme", "remove_member", b"newco")
+    for org in ("acme", "fixit", "ship", "shop", "audit"):
+        w.ok(org, B.GovernanceVote(proposal_id=pid3, approve=True))
+    assert w.one(newkey, B.TicketResolve(ticket_id=tid, resolution="advice", resolution_hash=h("r"))).code == Reason.REVOKED
+    assert w.one("acme", B.TicketAssign(ticket_id=tid, org_id="newco")).code == Reason.ORG_UNKNOWN
+    assert w.one("acme", B.GovernancePropose(kind="admit_member", payload=encode(reg), voting_period_ms=DAY)).code == Reason.GOVERNANCE_INVALID
+
+
+def test_governance_rejection_expiry_and_failed_changes(w: World) -> None:
+    from protocol.block import ValidatorSet
+    from protocol.codec import encode
+
+    pid = _propose(w, "acme", "param_change", b"auto_close=3d")
+    w.ok("fixit", B.GovernanceVote(proposal_id=pid, approve=False))
+    assert w.ok("ship", B.GovernanceVote(proposal_id=pid, approve=False)).detail == {"status": "rejected"}  # 3*2 >= 5
+    vs = encode(ValidatorSet(validators=(key("v9").public,)))  # type: ignore[arg-type]
+    pid2 = _propose(w, "acme", "validator_change", vs, period_ms=HOUR)
+    w.block(advance_ms=2 * HOUR)
+    assert w.one("fixit", B.GovernanceVote(proposal_id=pid2, approve=True)).code == Reason.GOVERNANCE_CLOSED
+    # two proposals to admit the same org: the second to pass fails (the change no longer applies)
+    reg = B.OrgRegister(org_id="dup", name="Dup", roles=("retailer",), keys=(PublicKey(key("dup").public),))
+    p1, p2 = _propose(w, "acme", "admit_member", encode(reg)), _propose(w, "shop", "admit_member", encode(reg))
+    for org in ("acme", "fixit", "ship", "shop"):
+        oc = w.ok(org, B.GovernanceVote(proposal_id=p1, approve=True))
+    assert oc.detail == {"status": "adopted"}
+    for org in ("acme", "fixit", "ship", "shop", "audit"):  # 6 members now
+        oc = w.ok(org, B.GovernanceVote(proposal_id=p2, approve=True))
+    assert oc.detail == {"status": "failed"}
+    assert w.one("acme", B.GovernancePropose(kind="admit_member", payload=b"junk", voting_period_ms=DAY)).code.startswith("decode.")
