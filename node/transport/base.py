@@ -13,7 +13,9 @@ Contract (every implementation):
   the order sent (one ordered stream per direction). Across a crash, a partition or a
   redial, messages may be lost: the layers above retransmit on timeouts.
 - Every queue is bounded. A full queue blocks the producer (backpressure) — e.g. a
-  subscriber that does not read eventually stalls the peer's stream. The only drops are
+  subscriber that does not read eventually stalls the peer's stream. The libp2p transport
+  bounds that wait per peer (`send_stall_timeout_s`): a peer that stops draining is
+  dropped and redialed, so one faulty validator cannot block sends to the others. The only drops are
   explicit protocol choices (a peer not connected, an injected fault); each is counted in
   `stats` and logged, never silent.
 - Frames larger than `max_frame_bytes` are refused with a log line (`transport_frame_too_large`)
@@ -109,6 +111,9 @@ class TransportStats:
     dropped_no_subscriber: int = 0
     """GOSSIP frames for a topic nobody on this node subscribes to."""
     refused_oversize: int = 0
+    stalled_peers: int = 0
+    """Times a peer's send queue stayed full past the stall timeout (libp2p): its frame was
+    dropped and its connection closed."""
     refused_peers: int = 0
     """Connections refused because the remote key is not in the allowlist."""
     redials: int = 0

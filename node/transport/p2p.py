@@ -23,7 +23,11 @@ What this module owns, and why (each point was measured or read in py-libp2p's s
   drops silently when its 32-entry queues fill, rate-limits at 10 msgs/s per peer and
   handles ~100-250 msgs/s, while a stream carries ~150 MB/s.
 - **Queues and drops.** Each peer has a bounded send queue (`send_queue_len` frames); a
-  full queue blocks the sender (backpressure). The writer coalesces queued frames into
+  full queue blocks the sender (backpressure), but for at most `send_stall_timeout_s`: a
+  peer whose queue stays full that long (half-open connection, or a faulty peer that
+  stops reading) is *stalled* — the frame is dropped and counted (`stats.stalled_peers`),
+  its connection closed and redialed — so one bad validator cannot block a correct
+  node's sends to the others. `broadcast` waits on full queues side by side. The writer coalesces queued frames into
   writes of up to `write_batch_bytes`. A frame for a peer that is not connected is
   dropped and counted (`stats.dropped_not_connected`); when a connection is lost, the
   frames still queued for it are dropped and counted the same way (this also unblocks
@@ -126,7 +130,7 @@ class AllowlistNoise(NoiseTransport):
 
 
 class _Peer:
-    __slots__ = ("addr", "connected", "key", "peer_id", "queue_recv", "queue_send")
+    __slots__ = ("addr", "connected", "end_session", "key", "peer_id", "queue_recv", "queue_send")
 
     def __init__(self, key: bytes, addr: multiaddr.Multiaddr, queue_len: int) -> None:
         self.key = key
@@ -134,6 +138,8 @@ class _Peer:
         self.addr = addr
         self.connected = False
         self.queue_send, self.queue_recv = trio.open_memory_channel[bytes](queue_len)
+        self.end_session = trio.Event()
+        """Set to end the current outbound session (connection closed, or peer stalled)."""
 
 
 class _StreamReader:
@@ -169,6 +175,7 @@ class P2PTransport:
         dial_timeout_s: float = 5.0,
         write_batch_bytes: int = 256 * 1024,
         close_timeout_s: float = 2.0,
+        send_stall_timeout_s: float = 5.0,
         quiet_libp2p_logs: bool = True,
     ) -> None:
         key_pair = libp2p_key_pair(seed)
@@ -181,6 +188,7 @@ class P2PTransport:
         self.dial_timeout_s = dial_timeout_s
         self.write_batch_bytes = write_batch_bytes
         self.close_timeout_s = close_timeout_s
+        self.send_stall_timeout_s = send_stall_timeout_s
         self._listen = multiaddr.Multiaddr(listen_addr)
         self._peers = {k: _Peer(k, multiaddr.Multiaddr(a), self.limits.send_queue_len) for k, a in peers.items() if k != self.me}
         self._by_id = {p.peer_id: p for p in self._peers.values()}
@@ -260,8 +268,19 @@ class P2PTransport:
 
     async def broadcast(self, topic: str, data: bytes) -> None:
         frame = self._dispatch.gossip_frame(topic, data)
-        for key in self._peers:
-            await self._send_best_effort(key, frame)
+        slow: list[_Peer] = []
+        for p in self._peers.values():
+            if not p.connected:
+                self._count_not_connected(p.key)
+                continue
+            try:
+                p.queue_send.send_nowait(frame)
+            except trio.WouldBlock:
+                slow.append(p)
+        if slow:  # wait for the full queues side by side: one slow peer does not delay the others more
+            async with trio.open_nursery() as nursery:
+                for p in slow:
+                    nursery.start_soon(self._send_best_effort, p.key, frame)
 
     async def send(self, peer: bytes, data: bytes) -> None:
         await self._send_best_effort(peer, self._dispatch.direct_frame(data))
@@ -274,16 +293,34 @@ class P2PTransport:
         try:
             await self._send_frame(peer, frame)
         except PeerUnavailable:
-            self.stats.dropped_not_connected += 1
-            self.log.debug("transport_frame_dropped", peer=peer.hex()[:16], reason="not_connected")
+            self._count_not_connected(peer)
+
+    def _count_not_connected(self, peer: bytes) -> None:
+        self.stats.dropped_not_connected += 1
+        self.log.debug("transport_frame_dropped", peer=peer.hex()[:16], reason="not_connected")
 
     async def _send_frame(self, peer: bytes, frame: bytes) -> None:
+        """Queue `frame` for `peer`: blocks while its queue is full (backpressure), but at
+        most `send_stall_timeout_s`; a peer that long without draining is stalled (dead link
+        or not reading): its connection is closed (redialed later) and the frame dropped."""
         p = self._peers.get(peer)
         if p is None:
             raise PeerUnavailable(f"peer {peer.hex()[:16]} is not in the allowlist")
         if not p.connected:
             raise PeerUnavailable(f"peer {peer.hex()[:16]} is not connected")
-        await p.queue_send.send(frame)
+        try:
+            p.queue_send.send_nowait(frame)
+            return
+        except trio.WouldBlock:
+            pass
+        with trio.move_on_after(self.send_stall_timeout_s):
+            await p.queue_send.send(frame)
+            return
+        if p.connected:
+            self.stats.stalled_peers += 1
+            self.log.warning("transport_peer_stalled", peer=peer.hex()[:16], waited_s=self.send_stall_timeout_s)
+            p.end_session.set()
+        raise PeerUnavailable(f"peer {peer.hex()[:16]} stalled: its send queue stayed full for {self.send_stall_timeout_s} s")
 
     async def _maintain(self, p: _Peer) -> None:
         """Keep one outbound stream to `p`: dial, pump the send queue, redial on loss."""
@@ -301,6 +338,7 @@ class P2PTransport:
             if not first:
                 self.stats.redials += 1
             first = False
+            p.end_session = trio.Event()
             p.connected = True
             self.log.info("transport_peer_connected", peer=p.key.hex()[:16])
             try:
@@ -317,9 +355,11 @@ class P2PTransport:
                 self.stats.dropped_not_connected += dropped
                 self._dispatch.peer_lost(p.key)
                 self.log.info("transport_peer_lost", peer=p.key.hex()[:16], dropped_frames=dropped)
-                with trio.CancelScope(shield=True), trio.move_on_after(1):
+                with trio.CancelScope(shield=True), trio.move_on_after(self.close_timeout_s):
                     try:
                         await stream.reset()
+                        if p.end_session.is_set():  # stalled: a half-open connection must not be reused
+                            await self.host.get_network().close_peer(p.peer_id)
                     except Exception as e:
                         self.log.debug("transport_stream_reset_failed", error=repr(e))
 
@@ -337,8 +377,12 @@ class P2PTransport:
         closed: trio.Event = swarm_conn.event_closed if swarm_conn is not None else stream.muxed_conn.event_closed  # type: ignore[attr-defined]
         async with trio.open_nursery() as nursery:
 
-            async def watch() -> None:
+            async def watch_connection() -> None:
                 await closed.wait()
+                nursery.cancel_scope.cancel()
+
+            async def watch_stall() -> None:
+                await p.end_session.wait()
                 nursery.cancel_scope.cancel()
 
             async def pump() -> None:
@@ -362,7 +406,8 @@ class P2PTransport:
                     self.log.info("transport_stream_write_failed", peer=p.key.hex()[:16], error=repr(e))
                 nursery.cancel_scope.cancel()
 
-            nursery.start_soon(watch)
+            nursery.start_soon(watch_connection)
+            nursery.start_soon(watch_stall)
             nursery.start_soon(pump)
 
     # ---- receiving --------------------------------------------------------------------
