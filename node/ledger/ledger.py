@@ -1529,7 +1529,10 @@ _MEMBER_ROLES: dict[str, tuple[str, ...]] = {
     "contract.deploy": ("manufacturer", "retailer", "service_provider", "logistics"),
     "ticket.ack": (), "ticket.assign": (), "ticket.resolve": (), "ticket.reject": (), "return.approve": (),
     "return.reject": (), "return.receive": (), "shipment.checkpoint": ("logistics",),
+    "governance.propose": (), "governance.vote": (),
 }
+"""Member-only event types and the roles one of which the sender's org needs (() = any role);
+used by `Ledger.check` (execution checks the same and more)."""
 
 
 def iter_blocks(led: Ledger, start: int = 1) -> Iterator[tuple[int, int, list[bytes]]]:
