@@ -36,6 +36,13 @@ What this module owns, and why (each point was measured or read in py-libp2p's s
   logged (`transport_frame_too_large` / `transport_bad_frame`) before anything is
   buffered, and the connection to that peer is closed; it is redialed with back-off.
 
+Measured (`./scripts/bench transport`, 2 hosts in one process on loopback, so both ends
+share one core; per CPU-second of that process, which is steady on the shared machine):
+~1,500 sequential round trips (p50 0.6 ms), ~2,000-3,000 with 32 in flight, ~26,000
+one-way 300 B messages, ~110 MB/s of 150 KB gossip batches (~730 batches, i.e. >200k
+events of 500 B) and ~105-120 MB/s of 1 MiB frames, 0 lost. For comparison GossipSub on
+this machine: ~100-250 msgs/s, silent loss beyond (docs: ARCHITECTURE.md).
+
 Use: `t = P2PTransport(seed=..., listen_addr="/ip4/127.0.0.1/tcp/7001", peers={key: addr})`,
 then `await nursery.start(t.run)`; `t.listen_addrs()` gives the bound address (port 0 in
 tests). A transport object runs once; a restarted node builds a new one.
