@@ -1090,7 +1090,46 @@ def contract_call(c: Common, contract_id: str, entry: str, args_hex: str, gas_li
     _send(c, lambda cl: cl.build.contract_call(contract_id=contract_id, entry=entry, args=args, gas_limit=gas_limit))
 
 
-GROUPS = (product, policy, warranty, ticket, return_, shipment, escrow, org, account, event, contract)
+# --------------------------------------------------------------------------- governance
+
+
+@click.group()
+def governance() -> None:
+    """Governance: propose a change, vote on a proposal."""
+
+
+@governance.command("propose")
+@click.option("--kind", type=click.Choice(B.GOVERNANCE_KINDS), required=True, help="What the proposal changes.")
+@click.option("--payload-hex", default=None, help="The encoded change, hex (its schema depends on --kind).")
+@click.option("--org", "org_id", default=None, help="For remove_member: the organisation id.")
+@click.option("--voting-days", type=click.FloatRange(0.001), default=7, show_default=True, help="Voting period, days.")
+@signing
+def governance_propose(c: Common, kind: str, payload_hex: str | None, org_id: str | None, voting_days: float) -> None:
+    """Propose a change to the consortium; prints the proposal id."""
+    if (payload_hex is None) == (org_id is None):
+        raise click.UsageError("give exactly one of --payload-hex and --org")
+    try:
+        payload = org_id.encode() if org_id is not None else bytes.fromhex(payload_hex or "")
+    except ValueError:
+        raise click.BadParameter("not hex", param_hint="--payload-hex") from None
+    period = int(voting_days * 86_400_000)
+    _send(
+        c,
+        lambda cl: cl.build.governance_propose(kind=kind, payload=payload, voting_period_ms=period),
+        created="proposal_id",
+    )
+
+
+@governance.command("vote")
+@click.argument("proposal_id")
+@click.option("--approve/--reject", required=True, help="Your vote.")
+@signing
+def governance_vote(c: Common, proposal_id: str, approve: bool) -> None:
+    """Vote on a proposal (key: a member's)."""
+    _send(c, lambda cl: cl.build.governance_vote(proposal_id=proposal_id, approve=approve))
+
+
+GROUPS = (product, policy, warranty, ticket, return_, shipment, escrow, org, account, event, contract, governance)
 
 
 def register(cli: click.Group) -> None:
