@@ -8,10 +8,14 @@ products and their history, quality reports, escrows, balances, accounts, blocks
 Invariants and limits
 - Synchronous (`httpx.Client`): simplest for ERP glue, scripts and the CLI. Not
   thread-safe; use one `Client` per thread.
-- Every request goes to the first node that answers: a connection error, a timeout or a
-  5xx moves on to the next URL of the list; 429/503 wait for ``Retry-After`` (capped at
-  `MAX_RETRY_AFTER_S`) and try again. At most `max_attempts` rounds over the list, with
-  exponential back-off between rounds; then `Unreachable`.
+- Every request goes to the first node that answers (the last one that did is tried
+  first): a connection error, a timeout or a 5xx moves on to the next URL of the list;
+  429/503 first wait for ``Retry-After`` (capped at `MAX_RETRY_AFTER_S`). At most
+  `max_attempts` rounds over the list, with exponential back-off between rounds
+  (`BACKOFF_FIRST_S` doubling up to `BACKOFF_MAX_S`); then `Unreachable`. A 4xx other
+  than 429 is an answer: the node's code and message become the error.
+- Waiting polls ``/v1/events/{id}`` (every 20 ms doubling to `POLL_MAX_S`) until the
+  outcome is final or the caller's timeout passes (`TimedOut`; the event may still commit).
 - Submitting the same signed event twice is harmless (the node answers ``duplicate``),
   so a submission is retried on another node after a connection error.
 - Nonces: the first event asks ``/v1/accounts/{key}`` for ``next_nonce`` (which counts
@@ -92,6 +96,8 @@ BACKOFF_MAX_S = 2.0
 MAX_RETRY_AFTER_S = 5.0
 POLL_FIRST_S = 0.02
 POLL_MAX_S = 0.1
+MAX_REMEMBERED_TYPES = 10_000
+"""Types of the most recent events this client signed, kept to label their outcomes."""
 MAX_BATCH_EVENTS = 5000
 """Events in one submission (the node's default ``api.max_batch_events``)."""
 
@@ -725,6 +731,8 @@ class Client:
         if nonce is None:
             self._next_nonce = n + 1
         self.types[signed.id] = body.EVENT_TYPE
+        if len(self.types) > MAX_REMEMBERED_TYPES:
+            del self.types[next(iter(self.types))]  # oldest first (dicts keep insertion order)
         return signed
 
     # ---- submitting
