@@ -16,6 +16,8 @@ Signature checks, quorum sizes and membership need the validator set and live in
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from protocol.block import MAX_VALIDATORS, Block, BlockHeader, Commit, CommitCertificate
 from protocol.codec import Message, message
 from protocol.crypto import Domain
@@ -69,7 +71,8 @@ class SignedMessage(ConsensusMessage):
     """A body and its signature by `body.replica` under `DOMAIN` (see `phase_key`)."""
 
     __slots__ = ()
-    DOMAIN: Domain
+    DOMAIN: ClassVar[Domain]
+    PHASE: ClassVar[str]
 
 
 # --------------------------------------------------------------------------- bodies
@@ -126,6 +129,7 @@ class Status(Message):
 @message(tag=0x48)
 class SignedPrePrepare(SignedMessage):
     DOMAIN = Domain.PREPREPARE
+    PHASE = Domain.PREPREPARE.value
     body: PrePrepare
     signature: Signature
 
@@ -133,6 +137,7 @@ class SignedPrePrepare(SignedMessage):
 @message(tag=0x49)
 class SignedPrepare(SignedMessage):
     DOMAIN = Domain.PREPARE
+    PHASE = Domain.PREPARE.value
     body: Prepare
     signature: Signature
 
@@ -140,6 +145,7 @@ class SignedPrepare(SignedMessage):
 @message(tag=0x4A)
 class SignedCommit(SignedMessage):
     DOMAIN = Domain.COMMIT
+    PHASE = Domain.COMMIT.value
     body: Commit
     signature: Signature
 
@@ -150,6 +156,7 @@ class SignedCommit(SignedMessage):
 @message(tag=0x4B)
 class SignedCheckpoint(SignedMessage):
     DOMAIN = Domain.CHECKPOINT
+    PHASE = Domain.CHECKPOINT.value
     body: CheckpointBody
     signature: Signature
 
@@ -157,6 +164,7 @@ class SignedCheckpoint(SignedMessage):
 @message(tag=0x4C)
 class SignedStatus(SignedMessage):
     DOMAIN = Domain.PEER
+    PHASE = Domain.PEER.value
     body: Status
     signature: Signature
 
@@ -247,6 +255,7 @@ class ViewChangeBody(Message):
 @message(tag=0x51)
 class SignedViewChange(SignedMessage):
     DOMAIN = Domain.VIEW_CHANGE
+    PHASE = Domain.VIEW_CHANGE.value
     body: ViewChangeBody
     signature: Signature
 
@@ -276,6 +285,7 @@ class NewViewBody(Message):
 @message(tag=0x53)
 class SignedNewView(SignedMessage):
     DOMAIN = Domain.NEW_VIEW
+    PHASE = Domain.NEW_VIEW.value
     body: NewViewBody
     signature: Signature
 
@@ -331,15 +341,16 @@ def phase_key(msg: SignedMessage) -> tuple[str, int, int, bytes]:
     """(phase, view, seq, digest) of a signed message: two messages with one (phase, view,
     seq) and different digests are an equivocation."""
     body = msg.body  # type: ignore[attr-defined]
-    if isinstance(msg, SignedPrePrepare | SignedPrepare | SignedCommit):
-        return (msg.DOMAIN.value, body.view, body.seq, body.digest)
-    if isinstance(msg, SignedCheckpoint):
-        return (msg.DOMAIN.value, 0, body.seq, body.digest)
-    if isinstance(msg, SignedViewChange):
-        return (msg.DOMAIN.value, body.new_view, 0, body.hash())
-    if isinstance(msg, SignedNewView):
-        return (msg.DOMAIN.value, body.view, 0, body.hash())
-    return (msg.DOMAIN.value, body.view, body.committed_seq, body.hash())
+    cls = type(msg)
+    if cls is SignedPrepare or cls is SignedCommit or cls is SignedPrePrepare:
+        return (msg.PHASE, body.view, body.seq, body.digest)
+    if cls is SignedCheckpoint:
+        return (msg.PHASE, 0, body.seq, body.digest)
+    if cls is SignedViewChange:
+        return (msg.PHASE, body.new_view, 0, body.hash())
+    if cls is SignedNewView:
+        return (msg.PHASE, body.view, 0, body.hash())
+    return (msg.PHASE, body.view, body.committed_seq, body.hash())
 
 
 def header_of(msg: PrePrepareMsg) -> BlockHeader:

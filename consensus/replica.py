@@ -143,6 +143,9 @@ class Ready:
     evidence: list[Evidence] = field(default_factory=list)
     fetches: list[FetchRequest] = field(default_factory=list)
     stable_seq: int = 0
+    """The stable checkpoint when this Ready was made (for `prunable`)."""
+    view: int = 0
+    """The replica's view when this Ready was made (for `prunable`)."""
 
     def empty(self) -> bool:
         return not (self.persist or self.sends or self.commits or self.evidence or self.fetches)
@@ -154,17 +157,26 @@ class PersistedState:
     committed_header: BlockHeader | None = None
 
 
-def prunable(record: Message, stable_seq: int) -> bool:
+def prunable(record: Message, stable_seq: int, view: int | None = None) -> bool:
     """True if the shell may drop this WAL record once `stable_seq` is stable (and the
-    record holding that stable checkpoint proof has been written)."""
+    record holding that stable checkpoint proof has been written). With `view` (the
+    replica's current view, `Ready.view`), records of older views are prunable too, except
+    prepared proofs above the stable checkpoint (a later VIEW-CHANGE needs them)."""
     if isinstance(record, PreparedProof):
         return record.preprepare.body.seq <= stable_seq
     if isinstance(record, CheckpointProof):
         return record.seq < stable_seq
     if isinstance(record, PrePrepareMsg):
-        return record.preprepare.body.seq <= stable_seq
-    if isinstance(record, SignedPrepare | SignedCommit | SignedCheckpoint):
+        b = record.preprepare.body
+        return b.seq <= stable_seq or (view is not None and b.view < view)
+    if isinstance(record, SignedPrepare | SignedCommit):
+        return record.body.seq <= stable_seq or (view is not None and record.body.view < view)
+    if isinstance(record, SignedCheckpoint):
         return record.body.seq <= stable_seq
+    if isinstance(record, SignedViewChange):
+        return view is not None and record.body.new_view < view
+    if isinstance(record, SignedNewView):
+        return view is not None and record.body.view < view
     return False
 
 
@@ -312,6 +324,7 @@ class Replica:
         require(self._given is None, "advance() the previous Ready before asking for another")
         out = self._out
         out.stable_seq = self.stable.seq
+        out.view = self.view
         self._out = Ready()
         self._given = out
         return out
@@ -427,6 +440,8 @@ class Replica:
         height, chains to the committed header and its certificate verifies; blocks a
         little ahead are kept until their turn."""
         h = cb.block.header.height
+        for old in [k for k in self.fetched if k <= self.committed_seq]:
+            del self.fetched[old]
         if h <= self.committed_seq or h > self.committed_seq + MAX_FETCH_BLOCKS:
             return False
         self.fetched[h] = cb
@@ -501,6 +516,9 @@ class Replica:
         else:
             self.active = False
             self.deadline = self.ticks + self._timeout()
+            own_vc = self.signed.get((Domain.VIEW_CHANGE.value, view, 0))
+            if isinstance(own_vc, SignedViewChange):
+                self.view_changes[view] = {self.me: own_vc}
 
     # ------------------------------------------------------------------ helpers
 
@@ -932,6 +950,10 @@ class Replica:
         self.active = True
         self.new_view_msg = nv
         self.slots.clear()
+        # adopt a higher stable checkpoint carried by the view changes (before the window is used)
+        best = max((vc.body.stable for vc in b.view_changes), key=lambda c: c.seq, default=None)
+        if best is not None and best.seq > self.stable.seq:
+            self._make_stable(best)
         h = max(vc.body.stable.seq for vc in b.view_changes) if b.view_changes else 0
         top = h
         for pp in b.preprepares:
@@ -946,10 +968,6 @@ class Replica:
         self.deadline = self.ticks + self._timeout()
         self._gc_views()
         self._gc_evidence()
-        # adopt a higher stable checkpoint carried by the view changes
-        best = max((vc.body.stable for vc in b.view_changes), key=lambda c: c.seq, default=None)
-        if best is not None and best.seq > self.stable.seq:
-            self._make_stable(best)
 
     # ------------------------------------------------------------------ status, catch-up
 

@@ -50,7 +50,7 @@ from ..messages import (
     phase_key,
 )
 from ..params import ConsensusParams
-from ..replica import PersistedState, Ready, Replica
+from ..replica import PersistedState, Ready, Replica, prunable
 from ..signer import Ed25519Signer, Ed25519Verifier, FastSigner, FastVerifier, Signer, Verifier, verify_certificate
 
 __all__ = ["ALL_FAULTS", "BYZANTINE_FAULTS", "NETWORK_FAULTS", "SimConfig", "SimResult", "run"]
@@ -142,6 +142,7 @@ class _Node:
         self.replica: Replica | None = None
         self.app = SimApp(index)
         self.wal: list[Message] = []
+        self.pruned_at = (0, 0)
         self.store: list[CertifiedBlock] = []
         self.exec_queue: list[Block] = []
         self.crashed_until: int | None = None
@@ -352,6 +353,10 @@ class Sim:
         while r is not None and r.has_ready():
             ready = r.ready()
             node.wal.extend(ready.persist)
+            if (ready.stable_seq, ready.view) > node.pruned_at:
+                # what a real shell does: drop WAL records the replica no longer needs
+                node.pruned_at = (ready.stable_seq, ready.view)
+                node.wal = [rec for rec in node.wal if not prunable(rec, ready.stable_seq, ready.view)]
             if crash_before_send:
                 r.advance(ready)
                 return

@@ -1,0 +1,74 @@
+"""The seeded fault simulator: the default seed suite, determinism, the mutation check and
+(slow) the 10,000-seed run."""
+
+from __future__ import annotations
+
+import pytest
+
+from consensus.replica import MUTATIONS
+from consensus.sim import SimConfig, run
+from consensus.sim.__main__ import main
+
+# n: (byzantine, seeds). 300 seeds, every run with f Byzantine replicas and all faults.
+DEFAULT_SUITE = {4: (1, range(0, 150)), 7: (2, range(0, 100)), 10: (3, range(0, 50))}
+
+
+def _failures(n: int, byzantine: int, seeds: range, **kw: object) -> list[str]:
+    out = []
+    for seed in seeds:
+        res = run(SimConfig(seed=seed, nodes=n, byzantine=byzantine, **kw))  # type: ignore[arg-type]
+        if not res.ok:
+            out.append(f"seed {seed}: {res.violations[:3]}")
+    return out
+
+
+@pytest.mark.parametrize("n", sorted(DEFAULT_SUITE))
+def test_default_seed_suite_has_no_violations(n: int) -> None:
+    byzantine, seeds = DEFAULT_SUITE[n]
+    assert _failures(n, byzantine, seeds) == []
+
+
+def test_real_ed25519_configuration() -> None:
+    """Same runs with real signatures: certificates pass `CommitCertificate.verify`."""
+    assert _failures(4, 1, range(3), real_crypto=True) == []
+
+
+def test_same_seed_same_trace_hash() -> None:
+    a = run(SimConfig(seed=7, nodes=4, byzantine=1))
+    b = run(SimConfig(seed=7, nodes=4, byzantine=1))
+    c = run(SimConfig(seed=8, nodes=4, byzantine=1))
+    assert a.trace_hash == b.trace_hash and a.committed == b.committed
+    assert a.trace_hash != c.trace_hash
+
+
+def test_fault_free_run_makes_steady_progress() -> None:
+    res = run(SimConfig(seed=1, nodes=4, byzantine=0, faults=()))
+    assert res.ok and res.view == 0
+    assert res.committed >= res.ticks // 2  # about one block per tick without faults
+
+
+@pytest.mark.parametrize("mutation", sorted(MUTATIONS))
+def test_mutation_is_caught_within_1000_seeds(mutation: str) -> None:
+    """Disable one safety rule: the simulator must report a violation."""
+    for seed in range(1000):
+        if not run(SimConfig(seed=seed, nodes=4, byzantine=1, mutations=(mutation,))).ok:
+            return
+    pytest.fail(f"mutation {mutation} not caught in 1000 seeds")
+
+
+def test_cli_summary_and_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--seeds", "0-1", "--nodes", "4", "--trace-hash"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == "violations: 0"
+    assert any(line.startswith("n=4 byzantine=1") and "seeds/min" in line for line in out)
+    assert main(["--seeds", "0-0", "--nodes", "4", "--mutate", "commit_quorum"]) == 1
+    out = capsys.readouterr().out
+    assert "replay: python -m consensus.sim --seeds 0-0" in out and not out.endswith("violations: 0\n")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n,byzantine,start", [(4, 1, 0), (7, 2, 0), (10, 3, 0), (4, 0, 10_000), (7, 1, 10_000)])
+def test_ten_thousand_seeds(n: int, byzantine: int, start: int) -> None:
+    counts = {4: 4000, 7: 2500, 10: 1500}
+    seeds = range(start, start + (counts[n] if byzantine == (n - 1) // 3 else 1000))
+    assert _failures(n, byzantine, seeds) == []
