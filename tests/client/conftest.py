@@ -16,7 +16,7 @@ from node.cli import cli
 from .cluster import Cluster
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # stopped after the last client test: no idle nodes later
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     c = Cluster(Path(tmp_path_factory.mktemp("client-cluster")))
     c.start()
