@@ -26,7 +26,7 @@ def test_protocol_bench_quick_runs_and_saves_json(tmp_path: Path) -> None:
     assert 0 < figures["events"]["path_ratio"] <= 1.2
     assert [s["keys"] for s in figures["smt"]] == [2_000, 20_000]
     assert figures["proofs"]["all_proofs_verify"] is True
-    assert 32 < figures["proofs"]["proof_bytes_median"] <= figures["proofs"]["proof_bytes_max"]
+    assert 32 < figures["proofs"]["proof_median_bytes"] <= figures["proofs"]["proof_max_bytes"]
 
 
 def test_unknown_bench_prints_usage(capsys) -> None:  # type: ignore[no-untyped-def]

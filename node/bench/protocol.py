@@ -129,7 +129,7 @@ def bench_events(n: int, rounds: int, kinds: tuple[str, ...]) -> dict[str, Any]:
         dec_s = min(dec_s, _best_per_item(decode_only, n, 1))
     return {
         "kinds": list(kinds),
-        "event_bytes_mean": sum(map(len, raws)) / len(raws),
+        "event_mean_bytes": sum(map(len, raws)) / len(raws),
         "events": n,
         "raw_verifies_per_s": 1 / raw_s,
         "path_events_per_s": 1 / path_s,
@@ -167,9 +167,9 @@ def bench_smt(size: int, blocks: int, rng: random.Random) -> tuple[dict[str, Any
         "keys": size,
         "build_s": build_s,
         "blocks": blocks,
-        "block_ms_median": statistics.median(times) * 1e3,
-        "block_ms_p90": times[int(len(times) * 0.9)] * 1e3 if len(times) > 1 else times[0] * 1e3,
-        "block_ms_min": times[0] * 1e3,
+        "block_median_ms": statistics.median(times) * 1e3,
+        "block_p90_ms": times[int(len(times) * 0.9)] * 1e3 if len(times) > 1 else times[0] * 1e3,
+        "block_min_ms": times[0] * 1e3,
         "store_nodes": len(store),
     }, tree, next_key
 
@@ -192,8 +192,8 @@ def bench_proofs(tree: SparseMerkleTree, key_count: int, samples: int, rng: rand
     verify_us = (_clock() - start) / (reps * len(cases)) * 1e6
     return {
         "samples": len(cases),
-        "proof_bytes_median": statistics.median(sizes),
-        "proof_bytes_max": sizes[-1],
+        "proof_median_bytes": statistics.median(sizes),
+        "proof_max_bytes": sizes[-1],
         "verify_us": verify_us,
         "all_proofs_verify": ok,
     }
@@ -227,24 +227,24 @@ def report(result: dict[str, Any]) -> str:
             lines.append(f"{'raw PyNaCl Ed25519 verifies/s':<52} {ev['raw_verifies_per_s']:>14,.0f}")
         what = f"per-event path (decode, hash, verify), {label}"
         lines += [
-            f"{what:<52} {ev['path_events_per_s']:>14,.0f}  events/s; mean {ev['event_bytes_mean']:.0f} B; {', '.join(ev['kinds'])}",
+            f"{what:<52} {ev['path_events_per_s']:>14,.0f}  events/s; mean {ev['event_mean_bytes']:.0f} B; {', '.join(ev['kinds'])}",
             f"{'  ratio to raw verifies/s':<52} {ev['path_ratio']:>14.3f}  target >= {TARGET_RATIO} ({ratio_ok})",
             f"{'  decode alone (us/event)':<52} {ev['decode_us']:>14.2f}",
             f"{'  path minus raw verify (us/event)':<52} {ev['path_overhead_us']:>14.2f}",
         ]
     for s in result["smt"]:
-        ok = "ok" if s["block_ms_median"] <= TARGET_SMT_MS else "above target"
+        ok = "ok" if s["block_median_ms"] <= TARGET_SMT_MS else "above target"
         what = f"SMT update, {BLOCK_KEYS}-key block at {s['keys']:,} keys (ms)"
         lines.append(
-            f"{what:<52} {s['block_ms_median']:>14.2f}"
-            f"  median of {s['blocks']}; p90 {s['block_ms_p90']:.2f}, min {s['block_ms_min']:.2f}"
+            f"{what:<52} {s['block_median_ms']:>14.2f}"
+            f"  median of {s['blocks']}; p90 {s['block_p90_ms']:.2f}, min {s['block_min_ms']:.2f}"
             + (f"; target <= {TARGET_SMT_MS:g} ms at 1M ({ok})" if s["keys"] >= 1_000_000 else "")
         )
         lines.append(f"{'  tree build (s), one batch per 1M keys':<52} {s['build_s']:>14.2f}  {s['store_nodes']:,} nodes stored")
     p = result["proofs"]
     lines += [
-        f"{'SMT proof size, median (bytes)':<52} {p['proof_bytes_median']:>14.0f}  over {p['samples']} keys (3/4 present)",
-        f"{'SMT proof size, max (bytes)':<52} {p['proof_bytes_max']:>14.0f}",
+        f"{'SMT proof size, median (bytes)':<52} {p['proof_median_bytes']:>14.0f}  over {p['samples']} keys (3/4 present)",
+        f"{'SMT proof size, max (bytes)':<52} {p['proof_max_bytes']:>14.0f}",
         f"{'SMT proof verify (us)':<52} {p['verify_us']:>14.2f}",
     ]
     return "\n".join(lines)
