@@ -29,7 +29,9 @@ Block processing order: (1) due deadlines, at the START of the block, in the ord
 deadline index key (due time, kind: first_response < resolution < auto_close, ticket id),
 at most ``ledger.max_deadlines_per_block``; (2) the events in block order; (3) the block
 record ``blk/<height>`` whose ``outcomes`` field is the Merkle root
-(`protocol.merkle.merkle_root`) of SHA-256(msgpack [event id, code, message]) per event.
+(`protocol.merkle.merkle_root`) over the events in order of SHA-256(event id || outcome
+record), the record being msgpack ``[height, index, code, message, detail]`` (what
+`event_outcome` reads; for undecodable bytes the "event id" is SHA-256 of the bytes).
 
 State keys (all in the SMT):
 ``meta/genesis`` genesis hash and chain id; ``org/<id>`` organisation; ``acct/<key>``
@@ -475,10 +477,11 @@ class Ledger:
                 oc = self._apply_event(height, time_ms, index, raw, preverified, pre)
                 outcomes.append(oc)
                 okey = b"o" + oc.event_id
+                record = _pack([height, index, oc.code, oc.message, oc.detail])
                 if oc.code == OK or not self._accepted_before(okey, out_records):
                     # a replay of an accepted event never hides its accepted outcome
-                    out_records[okey] = _pack([height, index, oc.code, oc.message, oc.detail])
-                leaf_hashes.append(_sha(_pack([oc.event_id, oc.code, oc.message])))
+                    out_records[okey] = record
+                leaf_hashes.append(_sha(oc.event_id + record))
             accepted = sum(1 for o in outcomes if o.code == OK)
             self._put(b"blk/" + _u64(height), {
                 "time": time_ms, "events": len(events), "accepted": accepted, "deadlines": processed,
