@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from node.ledger.codes import Reason
@@ -617,3 +619,21 @@ def test_governance_rejection_expiry_and_failed_changes(w: World) -> None:
         oc = w.ok(org, B.GovernanceVote(proposal_id=p2, approve=True))
     assert oc.detail == {"status": "failed"}
     assert w.one("acme", B.GovernancePropose(kind="admit_member", payload=b"junk", voting_period_ms=DAY)).code.startswith("decode.")
+
+
+def test_block_record_commits_to_every_outcome(w: World) -> None:
+    import msgpack
+
+    from protocol.merkle import merkle_root
+
+    w.product()
+    res = w.block(w.ev("acme", B.ProductRegister(gtin=GTIN, serial="S2", model="m", batch="B", production_time_ms=0)),
+                  b"garbage", w.ev("acme", B.ProductRegister(gtin=GTIN, serial="S1", model="m", batch="B", production_time_ms=0)))
+    assert [o.code for o in res.outcomes][::2] == ["ok", Reason.PRODUCT_EXISTS]
+    key_ = b"blk/" + res.height.to_bytes(8, "big")
+    value, proof = w.led.prove(key_)
+    assert value is not None and verify_smt_proof(w.led.state_root, key_, value, proof)
+    blk = msgpack.unpackb(value, raw=False)
+    records = [w.led.kv.get(b"o" + o.event_id) for o in res.outcomes]
+    assert blk["events"] == 3 and blk["accepted"] == 1
+    assert blk["outcomes"] == merkle_root([hashlib.sha256(o.event_id + r).digest() for o, r in zip(res.outcomes, records, strict=True)])
