@@ -169,3 +169,11 @@ def test_genesis_json_not_json() -> None:
         Genesis.from_json("{nope")
     with pytest.raises(ValidationError):
         Genesis.from_json("[]")
+
+
+def test_every_reason_code_is_documented() -> None:
+    import node.ledger.codes as codes
+
+    assert codes.__doc__ is not None
+    missing = [r.value for r in codes.Reason if f"``{r.value}``" not in codes.__doc__]
+    assert missing == []
