@@ -19,9 +19,10 @@ Invariants and limits
 - Submitting the same signed event twice is harmless (the node answers ``duplicate``),
   so a submission is retried on another node after a connection error.
 - Nonces: the first event asks ``/v1/accounts/{key}`` for ``next_nonce`` (which counts
-  this key's pending events), later ones count locally. Any rejection (at intake or at
-  commit: a rejected event does not consume its nonce) or a ``nonce.*`` answer drops
-  the local count, so the next event asks the node again.
+  this key's pending events), later ones count locally. Any rejection (at intake, where
+  nothing is used, or at commit, where a refusal by the ledger's rules uses the nonce
+  but a refused signature or nonce does not) or a ``nonce.*`` answer drops the local
+  count, so the next event asks the node again.
 - Personal data never leaves the caller: free text (descriptions, notes, order
   references) is reduced to `content_hash` (SHA-256) before it goes into a body.
 - Ids are bytes inside the library and 64-character lowercase hex on the wire; every

@@ -163,7 +163,8 @@ class Node:
         self.metrics = NodeMetrics()
         self.log = get_logger(node=self.options.name, key=key.public.hex()[:12])
         self.store = ChainStore(self.data_dir / "chain")
-        self.ledger = Ledger.open(str(self.data_dir / "state"), genesis, ledger_hooks, contracts)
+        # the chain store keeps the blocks; the ledger need not keep a second copy
+        self.ledger = Ledger.open(str(self.data_dir / "state"), genesis, ledger_hooks, contracts, keep_blocks=False)
         self.verified: OrderedDict[bytes, SignedEvent] = OrderedDict()  # sha256(raw) -> decoded, signature checked
         self.mempool = Mempool(
             max_events=self.options.max_events,
@@ -230,8 +231,10 @@ class Node:
                 items.append((raw, res))
                 self.remember_verified(sha256(raw), res)
         outcomes = self.mempool.admit(items)
+        now = time.monotonic()
         for (raw, _), o in zip(items, outcomes, strict=True):
-            if o.status == "accepted":
+            if o.status == "accepted" and o.event_id is not None:
+                self.arrival[o.event_id] = now
                 self._queue_gossip(raw)
             elif o.status == "rejected" and o.event_id is not None:
                 self.store.journal_drop([(o.event_id, o.code, o.message)])
@@ -261,13 +264,16 @@ class Node:
         todo = [(i, r) for i, r in enumerate(raws) if i not in pre_errors]
         hashes = [sha256(r) for _, r in todo]
         results: dict[int, SignedEvent | ProtocolError] = {}
-        unknown = [(i, r) for (i, r), h in zip(todo, hashes, strict=True) if h not in self.verified]
+        unknown: list[tuple[int, bytes]] = []
+        for (i, r), h in zip(todo, hashes, strict=True):
+            known = self.verified.get(h)  # read now: the cache may change while we await below
+            if known is not None:
+                results[i] = known
+            else:
+                unknown.append((i, r))
         checked = await verify_batch([r for _, r in unknown], self.chain_id)
         for (i, _), res in zip(unknown, checked, strict=True):
             results[i] = res
-        for (i, _), h in zip(todo, hashes, strict=True):
-            if i not in results:
-                results[i] = self.verified[h]
         outcomes: list[AddOutcome | None] = [None] * len(raws)
         admit: list[tuple[int, bytes, SignedEvent]] = []
         for i, raw in enumerate(raws):
@@ -631,6 +637,7 @@ class Node:
             "last_commit_ms": self.last_commit_wall_ms,
             "mempool": {"events": len(self.mempool), "bytes": self.mempool.bytes},
             "stable_checkpoint": r.stable_seq,
+            "consensus_rejected": dict(r.rejected),
             "validators": [v.hex() for v in self.genesis.validators.validators],
         }
 

@@ -4,7 +4,10 @@ Every event in a block gets exactly one outcome, retrievable by event id
 (`Ledger.event_outcome`): ``ok`` or one of the codes below (plus the stateless codes of
 `protocol.errors.Code` for schema and signature failures: ``decode.*``, ``field.*``,
 ``event.unknown_type``, ``chain.wrong_id``, ``signature.*``). A rejected event changes
-nothing but its own outcome record (its nonce is *not* consumed).
+nothing but its own outcome record and, when it was refused by the ledger's rules (any
+code below other than ``nonce.wrong``, ``event.too_large`` and ``permission.revoked``),
+its sender's nonce: the event is public once it is in a block, so it must never be
+replayable later.
 
 | code | when |
 |---|---|

@@ -13,8 +13,8 @@ Invariants
   fsync'd. A crash before the batch leaves the previous block's state intact.
 - `apply_block` never raises on event content: every event gets one outcome, ``ok`` or a
   stable reason code (`node.ledger.codes`), retrievable by event id. A rejected event
-  changes nothing except its own outcome record; in particular its nonce is not
-  consumed. (After `apply_block` raises for a non-content reason, e.g. a storage error or
+  changes nothing except its own outcome record and, if its handler refused it, its
+  sender's nonce (so a refused event can never be replayed later). (After `apply_block` raises for a non-content reason, e.g. a storage error or
   a broken invariant, this instance is unusable: reopen it from the store.)
 - Handlers check everything before the first write, so a rejection never leaves a
   partial change (`_Rejected` is only raised before mutations).
@@ -531,6 +531,10 @@ class Ledger:
         try:
             detail = self._handlers[ev.type](ctx, ev.body)
         except _Rejected as rej:
+            # A validly signed event with the right nonce uses its nonce even when the
+            # ledger refuses it: otherwise anyone could replay it later, when the state
+            # has changed and it would be accepted (the event is public once in a block).
+            self._put(akey, {"org": None, "nonce": ev.nonce, "since": time_ms} if acct is None else {**acct, "nonce": ev.nonce})
             return Outcome(eid, height, index, rej.code, rej.message)
         if acct is None:
             self._put(akey, {"org": None, "nonce": 1, "since": time_ms})

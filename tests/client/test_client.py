@@ -253,8 +253,9 @@ def test_batch_submit_wait_and_a_rejection_at_commit(cluster: Cluster) -> None:
         assert ob.status == "rejected" and ob.code == "product.exists"
         with pytest.raises(Rejected):
             ob.raise_if_rejected()
-        # the rejected event did not consume its nonce: the client asks again and goes on
-        assert c.next_nonce() == b.event.nonce
+        # an event refused by the ledger's rules still uses its nonce (it cannot be replayed later):
+        # the client asks the node again and goes on with the next one
+        assert c.next_nonce() == b.event.nonce + 1
         assert c.send(
             c.build.product_register(gtin=GTIN, serial="AFTER", model="M", batch="LOT1", production_time_ms=0)
         ).committed

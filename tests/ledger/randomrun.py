@@ -22,7 +22,7 @@ from protocol.crypto import KeyPair
 from protocol.events import Event, EventBody, SignedEvent, sign_event
 from protocol.types import Hash32, PublicKey
 
-from .world import CHAIN, DAY, GTIN, HOUR, T0, make_genesis
+from .world import CHAIN, DAY, GTIN, HOUR, NONCE_KEEPING_CODES, T0, make_genesis
 
 ORG_NAMES = ["acme", "audit", "fixit", "ship", "shop"]
 
@@ -202,9 +202,12 @@ class Driver:
         raws = [e if isinstance(e, bytes) else e.encode() for e in evs]
         res = self.led.apply_block(self.led.height + 1, self.time_ms, raws)
         for e, oc in zip(evs, res.outcomes, strict=True):
-            if not isinstance(e, SignedEvent) or not oc.accepted:
+            if not isinstance(e, SignedEvent):
                 continue
-            self.nonce[e.event.sender] = e.event.nonce
+            if oc.code not in NONCE_KEEPING_CODES:  # accepted, or refused by its handler: the nonce is used
+                self.nonce[e.event.sender] = e.event.nonce
+            if not oc.accepted:
+                continue
             d = oc.detail or {}
             if "ticket_id" in d:
                 self.ids["return" if e.event.type == "return.request" else "ticket"].append(d["ticket_id"])

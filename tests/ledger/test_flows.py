@@ -435,9 +435,10 @@ def test_envelope_rejections(w: World) -> None:
     oc = w.block(w.ev("acme", B.ContractCall(contract_id=h("c"), entry="main", args=b"x" * 16_000, gas_limit=1))).outcomes[0]
     assert oc.code == Reason.NO_HOST
     assert w.one("acme", B.OrgUpdate(org_id="acme", roles=("manufacturer",), keys=(PublicKey(kp.public),))).code == Reason.GOVERNANCE_REQUIRED
-    # rejected events change nothing but their outcome; the next nonce is still 2
+    # events refused before their handler ran (nonce, signature, chain, decode) change nothing but their
+    # outcome; the two refused by their handlers (no host, governance required) used nonces 2 and 3
     w.ok("acme", big)
-    assert w.led.nonce(kp.public) == 2
+    assert w.led.nonce(kp.public) == 4
     assert w.led.event_outcome(forged.id).code == "signature.invalid"  # type: ignore[union-attr]
 
 

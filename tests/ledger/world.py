@@ -54,6 +54,10 @@ def make_genesis(*, balance: int = 1_000_000, auto_close_ms: int = 7 * DAY, retu
     )
 
 
+NONCE_KEEPING_CODES = {"nonce.wrong", "permission.revoked", "event.too_large", "signature.invalid", "signature.wrong_domain",
+                       "chain.wrong_id"}
+
+
 class World:
     """Signs events with per-key nonces and applies them as blocks."""
 
@@ -79,11 +83,13 @@ class World:
         self.time_ms += advance_ms
         raws = [e if isinstance(e, bytes) else e.encode() for e in events]
         res = self.led.apply_block(self.led.height + 1, self.time_ms, raws)
-        # a rejected event does not consume its nonce: let the next one reuse it
+        # an event refused before its handler ran (bad nonce, signature, size, revoked
+        # key) does not use its nonce: let the next one reuse it. A refusal by the
+        # handler does use it (see Ledger._apply_event).
         self.accepted.update(oc.event_id for oc in res.outcomes if oc.accepted)
         for e, oc in zip(events, res.outcomes, strict=True):
-            if (isinstance(e, SignedEvent) and not oc.accepted and e.id in self.auto and e.id not in self.accepted
-                    and self.nonces.get(e.event.sender) == e.event.nonce):
+            if (isinstance(e, SignedEvent) and not oc.accepted and oc.code in NONCE_KEEPING_CODES and e.id in self.auto
+                    and e.id not in self.accepted and self.nonces.get(e.event.sender) == e.event.nonce):
                 self.nonces[e.event.sender] = e.event.nonce - 1
         return res
 
