@@ -108,7 +108,6 @@ MAX_VIEW_AHEAD = 16
 MUTATIONS = frozenset({
     "signer_guard",             # a restored replica forgets what it signed
     "new_view_prepared_check",  # the new primary ignores P sets; backups do not check O
-    "prepare_quorum",           # prepared with f prepares instead of 2f
     "commit_quorum",            # committed with f+1 commits instead of 2f+1
     "evidence",                 # equivocations are not reported
     "certificate_check",        # fetched blocks are applied without checking their certificate
@@ -262,7 +261,10 @@ class Replica:
         f = validators.f
         self.f = f
         self.quorum = validators.quorum
-        self.prepare_quorum = f if "prepare_quorum" in self.mutations else 2 * f
+        self.prepare_quorum = 2 * f
+        # a NEW-VIEW carries 2f+1 view changes of up to L blocks each, plus up to L blocks
+        per_block = params.max_block_bytes + 64 * params.max_block_events + 16 * 1024
+        self.max_message_bytes = (2 * f + 2) * params.watermark_window * per_block + (1 << 20)
         self.commit_quorum = f + 1 if "commit_quorum" in self.mutations else 2 * f + 1
 
         self.view = 0
@@ -282,6 +284,7 @@ class Replica:
         self.new_view_msg: SignedNewView | None = None
         self.signed: dict[tuple[str, int, int], SignedMessage] = {}
         self.own_pp: dict[tuple[int, int], PrePrepareMsg] = {}
+        self.voted: dict[tuple[str, int, int, bytes], bytes] = {}
         self.seen: dict[tuple[bytes, str, int, int], SignedMessage] = {}
         self.reported: set[tuple[bytes, str, int, int]] = set()
         self.fetched: dict[int, CertifiedBlock] = {}
@@ -397,7 +400,7 @@ class Replica:
         is rejected."""
         if isinstance(message, bytes | bytearray):
             try:
-                message = decode_as(ConsensusMessage, bytes(message))
+                message = decode_as(ConsensusMessage, bytes(message), max_bytes=self.max_message_bytes)
             except ProtocolError as exc:
                 return self._reject(f"decode:{exc.code}")
         if sender not in self.validators or sender == self.me:
@@ -605,6 +608,8 @@ class Replica:
             return self._reject("outside_window")
         if b.replica == self.primary:
             return self._reject("primary_prepare")
+        if not self._first_vote(msg.PHASE, b.view, b.seq, b.replica, b.digest):
+            return self._reject("conflicting_vote")
         votes = self.prepares.setdefault((b.view, b.seq, b.digest), {})
         if b.replica in votes:
             return self._reject("duplicate")
@@ -617,11 +622,19 @@ class Replica:
             return self._reject("wrong_view")
         if not self._in_window(b.seq):
             return self._reject("outside_window")
+        if not self._first_vote(msg.PHASE, b.view, b.seq, b.replica, b.digest):
+            return self._reject("conflicting_vote")
         votes = self.commits.setdefault((b.view, b.seq, b.digest), {})
         if b.replica in votes:
             return self._reject("duplicate")
         votes[b.replica] = msg
         return True
+
+    def _first_vote(self, phase: str, view: int, seq: int, replica: bytes, digest: bytes) -> bool:
+        """One vote per (phase, view, seq, replica) is kept: a second one for another digest
+        is an equivocation (already reported as evidence) and is not stored, which bounds
+        the vote tables to n * L entries per phase and view."""
+        return self.voted.setdefault((phase, view, seq, replica), digest) == digest
 
     def _parent(self, seq: int) -> tuple[bytes, BlockHeader | None] | None:
         """(hash, header) of the block at seq-1 if it is committed or prepared in this view."""
@@ -767,6 +780,8 @@ class Replica:
         votes = self.checkpoints.get((b.seq, b.digest), {})
         if b.replica in votes:
             return self._reject("duplicate")
+        if not self._first_vote(msg.PHASE, 0, b.seq, b.replica, b.digest):
+            return self._reject("conflicting_vote")
         self.peer_committed[b.replica] = max(self.peer_committed.get(b.replica, 0), b.seq)
         self._add_checkpoint(msg)
         return True
@@ -788,6 +803,8 @@ class Replica:
                 del d[k]
         for k2 in [k for k in self.checkpoints if k[0] <= s]:
             del self.checkpoints[k2]
+        for k5 in [k for k in self.voted if k[2] <= s]:
+            del self.voted[k5]
         for s2 in [x for x in self.prepared_certs if x <= s]:
             del self.prepared_certs[s2]
         for s3 in [x for x in self.slots if x <= s]:
@@ -829,6 +846,8 @@ class Replica:
         for d in (self.prepares, self.commits):
             for k in [k for k in d if k[0] != self.view]:
                 del d[k]
+        for k1 in [k for k in self.voted if k[0] != Domain.CHECKPOINT.value and k[1] != self.view]:
+            del self.voted[k1]
         for k2 in [k for k in self.signed if k[0] != Domain.CHECKPOINT.value and k[1] < self.view - 1]:
             del self.signed[k2]
         for k3 in [k for k in self.own_pp if k[0] < self.view]:

@@ -169,7 +169,9 @@ class Sim:
         for node in self.nodes:
             if node.byzantine and byz_kinds:
                 node.kinds = tuple(k for k in byz_kinds if rng.random() < 0.6) or (rng.choice(byz_kinds),)
-        faults = set(cfg.faults)
+        # the seed also picks which of the allowed faults this run uses (each with p = 0.7)
+        faults = {k for k in cfg.faults if rng.random() < 0.7} or set(cfg.faults[:1])
+        self.faults = faults
         self.drop_p = rng.uniform(0.0, 0.25) if "drop" in faults else 0.0
         self.dup_p = rng.uniform(0.0, 0.15) if "duplicate" in faults else 0.0
         self.delay_max = rng.randint(3, 12) if "delay" in faults else 1
@@ -185,6 +187,10 @@ class Sim:
             src = set(rng.sample(range(n), rng.randint(1, n - 1)))
             blocked = {(a, b) for a in src for b in range(n) if b not in src}
             self.partitions.append((start, start + rng.randint(10, 120), blocked))
+        # isolate whoever is primary at that moment (forces view changes with work in flight)
+        self.isolations = sorted(
+            (rng.randrange(cfg.fault_ticks), rng.randint(10, 60)) for _ in range(rng.randint(0, 3) if "partition" in faults else 0)
+        )
         self.crashes: list[tuple[int, int, bool]] = []  # (tick, duration, prefer_primary)
         for _ in range(rng.randint(0, 3) if "crash" in faults else 0):
             self.crashes.append((rng.randrange(1, cfg.fault_ticks), rng.randint(2, 60), rng.random() < 0.5))
@@ -200,6 +206,7 @@ class Sim:
         self.expected_evidence: set[tuple[int, bytes, str, int, int]] = set()
         self.reported_evidence: set[tuple[int, bytes, str, int, int]] = set()
         self.messages = 0
+        self.alt_digests: dict[tuple[int, int], bytes] = {}
         for node in self.nodes:
             self._start(node)
 
@@ -405,8 +412,14 @@ class Sim:
         if "equivocate" in kinds and isinstance(msg, PrePrepareMsg) and to % 2 == 1:
             alt = self._alt_preprepare(node, msg)
             out = [alt, msg] if rng.random() < 0.3 else [alt]
-        elif "conflict" in kinds and isinstance(msg, SignedPrepare | SignedCommit) and rng.random() < 0.5:
-            body = replace(msg.body, digest=Hash32(sha256(msg.body.digest + b"x")))
+        elif "conflict" in kinds and isinstance(msg, SignedPrepare | SignedCommit) and (
+            (alt_digest := self.alt_digests.get((msg.body.view, msg.body.seq))) is not None or rng.random() < 0.5
+        ):
+            # collude with an equivocating primary (vote for its other block where it sent
+            # that one), or vote for a made-up digest
+            if alt_digest is not None and to % 2 == 0:
+                return [msg]
+            body = replace(msg.body, digest=Hash32(alt_digest or sha256(msg.body.digest + b"x")))
             alt2 = type(msg)(body=body, signature=node.signer.sign(msg.DOMAIN, CHAIN_ID, body))  # type: ignore[arg-type]
             out = [alt2, msg] if rng.random() < 0.5 else [alt2]
         if "replay" in kinds and node.history and rng.random() < 0.3:
@@ -421,6 +434,7 @@ class Sim:
         hdr = replace(block.header, events_root=Hash32(merkle_root([sha256(e) for e in events])), event_count=len(events))
         alt_block = Block(header=hdr, events=events)
         body = replace(msg.preprepare.body, digest=Hash32(hdr.hash()))
+        self.alt_digests[(body.view, body.seq)] = body.digest
         spp = SignedPrePrepare(body=body, signature=node.signer.sign(Domain.PREPREPARE, CHAIN_ID, body))
         return PrePrepareMsg(preprepare=spp, block=alt_block)
 
@@ -438,6 +452,14 @@ class Sim:
         if not self.healed and now >= self.cfg.fault_ticks:
             self.healed = True
             self._trace("heal", now)
+        while self.isolations and self.isolations[0][0] <= now:
+            _, length = self.isolations.pop(0)
+            views = [nd.replica.view for nd in self.nodes if nd.replica is not None and not nd.byzantine]
+            iso = self.by_key[self.validators.primary(max(views, default=0))].index
+            n_nodes = len(self.nodes)
+            blocked = {(iso, b) for b in range(n_nodes)} | {(a, iso) for a in range(n_nodes)}
+            self.partitions.append((now, now + length, blocked))
+            self._trace("isolate", iso, length)
         # crashes and restarts
         while self.crashes and self.crashes[0][0] <= now:
             _, duration, prefer_primary = self.crashes.pop(0)
