@@ -11,9 +11,10 @@ import pytest
 from consensus.messages import (
     CertifiedBlock,
     CheckpointProof,
+    Prepare,
+    PreparedProof,
     PrePrepare,
     PrePrepareMsg,
-    PreparedProof,
     SignedCheckpoint,
     SignedCommit,
     SignedNewView,
@@ -76,11 +77,11 @@ def test_4_2_backup_prepares_only_after_the_predecessor_is_prepared() -> None:
     c.drain(0)
     pps = [(s, d, m) for s, d, m in c.queue if isinstance(m, PrePrepareMsg)]
     c.queue = []
-    second = [p for p in pps if p[2].preprepare.body.seq == 2 and p[1] == 1][0]
+    second = next(p for p in pps if p[2].preprepare.body.seq == 2 and p[1] == 1)
     c.r(1).step(second[2], c.keys[0].public)
     c.drain(1)
     assert not [m for _, _, m in c.queue if isinstance(m, SignedPrepare)]
-    first = [p for p in pps if p[2].preprepare.body.seq == 1 and p[1] == 1][0]
+    first = next(p for p in pps if p[2].preprepare.body.seq == 1 and p[1] == 1)
     c.r(1).step(first[2], c.keys[0].public)
     c.drain(1)
     assert {m.body.seq for _, _, m in c.queue if isinstance(m, SignedPrepare)} == {1}
@@ -446,3 +447,53 @@ def test_certificate_check_through_the_verifier_matches_protocol() -> None:
     with pytest.raises(ProtocolError):
         short.verify(CHAIN, c.validators, cb.block.header.hash())
     assert sha256(b"") != cb.certificate.header_hash
+
+
+def test_4_2_conflicting_prepares_yield_evidence_and_only_the_first_counts() -> None:
+    c = Cluster()
+    c.r(0).propose(1_000)
+    c.pump(lambda s, d, m: isinstance(m, PrePrepareMsg))
+    c.queue = []
+    signer = Ed25519Signer(c.keys[2])
+    digest = c.r(1).slots[1].digest
+    good = Prepare(view=View(0), seq=Seq(1), digest=Hash32(digest), replica=c.keys[2].public)  # type: ignore[arg-type]
+    bad = replace(good, digest=Hash32(sha256(b"other")))
+    r = c.r(1)
+    assert r.step(SignedPrepare(body=good, signature=signer.sign(Domain.PREPARE, CHAIN, good)), c.keys[2].public)
+    assert not r.step(SignedPrepare(body=bad, signature=signer.sign(Domain.PREPARE, CHAIN, bad)), c.keys[2].public)
+    c.drain(1)
+    assert r.rejected["conflicting_vote"] == 1
+    (ev,) = c.nodes[1].evidence
+    assert {ev.first.body.digest, ev.second.body.digest} == {digest, bad.digest}  # type: ignore[attr-defined]
+
+
+def test_4_4_replayed_messages_from_an_old_view_are_ignored() -> None:
+    c = Cluster()
+    c.r(0).propose(1_000)
+    c.drain_all()
+    old = list(c.queue)
+    c.queue = []
+    _silence_primary_and_time_out(c, [1, 2, 3])
+    c.pump(lambda s, d, m: d != 0)
+    assert c.r(2).view == 1 and c.r(2).active
+    before = (dict(c.r(2).slots), c.r(2).committed_seq)
+    for src, dst, m in old:
+        if dst == 2:
+            assert not c.r(2).step(m, c.keys[src].public)
+    assert c.r(2).rejected["wrong_view"] >= 1
+    assert (dict(c.r(2).slots), c.r(2).committed_seq) == before
+
+
+def test_4_2_quorums_for_n_7() -> None:
+    c = Cluster(7)
+    assert c.validators.f == 2 and c.validators.quorum == 5
+    c.r(0).propose(1_000)
+    c.pump(lambda s, d, m: d not in (5, 6) and s not in (5, 6))  # f = 2 replicas silent
+    assert c.heights()[:5] == [1] * 5
+    cert = c.nodes[0].store[0].certificate
+    assert len(cert.signatures) == 5
+    cert.verify(CHAIN, c.validators, c.nodes[0].store[0].block.header.hash())
+    c2 = Cluster(7)
+    c2.r(0).propose(1_000)
+    c2.pump(lambda s, d, m: d not in (4, 5, 6) and s not in (4, 5, 6))  # f + 1 silent: no commit
+    assert c2.heights() == [0] * 7
