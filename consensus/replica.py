@@ -1056,7 +1056,11 @@ class Replica:
             if self.is_primary and not slot.from_new_view:
                 own = self.own_pp.get((self.view, s))
                 if own is not None:
-                    self._send(None, own)
+                    # blocks are big: only to the backups whose PREPARE is still missing
+                    have = self.prepares.get((self.view, s, slot.digest), {})
+                    for r in self.validators.validators:
+                        if r != self.me and r not in have:
+                            self._send(r, own)
             m = self.signed.get((Domain.PREPARE.value, self.view, s))
             if m is not None:
                 self._send(None, m)

@@ -6,9 +6,11 @@ network heals (no loss, no partitions, crashed replicas restart) and the run con
 until every honest replica has committed `progress_blocks` beyond the highest height any
 honest replica had at the heal, or `liveness_ticks` pass (a liveness violation).
 
-Faults (`--faults`): drop, delay, duplicate, reorder, partition (symmetric), oneway,
-crash (restart from the WAL and block store only; sometimes between persist and send),
-and Byzantine behaviours of the `byzantine` replicas: equivocate (primary sends two
+Faults (`--faults` lists the allowed ones; each run enables each of them with probability
+0.7, drawn from the seed, so seeds cover different mixes): drop, delay, duplicate,
+reorder, partition (symmetric splits, and isolating whoever is primary at that moment),
+oneway, crash (restart from the pruned WAL and the block store only; sometimes between
+persist and send), and Byzantine behaviours of the `byzantine` replicas: equivocate (primary sends two
 blocks), conflict (two different prepares/commits), replay (old messages), badsig,
 silent, forge (serves forged blocks to catch-up requests).
 
@@ -373,6 +375,8 @@ class Sim:
     def _handle(self, node: _Node, ready: Ready) -> None:
         n = len(self.nodes)
         for send in ready.sends:
+            if node.byzantine and "replay" in node.kinds and self.rng.random() < 0.1:
+                node.history.append((node.signer.public, send.message))
             targets = range(n) if send.to is None else [self.by_key[send.to].index]
             for t in targets:
                 if t == node.index:
