@@ -504,6 +504,10 @@ class Replica:
                 self.stable = rec
         for s in [s for s in self.prepared_certs if s <= self.stable.seq]:
             del self.prepared_certs[s]
+        for k in [k for k in self.signed if k[0] in _SEQ_PHASES and k[2] <= self.stable.seq]:
+            del self.signed[k]
+        for k2 in [k for k in self.own_pp if k[1] <= self.stable.seq]:
+            del self.own_pp[k2]
         self.view = view
         self.next_seq = max(self.committed_seq, self.stable.seq) + 1
         if view == 0 or view in new_views:
@@ -649,7 +653,7 @@ class Replica:
         if not self.active or not self.is_primary:
             return None
         seq = self.next_seq
-        if seq <= self.committed_seq or seq > self.high_watermark:
+        if seq <= self.committed_seq or not self._in_window(seq):
             return None
         if seq - 1 == self.committed_seq:
             hdr = self.committed_header
@@ -983,7 +987,8 @@ class Replica:
         if self.is_primary:
             for pp in b.preprepares:
                 self.own_pp[(b.view, pp.preprepare.body.seq)] = pp
-        self.next_seq = max(top, self.committed_seq) + 1
+        # never below the stable checkpoint: the guard forgets keys at or below it
+        self.next_seq = max(top, self.committed_seq, self.stable.seq) + 1
         self.deadline = self.ticks + self._timeout()
         self._gc_views()
         self._gc_evidence()

@@ -497,3 +497,20 @@ def test_4_2_quorums_for_n_7() -> None:
     c2.r(0).propose(1_000)
     c2.pump(lambda s, d, m: d not in (4, 5, 6) and s not in (4, 5, 6))  # f + 1 silent: no commit
     assert c2.heights() == [0] * 7
+
+
+def test_4_3_a_primary_behind_the_stable_checkpoint_never_proposes_at_or_below_it() -> None:
+    """Regression (sim seed 2177): keys at or below the stable checkpoint are forgotten by
+    the signer guard (and pruned from the WAL), so nothing may be signed there again."""
+    c = Cluster()
+    k = PARAMS.checkpoint_interval
+    for t in range(k):
+        c.r(0).propose(1_000 + t)
+    c.pump(lambda s, d, m: d != 0 or isinstance(m, SignedPrepare | SignedCheckpoint))
+    r0 = c.r(0)
+    assert r0.committed_seq == 0 and r0.stable_seq == k
+    c.nodes[0].wal[:] = [rec for rec in c.nodes[0].wal if not prunable(rec, k, 0)]
+    c.restart(0)
+    r0 = c.r(0)
+    assert r0.next_seq == k + 1 and not r0.can_propose() and not r0.propose(9_000)
+    assert all(key[2] > k for key in r0.signed if key[0] != Domain.VIEW_CHANGE.value)
