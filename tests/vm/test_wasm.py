@@ -277,3 +277,14 @@ def test_tables_are_capped(vm: WasmVM) -> None:
     """)
     r = vm.execute(vm.prepare(code), "grow", b"", MapState(), CTX, 100_000)
     assert r.status is ExecStatus.TRAP and "unreachable" in r.error
+
+
+def test_fresh_and_reused_instances_give_identical_results(vm: WasmVM) -> None:
+    from node.vm.contracts import source
+
+    p = vm.prepare(source("service", "wasm"))
+    args = b"\x00" * 200  # malformed for every hook: a revert, which keeps the instance
+    fresh = vm.execute(p, "sla_penalty", args, MapState(), CTX, 1_000_000)
+    assert p.handle.instance is not None  # type: ignore[attr-defined]
+    reused = vm.execute(p, "sla_penalty", args, MapState(), CTX, 1_000_000)
+    assert fresh == reused and fresh.status is ExecStatus.REVERT
