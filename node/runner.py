@@ -557,6 +557,9 @@ class Node:
         self.metrics.fsync_latency.observe(time.perf_counter() - t0)
         result = self.ledger.apply_block(h, block.header.time_ms, block.events, preverified=preverified, decoded=decoded)
         all_ids = [o.event_id for o in result.outcomes]
+        if result.sla_breaches:
+            self.metrics.sla_breaches.inc(result.sla_breaches)
+            self.log.info("sla_breaches", height=h, count=result.sla_breaches)
         if block.events:
             self._dirty_height = h
         dropped = self.mempool.on_commit(h, all_ids)

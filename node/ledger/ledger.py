@@ -252,6 +252,8 @@ class BlockResult:
     state_root: bytes
     outcomes: tuple[Outcome, ...]
     deadlines_processed: int
+    sla_breaches: int = 0
+    """SLA deadlines of this block that passed unmet (tickets escalated)."""
 
     @property
     def accepted(self) -> int:
@@ -297,7 +299,9 @@ class Ledger:
         self._dirty: dict[bytes, Any] = {}  # this block's writes: state key -> value or _DELETED
         self._idx: dict[bytes, bytes | None] = {}  # this block's index writes (KV keys)
         self._code_cache: dict[bytes, bytes] = {}
+        self._undo_cache: dict[int, dict[bytes, bytes | None]] = {}  # height -> decoded undo record (bounded)
         self._block_gas = 0
+        self._block_breaches = 0
         self.height = 0
         self.time_ms = genesis.genesis_time_ms
         self.state_root: bytes = EMPTY_ROOT
@@ -404,14 +408,23 @@ class Ledger:
         """Write the block's state, SMT nodes and indexes in one batch; advance height/root."""
         updates: dict[bytes, bytes | None] = {}
         batch: dict[bytes, bytes | None] = {}
+        kv_get = self.kv.get
+        undo: list[Any] = []  # [key, value before this block or None], for `value_at`
         for key, v in self._dirty.items():  # (the tree sorts; the batch is applied atomically)
+            vkey = b"v" + key
+            prev = kv_get(vkey)
             if v is _DELETED:
+                if prev is None:
+                    continue  # deleting an absent key: no change, nothing to undo
                 updates[key] = None
-                batch[b"v" + key] = None
+                batch[vkey] = None
             else:
                 enc = _pack(v)
+                if enc == prev:
+                    continue  # rewritten unchanged: the tree would not change either
                 updates[key] = enc
-                batch[b"v" + key] = enc
+                batch[vkey] = enc
+            undo.append([key, prev])
         tree = SparseMerkleTree(self._nodes, self.state_root)
         root = tree.update(updates)
         self.last_block_state_keys = len(updates)
@@ -420,8 +433,10 @@ class Ledger:
         if extra:
             batch.update(extra)
         batch[b"r" + _u64(height)] = root
+        batch[b"u" + _u64(height)] = _pack(undo)
         if height >= KEEP_ROOTS:
             batch[b"r" + _u64(height - KEEP_ROOTS)] = None
+            batch[b"u" + _u64(height - KEEP_ROOTS)] = None
         batch[b"mheight"] = _u64(height)
         batch[b"mtime"] = _u64(time_ms)
         self.kv.write(batch)
@@ -468,6 +483,7 @@ class Ledger:
         gc.disable()
         try:
             self._block_gas = 0
+            self._block_breaches = 0
             processed = self._process_deadlines(height, time_ms)
             outcomes: list[Outcome] = []
             out_records: dict[bytes, bytes | None] = {}
@@ -497,7 +513,7 @@ class Ledger:
             if gc_was_enabled:
                 gc.enable()
         return BlockResult(height=height, time_ms=time_ms, state_root=self.state_root, outcomes=tuple(outcomes),
-                           deadlines_processed=processed)
+                           deadlines_processed=processed, sla_breaches=self._block_breaches)
 
     def _accepted_before(self, okey: bytes, pending: dict[bytes, bytes | None]) -> bool:
         raw = pending.get(okey) or self.kv.get(okey)
@@ -616,6 +632,7 @@ class Ledger:
 
     def _breach(self, t: dict[str, Any], tid: bytes, kind: int, due: int, time_ms: int) -> None:
         t["breaches"] += 1
+        self._block_breaches += 1
         q = self._quality(t["org"], time_ms)
         q["breaches"] += 1
         self._put(b"q/" + t["org"].encode(), q)
@@ -1400,6 +1417,50 @@ class Ledger:
 
     def root_at(self, height: int) -> bytes | None:
         return self.kv.get(b"r" + _u64(height))
+
+    def history_window(self) -> tuple[int, int]:
+        """(lowest, highest) height whose state `value_at` / `prove_at` can read: the last
+        `KEEP_ROOTS` heights (the oldest one only if its undo records are all stored)."""
+        return max(0, self.height - KEEP_ROOTS + 1), self.height
+
+    def value_at(self, key: bytes, height: int) -> bytes | None:
+        """The committed msgpack value of a state key as of `height` (None: absent then).
+
+        Reads the current value, then undoes the blocks ``height+1 .. self.height`` that
+        changed the key (newest first; the undo record of block j holds each changed key's
+        value before j). Raises `LookupError` if `height` is outside `history_window` or
+        an undo record is missing (a store written before undo records existed).
+        """
+        lo, hi = self.history_window()
+        if not lo <= height <= hi:
+            raise LookupError(f"height {height} is outside the readable window {lo}..{hi}")
+        value = self.state_value(key)
+        for h in range(self.height, height, -1):
+            prev = self._undo(h)
+            if key in prev:
+                value = prev[key]
+        return value
+
+    def prove_at(self, key: bytes, height: int) -> tuple[bytes | None, SmtProof]:
+        """(value, proof) of a state key against `root_at(height)` (see `value_at`)."""
+        root = self.root_at(height)
+        if root is None:
+            raise LookupError(f"no state root kept for height {height}")
+        value = self.value_at(key, height)
+        return value, SparseMerkleTree(self._nodes, root).prove(key)
+
+    def _undo(self, height: int) -> dict[bytes, bytes | None]:
+        cached = self._undo_cache.get(height)
+        if cached is not None:
+            return cached
+        raw = self.kv.get(b"u" + _u64(height))
+        if raw is None:
+            raise LookupError(f"no undo record for height {height}")
+        rec = {bytes(k): v for k, v in msgpack.unpackb(raw, raw=True)}
+        if len(self._undo_cache) >= 64:
+            self._undo_cache.pop(next(iter(self._undo_cache)))
+        self._undo_cache[height] = rec
+        return rec
 
     def ticket(self, ticket_id: bytes) -> dict[str, Any] | None:
         return self._read(b"t/" + ticket_id)  # type: ignore[no-any-return]
