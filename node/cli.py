@@ -132,6 +132,7 @@ def genesis(chain_id: str, validators: tuple[str, ...], members: tuple[str, ...]
 
 
 from .client_cli import register; register(cli)  # noqa: E402, E702, I001
+from .light.cli import register as _light; _light(cli)  # noqa: E402, E702, I001
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ from .config import NodeConfig
 from .keys import load_key
 from .log import configure, get_logger
 from .mempool import AddOutcome
+from .proofs_api import proof_routes
 from .runner import Node, NodeOptions
 
 __all__ = ["NodeHttp", "jsonable", "load_genesis", "run_node", "serve_api"]
@@ -169,6 +170,7 @@ class NodeHttp:
             Route("/v1/balances/{account}", balance),
             Route("/v1/orgs", orgs),
             Route("/", dashboard),
+            *proof_routes(self.node),
         ]
 
 
