@@ -9,9 +9,9 @@ certificate [+ the next validator set when the header announces a change]).
 `verify_answer` accepts an answer only if all of these hold, in this order (the first
 failure is the refusal, each with its own stable `Reason`):
 
-1. the trusted state is within the trusting period (``trust.time_ms + period >= now``);
-2. the header is for our chain, not from the future (beyond ``max_clock_drift_ms``) and not
+1. the header is for our chain, not from the future (beyond ``max_clock_drift_ms``) and not
    older than the trusting period;
+2. the trusted state is within the trusting period (``trust.time_ms + period >= now``);
 3. it is not older than the trusted header (rollback), and at the trusted height it IS the
    trusted header (fork);
 4. its validator set is known: it is the trusted next set, or reached from it through
@@ -264,11 +264,11 @@ def verify_header(trust: TrustedState, target: CertifiedHeader, changes: Sequenc
 
     Raises `LightError` (steps 1-5 of the module docstring).
     """
+    header = target.header
+    _check_time(trust, header, now_ms, trusting_period_ms, max_clock_drift_ms)
     if trust.time_ms + trusting_period_ms < now_ms:
         raise LightError(Reason.TRUST_EXPIRED, f"the trusted header {trust.height} is {now_ms - trust.time_ms} ms old, "
                                                f"the trusting period is {trusting_period_ms} ms")
-    header = target.header
-    _check_time(trust, header, now_ms, trusting_period_ms, max_clock_drift_ms)
     if header.height < trust.height or header.state_height < trust.state_height:
         raise LightError(Reason.ROLLBACK, f"header {header.height} (state {header.state_height}) is older than the trusted "
                                           f"header {trust.height} (state {trust.state_height})")
