@@ -88,3 +88,26 @@ def test_certificate_reasons() -> None:
     with pytest.raises(LightError) as ei:  # the signatures are bound to the chain id
         verify_certificate("other-chain", vs, h, cert)
     assert ei.value.reason == Reason.SIGNATURE_INVALID
+
+
+def test_protocol_md_lists_every_reason_and_message() -> None:
+    """docs/PROTOCOL.md section 8 cannot drift from the code: the reason table is REASON_MEANINGS
+    and the message table has each light message's tag and fields in wire order."""
+    import typing
+    from dataclasses import fields
+    from pathlib import Path
+
+    from protocol.doc_tables import type_name
+    from protocol.light import CertifiedHeader, TrustedState
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "PROTOCOL.md").read_text()
+    section = doc[doc.index("## 8. Light client"):doc.index("## 9. Error codes")]
+    for reason, meaning in REASON_MEANINGS.items():
+        assert f"| `{reason.value}` | {meaning} |" in section, reason
+    for cls in (TrustedState, CertifiedHeader, StateAnswer):
+        row = next(line for line in section.splitlines() if line.startswith(f"| `{cls.TAG:#06x}` | {cls.__name__} v{cls.VERSION} |"))
+        hints = typing.get_type_hints(cls)
+        names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+        assert [c.split(":")[0].strip() for c in row.split("|")[3].split(", ")] == names, cls
+        for n in names:
+            assert n in row and (type_name(hints[n]).split(" ")[0] in row), (cls, n)
