@@ -114,7 +114,10 @@ def proof_routes(node: Node, known_sets: Mapping[bytes, ValidatorSet] | None = N
             h, cert = hc
             if not lo <= h.state_height <= hi:
                 continue
-            value, proof = led.prove_at(key, h.state_height)
+            try:
+                value, proof = led.prove_at(key, h.state_height)
+            except LookupError:  # no undo record for some height (a store older than undo records)
+                continue
             if led.root_at(h.state_height) != h.state_root:
                 return error(500, "proof.state_diverged", f"our state root at {h.state_height} differs from header {height}'s")
             nv = headers.next_set(h)

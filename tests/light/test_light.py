@@ -298,3 +298,24 @@ def test_validator_change_hidden_or_invented() -> None:
     invented = [key(f"evil{i}") for i in range(4)]
     forge = lambda p, d: resign(c, d, signers=invented, validators_hash=Hash32(vset(invented).hash())) if "proofs" in p else d  # noqa: E731
     refused(c, forge, Reason.VALIDATORS_UNPROVEN, what=t)
+
+
+def test_header_routes(chain: FakeChain) -> None:
+    http = chain.http()
+    head = chain.store.head
+    one = http.get(f"{BASE}/v1/headers/{head}").json()
+    assert one["hash"] == chain.headers[head].hash().hex() and one["next_validators"] is None
+    assert http.get(f"{BASE}/v1/headers/{head + 1}").status_code == 404
+    assert http.get(f"{BASE}/v1/headers/x").status_code == 400
+    rng = http.get(f"{BASE}/v1/headers?from=1&to={head + 5}").json()
+    assert [d["height"] for d in rng["headers"]] == sorted(chain.headers) and rng["head"] == head
+    assert http.get(f"{BASE}/v1/headers?from=1&changes=1").json()["headers"] == []
+    assert http.get(f"{BASE}/v1/proofs/tickets/zz").status_code == 400
+    assert http.get(f"{BASE}/v1/proofs/state/").status_code == 404
+
+
+def test_no_provable_header_is_unavailable() -> None:
+    c = FakeChain()
+    with client(c) as lc, pytest.raises(LightError) as ei:  # no header committed yet
+        lc.ticket(b"\x01" * 32)
+    assert ei.value.reason == Reason.NODE_UNAVAILABLE and "503" in ei.value.message
