@@ -1,0 +1,425 @@
+"""End-to-end benchmark of a local cluster: committed events/s, finality latency, CPU and
+peak RSS per node, view changes, and this machine's ceiling, all from one run.
+
+    ./scripts/bench cluster [--nodes 4] [--duration 60] [--rate R|max] [--out DIR] [--quick]
+
+What it does:
+1. measures the machine's ceiling: the per-event verification path (decode, hash,
+   Ed25519 verify) on every core at once (one process per core), in events/s; with N
+   nodes sharing the machine and each verifying every event, the cluster cannot beat
+   ceiling / N (`bound`);
+2. starts a fresh N-node `LocalNet` (libp2p, PBFT, ledger, contracts, RocksDB with fsync);
+3. pre-signs a realistic event mix in a separate process (signing is not charged to the
+   nodes): per product, Acme registers it, records its production trace and ships it to
+   ShopMart; ShopMart sells it to a customer and activates a warranty whose policy names
+   the service-agreement contract (so ticket openings run the contract's eligibility
+   hook); for 30% of products the customer opens a repair ticket, FixIt acknowledges,
+   works and resolves it, and the customer confirms and rates it. Each stage of a
+   product's life is scheduled `stage_gap_s` after the previous one, so the events it
+   depends on are committed first;
+4. submits in batches over the HTTP API (msgpack) at `--rate` events/s (or as fast as the
+   nodes accept with `max`), spread over the nodes; honours 429/503 (backpressure);
+5. follows the committed blocks on one node (their event ids) to time each event from
+   submission to commit, and samples CPU and RSS of every node process.
+
+Sustained throughput is measured after a warm-up (the first 20% of the run). Results go
+to `DIR/cluster.json` and a plot `DIR/cluster.png` (throughput and latency over time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgpack
+
+from protocol.crypto import KeyPair
+
+__all__ = ["main"]
+
+TICKET_SHARE = 0.3
+_CLK = os.sysconf("SC_CLK_TCK")
+
+
+# --------------------------------------------------------------------------- ceiling
+def _verify_worker(raws: list[bytes], chain_id: str, seconds: float, out: Any) -> None:
+    from node.mempool import decode_and_verify
+
+    n = 0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for raw in raws:
+            decode_and_verify(raw, chain_id)
+        n += len(raws)
+    out.put(n / (time.perf_counter() - t0))
+
+
+def measure_ceiling(seconds: float) -> dict[str, float]:
+    """The per-event verification path on every core at once (one process per core)."""
+    from protocol import bodies as B
+    from protocol.events import Event, sign_event
+
+    key = KeyPair.from_seed(b"\x07" * 32)
+    raws = [
+        sign_event(key, Event(chain_id="ceiling", type="ticket.open", sender=key.public, nonce=i, time_ms=1,
+                              body=B.TicketOpen(kind="repair", gtin="09506000134352", serial=f"S{i}", fault_type="heating",
+                                                description_hash=b"\x01" * 32, attachments=()))).encode()
+        for i in range(1, 501)
+    ]
+    cores = os.cpu_count() or 1
+    q: Any = mp.get_context("spawn").Queue()
+    procs = [mp.get_context("spawn").Process(target=_verify_worker, args=(raws, "ceiling", seconds, q)) for _ in range(cores)]
+    for p in procs:
+        p.start()
+    rates = [q.get() for _ in procs]
+    for p in procs:
+        p.join()
+    return {"cores": cores, "events_per_s": sum(rates)}
+
+
+# --------------------------------------------------------------------------- the event mix
+def _gtin14(base13: str) -> str:
+    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(base13))
+    return base13 + str((10 - total % 10) % 10)
+
+
+def presign(net_dir: str, products: int, start_nonces: dict[str, int], policy_id: bytes, chain_id: str, seed: int,
+            out_path: str) -> None:
+    """Sign the whole mix (run in a separate process) and write it as msgpack records
+    [stage, product index, raw event] to `out_path`."""
+    import random
+
+    from node.client import content_hash
+    from node.localnet import LocalNet
+    from protocol import bodies as B
+    from protocol.events import Event, sign_event
+
+    net = LocalNet(net_dir)
+    keys = {org: net.member_key(org) for org in ("acme", "shopmart", "fixit")}
+    nonces = dict(start_nonces)
+    rng = random.Random(seed)
+    gtin = _gtin14("0950600099999")
+
+    def sign(who: KeyPair, name: str, body: Any) -> bytes:
+        nonces[name] = nonces.get(name, 0) + 1
+        return sign_event(who, Event(chain_id=chain_id, type=body.EVENT_TYPE, sender=who.public, nonce=nonces[name],
+                                     time_ms=0, body=body)).encode()
+
+    records: list[tuple[int, int, bytes]] = []
+    acme, shop, fixit = keys["acme"], keys["shopmart"], keys["fixit"]
+    for i in range(products):
+        serial = f"B{seed}-{i:07d}"
+        cust = KeyPair.from_seed(f"bench-customer-{seed}-{i}".encode().ljust(32, b"\0")[:32])
+        cname = f"cust{i}"
+        records.append((0, i, sign(acme, "acme", B.ProductRegister(gtin=gtin, serial=serial, model="KettlePro", batch="BENCH",
+                                                                   production_time_ms=1))))
+        records.append((0, i, sign(acme, "acme", B.TraceRecord(gtin=gtin, serial=serial, biz_step="commissioning",
+                                                               disposition="active", location_hash=content_hash("plant"),
+                                                               ref_hash=None))))
+        records.append((0, i, sign(acme, "acme", B.ProductTransfer(gtin=gtin, serial=serial, kind="transfer", to_org="shopmart",
+                                                                   to_customer=None, order_ref_hash=None))))
+        records.append((1, i, sign(shop, "shopmart", B.ProductTransfer(gtin=gtin, serial=serial, kind="sale", to_org=None,
+                                                                       to_customer=cust.public,
+                                                                       order_ref_hash=content_hash(serial)))))
+        records.append((1, i, sign(shop, "shopmart", B.WarrantyActivate(gtin=gtin, serial=serial, policy_id=policy_id))))
+        if rng.random() < TICKET_SHARE:
+            open_raw = sign(cust, cname, B.TicketOpen(kind="repair", gtin=gtin, serial=serial, fault_type="heating",
+                                                      description_hash=content_hash(f"broken {i}"), attachments=()))
+            from protocol.events import SignedEvent
+
+            tid = SignedEvent.decode(open_raw).id
+            records.append((2, i, open_raw))
+            records.append((3, i, sign(fixit, "fixit", B.TicketAck(ticket_id=tid, note_hash=None))))
+            records.append((3, i, sign(fixit, "fixit", B.TicketUpdate(ticket_id=tid, status="in_progress", note_hash=None))))
+            records.append((3, i, sign(fixit, "fixit", B.TicketResolve(ticket_id=tid, resolution="repaired",
+                                                                       resolution_hash=content_hash("fixed")))))
+            records.append((4, i, sign(cust, cname, B.TicketConfirm(ticket_id=tid))))
+            records.append((4, i, sign(cust, cname, B.RatingSubmit(ticket_id=tid, score=rng.randint(3, 5), comment_hash=None))))
+    with open(out_path, "wb") as fh:
+        fh.write(msgpack.packb(records))
+
+
+# --------------------------------------------------------------------------- node sampling
+def _proc_sample(pid: int) -> tuple[float, int]:
+    try:
+        st = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cpu = (int(st[11]) + int(st[12])) / _CLK
+        hwm = 0
+        for ln in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if ln.startswith("VmHWM:"):
+                hwm = int(ln.split()[1]) * 1024
+        return cpu, hwm
+    except (OSError, IndexError, ValueError):
+        return 0.0, 0
+
+
+# --------------------------------------------------------------------------- the run
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from node.client import Client
+    from node.localnet import LocalNet
+    from node.vm.contracts import source
+
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    print(f"measuring this machine's ceiling ({args.ceiling_s:.0f} s on every core) ...", flush=True)
+    ceiling = measure_ceiling(args.ceiling_s)
+    bound = ceiling["events_per_s"] / args.nodes
+    print(f"  per-event verification path: {ceiling['events_per_s']:,.0f} events/s on {ceiling['cores']} cores"
+          f" -> bound for {args.nodes} nodes sharing it: {bound:,.0f} events/s", flush=True)
+
+    net_dir = Path(tempfile.mkdtemp(prefix="afterchain-bench-"))
+    net = LocalNet(net_dir / "net")
+    net.create(args.nodes, chain_id="afterchain-bench")
+    try:
+        net.start_all()
+        net.wait_healthy(timeout_s=90)
+        urls = [n.api_url for n in net.nodes()]
+        chain_id = net.manifest()["chain_id"]
+        with Client(urls, key=net.member_key("acme")) as acme:
+            cid = acme.send(acme.build.contract_deploy(vm_id="wasm", name="bench-service", code=source("service", "wasm"))).id
+            pid = acme.send(acme.build.policy_register(
+                name="bench warranty", service_org="fixit", coverage_period_ms=10**12, covered_faults=("heating",),
+                first_response_ms=10**10, resolution_ms=10**11, penalty_amount=100, return_window_ms=10**9,
+                contract_id=cid)).id
+            start = {org: int(acme.account(net.member_key(org).public)["next_nonce"]) - 1 for org in ("acme", "shopmart", "fixit")}
+        rate = None if args.rate == "max" else float(args.rate)
+        per_product = 5 + TICKET_SHARE * 6
+        target = rate if rate is not None else max(bound, 1000)
+        products = max(50, int(target * args.duration / per_product * 1.1))
+        print(f"pre-signing ~{int(products * per_product):,} events for {products:,} products in a separate process ...", flush=True)
+        mix_path = str(net_dir / "mix.msgpack")
+        p = mp.get_context("spawn").Process(target=presign, args=(str(net.root), products, start, pid, chain_id, 1, mix_path))
+        p.start()
+        p.join()
+        records = msgpack.unpackb(Path(mix_path).read_bytes())
+        print(f"  {len(records):,} events signed", flush=True)
+        return _drive(net, urls, records, rate, args, ceiling, bound, out_dir)
+    finally:
+        net.stop_all()
+
+
+def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, args: argparse.Namespace,
+           ceiling: dict[str, float], bound: float, out_dir: Path) -> dict[str, Any]:
+    from protocol.events import SignedEvent
+
+    # schedule: stage s of product i at (i / products_per_s) + s * stage_gap
+    n_products = max(i for _, i, _ in records) + 1
+    evs_per_product = len(records) / n_products
+    products_per_s = (rate / evs_per_product) if rate is not None else None
+    ids = [SignedEvent.decode(raw).id for _, _, raw in records]
+    submit_t: dict[bytes, float] = {}
+    commit_t: dict[bytes, float] = {}
+    pids = {n.name: net.pid(n.name) for n in net.nodes()}
+    cpu0 = {name: _proc_sample(pid)[0] for name, pid in pids.items() if pid}
+    stop = threading.Event()
+    view_changes0 = _view_changes(urls)
+
+    def follower() -> None:
+        client = httpx.Client(timeout=10)
+        h = int(client.get(f"{urls[0]}/v1/status").json()["height"])
+        while not stop.is_set():
+            try:
+                top = int(client.get(f"{urls[0]}/v1/status").json()["height"])
+                while h < top:
+                    h += 1
+                    blk = client.get(f"{urls[0]}/v1/blocks/{h}").json()
+                    now = time.time()
+                    for e in blk["event_ids"]:
+                        commit_t.setdefault(bytes.fromhex(e), now)
+            except (httpx.HTTPError, ValueError, KeyError):
+                pass
+            time.sleep(0.05)
+
+    th = threading.Thread(target=follower, daemon=True)
+    th.start()
+    if products_per_s is None:  # "max": offer more than the bound; backpressure (429/503) paces us
+        products_per_s = 1.5 * bound / evs_per_product
+    sched = [(records[k][1] / products_per_s + records[k][0] * args.stage_gap_s, k) for k in range(len(records))]
+    sched.sort()
+    client = httpx.Client(timeout=60)
+    t_start = time.time()
+    deadline = t_start + args.duration
+    rejected: dict[str, int] = {}
+    counters = {"backoffs": 0}
+    lock = threading.Lock()
+    batch_max = 500
+    # one submitter thread per node, each taking every len(urls)-th batch of the schedule
+    queues: list[deque[tuple[float, int]]] = [deque() for _ in urls]
+    for j in range(0, len(sched), batch_max):
+        queues[(j // batch_max) % len(urls)].extend(sched[j : j + batch_max])
+
+    def submitter(u: int) -> None:
+        q = queues[u]
+        c = httpx.Client(timeout=60)
+        while q and time.time() < deadline:
+            now = time.time() - t_start
+            batch = []
+            while q and q[0][0] <= now and len(batch) < batch_max:
+                batch.append(q.popleft()[1])
+            if not batch:
+                time.sleep(min(0.01, max(0.0, q[0][0] - now)) if q else 0.01)
+                continue
+            body = msgpack.packb([records[k][2] for k in batch])
+            target = u
+            while True:
+                try:
+                    r = c.post(f"{urls[target % len(urls)]}/v1/events", content=body,
+                               headers={"content-type": "application/msgpack"})
+                except httpx.HTTPError:
+                    target += 1
+                    continue
+                if r.status_code in (429, 503):
+                    with lock:
+                        counters["backoffs"] += 1
+                    time.sleep(float(r.headers.get("retry-after", "1")) * 0.2)
+                    continue
+                break
+            t = time.time()
+            results = r.json().get("results", [])
+            with lock:
+                for k, res in zip(batch, results, strict=False):
+                    if res.get("status") in ("accepted", "duplicate"):
+                        submit_t[ids[k]] = t
+                    else:
+                        rejected[res.get("code", "?")] = rejected.get(res.get("code", "?"), 0) + 1
+        c.close()
+
+    threads = [threading.Thread(target=submitter, args=(u,), daemon=True) for u in range(len(urls))]
+    for t_ in threads:
+        t_.start()
+    for t_ in threads:
+        t_.join()
+    backoffs = counters["backoffs"]
+    t_end_submit = time.time()
+    # drain: wait for what was accepted to commit (bounded)
+    drain_deadline = time.time() + max(30, args.duration / 2)
+    while time.time() < drain_deadline and any(i not in commit_t for i in submit_t):
+        time.sleep(0.2)
+    stop.set()
+    th.join(timeout=5)
+    samples = {name: _proc_sample(pid) for name, pid in pids.items() if pid}
+    view_changes = _view_changes(urls) - view_changes0
+
+    lat = sorted(commit_t[i] - submit_t[i] for i in submit_t if i in commit_t)
+    committed_times = sorted(commit_t[i] for i in submit_t if i in commit_t)
+    warm = t_start + 0.2 * args.duration
+    window_end = min(t_end_submit, committed_times[-1] if committed_times else t_end_submit)
+    in_window = [x for x in committed_times if warm <= x <= window_end]
+    sustained = len(in_window) / max(1e-9, window_end - warm)
+    per_s: dict[int, int] = {}
+    for x in committed_times:
+        per_s[int(x - t_start)] = per_s.get(int(x - t_start), 0) + 1
+    lat_by_s: dict[int, list[float]] = {}
+    for i, ts in submit_t.items():
+        if i in commit_t:
+            lat_by_s.setdefault(int(commit_t[i] - t_start), []).append(commit_t[i] - ts)
+    # the ledger's verdicts on a sample of the committed events (a dependency that was not
+    # committed in time makes an event's handler refuse it)
+    outcome_codes: dict[str, int] = {}
+    sample = [i for i in submit_t if i in commit_t][:: max(1, len(commit_t) // 300)]
+    for i in sample:
+        with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
+            st = client.get(f"{urls[0]}/v1/events/{i.hex()}").json()
+            code = "ok" if st["status"] == "committed" else st.get("code", st["status"])
+            outcome_codes[code] = outcome_codes.get(code, 0) + 1
+    elapsed = time.time() - t_start
+    result = {
+        "nodes": args.nodes, "duration_s": args.duration, "rate": args.rate,
+        "submitted": len(submit_t), "committed": len(lat), "ledger_outcomes_sample": outcome_codes, "rejected_at_submit": rejected, "backoffs": backoffs,
+        "sustained_events_per_s": round(sustained, 1),
+        "latency_s": {"p50": _pct(lat, 50), "p99": _pct(lat, 99), "max": lat[-1] if lat else None},
+        "ceiling": ceiling, "bound_events_per_s": round(bound, 1),
+        "ratio_to_bound": round(sustained / bound, 3) if bound else None,
+        "view_changes": view_changes,
+        "per_node": {name: {"cpu_s": round(samples[name][0] - cpu0.get(name, 0), 1),
+                            "cpu_share": round((samples[name][0] - cpu0.get(name, 0)) / elapsed, 3),
+                            "peak_rss_mb": round(samples[name][1] / 2**20, 1)} for name in samples},
+        "timeline": {"committed_per_s": per_s, "latency_p50_per_s": {k: statistics.median(v) for k, v in lat_by_s.items()}},
+    }
+    (out_dir / "cluster.json").write_text(json.dumps(result, indent=2) + "\n")
+    _plot(result, out_dir / "cluster.png")
+    return result
+
+
+def _view_changes(urls: list[str]) -> int:
+    total = 0
+    for u in urls:
+        with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
+            total = max(total, int(httpx.get(f"{u}/v1/status", timeout=5).json()["view"]))
+    return total
+
+
+def _pct(xs: list[float], p: float) -> float | None:
+    if not xs:
+        return None
+    return round(xs[min(len(xs) - 1, int(len(xs) * p / 100))], 3)
+
+
+def _plot(result: dict[str, Any], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    tl = result["timeline"]
+    xs = sorted(tl["committed_per_s"])
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    ax.plot(xs, [tl["committed_per_s"][x] for x in xs], color="#2f6fde", label="committed events/s")
+    ax.set_xlabel("seconds since the start of submission")
+    ax.set_ylabel("committed events/s")
+    ax2 = ax.twinx()
+    ls = sorted(tl["latency_p50_per_s"])
+    ax2.plot(ls, [tl["latency_p50_per_s"][x] for x in ls], color="#b54708", label="finality p50 (s)")
+    ax2.set_ylabel("finality latency p50 (s)")
+    ax.set_title(f"{result['nodes']} nodes: {result['sustained_events_per_s']:.0f} events/s sustained, "
+                 f"p50 {result['latency_s']['p50']} s, p99 {result['latency_s']['p99']} s")
+    fig.legend(loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="./scripts/bench cluster", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--nodes", type=int, default=4)
+    ap.add_argument("--duration", type=float, default=60.0, help="seconds of submission")
+    ap.add_argument("--rate", default="max", help="events/s to offer, or 'max'")
+    ap.add_argument("--out", default="bench-out", help="directory for cluster.json and cluster.png")
+    ap.add_argument("--stage-gap-s", type=float, default=3.0, help="delay between dependent stages of a product's life")
+    ap.add_argument("--ceiling-s", type=float, default=5.0)
+    ap.add_argument("--quick", action="store_true", help="smoke run: 8 s at 200 events/s")
+    ap.add_argument("--json", dest="json_path", default=None)
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.duration, args.rate, args.ceiling_s, args.stage_gap_s = 8.0, "200", 1.0, 2.0
+    res = run(args)
+    lat = res["latency_s"]
+    print(f"\nsubmitted {res['submitted']:,}  committed {res['committed']:,}  rejected at submit {res['rejected_at_submit']}")
+    print(f"sustained throughput: {res['sustained_events_per_s']:,.0f} committed events/s "
+          f"({res['ratio_to_bound']:.2f} of the bound {res['bound_events_per_s']:,.0f})")
+    print(f"finality (submit -> commit): p50 {lat['p50']} s, p99 {lat['p99']} s, max {lat['max']} s")
+    print(f"view changes: {res['view_changes']}; ledger verdicts on a sample of committed events: {res['ledger_outcomes_sample']}")
+    for name, v in res["per_node"].items():
+        print(f"  {name}: CPU {v['cpu_s']} s ({v['cpu_share'] * 100:.0f}% of one core), peak RSS {v['peak_rss_mb']} MB")
+    print(f"results: {Path(args.out) / 'cluster.json'}, plot: {Path(args.out) / 'cluster.png'}")
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(res, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
