@@ -45,6 +45,12 @@ the product value's ``hist``: one proof shows a product and its recent history);
 ``cs/<contract id>/<key>`` contract state; ``blk/<height:8>`` block record. ``<product>``
 is ``gtin + len(serial) as 1 byte + serial``.
 
+Historical reads (light-client proofs): each block's batch also holds its undo record
+``u<height:8>`` (msgpack list of [state key, value before the block or nil] for every key
+whose stored value the block changed), pruned with the root of the same height, so
+`value_at` / `prove_at` read any state of the last `KEEP_ROOTS` heights. A write that
+leaves a value unchanged (or deletes an absent key) is skipped: the root is the same.
+
 Ticket life: one table, `TRANSITIONS`, maps (action, status) to (new status, who may).
 SLA deadlines (first response, resolution) run from opening in block time, only for
 tickets under a policy; they pause while ``waiting_customer`` (the pause is added back).
