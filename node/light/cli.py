@@ -106,7 +106,7 @@ def _common(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--genesis", "genesis", required=True, type=click.Path(dir_okay=False), help="genesis file (trusted)"),
         click.option("--state", "state", default=None, help="trusted-state file (default ~/.afterchain/light/<chain>.json)"),
         click.option("--witness", "witness", default=None, help="a second node: its header at the answer's height must match"),
-        click.option("--trust-hash", "trust_hash", default=None, help="start from this header hash (hex) instead of genesis"),
+        click.option("--trust-hash", "trust_hash", default=None, help="start from this header hash (hex) instead of genesis (when there is no state file yet)"),
         click.option("--trust-height", "trust_height", type=int, default=None, help="height of --trust-hash"),
         click.option("--trusting-period-days", "trusting_period_days", type=float,
                      default=DEFAULT_TRUSTING_PERIOD_MS / DAY_MS, show_default=True),

@@ -63,6 +63,8 @@ MAX_RESPONSE_BYTES = 1 << 20
 WITNESS_WAIT_S = 5.0
 """A witness slightly behind gets this long to reach the answer's height."""
 STATE_FILE_VERSION = 1
+MAX_CHANGE_PAGES = 1000
+"""Pages of ``/v1/headers?changes=1`` per answer (a node scans up to 10,000 heights a page)."""
 
 
 def default_state_path(chain_id: str) -> Path:
@@ -262,7 +264,11 @@ class LightClient:
         """The validator-set change headers at heights above..below-1 (exclusive of `above`)."""
         out: list[CertifiedHeader] = []
         lo = above + 1
+        pages = 0
         while lo < below and len(out) <= MAX_CHANGE_HEADERS:
+            pages += 1
+            if pages > MAX_CHANGE_PAGES:
+                raise LightError(Reason.MALFORMED, f"change headers: more than {MAX_CHANGE_PAGES} pages for {above}..{below}")
             doc = self._get(self._http, f"{self.node_url}/v1/headers?from={lo}&to={below - 1}&changes=1")
             items = doc.get("headers")
             scanned = doc.get("scanned_to")
@@ -332,7 +338,11 @@ def trust_from_hash(node_url: str, genesis: Genesis, height: int, header_hash: b
     or the set the node sends, checked against the header's `next_validators_hash`)."""
     c = http or httpx.Client(timeout=REQUEST_TIMEOUT_S)
     lc = LightClient(node_url, trust_from_genesis(genesis), http=c)
-    doc = lc._get(c, f"{lc.node_url}/v1/headers/{height}")
+    try:
+        doc = lc._get(c, f"{lc.node_url}/v1/headers/{height}")
+    finally:
+        if http is None:
+            c.close()
     ch = lc._certified(doc)
     h = ch.header
     if h.hash() != header_hash or h.height != height or h.chain_id != genesis.chain_id:

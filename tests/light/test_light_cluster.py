@@ -7,9 +7,11 @@ import dataclasses
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -75,6 +77,27 @@ def test_cli_verifies_a_ticket_and_an_absent_one(cluster: Cluster, tmp_path: Pat
 
     code, out, _ = light("status", "--genesis", str(genesis), "--state", str(state), "--json")
     assert code == 0 and json.loads(out)["height"] >= trusted
+
+    code, out, err = light("product", GTIN, "L1", *common, "--json")
+    assert code == 0 and json.loads(out)["value"]["owner"] == "cust:" + alice.public.hex(), err
+    code, out, err = light("quality", "shopmart", *common, "--json")
+    assert code == 0 and json.loads(out)["value"]["handled"] >= 1, err
+
+
+def test_cli_starts_from_a_trusted_header_hash(cluster: Cluster, tmp_path: Path) -> None:
+    genesis = tmp_path / "genesis.json"
+    genesis.write_text(cluster.nodes[0].genesis.to_json())
+    deadline = time.monotonic() + 30
+    while (r := httpx.get(f"{cluster.urls[3]}/v1/headers/1", timeout=10)).status_code == 404:  # node 3 may lag a little
+        assert time.monotonic() < deadline, "node 3 has no block 1"
+        time.sleep(0.02)
+    h = r.json()
+    args = ["ticket", "ab" * 32, "--node", cluster.urls[3], "--genesis", str(genesis), "--trust-height", "1"]
+    code, out, err = light(*args, "--trust-hash", h["hash"], "--state", str(tmp_path / "a.json"))
+    assert code == 0 and "proven absent" in out, err
+    code, out, err = light(*args, "--trust-hash", "00" * 32, "--state", str(tmp_path / "b.json"))
+    assert code == 1 and "light.fork" in err
+    assert not (tmp_path / "b.json").exists()
 
 
 def test_cli_refuses_a_chain_signed_by_other_validators(cluster: Cluster, tmp_path: Path) -> None:
