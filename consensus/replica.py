@@ -46,6 +46,12 @@ holds: own signed messages (pre-prepares as `PrePrepareMsg` with their block), a
 `SignedNewView`s, `PreparedProof`s and stable `CheckpointProof`s. `prunable(record,
 stable_seq)` says which records the shell may drop after a stable checkpoint.
 
+The shell's duties besides Ready: call `propose(now_ms)` as primary at least once every
+view_timeout_ticks / 2 ticks (empty blocks are fine: backups time out on a primary that
+proposes nothing); call `executed(h)` after executing; reject blocks whose `time_ms` is
+too far ahead of its clock in `Application.verify_payload` (consensus has no clock and
+only requires time > parent's time).
+
 Limits: the views a replica remembers messages for are [view - 1, view + MAX_VIEW_AHEAD];
 sequence numbers (stable, stable + L]; fetched-but-not-yet-applicable blocks at most
 MAX_FETCH_BLOCKS.
@@ -396,8 +402,10 @@ class Replica:
         return True
 
     def step(self, message: ConsensusMessage | bytes, sender: bytes) -> bool:
-        """Handle one peer message. Returns False (and changes nothing but counters) if it
-        is rejected."""
+        """Handle one peer message from authenticated transport peer `sender`. Bytes are
+        decoded here (bounded by `max_message_bytes`); a message object must come from
+        `protocol.codec.decode` (so its stateless `validate()` has run). Returns False (and
+        changes nothing but the `rejected` counters and the evidence table) if rejected."""
         if isinstance(message, bytes | bytearray):
             try:
                 message = decode_as(ConsensusMessage, bytes(message), max_bytes=self.max_message_bytes)

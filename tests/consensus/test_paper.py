@@ -407,8 +407,15 @@ def test_restored_backup_rejoins_the_view_it_was_in() -> None:
     c.pump()
     _silence_primary_and_time_out(c, [1, 2, 3])
     c.pump(lambda s, d, m: d != 0)
+    view = c.r(3).view
+    wal = c.nodes[3].wal
+    wal[:] = [rec for rec in wal if not prunable(rec, c.r(3).stable_seq, view)]
+    assert not any(isinstance(rec, SignedPrepare) and rec.body.view < view for rec in wal)
     c.restart(3)
     assert c.r(3).view == 1 and c.r(3).active
+    assert c.r(1).propose(2_000)
+    c.pump(lambda s, d, m: d != 0 and s != 0)
+    assert c.heights()[1:] == [2, 2, 2]
 
 
 # ---------------------------------------------------------------- messages and parameters
