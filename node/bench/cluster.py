@@ -241,6 +241,7 @@ def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, ar
             except (httpx.HTTPError, ValueError, KeyError):
                 pass
             time.sleep(0.05)
+        client.close()
 
     th = threading.Thread(target=follower, daemon=True)
     th.start()
@@ -348,6 +349,7 @@ def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, ar
                             "peak_rss_mb": round(samples[name][1] / 2**20, 1)} for name in samples},
         "timeline": {"committed_per_s": per_s, "latency_p50_per_s": {k: statistics.median(v) for k, v in lat_by_s.items()}},
     }
+    client.close()
     (out_dir / "cluster.json").write_text(json.dumps(result, indent=2) + "\n")
     _plot(result, out_dir / "cluster.png")
     return result
