@@ -497,6 +497,8 @@ class Replica:
                 view = max(view, rec.body.view)
                 if guard and rec.body.replica == self.me:
                     self.signed[(Domain.NEW_VIEW.value, rec.body.view, 0)] = rec
+                    for o in rec.body.preprepares:  # the O set is signed inside the NEW-VIEW
+                        self.signed[(Domain.PREPREPARE.value, rec.body.view, o.preprepare.body.seq)] = o.preprepare
             elif isinstance(rec, SignedMessage):
                 phase, v, s, _ = phase_key(rec)
                 if phase != Domain.CHECKPOINT.value:
