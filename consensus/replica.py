@@ -95,7 +95,7 @@ from .messages import (
     phase_key,
 )
 from .params import ConsensusParams
-from .signer import Ed25519Signer, Ed25519Verifier, Signer, Verifier, verify_certificate
+from .signer import Ed25519Signer, Ed25519Verifier, Signer, Verifier, quorum_size, verify_certificate
 
 __all__ = [
     "MUTATIONS",
@@ -266,12 +266,14 @@ class Replica:
         require(self.mutations <= MUTATIONS, f"unknown mutations {sorted(self.mutations - MUTATIONS)}")
         f = validators.f
         self.f = f
-        self.quorum = validators.quorum
-        self.prepare_quorum = 2 * f
+        # n - f, not 2f+1: two quorums must share f+1 replicas for every n >= 3f+1 (with
+        # n = 6, f = 1 two sets of 2f+1 = 3 can be disjoint; the simulator finds that at once)
+        self.quorum = quorum_size(validators)
+        self.prepare_quorum = self.quorum - 1
         # a NEW-VIEW carries 2f+1 view changes of up to L blocks each, plus up to L blocks
         per_block = params.max_block_bytes + 64 * params.max_block_events + 16 * 1024
         self.max_message_bytes = (2 * f + 2) * params.watermark_window * per_block + (1 << 20)
-        self.commit_quorum = f + 1 if "commit_quorum" in self.mutations else 2 * f + 1
+        self.commit_quorum = f + 1 if "commit_quorum" in self.mutations else self.quorum
 
         self.view = 0
         self.active = True

@@ -17,7 +17,9 @@ from protocol.crypto import Domain, KeyPair, sign_bytes, verify_raw
 from protocol.errors import Code, SignatureError, ValidationError
 from protocol.types import Seq, Signature, ValidatorId
 
-__all__ = ["Ed25519Signer", "Ed25519Verifier", "FastSigner", "FastVerifier", "Signer", "Verifier", "verify_certificate"]
+__all__ = [
+    "Ed25519Signer", "Ed25519Verifier", "FastSigner", "FastVerifier", "Signer", "Verifier", "quorum_size", "verify_certificate",
+]
 
 
 class Signer(Protocol):
@@ -75,12 +77,21 @@ class FastVerifier:
         return hashlib.blake2b(public + sign_bytes(domain, chain_id, msg)).digest() == signature
 
 
+def quorum_size(validators: ValidatorSet) -> int:
+    """n - f: any two quorums share at least f + 1 replicas, so one correct one (equal to
+    2f + 1 when n = 3f + 1; `ValidatorSet.quorum` is 2f + 1 for every n, which is too small
+    when n is not 3f + 1)."""
+    return validators.n - validators.f
+
+
 def verify_certificate(
     cert: CommitCertificate, chain_id: str, validators: ValidatorSet, header_hash: bytes, verifier: Verifier
 ) -> None:
     """`CommitCertificate.verify` through a `Verifier` (the same rules, any signature scheme)."""
     if isinstance(verifier, Ed25519Verifier):
         cert.verify(chain_id, validators, header_hash)
+        if len(cert.signatures) < quorum_size(validators):
+            raise SignatureError(Code.BAD_SIGNATURE, f"{len(cert.signatures)} signatures, a quorum is {quorum_size(validators)}", field="signatures")
         return
     if header_hash != cert.header_hash:
         raise ValidationError(Code.FIELD_INVALID, "certificate is for another header", field="header_hash")
@@ -92,5 +103,5 @@ def verify_certificate(
         vote = Commit(view=cert.view, seq=Seq(cert.height), digest=cert.header_hash, replica=sig.replica)
         if not verifier.verify(sig.replica, sig.signature, Domain.COMMIT, chain_id, vote):
             raise SignatureError(Code.BAD_SIGNATURE, "COMMIT signature does not verify", field=f"signatures[{i}].signature")
-    if len(seen) < validators.quorum:
-        raise SignatureError(Code.BAD_SIGNATURE, f"{len(seen)} signatures, a quorum is {validators.quorum}", field="signatures")
+    if len(seen) < quorum_size(validators):
+        raise SignatureError(Code.BAD_SIGNATURE, f"{len(seen)} signatures, a quorum is {quorum_size(validators)}", field="signatures")

@@ -521,3 +521,10 @@ def test_4_3_a_primary_behind_the_stable_checkpoint_never_proposes_at_or_below_i
     r0 = c.r(0)
     assert r0.next_seq == k + 1 and not r0.can_propose() and not r0.propose(9_000)
     assert all(key[2] > k for key in r0.signed if key[0] != Domain.VIEW_CHANGE.value)
+
+
+@pytest.mark.parametrize(("n", "quorum"), [(4, 3), (5, 4), (6, 5), (7, 5), (10, 7)])
+def test_quorum_is_n_minus_f_so_two_quorums_share_a_correct_replica(n: int, quorum: int) -> None:
+    c = Cluster(n)
+    assert c.r(0).quorum == quorum == n - c.validators.f
+    assert 2 * quorum - n >= c.validators.f + 1

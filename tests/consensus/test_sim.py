@@ -28,6 +28,13 @@ def test_default_seed_suite_has_no_violations(n: int) -> None:
     assert _failures(n, byzantine, seeds) == []
 
 
+@pytest.mark.parametrize("n", [5, 6, 8])
+def test_validator_counts_that_are_not_3f_plus_1(n: int) -> None:
+    """Quorums are n - f. (With 2f+1, i.e. 3 of 6, two quorums can be disjoint: 10 of 150
+    seeds at n = 6 broke agreement before the fix.)"""
+    assert _failures(n, (n - 1) // 3, range(15)) == []
+
+
 def test_real_ed25519_configuration() -> None:
     """Same runs with real signatures: certificates pass `CommitCertificate.verify`."""
     assert _failures(4, 1, range(3), real_crypto=True) == []
