@@ -242,3 +242,55 @@ def smt_proofs(draw: st.DrawFn) -> SmtProof:
 
 
 CUSTOM[SmtProof] = smt_proofs
+
+
+# --------------------------------------------------------------------------- consensus messages
+# Their validity couples fields (a block must hash to the pre-prepare's digest, prepares
+# must match it, replicas must be distinct, heights must agree), so they are built here.
+
+from consensus import messages as _cm  # noqa: E402
+from protocol.block import CommitCertificate, CommitSig  # noqa: E402
+
+_replicas = st.lists(hashes, min_size=0, max_size=4, unique=True)
+_sigs = st.binary(min_size=64, max_size=64)
+
+
+@st.composite
+def commit_certificates(draw: st.DrawFn, height: int | None = None) -> CommitCertificate:
+    replicas = draw(_replicas)
+    return CommitCertificate(
+        view=draw(u64), height=height if height is not None else draw(st.integers(0, MAX_UINT64)),
+        header_hash=draw(hashes), signatures=tuple(CommitSig(replica=r, signature=draw(_sigs)) for r in replicas),
+    )
+
+
+@st.composite
+def preprepare_msgs(draw: st.DrawFn) -> _cm.PrePrepareMsg:
+    block = draw(blocks())
+    body = _cm.PrePrepare(view=draw(u64), seq=block.header.height, digest=block.header.hash(), replica=draw(hashes))
+    return _cm.PrePrepareMsg(preprepare=_cm.SignedPrePrepare(body=body, signature=draw(_sigs)), block=block)
+
+
+@st.composite
+def prepared_proofs(draw: st.DrawFn) -> _cm.PreparedProof:
+    pp = draw(preprepare_msgs())
+    b = pp.preprepare.body
+    prepares = tuple(
+        _cm.SignedPrepare(body=_cm.Prepare(view=b.view, seq=b.seq, digest=b.digest, replica=r), signature=draw(_sigs))
+        for r in draw(_replicas)
+    )
+    return _cm.PreparedProof(preprepare=pp.preprepare, block=pp.block, prepares=prepares)
+
+
+@st.composite
+def certified_blocks(draw: st.DrawFn) -> _cm.CertifiedBlock:
+    block = draw(blocks())
+    return _cm.CertifiedBlock(block=block, certificate=draw(commit_certificates(height=block.header.height)))
+
+
+CUSTOM[CommitCertificate] = commit_certificates
+CUSTOM[_cm.PrePrepareMsg] = preprepare_msgs
+CUSTOM[_cm.PreparedProof] = prepared_proofs
+CUSTOM[_cm.CertifiedBlock] = certified_blocks
+CUSTOM[_cm.BlockResponse] = lambda: st.lists(certified_blocks(), max_size=2).map(
+    lambda bs: _cm.BlockResponse(blocks=tuple(bs)))
