@@ -15,7 +15,7 @@ blocks), conflict (two different prepares/commits), replay (old messages), badsi
 silent, forge (serves forged blocks to catch-up requests).
 
 Checkers: agreement, no rollback (commits strictly in order after the stored chain),
-certificate (2f+1 distinct valid COMMIT signatures for the header hash, one view),
+certificate (n - f distinct valid COMMIT signatures for the header hash, one view),
 evidence (every equivocation an honest replica received inside its evidence window was
 reported), honest non-equivocation (no honest replica signs two different messages for
 one (phase, view, seq): the signer guard), liveness after healing.
