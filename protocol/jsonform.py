@@ -27,13 +27,41 @@ M = TypeVar("M", bound=Message)
 
 
 def to_json(value: Any) -> Any:
+    """The JSON form of `value`. A nested message whose field is declared with an abstract
+    base other than `EventBody` (e.g. `Evidence.first`) carries its tag as ``"_tag"``."""
     if isinstance(value, Message):
-        return {f.name: to_json(getattr(value, f.name)) for f in fields(value)}  # type: ignore[arg-type]
+        hints = _hints(type(value))
+        out: dict[str, Any] = {}
+        for f in fields(value):  # type: ignore[arg-type]
+            v = getattr(value, f.name)
+            out[f.name] = to_json(v)
+            if isinstance(v, Message) and _needs_tag(hints[f.name]):
+                out[f.name]["_tag"] = type(v).TAG
+        return out
     if isinstance(value, bytes):
         return value.hex()
     if isinstance(value, tuple | list):
         return [to_json(v) for v in value]
     return value
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    h = _HINTS.get(cls)
+    if h is None:
+        h = _HINTS[cls] = typing.get_type_hints(cls)
+    return h
+
+
+def _needs_tag(tp: Any) -> bool:
+    from .events import EventBody
+
+    for t in (tp, *typing.get_args(tp)):
+        if isinstance(t, type) and issubclass(t, Message) and "TAG" not in t.__dict__ and not issubclass(t, EventBody):
+            return True
+    return False
 
 
 def _err(path: str, text: str) -> DecodeError:
