@@ -15,16 +15,15 @@ members; every member has at least one role and one key; parameters positive and
 from __future__ import annotations
 
 import json
-import typing
-from dataclasses import fields
 from typing import Any, TypeVar
 
 from .block import ValidatorSet
 from .bodies import ROLES, validate_org_id
-from .codec import Message, decode_as, encode, message, sha256
+from .codec import Message, encode, message, sha256
 from .crypto import validate_chain_id
 from .errors import Code, ProtocolError, ValidationError
-from .types import MAX_UINT64, Hash32, PublicKey
+from .jsonform import from_json, to_json
+from .types import Hash32, PublicKey
 
 __all__ = [
     "MAX_MEMBERS",
@@ -209,76 +208,15 @@ class Genesis(Message):
 
 
 def to_json_value(value: Any) -> Any:
-    """A message as plain JSON data: objects by field name, arrays, hex strings for bytes."""
-    if isinstance(value, Message):
-        return {f.name: to_json_value(getattr(value, f.name)) for f in fields(value)}  # type: ignore[arg-type]
-    if isinstance(value, tuple):
-        return [to_json_value(v) for v in value]
-    if isinstance(value, bytes):
-        return value.hex()
-    return value
-
-
-def _json_field(tp: Any, value: Any, path: str) -> Any:
-    sup = getattr(tp, "__supertype__", None)
-    if sup is not None:
-        tp = sup
-    origin = typing.get_origin(tp)
-    if origin is not None and type(None) in typing.get_args(tp):
-        if value is None:
-            return None
-        (inner,) = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _json_field(inner, value, path)
-    if tp is bool:
-        if type(value) is not bool:
-            raise _bad(path, "expected true or false")
-        return value
-    if tp is int:
-        if type(value) is not int or not 0 <= value <= MAX_UINT64:
-            raise _bad(path, "expected an integer in 0..2^64-1", Code.FIELD_OUT_OF_RANGE)
-        return value
-    if tp is str:
-        if type(value) is not str:
-            raise _bad(path, "expected a string")
-        return value
-    if tp is bytes:
-        if type(value) is not str:
-            raise _bad(path, "expected a hex string")
-        try:
-            return bytes.fromhex(value)
-        except ValueError:
-            raise _bad(path, "not valid hex") from None
-    if origin is tuple:
-        if type(value) is not list:
-            raise _bad(path, "expected an array")
-        inner = typing.get_args(tp)[0]
-        return tuple(_json_field(inner, v, f"{path}[{i}]") for i, v in enumerate(value))
-    if isinstance(tp, type) and issubclass(tp, Message):
-        return _json_message(tp, value, path)
-    raise _bad(path, f"unsupported field type {tp!r}")  # pragma: no cover - all genesis types are covered
-
-
-def _json_message(cls: type[M], obj: Any, path: str) -> M:
-    if type(obj) is not dict:
-        raise _bad(path or cls.__name__, "expected an object")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
-    prefix = f"{path}." if path else ""
-    for k in obj:
-        if k not in names:
-            raise _bad(prefix + str(k), "unknown field")
-    kwargs = {}
-    for n in names:
-        if n not in obj:
-            raise _bad(prefix + n, "missing field")
-        kwargs[n] = _json_field(hints[n], obj[n], prefix + n)
-    return cls(**kwargs)
+    """A message as plain JSON data: objects by field name, arrays, hex strings for bytes
+    (the one JSON form of every message, `protocol.jsonform`)."""
+    return to_json(value)
 
 
 def from_json_value(cls: type[M], obj: Any) -> M:
-    """Build and fully validate a message from its JSON data (see `to_json_value`)."""
-    value = _json_message(cls, obj, "")
+    """Build and fully validate a message from its JSON data; every error is a
+    `ValidationError` naming the dotted field path."""
     try:
-        return decode_as(cls, encode(value))
+        return from_json(cls, obj)
     except ProtocolError as exc:
         raise ValidationError(exc.code, exc.message, field=exc.field) from None
