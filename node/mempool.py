@@ -28,6 +28,8 @@ from protocol.events import MAX_CONTRACT_EVENT_BYTES, SignedEvent, verify_event
 
 __all__ = ["AddOutcome", "Mempool", "decode_and_verify", "verify_batch"]
 
+_NONCE_CACHE_MAX = 100_000
+
 
 @dataclass(frozen=True, slots=True)
 class AddOutcome:
@@ -91,6 +93,10 @@ class Mempool:
         self.max_bytes = max_bytes
         self.per_sender_quota = per_sender_quota
         self._expected_nonce = expected_nonce
+        self._nonce_cache: dict[bytes, int] = {}
+        """sender -> next nonce the chain expects: the ledger changes only between a block's
+        execution and `on_commit`, which forgets the block's senders (one ledger read per
+        sender and block instead of one per event and per `select`)."""
         self._check = stateful_check
         self._is_committed = is_committed
         self._by_id: dict[bytes, _Entry] = {}
@@ -100,6 +106,8 @@ class Mempool:
         self._inflight: dict[int, list[bytes]] = {}  # seq -> ids this node proposed
         self._inflight_ids: set[bytes] = set()
         self.bytes = 0
+        self._version = 0  # bumped by every change of the pending events
+        self._ready_cache = (-1, 0, 0)  # (version, limit, count) of the last `ready_count`
         self.verified: set[bytes] = set()
         self.changed = trio.Event()
 
@@ -120,6 +128,23 @@ class Mempool:
         e = self._by_id.get(event_id)
         return e.raw if e else None
 
+    def ready_count(self, limit: int) -> int:
+        """Events that could be proposed now (per sender, the run of consecutive nonces from
+        the next one the chain expects), counted up to `limit`. Events behind a nonce gap
+        are not ready: they wait for an earlier event that may not have arrived yet."""
+        if self._ready_cache[:2] == (self._version, limit):
+            return self._ready_cache[2]  # O(senders): computed once per change of the mempool
+        n = 0
+        for sender, pending in self._by_sender.items():
+            nonce = self._expected(sender)
+            while nonce in pending:
+                n += 1
+                nonce += 1
+            if n >= limit:
+                break
+        self._ready_cache = (self._version, limit, n)
+        return n
+
     # ------------------------------------------------------------------ admission
     def admit(self, items: Iterable[tuple[bytes, SignedEvent]]) -> list[AddOutcome]:
         """Admit verified events. Returns one outcome per item, in order."""
@@ -132,7 +157,7 @@ class Mempool:
                 out.append(AddOutcome(eid, "duplicate"))
                 continue
             ev = signed.event
-            expected = self._expected_nonce(ev.sender)
+            expected = self._expected(ev.sender)
             if ev.nonce < expected:
                 out.append(AddOutcome(eid, "rejected", "nonce.replayed",
                                       f"nonce {ev.nonce} was already used; the next nonce of this sender is {expected}"))
@@ -165,7 +190,16 @@ class Mempool:
             self._notify()
         return out
 
+    def _expected(self, sender: bytes) -> int:
+        n = self._nonce_cache.get(sender)
+        if n is None:
+            if len(self._nonce_cache) >= _NONCE_CACHE_MAX:
+                self._nonce_cache.clear()
+            n = self._nonce_cache[sender] = self._expected_nonce(sender)
+        return n
+
     def _notify(self) -> None:
+        self._version += 1
         self.changed.set()
         self.changed = trio.Event()
 
@@ -175,7 +209,7 @@ class Mempool:
         chosen: list[bytes] = []
         size = 0
         for sender, pending in self._by_sender.items():
-            nonce = max(self._cursor.get(sender, 0), self._expected_nonce(sender))
+            nonce = max(self._cursor.get(sender, 0), self._expected(sender))
             while True:
                 e = pending.get(nonce)
                 if e is None or e.event_id in self._inflight_ids:
@@ -202,8 +236,13 @@ class Mempool:
         self._cursor.clear()
 
     # ------------------------------------------------------------------ commits
-    def on_commit(self, seq: int, event_ids: Iterable[bytes]) -> list[tuple[bytes, str, str]]:
-        """Remove committed events; return the (id, code, message) of events dropped as superseded."""
+    def on_commit(self, seq: int, event_ids: Iterable[bytes],
+                  senders: Iterable[bytes] | None = None) -> list[tuple[bytes, str, str]]:
+        """Remove committed events; return the (id, code, message) of events dropped as superseded.
+
+        `senders`: the senders of the block's events (only their nonces can have moved);
+        None re-checks every sender with pending events (one ledger read each: slow when
+        thousands of senders are pending)."""
         for eid in event_ids:
             self.verified.discard(eid)
             e = self._by_id.pop(eid, None)
@@ -215,8 +254,14 @@ class Mempool:
             self._cursor.clear()
         dropped: list[tuple[bytes, str, str]] = []
         # events whose nonce the chain has now passed can never commit: drop them with a reason
-        for sender in list(self._by_sender):
-            expected = self._expected_nonce(sender)
+        if senders is None:
+            self._nonce_cache.clear()
+        else:
+            senders = set(senders)
+            for x in senders:
+                self._nonce_cache.pop(x, None)
+        for sender in list(self._by_sender) if senders is None else [x for x in senders if x in self._by_sender]:
+            expected = self._expected(sender)
             for nonce in [n for n in self._by_sender[sender] if n < expected]:
                 e = self._by_sender[sender][nonce]
                 self._by_id.pop(e.event_id, None)

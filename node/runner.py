@@ -6,12 +6,21 @@ handled to the end, including its `Ready`, before the next. So the replica is ne
 touched concurrently and the order persist -> send -> commit -> execute holds:
 
 1. `persist`: consensus records appended to the chain store's WAL, one synced batch;
-2. `sends`: messages to peers (the transport may block: backpressure);
+2. `sends`: messages queued on each peer's outbox (`_Outbox`, bounded, oldest dropped:
+   consensus retransmits); one task per peer feeds the transport, so a full or stalled
+   peer never blocks the replica (nor, through it, the reader of any peer's stream);
 3. `commits`: each block + certificate stored (synced), then executed by the ledger,
    then the mempool forgets its events and the replica hears the new executed height;
 4. `evidence`: kept (and counted) for the application;
 5. `fetches`: catch-up requests, run as background tasks whose answers come back
    through the input channel as verified `CertifiedBlock`s.
+
+Backpressure (issue 10): the API refuses new events (503 `mempool.full`, before any
+signature check) while `NodeOptions.intake_limit_events` ready events are pending here;
+gossip from peers goes to a bounded backlog worked off by its own task (a full backlog
+drops the batch, counted: the origin re-gossips), so a peer's stream, which also carries
+consensus messages, is never blocked by event verification. Ticks do not queue up while
+the consensus task is busy (see `_ticker`).
 
 Events: the API and gossip hand encoded events to `submit`, which decodes and verifies
 signatures on worker threads, admits them to the mempool, journals them (a killed node
@@ -25,7 +34,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +77,10 @@ GOSSIP_MAX_BYTES = 768 * 1024
 REGOSSIP_AFTER_S = 5.0
 FETCH_TIMEOUT_S = 10.0
 VERIFIED_CACHE_MAX = 400_000
+COMMITTED_CACHE_MAX = 200_000
+"""Hashes of recently committed raw events: a late gossip copy is known without a signature check."""
+OUTBOX_MAX_MESSAGES = 1024
+"""Consensus messages queued per peer; beyond it the oldest is dropped (consensus retransmits)."""
 
 
 @message(tag=0x70)
@@ -89,6 +102,16 @@ class NodeOptions:
     per_sender_quota: int = 20_000
     max_request_bytes: int = 8 * 1024 * 1024
     max_batch_events: int = 5000
+    intake_limit_events: int = 8000
+    """Backpressure: the API refuses new events (503 mempool.full, before any signature
+    check) while this many are pending here (mempool + gossip backlog + being verified).
+    Pending events wait ~ pending / throughput, so this bounds finality latency under
+    overload; peers' gossip is still admitted up to `max_events`."""
+    gossip_backlog_events: int = 20_000
+    """Gossiped events from peers queued for verification; a batch beyond it is dropped
+    (counted): its origin keeps the events and re-gossips them, and a block carrying them
+    is verified on arrival. So a slow node never blocks its peers' streams (which also
+    carry consensus messages)."""
 
 
 def replica_params(genesis: Genesis, tick_ms: int) -> ReplicaParams:
@@ -103,6 +126,26 @@ def replica_params(genesis: Genesis, tick_ms: int) -> ReplicaParams:
         max_block_bytes=c.max_block_bytes,
         retransmit_ticks=max(1, math.ceil(500 / tick_ms)),
     )
+
+
+class _Outbox:
+    """Encoded consensus messages for one peer, oldest first; bounded: `put` drops the
+    oldest when full (and says so). Consensus retransmits what matters."""
+
+    __slots__ = ("maxlen", "messages", "wakeup")
+
+    def __init__(self, maxlen: int) -> None:
+        self.maxlen = maxlen
+        self.messages: deque[bytes] = deque()
+        self.wakeup = trio.Event()
+
+    def put(self, data: bytes) -> bool:
+        dropped = len(self.messages) >= self.maxlen
+        if dropped:
+            self.messages.popleft()
+        self.messages.append(data)
+        self.wakeup.set()
+        return dropped
 
 
 class _App:
@@ -177,6 +220,15 @@ class Node:
         self.arrival: dict[bytes, float] = {}
         self.params = replica_params(genesis, self.options.tick_ms)
         self._inputs_send, self._inputs_recv = trio.open_memory_channel[tuple[str, Any]](1024)
+        self._outboxes = {p: _Outbox(OUTBOX_MAX_MESSAGES) for p in genesis.validators.validators if p != key.public}
+        self._gossip_backlog: deque[tuple[bytes, list[bytes]]] = deque()
+        self._gossip_backlog_n = 0
+        self._gossip_backlog_wakeup = trio.Event()
+        self._intake_inflight = 0
+        self._tick_queued = False
+        self.committed_recent: OrderedDict[bytes, bytes] = OrderedDict()  # sha256(raw) -> event id
+        self.counters: dict[str, int] = {"outbox_dropped": 0, "gossip_dropped_events": 0, "intake_refused_events": 0,
+                                         "gossip_known_events": 0, "ticks_coalesced": 0}
         self._gossip_out: list[bytes] = []
         self._gossip_bytes = 0
         self._gossip_wakeup = trio.Event()
@@ -261,17 +313,34 @@ class Node:
                      from_peer: bool = False) -> list[AddOutcome]:
         """Stateless checks (threads), mempool admission, journal, gossip. One outcome per raw."""
         pre_errors = pre_errors or {}
+        if not from_peer and (len(self.mempool) >= 3 * self.options.intake_limit_events
+                              or self.pending_intake() >= self.options.intake_limit_events):
+            # refuse before the (expensive) signature checks: the client retries later
+            self.counters["intake_refused_events"] += len(raws)
+            self.metrics.events_rejected.labels("mempool.full").inc(len(raws))
+            busy = AddOutcome(None, "rejected", "mempool.full",
+                              f"the node is busy ({len(self.mempool)} events pending); retry later")
+            return [busy] * len(raws)
         todo = [(i, r) for i, r in enumerate(raws) if i not in pre_errors]
         hashes = [sha256(r) for _, r in todo]
         results: dict[int, SignedEvent | ProtocolError] = {}
         unknown: list[tuple[int, bytes]] = []
+        committed: dict[int, bytes] = {}
         for (i, r), h in zip(todo, hashes, strict=True):
             known = self.verified.get(h)  # read now: the cache may change while we await below
             if known is not None:
                 results[i] = known
+            elif (eid := self.committed_recent.get(h)) is not None:
+                committed[i] = eid
             else:
                 unknown.append((i, r))
-        checked = await verify_batch([r for _, r in unknown], self.chain_id)
+        if committed:
+            self.counters["gossip_known_events"] += len(committed)
+        self._intake_inflight += len(unknown)
+        try:
+            checked = await verify_batch([r for _, r in unknown], self.chain_id)
+        finally:
+            self._intake_inflight -= len(unknown)
         for (i, _), res in zip(unknown, checked, strict=True):
             results[i] = res
         outcomes: list[AddOutcome | None] = [None] * len(raws)
@@ -280,6 +349,9 @@ class Node:
             if i in pre_errors:
                 e = pre_errors[i]
                 outcomes[i] = AddOutcome(None, "rejected", str(e.code), str(e))
+                continue
+            if i in committed:
+                outcomes[i] = AddOutcome(committed[i], "duplicate")
                 continue
             res = results[i]
             if isinstance(res, ProtocolError):
@@ -309,6 +381,15 @@ class Node:
             self.log.info("events_rejected_at_intake", count=len(rejected), first_code=rejected[0].code)
         return [o for o in outcomes if o is not None]
 
+    def pending_intake(self) -> int:
+        """Events waiting for this node's pipeline: the mempool's *ready* events (not those
+        behind a nonce gap: refusing new batches because of them could refuse the very
+        event that fills the gap), the gossip backlog, and API batches being verified.
+        Gapped events are capped apart: the API also refuses while the whole mempool holds
+        3 x `intake_limit_events` (then the mempool's own bounds cap peers' gossip)."""
+        limit = self.options.intake_limit_events
+        return self.mempool.ready_count(limit) + self._gossip_backlog_n + self._intake_inflight
+
     def _nudge(self) -> None:
         # if the channel is full the loop is busy; it re-checks proposals after every input anyway
         with contextlib.suppress(trio.WouldBlock):
@@ -323,6 +404,9 @@ class Node:
                 self._reload_journal()
                 nursery.start_soon(self._peer_messages)
                 nursery.start_soon(self._gossip_in)
+                nursery.start_soon(self._gossip_worker)
+                for peer, box in self._outboxes.items():
+                    nursery.start_soon(self._outbox_pump, peer, box)
                 nursery.start_soon(self._gossip_flush)
                 nursery.start_soon(self._ticker)
                 nursery.start_soon(self._consensus_loop)
@@ -335,8 +419,17 @@ class Node:
             self.ledger.close()
 
     async def _ticker(self) -> None:
+        """One tick per `tick_ms`, but at most one queued: while the consensus task is busy
+        (a big block executing, a burst of messages) ticks do not pile up behind the
+        messages that would have reset the view timer and then fire all at once. So the
+        view timer measures time this node was ready to hear its peers, and a slow node
+        does not start view changes that only its own slowness caused."""
         while True:
             await trio.sleep(self.options.tick_ms / 1000)
+            if self._tick_queued:
+                self.counters["ticks_coalesced"] += 1
+                continue
+            self._tick_queued = True
             await self._inputs_send.send(("tick", None))
 
     async def _peer_messages(self) -> None:
@@ -370,7 +463,38 @@ class Node:
                 self.metrics.peer_messages_rejected.labels("gossip_decode").inc()
                 self.log.warning("gossip_batch_rejected", peer=sender.hex()[:12], code=str(exc.code), error=str(exc))
                 continue
-            await self.submit(list(batch.events), from_peer=True)
+            n = len(batch.events)
+            if self._gossip_backlog_n + n > self.options.gossip_backlog_events:
+                self.counters["gossip_dropped_events"] += n
+                self.log.info("gossip_batch_dropped", peer=sender.hex()[:12], events=n, backlog=self._gossip_backlog_n)
+                continue
+            self._gossip_backlog.append((sender, list(batch.events)))
+            self._gossip_backlog_n += n
+            self._gossip_backlog_wakeup.set()
+
+    async def _gossip_worker(self) -> None:
+        """Verify and admit gossiped batches (off the peers' streams: see `gossip_backlog_events`)."""
+        while True:
+            while not self._gossip_backlog:
+                self._gossip_backlog_wakeup = trio.Event()
+                await self._gossip_backlog_wakeup.wait()
+            _, raws = self._gossip_backlog.popleft()
+            try:
+                await self.submit(raws, from_peer=True)
+            finally:
+                self._gossip_backlog_n -= len(raws)
+
+    async def _outbox_pump(self, peer: bytes, box: _Outbox) -> None:
+        """Send one peer's queued consensus messages; only this task waits on its queue."""
+        while True:
+            while not box.messages:
+                box.wakeup = trio.Event()
+                await box.wakeup.wait()
+            data = box.messages.popleft()
+            try:
+                await self.transport.send(peer, data)
+            except TransportError as exc:
+                self.log.debug("send_failed", peer=peer.hex()[:12], error=str(exc))
 
     async def _gossip_flush(self) -> None:
         last_regossip = time.monotonic()
@@ -459,6 +583,7 @@ class Node:
                     if not self.replica.step(msg, sender):
                         self.metrics.peer_messages_rejected.labels("consensus").inc()
                 elif kind == "tick":
+                    self._tick_queued = False
                     self.replica.tick()
                 elif kind == "block":
                     self.replica.deliver_block(item)
@@ -479,7 +604,10 @@ class Node:
         has_events = bool(self.mempool.select(1, 1 << 30))
         # after blocks with events, one more block puts the resulting state root in a header
         unpublished = self._published_height < self._dirty_height <= self.ledger.height
-        if has_events or unpublished or since >= self.options.heartbeat_ms:
+        # heartbeats well inside the view timeout: a backup's timer restarts at each commit,
+        # so an idle cluster changes view whenever heartbeat + commit latency > the timeout
+        heartbeat_ms = min(self.options.heartbeat_ms, self.genesis.consensus.view_timeout_ms // 4)
+        if has_events or unpublished or since >= heartbeat_ms:
             self.last_payload = []
             executed = self.ledger.height
             if r.propose(int(time.time() * 1000)):
@@ -498,21 +626,18 @@ class Node:
                 self._wal_seq += 1
                 self._wal.append((k, rec))
                 items.append((k, rec.encode()))
-            self.store.persist(items)
+            # fsync on a worker thread (RocksDB releases the GIL): the replica still waits for
+            # it (persist before send) but the API, gossip and transport keep running
+            await trio.to_thread.run_sync(self.store.persist, items)
             self.metrics.fsync_latency.observe(time.perf_counter() - t0)
-        for s in rd.sends:
+        for s in rd.sends:  # queued, never awaited here: a slow peer cannot stall the replica
             data = s.message.encode()
-            try:
-                if s.to is None:
-                    for peer in self.genesis.validators.validators:
-                        if peer != r.me:
-                            await self.transport.send(peer, data)
-                else:
-                    await self.transport.send(s.to, data)
-            except TransportError as exc:
-                self.log.debug("send_failed", error=str(exc))
+            for peer in (self._outboxes if s.to is None else (s.to,)):
+                box = self._outboxes.get(peer)
+                if box is not None and box.put(data):
+                    self.counters["outbox_dropped"] += 1
         for cb in rd.commits:
-            self._execute(cb.block, cb.certificate)
+            await self._execute(cb.block, cb.certificate)
         for ev in rd.evidence:
             self.evidence.append(ev)
             self.metrics.evidence.inc()
@@ -540,20 +665,23 @@ class Node:
             dropset = set(drop)
             self._wal = [(k, rec) for k, rec in self._wal if k not in dropset]
 
-    def _execute(self, block: Block, cert: CommitCertificate) -> None:
+    async def _execute(self, block: Block, cert: CommitCertificate) -> None:
         h = block.header.height
         hashes = [sha256(e) for e in block.events]
         decoded = [self.verified.get(x) for x in hashes]
         ids = [d.id if d is not None else None for d in decoded]
         preverified = {i for i in ids if i is not None}
+        senders = {d.event.sender for d in decoded if d is not None}
         for i, raw in enumerate(block.events):
             if decoded[i] is None:
                 try:
-                    ids[i] = SignedEvent.decode(raw).id
+                    ev = SignedEvent.decode(raw)
+                    ids[i] = ev.id
+                    senders.add(ev.event.sender)
                 except ProtocolError:
                     ids[i] = None
         t0 = time.perf_counter()
-        self.store.commit_block(block, cert, [i for i in ids if i is not None])
+        await trio.to_thread.run_sync(self.store.commit_block, block, cert, [i for i in ids if i is not None])
         self.metrics.fsync_latency.observe(time.perf_counter() - t0)
         result = self.ledger.apply_block(h, block.header.time_ms, block.events, preverified=preverified, decoded=decoded)
         all_ids = [o.event_id for o in result.outcomes]
@@ -562,7 +690,7 @@ class Node:
             self.log.info("sla_breaches", height=h, count=result.sla_breaches)
         if block.events:
             self._dirty_height = h
-        dropped = self.mempool.on_commit(h, all_ids)
+        dropped = self.mempool.on_commit(h, all_ids, senders)
         if dropped:
             self.store.journal_drop(dropped)
         now = time.monotonic()
@@ -574,8 +702,12 @@ class Node:
                 self.metrics.events_committed.inc()
             else:
                 self.metrics.events_rejected.labels(o.code).inc()
-        for x in hashes:
+        for x, eid in zip(hashes, ids, strict=True):
             self.verified.pop(x, None)
+            if eid is not None:
+                self.committed_recent[x] = eid
+        while len(self.committed_recent) > COMMITTED_CACHE_MAX:
+            self.committed_recent.popitem(last=False)
         if self._last_commit_time:
             self.metrics.block_interval.observe(now - self._last_commit_time)
         self._last_commit_time = now
@@ -611,16 +743,15 @@ class Node:
             "hash": block.header.hash().hex(),
             "header": to_json(block.header),
             "certificate": to_json(cert),
-            "event_ids": [SignedEvent.decode(e).id.hex() if self._decodes(e) else sha256(e).hex() for e in block.events],
+            "event_ids": [self._event_id_hex(e) for e in block.events],
         }
 
     @staticmethod
-    def _decodes(raw: bytes) -> bool:
+    def _event_id_hex(raw: bytes) -> str:
         try:
-            SignedEvent.decode(raw)
+            return SignedEvent.decode(raw).id.hex()
         except ProtocolError:
-            return False
-        return True
+            return sha256(raw).hex()
 
     def status_json(self) -> dict[str, Any]:
         r = self.replica
@@ -639,6 +770,7 @@ class Node:
             "last_block_hash": head.header.hash().hex() if head else None,
             "last_commit_ms": self.last_commit_wall_ms,
             "mempool": {"events": len(self.mempool), "bytes": self.mempool.bytes},
+            "intake": {"pending": self.pending_intake(), "gossip_backlog": self._gossip_backlog_n, **self.counters},
             "stable_checkpoint": r.stable_seq,
             "consensus_rejected": dict(r.rejected),
             "validators": [v.hex() for v in self.genesis.validators.validators],
