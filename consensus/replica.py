@@ -10,7 +10,7 @@ commit certificate of 2f+1 COMMIT signatures), hand `evidence` to the applicatio
 Quorums: q = n - f replicas (= 2f+1 when n = 3f+1; "2f+1" below means q, "2f" means
 q - 1). With n - f any two quorums share f+1 replicas for every n >= 4; plain 2f+1 does not
 (n = 6: two disjoint sets of 3). Commit certificates therefore carry >= n - f signatures,
-which `CommitCertificate.verify` (>= 2f+1) accepts.
+which `CommitCertificate.verify` (>= n - f, `ValidatorSet.quorum`) accepts.
 
 Protocol (sequence number = block height; digest = header hash):
 - 4.2 normal case: the primary of view v (validators[v % n]) pre-prepares blocks for up to L

@@ -79,9 +79,8 @@ class FastVerifier:
 
 def quorum_size(validators: ValidatorSet) -> int:
     """n - f: any two quorums share at least f + 1 replicas, so one correct one (equal to
-    2f + 1 when n = 3f + 1; `ValidatorSet.quorum` is 2f + 1 for every n, which is too small
-    when n is not 3f + 1)."""
-    return validators.n - validators.f
+    2f + 1 when n = 3f + 1). The same as `ValidatorSet.quorum`."""
+    return validators.quorum
 
 
 def verify_certificate(

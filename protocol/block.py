@@ -2,7 +2,9 @@
 
 Invariants:
 - a `ValidatorSet` has n >= 1 distinct 32-byte keys in a fixed order; f = (n - 1) // 3 and
-  a quorum is 2f + 1 (the primary of view v is ``validators[v % n]``);
+  a quorum is n - f, which is 2f + 1 when n = 3f + 1 (any two quorums share f + 1
+  validators, so at least one correct one, for every n); the primary of view v is
+  ``validators[v % n]``;
 - a header's hash is SHA-256 of its canonical encoding; `Block.validate` checks the
   header's `events_root` and `event_count` against the events it carries;
 - a `CommitCertificate` for a header is at least a quorum of valid COMMIT signatures
@@ -56,7 +58,10 @@ class ValidatorSet(Message):
 
     @property
     def quorum(self) -> int:
-        return 2 * self.f + 1
+        """n - f: any two quorums share at least f + 1 validators, one of them correct.
+        (2f + 1 is the same when n = 3f + 1 and too small otherwise: for n = 5 two sets of
+        3 can share just one, possibly faulty, validator.)"""
+        return self.n - self.f
 
     def primary(self, view: int) -> ValidatorId:
         return self.validators[view % len(self.validators)]
@@ -136,7 +141,7 @@ class CommitSig(Message):
 
 @message(tag=0x15)
 class CommitCertificate(Message):
-    """2f+1 COMMIT signatures for one (view, height, header hash)."""
+    """A quorum (n - f) of COMMIT signatures for one (view, height, header hash)."""
 
     view: View
     height: Height

@@ -109,7 +109,7 @@ REASON_MEANINGS: dict[Reason, str] = {
     Reason.SIGNER_UNKNOWN: "a certificate signer is not in the validator set",
     Reason.SIGNER_DUPLICATE: "a validator signs the certificate twice",
     Reason.SIGNATURE_INVALID: "a COMMIT signature does not verify",
-    Reason.NO_QUORUM: "fewer than 2f+1 signatures of the validator set",
+    Reason.NO_QUORUM: "fewer than a quorum (n - f) of signatures of the validator set",
     Reason.VALIDATORS_UNPROVEN: "the header's validator set is not reached from the trusted set by change headers",
     Reason.VALIDATOR_CHANGE_UNCERTIFIED: "a validator-set change header lacks a valid certificate or the new set",
     Reason.WRONG_KEY: "the answer is for another state key",
