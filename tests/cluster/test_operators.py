@@ -38,6 +38,7 @@ def test_cluster_up_demo_status_drill_down_and_dashboard(tmp_path: Path) -> None
         assert r.exit_code == 0, r.output
         assert "demo finished" in r.output
         assert "SLA breached" in r.output and "released the escrow" in r.output
+        assert "light client: ticket" in r.output and "is closed" in r.output
         for n in range(4):
             assert f"node{n}" in r.output
         ticket = re.search(r"\?ticket=([0-9a-f]{64})", r.output)
