@@ -56,10 +56,22 @@ def validate_chain_id(chain_id: str, *, field: str = "chain_id") -> None:
         )
 
 
+_PREFIXES: dict[tuple[Domain, str], bytes] = {}
+
+
+def _prefix(domain: Domain, chain_id: str) -> bytes:
+    p = _PREFIXES.get((domain, chain_id))
+    if p is None:
+        p = PREFIX + domain.value.encode() + b"\0" + chain_id.encode()
+        if len(_PREFIXES) < 1024:  # bounded: a node knows one chain and a dozen domains
+            _PREFIXES[(domain, chain_id)] = p
+    return p
+
+
 def sign_bytes(domain: Domain, chain_id: str, msg: Message | bytes) -> bytes:
     """The exact bytes signed for `msg` (an encoded message may be passed as bytes)."""
     body = msg if isinstance(msg, bytes) else encode(msg)
-    return PREFIX + domain.value.encode() + b"\0" + chain_id.encode() + body
+    return _prefix(domain, chain_id) + body
 
 
 def verify_raw(public_key: bytes, signature: bytes, data: bytes) -> bool:
