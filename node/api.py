@@ -118,6 +118,8 @@ def parse_submission(body: bytes, content_type: str, max_events: int) -> tuple[l
             doc = json.loads(body)
         except ValueError as exc:
             raise _BadRequest("decode.malformed", f"the body is not JSON: {exc}") from None
+        except RecursionError:
+            raise _BadRequest("decode.too_deep", "the JSON body is nested too deeply") from None
         if isinstance(doc, dict) and "raw" in doc:
             items = doc["raw"]
             if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
