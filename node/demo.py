@@ -235,8 +235,8 @@ class _Story:
 
         genesis = load_genesis(self.net.root / "genesis.json")
         url = self.urls[-1]
-        with tempfile.TemporaryDirectory() as d:
-            lc = LightClient(url, trust_from_genesis(genesis), state_path=Path(d) / "trust.json", witness_url=self.urls[0])
+        with tempfile.TemporaryDirectory() as d, LightClient(url, trust_from_genesis(genesis), state_path=Path(d) / "trust.json",
+                                                             witness_url=self.urls[0]) as lc:
             view, verified = lc.ticket(ticket_id)
         steps = " -> ".join(str(e.get("status")) for e in view.timeline)
         self.console.print(

@@ -6,7 +6,7 @@ import contextlib
 
 import msgpack
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import protocol.block
@@ -95,7 +95,7 @@ def all_message_classes() -> list[type[Message]]:
 
 
 @pytest.mark.parametrize("cls", all_message_classes(), ids=lambda c: c.__name__)
-@settings(max_examples=40)
+@settings(max_examples=40, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
 @given(data=st.data())
 def test_round_trip_and_canonical_form_for_every_message(cls: type[Message], data: st.DataObject) -> None:
     value = data.draw(message_strategy(cls))

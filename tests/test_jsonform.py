@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protocol.codec import encode
@@ -16,7 +16,7 @@ from .test_codec import all_message_classes
 
 
 @pytest.mark.parametrize("cls", [c for c in all_message_classes() if c.__name__ != "Sample"], ids=lambda c: c.__name__)
-@settings(max_examples=10)
+@settings(max_examples=10, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
 @given(data=st.data())
 def test_json_round_trip_is_byte_exact(cls, data: st.DataObject) -> None:  # type: ignore[no-untyped-def]
     value = data.draw(message_strategy(cls))
