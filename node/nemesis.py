@@ -321,9 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="afterchain-nemesis-"))
     reports = []
     try:
-        for n in names:
+        for i, n in enumerate(names):
             print(f"scenario {n} ...", flush=True)
-            r = run_scenario(n, tmp)
+            r = run_scenario(n, tmp / str(i))
             reports.append(r)
             state = "ok" if r["ok"] else f"FAILED: {r['error']}"
             print(f"  {state}; faults: {', '.join(r['faults'])}; acknowledged {r.get('acknowledged', '?')}, "

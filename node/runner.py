@@ -155,7 +155,25 @@ class _App:
         self.node = node
 
     def build_payload(self, max_events: int, max_bytes: int) -> tuple[bytes, ...]:
-        raws = self.node.mempool.select(max_events, max_bytes)
+        # Events already in a pre-prepared, not yet committed block (this node's earlier
+        # proposals, or blocks a NEW-VIEW re-issued from the previous primary) must not be
+        # proposed again: they would be in two blocks.
+        pending: set[bytes] = set()
+        pending_bytes = 0
+        for slot in self.node.replica.slots.values():
+            for raw in slot.block.events:
+                pending.add(raw)
+                pending_bytes += len(raw)
+        candidates = self.node.mempool.select(max_events + len(pending), max_bytes + pending_bytes)
+        raws: list[bytes] = []
+        size = 0
+        for raw in candidates:
+            if raw in pending:
+                continue
+            if len(raws) >= max_events or size + len(raw) > max_bytes:
+                break
+            raws.append(raw)
+            size += len(raw)
         self.node.last_payload = raws
         return tuple(raws)
 

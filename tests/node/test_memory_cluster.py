@@ -94,4 +94,10 @@ async def test_four_nodes_agree_and_survive_a_primary_crash(tmp_path: Path) -> N
         h = min(n.store.head for n in live)
         assert len({n.store.block(h).header.hash() for n in live}) == 1  # type: ignore[union-attr]
         assert len({n.ledger.state_root for n in live}) == 1
+        # no event is in two blocks (a new primary must not re-propose what a NEW-VIEW re-issued)
+        seen: set[bytes] = set()
+        for height in range(1, h + 1):
+            for raw in live[0].store.block(height).events:  # type: ignore[union-attr]
+                assert raw not in seen, f"an event is in two blocks (again at height {height})"
+                seen.add(raw)
         nursery.cancel_scope.cancel()
