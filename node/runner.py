@@ -589,7 +589,8 @@ class Node:
                                                 timeout_s=FETCH_TIMEOUT_S)
             resp = BlockResponse.decode(data, max_bytes=64 * 1024 * 1024)
             for cb in resp.blocks:
-                await self._preverify(cb.block.events)
+                # no signature checks here: the replica checks the block's certificate, and a
+                # certified block's events were verified by the quorum that committed it
                 await self._inputs_send.send(("block", cb))
         except (TransportError, ProtocolError) as exc:
             self.log.info("fetch_failed", peer=peer.hex()[:12], from_height=from_height, error=str(exc))
@@ -693,16 +694,20 @@ class Node:
         hashes = [sha256(e) for e in block.events]
         decoded = [self.verified.get(x) for x in hashes]
         ids = [d.id if d is not None else None for d in decoded]
-        preverified = {i for i in ids if i is not None}
         senders = {d.event.sender for d in decoded if d is not None}
         for i, raw in enumerate(block.events):
             if decoded[i] is None:
                 try:
                     ev = SignedEvent.decode(raw)
+                    decoded[i] = ev
                     ids[i] = ev.id
                     senders.add(ev.event.sender)
                 except ProtocolError:
                     ids[i] = None
+        # A committed block was accepted by a quorum, and an honest validator accepts a block
+        # only if every event's signature verifies (`verify_payload`): so no event of it is
+        # verified again, whether this node saw it in a pre-prepare or fetched it (catch-up).
+        preverified = {i for i in ids if i is not None}
         t0 = time.perf_counter()
         await trio.to_thread.run_sync(self.store.commit_block, block, cert, [i for i in ids if i is not None])
         self.metrics.fsync_latency.observe(time.perf_counter() - t0)

@@ -19,6 +19,7 @@ BENCHES: dict[str, str] = {
     "ledger": "ledger execution: events/s through the state machine",
     "light": "light-client verification: headers, certificates, proofs",
     "cluster": "a local cluster end to end: events/s and latency",
+    "catchup": "a node stopped while the chain grows: catch-up rate as a multiple of the production rate",
     "transport": "libp2p transport between 2 hosts: round trips/s, msgs/s, MB/s",
 }
 """Known benches (name -> what it measures). Some may not exist yet."""

@@ -1,0 +1,129 @@
+"""Catch-up benchmark: a node stopped while the chain grows comes back and catches up.
+
+    ./scripts/bench catchup [--down 30] [--rate 1000] [--out DIR] [--quick]
+
+A fresh 4-node `LocalNet`; one node is stopped; the other three commit a load of
+pre-signed product registrations at `--rate` events/s for `--down` seconds (the chain's
+production rate is measured as committed events/s and blocks/s over that window). Then the
+node is started again, and the time until it has executed the same height is measured
+(from process start, so start-up is included). The catch-up rate is (events and blocks it
+had to fetch, verify and execute) / (catch-up time), and is reported as a multiple of the
+production rate (target of issue 10: >= 10x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgpack
+
+__all__ = ["main"]
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from node.demo import gtin14
+    from node.localnet import LocalNet
+    from protocol import bodies as B
+    from protocol.events import Event, sign_event
+
+    net = LocalNet(Path(tempfile.mkdtemp(prefix="afterchain-catchup-")) / "net")
+    net.create(4, chain_id="afterchain-catchup")
+    http = httpx.Client(timeout=30)
+    try:
+        net.start_all()
+        net.wait_healthy(timeout_s=90)
+        urls = [n.api_url for n in net.nodes()]
+        acme = net.member_key("acme")
+        chain = net.manifest()["chain_id"]
+        total = int(args.rate * args.down)
+        start_nonce = int(http.get(f"{urls[0]}/v1/accounts/{acme.public.hex()}").json()["next_nonce"])
+        gtin = gtin14("0950600055555")
+        evs = [sign_event(acme, Event(chain_id=chain, type="product.register", sender=acme.public, nonce=start_nonce + i,
+                                      time_ms=1, body=B.ProductRegister(gtin=gtin, serial=f"C{i:08d}", model="M", batch="CU",
+                                                                        production_time_ms=1))).encode()
+               for i in range(total)]
+        victim = "node3"
+        net.stop(victim)
+        h0 = int(http.get(f"{urls[0]}/v1/status").json()["executed_height"])
+        t0 = time.time()
+        batch = max(1, int(args.rate / 10))
+        for i in range(0, total, batch):
+            due = t0 + i / args.rate
+            if due > time.time():
+                time.sleep(due - time.time())
+            while True:
+                r = http.post(f"{urls[0]}/v1/events", content=msgpack.packb(evs[i : i + batch]),
+                              headers={"content-type": "application/msgpack"})
+                if r.status_code in (429, 503):
+                    time.sleep(0.1)
+                    continue
+                break
+        # wait until the last event is committed on the live nodes
+        from protocol.events import SignedEvent
+
+        last = SignedEvent.decode(evs[-1]).id.hex()
+        while http.get(f"{urls[0]}/v1/events/{last}").json()["status"] == "pending":
+            time.sleep(0.05)
+        t1 = time.time()
+        h1 = int(http.get(f"{urls[0]}/v1/status").json()["executed_height"])
+        production_s = t1 - t0
+        blocks = h1 - h0
+        # the victim comes back
+        t2 = time.time()
+        net.start(victim)
+        vurl = net.node(victim).api_url
+        while True:
+            try:
+                st = http.get(f"{vurl}/v1/status", timeout=2).json()
+                if int(st["executed_height"]) >= h1:
+                    break
+            except (httpx.HTTPError, ValueError, KeyError):
+                pass
+            time.sleep(0.05)
+        catchup_s = time.time() - t2
+        prod_rate = total / production_s
+        catch_rate = total / catchup_s
+        return {
+            "events": total, "blocks": blocks, "production_s": round(production_s, 2),
+            "production_events_per_s": round(prod_rate, 1), "production_blocks_per_s": round(blocks / production_s, 2),
+            "catchup_s_including_start": round(catchup_s, 2), "catchup_events_per_s": round(catch_rate, 1),
+            "catchup_blocks_per_s": round(blocks / catchup_s, 2), "ratio": round(catch_rate / prod_rate, 2),
+        }
+    finally:
+        http.close()
+        net.stop_all()
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="./scripts/bench catchup", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--down", type=float, default=30.0, help="seconds the node is down while the chain grows")
+    ap.add_argument("--rate", type=float, default=1000.0, help="events/s offered while it is down")
+    ap.add_argument("--out", default="bench-out")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 4 s at 200 events/s")
+    ap.add_argument("--json", dest="json_path", default=None)
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.down, args.rate = 4.0, 200.0
+    res = run(args)
+    print(f"chain production while the node was down: {res['events']:,} events in {res['blocks']} blocks over "
+          f"{res['production_s']} s = {res['production_events_per_s']:,} events/s ({res['production_blocks_per_s']} blocks/s)")
+    print(f"catch-up (process start to the same executed height): {res['catchup_s_including_start']} s = "
+          f"{res['catchup_events_per_s']:,} events/s ({res['catchup_blocks_per_s']} blocks/s)")
+    print(f"catch-up rate = {res['ratio']}x the production rate (target >= 10x)")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "catchup.json").write_text(json.dumps(res, indent=2) + "\n")
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(res, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,18 @@
+"""`./scripts/bench catchup --quick` runs end to end (a smoke run; it asserts no speed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from node.bench import catchup
+
+pytestmark = pytest.mark.cluster
+
+
+def test_catchup_bench_quick(tmp_path: Path) -> None:
+    assert catchup.main(["--quick", "--out", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "catchup.json").read_text())
+    assert res["events"] == 800 and res["blocks"] > 0 and res["ratio"] > 0
