@@ -6,8 +6,8 @@ sender, per-sender quota, bounded count and bytes, the ledger's stateful pre-che
 then the journal (so a killed node never loses an accepted event), then gossip.
 
 Invariants:
-- an event is verified once per node: `verified` holds the ids whose signature checked
-  out; block verification and the ledger skip them;
+- everything admitted here has passed the stateless checks (the caller verified the
+  signature once; the node's cache of verified events lives in `node.runner`);
 - `select` returns, per sender, only runs of consecutive nonces starting at the next
   nonce the chain expects (counting events already in this node's in-flight proposals);
 - an accepted event leaves only by being committed (`on_commit`) or by being dropped
@@ -108,7 +108,6 @@ class Mempool:
         self.bytes = 0
         self._version = 0  # bumped by every change of the pending events
         self._ready_cache = (-1, 0, 0)  # (version, limit, count) of the last `ready_count`
-        self.verified: set[bytes] = set()
         self.changed = trio.Event()
 
     # ------------------------------------------------------------------ queries
@@ -152,7 +151,6 @@ class Mempool:
         added = False
         for raw, signed in items:
             eid = signed.id
-            self.verified.add(eid)
             if eid in self._by_id or self._is_committed(eid):
                 out.append(AddOutcome(eid, "duplicate"))
                 continue
@@ -244,7 +242,6 @@ class Mempool:
         None re-checks every sender with pending events (one ledger read each: slow when
         thousands of senders are pending)."""
         for eid in event_ids:
-            self.verified.discard(eid)
             e = self._by_id.pop(eid, None)
             if e is not None:
                 self._remove_from_sender(e)
