@@ -279,7 +279,15 @@ class Node:
             block = self.store.block(h)
             if block is None:
                 break
-            self.ledger.apply_block(h, block.header.time_ms, block.events)
+            decoded: list[SignedEvent | None] = []
+            for raw in block.events:
+                try:
+                    decoded.append(SignedEvent.decode(raw))
+                except ProtocolError:
+                    decoded.append(None)
+            # a stored block is a committed one: its quorum checked every signature (see _execute)
+            preverified = {d.id for d in decoded if d is not None}
+            self.ledger.apply_block(h, block.header.time_ms, block.events, preverified=preverified, decoded=decoded)
             self.log.info("ledger_replayed_block", height=h)
 
     def _make_replica(self) -> Replica:
