@@ -31,6 +31,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from protocol.bodies import gtin_check_digit
 from protocol.crypto import KeyPair
 
 from .client import Client, ClientError, Outcome, content_hash, customer_account
@@ -44,8 +45,7 @@ DAY_MS = 24 * 3600 * 1000
 
 def gtin14(base13: str) -> str:
     """A GTIN-14 from its first 13 digits (GS1 mod-10 check digit)."""
-    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(base13))
-    return base13 + str((10 - total % 10) % 10)
+    return base13 + str(gtin_check_digit(base13))
 
 
 GTIN_KETTLE = gtin14("0950600013435")

@@ -279,16 +279,28 @@ class Node:
             block = self.store.block(h)
             if block is None:
                 break
-            decoded: list[SignedEvent | None] = []
-            for raw in block.events:
-                try:
-                    decoded.append(SignedEvent.decode(raw))
-                except ProtocolError:
-                    decoded.append(None)
-            # a stored block is a committed one: its quorum checked every signature (see _execute)
+            _, decoded = self._decode_committed(block.events)
             preverified = {d.id for d in decoded if d is not None}
             self.ledger.apply_block(h, block.header.time_ms, block.events, preverified=preverified, decoded=decoded)
             self.log.info("ledger_replayed_block", height=h)
+
+    def _decode_committed(self, events: Sequence[bytes]) -> tuple[list[bytes], list[SignedEvent | None]]:
+        """The raw hashes and decoded events of a committed block (None where an event does
+        not decode), taken from the verified cache where possible. No signature is checked:
+        a committed block was accepted by a quorum, and an honest validator accepts a block
+        only if every event's signature verifies (`verify_payload`), whether this node saw
+        it in a pre-prepare, fetched it (catch-up) or replays it from its store."""
+        hashes = [sha256(raw) for raw in events]
+        decoded: list[SignedEvent | None] = []
+        for raw, h in zip(events, hashes, strict=True):
+            ev = self.verified.get(h)
+            if ev is None:
+                try:
+                    ev = SignedEvent.decode(raw)
+                except ProtocolError:
+                    ev = None
+            decoded.append(ev)
+        return hashes, decoded
 
     def _make_replica(self) -> Replica:
         records: list[Message] = []
@@ -699,25 +711,12 @@ class Node:
 
     async def _execute(self, block: Block, cert: CommitCertificate) -> None:
         h = block.header.height
-        hashes = [sha256(e) for e in block.events]
-        decoded = [self.verified.get(x) for x in hashes]
-        ids = [d.id if d is not None else None for d in decoded]
+        hashes, decoded = self._decode_committed(block.events)
+        ids = [d.id for d in decoded if d is not None]
         senders = {d.event.sender for d in decoded if d is not None}
-        for i, raw in enumerate(block.events):
-            if decoded[i] is None:
-                try:
-                    ev = SignedEvent.decode(raw)
-                    decoded[i] = ev
-                    ids[i] = ev.id
-                    senders.add(ev.event.sender)
-                except ProtocolError:
-                    ids[i] = None
-        # A committed block was accepted by a quorum, and an honest validator accepts a block
-        # only if every event's signature verifies (`verify_payload`): so no event of it is
-        # verified again, whether this node saw it in a pre-prepare or fetched it (catch-up).
-        preverified = {i for i in ids if i is not None}
+        preverified = set(ids)
         t0 = time.perf_counter()
-        await trio.to_thread.run_sync(self.store.commit_block, block, cert, [i for i in ids if i is not None])
+        await trio.to_thread.run_sync(self.store.commit_block, block, cert, ids)
         self.metrics.fsync_latency.observe(time.perf_counter() - t0)
         result = self.ledger.apply_block(h, block.header.time_ms, block.events, preverified=preverified, decoded=decoded)
         all_ids = [o.event_id for o in result.outcomes]
@@ -738,10 +737,10 @@ class Node:
                 self.metrics.events_committed.inc()
             else:
                 self.metrics.events_rejected.labels(o.code).inc()
-        for x, eid in zip(hashes, ids, strict=True):
+        for x, d in zip(hashes, decoded, strict=True):
             self.verified.pop(x, None)
-            if eid is not None:
-                self.committed_recent[x] = eid
+            if d is not None:
+                self.committed_recent[x] = d.id
         while len(self.committed_recent) > COMMITTED_CACHE_MAX:
             self.committed_recent.popitem(last=False)
         if self._last_commit_time:

@@ -90,11 +90,6 @@ def measure_ceiling(seconds: float) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------- the event mix
-def _gtin14(base13: str) -> str:
-    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(base13))
-    return base13 + str((10 - total % 10) % 10)
-
-
 def presign(net_dir: str, products: int, start_nonces: dict[str, int], policy_id: bytes, chain_id: str, seed: int,
             out_path: str) -> None:
     """Sign the whole mix (run in a separate process) and write it as msgpack records
@@ -102,6 +97,7 @@ def presign(net_dir: str, products: int, start_nonces: dict[str, int], policy_id
     import random
 
     from node.client import content_hash
+    from node.demo import gtin14
     from node.localnet import LocalNet
     from protocol import bodies as B
     from protocol.events import Event, sign_event
@@ -110,7 +106,7 @@ def presign(net_dir: str, products: int, start_nonces: dict[str, int], policy_id
     keys = {org: net.member_key(org) for org in ("acme", "shopmart", "fixit")}
     nonces = dict(start_nonces)
     rng = random.Random(seed)
-    gtin = _gtin14("0950600099999")
+    gtin = gtin14("0950600099999")
 
     def sign(who: KeyPair, name: str, body: Any) -> bytes:
         nonces[name] = nonces.get(name, 0) + 1
