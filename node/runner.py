@@ -550,25 +550,17 @@ class Node:
                 last_regossip = now
                 self._regossip_stale(now)
             while self._gossip_out:
-                batch: list[bytes] = []
+                # the longest prefix within the count and byte limits (at least one event)
                 size = 0
-                while self._gossip_out and len(batch) < GOSSIP_MAX_EVENTS and size < GOSSIP_MAX_BYTES:
-                    raw = self._gossip_out.pop(0) if len(self._gossip_out) < 64 else None
-                    if raw is None:
-                        # pop many at once: list.pop(0) is O(n)
-                        take = self._gossip_out[: GOSSIP_MAX_EVENTS - len(batch)]
-                        acc: list[bytes] = []
-                        for r in take:
-                            if size + len(r) > GOSSIP_MAX_BYTES and acc:
-                                break
-                            acc.append(r)
-                            size += len(r)
-                        del self._gossip_out[: len(acc)]
-                        batch.extend(acc)
+                n = 0
+                for raw in self._gossip_out[:GOSSIP_MAX_EVENTS]:
+                    if n and size + len(raw) > GOSSIP_MAX_BYTES:
                         break
-                    batch.append(raw)
                     size += len(raw)
-                self._gossip_bytes = sum(len(r) for r in self._gossip_out)
+                    n += 1
+                batch = self._gossip_out[:n]
+                del self._gossip_out[:n]
+                self._gossip_bytes -= size
                 try:
                     await self.transport.broadcast(EVENTS_TOPIC, EventBatch(events=tuple(batch)).encode())
                 except TransportError as exc:
