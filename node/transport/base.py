@@ -27,7 +27,7 @@ Contract (every implementation):
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -170,3 +170,7 @@ class Transport(Protocol):
 
     def connected_peers(self) -> set[bytes]:
         """Keys of the peers with a live, authenticated connection right now."""
+
+    def add_peers(self, peers: Mapping[bytes, str | None]) -> None:
+        """Allow (and keep connected) more peers: key -> address, or None when only the
+        peer knows ours (it dials us). Peers are never removed while running."""

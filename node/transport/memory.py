@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 import structlog
 import trio
@@ -157,6 +157,9 @@ class MemoryTransport:
             for k, t in self.network.nodes.items()
             if k != self.me and t.running and self.network.reachable(self.me, k) and self.network.reachable(k, self.me)
         }
+
+    def add_peers(self, peers: Mapping[bytes, str | None]) -> None:
+        """Every node of a `MemoryNetwork` reaches every other: nothing to add."""
 
     def subscribe(self, topic: str) -> trio.MemoryReceiveChannel[tuple[bytes, bytes]]:
         return self._dispatch.subscribe(topic)

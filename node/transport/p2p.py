@@ -8,7 +8,9 @@ What this module owns, and why (each point was measured or read in py-libp2p's s
 - **Allowlist.** `AllowlistNoise` wraps the Noise transport: right after the handshake
   (which proves the remote holds the key of the peer id), a remote key not in the
   allowlist closes the connection and fails the upgrade, inbound and outbound. The stream
-  handler checks again (defence in depth) and resets streams from unknown peers.
+  handler checks again (defence in depth) and resets streams from unknown peers. The
+  allowlist starts as the configured peers and grows (`add_peers`) when governance adds
+  validators; a peer added without an address is not dialed: we wait for it to dial us.
 - **Dialing.** We dial with `Swarm.dial_addr(addr, peer_id)`, not `host.connect`:
   `connect -> dial_peer` waits a fixed 250 ms ("happy eyeballs") and puts a peer whose
   dial failed in a 60 s negative cache; libp2p's own retry loop is turned off
@@ -112,9 +114,9 @@ async def _no_background_task(nursery: trio.Nursery) -> None:
 class AllowlistNoise(NoiseTransport):
     """Noise, then refuse any remote whose authenticated peer id is not allowlisted."""
 
-    def __init__(self, key_pair: Libp2pKeyPair, allowed: frozenset[ID], stats: TransportStats, log: Any) -> None:
+    def __init__(self, key_pair: Libp2pKeyPair, allowed: set[ID], stats: TransportStats, log: Any) -> None:
         super().__init__(key_pair, noise_privkey=new_x25519_key_pair().private_key)
-        self.allowed = allowed
+        self.allowed = allowed  # shared with the transport, which only ever adds to it
         self.stats = stats
         self.log = log
 
@@ -139,7 +141,7 @@ class AllowlistNoise(NoiseTransport):
 class _Peer:
     __slots__ = ("addr", "connected", "end_session", "key", "peer_id", "queue_recv", "queue_send")
 
-    def __init__(self, key: bytes, addr: multiaddr.Multiaddr, queue_len: int) -> None:
+    def __init__(self, key: bytes, addr: multiaddr.Multiaddr | None, queue_len: int) -> None:
         self.key = key
         self.peer_id = peer_id_for(key)
         self.addr = addr
@@ -199,8 +201,9 @@ class P2PTransport:
         self._listen = multiaddr.Multiaddr(listen_addr)
         self._peers = {k: _Peer(k, multiaddr.Multiaddr(a), self.limits.send_queue_len) for k, a in peers.items() if k != self.me}
         self._by_id = {p.peer_id: p for p in self._peers.values()}
-        allowed = frozenset(self._by_id)
-        self._security = AllowlistNoise(key_pair, allowed, self.stats, self.log)
+        self._allowed: set[ID] = set(self._by_id)
+        self._security = AllowlistNoise(key_pair, self._allowed, self.stats, self.log)
+        self._maintain_nursery: trio.Nursery | None = None
         self.host: IHost = new_host(key_pair=key_pair, sec_opt={NOISE_PROTOCOL_ID: self._security}, listen_addrs=[self._listen])
         swarm: Any = self.host.get_network()
         swarm.retry_config = RetryConfig(max_retries=0)
@@ -257,8 +260,30 @@ class P2PTransport:
     async def _maintain_all(self) -> None:
         with self._maintain_scope:
             async with trio.open_nursery() as nursery:
-                for p in self._peers.values():
+                self._maintain_nursery = nursery
+                for p in list(self._peers.values()):
                     nursery.start_soon(self._maintain, p)
+
+    def add_peers(self, peers: Mapping[bytes, str | None]) -> None:
+        """Allow more peers (validators that governance added). A peer with an address is
+        dialed like the configured ones; one without (None) is waited for: it dials us (its
+        configuration lists our address) and our outbound stream then rides its connection.
+        An address given later for a known peer replaces a missing one. Never removes."""
+        for key, addr in peers.items():
+            if key == self.me:
+                continue
+            p = self._peers.get(key)
+            if p is not None:
+                if p.addr is None and addr is not None:
+                    p.addr = multiaddr.Multiaddr(addr)
+                continue
+            p = _Peer(key, multiaddr.Multiaddr(addr) if addr is not None else None, self.limits.send_queue_len)
+            self._peers[key] = p
+            self._by_id[p.peer_id] = p
+            self._allowed.add(p.peer_id)
+            self.log.info("transport_peer_added", peer=key.hex()[:16], addr=addr)
+            if self._maintain_nursery is not None:
+                self._maintain_nursery.start_soon(self._maintain, p)
 
     # ---- Transport ----------------------------------------------------------------------
     def connected_peers(self) -> set[bytes]:
@@ -374,6 +399,8 @@ class P2PTransport:
         swarm: Any = self.host.get_network()
         with trio.fail_after(self.dial_timeout_s):
             if not [c for c in swarm.get_connections(p.peer_id) if not c.is_closed]:
+                if p.addr is None:  # no address: wait for the peer to dial us (see add_peers)
+                    raise PeerUnavailable(f"peer {p.key.hex()[:16]} has no known address and is not connected")
                 swarm.unblock_peer(p.peer_id)
                 await swarm.dial_addr(p.addr, p.peer_id)
             return await self.host.new_stream(p.peer_id, [PROTOCOL_ID])
