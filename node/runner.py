@@ -11,7 +11,8 @@ touched concurrently and the order persist -> send -> commit -> execute holds:
    peer never blocks the replica (nor, through it, the reader of any peer's stream);
 3. `commits`: each block + certificate stored (synced), then executed by the ledger,
    then the mempool forgets its events and the replica hears the new executed height;
-4. `evidence`: kept (and counted) for the application;
+4. `evidence`: counted and reported on chain as a ``consensus.evidence`` event
+   (`node.evidence.EvidenceReporter`);
 5. `fetches`: catch-up requests, run as background tasks whose answers come back
    through the input channel as verified `CertifiedBlock`s.
 
@@ -61,6 +62,8 @@ from protocol.events import SignedEvent
 from protocol.genesis import Genesis
 from protocol.jsonform import to_json
 
+from .byzantine import conflicting
+from .evidence import EvidenceReporter
 from .ledger.ledger import Ledger
 from .log import get_logger
 from .mempool import AddOutcome, Mempool, decode_and_verify, verify_batch
@@ -107,6 +110,9 @@ class NodeOptions:
     check) while this many are pending here (mempool + gossip backlog + being verified).
     Pending events wait ~ pending / throughput, so this bounds finality latency under
     overload; peers' gossip is still admitted up to `max_events`."""
+    byzantine: str | None = None
+    """TEST ONLY (`node.byzantine`): ``"equivocate"`` makes this node sign conflicting
+    messages. Set by `service.run_node` only from the guarded test environment variables."""
     gossip_backlog_events: int = 20_000
     """Gossiped events from peers queued for verification; a batch beyond it is dropped
     (counted): its origin keeps the events and re-gossips them, and a block carrying them
@@ -264,6 +270,7 @@ class Node:
         self._dirty_height = 0  # last executed height whose block had events
         self._fetching: set[tuple[bytes, int]] = set()
         self.evidence: list[Message] = []
+        self.evidence_reporter = EvidenceReporter(self)
         self.last_payload: list[bytes] = []
         self.last_commit_wall_ms: int | None = None
         self._view_seen = 0
@@ -453,6 +460,7 @@ class Node:
                 nursery.start_soon(self._gossip_flush)
                 nursery.start_soon(self._ticker)
                 nursery.start_soon(self._consensus_loop)
+                nursery.start_soon(self.evidence_reporter.run)
                 self.log.info("node_started", height=self.store.head, view=self.replica.view,
                               validators=self.genesis.validators.n)
                 self.started.set()
@@ -672,12 +680,23 @@ class Node:
                 box = self._outboxes.get(peer)
                 if box is not None and box.put(data):
                     self.counters["outbox_dropped"] += 1
+            if self.options.byzantine == "equivocate":  # TEST ONLY: see node.byzantine
+                twin = conflicting(s.message, self.key, self.chain_id)
+                if twin is not None:
+                    twin_data = twin.encode()
+                    for peer in (self._outboxes if s.to is None else (s.to,)):
+                        box = self._outboxes.get(peer)
+                        if box is not None:
+                            box.put(twin_data)
         for cb in rd.commits:
             await self._execute(cb.block, cb.certificate)
         for ev in rd.evidence:
             self.evidence.append(ev)
+            del self.evidence[:-1000]  # bounded: the reporter keeps what it needs
             self.metrics.evidence.inc()
-            self.log.warning("equivocation_evidence", kind=type(ev).__name__)
+            self.log.warning("equivocation_evidence", kind=type(ev).__name__,
+                             validator=bytes(ev.first.body.replica).hex()[:12])  # type: ignore[attr-defined]
+            self.evidence_reporter.record(ev)
         for fr in rd.fetches:
             self._fetchers.start_soon(self._fetch, fr.peer, fr.from_height, fr.count)
         if rd.stable_seq > self._stable_seen:

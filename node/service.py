@@ -7,6 +7,7 @@ adapts a `Node` to the API's `NodeService` (reads are JSON-ready: bytes become h
 from __future__ import annotations
 
 import signal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,9 @@ from starlette.routing import Route
 from protocol.errors import ProtocolError
 from protocol.genesis import Genesis
 
+from .admin import admin_routes, load_admin_token
 from .api import build_app, error
+from .byzantine import byzantine_mode
 from .config import NodeConfig
 from .keys import load_key
 from .log import configure, get_logger
@@ -59,8 +62,9 @@ def load_genesis(path: str | Path) -> Genesis:
 class NodeHttp:
     """The API's view of a node."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, *, admin_token: str | None = None) -> None:
         self.node = node
+        self.admin_token = admin_token
         self.chain_id = node.chain_id
         self.max_request_bytes = node.options.max_request_bytes
         self.max_batch_events = node.options.max_batch_events
@@ -155,6 +159,23 @@ class NodeHttp:
         async def dashboard(request: Request) -> Response:
             return HTMLResponse(DASHBOARD_HTML.read_text())
 
+        async def evidence(request: Request) -> Response:
+            who = request.query_params.get("validator")
+            key = None
+            if who is not None:
+                try:
+                    key = bytes.fromhex(who)
+                except ValueError:
+                    key = b""
+                if len(key) != 32:
+                    return error(400, "request.invalid", "a validator key is 64 hex characters")
+            rep = self.node.evidence_reporter
+            return JSONResponse({
+                "evidence": [jsonable(r) for r in led.evidence(validator=key, limit=1000)],
+                "observed": {k.hex(): n for k, n in sorted(rep.observed.items())},
+                "reported": rep.submitted,
+            })
+
         async def balance(request: Request) -> Response:
             acct = request.path_params["account"]
             return JSONResponse({"account": acct, "balance": led.balance(acct)})
@@ -169,18 +190,21 @@ class NodeHttp:
             Route("/v1/escrows/{escrow_id}", escrow),
             Route("/v1/balances/{account}", balance),
             Route("/v1/orgs", orgs),
+            Route("/v1/evidence", evidence),
             Route("/", dashboard),
             *proof_routes(self.node),
+            *admin_routes(self.node.transport, self.admin_token),
         ]
 
 
-async def serve_api(node: Node, host: str, port: int, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+async def serve_api(node: Node, host: str, port: int, *, admin_token: str | None = None,
+                    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
     cfg = HyperConfig()
     cfg.bind = [f"{host}:{port}"]
     cfg.accesslog = None
     cfg.errorlog = None
     cfg.keep_alive_timeout = 30
-    app = build_app(NodeHttp(node))
+    app = build_app(NodeHttp(node, admin_token=admin_token))
     await serve(app, cfg, task_status=task_status)  # type: ignore[arg-type]
 
 
@@ -189,6 +213,10 @@ async def run_node(config: NodeConfig) -> None:
     log = get_logger(node=config.name)
     key = load_key(config.key_file)
     genesis = load_genesis(config.genesis_file)
+    admin_token = load_admin_token(config.api.admin_token_file)
+    byzantine = byzantine_mode()  # TEST ONLY; raises unless the test switch is set too
+    if byzantine is not None:
+        log.warning("byzantine_test_mode", mode=byzantine, note="this node misbehaves on purpose (test only)")
     if key.public not in genesis.validators:
         raise ValueError(f"node.key_file: key {key.public.hex()[:16]}... is not a validator in the genesis file")
     from .transport.p2p import P2PTransport
@@ -203,13 +231,13 @@ async def run_node(config: NodeConfig) -> None:
     options = NodeOptions(
         name=config.name, max_events=config.mempool.max_events, max_bytes=config.mempool.max_bytes,
         per_sender_quota=config.mempool.per_sender_quota, max_request_bytes=config.api.max_request_bytes,
-        max_batch_events=config.api.max_batch_events,
+        max_batch_events=config.api.max_batch_events, byzantine=byzantine,
     )
     node = Node(key=key, genesis=genesis, data_dir=config.data_dir, transport=transport, options=options,
                 ledger_hooks=VmAgreementHooks(host), contracts=host)
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
-        bound = await nursery.start(serve_api, node, config.api.host, config.api.port)
+        bound = await nursery.start(partial(serve_api, admin_token=admin_token), node, config.api.host, config.api.port)
         log.info("api_listening", addrs=bound)
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for sig in signals:

@@ -21,7 +21,7 @@ Conventions shared by every body:
 
 Tag map: 0x100 orgs, 0x110 products, 0x120 policies/warranty, 0x130 contracts,
 0x140 tickets, 0x150 returns, 0x160 shipments, 0x170 escrow, 0x1A0 ratings,
-0x1B0 governance.
+0x1B0 governance, 0x1C0 consensus (evidence).
 """
 
 from __future__ import annotations
@@ -52,12 +52,14 @@ __all__ = [
     "MAX_ARGS_BYTES",
     "MAX_ATTACHMENTS",
     "MAX_CODE_BYTES",
+    "MAX_EVIDENCE_BYTES",
     "MAX_NAME_CHARS",
     "MAX_VOTING_PERIOD_MS",
     "RESOLUTIONS",
     "RETURN_CONDITIONS",
     "ROLES",
     "TICKET_KINDS",
+    "ConsensusEvidence",
     "ContractCall",
     "ContractDeploy",
     "EscrowDeposit",
@@ -676,3 +678,24 @@ class GovernancePropose(EventBody):
 class GovernanceVote(EventBody):
     proposal_id: Hash32
     approve: bool
+
+
+# --------------------------------------------------------------------------- consensus evidence
+
+MAX_EVIDENCE_BYTES = 48 * 1024
+"""Largest encoded `consensus.messages.Evidence` in a `consensus.evidence` body."""
+
+
+@_event("consensus.evidence", tag=0x1C0)
+class ConsensusEvidence(EventBody):
+    """A validator reports another validator's equivocation: `evidence` is an encoded
+    `consensus.messages.Evidence` (two different signed consensus messages by one validator
+    for one (phase, view, seq)). Sent by validator (node) keys; the ledger checks the two
+    signatures and records it once per (validator, phase, view, seq)."""
+
+    evidence: bytes
+
+    def validate(self) -> None:
+        if not self.evidence:
+            raise _bad("evidence", "empty evidence")
+        _max_len(self.evidence, MAX_EVIDENCE_BYTES, "evidence")

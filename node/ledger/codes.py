@@ -54,6 +54,9 @@ replayable later.
 | ``governance.closed`` | a vote after the deadline or on a decided proposal |
 | ``governance.voted`` | a second vote of the same organisation |
 | ``permission.revoked`` | an event signed by a key that governance revoked (removed or rotated out) |
+| ``permission.not_validator`` | ``consensus.evidence`` from a key that is not a validator's |
+| ``evidence.invalid`` | evidence that does not prove an equivocation (see `Ledger._consensus_evidence`) |
+| ``evidence.duplicate`` | evidence for a (validator, phase, view, seq) already recorded |
 """
 
 from __future__ import annotations
@@ -109,3 +112,6 @@ class Reason(StrEnum):
     GOVERNANCE_CLOSED = "governance.closed"
     GOVERNANCE_VOTED = "governance.voted"
     REVOKED = "permission.revoked"
+    NOT_VALIDATOR = "permission.not_validator"
+    EVIDENCE_INVALID = "evidence.invalid"
+    EVIDENCE_DUPLICATE = "evidence.duplicate"

@@ -70,6 +70,15 @@ as adopted (consensus does not read them yet). ``org.register`` / ``org.update``
 sent directly are rejected (``governance.required``): they are proposal payloads.
 State keys: ``gov/<proposal id>``, ``meta/members`` (member count).
 
+Consensus evidence (``consensus.evidence``, sent by validator keys, which are not members:
+own nonce, like customers): the body is an encoded `consensus.messages.Evidence`. It is
+recorded if both messages are of one kind (not STATUS), name the same signer, who is a
+validator (the genesis set), have the same (phase, view, seq) and different digests
+(`consensus.messages.phase_key`), and both signatures verify under this chain's consensus
+domains; otherwise ``evidence.invalid``. Recorded once per (validator, phase, view, seq)
+at ``evidence/<validator:32>/<phase>/<view:8><seq:8>``; a second report is
+``evidence.duplicate``.
+
 Service quality (``q/<org>``, integers only): counts, and for first response and
 resolution times a histogram over the fixed bucket bounds `QUALITY_BUCKETS_MS` plus the
 largest sample; the reported median is the upper bound of the bucket holding the
@@ -88,7 +97,10 @@ from typing import Any, ClassVar
 
 import msgpack
 
+from consensus.messages import Evidence, SignedMessage, SignedStatus, phase_key
 from protocol import bodies as B
+from protocol.codec import decode_as
+from protocol.crypto import sign_bytes, verify_raw
 from protocol.errors import Code, InvariantError, ProtocolError, require
 from protocol.events import EVENT_TYPES, MAX_EVENT_BYTES, SignedEvent, verify_event
 from protocol.genesis import Genesis
@@ -329,6 +341,7 @@ class Ledger:
             "return.receive": self._return_receive, "shipment.checkpoint": self._shipment_checkpoint,
             "escrow.deposit": self._escrow_deposit, "escrow.release": self._escrow_settle,
             "escrow.refund": self._escrow_settle, "rating.submit": self._rating_submit,
+            "consensus.evidence": self._consensus_evidence,
         }
         missing = set(EVENT_TYPES) - set(self._handlers)
         require(not missing, f"event types without a handler: {sorted(missing)}")
@@ -584,6 +597,8 @@ class Ledger:
             return Outcome(eid, 0, 0, Reason.NONCE_WRONG, f"nonce {ev.nonce} already used (last {last})")
         if acct is not None and acct.get("revoked"):
             return Outcome(eid, 0, 0, Reason.REVOKED, "this key was revoked by governance")
+        if ev.type == "consensus.evidence" and ev.sender not in self._validator_keys():
+            return Outcome(eid, 0, 0, Reason.NOT_VALIDATOR, "consensus.evidence needs a validator key")
         need = _MEMBER_ROLES.get(ev.type)
         if need is not None:
             if acct is None or acct["org"] is None:
@@ -1405,6 +1420,54 @@ class Ledger:
         self._put(b"q/" + t["org"].encode(), q)
         self._put(b"t/" + b.ticket_id, t)
         return None
+
+    # ------------------------------------------------------------------ consensus evidence
+
+    def _validator_keys(self) -> frozenset[bytes]:
+        # the genesis set (validator-set changes are not applied by the ledger yet)
+        return frozenset(bytes(v) for v in self.genesis.validators.validators)
+
+    def _consensus_evidence(self, ctx: _Ctx, b: B.ConsensusEvidence) -> Any:
+        validators = self._validator_keys()
+        if ctx.sender not in validators:
+            raise _Rejected(Reason.NOT_VALIDATOR, "consensus.evidence needs a validator key")
+        try:
+            ev = decode_as(Evidence, b.evidence, max_bytes=B.MAX_EVIDENCE_BYTES)
+        except ProtocolError as exc:
+            raise _Rejected(Reason.EVIDENCE_INVALID, f"not an encoded consensus Evidence: {exc}") from None
+        first, second = ev.first, ev.second
+        if not isinstance(first, SignedMessage) or isinstance(first, SignedStatus):
+            raise _Rejected(Reason.EVIDENCE_INVALID, "evidence must be two signed votes or proposals (not STATUS)")
+        phase, view, seq, digest1 = phase_key(first)
+        if phase_key(second)[:3] != (phase, view, seq):
+            raise _Rejected(Reason.EVIDENCE_INVALID, "the two messages are for different (phase, view, seq)")
+        if phase_key(second)[3] == digest1:
+            raise _Rejected(Reason.EVIDENCE_INVALID, "the two messages do not conflict (same digest)")
+        signer = bytes(first.body.replica)  # type: ignore[attr-defined]
+        if bytes(second.body.replica) != signer:  # type: ignore[attr-defined]
+            raise _Rejected(Reason.EVIDENCE_INVALID, "the two messages name different signers")
+        if signer not in validators:
+            raise _Rejected(Reason.EVIDENCE_INVALID, f"signer {signer.hex()[:16]} is not a validator")
+        for i, m in enumerate((first, second)):
+            if not verify_raw(signer, m.signature, sign_bytes(m.DOMAIN, self.chain_id, m.body)):  # type: ignore[attr-defined]
+                raise _Rejected(Reason.EVIDENCE_INVALID, f"signature of message {i + 1} does not verify for the signer")
+        key = b"evidence/" + signer + b"/" + phase.encode() + b"/" + _u64(view) + _u64(seq)
+        if self._get(key) is not None:
+            raise _Rejected(Reason.EVIDENCE_DUPLICATE, f"evidence against {signer.hex()[:16]} for {phase} view {view} seq {seq} "
+                                                       "is already recorded")
+        self._put(key, {"validator": signer, "phase": phase, "view": view, "seq": seq, "reporter": ctx.sender,
+                        "event": ctx.event_id, "height": ctx.height, "time": ctx.time_ms})
+        return {"validator": signer}
+
+    def evidence(self, *, validator: bytes | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """Recorded equivocation evidence (committed state), by validator, phase, view, seq."""
+        prefix = b"vevidence/" + (validator + b"/" if validator is not None else b"")
+        out = []
+        for _, raw in self.kv.scan(prefix, prefix + b"\xff" * 80):
+            out.append(_unpack(raw))
+            if len(out) >= limit:
+                break
+        return out
 
     # ------------------------------------------------------------------ reads (committed state)
 

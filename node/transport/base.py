@@ -21,22 +21,34 @@ Contract (every implementation):
 - Frames larger than `max_frame_bytes` are refused with a log line (`transport_frame_too_large`)
   on both the sending side (raises `FrameTooLarge`) and the receiving side (the stream
   is closed: a peer that sends one is faulty).
+- Fault switch (`FaultSwitch`, off unless an operator sets it through the admin API):
+  frames to and from a *blocked* peer are dropped and counted (`stats.dropped_fault`),
+  in both directions and for every kind (consensus, gossip, requests: a request to a
+  blocked peer fails at once with `PeerUnavailable`); the libp2p transport also closes
+  the peer's connection and refuses (Noise gate) and does not redial it while blocked.
+  `drop_rate` drops that fraction of outgoing frames at random. Every change is logged
+  (`transport_faults_set`).
 - `run(task_status=...)` is started with `await nursery.start(transport.run)` and reports
   ready once listening; cancelling it stops the transport and closes every stream.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import random
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
+import structlog
 import trio
 
 __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
+    "MAX_BLOCKED_PEERS",
     "PEER_KEY_BYTES",
+    "FaultSwitch",
     "FrameTooLarge",
+    "PeerBlocked",
     "PeerUnavailable",
     "RemoteRequestError",
     "RequestHandler",
@@ -60,12 +72,73 @@ RequestHandler = Callable[[bytes, bytes], Awaitable[bytes]]
 """`handler(sender_key, request_bytes) -> response_bytes`, registered with `on_request`."""
 
 
+MAX_BLOCKED_PEERS = 1024
+"""Most peers one fault switch blocks at once."""
+
+
+class FaultSwitch:
+    """Operator-driven network faults of one transport (partitions for drills and tests).
+
+    `blocked`: peers whose frames are dropped both ways (and whose connections the libp2p
+    transport closes and refuses); `drop_rate`: fraction of outgoing frames dropped at
+    random. Off (nothing blocked, rate 0) until `set` is called. `changed` is replaced by a
+    fresh event after each change, so tasks can wait for the next one.
+    """
+
+    __slots__ = ("_rng", "blocked", "changed", "drop_rate", "log")
+
+    def __init__(self, log: Any = None, *, seed: int | None = None) -> None:
+        self.blocked: frozenset[bytes] = frozenset()
+        self.drop_rate = 0.0
+        self.changed = trio.Event()
+        self.log = log if log is not None else structlog.get_logger("afterchain.transport")
+        self._rng = random.Random(seed)
+
+    def set(self, *, block: Iterable[bytes] | None = None, drop_rate: float | None = None) -> None:
+        """Replace the blocked set and/or the drop rate (None leaves it as is). Raises
+        `ValueError` on a bad key or rate (nothing changes then)."""
+        new_block = self.blocked
+        if block is not None:
+            keys = list(block)
+            if len(keys) > MAX_BLOCKED_PEERS:
+                raise ValueError(f"at most {MAX_BLOCKED_PEERS} blocked peers")
+            for k in keys:
+                if not isinstance(k, bytes) or len(k) != PEER_KEY_BYTES:
+                    raise ValueError(f"a peer key is {PEER_KEY_BYTES} bytes")
+            new_block = frozenset(keys)
+        new_rate = self.drop_rate
+        if drop_rate is not None:
+            if not isinstance(drop_rate, int | float) or isinstance(drop_rate, bool) or not 0.0 <= drop_rate <= 1.0:
+                raise ValueError("drop_rate is a number in 0..1")
+            new_rate = float(drop_rate)
+        self.blocked, self.drop_rate = new_block, new_rate
+        self.log.warning("transport_faults_set", blocked=sorted(k.hex()[:16] for k in new_block), drop_rate=new_rate)
+        old, self.changed = self.changed, trio.Event()
+        old.set()
+
+    def blocks(self, peer: bytes) -> bool:
+        return peer in self.blocked
+
+    def drops_outgoing(self, peer: bytes) -> bool:
+        """Whether a frame to `peer` is to be dropped now (blocked, or the random drop)."""
+        if peer in self.blocked:
+            return True
+        return self.drop_rate > 0.0 and self._rng.random() < self.drop_rate
+
+    def describe(self) -> dict[str, Any]:
+        return {"block": sorted(k.hex() for k in self.blocked), "drop_rate": self.drop_rate}
+
+
 class TransportError(Exception):
     """Base of the errors raised by `Transport` methods."""
 
 
 class PeerUnavailable(TransportError):
     """The peer is unknown, not connected, or the connection dropped before a reply."""
+
+
+class PeerBlocked(PeerUnavailable):
+    """The peer is blocked by the operator's fault switch (the frame was dropped and counted)."""
 
 
 class RequestTimeout(TransportError):
@@ -107,7 +180,7 @@ class TransportStats:
     dropped_not_connected: int = 0
     """`send`/`broadcast` frames not sent because the peer had no connection."""
     dropped_fault: int = 0
-    """Frames dropped by an injected fault (memory transport only)."""
+    """Frames dropped by an injected fault (the memory network's faults, or the `FaultSwitch`)."""
     dropped_no_subscriber: int = 0
     """GOSSIP frames for a topic nobody on this node subscribes to."""
     refused_oversize: int = 0
@@ -126,6 +199,8 @@ class Transport(Protocol):
     me: bytes
     """My validator public key (32 bytes)."""
     stats: TransportStats
+    faults: FaultSwitch
+    """The operator's fault switch (see the module docstring)."""
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen, dial the allowlisted peers, keep them connected; report ready once listening."""

@@ -29,7 +29,15 @@ from collections.abc import Callable, Iterable, Mapping
 import structlog
 import trio
 
-from .base import PEER_KEY_BYTES, PeerUnavailable, RequestHandler, TransportLimits, TransportStats
+from .base import (
+    PEER_KEY_BYTES,
+    FaultSwitch,
+    PeerBlocked,
+    PeerUnavailable,
+    RequestHandler,
+    TransportLimits,
+    TransportStats,
+)
 from .dispatch import Dispatcher
 from .frames import FrameError
 
@@ -121,6 +129,7 @@ class MemoryTransport:
         self.stats = TransportStats()
         self.log = _log.bind(node=me.hex()[:16])
         self._dispatch = Dispatcher(me, network.limits, self.stats, self.log)
+        self.faults = FaultSwitch(self.log, seed=network.rng.randrange(1 << 32))
         self._nursery: trio.Nursery | None = None
         self._links: dict[bytes, trio.MemorySendChannel[tuple[float, bytes]]] = {}
         self.running = False
@@ -156,6 +165,7 @@ class MemoryTransport:
             k
             for k, t in self.network.nodes.items()
             if k != self.me and t.running and self.network.reachable(self.me, k) and self.network.reachable(k, self.me)
+            and not self.faults.blocks(k)
         }
 
     def add_peers(self, peers: Mapping[bytes, str | None]) -> None:
@@ -186,6 +196,8 @@ class MemoryTransport:
     async def _send_best_effort(self, peer: bytes, frame: bytes) -> None:
         try:
             await self._send_frame(peer, frame)
+        except PeerBlocked:
+            pass  # counted as a fault drop
         except PeerUnavailable:
             self.stats.dropped_not_connected += 1
             self.log.debug("transport_frame_dropped", peer=peer.hex()[:16], reason="not_connected")
@@ -196,6 +208,12 @@ class MemoryTransport:
         dest = self.network.nodes.get(peer)
         if dest is None or not dest.running or dest._nursery is None:
             raise PeerUnavailable(f"peer {peer.hex()[:16]} is not running")
+        if self.faults.drops_outgoing(peer):
+            self.stats.dropped_fault += 1
+            self.log.debug("transport_frame_dropped", peer=peer.hex()[:16], reason="fault_switch")
+            if self.faults.blocks(peer):
+                raise PeerBlocked(f"peer {peer.hex()[:16]} is blocked by the fault switch")
+            return
         if not self.network._admit(self.me, peer, frame):
             self.stats.dropped_fault += 1
             self.log.debug("transport_frame_dropped", peer=peer.hex()[:16], reason="fault")
@@ -219,6 +237,9 @@ class MemoryTransport:
             async for due, frame in recv:
                 if due > -math.inf:
                     await trio.sleep_until(due)
+                if self.faults.blocks(sender):
+                    self.stats.dropped_fault += 1
+                    continue
                 try:
                     await self._dispatch.deliver(sender, frame, self._send_frame)
                 except FrameError as e:

@@ -34,6 +34,14 @@ What this module owns, and why (each point was measured or read in py-libp2p's s
   dropped and counted (`stats.dropped_not_connected`); when a connection is lost, the
   frames still queued for it are dropped and counted the same way (this also unblocks
   senders), and the peer's outstanding requests fail with `PeerUnavailable`.
+- **Connection limits.** py-libp2p's `ConnectionConfig`: at most `max_connections_per_peer`
+  (3) connections per peer (its swarm trims the excess) and `max_connections` in total
+  (3 x peers + 4; beyond it a new connection is closed at registration, and an inbound one
+  is refused before the handshake once the total is reached); an inbound handshake must
+  finish within `inbound_upgrade_timeout_s`. Non-members never get that far (Noise gate).
+- **Fault switch.** `faults` (`node.transport.base.FaultSwitch`, driven by the admin API):
+  frames to/from a blocked peer are dropped and counted both ways, its connections are
+  closed, `_maintain` does not dial it and the Noise gate refuses it until unblocked.
 - **Frame limit.** A length prefix above `max_frame_bytes` (or a malformed frame) is
   logged (`transport_frame_too_large` / `transport_bad_frame`) before anything is
   buffered, and the connection to that peer is closed; it is redialed with back-off.
@@ -65,7 +73,7 @@ from libp2p.crypto.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from libp2p.crypto.keys import KeyPair as Libp2pKeyPair
 from libp2p.crypto.x25519 import create_new_key_pair as new_x25519_key_pair
 from libp2p.custom_types import TProtocol
-from libp2p.network.config import RetryConfig
+from libp2p.network.config import ConnectionConfig, RetryConfig
 from libp2p.peer.id import ID
 from libp2p.security.exceptions import HandshakeFailure
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
@@ -73,7 +81,15 @@ from libp2p.security.noise.transport import Transport as NoiseTransport
 
 from protocol.types import PublicKey
 
-from .base import PEER_KEY_BYTES, PeerUnavailable, RequestHandler, TransportLimits, TransportStats
+from .base import (
+    PEER_KEY_BYTES,
+    FaultSwitch,
+    PeerBlocked,
+    PeerUnavailable,
+    RequestHandler,
+    TransportLimits,
+    TransportStats,
+)
 from .dispatch import Dispatcher
 from .frames import LENGTH_PREFIX, FrameError
 
@@ -114,9 +130,12 @@ async def _no_background_task(nursery: trio.Nursery) -> None:
 class AllowlistNoise(NoiseTransport):
     """Noise, then refuse any remote whose authenticated peer id is not allowlisted."""
 
-    def __init__(self, key_pair: Libp2pKeyPair, allowed: set[ID], stats: TransportStats, log: Any) -> None:
+    def __init__(self, key_pair: Libp2pKeyPair, allowed: set[ID], stats: TransportStats, log: Any,
+                 blocked: Any = None) -> None:
         super().__init__(key_pair, noise_privkey=new_x25519_key_pair().private_key)
         self.allowed = allowed  # shared with the transport, which only ever adds to it
+        self.blocked = blocked
+        """`blocked(peer_id) -> bool`: refused for now (the fault switch), though allowlisted."""
         self.stats = stats
         self.log = log
 
@@ -130,12 +149,13 @@ class AllowlistNoise(NoiseTransport):
         # `get_remote_peer()` is the peer id derived from the identity key that signed the
         # Noise static key in the handshake (`get_remote_public_key()` is the Noise key).
         remote = secure.get_remote_peer()
-        if remote in self.allowed:
+        if remote in self.allowed and not (self.blocked is not None and self.blocked(remote)):
             return secure
+        reason = "not_allowlisted" if remote not in self.allowed else "blocked_by_fault_switch"
         self.stats.refused_peers += 1
-        self.log.warning("transport_peer_refused", direction=direction, remote_peer=str(remote))
+        self.log.warning("transport_peer_refused", direction=direction, remote_peer=str(remote), reason=reason)
         await secure.close()
-        raise HandshakeFailure(f"peer {remote} is not in the allowlist")
+        raise HandshakeFailure(f"peer {remote} refused: {reason}")
 
 
 class _Peer:
@@ -186,6 +206,9 @@ class P2PTransport:
         close_timeout_s: float = 2.0,
         send_stall_timeout_s: float = 5.0,
         quiet_libp2p_logs: bool = True,
+        max_connections_per_peer: int = 3,
+        max_connections: int | None = None,
+        inbound_upgrade_timeout_s: float = 5.0,
     ) -> None:
         key_pair = libp2p_key_pair(seed)
         self.me = key_pair.public_key.to_bytes()
@@ -202,9 +225,22 @@ class P2PTransport:
         self._peers = {k: _Peer(k, multiaddr.Multiaddr(a), self.limits.send_queue_len) for k, a in peers.items() if k != self.me}
         self._by_id = {p.peer_id: p for p in self._peers.values()}
         self._allowed: set[ID] = set(self._by_id)
-        self._security = AllowlistNoise(key_pair, self._allowed, self.stats, self.log)
+        self.faults = FaultSwitch(self.log)
+        self._security = AllowlistNoise(key_pair, self._allowed, self.stats, self.log, blocked=self._blocked_id)
         self._maintain_nursery: trio.Nursery | None = None
-        self.host: IHost = new_host(key_pair=key_pair, sec_opt={NOISE_PROTOCOL_ID: self._security}, listen_addrs=[self._listen])
+        # Connection limits (py-libp2p's ConnectionConfig, enforced by its swarm when a
+        # connection is registered, both directions): a few per allowlisted peer (ours, theirs
+        # and one being replaced during a redial) and a total of that times the peers (grown
+        # by `add_peers`); a handshake that does not finish within `inbound_upgrade_timeout_s`
+        # is dropped.
+        self._fixed_max_connections = max_connections
+        self.connection_config = ConnectionConfig(
+            max_connections_per_peer=max_connections_per_peer, inbound_upgrade_timeout=inbound_upgrade_timeout_s,
+            min_connections=0, low_watermark=0,
+        )
+        self._size_connection_limit()
+        self.host: IHost = new_host(key_pair=key_pair, sec_opt={NOISE_PROTOCOL_ID: self._security}, listen_addrs=[self._listen],
+                                    connection_config=self.connection_config)
         swarm: Any = self.host.get_network()
         swarm.retry_config = RetryConfig(max_retries=0)
         # `_maintain` is the only dialer: py-libp2p's auto-connector would otherwise dial
@@ -216,6 +252,10 @@ class P2PTransport:
         self._started = False
         self._maintain_scope = trio.CancelScope()
         self._inbound: dict[bytes, trio.CancelScope] = {}
+
+    def _blocked_id(self, peer_id: ID) -> bool:
+        p = self._by_id.get(peer_id)
+        return p is not None and self.faults.blocks(p.key)
 
     # ---- lifecycle --------------------------------------------------------------------
     def listen_addrs(self) -> list[str]:
@@ -253,6 +293,7 @@ class P2PTransport:
                 self.host.set_stream_handler(PROTOCOL_ID, self._on_stream)
                 self._dispatch.nursery = nursery
                 nursery.start_soon(self._maintain_all)
+                nursery.start_soon(self._enforce_faults)
                 self.log.info("transport_listening", addrs=self.listen_addrs(), peers=len(self._peers))
                 task_status.started()
                 await trio.sleep_forever()
@@ -282,8 +323,29 @@ class P2PTransport:
             self._by_id[p.peer_id] = p
             self._allowed.add(p.peer_id)
             self.log.info("transport_peer_added", peer=key.hex()[:16], addr=addr)
+            self._size_connection_limit()
             if self._maintain_nursery is not None:
                 self._maintain_nursery.start_soon(self._maintain, p)
+
+    async def _enforce_faults(self) -> None:
+        """On every fault-switch change, close the connections of newly blocked peers
+        (`_maintain` does not redial them and the Noise gate refuses them until unblocked)."""
+        while True:
+            await self.faults.changed.wait()
+            for p in self._peers.values():
+                if not self.faults.blocks(p.key):
+                    continue
+                p.end_session.set()
+                with trio.move_on_after(self.close_timeout_s):
+                    try:
+                        await self.host.get_network().close_peer(p.peer_id)
+                    except Exception as e:
+                        self.log.debug("transport_close_failed", peer=p.key.hex()[:16], error=repr(e))
+
+    def _size_connection_limit(self) -> None:
+        cfg = self.connection_config
+        total = self._fixed_max_connections or cfg.max_connections_per_peer * max(1, len(self._peers)) + 4
+        cfg.max_connections = cfg.high_watermark = total
 
     # ---- Transport ----------------------------------------------------------------------
     def connected_peers(self) -> set[bytes]:
@@ -302,6 +364,9 @@ class P2PTransport:
         frame = self._dispatch.gossip_frame(topic, data)
         slow: list[_Peer] = []
         for p in self._peers.values():
+            if self.faults.drops_outgoing(p.key):
+                self._count_fault(p.key)
+                continue
             if not p.connected:
                 self._count_not_connected(p.key)
                 continue
@@ -324,8 +389,14 @@ class P2PTransport:
     async def _send_best_effort(self, peer: bytes, frame: bytes) -> None:
         try:
             await self._send_frame(peer, frame)
+        except PeerBlocked:
+            pass  # counted as a fault drop
         except PeerUnavailable:
             self._count_not_connected(peer)
+
+    def _count_fault(self, peer: bytes) -> None:
+        self.stats.dropped_fault += 1
+        self.log.debug("transport_frame_dropped", peer=peer.hex()[:16], reason="fault_switch")
 
     def _count_not_connected(self, peer: bytes) -> None:
         self.stats.dropped_not_connected += 1
@@ -338,6 +409,11 @@ class P2PTransport:
         p = self._peers.get(peer)
         if p is None:
             raise PeerUnavailable(f"peer {peer.hex()[:16]} is not in the allowlist")
+        if self.faults.drops_outgoing(peer):
+            self._count_fault(peer)
+            if self.faults.blocks(peer):
+                raise PeerBlocked(f"peer {peer.hex()[:16]} is blocked by the fault switch")
+            return
         if not p.connected:
             raise PeerUnavailable(f"peer {peer.hex()[:16]} is not connected")
         try:
@@ -359,6 +435,8 @@ class P2PTransport:
         backoff_s = self.redial_min_s
         first = True
         while True:
+            while self.faults.blocks(p.key):  # partitioned by the operator: no dialing
+                await self.faults.changed.wait()
             try:
                 stream = await self._open(p)
             except Exception as e:  # any dial/upgrade/negotiation failure: back off, retry
@@ -447,6 +525,10 @@ class P2PTransport:
     # ---- receiving --------------------------------------------------------------------
     async def _on_stream(self, stream: INetStream) -> None:
         p = self._by_id.get(stream.muxed_conn.peer_id)
+        if p is not None and self.faults.blocks(p.key):
+            self._count_fault(p.key)
+            await stream.reset()
+            return
         if p is None:  # the Noise gate should have refused it already
             self.stats.refused_peers += 1
             self.log.warning("transport_peer_refused", direction="stream", remote_peer=str(stream.muxed_conn.peer_id))
@@ -467,7 +549,11 @@ class P2PTransport:
                         self.stats.refused_oversize += 1
                         self.log.warning("transport_frame_too_large", direction="in", peer=p.key.hex()[:16], frame_bytes=length)
                         break
-                    await self._dispatch.deliver(p.key, await reader.exactly(length), self._send_frame)
+                    data = await reader.exactly(length)
+                    if self.faults.blocks(p.key):
+                        self._count_fault(p.key)
+                        continue
+                    await self._dispatch.deliver(p.key, data, self._send_frame)
             if scope.cancelled_caught:
                 self.log.debug("transport_stream_superseded", peer=p.key.hex()[:16])
                 await stream.reset()

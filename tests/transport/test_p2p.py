@@ -320,3 +320,48 @@ async def test_a_peer_that_stops_reading_does_not_block_the_others() -> None:
         assert got == [i.to_bytes(4, "big") * 16_384 for i in range(600)]  # c lost nothing
         assert a.stats.stalled_peers >= 1
         assert a.stats.dropped_not_connected >= 1
+
+
+async def test_fault_switch_blocks_a_peer_both_ways_and_heals() -> None:
+    async with cluster(3) as (a, b, c):
+        subs = {t.me: t.subscribe("t") for t in (a, b, c)}
+        b.on_request(lambda s, d: _echo(d))
+        # a partitions itself from b; b does the same (as the nemesis does on both sides)
+        a.faults.set(block=[KEYS[1]])
+        b.faults.set(block=[KEYS[0]])
+        await until(lambda: KEYS[1] not in a.connected_peers() and KEYS[0] not in b.connected_peers())
+        assert a.faults.describe() == {"block": [KEYS[1].hex()], "drop_rate": 0.0}
+        await a.broadcast("t", b"from a")
+        await a.send(KEYS[1], b"direct from a")
+        with pytest.raises(PeerUnavailable):
+            await a.request(KEYS[1], b"q", timeout_s=5)
+        await b.broadcast("t", b"from b")
+        with trio.fail_after(10):  # c hears both; a and b do not hear each other
+            assert {await subs[KEYS[2]].receive(), await subs[KEYS[2]].receive()} == {(KEYS[0], b"from a"), (KEYS[1], b"from b")}
+        await trio.sleep(0.3)  # nothing can arrive: there is no connection between them
+        assert subs[KEYS[1]].statistics().current_buffer_used == 0
+        assert subs[KEYS[0]].statistics().current_buffer_used == 0
+        assert b.inbox().statistics().current_buffer_used == 0
+        assert a.stats.dropped_fault >= 3 and b.stats.dropped_fault >= 1
+        # a one-sided block: b unblocks, a still refuses b's dials (Noise gate)
+        b.faults.set(block=[])
+        await until(lambda: a.stats.refused_peers >= 1)
+        assert KEYS[1] not in a.connected_peers()
+        # heal: both reconnect and deliver again
+        a.faults.set(block=[])
+        await until(lambda: KEYS[1] in a.connected_peers() and KEYS[0] in b.connected_peers())
+        await a.broadcast("t", b"healed")
+        with trio.fail_after(10):
+            assert await subs[KEYS[1]].receive() == (KEYS[0], b"healed")
+        assert await a.request(KEYS[1], b"q", timeout_s=10) == b"q"
+        with pytest.raises(ValueError):
+            a.faults.set(block=[b"short"])
+        with pytest.raises(ValueError):
+            a.faults.set(drop_rate=1.5)
+
+
+async def test_connection_limits_are_configured_on_the_swarm() -> None:
+    async with cluster(2) as (a, _):
+        cfg = a.host.get_network().connection_config  # type: ignore[attr-defined]
+        assert cfg.max_connections_per_peer == 3 and cfg.max_connections == 3 * 1 + 4
+        assert cfg.inbound_upgrade_timeout == 5.0
