@@ -117,8 +117,10 @@ CHECKPOINTS = ("picked_up", "in_transit", "out_for_delivery", "delivered", "exce
 GOVERNANCE_KINDS = ("admit_member", "update_member", "remove_member", "validator_change", "policy_standard", "param_change")
 """What a proposal changes; its `payload` is: admit_member - an encoded `OrgRegister`;
 update_member - an encoded `OrgUpdate`; remove_member - the org id (UTF-8);
-validator_change - an encoded `protocol.block.ValidatorSet`; policy_standard and
-param_change - opaque bytes (recorded when adopted)."""
+validator_change - the complete new `protocol.block.ValidatorSet`, encoded;
+policy_standard - a complete new `protocol.genesis.LedgerParams`, encoded;
+param_change - an encoded `protocol.genesis.ParamChange` (new `ConsensusParams` and/or
+`VmParams`). See `GovernancePropose.change` and, for when changes take effect, `node.ledger`."""
 MAX_VOTING_PERIOD_MS = 90 * 24 * 3600 * 1000
 TICKET_UPDATE_STATUSES = ("in_progress", "waiting_customer")
 
@@ -637,7 +639,9 @@ class RatingSubmit(EventBody):
 
 @_event("governance.propose", tag=0x1B0)
 class GovernancePropose(EventBody):
-    """A member proposes a change; `payload` is the msgpack-encoded change (schema per kind)."""
+    """A member or a validator proposes a change; `payload` is the encoded change (schema
+    per kind, `GOVERNANCE_KINDS`); current validators vote until block time passes
+    ``proposal block time + voting_period_ms``."""
 
     kind: str
     payload: bytes
@@ -651,31 +655,33 @@ class GovernancePropose(EventBody):
             raise _bad("voting_period_ms", f"at most {MAX_VOTING_PERIOD_MS} ms", Code.FIELD_OUT_OF_RANGE)
         self.change()  # the payload must parse for its kind
 
-    def change(self) -> OrgRegister | OrgUpdate | str | Message | bytes:
+    def change(self) -> OrgRegister | OrgUpdate | str | Message:
         """The parsed payload (see `GOVERNANCE_KINDS`); raises `ValidationError` on field ``payload``."""
         from .block import ValidatorSet
         from .codec import decode_as
+        from .genesis import LedgerParams, ParamChange
 
+        schema: dict[str, type[Message]] = {
+            "admit_member": OrgRegister, "update_member": OrgUpdate, "validator_change": ValidatorSet,
+            "policy_standard": LedgerParams, "param_change": ParamChange,
+        }
         try:
-            if self.kind == "admit_member":
-                return decode_as(OrgRegister, self.payload)
-            if self.kind == "update_member":
-                return decode_as(OrgUpdate, self.payload)
-            if self.kind == "validator_change":
-                return decode_as(ValidatorSet, self.payload)
-            if self.kind == "remove_member":
-                org_id = self.payload.decode("utf-8")
-                validate_org_id(org_id, "payload")
-                return org_id
+            cls = schema.get(self.kind)
+            if cls is not None:
+                return decode_as(cls, self.payload)
+            org_id = self.payload.decode("utf-8")
+            validate_org_id(org_id, "payload")
+            return org_id
         except UnicodeDecodeError:
             raise _bad("payload", "an org id is UTF-8") from None
         except ProtocolError as exc:
             raise _bad("payload", f"not a valid {self.kind} payload: {exc}", exc.code) from None
-        return self.payload
 
 
 @_event("governance.vote", tag=0x1B1)
 class GovernanceVote(EventBody):
+    """A validator of the ledger's current set votes yes (`approve`) or no on a proposal."""
+
     proposal_id: Hash32
     approve: bool
 

@@ -26,11 +26,13 @@ from .jsonform import from_json, to_json
 from .types import Hash32, PublicKey
 
 __all__ = [
+    "FIXED_CONSENSUS_FIELDS",
     "MAX_MEMBERS",
     "ConsensusParams",
     "Genesis",
     "LedgerParams",
     "Member",
+    "ParamChange",
     "VmAllowed",
     "VmParams",
     "from_json_value",
@@ -156,6 +158,25 @@ class LedgerParams(Message):
     def validate(self) -> None:
         _pos(self.auto_close_delay_ms, "auto_close_delay_ms")
         _pos(self.max_deadlines_per_block, "max_deadlines_per_block")
+
+
+FIXED_CONSENSUS_FIELDS = ("checkpoint_interval", "watermark_window")
+"""Consensus parameters fixed at genesis: a `ParamChange` that changes them is refused."""
+
+
+@message(tag=0x66)
+class ParamChange(Message):
+    """The payload of a ``param_change`` governance proposal: new consensus parameters,
+    new VM parameters, or both (each complete; at least one set). Whether it changes
+    anything, and that `FIXED_CONSENSUS_FIELDS` stay as they are, is checked against the
+    ledger's current values when it is proposed (stateful: `node.ledger`)."""
+
+    consensus: ConsensusParams | None
+    vm: VmParams | None
+
+    def validate(self) -> None:
+        if self.consensus is None and self.vm is None:
+            raise _bad("consensus", "a parameter change sets consensus, vm or both")
 
 
 @message(tag=0x65)

@@ -170,7 +170,6 @@ for _cls in [*EVENT_TYPES.values(), _genesis.Member]:
 FIELDS[("TicketOpen", "kind")] = st.sampled_from(_bodies.TICKET_KINDS[:-1])
 FIELDS[("TicketUpdate", "status")] = st.sampled_from(("in_progress", "waiting_customer"))
 FIELDS[("ProductTransfer", "kind")] = st.just("transfer")
-FIELDS[("GovernancePropose", "kind")] = st.sampled_from(("policy_standard", "param_change"))  # opaque payloads
 FIELDS[("GovernancePropose", "voting_period_ms")] = st.integers(1, _bodies.MAX_VOTING_PERIOD_MS)
 FIELDS[("PolicyRegister", "first_response_ms")] = st.integers(1, 1000)
 FIELDS[("PolicyRegister", "resolution_ms")] = st.integers(1000, 10**9)
@@ -219,7 +218,34 @@ def geneses(draw: st.DrawFn) -> _genesis.Genesis:
     )
 
 
+@st.composite
+def param_changes(draw: st.DrawFn) -> _genesis.ParamChange:
+    which = draw(st.sampled_from(("consensus", "vm", "both")))
+    return _genesis.ParamChange(
+        consensus=None if which == "vm" else draw(message_strategy(_genesis.ConsensusParams)),
+        vm=None if which == "consensus" else draw(message_strategy(_genesis.VmParams)),
+    )
+
+
+@st.composite
+def governance_proposals(draw: st.DrawFn) -> _bodies.GovernancePropose:
+    from protocol.codec import encode
+
+    kind = draw(st.sampled_from(("validator_change", "policy_standard", "param_change", "remove_member")))
+    if kind == "validator_change":
+        change: Any = draw(message_strategy(_genesis.ValidatorSet))
+    elif kind == "policy_standard":
+        change = draw(message_strategy(_genesis.LedgerParams))
+    elif kind == "param_change":
+        change = draw(param_changes())
+    payload = draw(org_ids).encode() if kind == "remove_member" else encode(change)
+    return _bodies.GovernancePropose(kind=kind, payload=payload,
+                                     voting_period_ms=draw(st.integers(1, _bodies.MAX_VOTING_PERIOD_MS)))
+
+
 CUSTOM[_bodies.ProductTransfer] = product_transfers
+CUSTOM[_bodies.GovernancePropose] = governance_proposals
+CUSTOM[_genesis.ParamChange] = param_changes
 CUSTOM[_bodies.EscrowDeposit] = escrow_deposits
 CUSTOM[_genesis.Genesis] = geneses
 

@@ -49,10 +49,11 @@ replayable later.
 | ``rating.not_closed`` | rating a ticket that is not closed / finished |
 | ``rating.exists`` | a second rating for a ticket |
 | ``governance.required`` | ``org.register`` / ``org.update`` sent directly: membership changes are proposals |
-| ``governance.invalid`` | a proposal whose change cannot apply (org exists / unknown, key in use, last member) |
+| ``governance.invalid`` | a proposal whose change cannot apply (org exists / unknown, key in use, last member, no change, a parameter fixed at genesis) |
 | ``governance.unknown`` | a vote on no such proposal |
 | ``governance.closed`` | a vote after the deadline or on a decided proposal |
-| ``governance.voted`` | a second vote of the same organisation |
+| ``governance.voted`` | a second vote of the same validator key |
+| ``governance.not_validator`` | a vote signed by a key outside the ledger's current validator set |
 | ``permission.revoked`` | an event signed by a key that governance revoked (removed or rotated out) |
 | ``permission.not_validator`` | ``consensus.evidence`` from a key that is not a validator's |
 | ``evidence.invalid`` | evidence that does not prove an equivocation (see `Ledger._consensus_evidence`) |
@@ -111,6 +112,7 @@ class Reason(StrEnum):
     GOVERNANCE_UNKNOWN = "governance.unknown"
     GOVERNANCE_CLOSED = "governance.closed"
     GOVERNANCE_VOTED = "governance.voted"
+    GOVERNANCE_NOT_VALIDATOR = "governance.not_validator"
     REVOKED = "permission.revoked"
     NOT_VALIDATOR = "permission.not_validator"
     EVIDENCE_INVALID = "evidence.invalid"

@@ -27,11 +27,13 @@ accepted event (state key ``acct/<key>`` with ``org = None``).
 
 Block processing order: (1) due deadlines, at the START of the block, in the order of the
 deadline index key (due time, kind: first_response < resolution < auto_close, ticket id),
-at most ``ledger.max_deadlines_per_block``; (2) the events in block order; (3) the block
+at most ``ledger.max_deadlines_per_block``, then expired governance proposals (below);
+(2) the events in block order; (3) the block
 record ``blk/<height>`` whose ``outcomes`` field is the Merkle root
 (`protocol.merkle.merkle_root`) over the events in order of SHA-256(event id || outcome
 record), the record being msgpack ``[height, index, code, message, detail]`` (what
-`event_outcome` reads; for undecodable bytes the "event id" is SHA-256 of the bytes).
+`event_outcome` reads; for undecodable bytes the "event id" is SHA-256 of the bytes);
+(4) at a checkpoint boundary (height % K == 0), the validator schedule entry (below).
 
 State keys (all in the SMT):
 ``meta/genesis`` genesis hash and chain id; ``org/<id>`` organisation; ``acct/<key>``
@@ -58,17 +60,48 @@ A passed deadline records a breach, escalates the ticket (if it is open and not 
 escalated) and applies the policy's penalty through the agreement hooks.
 Resolved tickets close themselves ``ledger.auto_close_delay_ms`` after resolution.
 
-Governance (simple): any member proposes (``governance.propose``; the payload is the
-change, see `protocol.bodies.GOVERNANCE_KINDS`), each member organisation votes once
-before the deadline; the proposal is adopted as soon as yes votes are more than 2/3 of the
-current members (``3 * yes > 2 * members``) and rejected once that is impossible
-(``3 * no >= members``). Adoption applies it in the same event: admit a member (roles,
-keys, zero balance), update one (roles, keys; dropped keys are revoked), remove one (its
-keys revoked; tickets, balances and history stay). If the change no longer applies it is
-``failed`` with the reason. validator_change / policy_standard / param_change are recorded
-as adopted (consensus does not read them yet). ``org.register`` / ``org.update`` events
-sent directly are rejected (``governance.required``): they are proposal payloads.
-State keys: ``gov/<proposal id>``, ``meta/members`` (member count).
+Governance (issue #12): a member's key or a key of a current validator proposes
+(``governance.propose``; the payload is the change, see `protocol.bodies.GOVERNANCE_KINDS`;
+validator keys are node keys and sign as non-members, with their own nonces). Only keys of
+the CURRENT adopted validator set (``meta/validators``; the genesis set at first) vote,
+once each, while the block time is at most the deadline (proposal block time +
+``voting_period_ms``). A tally counts only the votes of keys in the current set (so after a
+set change the earlier votes of removed validators stop counting) against its size n:
+adopted as soon as ``3 * yes > 2 * n``, rejected once ``3 * no >= n``. An open proposal
+whose deadline is before a block's time expires at that block's start (``expired``, no
+effect), in (deadline, id) order, at most `MAX_GOV_EXPIRIES_PER_BLOCK` per block (later
+votes are ``governance.closed`` anyway). Adoption applies the change in the same event,
+after checking it still applies (else ``failed`` with the reason):
+- admit_member (roles, keys, zero balance) / update_member (roles, keys; dropped keys are
+  revoked) / remove_member (its keys revoked; tickets, balances and history stay);
+- validator_change: ``meta/validators`` := the new set (votes count against it at once;
+  consensus uses it by the schedule below);
+- param_change: ``meta/consensus`` (by the schedule) and/or ``meta/vm`` (from the next
+  block: gas limits and allowed VMs are read from state at each block start);
+  checkpoint_interval / watermark_window are fixed at genesis (refused when proposed);
+- policy_standard: ``meta/ledger`` (`LedgerParams`, e.g. the default return window) from
+  the next block.
+A proposal that changes nothing (same set / parameters as now) is refused when proposed.
+``org.register`` / ``org.update`` events sent directly are rejected
+(``governance.required``): they are proposal payloads. State: ``gov/<proposal id>`` =
+{kind, payload, by (org or nil), by_key, created, height, deadline, yes, no (voter keys,
+sorted), status (open / adopted / rejected / expired / failed), result (text), decided,
+decided_height, tally [yes, no, n] at the decision, effective_height}; ``meta/members``
+(member count); ``meta/validators`` / ``meta/consensus`` / ``meta/vm`` / ``meta/ledger``
+(the canonical encoding of the adopted `ValidatorSet` / `ConsensusParams` / `VmParams` /
+`LedgerParams`, as a msgpack bin). Indexes: ``igd<deadline:8><id>`` open proposals,
+``igp<height:8><id>`` every proposal.
+
+Validator schedule (the rule agreed with consensus): K = genesis checkpoint_interval; for
+a height s, E = ((s-1)//K)*K and src(s) = max(0, E-K); the set voting on s is V(s) =
+``meta/validators`` in the state after block src(s) (`epoch_start`, `set_source_height`).
+After executing a block h with h % K == 0 the ledger writes the adopted set and consensus
+parameters as the entry effective from h+K+1 (state key ``sched/<first height:8>`` =
+{set: encoded ValidatorSet, consensus: encoded ConsensusParams, src: h}), only when they
+differ from the previous entry; genesis writes ``sched/<1>``. So the schedule is in the
+state root (provable), survives restarts (the in-memory copy is rebuilt from ``sched/``
+on open) and re-execution (it is a function of the blocks). `validators_for` /
+`consensus_params_for` answer None while src(s) is above the executed height.
 
 Consensus evidence (``consensus.evidence``, sent by validator keys, which are not members:
 own nonce, like customers): the body is an encoded `consensus.messages.Evidence`. It is
@@ -90,7 +123,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import re
-from bisect import insort
+from bisect import bisect_right, insort
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -99,11 +132,12 @@ import msgpack
 
 from consensus.messages import Evidence, SignedMessage, SignedStatus, phase_key
 from protocol import bodies as B
-from protocol.codec import decode_as
+from protocol.block import ValidatorSet
+from protocol.codec import decode_as, encode
 from protocol.crypto import sign_bytes, verify_raw
 from protocol.errors import Code, InvariantError, ProtocolError, require
 from protocol.events import EVENT_TYPES, MAX_EVENT_BYTES, SignedEvent, verify_event
-from protocol.genesis import Genesis
+from protocol.genesis import FIXED_CONSENSUS_FIELDS, ConsensusParams, Genesis, LedgerParams, ParamChange, VmParams
 from protocol.merkle import merkle_root
 from protocol.smt import EMPTY_ROOT, SmtProof, SparseMerkleTree
 from protocol.types import MAX_UINT64
@@ -128,13 +162,16 @@ from .hooks import (
 from .store import KV, NodeCache, open_kv
 
 __all__ = [
+    "MAX_GOV_EXPIRIES_PER_BLOCK",
     "MAX_TICKET_CHANGES",
     "QUALITY_BUCKETS_MS",
     "TRANSITIONS",
     "BlockResult",
     "Ledger",
     "Outcome",
+    "epoch_start",
     "product_key",
+    "set_source_height",
 ]
 
 MAX_CONTRACT_EVENT_BYTES = 512 * 1024
@@ -146,6 +183,9 @@ HISTORY_PAGE = 32
 KEEP_ROOTS = 1024
 """Roots of this many recent heights are kept for `root_at`."""
 MAX_WRITES = 256
+MAX_GOV_EXPIRIES_PER_BLOCK = 256
+"""Open proposals whose deadline passed that one block expires at its start (the rest wait)."""
+MAX_PROPOSALS_LISTED = 1000
 MAX_WRITE_KEY = 256
 MAX_WRITE_VALUE = 64 * 1024
 QUALITY_BUCKETS_MS = tuple(
@@ -231,6 +271,17 @@ def _event_id(raw: bytes) -> bytes:
     return hashlib.sha256(raw[3:-66]).digest()
 
 
+def epoch_start(height: int, k: int) -> int:
+    """E: the checkpoint boundary that opens the epoch (E, E + K] holding `height` (>= 1)."""
+    return ((height - 1) // k) * k if height >= 1 else 0
+
+
+def set_source_height(height: int, k: int) -> int:
+    """src(s) = max(0, E - K): the validator set voting on `height` is the adopted set in the
+    state after this block (the rule agreed with consensus; see the module docstring)."""
+    return max(0, epoch_start(height, k) - k)
+
+
 def product_key(gtin: str, serial: str) -> bytes:
     s = serial.encode()
     return gtin.encode() + bytes([len(s)]) + s
@@ -272,6 +323,8 @@ class BlockResult:
     deadlines_processed: int
     sla_breaches: int = 0
     """SLA deadlines of this block that passed unmet (tickets escalated)."""
+    proposals_expired: int = 0
+    """Governance proposals this block expired (deadline passed without a decision)."""
 
     @property
     def accepted(self) -> int:
@@ -305,6 +358,15 @@ class Ledger:
         self.chain_id = genesis.chain_id
         self.params = genesis.ledger
         self.vm_params = genesis.vm
+        self._params_raw: tuple[bytes, bytes] = (encode(genesis.ledger), encode(genesis.vm))
+        self._k = genesis.consensus.checkpoint_interval
+        # the validator schedule (committed): (first height, set, consensus params, raw set, raw params)
+        self._schedule: list[tuple[int, ValidatorSet, ConsensusParams, bytes, bytes]] = [
+            (1, genesis.validators, genesis.consensus, encode(genesis.validators), encode(genesis.consensus))]
+        self._sched_firsts: list[int] = [1]
+        self._sets_by_hash: dict[bytes, ValidatorSet] = {genesis.validators.hash(): genesis.validators}
+        self._sched_pending: tuple[int, ValidatorSet, ConsensusParams, bytes, bytes] | None = None
+        self._vset_cache: tuple[bytes, ValidatorSet] = (encode(genesis.validators), genesis.validators)
         self.hooks = hooks
         self.contracts = contracts
         self.keep_blocks = keep_blocks
@@ -378,6 +440,8 @@ class Ledger:
             led.state_root = root or EMPTY_ROOT
             tm = kv.get(b"mtime")
             led.time_ms = int.from_bytes(tm, "big") if tm else genesis.genesis_time_ms
+            led._load_schedule()
+            led._load_params()
         return led
 
     def close(self) -> None:
@@ -394,6 +458,12 @@ class Ledger:
                 self._put(b"acct/" + k, {"org": m.org_id, "nonce": 0})
             self._put(b"bal/" + m.org_id.encode(), m.balance)
         self._put(b"meta/members", len(g.members))
+        vs_raw, cp_raw = encode(g.validators), encode(g.consensus)
+        self._put(b"meta/validators", vs_raw)
+        self._put(b"meta/consensus", cp_raw)
+        self._put(b"meta/vm", encode(g.vm))
+        self._put(b"meta/ledger", encode(g.ledger))
+        self._put(b"sched/" + _u64(1), {"set": vs_raw, "consensus": cp_raw, "src": 0})
         self._commit(0, g.genesis_time_ms, extra={b"mgenesis": g.hash()})
 
     # ------------------------------------------------------------------ state access
@@ -503,7 +573,9 @@ class Ledger:
         try:
             self._block_gas = 0
             self._block_breaches = 0
+            self._load_params()
             processed = self._process_deadlines(height, time_ms)
+            expired = self._expire_proposals(height, time_ms)
             outcomes: list[Outcome] = []
             out_records: dict[bytes, bytes | None] = {}
             leaf_hashes: list[bytes] = []
@@ -524,15 +596,21 @@ class Ledger:
             })
             if self.keep_blocks:
                 out_records[b"b" + _u64(height)] = _pack([time_ms, list(events)])
+            if height % self._k == 0:
+                self._record_schedule(height)
             self._commit(height, time_ms, out_records)
+            if self._sched_pending is not None:
+                self._remember_schedule(self._sched_pending)
+                self._sched_pending = None
         except BaseException:
+            self._sched_pending = None
             self._abort()
             raise
         finally:
             if gc_was_enabled:
                 gc.enable()
         return BlockResult(height=height, time_ms=time_ms, state_root=self.state_root, outcomes=tuple(outcomes),
-                           deadlines_processed=processed, sla_breaches=self._block_breaches)
+                           deadlines_processed=processed, sla_breaches=self._block_breaches, proposals_expired=expired)
 
     def _accepted_before(self, okey: bytes, pending: dict[bytes, bytes | None]) -> bool:
         raw = pending.get(okey) or self.kv.get(okey)
@@ -599,6 +677,13 @@ class Ledger:
             return Outcome(eid, 0, 0, Reason.REVOKED, "this key was revoked by governance")
         if ev.type == "consensus.evidence" and ev.sender not in self._validator_keys():
             return Outcome(eid, 0, 0, Reason.NOT_VALIDATOR, "consensus.evidence needs a validator key")
+        if ev.type in ("governance.propose", "governance.vote"):
+            member = acct is not None and acct["org"] is not None
+            if ev.sender not in self.validators() and (ev.type == "governance.vote" or not member):
+                code = Reason.GOVERNANCE_NOT_VALIDATOR if ev.type == "governance.vote" else Reason.NOT_MEMBER
+                return Outcome(eid, 0, 0, code, f"{ev.type} needs a current validator's key"
+                               + (" or a member's key" if ev.type == "governance.propose" else ""))
+            return None
         need = _MEMBER_ROLES.get(ev.type)
         if need is not None:
             if acct is None or acct["org"] is None:
@@ -802,7 +887,7 @@ class Ledger:
     def _recalled(self, gtin: str, batch: str) -> bool:
         return self._get(b"recall/" + gtin.encode() + b"/" + batch.encode()) is not None
 
-    # ------------------------------------------------------------------ governance (schema only)
+    # ------------------------------------------------------------------ governance
 
     def _org_direct(self, ctx: _Ctx, body: Any) -> None:
         kind = "admit_member" if isinstance(body, B.OrgRegister) else "update_member"
@@ -812,20 +897,71 @@ class Ledger:
     def _members_count(self) -> int:
         return int(self._get(b"meta/members") or 0)
 
+    def _validators(self) -> ValidatorSet:
+        """The adopted validator set at this point of the block (``meta/validators``)."""
+        raw = self._get(b"meta/validators")
+        if raw is None:  # a store written before governance kept it: the genesis set
+            return self.genesis.validators
+        if raw != self._vset_cache[0]:
+            self._vset_cache = (raw, decode_as(ValidatorSet, raw))
+        return self._vset_cache[1]
+
+    def _meta_raw(self, name: bytes, default: Any) -> bytes:
+        raw = self._get(b"meta/" + name)
+        return encode(default) if raw is None else bytes(raw)
+
+    def _load_params(self) -> None:
+        """Ledger and VM parameters from the committed state (governance changes them)."""
+        raw = (self._meta_raw(b"ledger", self.genesis.ledger), self._meta_raw(b"vm", self.genesis.vm))
+        if raw != self._params_raw:
+            self.params = decode_as(LedgerParams, raw[0])
+            self.vm_params = decode_as(VmParams, raw[1])
+            self._params_raw = raw
+
     def _gov_propose(self, ctx: _Ctx, b: B.GovernancePropose) -> Any:
-        self._member(ctx)
+        if ctx.org is not None:
+            self._member(ctx)
+        elif ctx.sender not in self._validators():
+            raise _Rejected(Reason.NOT_MEMBER, "governance.propose needs a member's key or a current validator's key")
         change = b.change()
+        self._check_change(b.kind, change)
+        pid = ctx.event_id
+        deadline = ctx.time_ms + b.voting_period_ms
+        self._put(b"gov/" + pid, {
+            "kind": b.kind, "payload": b.payload, "by": ctx.org, "by_key": ctx.sender, "created": ctx.time_ms,
+            "height": ctx.height, "deadline": deadline, "yes": [], "no": [], "status": "open", "result": None,
+            "decided": None, "decided_height": None, "tally": None, "effective_height": None,
+        })
+        self._idx[b"igd" + _u64(deadline) + pid] = b""
+        self._idx[b"igp" + _u64(ctx.height) + pid] = b""
+        return {"proposal_id": pid}
+
+    def _check_change(self, kind: str, change: Any) -> None:
+        """Stateful checks of a proposed change (at proposal and again at adoption)."""
         if isinstance(change, B.OrgRegister):
             self._check_admit(change)
         elif isinstance(change, B.OrgUpdate):
             self._check_update(change)
-        elif b.kind == "remove_member":
+        elif kind == "remove_member":
             self._check_remove(str(change))
-        self._put(b"gov/" + ctx.event_id, {
-            "kind": b.kind, "payload": b.payload, "by": ctx.org, "created": ctx.time_ms,
-            "deadline": ctx.time_ms + b.voting_period_ms, "yes": [], "no": [], "status": "open", "result": None,
-        })
-        return {"proposal_id": ctx.event_id}
+        elif isinstance(change, ValidatorSet):
+            if encode(change) == encode(self._validators()):
+                raise _Rejected(Reason.GOVERNANCE_INVALID, "the proposed validator set is the current one")
+        elif isinstance(change, LedgerParams):
+            if encode(change) == self._meta_raw(b"ledger", self.genesis.ledger):
+                raise _Rejected(Reason.GOVERNANCE_INVALID, "the proposed policy standard is the current one")
+        elif isinstance(change, ParamChange):
+            new = False
+            if change.consensus is not None:
+                fixed = self.genesis.consensus
+                for f in FIXED_CONSENSUS_FIELDS:
+                    if getattr(change.consensus, f) != getattr(fixed, f):
+                        raise _Rejected(Reason.GOVERNANCE_INVALID, f"consensus.{f} is fixed at genesis ({getattr(fixed, f)})")
+                new = encode(change.consensus) != self._meta_raw(b"consensus", self.genesis.consensus)
+            if change.vm is not None:
+                new = new or encode(change.vm) != self._meta_raw(b"vm", self.genesis.vm)
+            if not new:
+                raise _Rejected(Reason.GOVERNANCE_INVALID, "the proposed parameters are the current ones")
 
     def _check_admit(self, c: B.OrgRegister) -> None:
         if self._get(b"org/" + c.org_id.encode()) is not None:
@@ -851,37 +987,49 @@ class Ledger:
             raise _Rejected(Reason.GOVERNANCE_INVALID, "the last member cannot be removed")
 
     def _gov_vote(self, ctx: _Ctx, b: B.GovernanceVote) -> Any:
-        self._member(ctx)
+        vs = self._validators()
+        if ctx.sender not in vs:
+            raise _Rejected(Reason.GOVERNANCE_NOT_VALIDATOR, "only a key of the current validator set votes on proposals")
         key = b"gov/" + b.proposal_id
         p = self._get(key)
         if p is None:
             raise _Rejected(Reason.GOVERNANCE_UNKNOWN, "no such proposal")
         if p["status"] != "open" or ctx.time_ms > p["deadline"]:
             raise _Rejected(Reason.GOVERNANCE_CLOSED, f"the proposal is {p['status'] if p['status'] != 'open' else 'expired'}")
-        if ctx.org in p["yes"] or ctx.org in p["no"]:
-            raise _Rejected(Reason.GOVERNANCE_VOTED, f"{ctx.org} already voted")
-        insort(p["yes" if b.approve else "no"], ctx.org)
-        n = self._members_count()
-        if 3 * len(p["yes"]) > 2 * n:
-            p["status"], p["result"] = self._gov_execute(ctx, p)
-        elif 3 * len(p["no"]) >= n:
-            p["status"], p["result"] = "rejected", "votes"
+        if ctx.sender in p["yes"] or ctx.sender in p["no"]:
+            raise _Rejected(Reason.GOVERNANCE_VOTED, "this validator already voted")
+        insort(p["yes" if b.approve else "no"], ctx.sender)
+        yes = sum(1 for v in p["yes"] if v in vs)
+        no = sum(1 for v in p["no"] if v in vs)
+        n = vs.n
+        if 3 * yes > 2 * n or 3 * no >= n:
+            if 3 * yes > 2 * n:
+                p["status"], p["result"] = self._gov_execute(ctx, p)
+            else:
+                p["status"], p["result"] = "rejected", "votes"
+            p["decided"], p["decided_height"], p["tally"] = ctx.time_ms, ctx.height, [yes, no, n]
+            self._idx[b"igd" + _u64(p["deadline"]) + b.proposal_id] = None
         self._put(key, p)
         return {"status": p["status"]}
+
+    def _effective_height(self, height: int) -> int:
+        """First height voted by a set (or run under consensus params) adopted in block `height`:
+        recorded at the first checkpoint boundary m >= height, effective from m + K + 1."""
+        m = -(-height // self._k) * self._k
+        return m + self._k + 1
 
     def _gov_execute(self, ctx: _Ctx, p: dict[str, Any]) -> tuple[str, str]:
         """Apply an adopted proposal; a change no longer valid leaves it ``failed`` (reason)."""
         change = B.GovernancePropose(kind=p["kind"], payload=p["payload"], voting_period_ms=1).change()
         try:
+            self._check_change(p["kind"], change)
             if isinstance(change, B.OrgRegister):
-                self._check_admit(change)
                 self._put(b"org/" + change.org_id.encode(), {"name": change.name, "roles": list(change.roles),
                                                              "keys": list(change.keys), "since": ctx.time_ms})
                 for k in change.keys:
                     self._put(b"acct/" + k, {"org": change.org_id, "nonce": 0})
                 self._put(b"meta/members", self._members_count() + 1)
             elif isinstance(change, B.OrgUpdate):
-                self._check_update(change)
                 org = self._get(b"org/" + change.org_id.encode())
                 for k in org["keys"]:
                     if k not in change.keys:
@@ -895,7 +1043,6 @@ class Ledger:
                 self._put(b"org/" + change.org_id.encode(), org)
             elif p["kind"] == "remove_member":
                 org_id = str(change)
-                self._check_remove(org_id)
                 org = self._get(b"org/" + org_id.encode())
                 for k in org["keys"]:
                     a = self._get(b"acct/" + k)
@@ -904,9 +1051,138 @@ class Ledger:
                 org["removed"] = ctx.time_ms
                 self._put(b"org/" + org_id.encode(), org)
                 self._put(b"meta/members", self._members_count() - 1)
+            elif isinstance(change, ValidatorSet):
+                self._put(b"meta/validators", encode(change))
+                p["effective_height"] = self._effective_height(ctx.height)
+                return "adopted", f"validators from height {p['effective_height']}"
+            elif isinstance(change, LedgerParams):
+                self._put(b"meta/ledger", encode(change))
+                p["effective_height"] = ctx.height + 1
+                return "adopted", f"policy standard from block {ctx.height + 1}"
+            elif isinstance(change, ParamChange):
+                parts = []
+                if change.vm is not None:
+                    self._put(b"meta/vm", encode(change.vm))
+                    parts.append(f"vm from block {ctx.height + 1}")
+                    p["effective_height"] = ctx.height + 1
+                if change.consensus is not None:
+                    self._put(b"meta/consensus", encode(change.consensus))
+                    p["effective_height"] = self._effective_height(ctx.height)
+                    parts.append(f"consensus from height {p['effective_height']}")
+                return "adopted", "; ".join(parts)
         except _Rejected as rej:
             return "failed", rej.message
-        return "adopted", "applied" if p["kind"] in ("admit_member", "update_member", "remove_member") else "recorded"
+        return "adopted", "applied"
+
+    def _expire_proposals(self, height: int, time_ms: int) -> int:
+        """At block start: open proposals whose deadline is before the block time expire with
+        no effect, in (deadline, proposal id) order, at most `MAX_GOV_EXPIRIES_PER_BLOCK`."""
+        keys = []
+        for k, _ in self.kv.scan(b"igd", b"igd" + _u64(time_ms)):
+            keys.append(k)
+            if len(keys) >= MAX_GOV_EXPIRIES_PER_BLOCK:
+                break
+        expired = 0
+        for k in keys:
+            self._idx[k] = None
+            deadline, pid = int.from_bytes(k[3:11], "big"), k[11:]
+            p = self._get(b"gov/" + pid)
+            if p is None or p["status"] != "open" or p["deadline"] != deadline:
+                continue
+            vs = self._validators()
+            tally = [sum(1 for v in p["yes"] if v in vs), sum(1 for v in p["no"] if v in vs), vs.n]
+            p["status"], p["result"] = "expired", "no quorum before the deadline"
+            p["decided"], p["decided_height"], p["tally"] = time_ms, height, tally
+            self._put(b"gov/" + pid, p)
+            expired += 1
+        return expired
+
+    # ------------------------------------------------------------------ validator schedule
+
+    def _record_schedule(self, height: int) -> None:
+        """At a checkpoint boundary `height` (h % K == 0): the adopted set and consensus
+        parameters become the entry effective from h + K + 1, if they differ from the last."""
+        vs_raw = self._meta_raw(b"validators", self.genesis.validators)
+        cp_raw = self._meta_raw(b"consensus", self.genesis.consensus)
+        last = self._schedule[-1]
+        if vs_raw == last[3] and cp_raw == last[4]:
+            return
+        first = height + self._k + 1
+        self._put(b"sched/" + _u64(first), {"set": vs_raw, "consensus": cp_raw, "src": height})
+        self._sched_pending = (first, decode_as(ValidatorSet, vs_raw), decode_as(ConsensusParams, cp_raw), vs_raw, cp_raw)
+
+    def _remember_schedule(self, entry: tuple[int, ValidatorSet, ConsensusParams, bytes, bytes]) -> None:
+        require(entry[0] > self._schedule[-1][0], "schedule entries must be added in height order")
+        self._schedule.append(entry)
+        self._sched_firsts.append(entry[0])
+        self._sets_by_hash[entry[1].hash()] = entry[1]
+
+    def _load_schedule(self) -> None:
+        """Rebuild the in-memory schedule from the committed ``sched/`` state keys."""
+        entries = []
+        for k, raw in self.kv.scan(b"vsched/", b"vsched0"):
+            v = _unpack(raw)
+            vs_raw, cp_raw = bytes(v["set"]), bytes(v["consensus"])
+            entries.append((int.from_bytes(k[7:15], "big"), decode_as(ValidatorSet, vs_raw),
+                            decode_as(ConsensusParams, cp_raw), vs_raw, cp_raw))
+        if not entries:  # a store written before governance kept a schedule: genesis only
+            return
+        require(entries[0][0] == 1, "the validator schedule must start at height 1")
+        self._schedule, self._sched_firsts = entries[:1], [1]
+        self._sets_by_hash = {entries[0][1].hash(): entries[0][1]}
+        for e in entries[1:]:
+            self._remember_schedule(e)
+
+    def _schedule_entry(self, height: int) -> tuple[int, ValidatorSet, ConsensusParams, bytes, bytes] | None:
+        if set_source_height(height, self._k) > self.height:
+            return None
+        return self._schedule[max(0, bisect_right(self._sched_firsts, height) - 1)]
+
+    def validators_for(self, height: int) -> ValidatorSet | None:
+        """V(height): the set voting on block `height`, i.e. the adopted set after block
+        ``set_source_height(height)``; None while that block is not executed here."""
+        e = self._schedule_entry(height)
+        return None if e is None else e[1]
+
+    def consensus_params_for(self, height: int) -> ConsensusParams | None:
+        """The consensus parameters in force at `height` (same schedule as `validators_for`)."""
+        e = self._schedule_entry(height)
+        return None if e is None else e[2]
+
+    def validator_schedule(self) -> list[tuple[int, ValidatorSet]]:
+        """(first height, set) of every schedule entry, genesis (height 1) first. An entry
+        may repeat the previous set when only the consensus parameters changed."""
+        return [(e[0], e[1]) for e in self._schedule]
+
+    def consensus_schedule(self) -> list[tuple[int, ConsensusParams]]:
+        return [(e[0], e[2]) for e in self._schedule]
+
+    def validator_sets_by_hash(self) -> dict[bytes, ValidatorSet]:
+        """Every validator set ever scheduled, by `ValidatorSet.hash()` (headers' validators_hash)."""
+        return dict(self._sets_by_hash)
+
+    def validators(self) -> ValidatorSet:
+        """The committed adopted set (``meta/validators``): votes on proposals count against it."""
+        raw = self.state_value(b"meta/validators")
+        return self.genesis.validators if raw is None else decode_as(ValidatorSet, _unpack(raw))
+
+    def current_params(self) -> tuple[ConsensusParams, VmParams, LedgerParams]:
+        """The committed adopted consensus, VM and ledger parameters (``meta/*``)."""
+        def get(name: bytes, cls: Any, default: Any) -> Any:
+            raw = self.state_value(b"meta/" + name)
+            return default if raw is None else decode_as(cls, _unpack(raw))
+        g = self.genesis
+        return get(b"consensus", ConsensusParams, g.consensus), get(b"vm", VmParams, g.vm), get(b"ledger", LedgerParams, g.ledger)
+
+    def proposal(self, proposal_id: bytes) -> dict[str, Any] | None:
+        """The committed proposal record ``gov/<id>`` (see the module docstring)."""
+        return self._read(b"gov/" + proposal_id)  # type: ignore[no-any-return]
+
+    def proposal_ids(self, *, open_only: bool = False, limit: int = MAX_PROPOSALS_LISTED) -> list[bytes]:
+        """Proposal ids: all in proposal order (oldest first), or the open ones by deadline.
+        (An open one whose deadline passed stays listed until a block expires it.)"""
+        prefix = b"igd" if open_only else b"igp"
+        return self._ids(prefix, limit)
 
     # ------------------------------------------------------------------ products
 
@@ -1666,7 +1942,6 @@ _MEMBER_ROLES: dict[str, tuple[str, ...]] = {
     "contract.deploy": ("manufacturer", "retailer", "service_provider", "logistics"),
     "ticket.ack": (), "ticket.assign": (), "ticket.resolve": (), "ticket.reject": (), "return.approve": (),
     "return.reject": (), "return.receive": (), "shipment.checkpoint": ("logistics",),
-    "governance.propose": (), "governance.vote": (),
 }
 """Member-only event types and the roles one of which the sender's org needs (() = any role);
 used by `Ledger.check` (execution checks the same and more)."""

@@ -81,7 +81,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "escrow.release": {"escrow_id": ID},
     "escrow.refund": {"escrow_id": ID},
     "rating.submit": {"ticket_id": ID, "score": 5},
-    "governance.propose": {"kind": "policy_standard", "payload": b"standard v2", "voting_period_ms": 1},
+    "governance.propose": {"kind": "remove_member", "payload": b"shop", "voting_period_ms": 1},
     "governance.vote": {"proposal_id": ID, "approve": True},
 }
 

@@ -18,13 +18,17 @@ from typing import Any
 
 from node.ledger.ledger import Ledger
 from protocol import bodies as B
+from protocol.block import ValidatorSet
+from protocol.codec import encode
 from protocol.crypto import KeyPair
 from protocol.events import Event, EventBody, SignedEvent, sign_event
+from protocol.genesis import LedgerParams
 from protocol.types import Hash32, PublicKey
 
 from .world import CHAIN, DAY, GTIN, HOUR, NONCE_KEEPING_CODES, T0, make_genesis
 
 ORG_NAMES = ["acme", "audit", "fixit", "ship", "shop"]
+VALIDATOR_NAMES = ["val0", "val1", "val2", "val3", "val4"]  # val0..val3: the genesis set
 
 
 def _key(name: str) -> KeyPair:
@@ -38,6 +42,7 @@ class Driver:
         self.time_ms = T0
         self.custs = [_key(f"customer-{i}") for i in range(4)]
         self.orgs = {o: _key(o) for o in ORG_NAMES}
+        self.orgs.update({v: _key(v) for v in VALIDATOR_NAMES})  # node keys: propose and vote
         self.nonce: dict[bytes, int] = {}
         self.serials = [f"S{i}" for i in range(6)]
         self.ids: dict[str, list[bytes]] = {"ticket": [], "return": [], "policy": [], "escrow": [], "proposal": []}
@@ -178,8 +183,17 @@ class Driver:
                                             description_hash=Hash32(h(32)), attachments=())
             return "acme", B.ProductRecall(gtin=GTIN, batch=self.pick(["B1", "B2"]), reason_hash=Hash32(h(32)))
         if r.random() < 0.4:
-            return self.pick(ORG_NAMES), B.GovernancePropose(kind="param_change", payload=h(8), voting_period_ms=r.randrange(1, 5) * HOUR)
-        return self.pick(ORG_NAMES), B.GovernanceVote(proposal_id=self.hash("proposal"), approve=r.random() < 0.7)
+            period = r.randrange(1, 10) * DAY
+            if r.random() < 0.5:
+                std = LedgerParams(auto_close_delay_ms=7 * DAY, default_return_window_ms=r.randrange(1, 60) * DAY,
+                                   max_deadlines_per_block=1000)
+                return self.pick(ORG_NAMES), B.GovernancePropose(kind="policy_standard", payload=encode(std), voting_period_ms=period)
+            vals = [_key(v).public for v in VALIDATOR_NAMES if r.random() < 0.8] or [_key("val0").public]
+            return self.pick(ORG_NAMES + VALIDATOR_NAMES), B.GovernancePropose(
+                kind="validator_change", payload=encode(ValidatorSet(validators=tuple(vals))), voting_period_ms=period)  # type: ignore[arg-type]
+        latest = self.ids["proposal"][-1:] if r.random() < 0.7 else []
+        pid = Hash32(latest[0]) if latest else self.hash("proposal")
+        return self.pick(VALIDATOR_NAMES), B.GovernanceVote(proposal_id=pid, approve=r.random() < 0.8)
 
     def event(self) -> SignedEvent | bytes:
         r = self.rng.random()
