@@ -179,13 +179,13 @@ class LocalNet:
             return pid
         return pid if b"node.toml" in cmd else None
 
-    def start(self, name: str) -> int:
+    def start(self, name: str, *, extra_env: dict[str, str] | None = None) -> int:
         existing = self.pid(name)
         if existing is not None:
             return existing
         d = self.root / name
         log = open(d / "node.log", "ab")  # noqa: SIM115 - handed to the child
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
         proc = subprocess.Popen(
             [sys.executable, "-m", "node.cli", "node", "run", "--config", str(d / "node.toml")],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=str(d), env=env,

@@ -12,16 +12,26 @@ while it injects its faults, stops the load, heals, and checks:
   on every node (nothing lost), and no event id is in two blocks (nothing duplicated);
 - every node has the same block hashes up to the common height and the same state root
   at the same executed height;
-- no validator signed two different things for one slot: no node recorded equivocation
-  evidence (`afterchain_evidence_total` is 0);
+- no validator signed two different things for one slot: no node observed equivocation
+  evidence and none is committed (``GET /v1/evidence``) -- except in ``byzantine``, where
+  evidence against exactly the Byzantine node must be committed (on every node) and no
+  other validator may be named;
 - commits resume within 2x the view timeout after the fault ends.
 
-Scenarios (faults by signal; partitions and Byzantine nodes need transport and node
-switches that are not written yet, see issue 11):
+Scenarios (faults by signal, by the transport's fault switch through the admin API
+``POST /v1/admin/faults``, or by the test-only Byzantine flag):
 - ``kill-primary``: SIGKILL the primary mid-load, restart it;
 - ``kill-replica``: SIGKILL a backup three times in a row, restarting it each time;
 - ``pause``: SIGSTOP a node for longer than the view timeout, then SIGCONT;
-- ``wipe``: stop a node, delete its data directory, restart it: it must resync, not fork.
+- ``wipe``: stop a node, delete its data directory, restart it: it must resync, not fork;
+- ``partition-primary``: cut the primary off from the other three (both ways) under
+  load; the three change view and go on, the isolated one commits nothing; heal: it
+  catches up;
+- ``split``: 2-2 partition: no quorum, so no node commits anything while it lasts
+  (checked); heal: commits resume;
+- ``byzantine``: one node runs with ``AFTERCHAIN_TEST_BYZANTINE=equivocate`` from the
+  start (conflicting PREPARE/COMMIT votes and, as primary, pre-prepares); the three
+  honest nodes keep committing and agree; evidence naming it is committed.
 """
 
 from __future__ import annotations
@@ -141,6 +151,26 @@ def _wait_progress(net: LocalNet, names: list[str], timeout_s: float) -> float:
     raise AssertionError(f"no progress on {names} within {timeout_s:.1f} s (heights {_heights(net)})")
 
 
+def _set_faults(net: LocalNet, name: str, block: list[str]) -> None:
+    r = httpx.post(f"{net.node(name).api_url}/v1/admin/faults", json={"block": block}, timeout=5)
+    if r.status_code != 200:
+        raise RuntimeError(f"{name}: POST /v1/admin/faults answered {r.status_code} {r.text[:200]}")
+
+
+def _partition(net: LocalNet, groups: list[list[str]]) -> None:
+    """Each node blocks every node outside its group (both sides, so both directions)."""
+    keys = {n.name: n.key for n in net.nodes()}
+    for g in groups:
+        outside = [keys[m] for m in keys if m not in g]
+        for name in g:
+            _set_faults(net, name, outside)
+
+
+def _heal(net: LocalNet) -> None:
+    for n in net.nodes():
+        _set_faults(net, n.name, [])
+
+
 # --------------------------------------------------------------------------- faults
 def kill_primary(net: LocalNet, report: dict[str, Any]) -> None:
     p = _primary(net)
@@ -192,12 +222,81 @@ def wipe(net: LocalNet, report: dict[str, Any]) -> None:
     net.wait_healthy([victim], timeout_s=90)
 
 
+def partition_primary(net: LocalNet, report: dict[str, Any]) -> None:
+    p = _primary(net)
+    others = [n.name for n in net.nodes() if n.name != p]
+    _partition(net, [[p], others])
+    report["faults"].append(f"partition {p} (primary) from {', '.join(others)}")
+    try:
+        report["resume_s"].append(_wait_progress(net, others, 6 * VIEW_TIMEOUT_MS / 1000))
+        isolated = _heights(net).get(p)
+        time.sleep(2 * VIEW_TIMEOUT_MS / 1000)
+        after = _heights(net).get(p)
+        if isolated is not None and after is not None and after > isolated:
+            report["problems"].append(f"the isolated {p} committed {after - isolated} blocks without a quorum")
+    finally:
+        _heal(net)
+    report["faults"].append("heal")
+    t0 = time.monotonic()
+    target = max(_heights(net).values())
+    while time.monotonic() - t0 < 60 and _heights(net).get(p, -1) < target:
+        time.sleep(0.1)
+    report["catch_up_s"] = round(time.monotonic() - t0, 2)
+    report["resume_s"].append(_wait_progress(net, [n.name for n in net.nodes()], 6 * VIEW_TIMEOUT_MS / 1000))
+
+
+def split(net: LocalNet, report: dict[str, Any]) -> None:
+    names = [n.name for n in net.nodes()]
+    groups = [names[:2], names[2:]]
+    _partition(net, groups)
+    report["faults"].append(f"split {'+'.join(groups[0])} | {'+'.join(groups[1])}")
+    try:
+        time.sleep(1.0)  # what was already in flight may still commit
+        before = _heights(net)
+        time.sleep(3 * VIEW_TIMEOUT_MS / 1000)
+        after = _heights(net)
+        moved = {k: after[k] - before[k] for k in before if k in after and after[k] != before[k]}
+        report["commits_during_split"] = sum(moved.values())
+        if moved:
+            report["problems"].append(f"commits without a quorum during the split: {moved}")
+    finally:
+        _heal(net)
+    report["faults"].append("heal")
+    report["resume_s"].append(_wait_progress(net, names, 6 * VIEW_TIMEOUT_MS / 1000))
+
+
+BYZANTINE_NODE = "node3"
+BYZANTINE_ENV = {"AFTERCHAIN_TEST_BYZANTINE": "equivocate", "AFTERCHAIN_TEST_SWITCHES": "1"}
+
+
+def byzantine(net: LocalNet, report: dict[str, Any]) -> None:
+    report["faults"].append(f"{BYZANTINE_NODE} equivocates (test flag) from the start")
+    key = net.node(BYZANTINE_NODE).key
+    honest = [n for n in net.nodes() if n.name != BYZANTINE_NODE]
+    report["resume_s"].append(_wait_progress(net, [n.name for n in honest], 6 * VIEW_TIMEOUT_MS / 1000))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if all(any(e["validator"] == key for e in httpx.get(f"{n.api_url}/v1/evidence", timeout=3).json()["evidence"])
+                   for n in honest):
+                return
+        except (httpx.HTTPError, ValueError, KeyError):
+            pass
+        time.sleep(0.2)
+    report["problems"].append("no evidence against the Byzantine node committed within 30 s")
+
+
 SCENARIOS: dict[str, Callable[[LocalNet, dict[str, Any]], None]] = {
     "kill-primary": kill_primary,
     "kill-replica": kill_replica,
     "pause": pause,
     "wipe": wipe,
+    "partition-primary": partition_primary,
+    "split": split,
+    "byzantine": byzantine,
 }
+START_ENV: dict[str, dict[str, dict[str, str]]] = {"byzantine": {BYZANTINE_NODE: BYZANTINE_ENV}}
+"""Per scenario: nodes started with extra environment variables (test switches)."""
 
 
 # --------------------------------------------------------------------------- checker
@@ -239,12 +338,25 @@ def check(net: LocalNet, load: Load, report: dict[str, Any]) -> None:
                 raise AssertionError(f"nodes disagree at height {h}")
         report["duplicated"] = dup
         report["blocks_compared"] = top
-        evidence = 0
+        # who signed twice: observed by any node, and committed evidence (every node's view)
+        by_key = {n.key: n.name for n in net.nodes()}
+        observed: set[str] = set()
+        committed: dict[str, set[str]] = {}
+        records = 0
         for n in names:
-            for ln in http.get(f"{urls[n]}/metrics").text.splitlines():
-                if ln.startswith("afterchain_evidence_total"):
-                    evidence += int(float(ln.split()[-1]))
-        report["equivocations"] = evidence
+            doc = http.get(f"{urls[n]}/v1/evidence").json()
+            observed |= {by_key.get(k, k[:16]) for k in doc["observed"]}
+            committed[n] = {by_key.get(e["validator"], e["validator"][:16]) for e in doc["evidence"]}
+            records = max(records, len(doc["evidence"]))
+        report["equivocators_observed"] = sorted(observed)
+        report["equivocators_committed"] = sorted(set().union(*committed.values()))
+        report["evidence_records"] = records
+        expected = {BYZANTINE_NODE} if report["scenario"] == "byzantine" else set()
+        report["equivocations"] = 0 if observed <= expected else len(observed - expected)
+        if expected and any(c != expected for c in committed.values()):
+            report["problems"].append(f"committed evidence per node {committed}, expected exactly {sorted(expected)} on each")
+        if not expected and any(committed.values()):
+            report["problems"].append(f"evidence committed against {report['equivocators_committed']}")
         # same root at the same executed height: nodes move on, so sample until they line up
         t_end = time.monotonic() + 20
         while True:
@@ -258,13 +370,13 @@ def check(net: LocalNet, load: Load, report: dict[str, Any]) -> None:
             time.sleep(0.05)
     finally:
         http.close()
-    problems = []
+    problems = list(report["problems"])
     if report["lost"]:
         problems.append(f"{report['lost']} acknowledged events lost")
     if report["duplicated"]:
         problems.append(f"{report['duplicated']} events in two blocks")
     if report["equivocations"]:
-        problems.append(f"{report['equivocations']} equivocation evidence records")
+        problems.append(f"equivocation by validators that should be honest: {report['equivocators_observed']}")
     limit = 2 * VIEW_TIMEOUT_MS / 1000 + 1.0  # +1 s: the status polling and a block interval
     slow = [r for r in report["resume_s"] if r > limit]
     if slow:
@@ -276,9 +388,11 @@ def check(net: LocalNet, load: Load, report: dict[str, Any]) -> None:
 def run_scenario(name: str, workdir: Path, *, load_s: float = 4.0) -> dict[str, Any]:
     net = LocalNet(workdir / name)
     net.create(4, chain_id=f"nemesis-{name}", view_timeout_ms=VIEW_TIMEOUT_MS)
-    report: dict[str, Any] = {"scenario": name, "faults": [], "resume_s": []}
+    report: dict[str, Any] = {"scenario": name, "faults": [], "resume_s": [], "problems": []}
     t0 = time.monotonic()
     try:
+        for node_name, env in START_ENV.get(name, {}).items():
+            net.start(node_name, extra_env=env)
         net.start_all()
         net.wait_healthy(timeout_s=60)
         load = Load(net)
@@ -328,8 +442,12 @@ def main(argv: list[str] | None = None) -> int:
             state = "ok" if r["ok"] else f"FAILED: {r['error']}"
             print(f"  {state}; faults: {', '.join(r['faults'])}; acknowledged {r.get('acknowledged', '?')}, "
                   f"lost {r.get('lost', '?')}, duplicated {r.get('duplicated', '?')}, rejected with reason "
-                  f"{r.get('rejected_with_reason', '?')}, equivocations {r.get('equivocations', '?')}, "
-                  f"commits resumed after {r['resume_s'] or '-'} s; {r['seconds']} s", flush=True)
+                  f"{r.get('rejected_with_reason', '?')}, equivocators {r.get('equivocators_committed', '?')} "
+                  f"({r.get('evidence_records', '?')} evidence records), "
+                  f"commits resumed after {r['resume_s'] or '-'} s"
+                  + (f", isolated node caught up in {r['catch_up_s']} s" if "catch_up_s" in r else "")
+                  + (f", commits during the split {r['commits_during_split']}" if "commits_during_split" in r else "")
+                  + f"; {r['seconds']} s", flush=True)
     finally:
         if not args.dir:
             shutil.rmtree(tmp, ignore_errors=True)
