@@ -61,10 +61,13 @@ import httpx
 import msgpack
 
 from protocol import bodies as B
+from protocol.block import ValidatorSet
+from protocol.codec import encode
 from protocol.crypto import KeyPair
 from protocol.errors import ProtocolError
 from protocol.events import Event, EventBody, SignedEvent, sign_event
-from protocol.types import Hash32, PublicKey
+from protocol.genesis import ConsensusParams, LedgerParams, ParamChange, VmParams
+from protocol.types import Hash32, PublicKey, ValidatorId
 
 from .keys import load_key
 
@@ -530,9 +533,24 @@ class EventBuilder:
             )
         )
 
-    # ---- governance (recorded, not enabled yet)
+    # ---- governance (proposals by members or validators; votes by validators)
     def governance_propose(self, *, kind: str, payload: bytes, voting_period_ms: int) -> SignedEvent:
         return self._sign(B.GovernancePropose(kind=kind, payload=payload, voting_period_ms=voting_period_ms))
+
+    def governance_validator_change(self, *, validators: Sequence[bytes | str], voting_period_ms: int) -> SignedEvent:
+        """Propose the complete new validator set (in this order)."""
+        vs = ValidatorSet(validators=tuple(ValidatorId(as_key(v)) for v in validators))
+        return self.governance_propose(kind="validator_change", payload=encode(vs), voting_period_ms=voting_period_ms)
+
+    def governance_param_change(self, *, consensus: ConsensusParams | None = None, vm: VmParams | None = None,
+                                voting_period_ms: int) -> SignedEvent:
+        """Propose new consensus and/or VM parameters (each complete)."""
+        payload = encode(ParamChange(consensus=consensus, vm=vm))
+        return self.governance_propose(kind="param_change", payload=payload, voting_period_ms=voting_period_ms)
+
+    def governance_policy_standard(self, *, params: LedgerParams, voting_period_ms: int) -> SignedEvent:
+        """Propose new chain-wide after-sales rules (`LedgerParams`, e.g. the default return window)."""
+        return self.governance_propose(kind="policy_standard", payload=encode(params), voting_period_ms=voting_period_ms)
 
     def governance_vote(self, *, proposal_id: bytes | str, approve: bool) -> SignedEvent:
         return self._sign(B.GovernanceVote(proposal_id=as_id(proposal_id, "proposal_id"), approve=approve))
@@ -853,6 +871,27 @@ class Client:
 
     def block(self, height: int) -> dict[str, Any]:
         return self.get_json(f"/v1/blocks/{int(height)}")  # type: ignore[no-any-return]
+
+    def proposals(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Governance proposals (oldest first), optionally only those in `status` (e.g. open)."""
+        q = f"?status={_seg(status)}" if status else ""
+        return self.get_json(f"/v1/governance/proposals{q}")["proposals"]  # type: ignore[no-any-return]
+
+    def proposal(self, proposal_id: bytes | str) -> dict[str, Any]:
+        """One proposal: kind, payload (JSON form), by, deadline, yes/no voters, status, result."""
+        return self.get_json(f"/v1/governance/proposals/{as_id(proposal_id, 'proposal id').hex()}")  # type: ignore[no-any-return]
+
+    def validators(self) -> dict[str, Any]:
+        """The adopted validator set, the schedule (first heights) and the pending change."""
+        return self.get_json("/v1/validators")  # type: ignore[no-any-return]
+
+    def params(self) -> dict[str, Any]:
+        """The adopted parameters: ``consensus``, ``vm``, ``ledger`` (JSON forms)."""
+        return self.get_json("/v1/params")  # type: ignore[no-any-return]
+
+    def org(self, org_id: str) -> dict[str, Any]:
+        """A member organisation as the ledger has it now: name, roles, keys, since, removed."""
+        return self.get_json(f"/v1/orgs/{_seg(org_id)}")  # type: ignore[no-any-return]
 
 
 def _seg(text: str) -> str:

@@ -33,6 +33,8 @@ from rich.console import Console
 from rich.table import Table
 
 from protocol import bodies as B
+from protocol.errors import ProtocolError
+from protocol.types import PublicKey
 
 from .client import (
     DEFAULT_TIMEOUT_S,
@@ -273,11 +275,13 @@ def _print_outcome(c: Common, o: Outcome, created: str | None) -> None:
 
 
 def _send(
-    c: Common, make: Callable[[Client], Any], *, created: str | None = None, ticket: str | bool | None = None
+    c: Common, make: Callable[[Client], Any], *, created: str | None = None, ticket: str | bool | None = None,
+    proposal: str | bool | None = None,
 ) -> None:
     """Sign the event `make` builds, submit it, wait for its outcome (unless --no-wait), print.
 
-    `ticket`: the event is about this ticket (True: it creates it); its new status is shown."""
+    `ticket`: the event is about this ticket (True: it creates it); its new status is shown.
+    `proposal`: likewise for a governance proposal (its status and result are shown)."""
     with _errors(c), c.client() as cl:
         if c.nonce is not None:
             cl.set_next_nonce(c.nonce)
@@ -288,6 +292,10 @@ def _send(
                 with contextlib.suppress(ClientError):
                     t = cl.ticket(ev.id if ticket is True else ticket)
                     o = dataclasses.replace(o, extra={"ticket_status": t["status"]})
+            if proposal and o.committed and not c.quiet:
+                with contextlib.suppress(ClientError):
+                    p = cl.proposal(ev.id if proposal is True else proposal)
+                    o = dataclasses.replace(o, extra={"proposal_status": p["status"], "proposal_result": p["result"]})
         else:
             o = cl.submit(ev)[0]
             if o.status == "rejected":
@@ -1092,47 +1100,315 @@ def contract_call(c: Common, contract_id: str, entry: str, args_hex: str, gas_li
 
 # --------------------------------------------------------------------------- governance
 
-
-@click.group()
-def governance() -> None:
-    """Governance: propose a change, vote on a proposal."""
+_DURATION_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "min": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 
 
-@governance.command("propose")
-@click.option("--kind", type=click.Choice(B.GOVERNANCE_KINDS), required=True, help="What the proposal changes.")
-@click.option("--payload-hex", default=None, help="The encoded change, hex (its schema depends on --kind).")
-@click.option("--org", "org_id", default=None, help="For remove_member: the organisation id.")
-@click.option("--voting-days", type=click.FloatRange(0.001), default=7, show_default=True, help="Voting period, days.")
-@signing
-def governance_propose(c: Common, kind: str, payload_hex: str | None, org_id: str | None, voting_days: float) -> None:
-    """Propose a change to the consortium; prints the proposal id."""
-    if (payload_hex is None) == (org_id is None):
-        raise click.UsageError("give exactly one of --payload-hex and --org")
+def duration_ms(text: str) -> int:
+    """A duration such as ``90m``, ``12h``, ``30d``, ``1w``, ``1500ms`` (a bare number: ms) in ms."""
+    t = text.strip().lower()
+    num = t.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = t[len(num):] or "ms"
+    if unit not in _DURATION_UNITS_MS:
+        raise click.BadParameter(f"{text!r}: the unit is one of {', '.join(_DURATION_UNITS_MS)}")
     try:
-        payload = org_id.encode() if org_id is not None else bytes.fromhex(payload_hex or "")
+        value = float(num)
     except ValueError:
-        raise click.BadParameter("not hex", param_hint="--payload-hex") from None
-    period = int(voting_days * 86_400_000)
-    _send(
-        c,
-        lambda cl: cl.build.governance_propose(kind=kind, payload=payload, voting_period_ms=period),
-        created="proposal_id",
-    )
+        raise click.BadParameter(f"{text!r} is not a duration like 30d, 12h, 90m") from None
+    ms = int(value * _DURATION_UNITS_MS[unit])
+    if ms <= 0:
+        raise click.BadParameter(f"{text!r} must be positive")
+    return ms
 
 
-@governance.command("vote")
+class _Duration(click.ParamType):  # type: ignore[type-arg]
+    name = "DURATION"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return duration_ms(str(value))
+        except click.BadParameter as exc:
+            self.fail(exc.message, param, ctx)
+
+
+DURATION = _Duration()
+
+
+@click.group("gov")
+def gov() -> None:
+    """Governance: propose a change, vote on it (validator keys), show proposals.
+
+    Members and validators propose; only keys of the current validator set vote. A
+    proposal is adopted when more than 2/3 of the current validators vote yes before its
+    deadline (block time), rejected when 1/3 or more vote no, otherwise it expires with no
+    effect. Validator and consensus changes take effect at a checkpoint boundary."""
+
+
+@gov.group("propose")
+def gov_propose() -> None:
+    """Propose a change; prints the proposal id (= the event id)."""
+
+
+def _proposing(f: Callable[..., Any]) -> Callable[..., Any]:
+    """`signing` plus ``--voting-period``."""
+    f = click.option("--voting-period", "voting_period_ms", type=DURATION, default="7d", show_default=True,
+                     help="How long validators may vote (block time), e.g. 1h, 3d.")(f)
+    return signing(f)
+
+
+def _propose(c: Common, make: Callable[[Client], Any]) -> None:
+    _send(c, make, created="proposal_id", proposal=True)
+
+
+def _current_set(cl: Client) -> list[str]:
+    return list(cl.validators()["adopted"]["validators"])
+
+
+@gov_propose.command("add-validator")
+@click.argument("key_hex")
+@_proposing
+def gov_add_validator(c: Common, key_hex: str, voting_period_ms: int) -> None:
+    """Add the node key KEY_HEX (64 hex) to the current validator set (appended)."""
+    key = as_key(key_hex).hex()
+
+    def make(cl: Client) -> Any:
+        current = _current_set(cl)
+        if key in current:
+            raise InvalidInput("gov.no_change", f"{key[:16]}... is already a validator")
+        return cl.build.governance_validator_change(validators=[*current, key], voting_period_ms=voting_period_ms)
+
+    _propose(c, make)
+
+
+@gov_propose.command("remove-validator")
+@click.argument("key_hex")
+@_proposing
+def gov_remove_validator(c: Common, key_hex: str, voting_period_ms: int) -> None:
+    """Remove the node key KEY_HEX from the current validator set."""
+    key = as_key(key_hex).hex()
+
+    def make(cl: Client) -> Any:
+        current = _current_set(cl)
+        if key not in current:
+            raise InvalidInput("gov.no_change", f"{key[:16]}... is not a validator")
+        if len(current) == 1:
+            raise InvalidInput("gov.invalid", "the last validator cannot be removed")
+        rest = [v for v in current if v != key]
+        return cl.build.governance_validator_change(validators=rest, voting_period_ms=voting_period_ms)
+
+    _propose(c, make)
+
+
+def _roles(text: str) -> tuple[str, ...]:
+    roles = tuple(sorted({r.strip() for r in text.split(",") if r.strip()}))
+    bad = [r for r in roles if r not in B.ROLES]
+    if not roles or bad:
+        raise click.BadParameter(f"roles are a comma-separated subset of {', '.join(B.ROLES)}")
+    return roles
+
+
+def _keys(values: tuple[str, ...]) -> list[bytes]:
+    return [_customer_key(v) for v in values]
+
+
+@gov_propose.command("admit-member")
+@click.option("--org", "org_id", required=True, help="The new organisation's id (a-z 0-9 . _ -).")
+@click.option("--name", required=True, help="Its display name.")
+@click.option("--roles", required=True, help=f"Comma-separated roles: {', '.join(B.ROLES)}.")
+@click.option("--member-key", "member_keys", multiple=True, required=True, metavar="KEY",
+              help="Its event-signing public key (64 hex or a key file); repeatable.")
+@_proposing
+def gov_admit_member(c: Common, org_id: str, name: str, roles: str, member_keys: tuple[str, ...], voting_period_ms: int) -> None:
+    """Admit a member organisation."""
+    rs, ks = _roles(roles), _keys(member_keys)
+    _propose(c, lambda cl: cl.build.governance_propose(
+        kind="admit_member", voting_period_ms=voting_period_ms,
+        payload=B.OrgRegister(org_id=org_id, name=name, roles=rs, keys=tuple(PublicKey(k) for k in ks)).encode()))
+
+
+@gov_propose.command("remove-member")
+@click.argument("org_id")
+@_proposing
+def gov_remove_member(c: Common, org_id: str, voting_period_ms: int) -> None:
+    """Remove member ORG_ID (its keys are revoked; its history stays)."""
+    _propose(c, lambda cl: cl.build.governance_propose(kind="remove_member", payload=org_id.encode(),
+                                                       voting_period_ms=voting_period_ms))
+
+
+@gov_propose.command("set-roles")
+@click.argument("org_id")
+@click.argument("roles")
+@click.option("--member-key", "member_keys", multiple=True, metavar="KEY",
+              help="Replace its keys with these (64 hex or key files; repeatable). Default: keep its keys.")
+@_proposing
+def gov_set_roles(c: Common, org_id: str, roles: str, member_keys: tuple[str, ...], voting_period_ms: int) -> None:
+    """Set the roles of member ORG_ID (comma-separated), optionally its keys."""
+    rs, ks = _roles(roles), _keys(member_keys)
+
+    def make(cl: Client) -> Any:
+        keys = ks or [bytes.fromhex(k) for k in cl.org(org_id)["keys"]]
+        upd = B.OrgUpdate(org_id=org_id, roles=rs, keys=tuple(PublicKey(k) for k in keys))
+        return cl.build.governance_propose(kind="update_member", payload=upd.encode(), voting_period_ms=voting_period_ms)
+
+    _propose(c, make)
+
+
+def _assignments(values: tuple[str, ...], cls: type, what: str) -> dict[str, int]:
+    names = {f.name for f in dataclasses.fields(cls)}
+    out: dict[str, int] = {}
+    for v in values:
+        k, sep, raw = v.partition("=")
+        k = k.strip().replace("-", "_")
+        if not sep or k not in names:
+            raise click.BadParameter(f"{v!r}: use NAME=VALUE with NAME one of {', '.join(sorted(names))}", param_hint=what)
+        try:
+            out[k] = duration_ms(raw) if k.endswith("_ms") and not raw.strip().isdigit() else int(raw)
+        except (ValueError, click.BadParameter):
+            raise click.BadParameter(f"{v!r}: the value is an integer (or a duration for *_ms)", param_hint=what) from None
+    return out
+
+
+@gov_propose.command("params")
+@click.option("--consensus", "consensus", multiple=True, metavar="NAME=VALUE",
+              help="A consensus parameter, e.g. view_timeout_ms=2000 (repeatable).")
+@click.option("--vm", "vm", multiple=True, metavar="NAME=VALUE", help="A VM parameter, e.g. max_gas_per_call=5000000.")
+@_proposing
+def gov_params(c: Common, consensus: tuple[str, ...], vm: tuple[str, ...], voting_period_ms: int) -> None:
+    """Change consensus and/or VM parameters (the others keep their current values).
+
+    Consensus parameters take effect at a checkpoint boundary (like validator changes), VM
+    parameters from the block after adoption; checkpoint_interval and watermark_window are
+    fixed at genesis."""
+    from protocol.genesis import ConsensusParams, VmParams
+    from protocol.jsonform import from_json
+
+    if not consensus and not vm:
+        raise click.UsageError("give at least one --consensus NAME=VALUE or --vm NAME=VALUE")
+    cset = _assignments(consensus, ConsensusParams, "--consensus")
+    vset = _assignments(vm, VmParams, "--vm")
+    if "vms" in vset:
+        raise click.BadParameter("the allowed VMs cannot be set from the command line", param_hint="--vm")
+
+    def make(cl: Client) -> Any:
+        cur = cl.params()
+        try:
+            cp = from_json(ConsensusParams, {**cur["consensus"], **cset}) if cset else None
+            vp = from_json(VmParams, {**cur["vm"], **vset}) if vset else None
+        except ProtocolError as exc:
+            raise InvalidInput(str(exc.code), str(exc)) from None
+        return cl.build.governance_param_change(consensus=cp, vm=vp, voting_period_ms=voting_period_ms)
+
+    _propose(c, make)
+
+
+@gov_propose.command("policy")
+@click.option("--default-return-window", "return_window", type=DURATION, default=None,
+              help="Return window when a product's policy sets none, e.g. 30d.")
+@click.option("--auto-close-delay", "auto_close", type=DURATION, default=None,
+              help="A resolved ticket closes itself this long after resolution, e.g. 7d.")
+@click.option("--max-deadlines-per-block", "max_deadlines", type=click.IntRange(1), default=None,
+              help="SLA deadlines processed at most per block.")
+@_proposing
+def gov_policy(c: Common, return_window: int | None, auto_close: int | None, max_deadlines: int | None,
+               voting_period_ms: int) -> None:
+    """Adopt a shared policy standard (chain-wide after-sales rules; from the next block)."""
+    from protocol.genesis import LedgerParams
+    from protocol.jsonform import from_json
+
+    change = {k: v for k, v in (("default_return_window_ms", return_window), ("auto_close_delay_ms", auto_close),
+                                ("max_deadlines_per_block", max_deadlines)) if v is not None}
+    if not change:
+        raise click.UsageError("give at least one of --default-return-window, --auto-close-delay, --max-deadlines-per-block")
+
+    def make(cl: Client) -> Any:
+        try:
+            params = from_json(LedgerParams, {**cl.params()["ledger"], **change})
+        except ProtocolError as exc:
+            raise InvalidInput(str(exc.code), str(exc)) from None
+        return cl.build.governance_policy_standard(params=params, voting_period_ms=voting_period_ms)
+
+    _propose(c, make)
+
+
+@gov.command("vote")
 @click.argument("proposal_id")
-@click.option("--approve/--reject", required=True, help="Your vote.")
+@click.argument("choice", type=click.Choice(["yes", "no"]))
 @signing
-def governance_vote(c: Common, proposal_id: str, approve: bool) -> None:
-    """Vote on a proposal (key: a member's)."""
-    _send(c, lambda cl: cl.build.governance_vote(proposal_id=proposal_id, approve=approve))
+def gov_vote(c: Common, proposal_id: str, choice: str) -> None:
+    """Vote yes or no on PROPOSAL_ID (--key: a current validator's node key, e.g. data/node.key)."""
+    _send(c, lambda cl: cl.build.governance_vote(proposal_id=proposal_id, approve=choice == "yes"), proposal=proposal_id)
 
 
-GROUPS = (product, policy, warranty, ticket, return_, shipment, escrow, org, account, event, contract, governance)
+def _proposal_rows(p: dict[str, Any]) -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = [
+        ("kind", p["kind"]), ("status", p["status"]), ("result", p.get("result")),
+        ("change", json.dumps(p.get("payload"), sort_keys=True)),
+        ("proposed by", p.get("by") or f"validator {_short(p.get('by_key'))}"),
+        ("created", f"{_ms(p.get('created_ms'))} (block {p.get('height')})"), ("deadline", _ms(p.get("deadline_ms"))),
+        ("yes", ", ".join(_short(v) for v in p["yes"]) or "-"), ("no", ", ".join(_short(v) for v in p["no"]) or "-"),
+    ]
+    if p.get("current"):
+        cur = p["current"]
+        rows.append(("tally now", f"yes {cur['yes']}/{cur['yes_needed']} needed, no {cur['no']}/{cur['no_needed']} "
+                                  f"to reject, of {cur['validators']} validators"))
+    if p.get("tally"):
+        t = p["tally"]
+        rows.append(("tally", f"yes {t['yes']}, no {t['no']}, of {t['validators']} validators"))
+    if p.get("decided_ms"):
+        rows.append(("decided", f"{_ms(p['decided_ms'])} (block {p.get('decided_height')})"))
+    if p.get("effective_height"):
+        rows.append(("effective from height", p["effective_height"]))
+    return rows
+
+
+@gov.command("show")
+@click.argument("proposal_id", required=False)
+@click.option("--status", type=click.Choice(["open", "adopted", "rejected", "expired", "failed"]), default=None,
+              help="List only proposals in this status.")
+@click.option("--validators", "show_validators", is_flag=True, help="Show the validator set and its schedule instead.")
+@reading
+def gov_show(c: Common, proposal_id: str | None, status: str | None, show_validators: bool) -> None:
+    """Show one proposal, the list of proposals, or (--validators) the validator schedule."""
+    if show_validators:
+        def show_v(v: dict[str, Any]) -> None:
+            t = Table(title=f"validator schedule (executed height {v['height']})", title_justify="left")
+            for col in ("from height", "validators", "set hash", "view timeout", "block interval"):
+                t.add_column(col)
+            for e in v["schedule"]:
+                t.add_row(str(e["first_height"]), "\n".join(e["validators"]), _short(e["hash"]),
+                          _dur(e["consensus"]["view_timeout_ms"]), _dur(e["consensus"]["block_interval_ms"]))
+            _console().print(t)
+            p = v.get("pending")
+            if p:
+                click.echo(f"pending: {len(p['validators'])} validators from height {p['first_height']} (set {_short(p['hash'])})")
+            else:
+                click.echo("pending: none")
+
+        _read(c, lambda cl: cl.validators(), show_v)
+        return
+    if proposal_id is not None:
+        _read(c, lambda cl: cl.proposal(proposal_id),
+              lambda p: _console().print(_kv_table(f"proposal {p['id']}", _proposal_rows(p))))
+        return
+
+    def show(ps: list[dict[str, Any]]) -> None:
+        t = Table(title=f"proposals{f' ({status})' if status else ''}", title_justify="left")
+        for col in ("id", "kind", "status", "yes", "no", "deadline", "result"):
+            t.add_column(col)
+        for p in ps:
+            t.add_row(_short(p["id"]), p["kind"], p["status"], str(len(p["yes"])), str(len(p["no"])),
+                      _ms(p["deadline_ms"]), _short(p.get("result"), 40))
+        _console().print(t)
+
+    _read(c, lambda cl: cl.proposals(status), show)
+
+
+GROUPS = (product, policy, warranty, ticket, return_, shipment, escrow, org, account, event, contract, gov)
 
 
 def register(cli: click.Group) -> None:
-    """Add the client command groups to the `afterchain` group."""
+    """Add the client command groups to the `afterchain` group (``governance`` is an alias of ``gov``)."""
     for g in GROUPS:
         cli.add_command(g)
+    cli.add_command(gov, name="governance")

@@ -25,6 +25,7 @@ from .admin import admin_routes, load_admin_token
 from .api import build_app, error
 from .byzantine import byzantine_mode
 from .config import NodeConfig
+from .gov_api import governance_routes
 from .keys import load_key
 from .log import configure, get_logger
 from .mempool import AddOutcome
@@ -193,6 +194,7 @@ class NodeHttp:
             Route("/v1/evidence", evidence),
             Route("/", dashboard),
             *proof_routes(self.node),
+            *governance_routes(led),
             *admin_routes(self.node.transport, self.admin_token),
         ]
 

@@ -1161,6 +1161,20 @@ class Ledger:
         """Every validator set ever scheduled, by `ValidatorSet.hash()` (headers' validators_hash)."""
         return dict(self._sets_by_hash)
 
+    def pending_schedule_entry(self) -> tuple[int, ValidatorSet, ConsensusParams] | None:
+        """(first height, set, consensus params) of the schedule entry the next checkpoint
+        boundary will write, if the committed adopted set or consensus parameters differ
+        from the last entry; None if nothing is pending."""
+        vs_raw = self.state_value(b"meta/validators")
+        cp_raw = self.state_value(b"meta/consensus")
+        last = self._schedule[-1]
+        vs = last[3] if vs_raw is None else bytes(_unpack(vs_raw))
+        cp = last[4] if cp_raw is None else bytes(_unpack(cp_raw))
+        if vs == last[3] and cp == last[4]:
+            return None
+        boundary = (self.height // self._k + 1) * self._k
+        return boundary + self._k + 1, decode_as(ValidatorSet, vs), decode_as(ConsensusParams, cp)
+
     def validators(self) -> ValidatorSet:
         """The committed adopted set (``meta/validators``): votes on proposals count against it."""
         raw = self.state_value(b"meta/validators")

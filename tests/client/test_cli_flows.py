@@ -367,10 +367,3 @@ def test_service_agreement_contract_and_event_commands(run: Cli, cluster: Cluste
     shown = run("event", "show", ev, "--json").json()
     assert shown["status"] == "committed" and shown["height"] >= 1
     assert "committed" in run("event", "show", ev).out
-
-
-def test_governance_commands_reach_the_ledger(run: Cli) -> None:
-    # governance rules are the ledger's; whatever it says, a refusal is exit 1 with its code
-    r = run("governance", "vote", "ab" * 32, "--approve", "--json", key="acme", expect=1)
-    assert r.json()["status"] == "rejected" and r.json()["code"]
-    run("governance", "propose", "--kind", "remove_member", key="acme", expect=2)  # neither --org nor payload
