@@ -626,6 +626,7 @@ class Node:
                     msg, sender = item
                     if not self.replica.step(msg, sender):
                         self.metrics.peer_messages_rejected.labels("consensus").inc()
+                        self.log.debug("peer_message_rejected", peer=sender.hex()[:12], kind=type(msg).__name__)
                 elif kind == "tick":
                     self._tick_queued = False
                     self.replica.tick()

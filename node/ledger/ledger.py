@@ -675,8 +675,13 @@ class Ledger:
             return Outcome(eid, 0, 0, Reason.NONCE_WRONG, f"nonce {ev.nonce} already used (last {last})")
         if acct is not None and acct.get("revoked"):
             return Outcome(eid, 0, 0, Reason.REVOKED, "this key was revoked by governance")
-        if ev.type == "consensus.evidence" and ev.sender not in self._validator_keys():
-            return Outcome(eid, 0, 0, Reason.NOT_VALIDATOR, "consensus.evidence needs a validator key")
+        if ev.type == "consensus.evidence":  # checked in full at intake: bad evidence never reaches a block
+            try:
+                key, rec = self._evidence_key(ev.sender, ev.body)  # type: ignore[arg-type]
+                if self._committed(key) is not None:
+                    raise self._evidence_duplicate(key, rec)
+            except _Rejected as rej:
+                return Outcome(eid, 0, 0, rej.code, rej.message)
         if ev.type in ("governance.propose", "governance.vote"):
             member = acct is not None and acct["org"] is not None
             if ev.sender not in self.validators() and (ev.type == "governance.vote" or not member):
@@ -1717,9 +1722,10 @@ class Ledger:
         # the genesis set (validator-set changes are not applied by the ledger yet)
         return frozenset(bytes(v) for v in self.genesis.validators.validators)
 
-    def _consensus_evidence(self, ctx: _Ctx, b: B.ConsensusEvidence) -> Any:
+    def _evidence_key(self, sender: bytes, b: B.ConsensusEvidence) -> tuple[bytes, dict[str, Any]]:
+        """The state key and record of valid, new-looking evidence; raises `_Rejected`."""
         validators = self._validator_keys()
-        if ctx.sender not in validators:
+        if sender not in validators:
             raise _Rejected(Reason.NOT_VALIDATOR, "consensus.evidence needs a validator key")
         try:
             ev = decode_as(Evidence, b.evidence, max_bytes=B.MAX_EVIDENCE_BYTES)
@@ -1742,12 +1748,18 @@ class Ledger:
             if not verify_raw(signer, m.signature, sign_bytes(m.DOMAIN, self.chain_id, m.body)):  # type: ignore[attr-defined]
                 raise _Rejected(Reason.EVIDENCE_INVALID, f"signature of message {i + 1} does not verify for the signer")
         key = b"evidence/" + signer + b"/" + phase.encode() + b"/" + _u64(view) + _u64(seq)
+        return key, {"validator": signer, "phase": phase, "view": view, "seq": seq, "reporter": sender}
+
+    def _evidence_duplicate(self, key: bytes, rec: dict[str, Any]) -> _Rejected:
+        return _Rejected(Reason.EVIDENCE_DUPLICATE, f"evidence against {rec['validator'].hex()[:16]} for {rec['phase']} "
+                                                    f"view {rec['view']} seq {rec['seq']} is already recorded")
+
+    def _consensus_evidence(self, ctx: _Ctx, b: B.ConsensusEvidence) -> Any:
+        key, rec = self._evidence_key(ctx.sender, b)
         if self._get(key) is not None:
-            raise _Rejected(Reason.EVIDENCE_DUPLICATE, f"evidence against {signer.hex()[:16]} for {phase} view {view} seq {seq} "
-                                                       "is already recorded")
-        self._put(key, {"validator": signer, "phase": phase, "view": view, "seq": seq, "reporter": ctx.sender,
-                        "event": ctx.event_id, "height": ctx.height, "time": ctx.time_ms})
-        return {"validator": signer}
+            raise self._evidence_duplicate(key, rec)
+        self._put(key, {**rec, "event": ctx.event_id, "height": ctx.height, "time": ctx.time_ms})
+        return {"validator": rec["validator"]}
 
     def evidence(self, *, validator: bytes | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         """Recorded equivocation evidence (committed state), by validator, phase, view, seq."""
