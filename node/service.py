@@ -152,9 +152,10 @@ class NodeHttp:
             return JSONResponse({"id": eid.hex(), **jsonable(e)})
 
         async def orgs(request: Request) -> Response:
+            # the ledger's members (governance admits and removes them), removed ones left out
             return JSONResponse({"orgs": [
-                {"org_id": m.org_id, "name": m.name, "roles": list(m.roles), "keys": [k.hex() for k in m.keys]}
-                for m in self.node.genesis.members
+                {"org_id": org_id, "name": o["name"], "roles": o["roles"], "keys": [k.hex() for k in o["keys"]]}
+                for org_id, o in led.orgs() if o.get("removed") is None
             ]})
 
         async def dashboard(request: Request) -> Response:

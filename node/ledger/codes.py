@@ -53,9 +53,8 @@ replayable later.
 | ``governance.unknown`` | a vote on no such proposal |
 | ``governance.closed`` | a vote after the deadline or on a decided proposal |
 | ``governance.voted`` | a second vote of the same validator key |
-| ``governance.not_validator`` | a vote signed by a key outside the ledger's current validator set |
 | ``permission.revoked`` | an event signed by a key that governance revoked (removed or rotated out) |
-| ``permission.not_validator`` | ``consensus.evidence`` from a key that is not a validator's |
+| ``permission.not_validator`` | ``consensus.evidence`` from a key that is not a validator's; ``governance.vote`` from a key outside the current adopted set |
 | ``evidence.invalid`` | evidence that does not prove an equivocation (see `Ledger._consensus_evidence`) |
 | ``evidence.duplicate`` | evidence for a (validator, phase, view, seq) already recorded |
 """
@@ -112,7 +111,6 @@ class Reason(StrEnum):
     GOVERNANCE_UNKNOWN = "governance.unknown"
     GOVERNANCE_CLOSED = "governance.closed"
     GOVERNANCE_VOTED = "governance.voted"
-    GOVERNANCE_NOT_VALIDATOR = "governance.not_validator"
     REVOKED = "permission.revoked"
     NOT_VALIDATOR = "permission.not_validator"
     EVIDENCE_INVALID = "evidence.invalid"

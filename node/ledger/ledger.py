@@ -685,7 +685,7 @@ class Ledger:
         if ev.type in ("governance.propose", "governance.vote"):
             member = acct is not None and acct["org"] is not None
             if ev.sender not in self.validators() and (ev.type == "governance.vote" or not member):
-                code = Reason.GOVERNANCE_NOT_VALIDATOR if ev.type == "governance.vote" else Reason.NOT_MEMBER
+                code = Reason.NOT_VALIDATOR if ev.type == "governance.vote" else Reason.NOT_MEMBER
                 return Outcome(eid, 0, 0, code, f"{ev.type} needs a current validator's key"
                                + (" or a member's key" if ev.type == "governance.propose" else ""))
             return None
@@ -994,7 +994,7 @@ class Ledger:
     def _gov_vote(self, ctx: _Ctx, b: B.GovernanceVote) -> Any:
         vs = self._validators()
         if ctx.sender not in vs:
-            raise _Rejected(Reason.GOVERNANCE_NOT_VALIDATOR, "only a key of the current validator set votes on proposals")
+            raise _Rejected(Reason.NOT_VALIDATOR, "only a key of the current validator set votes on proposals")
         key = b"gov/" + b.proposal_id
         p = self._get(key)
         if p is None:
@@ -1886,6 +1886,16 @@ class Ledger:
 
     def org(self, org_id: str) -> dict[str, Any] | None:
         return self._read(b"org/" + org_id.encode())  # type: ignore[no-any-return]
+
+    def orgs(self, *, limit: int = 4096) -> list[tuple[str, dict[str, Any]]]:
+        """(org id, record) of every organisation ever a member (removed ones carry
+        ``removed``), in org id order: genesis members and those admitted by governance."""
+        out = []
+        for k, raw in self.kv.scan(b"vorg/", b"vorg0"):
+            out.append((k[5:].decode(), _unpack(raw)))
+            if len(out) >= limit:
+                break
+        return out
 
     def contract(self, contract_id: bytes) -> dict[str, Any] | None:
         """vm, version, code_hash, owner, name, since (the code itself is ``code/<code_hash>``)."""

@@ -29,7 +29,7 @@ def test_policy_standard_proposed_voted_by_validators_and_shown(run: Cli, cluste
     r = run("gov", "propose", "policy", "--default-return-window", "29d", "--voting-period", "1h", "--json", key="acme").json()
     assert r["status"] == "committed" and r["proposal_status"] == "open"
     pid = r["proposal_id"]
-    run.rejected("governance.not_validator", "gov", "vote", pid, "yes", key="acme")  # members do not vote
+    run.rejected("permission.not_validator", "gov", "vote", pid, "yes", key="acme")  # members do not vote
     assert run("gov", "vote", pid, "yes", "--json", key=val_key(cluster, 0)).json()["proposal_status"] == "open"
     run.rejected("governance.voted", "gov", "vote", pid, "no", key=val_key(cluster, 0))
     run("gov", "vote", pid, "yes", key=val_key(cluster, 1))
@@ -77,6 +77,7 @@ def test_member_and_parameter_proposals(run: Cli, cluster: Cluster) -> None:
         run("gov", "vote", pid, "yes", key=val_key(cluster, i))
     org = httpx.get(cluster.urls[1] + "/v1/orgs/newco").json()
     assert org["roles"] == ["logistics", "retailer"] and org["keys"] == [newco]
+    assert "newco" in [o["org_id"] for o in httpx.get(cluster.urls[1] + "/v1/orgs").json()["orgs"]]
     # set-roles keeps the keys it reads from the node
     pid = run("gov", "propose", "set-roles", "newco", "retailer", "-q", key="acme").id
     assert run("gov", "show", pid, "--json").json()["payload"] == {"org_id": "newco", "roles": ["retailer"], "keys": [newco]}

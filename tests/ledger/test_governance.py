@@ -68,7 +68,7 @@ def test_members_are_admitted_updated_and_removed_by_validator_votes(w: World) -
     assert w.one(cust(), B.GovernancePropose(kind="admit_member", payload=encode(reg), voting_period_ms=DAY)).code == Reason.NOT_MEMBER
     pid = propose(w, "acme", "admit_member", encode(reg))
     # members do not vote; unknown proposals are refused
-    assert w.one("acme", B.GovernanceVote(proposal_id=pid, approve=True)).code == Reason.GOVERNANCE_NOT_VALIDATOR
+    assert w.one("acme", B.GovernanceVote(proposal_id=pid, approve=True)).code == Reason.NOT_VALIDATOR
     assert vote(w, 0, h("none")) == Reason.GOVERNANCE_UNKNOWN
     assert vote(w, 0, pid) == "open" and vote(w, 1, pid) == "open"  # 2 of 4: 6 > 8 is false
     assert vote(w, 1, pid, approve=False) == Reason.GOVERNANCE_VOTED
@@ -109,7 +109,7 @@ def test_rejection_and_the_mempool_precheck(w: World) -> None:
     later = w.ev(val(2), B.GovernanceVote(proposal_id=pid, approve=True))
     assert w.led.check(later) is None  # the pre-check only checks who may vote
     bad = w.led.check(w.ev("acme", B.GovernanceVote(proposal_id=pid, approve=True)))
-    assert bad is not None and bad.code == Reason.GOVERNANCE_NOT_VALIDATOR
+    assert bad is not None and bad.code == Reason.NOT_VALIDATOR
     bad = w.led.check(w.ev(cust(), B.GovernancePropose(kind="remove_member", payload=b"acme", voting_period_ms=DAY)))
     assert bad is not None and bad.code == Reason.NOT_MEMBER
     assert w.led.check(w.ev(val(1), B.GovernancePropose(kind="remove_member", payload=b"acme", voting_period_ms=DAY))) is None
@@ -154,7 +154,7 @@ def test_validator_changes_count_votes_against_the_new_set(w: World) -> None:
     shrink = propose(w, "acme", "validator_change", encode(vset(0, 2, 3)))
     adopt(w, shrink, (0, 2, 3))
     assert w.led.validators() == vset(0, 2, 3)
-    assert vote(w, 1, pending) == Reason.GOVERNANCE_NOT_VALIDATOR
+    assert vote(w, 1, pending) == Reason.NOT_VALIDATOR
     assert vote(w, 0, pending) == "open"  # counted: val0; val1's earlier yes no longer counts (3 * 1 > 6 false)
     assert vote(w, 2, pending) == "open"  # 3 * 2 > 6 false
     assert vote(w, 3, pending) == "adopted"
@@ -313,3 +313,15 @@ def test_a_failed_block_leaves_the_schedule(w: World, monkeypatch: pytest.Monkey
         w.block()
     monkeypatch.undo()
     assert w.led.validator_schedule() == [(1, GENESIS_SET)] and w.led.height == K - 1
+
+
+def test_payloads_are_checked_statelessly() -> None:
+    raw = encode(vset(0, 1))
+    twice = raw.replace(val(1).public, val(0).public)  # [0x10, 1, [k0, k0]]: a key listed twice
+    with pytest.raises(ProtocolError, match="listed twice"):
+        B.GovernancePropose(kind="validator_change", payload=twice, voting_period_ms=DAY).validate()
+    with pytest.raises(ProtocolError, match=r"1\.\.256"):
+        B.GovernancePropose(kind="validator_change", payload=bytes([0x93, 0x10, 0x01, 0x90]), voting_period_ms=DAY).validate()
+    with pytest.raises(ProtocolError, match="payload"):
+        B.GovernancePropose(kind="policy_standard", payload=raw, voting_period_ms=DAY).validate()  # another message
+    B.GovernancePropose(kind="remove_member", payload=b"acme", voting_period_ms=DAY).validate()

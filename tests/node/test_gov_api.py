@@ -70,4 +70,4 @@ async def test_proposals_votes_results_and_the_schedule() -> None:
         assert r.status_code == 404 and r.json()["error"]["code"] == "proposal.not_found"
         r = await c.get("/v1/governance/proposals?status=maybe")
         assert r.status_code == 400
-    assert w.one("acme", B.GovernanceVote(proposal_id=Hash32(p3), approve=True)).code == "governance.not_validator"
+    assert w.one("acme", B.GovernanceVote(proposal_id=Hash32(p3), approve=True)).code == "permission.not_validator"
