@@ -227,6 +227,30 @@ def start(node: str, dir_: Path | None) -> None:
     console.print(f"{node} is up and healthy")
 
 
+@cluster.command("add-node")
+@dir_option
+@click.option("--no-start", is_flag=True, help="Only lay the node out (key, ports, node.toml).")
+def add_node(dir_: Path | None, no_start: bool) -> None:
+    """Add a node that is not (yet) a validator: it catches up as an observer. Governance
+    makes it a validator: the command prints the proposal and votes to send."""
+    net = _net(dir_)
+    _need(net)
+    info = net.add_node()
+    console.print(f"{info.name}: key {info.key}, p2p 127.0.0.1:{info.p2p_port}, api {info.api_url}")
+    if not no_start:
+        net.start(info.name)
+        try:
+            net.wait_healthy([info.name], timeout_s=90, progress=_progress_printer())
+        except (TimeoutError, RuntimeError) as exc:
+            console.print(f"[red]{exc}[/red]")
+            sys.exit(1)
+        console.print(f"{info.name} is up and following the chain as an observer")
+    d = net.root
+    console.print("To make it a validator, propose and vote (more than 2/3 of the current validators):")
+    console.print(f"  afterchain gov propose add-validator {info.key} --key {d}/node0/node.key")
+    console.print(f"  afterchain gov vote PROPOSAL_ID yes --key {d}/nodeN/node.key   # for each validator nodeN")
+
+
 @cluster.command()
 @dir_option
 def down(dir_: Path | None) -> None:

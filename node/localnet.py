@@ -135,14 +135,7 @@ class LocalNet:
                           validators=[bytes.fromhex(n.key) for n in nodes], members=members, consensus=params)
         (self.root / "genesis.json").write_text(g.to_json() + "\n")
         for n in nodes:
-            peers = ",\n  ".join(
-                f'{{ key = "{p.key}", addr = "127.0.0.1:{p.p2p_port}" }}' for p in nodes if p.name != n.name
-            )
-            (self.root / n.name / "node.toml").write_text(
-                f'[node]\nname = "{n.name}"\ndata_dir = "data"\nkey_file = "node.key"\ngenesis_file = "../genesis.json"\n\n'
-                f'[p2p]\nlisten = "127.0.0.1:{n.p2p_port}"\npeers = [\n  {peers}\n]\n\n'
-                f'[api]\nlisten = "127.0.0.1:{n.api_port}"\n\n[log]\nformat = "json"\n'
-            )
+            self._write_config(n, [p for p in nodes if p.name != n.name])
         targets = ", ".join(f'"127.0.0.1:{n.api_port}"' for n in nodes)
         (self.root / "prometheus.yml").write_text(
             "# Prometheus scrape configuration for this local network (prometheus --config.file=prometheus.yml)\n"
@@ -156,6 +149,37 @@ class LocalNet:
             "nodes": [dataclasses.asdict(n) for n in nodes],
             "members": [{"org": m[0], "name": m[1], "roles": list(m[2])} for m in DEMO_MEMBERS],
         }, indent=2) + "\n")
+
+    def _write_config(self, n: NodeInfo, peers: list[NodeInfo]) -> None:
+        lines = ",\n  ".join(f'{{ key = "{p.key}", addr = "127.0.0.1:{p.p2p_port}" }}' for p in peers)
+        (self.root / n.name / "node.toml").write_text(
+            f'[node]\nname = "{n.name}"\ndata_dir = "data"\nkey_file = "node.key"\ngenesis_file = "../genesis.json"\n\n'
+            f'[p2p]\nlisten = "127.0.0.1:{n.p2p_port}"\npeers = [\n  {lines}\n]\n\n'
+            f'[api]\nlisten = "127.0.0.1:{n.api_port}"\n\n[log]\nformat = "json"\n'
+        )
+
+    def add_node(self) -> NodeInfo:
+        """Lay out one more node (not in the genesis validator set): a fresh key, free
+        ports, and a config listing every existing node as a peer. Started, it catches up
+        as an observer; it votes once governance adds its key (`afterchain gov propose
+        add-validator KEY`) and that epoch starts. The existing nodes need no change: they
+        allow the key when the set is adopted and wait for the new node to dial them."""
+        m = self.manifest()
+        nodes = self.nodes()
+        used = {int(n.name.removeprefix("node")) for n in nodes if n.name.removeprefix("node").isdigit()}
+        i = max(used, default=-1) + 1
+        p2p_port, api_port = free_ports(2)
+        d = self.root / f"node{i}"
+        d.mkdir(exist_ok=False)
+        kp = KeyPair.generate()
+        write_key(d / "node.key", kp, overwrite=True)
+        info = NodeInfo(name=f"node{i}", key=kp.public.hex(), p2p_port=p2p_port, api_port=api_port)
+        self._write_config(info, nodes)
+        import dataclasses
+
+        m["nodes"].append(dataclasses.asdict(info))
+        self.manifest_path.write_text(json.dumps(m, indent=2) + "\n")
+        return info
 
     # ------------------------------------------------------------------ processes
     def pid(self, name: str) -> int | None:

@@ -21,7 +21,7 @@ header before answering (a mismatch is our bug: 500).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgpack
@@ -46,6 +46,25 @@ MAX_CHANGE_SCAN = 10_000
 MAX_BACK_SEARCH = 64
 """How far below the head we look for a header whose state the ledger can still read."""
 HEADER_CACHE = 256
+
+
+class _LedgerSets(Mapping[bytes, ValidatorSet]):
+    """The validator sets the node's ledger has scheduled, by hash (live view)."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def _sets(self) -> dict[bytes, ValidatorSet]:
+        return self.node.ledger.validator_sets_by_hash()
+
+    def __getitem__(self, key: bytes) -> ValidatorSet:
+        return self._sets()[key]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._sets())
+
+    def __len__(self) -> int:
+        return len(self._sets())
 
 
 class _Headers:
@@ -95,12 +114,12 @@ class _Headers:
 def proof_routes(node: Node, known_sets: Mapping[bytes, ValidatorSet] | None = None) -> list[Route]:
     """The light-client routes of `node` (added by `NodeHttp.extra_routes`).
 
-    `known_sets`: validator sets by hash that change headers may announce (default: the
-    genesis set, the only one a node knows until governance changes sets).
+    `known_sets`: validator sets by hash that change headers may announce (default: every
+    set the ledger has scheduled, genesis first: `Ledger.validator_sets_by_hash`, read at
+    each request so sets adopted later are served too).
     """
     if known_sets is None:
-        g = node.genesis.validators
-        known_sets = {g.hash(): g}
+        known_sets = _LedgerSets(node)
     headers = _Headers(node, known_sets)
     led = node.ledger
 

@@ -54,11 +54,12 @@ from consensus.messages import (
 )
 from consensus.params import ConsensusParams as ReplicaParams
 from consensus.replica import PersistedState, Ready, Replica, prunable
-from protocol.block import Block, CommitCertificate
+from protocol.block import Block, CommitCertificate, ValidatorSet
 from protocol.codec import Message, decode, decode_as, message, sha256
 from protocol.crypto import KeyPair
 from protocol.errors import ProtocolError
 from protocol.events import SignedEvent
+from protocol.genesis import ConsensusParams as GenesisConsensusParams
 from protocol.genesis import Genesis
 from protocol.jsonform import to_json
 
@@ -184,7 +185,7 @@ class _App:
         return tuple(raws)
 
     def verify_payload(self, block: Block) -> VerifyResult:
-        p = self.node.genesis.consensus
+        p = self.node.consensus_params(block.header.height)
         if len(block.events) > p.max_block_events:
             return VerifyResult.reject(f"{len(block.events)} events exceed max_block_events {p.max_block_events}")
         if sum(len(e) for e in block.events) > p.max_block_bytes:
@@ -205,6 +206,9 @@ class _App:
 
     def executed_height(self) -> int:
         return self.node.ledger.height
+
+    def validators_for(self, height: int) -> ValidatorSet | None:
+        return self.node.ledger.validators_for(height)
 
 
 class Node:
@@ -249,7 +253,9 @@ class Node:
         self.arrival: dict[bytes, float] = {}
         self.params = replica_params(genesis, self.options.tick_ms)
         self._inputs_send, self._inputs_recv = trio.open_memory_channel[tuple[str, Any]](1024)
-        self._outboxes = {p: _Outbox(OUTBOX_MAX_MESSAGES) for p in genesis.validators.validators if p != key.public}
+        self._outboxes: dict[bytes, _Outbox] = {}
+        self._nursery: trio.Nursery | None = None
+        self._known_keys: set[bytes] = set(genesis.validators.validators)
         self._gossip_backlog: deque[tuple[bytes, list[bytes]]] = deque()
         self._gossip_backlog_n = 0
         self._gossip_backlog_wakeup = trio.Event()
@@ -343,6 +349,36 @@ class Node:
         self.log.info("mempool_journal_reloaded", events=len(raws), admitted=sum(o.status == "accepted" for o in outcomes))
 
     # ------------------------------------------------------------------ helpers
+    # ------------------------------------------------------------------ validator sets
+    def consensus_params(self, height: int) -> GenesisConsensusParams:
+        """The chain's consensus parameters for block `height` (governance may change the
+        block limits and timers at an epoch boundary; the latest known ones while the
+        schedule for `height` is not yet known here)."""
+        cp = self.ledger.consensus_params_for(height) or self.ledger.consensus_params_for(self.ledger.height + 1)
+        return cp if cp is not None else self.genesis.consensus
+
+    def _sync_peers(self) -> None:
+        """Allow every key of every validator set the chain has scheduled (genesis, then
+        those governance adopted) on the transport: a new validator must reach us before its
+        epoch starts (it catches up as an observer first). Peers are never dropped while
+        running (a removed validator may still follow the chain)."""
+        keys: set[bytes] = set()
+        for vs in self.ledger.validator_sets_by_hash().values():
+            keys.update(vs.validators)
+        new = keys - self._known_keys - {self.key.public}
+        if new:
+            self._known_keys |= new
+            self.log.info("validators_learned", keys=[k.hex()[:16] for k in sorted(new)])
+            self.transport.add_peers(dict.fromkeys(new))
+
+    def _outbox(self, peer: bytes) -> _Outbox | None:
+        """The send queue of `peer` (created, with its pump task, on first use)."""
+        box = self._outboxes.get(peer)
+        if box is None and self._nursery is not None:
+            box = self._outboxes[peer] = _Outbox(OUTBOX_MAX_MESSAGES)
+            self._nursery.start_soon(self._outbox_pump, peer, box)
+        return box
+
     def remember_verified(self, raw_hash: bytes, signed: SignedEvent) -> None:
         self.verified[raw_hash] = signed
         if len(self.verified) > VERIFIED_CACHE_MAX:
@@ -455,14 +491,15 @@ class Node:
                 nursery.start_soon(self._peer_messages)
                 nursery.start_soon(self._gossip_in)
                 nursery.start_soon(self._gossip_worker)
-                for peer, box in self._outboxes.items():
-                    nursery.start_soon(self._outbox_pump, peer, box)
+                self._nursery = nursery
+                self._sync_peers()
                 nursery.start_soon(self._gossip_flush)
                 nursery.start_soon(self._ticker)
                 nursery.start_soon(self._consensus_loop)
                 nursery.start_soon(self.evidence_reporter.run)
                 self.log.info("node_started", height=self.store.head, view=self.replica.view,
-                              validators=self.genesis.validators.n)
+                              validators=self.replica.validators.n,
+                              role="validator" if self.key.public in self.replica.validators else "observer")
                 self.started.set()
                 task_status.started()
         finally:
@@ -643,7 +680,8 @@ class Node:
             return
         now = time.monotonic()
         since = (now - self._last_propose) * 1000
-        interval = self.genesis.consensus.block_interval_ms
+        cp = self.consensus_params(r.next_seq)
+        interval = cp.block_interval_ms
         if since < interval:
             return
         has_events = bool(self.mempool.select(1, 1 << 30))
@@ -651,7 +689,7 @@ class Node:
         unpublished = self._published_height < self._dirty_height <= self.ledger.height
         # heartbeats well inside the view timeout: a backup's timer restarts at each commit,
         # so an idle cluster changes view whenever heartbeat + commit latency > the timeout
-        heartbeat_ms = min(self.options.heartbeat_ms, self.genesis.consensus.view_timeout_ms // 4)
+        heartbeat_ms = min(self.options.heartbeat_ms, cp.view_timeout_ms // 4)
         if has_events or unpublished or since >= heartbeat_ms:
             self.last_payload = []
             executed = self.ledger.height
@@ -677,8 +715,10 @@ class Node:
             self.metrics.fsync_latency.observe(time.perf_counter() - t0)
         for s in rd.sends:  # queued, never awaited here: a slow peer cannot stall the replica
             data = s.message.encode()
-            for peer in (self._outboxes if s.to is None else (s.to,)):
-                box = self._outboxes.get(peer)
+            for peer in (r.validators.validators if s.to is None else (s.to,)):
+                if peer == self.key.public:
+                    continue
+                box = self._outbox(peer)
                 if box is not None and box.put(data):
                     self.counters["outbox_dropped"] += 1
             if self.options.byzantine == "equivocate":  # TEST ONLY: see node.byzantine
@@ -763,6 +803,8 @@ class Node:
         self.metrics.mempool_size.set(len(self.mempool))
         self.metrics.mempool_bytes.set(self.mempool.bytes)
         self.log.debug("block_committed", height=h, events=len(block.events), accepted=result.accepted)
+        if h % self.params.checkpoint_interval == 0:
+            self._sync_peers()  # the ledger schedules validator sets at checkpoint heights
         self.replica.executed(h)
 
     # ------------------------------------------------------------------ reads (API)
@@ -820,12 +862,13 @@ class Node:
             "intake": {"pending": self.pending_intake(), "gossip_backlog": self._gossip_backlog_n, **self.counters},
             "stable_checkpoint": r.stable_seq,
             "consensus_rejected": dict(r.rejected),
-            "validators": [v.hex() for v in self.genesis.validators.validators],
+            "validators": [v.hex() for v in r.validators.validators],
+            "role": "validator" if self.key.public in r.validators else "observer",
         }
 
     def health(self) -> tuple[bool, str]:
         peers = len(self.transport.connected_peers())
-        need = 2 * self.genesis.validators.f
+        need = 2 * self.replica.validators.f
         self.metrics.peers.set(peers)
         if peers < need:
             return False, f"connected to {peers} peers, need {need}"

@@ -220,15 +220,21 @@ async def run_node(config: NodeConfig) -> None:
     byzantine = byzantine_mode()  # TEST ONLY; raises unless the test switch is set too
     if byzantine is not None:
         log.warning("byzantine_test_mode", mode=byzantine, note="this node misbehaves on purpose (test only)")
-    if key.public not in genesis.validators:
-        raise ValueError(f"node.key_file: key {key.public.hex()[:16]}... is not a validator in the genesis file")
     from .transport.p2p import P2PTransport
     from .vm.agreements import VmAgreementHooks, VmContractHost
 
     peers = {p.key: f"/ip4/{p.host}/tcp/{p.port}" for p in config.p2p.peers}
-    missing = [v.hex()[:16] for v in genesis.validators.validators if v != key.public and v not in peers]
-    if missing:
-        raise ValueError(f"p2p.peers: no address for validator(s) {', '.join(missing)}")
+    if key.public in genesis.validators:
+        missing = [v.hex()[:16] for v in genesis.validators.validators if v != key.public and v not in peers]
+        if missing:
+            raise ValueError(f"p2p.peers: no address for validator(s) {', '.join(missing)}")
+    else:
+        # a joining node: it follows the chain as an observer and votes once governance
+        # has added its key and that epoch has started (docs/OPERATIONS.md, "Governance")
+        if not peers:
+            raise ValueError(f"p2p.peers: key {key.public.hex()[:16]}... is not a genesis validator, so this node "
+                             "joins an existing network: list at least one running node to catch up from")
+        log.info("node_joining", key=key.public.hex(), peers=len(peers))
     transport = P2PTransport(seed=key.seed, listen_addr=f"/ip4/{config.p2p.host}/tcp/{config.p2p.port}", peers=peers)
     host = VmContractHost()
     options = NodeOptions(
