@@ -80,9 +80,16 @@ GOSSIP_MAX_EVENTS = 2000
 GOSSIP_MAX_BYTES = 768 * 1024
 REGOSSIP_AFTER_S = 5.0
 FETCH_TIMEOUT_S = 10.0
-VERIFIED_CACHE_MAX = 400_000
-COMMITTED_CACHE_MAX = 200_000
-"""Hashes of recently committed raw events: a late gossip copy is known without a signature check."""
+VERIFIED_CACHE_MAX = 60_000
+"""Decoded, signature-checked events not yet committed (a block's events found here are not
+verified again). Entries leave at commit; the bound only matters for events that never
+commit. ~1.5 KB each: 400,000 could hold ~600 MB; pending events stay well below 60,000
+under the intake limits (`intake_limit_events`, `gossip_backlog_events`). A miss costs one
+more signature check, never correctness."""
+COMMITTED_CACHE_MAX = 50_000
+"""Hashes of recently committed raw events: a late gossip copy is known without a signature
+check (~230 B each; 50,000 is >= 10 s of commits at the target rate; an older copy is
+verified again and then answered `duplicate` by the mempool's committed-event lookup)."""
 OUTBOX_MAX_MESSAGES = 1024
 """Consensus messages queued per peer; beyond it the oldest is dropped (consensus retransmits)."""
 
@@ -412,6 +419,7 @@ class Node:
         results: dict[int, SignedEvent | ProtocolError] = {}
         unknown: list[tuple[int, bytes]] = []
         committed: dict[int, bytes] = {}
+        hash_of = dict(zip((i for i, _ in todo), hashes, strict=True))
         for (i, r), h in zip(todo, hashes, strict=True):
             known = self.verified.get(h)  # read now: the cache may change while we await below
             if known is not None:
@@ -443,7 +451,7 @@ class Node:
             if isinstance(res, ProtocolError):
                 outcomes[i] = AddOutcome(None, "rejected", str(res.code), str(res))
                 continue
-            self.remember_verified(sha256(raw), res)
+            self.remember_verified(hash_of[i], res)
             admit.append((i, raw, res))
         admitted = self.mempool.admit([(raw, s) for _, raw, s in admit])
         journal: list[tuple[bytes, bytes]] = []
@@ -827,12 +835,21 @@ class Node:
         cert = self.store.certificate(height)
         if block is None or cert is None:
             return None
+        ids = [self._event_id_hex(e) for e in block.events]
+        # the ledger's verdict on each event ("ok" or the reason it was refused), once executed here
+        outcomes: list[str] | None = None
+        if height <= self.ledger.height:
+            outcomes = []
+            for e in ids:
+                oc = self.ledger.event_outcome(bytes.fromhex(e))
+                outcomes.append("?" if oc is None else oc.code)
         return {
             "height": height,
             "hash": block.header.hash().hex(),
             "header": to_json(block.header),
             "certificate": to_json(cert),
-            "event_ids": [self._event_id_hex(e) for e in block.events],
+            "event_ids": ids,
+            "outcomes": outcomes,
         }
 
     @staticmethod

@@ -43,11 +43,18 @@ def _h(height: int) -> bytes:
     return _H.pack(height)
 
 
+WRITE_BUFFER_BYTES = 16 << 20
+WRITE_BUFFERS_MAX = 2
+
+
 class ChainStore:
     def __init__(self, path: str | Path) -> None:
         Path(path).mkdir(parents=True, exist_ok=True)
         opts = Options(raw_mode=True)
         opts.create_if_missing(True)
+        # bounded memtables (resident memory; RocksDB's default is 64 MiB each)
+        opts.set_write_buffer_size(WRITE_BUFFER_BYTES)
+        opts.set_max_write_buffer_number(WRITE_BUFFERS_MAX)
         self._db = Rdict(str(path), opts)
         self._sync = WriteOptions()
         self._sync.sync = True
