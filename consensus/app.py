@@ -1,7 +1,7 @@
 """The application boundary (in the spirit of CometBFT's ABCI): consensus orders opaque
 event bytes and never reads them.
 
-The replica calls only these four methods, synchronously, and never mutates anything
+The replica calls only these methods, synchronously, and never mutates anything
 through them. Execution is the shell's job: when `Ready.commits` hands it a block and its
 certificate, the shell stores the block, executes it (updating the object behind this
 interface), and later calls `Replica.executed(height)` so deferred pre-prepares are
@@ -15,6 +15,10 @@ re-checked.
 - `state_root_at(height)`: the state root after executing block `height` (0 = genesis),
   or None if that height is not executed yet or no longer kept.
 - `executed_height()`: the highest executed height.
+- `validators_for(height)`: V(height), the set that votes on `height` (see
+  `consensus.epochs`), or None while unknown (block `set_source_height(height)` not yet
+  executed here). Deterministic: the same answer on every honest node. An application
+  without this method keeps the genesis set forever (the replica treats it so).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
-from protocol.block import Block
+from protocol.block import Block, ValidatorSet
 
 __all__ = ["Application", "Verdict", "VerifyResult"]
 
@@ -60,3 +64,8 @@ class Application(Protocol):
     def state_root_at(self, height: int) -> bytes | None: ...
 
     def executed_height(self) -> int: ...
+
+    def validators_for(self, height: int) -> ValidatorSet | None:
+        """V(height), or None while unknown (block set_source_height(height) not yet
+        executed here). Must be deterministic: same answer on every honest node."""
+        ...

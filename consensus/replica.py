@@ -64,10 +64,10 @@ MAX_FETCH_BLOCKS.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from protocol.block import Block, BlockHeader, Commit, CommitCertificate, CommitSig, ValidatorSet
+from protocol.block import MAX_VALIDATORS, Block, BlockHeader, Commit, CommitCertificate, CommitSig, ValidatorSet
 from protocol.codec import Message, decode_as, sha256
 from protocol.crypto import Domain, KeyPair
 from protocol.errors import ProtocolError, require
@@ -75,6 +75,7 @@ from protocol.merkle import merkle_root
 from protocol.types import Hash32, Height, Seq, Signature, ValidatorId, View
 
 from .app import Application, Verdict
+from .epochs import boundaries_after, is_boundary
 from .messages import (
     MAX_FETCH_BLOCKS,
     CertifiedBlock,
@@ -122,6 +123,7 @@ MUTATIONS = frozenset({
     "commit_quorum",            # committed with f+1 commits instead of 2f+1
     "evidence",                 # equivocations are not reported
     "certificate_check",        # fetched blocks are applied without checking their certificate
+    "epoch_check",              # validator-set changes ignored: votes/certificates checked against genesis forever
 })
 """Safety rules the simulator can disable to show that its checkers notice (tests only)."""
 
@@ -130,7 +132,8 @@ _SEQ_PHASES = (Domain.PREPREPARE.value, Domain.PREPARE.value, Domain.COMMIT.valu
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """Send `message` to `to`, or to every other validator when `to` is None."""
+    """Send `message` to `to`, or to every other member of the replica's current validator
+    set (`Replica.validators`) when `to` is None."""
 
     to: ValidatorId | None
     message: ConsensusMessage
@@ -258,9 +261,7 @@ class Replica:
     ) -> None:
         self.signer: Signer = Ed25519Signer(me) if isinstance(me, KeyPair) else me
         self.me = ValidatorId(self.signer.public)
-        require(self.me in validators, "this replica's key is not a validator")
-        self.validators = validators
-        self.vset_hash = Hash32(validators.hash())
+        self.genesis_validators = validators
         self.params = params
         self.app = app
         self.chain_id = chain_id
@@ -269,16 +270,20 @@ class Replica:
         self.verifier: Verifier = verifier if verifier is not None else Ed25519Verifier()
         self.mutations = frozenset(mutations)
         require(self.mutations <= MUTATIONS, f"unknown mutations {sorted(self.mutations - MUTATIONS)}")
-        f = validators.f
-        self.f = f
-        # n - f, not 2f+1: two quorums must share f+1 replicas for every n >= 3f+1 (with
-        # n = 6, f = 1 two sets of 2f+1 = 3 can be disjoint; the simulator finds that at once)
-        self.quorum = quorum_size(validators)
-        self.prepare_quorum = self.quorum - 1
-        # a NEW-VIEW carries 2f+1 view changes of up to L blocks each, plus up to L blocks
-        per_block = params.max_block_bytes + 64 * params.max_block_events + 16 * 1024
-        self.max_message_bytes = (2 * f + 2) * params.watermark_window * per_block + (1 << 20)
-        self.commit_quorum = f + 1 if "commit_quorum" in self.mutations else self.quorum
+        # an application without validators_for keeps the genesis set forever
+        self._vsets_fn: Callable[[int], ValidatorSet | None] | None = getattr(app, "validators_for", None)
+        self._vset_cache: dict[int, ValidatorSet] = {}
+        self._hash_cache: dict[tuple[bytes, ...], bytes] = {}
+        self._top_cache: tuple[tuple[int, int, int], int] | None = None
+        self._known_cache: tuple[tuple[int, int, int], frozenset[bytes]] | None = None
+        self._use_set(validators)
+        self.observed_base = 0
+        """Observers only: the highest boundary committed here after which this replica is
+        still not a member (its current set is V(observed_base + 1) when above `stable`)."""
+        self.epoch_pending = False
+        """V(stable + 1) is not known yet (execution lags): the window is empty until it is."""
+        self.epoch_switches = 0
+        self.status_answered: dict[bytes, int] = {}
 
         self.view = 0
         self.active = True
@@ -315,7 +320,10 @@ class Replica:
         self._out = Ready()
         self._given: Ready | None = None
         if persisted is not None:
+            self._restore_epoch(persisted)
             self._restore(persisted)
+        else:
+            self._sync_epoch()
 
     # ------------------------------------------------------------------ public API
 
@@ -333,7 +341,91 @@ class Replica:
 
     @property
     def high_watermark(self) -> int:
-        return self.stable.seq + self.params.watermark_window
+        """The top of the window of sequence numbers in flight: stable + L, capped at the
+        first boundary b > stable whose V(b + 1) is unknown or differs from the current set
+        (so nothing in the window ever needs another set); `stable` (an empty window) for
+        an observer or while the current set is unknown."""
+        key = (self.stable.seq, self.app.executed_height(), self.observed_base)
+        if self._top_cache is not None and self._top_cache[0] == key:
+            return self._top_cache[1]
+        stable = self.stable.seq
+        top = stable + self.params.watermark_window
+        if self.epoch_pending or not self.is_member:
+            top = stable
+        else:
+            for b in boundaries_after(stable, self.params.checkpoint_interval, top):
+                nxt = self.vset(b + 1)
+                if nxt is None or nxt.validators != self.validators.validators:
+                    top = b
+                    break
+        self._top_cache = (key, top)
+        return top
+
+    @property
+    def is_member(self) -> bool:
+        """This replica's key is in its current set (otherwise it is an observer)."""
+        return self.me in self.validators
+
+    @property
+    def epoch_base(self) -> int:
+        """The boundary whose next height starts the current set: V(epoch_base + 1)."""
+        return max(self.stable.seq, self.observed_base)
+
+    def vset(self, height: int) -> ValidatorSet | None:
+        """V(height) from the application (`consensus.epochs`), or None while unknown."""
+        if height < 1 or self._vsets_fn is None or "epoch_check" in self.mutations:
+            return self.genesis_validators
+        hit = self._vset_cache.get(height)
+        if hit is not None:
+            return hit
+        vs = self._vsets_fn(height)
+        if vs is not None:
+            if len(self._vset_cache) >= 256:
+                self._vset_cache.clear()
+            self._vset_cache[height] = vs
+        return vs
+
+    def vset_hash_of(self, vs: ValidatorSet) -> bytes:
+        h = self._hash_cache.get(vs.validators)
+        if h is None:
+            if len(self._hash_cache) >= 64:
+                self._hash_cache.clear()
+            h = self._hash_cache[vs.validators] = vs.hash()
+        return h
+
+    def known_nodes(self) -> frozenset[bytes]:
+        """Whom the shell connects to and accepts STATUS from: the previous set (the one
+        that signed the stable checkpoint), the current set and the next sets once known
+        (V(b + 1) for the next two boundaries b); never this replica itself."""
+        key = (self.epoch_base, self.app.executed_height(), len(self.validators.validators))
+        if self._known_cache is not None and self._known_cache[0] == key:
+            return self._known_cache[1]
+        base = self.epoch_base
+        k = self.params.checkpoint_interval
+        out: set[bytes] = set(self.validators.validators)
+        for h in (base, base + k + 1, base + 2 * k + 1):
+            vs = self.vset(h) if h >= 1 else None
+            if vs is not None:
+                out.update(vs.validators)
+        out.discard(self.me)
+        known = frozenset(out)
+        self._known_cache = (key, known)
+        return known
+
+    def accepts_from(self, signed: SignedMessage, sender: bytes) -> bool:
+        """Whether a signed message from `sender` is taken at all (before its signature is
+        checked): STATUS from known nodes; a CHECKPOINT for seq signed by a member of V(seq),
+        sent by its signer or relayed by a known node (a stable proof for a new member);
+        every other vote only from members of the current set, and only by a member."""
+        if sender == self.me:
+            return False
+        if isinstance(signed, SignedStatus):
+            return sender in self.known_nodes()
+        if isinstance(signed, SignedCheckpoint):
+            vs = self.vset(signed.body.seq)
+            return vs is not None and signed.body.replica in vs and (
+                sender == signed.body.replica or sender in self.known_nodes())
+        return self.is_member and not self.epoch_pending and sender in self.validators
 
     def ready(self) -> Ready:
         """What to do now, in order (persist, send, commit, evidence, fetch)."""
@@ -355,7 +447,9 @@ class Replica:
 
     def tick(self) -> None:
         self.ticks += 1
-        if self.ticks >= self.deadline:
+        if not self.is_member or self.epoch_pending:
+            self.deadline = self.ticks + self._timeout()  # observers keep no view timer
+        elif self.ticks >= self.deadline:
             if self.active or len(self.view_changes.get(self.view, {})) >= self.quorum:
                 self._start_view_change(self.view + 1)
             else:
@@ -367,7 +461,11 @@ class Replica:
         self._progress()
 
     def executed(self, height: int) -> None:
-        """The application has executed up to `height`: re-check deferred pre-prepares."""
+        """The application has executed up to `height`: re-check deferred pre-prepares,
+        deferred fetched blocks and whether the next validator set is known now."""
+        self._sync_epoch()
+        if self.fetched:
+            self._apply_fetched_queue()
         self._progress()
 
     def can_propose(self) -> bool:
@@ -385,12 +483,15 @@ class Replica:
         state_root = self.app.state_root_at(state_height)
         if state_root is None or state_height < parent_state_height or seq - state_height > self.params.max_state_lag:
             return False
+        next_hash = self._next_hash(seq)
+        if next_hash is None:
+            return False  # V(seq + 1) not known yet: wait
         events = self.app.build_payload(self.params.max_block_events, self.params.max_block_bytes)
         header = BlockHeader(
             chain_id=self.chain_id, height=Height(seq), view=View(self.view), time_ms=max(time_ms, parent_time + 1),
             prev_hash=Hash32(parent_hash), events_root=Hash32(merkle_root([sha256(e) for e in events])),
             event_count=len(events), state_height=Height(state_height), state_root=Hash32(state_root),
-            validators_hash=self.vset_hash, next_validators_hash=self.vset_hash, proposer=self.me,
+            validators_hash=self.vset_hash, next_validators_hash=Hash32(next_hash), proposer=self.me,
         )
         block = Block(header=header, events=tuple(events))
         digest = Hash32(header.hash())
@@ -418,21 +519,21 @@ class Replica:
                 message = decode_as(ConsensusMessage, bytes(message), max_bytes=self.max_message_bytes)
             except ProtocolError as exc:
                 return self._reject(f"decode:{exc.code}")
-        if sender not in self.validators or sender == self.me:
-            return self._reject("sender_not_validator")
         if isinstance(message, PrePrepareMsg):
             signed: SignedMessage = message.preprepare
         elif isinstance(message, SignedMessage):
             signed = message
         else:
             return self._reject("unexpected_type")
+        if not self.accepts_from(signed, sender):
+            return self._reject("sender_not_validator")
         body = signed.body  # type: ignore[attr-defined]
-        if body.replica != sender:
+        if body.replica != sender and not isinstance(signed, SignedCheckpoint):
             return self._reject("signer_not_sender")
-        if not self.verifier.verify(sender, signed.signature, signed.DOMAIN, self.chain_id, body):  # type: ignore[attr-defined]
+        if not self.verifier.verify(body.replica, signed.signature, signed.DOMAIN, self.chain_id, body):  # type: ignore[attr-defined]
             return self._reject("bad_signature")
         if not isinstance(signed, SignedStatus):
-            self._note_for_evidence(sender, signed)
+            self._note_for_evidence(body.replica, signed)
         if isinstance(message, PrePrepareMsg):
             ok = self._on_preprepare(message)
         elif isinstance(message, SignedPrepare):
@@ -463,9 +564,16 @@ class Replica:
         if h <= self.committed_seq or h > self.committed_seq + MAX_FETCH_BLOCKS:
             return False
         self.fetched[h] = cb
+        return self._apply_fetched_queue()
+
+    def _apply_fetched_queue(self) -> bool:
         applied = False
-        while (nxt := self.fetched.pop(self.committed_seq + 1, None)) is not None:
-            if not self._apply_fetched(nxt):
+        while (nxt := self.fetched.get(self.committed_seq + 1)) is not None:
+            verdict = self._apply_fetched(nxt)
+            if verdict is None:
+                break  # V(h) or V(h + 1) not known yet: retried after executed()
+            del self.fetched[nxt.block.header.height]
+            if not verdict:
                 break
             applied = True
         if applied:
@@ -483,6 +591,19 @@ class Replica:
         return view >= self.view
 
     # ------------------------------------------------------------------ restore
+
+    def _restore_epoch(self, ps: PersistedState) -> None:
+        """Come back in the right epoch: the committed header and the stable checkpoint
+        (from the WAL) with the application's `validators_for` give the current set, before
+        the other records are read under it."""
+        if ps.committed_header is not None:
+            self.committed_header = ps.committed_header
+            self.committed_seq = ps.committed_header.height
+            self.committed_hash = ps.committed_header.hash()
+        for rec in ps.records:
+            if isinstance(rec, CheckpointProof) and rec.seq > self.stable.seq:
+                self.stable = rec
+        self._sync_epoch()
 
     def _restore(self, ps: PersistedState) -> None:
         if ps.committed_header is not None:
@@ -517,8 +638,6 @@ class Replica:
                 cur = self.prepared_certs.get(s)
                 if cur is None or cur.preprepare.body.view < rec.preprepare.body.view:
                     self.prepared_certs[s] = rec
-            elif isinstance(rec, CheckpointProof) and rec.seq > self.stable.seq:
-                self.stable = rec
         for s in [s for s in self.prepared_certs if s <= self.stable.seq]:
             del self.prepared_certs[s]
         for k in [k for k in self.signed if k[0] in _SEQ_PHASES and k[2] <= self.stable.seq]:
@@ -527,10 +646,18 @@ class Replica:
             del self.own_pp[k2]
         self.view = view
         self.next_seq = max(self.committed_seq, self.stable.seq) + 1
-        if view == 0 or view in new_views:
+        own_vc = next((r for r in ps.records if isinstance(r, SignedViewChange) and r.body.replica == self.me
+                       and r.body.new_view == view), None)
+        nv_here = new_views.get(view)
+        if nv_here is not None and not self._same_epoch(nv_here.body.view_changes):
+            nv_here = None  # a NEW-VIEW of an earlier epoch: this view was entered by the switch
+        # a view entered at an epoch switch (or, for a new member, taken from its peers'
+        # STATUS) has no NEW-VIEW and no own VIEW-CHANGE of this epoch: it is active
+        switched_in = nv_here is None and (own_vc is None or not self._same_epoch((own_vc,)))
+        if view == 0 or nv_here is not None or switched_in:
             self.active = True
-            if view > 0:
-                self._install_new_view(new_views[view], persist=False)
+            if nv_here is not None and view > 0:
+                self._install_new_view(nv_here, persist=False)
             for (v, s), msg in sorted(self.own_pp.items()):
                 if v == view and s > self.committed_seq:
                     self.slots[s] = _Slot(msg, from_new_view=False)
@@ -540,9 +667,89 @@ class Replica:
         else:
             self.active = False
             self.deadline = self.ticks + self._timeout()
-            own_vc = self.signed.get((Domain.VIEW_CHANGE.value, view, 0))
-            if isinstance(own_vc, SignedViewChange):
-                self.view_changes[view] = {self.me: own_vc}
+            guarded = self.signed.get((Domain.VIEW_CHANGE.value, view, 0))
+            if isinstance(guarded, SignedViewChange):
+                self.view_changes[view] = {self.me: guarded}
+
+    # ------------------------------------------------------------------ epochs
+
+    def _use_set(self, validators: ValidatorSet) -> None:
+        self.validators = validators
+        self.vset_hash = Hash32(self.vset_hash_of(validators))
+        f = validators.f
+        self.f = f
+        # n - f, not 2f+1: two quorums must share f+1 replicas for every n >= 3f+1 (with
+        # n = 6, f = 1 two sets of 2f+1 = 3 can be disjoint; the simulator finds that at once)
+        self.quorum = quorum_size(validators)
+        self.prepare_quorum = self.quorum - 1
+        # a NEW-VIEW carries 2f+1 view changes of up to L blocks each, plus up to L blocks
+        p = self.params
+        per_block = p.max_block_bytes + 64 * p.max_block_events + 16 * 1024
+        self.max_message_bytes = (2 * f + 2) * p.watermark_window * per_block + (1 << 20)
+        self.commit_quorum = f + 1 if "commit_quorum" in self.mutations else self.quorum
+        self._top_cache = None
+        self._known_cache = None
+
+    def _sync_epoch(self) -> None:
+        """Make the current set V(epoch_base + 1). An observer moves its base over the
+        boundaries it has committed after which it is still not a member; a member moves
+        only with its stable checkpoint (signed by the old set)."""
+        k = self.params.checkpoint_interval
+        if not self.is_member:
+            for b in boundaries_after(self.epoch_base, k, self.committed_seq):
+                nxt = self.vset(b + 1)
+                if nxt is None or self.me in nxt:
+                    break  # a member from b + 1 on: wait for checkpoint b to be stable
+                self.observed_base = b
+        want = self.vset(self.epoch_base + 1)
+        if want is None:
+            self.epoch_pending = True
+            self._top_cache = None
+            return
+        self.epoch_pending = False
+        if want.validators != self.validators.validators:
+            self._switch(want)
+
+    def _switch(self, new: ValidatorSet) -> None:
+        """Current set := `new` at the epoch base: keep the view number (the primary of view v
+        is new[v % n]), drop view-change state and the per-view logs of the old set, reset
+        the view timer. Nothing above the base is in flight (the window was capped there)."""
+        self._use_set(new)
+        self.epoch_switches += 1
+        base = self.epoch_base
+        self.view_changes.clear()
+        self.new_view_msg = None
+        self.prepares.clear()
+        self.commits.clear()
+        self.slots.clear()
+        self.own_pp.clear()
+        for k in [k for k in self.voted if k[0] != Domain.CHECKPOINT.value]:
+            del self.voted[k]
+        for s in [s for s in self.prepared_certs if s <= base]:
+            del self.prepared_certs[s]
+        self.peer_view.clear()
+        self.nv_relayed.clear()
+        self.active = True
+        self.vc_attempt = 0
+        self.deadline = self.ticks + self._timeout()
+        self.next_seq = max(self.next_seq, base + 1, self.committed_seq + 1)
+        self._gc_evidence()
+
+    def _same_epoch(self, vcs: Iterable[SignedViewChange]) -> bool:
+        """The view changes' stable checkpoints start the current set (an unknown set counts
+        as the current one: a restored replica then waits rather than skipping a view change)."""
+        for vc in vcs:
+            nxt = self.vset(vc.body.stable.seq + 1)
+            if nxt is not None and nxt.validators != self.validators.validators:
+                return False
+        return True
+
+    def _next_hash(self, height: int) -> bytes | None:
+        """hash(V(height + 1)) for a height in the window (None while unknown)."""
+        if not is_boundary(height, self.params.checkpoint_interval):
+            return self.vset_hash
+        nxt = self.vset(height + 1)
+        return None if nxt is None else self.vset_hash_of(nxt)
 
     # ------------------------------------------------------------------ helpers
 
@@ -692,11 +899,16 @@ class Replica:
         parent_state = 0 if parent is None else parent.state_height
         ok = (
             h.chain_id == self.chain_id and h.time_ms > parent_time and h.validators_hash == self.vset_hash
-            and h.next_validators_hash == self.vset_hash and parent_state <= h.state_height
+            and parent_state <= h.state_height
             and h.height - h.state_height <= p.max_state_lag and h.event_count <= p.max_block_events
             and sum(len(e) for e in slot.block.events) <= p.max_block_bytes
         )
         if not ok:
+            return Verdict.REJECT
+        next_hash = self._next_hash(h.height)
+        if next_hash is None:
+            return Verdict.DEFER
+        if h.next_validators_hash != next_hash:
             return Verdict.REJECT
         root = self.app.state_root_at(h.state_height)
         if root is None:
@@ -706,7 +918,7 @@ class Replica:
         return self.app.verify_payload(slot.block).verdict
 
     def _progress(self) -> None:
-        if self.active:
+        if self.active and self.is_member and not self.epoch_pending:
             s = self.committed_seq + 1
             hi = self.high_watermark
             primary = self.primary
@@ -786,17 +998,23 @@ class Replica:
         self.last_commit_tick = self.ticks
         if self.active:
             self.deadline = self.ticks + self._timeout()
-        if s % self.params.checkpoint_interval == 0 and s > self.stable.seq:
+        if s % self.params.checkpoint_interval == 0 and s > self.stable.seq and self.is_member and not self.epoch_pending:
             sc = self._sign(SignedCheckpoint, CheckpointBody(seq=Seq(s), digest=Hash32(self.committed_hash), replica=self.me))
             if isinstance(sc, SignedCheckpoint):
                 self._send(None, sc)
+                for peer in sorted(self.known_nodes() - set(self.validators.validators)):
+                    self._send(peer, sc)  # next (and previous) sets: a new member switches on it
                 self._add_checkpoint(sc)
+        elif not self.is_member and is_boundary(s, self.params.checkpoint_interval):
+            self._sync_epoch()
 
     # ------------------------------------------------------------------ checkpoints (4.3)
 
     def _on_checkpoint(self, msg: SignedCheckpoint) -> bool:
         b = msg.body
-        if not self.stable.seq < b.seq <= self.stable.seq + 2 * self.params.watermark_window:
+        two_l = 2 * self.params.watermark_window
+        lo = max(self.stable.seq, self.committed_seq - two_l)
+        if not lo < b.seq <= max(self.stable.seq, self.committed_seq) + two_l:
             return self._reject("outside_window")
         votes = self.checkpoints.get((b.seq, b.digest), {})
         if b.replica in votes:
@@ -811,8 +1029,15 @@ class Replica:
         b = msg.body
         votes = self.checkpoints.setdefault((b.seq, b.digest), {})
         votes[b.replica] = msg
-        if len(votes) >= self.quorum and b.seq > self.stable.seq:
-            chosen = tuple(sorted(votes.values(), key=lambda m: m.body.replica)[: self.quorum])
+        floor = self.committed_seq - 2 * self.params.watermark_window
+        for old in [k for k in self.checkpoints if k[0] <= floor]:
+            del self.checkpoints[old]
+        vs = self.vset(b.seq)  # the set that voted on b.seq signs its checkpoint
+        if vs is None:
+            return
+        quorum = quorum_size(vs)
+        if len(votes) >= quorum and b.seq > self.stable.seq:
+            chosen = tuple(sorted(votes.values(), key=lambda m: m.body.replica)[:quorum])
             self._make_stable(CheckpointProof(seq=b.seq, digest=b.digest, checkpoints=chosen))
 
     def _make_stable(self, proof: CheckpointProof) -> None:
@@ -835,6 +1060,8 @@ class Replica:
         for k4 in [k for k in self.own_pp if k[1] <= s]:
             del self.own_pp[k4]
         self.next_seq = max(self.next_seq, s + 1)
+        self._top_cache = None
+        self._sync_epoch()
         self._gc_evidence()
 
     # ------------------------------------------------------------------ view change (4.4)
@@ -874,9 +1101,10 @@ class Replica:
         for k3 in [k for k in self.own_pp if k[0] < self.view]:
             del self.own_pp[k3]
 
-    def _verify_signed(self, msg: SignedMessage, signer: bytes) -> bool:
+    def _verify_signed(self, msg: SignedMessage, signer: bytes, vs: ValidatorSet | None = None) -> bool:
         body = msg.body  # type: ignore[attr-defined]
-        return body.replica == signer and signer in self.validators and self.verifier.verify(
+        members = self.validators if vs is None else vs
+        return body.replica == signer and signer in members and self.verifier.verify(
             signer, msg.signature, msg.DOMAIN, self.chain_id, body  # type: ignore[attr-defined]
         )
 
@@ -885,14 +1113,20 @@ class Replica:
         if not self._verify_signed(vc, b.replica):
             return False
         st = b.stable
+        # the sender's stable checkpoint starts the current set (same epoch) and is signed
+        # by a quorum of the set that voted on it
+        nxt = self.vset(st.seq + 1)
+        if nxt is None or nxt.validators != self.validators.validators:
+            return False
         if st.seq == 0:
             if st.digest != self.genesis_hash or st.checkpoints:
                 return False
         else:
-            if len(st.checkpoints) < self.quorum:
+            signers = self.vset(st.seq)
+            if signers is None or len(st.checkpoints) < quorum_size(signers):
                 return False
             for c in st.checkpoints:
-                if not self._verify_signed(c, c.body.replica):
+                if not self._verify_signed(c, c.body.replica, signers):
                     return False
         for p in b.prepared:
             pp = p.preprepare.body
@@ -1015,6 +1249,36 @@ class Replica:
     def _on_status(self, msg: SignedStatus) -> bool:
         b = msg.body
         self.peer_committed[b.replica] = max(self.peer_committed.get(b.replica, 0), b.committed_seq)
+        outsider = b.replica not in self.validators
+        # a known node that is behind hears from us (once per retransmit period): a
+        # non-member our STATUS (so it learns what to fetch); a node that lacks our stable
+        # checkpoint and could use it (a non-member, or one that has the block) its
+        # signatures, relayed, so a new member can switch to the set it belongs to
+        last = self.status_answered.get(b.replica, -(10**9))
+        if self.is_member and self.ticks - last >= self.params.retransmit_ticks:
+            answered = False
+            if outsider and b.committed_seq < self.committed_seq:
+                self._send(b.replica, self._status())
+                answered = True
+            if b.stable_seq < self.stable.seq and (outsider or b.committed_seq >= self.stable.seq):
+                for c in self.stable.checkpoints:
+                    if c.body.replica != b.replica:
+                        self._send(b.replica, c)
+                answered = True
+            if answered:
+                if len(self.status_answered) >= 4 * MAX_VALIDATORS:
+                    self.status_answered.clear()
+                self.status_answered[b.replica] = self.ticks
+        if outsider:
+            return True
+        if not self.is_member:
+            # an observer follows the members' view, so it starts in it when it joins
+            if b.active and b.view > self.view:
+                self.peer_view[b.replica] = b.view
+                views = sorted(self.peer_view.values(), reverse=True)
+                if len(views) > self.f:
+                    self.view = max(self.view, views[self.f])
+            return True
         if b.view > self.view and b.view <= self.view + MAX_VIEW_AHEAD:
             self.peer_view[b.replica] = b.view
             self._maybe_join()
@@ -1047,14 +1311,22 @@ class Replica:
         self.last_fetch_tick = self.ticks
         self._out.fetches.append(FetchRequest(peer=ValidatorId(peer), from_height=self.committed_seq + 1, count=count))
 
-    def _apply_fetched(self, cb: CertifiedBlock) -> bool:
+    def _apply_fetched(self, cb: CertifiedBlock) -> bool | None:
+        """Commit a fetched block that is the next height: chained, its header naming V(h)
+        and V(h + 1), its certificate verified against V(h). None: a set is unknown yet."""
         hdr = cb.block.header
         digest = hdr.hash()
         if hdr.prev_hash != self.committed_hash or hdr.chain_id != self.chain_id:
             return self._reject("fetched_not_chained")
         if "certificate_check" not in self.mutations:
+            vs = self.vset(hdr.height)
+            nxt = vs if not is_boundary(hdr.height, self.params.checkpoint_interval) else self.vset(hdr.height + 1)
+            if vs is None or nxt is None:
+                return None
+            if hdr.validators_hash != self.vset_hash_of(vs) or hdr.next_validators_hash != self.vset_hash_of(nxt):
+                return self._reject("fetched_bad_validators_hash")
             try:
-                verify_certificate(cb.certificate, self.chain_id, self.validators, digest, self.verifier)
+                verify_certificate(cb.certificate, self.chain_id, vs, digest, self.verifier)
             except ProtocolError:
                 return self._reject("fetched_bad_certificate")
         self._commit(cb)
@@ -1062,11 +1334,21 @@ class Replica:
 
     # ------------------------------------------------------------------ retransmission
 
-    def _retransmit(self) -> None:
-        status = Status(view=View(self.view), active=self.active, committed_seq=Seq(self.committed_seq),
+    def _status(self) -> SignedStatus:
+        status = Status(view=View(self.view), active=self.active and self.is_member, committed_seq=Seq(self.committed_seq),
                         stable_seq=Seq(self.stable.seq), replica=self.me)
-        sig = self.signer.sign(Domain.PEER, self.chain_id, status)
-        self._send(None, SignedStatus(body=status, signature=sig))
+        return SignedStatus(body=status, signature=self.signer.sign(Domain.PEER, self.chain_id, status))
+
+    def _retransmit(self) -> None:
+        status = self._status()
+        if not self.is_member or self.epoch_pending:
+            # observers (and a replica that does not know its set yet) only tell the
+            # members where they are; members answer with their own STATUS
+            for peer in self.validators.validators:
+                if peer != self.me:
+                    self._send(peer, status)
+            return
+        self._send(None, status)
         if not self.active:
             for v in (self.view - 1, self.view):
                 vc = self.signed.get((Domain.VIEW_CHANGE.value, v, 0))
@@ -1096,3 +1378,5 @@ class Replica:
         last_cp = max((k for k in self.signed if k[0] == Domain.CHECKPOINT.value), default=None, key=lambda k: k[2])
         if last_cp is not None:
             self._send(None, self.signed[last_cp])
+            for other in sorted(self.known_nodes() - set(self.validators.validators)):
+                self._send(other, self.signed[last_cp])

@@ -14,11 +14,23 @@ persist and send), and Byzantine behaviours of the `byzantine` replicas: equivoc
 blocks), conflict (two different prepares/commits), replay (old messages), badsig,
 silent, forge (serves forged blocks to catch-up requests).
 
+`reconfig` (not part of `ALL_FAULTS`; ``--faults all,reconfig``): validator-set changes.
+The sim gets 3 spare nodes (keys outside the genesis set, observers from the start), and
+the toy application adopts "set the validator set to X" payload items that the sim
+schedules during the fault phase: n -> n + 1 -> n + 3 -> n, the last one removing the
+proposer of that block (a primary), a Byzantine node if there is one, and genesis nodes.
+The application's `validators_for` applies the rule of `consensus.epochs`.
+
 Checkers: agreement, no rollback (commits strictly in order after the stored chain),
 certificate (n - f distinct valid COMMIT signatures for the header hash, one view),
 evidence (every equivocation an honest replica received inside its evidence window was
 reported), honest non-equivocation (no honest replica signs two different messages for
-one (phase, view, seq): the signer guard), liveness after healing.
+one (phase, view, seq): the signer guard), liveness after healing. Sets: every committed
+block's certificate verifies under V(h) computed by a reference application that executes
+the agreed chain itself (so a removed validator's vote is never counted after its epoch),
+and its header names hash(V(h)) and hash(V(h + 1)). Agreement covers observers too. With
+`reconfig`, liveness means every honest member of the final set reaches a height
+`progress_blocks` past the start of the final set's epoch (and past the heal target).
 """
 
 from __future__ import annotations
@@ -37,6 +49,7 @@ from protocol.merkle import merkle_root
 from protocol.types import Hash32, Height, Signature, ValidatorId
 
 from ..app import VerifyResult
+from ..epochs import set_source_height
 from ..messages import (
     BlockRequest,
     BlockResponse,
@@ -44,6 +57,7 @@ from ..messages import (
     ConsensusMessage,
     Evidence,
     PrePrepareMsg,
+    SignedCheckpoint,
     SignedCommit,
     SignedMessage,
     SignedPrepare,
@@ -55,11 +69,15 @@ from ..params import ConsensusParams
 from ..replica import PersistedState, Ready, Replica, prunable
 from ..signer import Ed25519Signer, Ed25519Verifier, FastSigner, FastVerifier, Signer, Verifier, verify_certificate
 
-__all__ = ["ALL_FAULTS", "BYZANTINE_FAULTS", "NETWORK_FAULTS", "SimConfig", "SimResult", "run"]
+__all__ = ["ALL_FAULTS", "BYZANTINE_FAULTS", "NETWORK_FAULTS", "RECONFIG", "SimConfig", "SimResult", "run"]
 
 NETWORK_FAULTS = ("drop", "delay", "duplicate", "reorder", "partition", "oneway", "crash")
 BYZANTINE_FAULTS = ("equivocate", "conflict", "replay", "badsig", "silent", "forge")
 ALL_FAULTS = NETWORK_FAULTS + BYZANTINE_FAULTS
+RECONFIG = "reconfig"
+"""Validator-set changes: selected explicitly (``--faults all,reconfig``), never by `all`."""
+SPARES = 3
+VSET_PREFIX = b"vset:"
 TICK_MS = 10
 CHAIN_ID = "sim-chain"
 GENESIS_HASH = sha256(b"sim-genesis")
@@ -83,9 +101,18 @@ class SimConfig:
     params: ConsensusParams = SIM_PARAMS
 
     @property
+    def reconfig(self) -> bool:
+        return RECONFIG in self.faults
+
+    @property
+    def total_nodes(self) -> int:
+        return self.nodes + (SPARES if self.reconfig else 0)
+
+    @property
     def liveness_ticks(self) -> int:
-        f = (self.nodes - 1) // 3
-        return (f + 3) * self.params.view_timeout_max_ticks + 100
+        f = (self.total_nodes - 1) // 3
+        extra = 4 * self.params.view_timeout_max_ticks if self.reconfig else 0
+        return (f + 3) * self.params.view_timeout_max_ticks + 100 + extra
 
 
 @dataclass
@@ -104,19 +131,88 @@ class SimResult:
         return not self.violations
 
 
-class SimApp:
-    """A tiny deterministic application: state root after h = SHA-256(root(h-1) || header hash)."""
+@dataclass
+class Schedule:
+    """The validator-set commands of a run, shared by every node's application: command i
+    (1-based) may be proposed from tick `ticks[i - 1]` on; `kinds[i - 1]` is ("add", nodes)
+    or ("remove",)."""
 
-    def __init__(self, node: int) -> None:
+    keys: tuple[ValidatorId, ...]
+    genesis: tuple[int, ...]
+    byzantine: frozenset[int]
+    ticks: tuple[int, ...] = ()
+    kinds: tuple[tuple[Any, ...], ...] = ()
+    now: int = 0
+    sets: dict[tuple[int, ...], ValidatorSet] = field(default_factory=dict)
+
+    def vset(self, members: tuple[int, ...]) -> ValidatorSet:
+        vs = self.sets.get(members)
+        if vs is None:
+            vs = self.sets[members] = ValidatorSet(validators=tuple(self.keys[i] for i in members))
+        return vs
+
+
+class SimApp:
+    """A tiny deterministic application: state root after h = SHA-256(root(h-1) || header hash).
+    Payload items ``vset:<i>:<members>`` set the validator set (command i, adopted once, in
+    chain order); `validators_for` applies the epoch rule to the adopted sets."""
+
+    def __init__(self, node: int, schedule: Schedule, k: int) -> None:
         self.node = node
+        self.schedule = schedule
+        self.k = k
         self.roots: dict[int, bytes] = {0: sha256(b"sim-state-0")}
         self.executed = 0
         self.counter = 0
+        self.adopted: list[tuple[int, tuple[int, ...]]] = [(0, schedule.genesis)]
+        """(height whose execution adopted it, members) in order."""
+
+    @property
+    def members(self) -> tuple[int, ...]:
+        return self.adopted[-1][1]
+
+    def _command(self) -> bytes | None:
+        i = len(self.adopted)  # the next command to adopt
+        sch = self.schedule
+        if i > len(sch.ticks) or sch.ticks[i - 1] > sch.now:
+            return None
+        if i >= 2:
+            # the previous set must have voted on K blocks first (else it would be skipped)
+            k = self.k
+            first = -(-(self.adopted[-1][0] + k) // k) * k + 1
+            if self.executed < first + k:
+                return None
+        kind = sch.kinds[i - 1]
+        cur = set(self.members)
+        if kind[0] == "add":
+            new = cur | set(kind[1])
+        else:
+            target = len(sch.genesis)
+            out = [self.node] if self.node in cur else []
+            out += [b for b in sorted(sch.byzantine) if b in cur and b not in out][:1]
+            out += [m for m in sorted(cur) if m in sch.genesis and m not in out and m not in sch.byzantine]
+            new = cur - set(out[: len(cur) - target])
+        return VSET_PREFIX + b"%d:" % i + b",".join(b"%d" % m for m in sorted(new))
 
     def build_payload(self, max_events: int, max_bytes: int) -> tuple[bytes, ...]:
         self.counter += 1
         k = self.counter % (max_events + 1)
-        return tuple(b"ev-%d-%d-%d" % (self.node, self.counter, i) for i in range(k))
+        cmd = self._command()
+        if cmd is not None:
+            k = max(0, min(k, max_events - 1))
+        events = tuple(b"ev-%d-%d-%d" % (self.node, self.counter, i) for i in range(k))
+        return events if cmd is None else (cmd, *events)
+
+    def validators_for(self, height: int) -> ValidatorSet | None:
+        src = set_source_height(height, self.k)
+        if src > self.executed:
+            return None
+        members = self.schedule.genesis
+        for h, m in self.adopted:
+            if h > src:
+                break
+            members = m
+        return self.schedule.vset(members)
 
     def verify_payload(self, block: Block) -> VerifyResult:
         if any(e.startswith(b"bad") for e in block.events):
@@ -133,16 +229,21 @@ class SimApp:
         h = block.header.height
         self.roots[h] = sha256(self.roots[h - 1] + block.header.hash())
         self.executed = h
+        for e in block.events:
+            if e.startswith(VSET_PREFIX):
+                idx, _, members = e[len(VSET_PREFIX):].partition(b":")
+                if int(idx) == len(self.adopted) and members:
+                    self.adopted.append((h, tuple(int(x) for x in members.split(b","))))
 
 
 class _Node:
-    def __init__(self, index: int, signer: Signer, byzantine: bool) -> None:
+    def __init__(self, index: int, signer: Signer, byzantine: bool, app: SimApp) -> None:
         self.index = index
         self.signer = signer
         self.byzantine = byzantine
         self.kinds: tuple[str, ...] = ()
         self.replica: Replica | None = None
-        self.app = SimApp(index)
+        self.app = app
         self.wal: list[Message] = []
         self.pruned_at = (0, 0)
         self.store: list[CertifiedBlock] = []
@@ -160,24 +261,36 @@ class Sim:
         n = cfg.nodes
         self.verifier: Verifier = Ed25519Verifier() if cfg.real_crypto else FastVerifier()
         signers: list[Signer] = []
-        for i in range(n):
+        for i in range(cfg.total_nodes):
             seed = sha256(b"sim-node-%d" % i)
             signers.append(Ed25519Signer(KeyPair.from_seed(seed)) if cfg.real_crypto else FastSigner(seed))
-        self.validators = ValidatorSet(validators=tuple(s.public for s in signers))
+        self.validators = ValidatorSet(validators=tuple(s.public for s in signers[:n]))
         byz = set(rng.sample(range(n), min(cfg.byzantine, n)))
-        self.nodes = [_Node(i, signers[i], i in byz) for i in range(n)]
+        self.schedule = Schedule(keys=tuple(s.public for s in signers), genesis=tuple(range(n)), byzantine=frozenset(byz))
+        k = cfg.params.checkpoint_interval
+        self.nodes = [_Node(i, signers[i], i in byz, SimApp(i, self.schedule, k)) for i in range(cfg.total_nodes)]
         self.by_key: dict[bytes, _Node] = {node.signer.public: node for node in self.nodes}
+        # the reference application executes the agreed chain: V(h) from the chain itself
+        self.ref = SimApp(-1, self.schedule, k)
+        self.chain_blocks: dict[int, Block] = {}
         byz_kinds = [k for k in BYZANTINE_FAULTS if k in cfg.faults]
         for node in self.nodes:
             if node.byzantine and byz_kinds:
                 node.kinds = tuple(k for k in byz_kinds if rng.random() < 0.6) or (rng.choice(byz_kinds),)
         # the seed also picks which of the allowed faults this run uses (each with p = 0.7)
-        faults = {k for k in cfg.faults if rng.random() < 0.7} or set(cfg.faults[:1])
+        faults = {f for f in cfg.faults if f != RECONFIG and rng.random() < 0.7} or set(cfg.faults[:1])
         self.faults = faults
         self.drop_p = rng.uniform(0.0, 0.25) if "drop" in faults else 0.0
         self.dup_p = rng.uniform(0.0, 0.15) if "duplicate" in faults else 0.0
         self.delay_max = rng.randint(3, 12) if "delay" in faults else 1
         self.jitter = "reorder" in faults
+        if cfg.reconfig:
+            t1 = rng.randrange(5, max(6, cfg.fault_ticks // 4))
+            t2 = t1 + rng.randrange(10, max(11, cfg.fault_ticks // 4))
+            t3 = t2 + rng.randrange(10, max(11, cfg.fault_ticks // 4))
+            self.schedule.ticks = (t1, t2, t3)
+            self.schedule.kinds = (("add", (n,)), ("add", (n + 1, n + 2)), ("remove",))
+        n = cfg.total_nodes
         self.partitions: list[tuple[int, int, set[tuple[int, int]]]] = []
         for _ in range(rng.randint(0, 3) if "partition" in faults else 0):
             start = rng.randrange(cfg.fault_ticks)
@@ -215,7 +328,7 @@ class Sim:
     # ------------------------------------------------------------------ nodes
 
     def _start(self, node: _Node) -> None:
-        node.app = SimApp(node.index)
+        node.app = SimApp(node.index, self.schedule, self.cfg.params.checkpoint_interval)
         for cb in node.store:
             node.app.execute(cb.block)
         node.exec_queue = []
@@ -310,14 +423,15 @@ class Sim:
         if not isinstance(signed, SignedMessage) or isinstance(signed, SignedStatus):
             return
         body = signed.body  # type: ignore[attr-defined]
-        if body.replica != sender or sender not in self.validators or sender == node.signer.public:
+        signer = body.replica
+        if (signer != sender and not isinstance(signed, SignedCheckpoint)) or not r.accepts_from(signed, sender):
             return
-        if not self.verifier.verify(sender, signed.signature, signed.DOMAIN, CHAIN_ID, body):  # type: ignore[attr-defined]
+        if not self.verifier.verify(signer, signed.signature, signed.DOMAIN, CHAIN_ID, body):  # type: ignore[attr-defined]
             return
         phase, view, seq, digest = phase_key(signed)
         if not r.in_evidence_window(phase, view, seq):
             return
-        key = (sender, phase, view, seq)
+        key = (signer, phase, view, seq)
         first = node.ev_seen.get(key)
         if first is None:
             node.ev_seen[key] = digest
@@ -341,18 +455,32 @@ class Sim:
             self._violation(f"replica {node.index} committed height {h} after {len(node.store)} (rollback/gap)")
         if node.store and cb.block.header.prev_hash != node.store[-1].certificate.header_hash:
             self._violation(f"replica {node.index} committed a block not chained to its previous one at {h}")
-        try:
-            verify_certificate(cb.certificate, CHAIN_ID, self.validators, digest, self.verifier)
-        except ProtocolError as exc:
-            self._violation(f"replica {node.index} committed height {h} with an invalid certificate: {exc}")
-        if self.cfg.real_crypto:
-            try:
-                cb.certificate.verify(CHAIN_ID, self.validators, digest)
-            except ProtocolError as exc:
-                self._violation(f"certificate fails CommitCertificate.verify at {h}: {exc}")
         prev = self.chain.setdefault(h, digest)
         if prev != digest:
             self._violation(f"agreement: replica {node.index} committed {digest.hex()[:12]} at {h}, others {prev.hex()[:12]}")
+        else:
+            self.chain_blocks.setdefault(h, cb.block)
+            while (nxt := self.chain_blocks.get(self.ref.executed + 1)) is not None:
+                self.ref.execute(nxt)
+        vs = self.ref.validators_for(h)
+        nxt_vs = self.ref.validators_for(h + 1)
+        if vs is None or nxt_vs is None:
+            self._violation(f"replica {node.index} committed height {h} before the chain below it was agreed")
+            return
+        hdr = cb.block.header
+        if hdr.validators_hash != vs.hash() or hdr.next_validators_hash != nxt_vs.hash():
+            self._violation(f"replica {node.index} committed height {h} whose header names the wrong validator sets")
+        try:
+            verify_certificate(cb.certificate, CHAIN_ID, vs, digest, self.verifier)
+        except ProtocolError as exc:
+            outsiders = sorted(self.by_key[s.replica].index for s in cb.certificate.signatures if s.replica not in vs)
+            what = f" (votes of non-members {outsiders} counted)" if outsiders else ""
+            self._violation(f"replica {node.index} committed height {h} with an invalid certificate under V({h}){what}: {exc}")
+        if self.cfg.real_crypto:
+            try:
+                cb.certificate.verify(CHAIN_ID, vs, digest)
+            except ProtocolError as exc:
+                self._violation(f"certificate fails CommitCertificate.verify at {h}: {exc}")
         self._trace("commit", node.index, h, digest)
 
     # ------------------------------------------------------------------ driving
@@ -373,11 +501,11 @@ class Sim:
             r.advance(ready)
 
     def _handle(self, node: _Node, ready: Ready) -> None:
-        n = len(self.nodes)
+        members = [] if node.replica is None else [self.by_key[v].index for v in node.replica.validators.validators]
         for send in ready.sends:
             if node.byzantine and "replay" in node.kinds and self.rng.random() < 0.1:
                 node.history.append((node.signer.public, send.message))
-            targets = range(n) if send.to is None else [self.by_key[send.to].index]
+            targets = members if send.to is None else [self.by_key[send.to].index]
             for t in targets:
                 if t == node.index:
                     continue
@@ -450,16 +578,24 @@ class Sim:
             return replace(msg, signature=Signature(sha256(msg.signature) * 2))  # type: ignore[type-var, attr-defined]
         return msg
 
+    def _primary_now(self) -> _Node:
+        """The primary as the honest replica in the highest view sees it."""
+        live = [nd.replica for nd in self.nodes if nd.replica is not None and not nd.byzantine and nd.replica.is_member]
+        if not live:
+            return self.nodes[0]
+        top = max(live, key=lambda r: (r.view, r.stable_seq))
+        return self.by_key[top.primary]
+
     def step(self) -> None:
         self.now += 1
         now = self.now
+        self.schedule.now = now
         if not self.healed and now >= self.cfg.fault_ticks:
             self.healed = True
             self._trace("heal", now)
         while self.isolations and self.isolations[0][0] <= now:
             _, length = self.isolations.pop(0)
-            views = [nd.replica.view for nd in self.nodes if nd.replica is not None and not nd.byzantine]
-            iso = self.by_key[self.validators.primary(max(views, default=0))].index
+            iso = self._primary_now().index
             n_nodes = len(self.nodes)
             blocked = {(iso, b) for b in range(n_nodes)} | {(a, iso) for a in range(n_nodes)}
             self.partitions.append((now, now + length, blocked))
@@ -471,8 +607,7 @@ class Sim:
             if live:
                 victim = live[self.rng.randrange(len(live))]
                 if prefer_primary:
-                    views = [nd.replica.view for nd in live if nd.replica is not None]
-                    p = self.by_key[self.validators.primary(max(views))]
+                    p = self._primary_now()
                     if p in live:
                         victim = p
                 if self.rng.random() < 0.3 and victim.replica is not None and victim.replica.is_primary:
@@ -509,6 +644,26 @@ class Sim:
     def honest_heights(self) -> list[int]:
         return [len(nd.store) for nd in self.nodes if not nd.byzantine]
 
+    def final_heights(self) -> list[int]:
+        """Heights of the honest members of the last adopted set (all honest nodes without
+        reconfig)."""
+        if not self.cfg.reconfig:
+            return self.honest_heights()
+        members = set(self.ref.members)
+        return [len(nd.store) for nd in self.nodes if not nd.byzantine and nd.index in members]
+
+    def final_target(self, target: int) -> int | None:
+        """With reconfig: the height past the start of the final set's epoch that its members
+        must reach (None while the last command is not adopted on the agreed chain)."""
+        if not self.cfg.reconfig:
+            return target
+        if len(self.ref.adopted) <= len(self.schedule.ticks):
+            return None
+        k = self.cfg.params.checkpoint_interval
+        adopted_at = self.ref.adopted[-1][0]
+        first = -(-(adopted_at + k) // k) * k + 1  # E + 1 for the first boundary E >= h + K
+        return max(target, first + self.cfg.progress_blocks)
+
 
 def run(cfg: SimConfig) -> SimResult:
     sim = Sim(cfg)
@@ -518,13 +673,16 @@ def run(cfg: SimConfig) -> SimResult:
         sim.step()
         if sim.now == cfg.fault_ticks:
             target = max(sim.honest_heights()) + cfg.progress_blocks
-        if target is not None and min(sim.honest_heights()) >= target:
+        final = None if target is None else sim.final_target(target)
+        if final is not None and min(sim.final_heights()) >= final:
             break
         if len(sim.violations) >= 5:
             break
     else:
-        sim._violation(f"liveness: honest heights {sim.honest_heights()} did not reach {target} within "
-                       f"{cfg.liveness_ticks} ticks of healing")
+        final = None if target is None else sim.final_target(target)
+        sim._violation(f"liveness: honest heights {sim.final_heights()} (members {list(sim.ref.members)}) did not "
+                       f"reach {final} within {cfg.liveness_ticks} ticks of healing (sets adopted "
+                       f"{[(h, list(m)) for h, m in sim.ref.adopted]})")
     missing = sim.expected_evidence - sim.reported_evidence
     for node_i, who, phase, view, seq in sorted(missing)[:3]:
         sim._violation(f"evidence: replica {node_i} saw {phase} equivocation by {sim.by_key[who].index} "

@@ -11,7 +11,7 @@ import sys
 import time
 
 from ..replica import MUTATIONS
-from . import ALL_FAULTS, BYZANTINE_FAULTS, NETWORK_FAULTS, SimConfig, SimResult, run
+from . import ALL_FAULTS, BYZANTINE_FAULTS, NETWORK_FAULTS, RECONFIG, SimConfig, SimResult, run
 
 _GROUPS = {"all": ALL_FAULTS, "network": NETWORK_FAULTS, "byzantine": BYZANTINE_FAULTS, "none": ()}
 
@@ -29,10 +29,10 @@ def _faults(text: str) -> tuple[str, ...]:
             continue
         if part in _GROUPS:
             out.extend(_GROUPS[part])
-        elif part in ALL_FAULTS:
+        elif part in ALL_FAULTS or part == RECONFIG:
             out.append(part)
         else:
-            raise SystemExit(f"unknown fault {part!r}; known: {', '.join(ALL_FAULTS)} or {', '.join(_GROUPS)}")
+            raise SystemExit(f"unknown fault {part!r}; known: {', '.join(ALL_FAULTS)}, {RECONFIG} or {', '.join(_GROUPS)}")
     return tuple(dict.fromkeys(out))
 
 
@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="0-99", help="inclusive range A-B")
     ap.add_argument("--nodes", default="4", help="comma list of n (each >= 4)")
     ap.add_argument("--byzantine", default=None, help="comma list; default f for each n")
-    ap.add_argument("--faults", default="all", help=f"comma list of {', '.join(ALL_FAULTS)} or {', '.join(_GROUPS)}")
+    ap.add_argument("--faults", default="all",
+                    help=f"comma list of {', '.join(ALL_FAULTS)}, {RECONFIG} (validator-set changes, not in 'all') or {', '.join(_GROUPS)}")
     ap.add_argument("--fault-ticks", type=int, default=200)
     ap.add_argument("--real-crypto", action="store_true", help="Ed25519 instead of the fast simulated signer")
     ap.add_argument("--mutate", action="append", default=[], choices=sorted(MUTATIONS), help="disable one safety rule")

@@ -65,11 +65,17 @@ Filter = Callable[[int, int, ConsensusMessage], bool]
 
 
 class Cluster:
-    def __init__(self, n: int = 4, params: ConsensusParams = PARAMS) -> None:
+    """`n` nodes; the first `genesis` of them (all by default) form the genesis validator set,
+    the others start as observers. `app_factory(i)` makes node i's application."""
+
+    def __init__(self, n: int = 4, params: ConsensusParams = PARAMS, *, genesis: int | None = None,
+                 app_factory: Callable[[int], App] | None = None) -> None:
         self.keys = [KeyPair.from_seed(sha256(b"key-%d" % i)) for i in range(n)]
-        self.validators = ValidatorSet(validators=tuple(k.public for k in self.keys))  # type: ignore[misc]
+        members = self.keys[: n if genesis is None else genesis]
+        self.validators = ValidatorSet(validators=tuple(k.public for k in members))  # type: ignore[misc]
         self.params = params
-        self.nodes = [self._make(k, App(), None) for k in self.keys]
+        self.app_factory: Callable[[int], App] = app_factory if app_factory is not None else (lambda i: App())
+        self.nodes = [self._make(k, self.app_factory(i), None) for i, k in enumerate(self.keys)]
         self.queue: list[tuple[int, int, ConsensusMessage]] = []
 
     def _make(self, key: KeyPair, app: App, persisted: PersistedState | None) -> Node:
@@ -87,8 +93,10 @@ class Cluster:
         while node.replica.has_ready():
             ready = node.replica.ready()
             node.wal.extend(ready.persist)
+            members = [self.index(v) for v in node.replica.validators.validators]
             for s in ready.sends:
-                targets = range(len(self.nodes)) if s.to is None else [self.index(s.to)]
+                # to=None: every other member of the sender's current set
+                targets = members if s.to is None else [self.index(s.to)]
                 self.queue.extend((i, t, s.message) for t in targets if t != i)
             for cb in ready.commits:
                 node.store.append(cb)
@@ -126,7 +134,7 @@ class Cluster:
 
     def restart(self, i: int) -> None:
         node = self.nodes[i]
-        app = App()
+        app = self.app_factory(i)
         for cb in node.store:
             app.execute(cb.block)
         hdr = node.store[-1].block.header if node.store else None

@@ -6,8 +6,11 @@ from __future__ import annotations
 import pytest
 
 from consensus.replica import MUTATIONS
-from consensus.sim import SimConfig, run
+from consensus.sim import ALL_FAULTS, RECONFIG, SimConfig, run
 from consensus.sim.__main__ import main
+
+RECONFIG_FAULTS = (*ALL_FAULTS, RECONFIG)
+RECONFIG_MUTATIONS = {"epoch_check"}
 
 # n: (byzantine, seeds). 300 seeds, every run with f Byzantine replicas and all faults.
 DEFAULT_SUITE = {4: (1, range(0, 150)), 7: (2, range(0, 100)), 10: (3, range(0, 50))}
@@ -56,11 +59,53 @@ def test_fault_free_run_makes_steady_progress() -> None:
 
 @pytest.mark.parametrize("mutation", sorted(MUTATIONS))
 def test_mutation_is_caught_within_1000_seeds(mutation: str) -> None:
-    """Disable one safety rule: the simulator must report a violation."""
+    """Disable one safety rule: the simulator must report a violation (the epoch rule is
+    exercised only by runs with validator-set changes)."""
+    faults = RECONFIG_FAULTS if mutation in RECONFIG_MUTATIONS else ALL_FAULTS
     for seed in range(1000):
-        if not run(SimConfig(seed=seed, nodes=4, byzantine=1, mutations=(mutation,))).ok:
+        if not run(SimConfig(seed=seed, nodes=4, byzantine=1, faults=faults, mutations=(mutation,))).ok:
             return
     pytest.fail(f"mutation {mutation} not caught in 1000 seeds")
+
+
+# validator-set changes (n -> n+1 -> n+3 -> n) under every other fault
+RECONFIG_SUITE = {4: (1, range(0, 40)), 7: (2, range(0, 12))}
+
+
+@pytest.mark.parametrize("n", sorted(RECONFIG_SUITE))
+def test_reconfig_seed_suite_has_no_violations(n: int) -> None:
+    byzantine, seeds = RECONFIG_SUITE[n]
+    assert _failures(n, byzantine, seeds, faults=RECONFIG_FAULTS) == []
+
+
+def test_reconfig_runs_change_the_set_three_times() -> None:
+    """A reconfig run really goes 4 -> 5 -> 7 -> 4 and the final set commits: the spare
+    nodes are members at the end, the proposer of the last change and a Byzantine node are
+    not."""
+    from consensus.sim import Sim
+
+    cfg = SimConfig(seed=3, nodes=4, byzantine=1, faults=RECONFIG_FAULTS)
+    sim = Sim(cfg)
+    while sim.now < cfg.fault_ticks + cfg.liveness_ticks:
+        sim.step()
+        final = sim.final_target(0)
+        if final is not None and min(sim.final_heights()) >= final + 4:
+            break
+    assert not sim.violations
+    assert [len(m) for _, m in sim.ref.adopted] == [4, 5, 7, 4]
+    final_set = set(sim.ref.members)
+    assert {4, 5, 6} <= final_set and not final_set & sim.schedule.byzantine
+    for node in sim.nodes:
+        r = node.replica
+        if r is not None and not node.byzantine:
+            assert r.is_member == (node.index in final_set)
+
+
+def test_reconfig_is_not_part_of_all(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "reconfig" not in ALL_FAULTS and "reconfig" in RECONFIG_FAULTS
+    assert SimConfig(seed=0).total_nodes == 4 and SimConfig(seed=0, faults=RECONFIG_FAULTS).total_nodes == 7
+    assert main(["--seeds", "0-1", "--nodes", "4", "--faults", "all,reconfig"]) == 0
+    assert "reconfig seeds=0-1: runs 2, failed 0" in capsys.readouterr().out
 
 
 def test_cli_summary_and_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
@@ -71,6 +116,13 @@ def test_cli_summary_and_exit_status(capsys: pytest.CaptureFixture[str]) -> None
     assert main(["--seeds", "0-0", "--nodes", "4", "--mutate", "commit_quorum"]) == 1
     out = capsys.readouterr().out
     assert "replay: python -m consensus.sim --seeds 0-0" in out and not out.endswith("violations: 0\n")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n,byzantine,seeds", [(4, 1, 1200), (7, 2, 500), (10, 3, 300)])
+def test_two_thousand_reconfig_seeds(n: int, byzantine: int, seeds: int) -> None:
+    """2,000 seeds in all with validator-set changes under every fault."""
+    assert _failures(n, byzantine, range(seeds), faults=RECONFIG_FAULTS) == []
 
 
 @pytest.mark.slow
