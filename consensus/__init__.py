@@ -4,7 +4,9 @@
   `deliver_block`, `ready`, `advance`); its module docstring is the protocol description.
 - `consensus.messages`: wire and WAL messages (tags 0x40-0x5F).
 - `consensus.params.ConsensusParams`: K, L, timeouts, block limits (genesis carries it).
-- `consensus.app.Application`: the four calls consensus makes into the application.
+- `consensus.app.Application`: the calls consensus makes into the application.
+- `consensus.epochs`: which validator set votes on which height (`epoch_start`,
+  `set_source_height`).
 - `consensus.signer`: `Signer` / `Verifier` (Ed25519, or a fast fake for simulations).
 - `consensus.sim`: the seeded fault simulator (``python -m consensus.sim --help``).
 """

@@ -41,6 +41,23 @@ Protocol (sequence number = block height; digest = header hash):
   is sent; a replica restored from its WAL re-sends the same message and refuses to sign
   a different one for that key.
 
+Validator-set changes (`consensus.epochs`, issue #12): the set voting on height s is
+V(s) = `Application.validators_for(s)`. One set at a time: `validators` = V(stable + 1)
+(the current set). The window is capped at the first boundary b > stable whose V(b + 1)
+is unknown or differs from the current set, so nothing in flight ever needs another set;
+headers name hash(V(h)) and hash(V(h + 1)) (the proposer waits, a backup DEFERs while
+unknown). When checkpoint b (signed by a quorum of V(b)) becomes stable the replica
+switches to V(b + 1): same view number, view-change state and per-view logs dropped,
+active, timer reset. A replica not in its current set is an observer: it signs nothing
+but STATUS, follows the chain by catch-up (certificates checked against V(h)) and moves
+its epoch over the boundaries it commits while it is not in the next set; it becomes a
+member when a checkpoint starting an epoch it belongs to is stable (the members relay
+their stable checkpoint's signatures to a known node that lacks it). Votes only from the
+current set; CHECKPOINTs from members of V(seq) (relayed by known nodes too); STATUS from
+`known_nodes()` (previous, current and next sets). A restarted replica derives its epoch
+from its stable checkpoint (WAL) and committed header with `validators_for`. An
+application without `validators_for` keeps the genesis set forever.
+
 Every peer message is checked (decodes, sender is a validator and is the signer, the
 signature verifies, view and sequence number inside the window) and otherwise dropped
 without effect (`rejected` counts them by reason).
