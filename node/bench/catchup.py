@@ -79,15 +79,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         t2 = time.time()
         net.start(victim)
         vurl = net.node(victim).api_url
+        t_up: float | None = None  # the node's API answers: process start done
+        h_up = h0
         while True:
             try:
                 st = http.get(f"{vurl}/v1/status", timeout=2).json()
+                if t_up is None:
+                    t_up, h_up = time.time(), int(st["executed_height"])
                 if int(st["executed_height"]) >= h1:
                     break
             except (httpx.HTTPError, ValueError, KeyError):
                 pass
             time.sleep(0.05)
-        catchup_s = time.time() - t2
+        t3 = time.time()
+        catchup_s = t3 - t2
+        start_s = (t_up or t3) - t2
+        # events fetched and executed after the API came up (blocks carry equal shares of the load)
+        events_after_up = total * max(0, h1 - h_up) / max(1, h1 - h0)
+        excl_rate = events_after_up / max(1e-9, t3 - (t_up or t3))
         prod_rate = total / production_s
         catch_rate = total / catchup_s
         return {
@@ -95,6 +104,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "production_events_per_s": round(prod_rate, 1), "production_blocks_per_s": round(blocks / production_s, 2),
             "catchup_s_including_start": round(catchup_s, 2), "catchup_events_per_s": round(catch_rate, 1),
             "catchup_blocks_per_s": round(blocks / catchup_s, 2), "ratio": round(catch_rate / prod_rate, 2),
+            "process_start_s": round(start_s, 2), "executed_at_start": h_up - h0,
+            "catchup_events_per_s_excluding_start": round(excl_rate, 1),
+            "ratio_excluding_start": round(excl_rate / prod_rate, 2),
         }
     finally:
         http.close()
@@ -116,7 +128,10 @@ def main(argv: list[str]) -> int:
           f"{res['production_s']} s = {res['production_events_per_s']:,} events/s ({res['production_blocks_per_s']} blocks/s)")
     print(f"catch-up (process start to the same executed height): {res['catchup_s_including_start']} s = "
           f"{res['catchup_events_per_s']:,} events/s ({res['catchup_blocks_per_s']} blocks/s)")
-    print(f"catch-up rate = {res['ratio']}x the production rate (target >= 10x)")
+    print(f"catch-up rate = {res['ratio']}x the production rate (target >= 10x), process start included")
+    print(f"process start (until its API answers): {res['process_start_s']} s; after it: "
+          f"{res['catchup_events_per_s_excluding_start']:,} events/s = {res['ratio_excluding_start']}x the production rate"
+          f" ({res['executed_at_start']} blocks were executed before the API answered)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "catchup.json").write_text(json.dumps(res, indent=2) + "\n")
