@@ -94,7 +94,7 @@ decided_height, tally [yes, no, n] at the decision, effective_height}; ``meta/me
 
 Validator schedule (the rule agreed with consensus): K = genesis checkpoint_interval; for
 a height s, E = ((s-1)//K)*K and src(s) = max(0, E-K); the set voting on s is V(s) =
-``meta/validators`` in the state after block src(s) (`epoch_start`, `set_source_height`).
+``meta/validators`` in the state after block src(s) (`consensus.epochs`).
 After executing a block h with h % K == 0 the ledger writes the adopted set and consensus
 parameters as the entry effective from h+K+1 (state key ``sched/<first height:8>`` =
 {set: encoded ValidatorSet, consensus: encoded ConsensusParams, src: h}), only when they
@@ -130,6 +130,7 @@ from typing import Any, ClassVar
 
 import msgpack
 
+from consensus.epochs import epoch_start, set_source_height
 from consensus.messages import Evidence, SignedMessage, SignedStatus, phase_key
 from protocol import bodies as B
 from protocol.block import ValidatorSet
@@ -269,17 +270,6 @@ def _event_id(raw: bytes) -> bytes:
     """The event id (SHA-256 of the encoded `Event`) straight from the signed encoding: the
     Event is the array's third element and the signature is its last 66 bytes."""
     return hashlib.sha256(raw[3:-66]).digest()
-
-
-def epoch_start(height: int, k: int) -> int:
-    """E: the checkpoint boundary that opens the epoch (E, E + K] holding `height` (>= 1)."""
-    return ((height - 1) // k) * k if height >= 1 else 0
-
-
-def set_source_height(height: int, k: int) -> int:
-    """src(s) = max(0, E - K): the validator set voting on `height` is the adopted set in the
-    state after this block (the rule agreed with consensus; see the module docstring)."""
-    return max(0, epoch_start(height, k) - k)
 
 
 def product_key(gtin: str, serial: str) -> bytes:
@@ -1144,6 +1134,8 @@ class Ledger:
             self._remember_schedule(e)
 
     def _schedule_entry(self, height: int) -> tuple[int, ValidatorSet, ConsensusParams, bytes, bytes] | None:
+        if height < 1:
+            return self._schedule[0]
         if set_source_height(height, self._k) > self.height:
             return None
         return self._schedule[max(0, bisect_right(self._sched_firsts, height) - 1)]

@@ -58,7 +58,10 @@ def adopt(w: World, pid: bytes, voters: tuple[int, ...] = (0, 1, 2)) -> None:
 
 def test_epoch_rule() -> None:
     assert [epoch_start(s, K) for s in (1, 10, 11, 20, 21)] == [0, 0, 10, 10, 20]
-    assert [set_source_height(s, K) for s in (0, 1, 10, 11, 20, 21, 30, 31)] == [0, 0, 0, 0, 0, 10, 10, 20]
+    assert [set_source_height(s, K) for s in (1, 10, 11, 20, 21, 30, 31)] == [0, 0, 0, 0, 10, 10, 20]
+    led = Ledger.open(None, make_genesis())
+    assert led.validators_for(0) == GENESIS_SET and led.validators_for(2 * K) == GENESIS_SET
+    assert led.validators_for(2 * K + 1) is None
 
 
 def test_members_are_admitted_updated_and_removed_by_validator_votes(w: World) -> None:
