@@ -141,6 +141,7 @@ MUTATIONS = frozenset({
     "evidence",                 # equivocations are not reported
     "certificate_check",        # fetched blocks are applied without checking their certificate
     "epoch_check",              # validator-set changes ignored: votes/certificates checked against genesis forever
+    "epoch_window",             # the window is not capped at a set-change boundary
 })
 """Safety rules the simulator can disable to show that its checkers notice (tests only)."""
 
@@ -369,7 +370,7 @@ class Replica:
         top = stable + self.params.watermark_window
         if self.epoch_pending or not self.is_member:
             top = stable
-        else:
+        elif "epoch_window" not in self.mutations:
             for b in boundaries_after(stable, self.params.checkpoint_interval, top):
                 nxt = self.vset(b + 1)
                 if nxt is None or nxt.validators != self.validators.validators:
@@ -378,10 +379,6 @@ class Replica:
         self._top_cache = (key, top)
         return top
 
-    @property
-    def is_member(self) -> bool:
-        """This replica's key is in its current set (otherwise it is an observer)."""
-        return self.me in self.validators
 
     @property
     def epoch_base(self) -> int:
@@ -692,6 +689,8 @@ class Replica:
 
     def _use_set(self, validators: ValidatorSet) -> None:
         self.validators = validators
+        self.is_member = self.me in validators
+        """This replica's key is in its current set (otherwise it is an observer)."""
         self.vset_hash = Hash32(self.vset_hash_of(validators))
         f = validators.f
         self.f = f

@@ -286,3 +286,19 @@ def test_fetched_block_certified_by_the_wrong_set_is_refused() -> None:
     assert r.rejected.get("fetched_bad_certificate", 0) == 1
     assert r.deliver_block(cb9)
 
+
+
+def test_late_new_validators_join_through_relayed_checkpoints() -> None:
+    """4 -> 7 while nodes 4-6 are cut off: the old members reach checkpoint 8, switch, and
+    stall (4 of 7 is no quorum). Nothing new is signed, so the cut-off nodes can only get
+    checkpoint 8 relayed: the members answer their STATUS with its signatures; they catch
+    up, switch and the 7 commit again."""
+    c = _cluster(7, 4, {2: tuple(range(7))})
+    cut = frozenset({4, 5, 6})
+    _run(c, 20, skip=cut)
+    assert [c.r(i).committed_seq for i in range(4)] == [8] * 4 and c.r(0).stable_seq == 8
+    assert c.r(0).validators == _vs(c, tuple(range(7))) and all(not c.r(i).is_member for i in cut)
+    _run(c, 60, until=16)
+    assert all(c.r(i).is_member for i in range(7)) and min(c.heights()) >= 16
+    assert all(any(isinstance(m, SignedCommit) for m in c.nodes[i].wal) for i in cut)
+    _check_chain(c, {1: _vs(c, (0, 1, 2, 3)), 9: _vs(c, tuple(range(7)))})

@@ -10,7 +10,7 @@ from consensus.sim import ALL_FAULTS, RECONFIG, SimConfig, run
 from consensus.sim.__main__ import main
 
 RECONFIG_FAULTS = (*ALL_FAULTS, RECONFIG)
-RECONFIG_MUTATIONS = {"epoch_check"}
+RECONFIG_MUTATIONS = {"epoch_check", "epoch_window"}
 
 # n: (byzantine, seeds). 300 seeds, every run with f Byzantine replicas and all faults.
 DEFAULT_SUITE = {4: (1, range(0, 150)), 7: (2, range(0, 100)), 10: (3, range(0, 50))}
