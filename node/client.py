@@ -555,6 +555,16 @@ class EventBuilder:
     def governance_vote(self, *, proposal_id: bytes | str, approve: bool) -> SignedEvent:
         return self._sign(B.GovernanceVote(proposal_id=as_id(proposal_id, "proposal_id"), approve=approve))
 
+    def consensus_evidence(self, *, evidence: bytes | str) -> SignedEvent:
+        """Report an equivocation (nodes do this themselves; needs a validator key):
+        `evidence` is an encoded `consensus.messages.Evidence` (bytes or hex)."""
+        if isinstance(evidence, str):
+            try:
+                evidence = bytes.fromhex(evidence)
+            except ValueError:
+                raise InvalidInput("field.invalid", "evidence: not hex") from None
+        return self._sign(B.ConsensusEvidence(evidence=evidence))
+
 
 BUILDERS: dict[str, str] = {
     "org.register": "org_register",
@@ -588,6 +598,7 @@ BUILDERS: dict[str, str] = {
     "rating.submit": "rating_submit",
     "governance.propose": "governance_propose",
     "governance.vote": "governance_vote",
+    "consensus.evidence": "consensus_evidence",
 }
 """Event type -> `EventBuilder` method (one per type of `protocol.events.EVENT_TYPES`; a test checks it)."""
 

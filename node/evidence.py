@@ -9,7 +9,9 @@ signed ``consensus.evidence`` event in this node's mempool (and so gossiped and 
 - events are signed with the node key and submitted one at a time by one task, each
   with nonce = max(committed nonce, nonces pending in the mempool) + 1, so a refused
   submission never leaves a nonce gap. A submission refused because the node is busy
-  (``mempool.full``) is retried after `RETRY_S`, at most `MAX_ATTEMPTS` times; another
+  (``mempool.full``), or for its nonce (the same key signed something else meanwhile, e.g.
+  a governance vote), is retried after `RETRY_S` with a fresh nonce, at most
+  `MAX_ATTEMPTS` times; another
   refusal is logged and dropped (another honest node reports the same equivocation).
 """
 
@@ -90,7 +92,8 @@ class EvidenceReporter:
                     node.log.warning("evidence_reported", validator=bytes(ev.first.body.replica).hex()[:12],  # type: ignore[attr-defined]
                                      kind=type(ev.first).__name__, event_id=signed.id.hex()[:16])
                     break
-                if out.code != "mempool.full" or attempt == MAX_ATTEMPTS - 1:
+                retry = out.code == "mempool.full" or out.code.startswith("nonce.")  # busy, or the key signed elsewhere
+                if not retry or attempt == MAX_ATTEMPTS - 1:
                     self.dropped += 1
                     node.log.warning("evidence_report_refused", code=out.code, error=out.message)
                     break

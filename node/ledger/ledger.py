@@ -105,8 +105,9 @@ on open) and re-execution (it is a function of the blocks). `validators_for` /
 
 Consensus evidence (``consensus.evidence``, sent by validator keys, which are not members:
 own nonce, like customers): the body is an encoded `consensus.messages.Evidence`. It is
-recorded if both messages are of one kind (not STATUS), name the same signer, who is a
-validator (the genesis set), have the same (phase, view, seq) and different digests
+recorded if the reporter is in V(height of the block), both messages are of one kind
+(not STATUS), name the same signer, who is in V(seq) of the slot (`validators_for`; for
+view changes, V(height)), have the same (phase, view, seq) and different digests
 (`consensus.messages.phase_key`), and both signatures verify under this chain's consensus
 domains; otherwise ``evidence.invalid``. Recorded once per (validator, phase, view, seq)
 at ``evidence/<validator:32>/<phase>/<view:8><seq:8>``; a second report is
@@ -667,7 +668,7 @@ class Ledger:
             return Outcome(eid, 0, 0, Reason.REVOKED, "this key was revoked by governance")
         if ev.type == "consensus.evidence":  # checked in full at intake: bad evidence never reaches a block
             try:
-                key, rec = self._evidence_key(ev.sender, ev.body)  # type: ignore[arg-type]
+                key, rec = self._evidence_key(ev.sender, ev.body, self.height + 1)  # type: ignore[arg-type]
                 if self._committed(key) is not None:
                     raise self._evidence_duplicate(key, rec)
             except _Rejected as rej:
@@ -1715,14 +1716,19 @@ class Ledger:
 
     # ------------------------------------------------------------------ consensus evidence
 
-    def _validator_keys(self) -> frozenset[bytes]:
-        # the genesis set (validator-set changes are not applied by the ledger yet)
-        return frozenset(bytes(v) for v in self.genesis.validators.validators)
+    def _validator_keys(self, height: int) -> frozenset[bytes]:
+        """Keys of V(height) (`validators_for`); for a height whose set is not known yet
+        here, the newest set of the schedule."""
+        vs = self.validators_for(height) if height >= 1 else None
+        if vs is None:
+            vs = self._schedule[-1][1] if self._schedule else self.genesis.validators
+        return frozenset(bytes(v) for v in vs.validators)
 
-    def _evidence_key(self, sender: bytes, b: B.ConsensusEvidence) -> tuple[bytes, dict[str, Any]]:
-        """The state key and record of valid, new-looking evidence; raises `_Rejected`."""
-        validators = self._validator_keys()
-        if sender not in validators:
+    def _evidence_key(self, sender: bytes, b: B.ConsensusEvidence, height: int) -> tuple[bytes, dict[str, Any]]:
+        """The state key and record of valid, new-looking evidence reported by `sender` in
+        block `height`; raises `_Rejected`. The reporter must be in V(height), the signer
+        in V(seq) of the slot (V(height) for view changes / new views, whose seq is 0)."""
+        if sender not in self._validator_keys(height):
             raise _Rejected(Reason.NOT_VALIDATOR, "consensus.evidence needs a validator key")
         try:
             ev = decode_as(Evidence, b.evidence, max_bytes=B.MAX_EVIDENCE_BYTES)
@@ -1739,8 +1745,8 @@ class Ledger:
         signer = bytes(first.body.replica)  # type: ignore[attr-defined]
         if bytes(second.body.replica) != signer:  # type: ignore[attr-defined]
             raise _Rejected(Reason.EVIDENCE_INVALID, "the two messages name different signers")
-        if signer not in validators:
-            raise _Rejected(Reason.EVIDENCE_INVALID, f"signer {signer.hex()[:16]} is not a validator")
+        if signer not in self._validator_keys(seq if seq >= 1 else height):
+            raise _Rejected(Reason.EVIDENCE_INVALID, f"signer {signer.hex()[:16]} is not a validator at that height")
         for i, m in enumerate((first, second)):
             if not verify_raw(signer, m.signature, sign_bytes(m.DOMAIN, self.chain_id, m.body)):  # type: ignore[attr-defined]
                 raise _Rejected(Reason.EVIDENCE_INVALID, f"signature of message {i + 1} does not verify for the signer")
@@ -1752,7 +1758,7 @@ class Ledger:
                                                     f"view {rec['view']} seq {rec['seq']} is already recorded")
 
     def _consensus_evidence(self, ctx: _Ctx, b: B.ConsensusEvidence) -> Any:
-        key, rec = self._evidence_key(ctx.sender, b)
+        key, rec = self._evidence_key(ctx.sender, b, ctx.height)
         if self._get(key) is not None:
             raise self._evidence_duplicate(key, rec)
         self._put(key, {**rec, "event": ctx.event_id, "height": ctx.height, "time": ctx.time_ms})

@@ -129,7 +129,7 @@ class MemoryTransport:
         self.stats = TransportStats()
         self.log = _log.bind(node=me.hex()[:16])
         self._dispatch = Dispatcher(me, network.limits, self.stats, self.log)
-        self.faults = FaultSwitch(self.log, seed=network.rng.randrange(1 << 32))
+        self.faults = FaultSwitch(self.log, seed=int.from_bytes(me[:8], "big"))
         self._nursery: trio.Nursery | None = None
         self._links: dict[bytes, trio.MemorySendChannel[tuple[float, bytes]]] = {}
         self.running = False

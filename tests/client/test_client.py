@@ -83,6 +83,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "rating.submit": {"ticket_id": ID, "score": 5},
     "governance.propose": {"kind": "remove_member", "payload": b"shop", "voting_period_ms": 1},
     "governance.vote": {"proposal_id": ID, "approve": True},
+    "consensus.evidence": {"evidence": "9358"},
 }
 
 
@@ -100,7 +101,8 @@ def test_a_builder_for_every_event_type() -> None:
         assert signed.event.type == etype and signed.event.nonce == n and signed.event.sender == KEY.public
         verify_event(signed, "offline-chain")
     extra = {m for m in vars(EventBuilder) if not m.startswith("_")} - set(BUILDERS.values())
-    assert extra == {"product_sell"}  # the one convenience on top of one method per type
+    # conveniences on top of one method per type: a sale, and typed governance proposals
+    assert extra == {"product_sell", "governance_validator_change", "governance_param_change", "governance_policy_standard"}
 
 
 def test_builders_validate_and_convert_input() -> None:
