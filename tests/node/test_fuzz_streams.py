@@ -121,7 +121,7 @@ async def test_bad_stream_and_gossip_input_changes_nothing(tmp_path: Path) -> No
         honest, rogue = nodes[:3], nodes[3]
         first = product_event(1)
         await honest[0].submit([first.encode()])
-        await wait_for(lambda: all((n.event_status(first.id) or {}).get("status") == "committed" for n in honest))
+        await wait_for(lambda: all((n.event_status(first.id) or {}).get("status") == "committed" for n in honest), timeout=60)
         heads = {n.key.public: n.store.head for n in honest}
         nonces = {key.public: honest[0].ledger.nonce(key.public) for key in (ACME, VALIDATORS[3], k("outsider"))}
         cases = crafted_consensus(rogue.key) + crafted_gossip(first)
@@ -139,8 +139,8 @@ async def test_bad_stream_and_gossip_input_changes_nothing(tmp_path: Path) -> No
         # still serving and committing, and agreeing
         nxt = product_event(2)
         await honest[1].submit([nxt.encode()])
-        await wait_for(lambda: all((n.event_status(nxt.id) or {}).get("status") == "committed" for n in honest))
-        await wait_for(lambda: len({n.ledger.height for n in honest}) == 1)
+        await wait_for(lambda: all((n.event_status(nxt.id) or {}).get("status") == "committed" for n in honest), timeout=60)
+        await wait_for(lambda: len({n.ledger.height for n in honest}) == 1, timeout=60)
         assert len({n.ledger.state_root for n in honest}) == 1
         # nothing the junk carried is in any block since; no nonce moved but acme's legit one
         for n in honest:
@@ -159,11 +159,12 @@ async def test_bad_stream_and_gossip_input_changes_nothing(tmp_path: Path) -> No
         # one sender floods: 300 valid events in one gossip batch, quota 50 per sender
         flood = [product_event(n) for n in range(3, 303)]
         await rogue.transport.broadcast(EVENTS_TOPIC, EventBatch(events=tuple(e.encode() for e in flood)).encode())
-        await wait_for(lambda: all(n.metrics.events_rejected.labels("mempool.quota")._value.get() >= 250 for n in honest))
-        await wait_for(lambda: all(honest[0].ledger.nonce(ACME.public) == 52 for _ in (0,)), timeout=30)
+        await wait_for(lambda: all(n.metrics.events_rejected.labels("mempool.quota")._value.get() >= 250 for n in honest),
+                       timeout=60)
+        await wait_for(lambda: all(n.ledger.nonce(ACME.public) == 52 for n in honest), timeout=60)
         after = product_event(53)  # the sender's next event still gets in once the burst drained
         await honest[2].submit([after.encode()])
-        await wait_for(lambda: all((n.event_status(after.id) or {}).get("status") == "committed" for n in honest))
+        await wait_for(lambda: all((n.event_status(after.id) or {}).get("status") == "committed" for n in honest), timeout=60)
     total = len(cases) + 1
     print(f"fuzzed stream/gossip inputs tried: {total} ({len(cases)} crafted+seeded, 1 flood of 300 events)")
     assert total >= 300
