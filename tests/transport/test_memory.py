@@ -273,3 +273,30 @@ async def test_every_subscriber_gets_every_message_and_closed_ones_are_dropped()
         await trio.testing.wait_all_tasks_blocked()
         assert b.stats.dropped_no_subscriber == 1
         nursery.cancel_scope.cancel()
+
+
+async def test_fault_switch_block_and_drop_rate() -> None:
+    net = MemoryNetwork()
+    async with trio.open_nursery() as nursery:
+        a, b, c = await start_all(nursery, net, 3)
+        sub_a, sub_b, sub_c = a.subscribe("t"), b.subscribe("t"), c.subscribe("t")
+        a.faults.set(drop_rate=1.0)
+        for _ in range(10):
+            await a.broadcast("t", b"x")
+        assert a.stats.dropped_fault == 20
+        a.faults.set(drop_rate=0.0, block=[b.me])
+        assert b.me not in a.connected_peers()
+        await a.broadcast("t", b"y")
+        await b.broadcast("t", b"from b")  # a drops what b sends it (b does not block a)
+        with pytest.raises(PeerUnavailable):
+            await a.request(b.me, b"q", timeout_s=1)
+        await trio.testing.wait_all_tasks_blocked()
+        assert sub_c.receive_nowait() == (a.me, b"y")
+        assert sub_c.receive_nowait() == (b.me, b"from b")
+        assert sub_b.statistics().current_buffer_used == 0 and sub_a.statistics().current_buffer_used == 0
+        assert a.stats.dropped_fault >= 23
+        a.faults.set(block=[])
+        await a.broadcast("t", b"z")
+        await trio.testing.wait_all_tasks_blocked()
+        assert sub_b.receive_nowait() == (a.me, b"z")
+        nursery.cancel_scope.cancel()

@@ -365,3 +365,19 @@ async def test_connection_limits_are_configured_on_the_swarm() -> None:
         cfg = a.host.get_network().connection_config  # type: ignore[attr-defined]
         assert cfg.max_connections_per_peer == 3 and cfg.max_connections == 3 * 1 + 4
         assert cfg.inbound_upgrade_timeout == 5.0
+
+
+async def test_total_connection_limit_is_enforced() -> None:
+    ports = free_ports(3)
+    ts = [make(0, ports, 3, max_connections=1), make(1, ports, 3), make(2, ports, 3)]
+    async with trio.open_nursery() as nursery:
+        for t in ts:
+            await nursery.start(t.run)
+        await until(lambda: KEYS[2] in ts[1].connected_peers() and bool(ts[0].connected_peers()))
+        swarm = ts[0].host.get_network()
+        for _ in range(20):  # both others keep (re)dialing node 0: it never holds more than one
+            live = [c for c in swarm.get_connections() if not c.is_closed]  # type: ignore[attr-defined]
+            assert len(live) <= 1
+            await trio.sleep(0.05)
+        assert len(ts[0].connected_peers()) <= 1
+        nursery.cancel_scope.cancel()
