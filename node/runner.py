@@ -130,8 +130,7 @@ class NodeOptions:
     carry consensus messages)."""
 
 
-def replica_params(genesis: Genesis, tick_ms: int) -> ReplicaParams:
-    c = genesis.consensus
+def replica_params(c: GenesisConsensusParams, tick_ms: int) -> ReplicaParams:
     timeout = max(2, math.ceil(c.view_timeout_ms / tick_ms))
     return ReplicaParams(
         checkpoint_interval=c.checkpoint_interval,
@@ -180,6 +179,9 @@ class _App:
             for raw in slot.block.events:
                 pending.add(raw)
                 pending_bytes += len(raw)
+        # the limits of the height being proposed (governance may have changed them there)
+        cp = self.node.consensus_params(self.node.replica.next_seq)
+        max_events, max_bytes = min(max_events, cp.max_block_events), min(max_bytes, cp.max_block_bytes)
         candidates = self.node.mempool.select(max_events + len(pending), max_bytes + pending_bytes)
         raws: list[bytes] = []
         size = 0
@@ -260,7 +262,7 @@ class Node:
             is_committed=lambda eid: self.store.event_location(eid) is not None,
         )
         self.arrival: dict[bytes, float] = {}
-        self.params = replica_params(genesis, self.options.tick_ms)
+        self.params = replica_params(genesis.consensus, self.options.tick_ms)
         self._inputs_send, self._inputs_recv = trio.open_memory_channel[tuple[str, Any]](1024)
         self._outboxes: dict[bytes, _Outbox] = {}
         self._nursery: trio.Nursery | None = None
@@ -379,6 +381,12 @@ class Node:
             self._known_keys |= new
             self.log.info("validators_learned", keys=[k.hex()[:16] for k in sorted(new)])
             self.transport.add_peers(dict.fromkeys(new))
+        # the newest scheduled consensus parameters: timers apply at once (local), block
+        # limits are also clamped per height in build_payload / verify_payload
+        rp = replica_params(self.consensus_params(self.ledger.height + 1), self.options.tick_ms)
+        if rp != self.replica.params:
+            self.log.info("consensus_params_changed", params=to_json(rp))
+            self.replica.params = self.params = rp
 
     def _outbox(self, peer: bytes) -> _Outbox | None:
         """The send queue of `peer` (created, with its pump task, on first use)."""
