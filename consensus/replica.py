@@ -658,6 +658,9 @@ class Replica:
             del self.signed[k]
         for k2 in [k for k in self.own_pp if k[1] <= self.stable.seq]:
             del self.own_pp[k2]
+        for key, rec in self.signed.items():  # own checkpoints above the stable one still count
+            if key[0] == Domain.CHECKPOINT.value and isinstance(rec, SignedCheckpoint):
+                self.checkpoints.setdefault((rec.body.seq, rec.body.digest), {})[self.me] = rec
         self.view = view
         self.next_seq = max(self.committed_seq, self.stable.seq) + 1
         own_vc = next((r for r in ps.records if isinstance(r, SignedViewChange) and r.body.replica == self.me
@@ -1277,9 +1280,8 @@ class Replica:
                 self._send(b.replica, self._status())
                 answered = True
             if b.stable_seq < self.stable.seq and (outsider or b.committed_seq >= self.stable.seq):
-                for c in self.stable.checkpoints:
-                    if c.body.replica != b.replica:
-                        self._send(b.replica, c)
+                for c in self.stable.checkpoints:  # its own too: a restarted replica lost its vote
+                    self._send(b.replica, c)
                 answered = True
             if answered:
                 if len(self.status_answered) >= 4 * MAX_VALIDATORS:

@@ -302,3 +302,27 @@ def test_late_new_validators_join_through_relayed_checkpoints() -> None:
     assert all(c.r(i).is_member for i in range(7)) and min(c.heights()) >= 16
     assert all(any(isinstance(m, SignedCommit) for m in c.nodes[i].wal) for i in cut)
     _check_chain(c, {1: _vs(c, (0, 1, 2, 3)), 9: _vs(c, tuple(range(7)))})
+
+
+def test_restarted_replica_counts_its_own_checkpoint() -> None:
+    """A replica that signed checkpoint 4 and restarted before it became stable still counts
+    its own signature: two more make the quorum (a new member stuck at the boundary in the
+    simulator, seed 1167, waited for a third that never came)."""
+    from consensus.messages import SignedCheckpoint
+
+    c = Cluster(4)
+
+    def no_checkpoints_to_0(src: int, dst: int, m: object) -> bool:
+        return not (dst == 0 and isinstance(m, SignedCheckpoint))
+
+    for t in range(8):
+        if c.r(0).can_propose():
+            c.r(0).propose(1000 + t)
+        c.pump(no_checkpoints_to_0)
+    assert c.r(0).committed_seq >= 4 and c.r(0).stable_seq == 0 and c.r(1).stable_seq >= 4
+    c.restart(0)
+    r0 = c.r(0)
+    for i in (1, 2):
+        cp = next(m for m in c.nodes[i].wal if isinstance(m, SignedCheckpoint) and m.body.seq == 4)
+        r0.step(cp, c.keys[i].public)
+    assert r0.stable_seq == 4
