@@ -292,7 +292,7 @@ class Replica:
         self._vsets_fn: Callable[[int], ValidatorSet | None] | None = getattr(app, "validators_for", None)
         self._vset_cache: dict[int, ValidatorSet] = {}
         self._hash_cache: dict[tuple[bytes, ...], bytes] = {}
-        self._top_cache: tuple[tuple[int, int, int], int] | None = None
+        self._top_cache: tuple[tuple[int, int, int, int, int], int] | None = None
         self._known_cache: tuple[tuple[int, int, int], frozenset[bytes]] | None = None
         self._use_set(validators)
         self.observed_base = 0
@@ -363,7 +363,8 @@ class Replica:
         first boundary b > stable whose V(b + 1) is unknown or differs from the current set
         (so nothing in the window ever needs another set); `stable` (an empty window) for
         an observer or while the current set is unknown."""
-        key = (self.stable.seq, self.app.executed_height(), self.observed_base)
+        p = self.params  # (the shell may replace the params object: part of the key)
+        key = (self.stable.seq, self.app.executed_height(), self.observed_base, p.watermark_window, p.checkpoint_interval)
         if self._top_cache is not None and self._top_cache[0] == key:
             return self._top_cache[1]
         stable = self.stable.seq
