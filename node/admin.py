@@ -17,6 +17,7 @@ Owns: who may call an admin route, and the routes themselves.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import os
 import stat
@@ -58,9 +59,20 @@ def load_admin_token(path: str | os.PathLike[str] | None) -> str | None:
     return token
 
 
+def _loopback(host: str) -> bool:
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None  # ::ffff:127.0.0.1 on a dual-stack socket
+    return ip.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
 def is_admin(request: Request, token: str | None) -> bool:
     client = request.client
-    if client is not None and client.host in LOOPBACK_HOSTS:
+    if client is not None and _loopback(client.host):
         return True
     if token is None:
         return False

@@ -55,6 +55,12 @@ async def test_admin_needs_loopback_or_the_token(tmp_path: Path) -> None:
         async with client(nodes[0], host="10.9.8.7") as c:
             r = await c.get("/v1/admin/faults")
             assert r.status_code == 403 and r.json()["error"]["code"] == "admin.forbidden"
+        for host in ("::1", "127.0.0.2", "::ffff:127.0.0.1"):
+            async with client(nodes[0], host=host) as c:
+                assert (await c.get("/v1/admin/faults")).status_code == 200, host
+        for host in ("::ffff:10.0.0.1", "localhost.evil.example", "0.0.0.0"):
+            async with client(nodes[0], host=host) as c:
+                assert (await c.get("/v1/admin/faults")).status_code == 403, host
         async with client(nodes[0], host="10.9.8.7", token=TOKEN) as c:
             assert (await c.get("/v1/admin/faults")).status_code == 403
             assert (await c.get("/v1/admin/faults", headers={"authorization": "Bearer wrong"})).status_code == 403
