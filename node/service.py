@@ -6,6 +6,7 @@ adapts a `Node` to the API's `NodeService` (reads are JSON-ready: bytes become h
 
 from __future__ import annotations
 
+import gc
 import signal
 from functools import partial
 from pathlib import Path
@@ -211,6 +212,19 @@ async def serve_api(node: Node, host: str, port: int, *, admin_token: str | None
     await serve(app, cfg, task_status=task_status)  # type: ignore[arg-type]
 
 
+GC_THRESHOLDS = (20_000, 20, 20)
+"""The cyclic GC of a running node: start-up objects (modules, genesis, compiled contracts)
+are frozen out of its scans, and young collections run every 20,000 net allocations instead
+of 700. The node's per-event objects are acyclic (freed by reference counting); with the
+defaults the collector took 3.5-4.5% of a node's CPU under load (perf, issue 10)."""
+
+
+def _tune_gc() -> None:
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 async def run_node(config: NodeConfig) -> None:
     configure(json=None if config.log.format == "auto" else config.log.format == "json", level=config.log.level)
     log = get_logger(node=config.name)
@@ -248,6 +262,7 @@ async def run_node(config: NodeConfig) -> None:
         await nursery.start(node.run)
         bound = await nursery.start(partial(serve_api, admin_token=admin_token), node, config.api.host, config.api.port)
         log.info("api_listening", addrs=bound)
+        _tune_gc()
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for sig in signals:
                 log.info("node_stopping", signal=signal.Signals(sig).name)
