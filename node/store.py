@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import msgpack
-from rocksdict import Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import BlockBasedOptions, Options, Rdict, WriteBatch, WriteOptions
 
 from protocol.block import Block, CommitCertificate
 
@@ -55,6 +55,14 @@ class ChainStore:
         # bounded memtables (resident memory; RocksDB's default is 64 MiB each)
         opts.set_write_buffer_size(WRITE_BUFFER_BYTES)
         opts.set_max_write_buffer_number(WRITE_BUFFERS_MAX)
+        # `event_location` runs for every admitted event and nearly always misses: bloom
+        # filters (tables and memtable) answer a miss in 0.43 us instead of 2.6 us (300k
+        # keys, /tmp micro-bench, issue 10)
+        table = BlockBasedOptions()
+        table.set_bloom_filter(10, False)
+        opts.set_block_based_table_factory(table)
+        opts.set_memtable_prefix_bloom_ratio(0.1)
+        opts.set_memtable_whole_key_filtering(True)
         self._db = Rdict(str(path), opts)
         self._sync = WriteOptions()
         self._sync.sync = True

@@ -97,6 +97,8 @@ class RocksKV:
         table = BlockBasedOptions()
         table.set_bloom_filter(10, False)
         opts.set_block_based_table_factory(table)
+        opts.set_memtable_prefix_bloom_ratio(0.1)
+        opts.set_memtable_whole_key_filtering(True)
         opts.increase_parallelism(2)
         self._db = Rdict(path, opts)
         self._wo = WriteOptions()
