@@ -239,12 +239,15 @@ def add_node(dir_: Path | None, no_start: bool) -> None:
     console.print(f"{info.name}: key {info.key}, p2p 127.0.0.1:{info.p2p_port}, api {info.api_url}")
     if not no_start:
         net.start(info.name)
-        try:
-            net.wait_healthy([info.name], timeout_s=90, progress=_progress_printer())
-        except (TimeoutError, RuntimeError) as exc:
-            console.print(f"[red]{exc}[/red]")
-            sys.exit(1)
-        console.print(f"{info.name} is up and following the chain as an observer")
+        deadline = time.monotonic() + 60
+        while net.status(info.name) is None:  # its API answers once it has started
+            if net.pid(info.name) is None or time.monotonic() > deadline:
+                tail = (net.root / info.name / "node.log").read_text(errors="replace").splitlines()[-15:]
+                console.print(f"[red]{info.name} did not start; last log lines:[/red]\n" + "\n".join(tail))
+                sys.exit(1)
+            time.sleep(0.25)
+        console.print(f"{info.name} is running as an observer; the validators refuse its connections until the "
+                      "change below is adopted, then it catches up")
     d = net.root
     console.print("To make it a validator, propose and vote (more than 2/3 of the current validators):")
     console.print(f"  afterchain gov propose add-validator {info.key} --key {d}/node0/node.key")
