@@ -858,26 +858,27 @@ class Node:
             return {"id": event_id.hex(), "status": "rejected", "code": dropped[0], "message": dropped[1]}
         return None
 
-    def block_json(self, height: int) -> dict[str, Any] | None:
+    def block_json(self, height: int, *, outcomes: bool = False) -> dict[str, Any] | None:
         block = self.store.block(height)
         cert = self.store.certificate(height)
         if block is None or cert is None:
             return None
         ids = [self._event_id_hex(e) for e in block.events]
-        # the ledger's verdict on each event ("ok" or the reason it was refused), once executed here
-        outcomes: list[str] | None = None
-        if height <= self.ledger.height:
-            outcomes = []
+        # on request (`?outcomes=1`): the ledger's verdict on each event ("ok" or the reason
+        # it was refused), once executed here (one store read per event)
+        codes: list[str] | None = None
+        if outcomes and height <= self.ledger.height:
+            codes = []
             for e in ids:
                 oc = self.ledger.event_outcome(bytes.fromhex(e))
-                outcomes.append("?" if oc is None else oc.code)
+                codes.append("?" if oc is None else oc.code)
         return {
             "height": height,
             "hash": block.header.hash().hex(),
             "header": to_json(block.header),
             "certificate": to_json(cert),
             "event_ids": ids,
-            "outcomes": outcomes,
+            **({"outcomes": codes} if outcomes else {}),
         }
 
     @staticmethod

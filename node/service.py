@@ -77,8 +77,8 @@ class NodeHttp:
     def event_status(self, event_id: bytes) -> dict[str, Any] | None:
         return self.node.event_status(event_id)
 
-    def block_json(self, height: int) -> dict[str, Any] | None:
-        return self.node.block_json(height)
+    def block_json(self, height: int, *, outcomes: bool = False) -> dict[str, Any] | None:
+        return self.node.block_json(height, outcomes=outcomes)
 
     def ticket_json(self, ticket_id: bytes) -> dict[str, Any] | None:
         t = self.node.ledger.ticket(ticket_id)

@@ -263,7 +263,7 @@ def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, ar
             try:
                 top = int(client.get(f"{follow}/v1/status").json()["executed_height"])
                 while h < top:
-                    blk = client.get(f"{follow}/v1/blocks/{h + 1}").json()
+                    blk = client.get(f"{follow}/v1/blocks/{h + 1}?outcomes=1").json()
                     h += 1
                     now = time.time()
                     codes = blk.get("outcomes") or ["?"] * len(blk["event_ids"])

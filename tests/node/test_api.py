@@ -38,6 +38,9 @@ async def test_submit_read_and_errors(tmp_path: Path) -> None:
             blk = (await c.get(f"/v1/blocks/{st['height']}")).json()
             assert ev.id.hex() in blk["event_ids"]
             assert len(blk["certificate"]["signatures"]) >= 3
+            assert "outcomes" not in blk  # only on request: one store read per event
+            blk2 = (await c.get(f"/v1/blocks/{st['height']}?outcomes=1")).json()
+            assert blk2["outcomes"][blk2["event_ids"].index(ev.id.hex())] == "ok"
             # a batch over msgpack
             batch = [product_event(n) for n in (2, 3)]
             r = await c.post("/v1/events", content=msgpack.packb([e.encode() for e in batch]),
