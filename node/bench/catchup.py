@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -33,7 +34,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from protocol import bodies as B
     from protocol.events import Event, sign_event
 
-    net = LocalNet(Path(tempfile.mkdtemp(prefix="afterchain-catchup-")) / "net")
+    net_dir = Path(tempfile.mkdtemp(prefix="afterchain-catchup-"))
+    net = LocalNet(net_dir / "net")
     net.create(4, chain_id="afterchain-catchup")
     http = httpx.Client(timeout=30)
     try:
@@ -111,6 +113,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         http.close()
         net.stop_all()
+        shutil.rmtree(net_dir, ignore_errors=True)
 
 
 def main(argv: list[str]) -> int:

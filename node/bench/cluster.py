@@ -33,6 +33,7 @@ import contextlib
 import json
 import multiprocessing as mp
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -216,6 +217,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return _drive(net, urls, records, rate, args, ceiling, bound, out_dir)
     finally:
         net.stop_all()
+        shutil.rmtree(net_dir, ignore_errors=True)  # a 1M-event run leaves ~2 GB of node data
 
 
 def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, args: argparse.Namespace,
