@@ -76,29 +76,15 @@ class MemoryKV:
         pass
 
 
-WRITE_BUFFER_BYTES = 16 << 20
-WRITE_BUFFERS_MAX = 2
-
-
 class RocksKV:
     """RocksDB via rocksdict in raw mode; `write` is one WriteBatch with sync=True."""
 
     def __init__(self, path: str, *, sync: bool = True) -> None:
-        from rocksdict import BlockBasedOptions, Options, Rdict, WriteOptions
+        from rocksdict import Rdict, WriteOptions
 
-        opts = Options(raw_mode=True)
-        opts.create_if_missing(True)
-        # memtables are resident memory: 2 x 16 MiB bounds them (64 MiB x 4 let a node's RSS
-        # grow by ~200 MB under load; measured, issue 10); larger ones bought no speed here
-        opts.set_write_buffer_size(WRITE_BUFFER_BYTES)
-        opts.set_max_write_buffer_number(WRITE_BUFFERS_MAX)
-        # most point reads miss (a new event's outcome key, a new product's state key): a
-        # bloom filter answers them without reading every level
-        table = BlockBasedOptions()
-        table.set_bloom_filter(10, False)
-        opts.set_block_based_table_factory(table)
-        opts.set_memtable_prefix_bloom_ratio(0.1)
-        opts.set_memtable_whole_key_filtering(True)
+        from ..store import rocksdb_options
+
+        opts = rocksdb_options()
         opts.increase_parallelism(2)
         self._db = Rdict(path, opts)
         self._wo = WriteOptions()
