@@ -34,7 +34,7 @@ from protocol.jsonform import from_json
 
 from .mempool import AddOutcome
 
-__all__ = ["NodeService", "build_app"]
+__all__ = ["NodeService", "build_app", "hex32"]
 
 
 class NodeService(Protocol):
@@ -155,6 +155,15 @@ def _outcome_json(o: AddOutcome) -> dict[str, Any]:
     return d
 
 
+def hex32(text: str) -> bytes | None:
+    """A 32-byte id or key given as 64 hex characters, or None if it is not one."""
+    try:
+        b = bytes.fromhex(text)
+    except ValueError:
+        return None
+    return b if len(b) == 32 else None
+
+
 def build_app(service: NodeService, *, dashboard: Callable[[Request], Awaitable[Response]] | None = None) -> Starlette:
     async def submit(request: Request) -> Response:
         try:
@@ -175,11 +184,7 @@ def build_app(service: NodeService, *, dashboard: Callable[[Request], Awaitable[
                             status_code=status, headers=headers)
 
     def _hex_param(request: Request, name: str) -> bytes | None:
-        try:
-            b = bytes.fromhex(request.path_params[name])
-        except ValueError:
-            return None
-        return b if len(b) == 32 else None
+        return hex32(request.path_params[name])
 
     async def event_status(request: Request) -> Response:
         eid = _hex_param(request, "event_id")

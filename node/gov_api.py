@@ -30,7 +30,7 @@ from protocol import bodies as B
 from protocol.errors import ProtocolError
 from protocol.jsonform import to_json
 
-from .api import error
+from .api import error, hex32
 from .ledger.ledger import Ledger
 
 __all__ = ["PROPOSAL_STATUSES", "governance_routes", "payload_json", "proposal_json", "validators_json"]
@@ -115,12 +115,8 @@ def governance_routes(led: Ledger) -> list[Route]:
         return JSONResponse({"status": status, "proposals": out})
 
     async def proposal(request: Request) -> Response:
-        text = request.path_params["proposal_id"]
-        try:
-            pid = bytes.fromhex(text)
-        except ValueError:
-            pid = b""
-        if len(pid) != 32:
+        pid = hex32(request.path_params["proposal_id"])
+        if pid is None:
             return error(400, "request.invalid", "a proposal id is 64 hex characters")
         p = led.proposal(pid)
         if p is None:

@@ -23,7 +23,7 @@ from protocol.errors import ProtocolError
 from protocol.genesis import Genesis
 
 from .admin import admin_routes, load_admin_token
-from .api import build_app, error
+from .api import build_app, error, hex32
 from .byzantine import byzantine_mode
 from .config import NodeConfig
 from .gov_api import governance_routes
@@ -166,11 +166,8 @@ class NodeHttp:
             who = request.query_params.get("validator")
             key = None
             if who is not None:
-                try:
-                    key = bytes.fromhex(who)
-                except ValueError:
-                    key = b""
-                if len(key) != 32:
+                key = hex32(who)
+                if key is None:
                     return error(400, "request.invalid", "a validator key is 64 hex characters")
             rep = self.node.evidence_reporter
             return JSONResponse({
