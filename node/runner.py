@@ -270,7 +270,6 @@ class Node:
         self._inputs_send, self._inputs_recv = trio.open_memory_channel[tuple[str, Any]](1024)
         self._outboxes: dict[bytes, _Outbox] = {}
         self._nursery: trio.Nursery | None = None
-        self._known_keys: set[bytes] = set(genesis.validators.validators)
         self._gossip_backlog: deque[tuple[bytes, list[bytes]]] = deque()
         self._gossip_backlog_n = 0
         self._gossip_backlog_wakeup = trio.Event()
@@ -377,14 +376,8 @@ class Node:
         those governance adopted) on the transport: a new validator must reach us before its
         epoch starts (it catches up as an observer first). Peers are never dropped while
         running (a removed validator may still follow the chain)."""
-        keys: set[bytes] = set()
-        for vs in self.ledger.validator_sets_by_hash().values():
-            keys.update(vs.validators)
-        new = keys - self._known_keys - {self.key.public}
-        if new:
-            self._known_keys |= new
-            self.log.info("validators_learned", keys=[k.hex()[:16] for k in sorted(new)])
-            self.transport.add_peers(dict.fromkeys(new))
+        keys = {k for vs in self.ledger.validator_sets_by_hash().values() for k in vs.validators}
+        self.transport.add_peers(dict.fromkeys(keys))  # it skips itself and known peers, and logs new ones
         # the newest scheduled consensus parameters: timers apply at once (local), block
         # limits are also clamped per height in build_payload / verify_payload
         rp = replica_params(self.consensus_params(self.ledger.height + 1), self.options.tick_ms)
