@@ -36,7 +36,6 @@ import contextlib
 import math
 import time
 from collections import OrderedDict, deque
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -202,8 +201,7 @@ class _App:
         if sum(len(e) for e in block.events) > p.max_block_bytes:
             return VerifyResult.reject("block exceeds max_block_bytes")
         cache = self.node.verified
-        for raw in block.events:
-            h = sha256(raw)
+        for raw, h in zip(block.events, block.event_hashes(), strict=True):
             if h in cache:
                 continue
             res = decode_and_verify(raw, self.node.chain_id)
@@ -306,21 +304,22 @@ class Node:
             block = self.store.block(h)
             if block is None:
                 break
-            _, decoded = self._decode_committed(block.events)
+            _, decoded = self._decode_committed(block)
             preverified = {d.id for d in decoded if d is not None}
             self.ledger.apply_block(h, block.header.time_ms, block.events, preverified=preverified, decoded=decoded)
             self.log.info("ledger_replayed_block", height=h)
 
-    def _decode_committed(self, events: Sequence[bytes]) -> tuple[list[bytes], list[SignedEvent | None]]:
+    def _decode_committed(self, block: Block) -> tuple[tuple[bytes, ...], list[SignedEvent | None]]:
         """The raw hashes and decoded events of a committed block (None where an event does
         not decode), taken from the verified cache where possible. No signature is checked:
         a committed block was accepted by a quorum, and an honest validator accepts a block
         only if every event's signature verifies (`verify_payload`), whether this node saw
         it in a pre-prepare, fetched it (catch-up) or replays it from its store."""
-        hashes = [sha256(raw) for raw in events]
+        hashes = block.event_hashes()
         decoded: list[SignedEvent | None] = []
-        for raw, h in zip(events, hashes, strict=True):
-            ev = self.verified.get(h)
+        verified = self.verified
+        for raw, h in zip(block.events, hashes, strict=True):
+            ev = verified.get(h)
             if ev is None:
                 try:
                     ev = SignedEvent.decode(raw)
@@ -544,19 +543,21 @@ class Node:
                 self.log.warning("peer_message_rejected", peer=sender.hex()[:12], code=str(exc.code), error=str(exc))
                 continue
             if isinstance(msg, PrePrepareMsg):
-                await self._preverify(msg.block.events)
+                await self._preverify(msg.block)
             await self._inputs_send.send(("msg", (msg, sender)))
 
     def transport_limit(self) -> int:
         return 64 * 1024 * 1024
 
-    async def _preverify(self, events: Sequence[bytes]) -> None:
-        unknown = [r for r in events if sha256(r) not in self.verified]
+    async def _preverify(self, block: Block) -> None:
+        verified = self.verified
+        unknown = [(r, h) for r, h in zip(block.events, block.event_hashes(), strict=True) if h not in verified]
         if not unknown:
             return
-        for raw, res in zip(unknown, await verify_batch(unknown, self.chain_id), strict=True):
+        checked = await verify_batch([r for r, _ in unknown], self.chain_id)
+        for (_, h), res in zip(unknown, checked, strict=True):
             if isinstance(res, SignedEvent):
-                self.remember_verified(sha256(raw), res)
+                self.remember_verified(h, res)
 
     async def _gossip_in(self) -> None:
         async for sender, data in self.transport.subscribe(EVENTS_TOPIC):
@@ -791,7 +792,7 @@ class Node:
 
     async def _execute(self, block: Block, cert: CommitCertificate) -> None:
         h = block.header.height
-        hashes, decoded = self._decode_committed(block.events)
+        hashes, decoded = self._decode_committed(block)
         ids = [d.id for d in decoded if d is not None]
         senders = {d.event.sender for d in decoded if d is not None}
         preverified = set(ids)

@@ -7,6 +7,9 @@ Invariants:
   ``validators[v % n]``;
 - a header's hash is SHA-256 of its canonical encoding; `Block.validate` checks the
   header's `events_root` and `event_count` against the events it carries;
+- `Block.event_hashes()` is SHA-256 of each encoded event, computed once per block value
+  and cached on it (the Merkle root, the node's caches of verified events and its commit
+  path all key on these hashes);
 - a `CommitCertificate` for a header is at least a quorum of valid COMMIT signatures
   over ``Commit(view, seq=height, digest=header hash, replica)``, from distinct members
   of the validator set that the header's parent announced (`validators_hash`).
@@ -109,8 +112,18 @@ class BlockHeader(Message):
             raise ValidationError(Code.FIELD_OUT_OF_RANGE, f"at most {MAX_BLOCK_EVENTS} events per block", field="event_count")
 
 
+class _CachedEventHashes(Message):
+    """Holds a `Block`'s cached event hashes (not a field: equality and `replace` ignore it)."""
+
+    __slots__ = ("_event_hashes",)
+    _event_hashes: tuple[bytes, ...]
+
+
+_SET = object.__setattr__
+
+
 @message(tag=0x12)
-class Block(Message):
+class Block(_CachedEventHashes):
     """A header and the encoded signed events it orders (opaque to consensus)."""
 
     header: BlockHeader
@@ -119,8 +132,18 @@ class Block(Message):
     def validate(self) -> None:
         if len(self.events) != self.header.event_count:
             raise ValidationError(Code.FIELD_INVALID, f"header says {self.header.event_count} events, block has {len(self.events)}", field="header.event_count")
-        if merkle_root([sha256(e) for e in self.events]) != self.header.events_root:
+        if merkle_root(self.event_hashes()) != self.header.events_root:
             raise ValidationError(Code.FIELD_INVALID, "events_root does not match the events", field="header.events_root")
+
+    def event_hashes(self) -> tuple[bytes, ...]:
+        """SHA-256 of each encoded event, in order (computed once per block value)."""
+        try:
+            return self._event_hashes
+        except AttributeError:
+            pass
+        hashes = tuple(map(sha256, self.events))
+        _SET(self, "_event_hashes", hashes)
+        return hashes
 
 
 @message(tag=0x13)

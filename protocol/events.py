@@ -1,7 +1,8 @@
 """The signed event envelope and the registry of event types.
 
 An `Event` is ``[tag, version, chain_id, type, sender, nonce, time_ms, body]``; its id is
-SHA-256 of its canonical encoding (the unsigned event). A `SignedEvent` adds the sender's
+SHA-256 of its canonical encoding (the unsigned event), computed once per value and
+cached on it (values are immutable; a node asks for an event's id several times). A `SignedEvent` adds the sender's
 Ed25519 signature over the EVENT sign bytes of the encoded event. `body` is an
 `EventBody` subclass whose `EVENT_TYPE` must equal `type`; every event type in the domain
 has exactly one body class (see `protocol.bodies`).
@@ -61,8 +62,18 @@ def event_type(name: str, *, tag: int, version: int = 1):  # type: ignore[no-unt
     return wrap
 
 
+class _CachedId(Message):
+    """Holds the cached id of an `Event` (not a field: equality, hashing and `replace` ignore it)."""
+
+    __slots__ = ("_id",)
+    _id: Hash32
+
+
+_SET = object.__setattr__
+
+
 @message(tag=0x20)
-class Event(Message):
+class Event(_CachedId):
     chain_id: str
     type: str
     sender: PublicKey
@@ -80,7 +91,13 @@ class Event(Message):
 
     @property
     def id(self) -> Hash32:
-        return Hash32(sha256(encode(self)))
+        try:
+            return self._id
+        except AttributeError:
+            pass
+        eid = Hash32(sha256(encode(self)))
+        _SET(self, "_id", eid)
+        return eid
 
 
 @message(tag=0x21)

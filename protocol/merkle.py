@@ -11,6 +11,7 @@ recomputes the root from (index, size, leaf, path) exactly as RFC 6962 section 2
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 from .codec import Message, message, sha256
@@ -48,11 +49,13 @@ def _root(leaves: Sequence[bytes]) -> bytes:
 def merkle_root(event_hashes: Sequence[bytes]) -> Hash32:
     if not event_hashes:
         return Hash32(EMPTY_ROOT)
-    level = [_leaf(h) for h in event_hashes]
+    sha = hashlib.sha256  # `_leaf` and `_node` inlined: ~2 hashes per event, once per block
+    level = [sha(b"\x00" + h).digest() for h in event_hashes]
     # Bottom-up is equivalent to the recursive split when pairing left to right and
     # promoting a lone last node; this keeps it iterative for large blocks.
     while len(level) > 1:
-        nxt = [_node(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        pairs = iter(level)
+        nxt = [sha(b"\x01" + left + right).digest() for left, right in zip(pairs, pairs, strict=False)]  # a lone last node waits
         if len(level) % 2:
             nxt.append(level[-1])
         level = nxt

@@ -65,3 +65,45 @@ def test_signed_event_caches_its_event_encoding() -> None:
     back = SignedEvent.decode(encode(signed))
     assert back.event._wire == _fresh(back.event)
     assert back.id == signed.id
+
+
+def _events_of(value: Any) -> list[Any]:
+    from protocol.events import Event
+
+    return [m for m in _messages(value) if isinstance(m, Event)]
+
+
+@settings(max_examples=40)
+@given(data=st.data())
+def test_cached_event_ids_and_block_hashes_are_exact(data: st.DataObject) -> None:
+    """`Event.id` and `Block.event_hashes()` are computed once and cached on the value; the
+    cache always equals a fresh computation, whether the value was decoded or built, and a
+    value made by `replace` never inherits its origin's cache."""
+    import dataclasses
+
+    from protocol.block import Block
+    from protocol.codec import sha256
+    from protocol.errors import ValidationError
+    from protocol.events import SignedEvent
+    from protocol.merkle import merkle_root
+
+    signed = data.draw(message_strategy(SignedEvent))
+    for value in (signed, decode(encode(signed))):
+        ev = value.event  # type: ignore[attr-defined]
+        first = ev.id
+        assert first == sha256(_fresh(ev)) and ev.id is first  # cached
+        other = dataclasses.replace(ev, nonce=(ev.nonce + 1) % 2**64)
+        assert other.id == sha256(_fresh(other)) != first
+    block = data.draw(message_strategy(Block))
+    for value in (block, decode(encode(block))):
+        hashes = value.event_hashes()  # type: ignore[attr-defined]
+        assert hashes == tuple(sha256(e) for e in value.events) and value.event_hashes() is hashes  # type: ignore[attr-defined]
+        if isinstance(value, Block) and value is not block:
+            assert merkle_root(hashes) == value.header.events_root  # decode checked the root with the cached hashes
+        moved = dataclasses.replace(value, events=(*value.events, b"x"))  # type: ignore[type-var]
+        assert moved.event_hashes() == (*hashes, sha256(b"x"))
+        # the root check runs on the new value's own hashes: one more event, same root -> refused
+        forged = dataclasses.replace(moved, header=dataclasses.replace(value.header, event_count=len(moved.events)))  # type: ignore[attr-defined]
+        with pytest.raises(ValidationError, match="events_root"):
+            forged.validate()
+
