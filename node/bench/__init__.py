@@ -17,6 +17,7 @@ BENCHES: dict[str, str] = {
     "protocol": "Ed25519 verifies/s, the per-event path (decode, hash, verify), SMT block updates, SMT proofs",
     "vm": "contract VM calls/s per backend (wasmtime, lua)",
     "ledger": "ledger execution: events/s through the state machine",
+    "intake": "a node's per-event intake path: CPU per event and stage, SHA-256 calls and decodes per event",
     "light": "light-client verification: headers, certificates, proofs",
     "cluster": "a local cluster end to end: events/s and latency",
     "catchup": "a node stopped while the chain grows: catch-up rate as a multiple of the production rate",
