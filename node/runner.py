@@ -425,6 +425,8 @@ class Node:
         results: dict[int, SignedEvent | ProtocolError] = {}
         unknown: list[tuple[int, bytes]] = []
         committed: dict[int, bytes] = {}
+        first_of: dict[bytes, int] = {}  # an event twice in this call is checked once
+        copies: list[tuple[int, int]] = []
         hash_of = dict(zip((i for i, _ in todo), hashes, strict=True))
         for (i, r), h in zip(todo, hashes, strict=True):
             known = self.verified.get(h)  # read now: the cache may change while we await below
@@ -432,6 +434,8 @@ class Node:
                 results[i] = known
             elif (eid := self.committed_recent.get(h)) is not None:
                 committed[i] = eid
+            elif (j := first_of.setdefault(h, i)) != i:
+                copies.append((i, j))
             else:
                 unknown.append((i, r))
         if committed:
@@ -443,6 +447,8 @@ class Node:
             self._intake_inflight -= len(unknown)
         for (i, _), res in zip(unknown, checked, strict=True):
             results[i] = res
+        for i, j in copies:
+            results[i] = results[j]  # the mempool answers the second copy `duplicate`
         outcomes: list[AddOutcome | None] = [None] * len(raws)
         admit: list[tuple[int, bytes, SignedEvent]] = []
         for i, raw in enumerate(raws):
@@ -582,7 +588,12 @@ class Node:
             while not self._gossip_backlog:
                 self._gossip_backlog_wakeup = trio.Event()
                 await self._gossip_backlog_wakeup.wait()
-            _, raws = self._gossip_backlog.popleft()
+            # everything queued meanwhile in one go (up to a gossip batch's size): one thread
+            # hop, one mempool admission and one journal write for several peers' batches
+            backlog = self._gossip_backlog
+            raws = list(backlog.popleft()[1])
+            while backlog and len(raws) + len(backlog[0][1]) <= GOSSIP_MAX_EVENTS:
+                raws += backlog.popleft()[1]
             try:
                 await self.submit(raws, from_peer=True)
             finally:
