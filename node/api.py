@@ -19,7 +19,7 @@ one event was accepted (or was already known); otherwise the first rejection's s
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import msgpack
@@ -155,6 +155,27 @@ def _outcome_json(o: AddOutcome) -> dict[str, Any]:
     return d
 
 
+def _json_str(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def results_json(outcomes: Sequence[AddOutcome]) -> str:
+    """The JSON array of `_outcome_json(o)` for each outcome, formatted directly: a batch's
+    answer was ~0.5 us per event through dicts and `json.dumps` (0.1 us this way). Statuses
+    are fixed words and ids hex; codes and messages go through `json.dumps`."""
+    parts: list[str] = []
+    quoted: dict[str, str] = {}  # a refused batch repeats one code and message
+    for o in outcomes:
+        eid = f'"{o.event_id.hex()}"' if o.event_id else "null"
+        if not o.code:
+            parts.append(f'{{"id":{eid},"status":"{o.status}"}}')
+            continue
+        code = quoted.get(o.code) or quoted.setdefault(o.code, _json_str(o.code))
+        msg = quoted.get(o.message) or quoted.setdefault(o.message, _json_str(o.message))
+        parts.append(f'{{"id":{eid},"status":"{o.status}","code":{code},"message":{msg}}}')
+    return "[" + ",".join(parts) + "]"
+
+
 def hex32(text: str) -> bytes | None:
     """A 32-byte id or key given as 64 hex characters, or None if it is not one."""
     try:
@@ -174,14 +195,15 @@ def build_app(service: NodeService, *, dashboard: Callable[[Request], Awaitable[
         except _BadRequest as exc:
             return error(400, exc.code, exc.message)
         outcomes = await service.submit(raws, pre)
-        results = [_outcome_json(o) for o in outcomes]
+        results = results_json(outcomes)
         if any(o.ok for o in outcomes):
-            return JSONResponse({"results": results}, status_code=202)
+            return Response(f'{{"results":{results}}}'.encode(), status_code=202, media_type="application/json")
         first = outcomes[0]
         status = status_for(first.code)
         headers = {"Retry-After": "1"} if status in (429, 503) else None
-        return JSONResponse({"error": {"code": first.code, "message": first.message}, "results": results},
-                            status_code=status, headers=headers)
+        err = f'{{"code":{_json_str(first.code)},"message":{_json_str(first.message)}}}'
+        return Response(f'{{"error":{err},"results":{results}}}'.encode(), status_code=status, headers=headers,
+                        media_type="application/json")
 
     def _hex_param(request: Request, name: str) -> bytes | None:
         return hex32(request.path_params[name])

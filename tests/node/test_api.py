@@ -7,8 +7,11 @@ from pathlib import Path
 
 import httpx
 import msgpack
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from node.api import build_app
+from node.api import _outcome_json, build_app, results_json
+from node.mempool import AddOutcome
 from node.service import NodeHttp
 from protocol.events import SignedEvent
 from protocol.jsonform import to_json
@@ -112,3 +115,17 @@ async def test_full_mempool_answers_503_with_retry_after(tmp_path: Path) -> None
             assert r.status_code == 503 and r.headers["retry-after"] == "1"
             assert r.json()["error"]["code"] == "mempool.full"
             assert nodes[0].event_status(product_event(3).id) is None  # nothing changed
+
+
+@settings(max_examples=200)
+@given(outcomes=st.lists(st.builds(
+    AddOutcome,
+    event_id=st.none() | st.binary(min_size=32, max_size=32),
+    status=st.sampled_from(["accepted", "duplicate", "rejected"]),
+    code=st.sampled_from(["", "nonce.replayed", "mempool.full"]) | st.text(max_size=12),
+    message=st.text(max_size=40),
+), max_size=20))
+def test_results_json_is_the_json_of_each_outcome(outcomes: list[AddOutcome]) -> None:
+    """The submit answer's formatted-by-hand results array parses to what `json.dumps` of the
+    outcome dicts gives (quotes, backslashes, control characters and non-ASCII in messages)."""
+    assert json.loads(results_json(outcomes)) == [_outcome_json(o) for o in outcomes]
