@@ -64,7 +64,7 @@ from protocol.jsonform import to_json
 
 from .byzantine import conflicting
 from .evidence import EvidenceReporter
-from .ledger.ledger import Ledger
+from .ledger.ledger import Ledger, pre_id_ok
 from .log import get_logger
 from .mempool import AddOutcome, Mempool, decode_and_verify, verify_batch
 from .metrics import NodeMetrics
@@ -892,6 +892,12 @@ class Node:
 
     @staticmethod
     def _event_id_hex(raw: bytes) -> str:
+        """The id of a committed block's event, as the ledger records it. Every event of a
+        committed block decodes (a quorum checked it in `verify_payload`), so for the usual
+        shape the encoded `Event` is the slice `pre_id_ok` names and is hashed without a
+        decode (~6 us per event on every block read)."""
+        if pre_id_ok(raw):
+            return sha256(raw[3:-66]).hex()
         try:
             return SignedEvent.decode(raw).id.hex()
         except ProtocolError:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import trio
+from hypothesis import given, settings
 
 import node.runner as runner_mod
 from node import mempool as mempool_mod
@@ -18,6 +19,7 @@ from node.transport.memory import MemoryNetwork
 from protocol.errors import ProtocolError
 from protocol.events import SignedEvent
 
+from ..strategies import message_strategy
 from .util import CHAIN, VALIDATORS, genesis, product_event
 
 
@@ -88,3 +90,10 @@ async def test_verify_batch_answers_in_order(n: int) -> None:
             assert isinstance(res, ProtocolError)
         else:
             assert isinstance(res, SignedEvent) and res.encode() == raw
+
+
+@settings(max_examples=100)
+@given(signed=message_strategy(SignedEvent))
+def test_block_reads_name_each_event_by_its_id_without_decoding(signed: SignedEvent) -> None:
+    raw = signed.encode()
+    assert Node._event_id_hex(raw) == signed.id.hex() == SignedEvent.decode(raw).id.hex()
