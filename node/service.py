@@ -29,6 +29,8 @@ from .config import NodeConfig
 from .gov_api import governance_routes
 from .keys import load_key
 from .log import configure, get_logger
+from .memory import reporter as memory_reporter
+from .memory import start_tracing, trimmer, tune_malloc
 from .mempool import AddOutcome
 from .proofs_api import proof_routes
 from .runner import Node, NodeOptions
@@ -223,6 +225,7 @@ def _tune_gc() -> None:
 
 
 async def run_node(config: NodeConfig) -> None:
+    tune_malloc()  # before RocksDB's and trio's threads exist (node.memory)
     configure(json=None if config.log.format == "auto" else config.log.format == "json", level=config.log.level)
     log = get_logger(node=config.name)
     key = load_key(config.key_file)
@@ -248,6 +251,7 @@ async def run_node(config: NodeConfig) -> None:
         log.info("node_joining", key=key.public.hex(), peers=len(peers))
     transport = P2PTransport(seed=key.seed, listen_addr=f"/ip4/{config.p2p.host}/tcp/{config.p2p.port}", peers=peers)
     host = VmContractHost()
+    start_tracing()  # AFTERCHAIN_TRACEMALLOC (diagnostics, off by default)
     options = NodeOptions(
         name=config.name, max_events=config.mempool.max_events, max_bytes=config.mempool.max_bytes,
         per_sender_quota=config.mempool.per_sender_quota, max_request_bytes=config.api.max_request_bytes,
@@ -260,6 +264,8 @@ async def run_node(config: NodeConfig) -> None:
         bound = await nursery.start(partial(serve_api, admin_token=admin_token), node, config.api.host, config.api.port)
         log.info("api_listening", addrs=bound)
         _tune_gc()
+        nursery.start_soon(trimmer)
+        nursery.start_soon(memory_reporter, node, log)  # AFTERCHAIN_MEMREPORT_S (off by default)
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for sig in signals:
                 log.info("node_stopping", signal=signal.Signals(sig).name)

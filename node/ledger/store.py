@@ -82,9 +82,9 @@ class RocksKV:
     def __init__(self, path: str, *, sync: bool = True) -> None:
         from rocksdict import Rdict, WriteOptions
 
-        from ..store import rocksdb_options
+        from ..store import LEDGER_BLOCK_CACHE_BYTES, rocksdb_options
 
-        opts = rocksdb_options()
+        opts = rocksdb_options(LEDGER_BLOCK_CACHE_BYTES)
         opts.increase_parallelism(2)
         self._db = Rdict(path, opts)
         self._wo = WriteOptions()
