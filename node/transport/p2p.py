@@ -24,9 +24,10 @@ What this module owns, and why (each point was measured or read in py-libp2p's s
   validators, "broadcast" = one frame on each peer's stream. GossipSub is not used: it
   drops silently when its 32-entry queues fill, rate-limits at 10 msgs/s per peer and
   handles ~100-250 msgs/s, while a stream carries ~150 MB/s.
-- **Queues and drops.** Each peer has a bounded send queue (`send_queue_len` frames); a
-  full queue blocks the sender (backpressure), but for at most `send_stall_timeout_s`: a
-  peer whose queue stays full that long (half-open connection, or a faulty peer that
+- **Queues and drops.** Each peer has a bounded send queue (`send_queue_len` frames and
+  `send_queue_bytes`; a frame into an empty queue is always taken); a full queue blocks
+  the sender (backpressure), but for at most `send_stall_timeout_s`: a peer whose queue
+  stays full that long (half-open connection, or a faulty peer that
   stops reading) is *stalled* — the frame is dropped and counted (`stats.stalled_peers`),
   its connection closed and redialed — so one bad validator cannot block a correct
   node's sends to the others. `broadcast` waits on full queues side by side. The writer coalesces queued frames into
@@ -159,7 +160,8 @@ class AllowlistNoise(NoiseTransport):
 
 
 class _Peer:
-    __slots__ = ("addr", "connected", "end_session", "key", "peer_id", "queue_recv", "queue_send")
+    __slots__ = ("addr", "connected", "drained", "end_session", "key", "peer_id", "queue_recv", "queue_send",
+                 "queued_bytes")
 
     def __init__(self, key: bytes, addr: multiaddr.Multiaddr | None, queue_len: int) -> None:
         self.key = key
@@ -167,8 +169,33 @@ class _Peer:
         self.addr = addr
         self.connected = False
         self.queue_send, self.queue_recv = trio.open_memory_channel[bytes](queue_len)
+        self.queued_bytes = 0
+        self.drained = trio.Event()
+        """Set (and replaced) whenever frames leave the send queue."""
         self.end_session = trio.Event()
         """Set to end the current outbound session (connection closed, or peer stalled)."""
+
+    def try_put(self, frame: bytes, max_bytes: int) -> bool:
+        """Queue `frame` if the queue has room for it (by count and by bytes)."""
+        if self.queued_bytes and self.queued_bytes + len(frame) > max_bytes:
+            return False
+        try:
+            self.queue_send.send_nowait(frame)
+        except trio.WouldBlock:
+            return False
+        self.queued_bytes += len(frame)
+        return True
+
+    async def put(self, frame: bytes, max_bytes: int) -> None:
+        """Queue `frame`, waiting until the queue has room for it."""
+        while not self.try_put(frame, max_bytes):
+            await self.drained.wait()
+
+    def took(self, nbytes: int) -> None:
+        """Frames of `nbytes` left the queue (written or dropped): wake waiting senders."""
+        self.queued_bytes = max(0, self.queued_bytes - nbytes)
+        self.drained.set()
+        self.drained = trio.Event()
 
 
 class _StreamReader:
@@ -370,9 +397,7 @@ class P2PTransport:
             if not p.connected:
                 self._count_not_connected(p.key)
                 continue
-            try:
-                p.queue_send.send_nowait(frame)
-            except trio.WouldBlock:
+            if not p.try_put(frame, self.limits.send_queue_bytes):
                 slow.append(p)
         if slow:  # wait for the full queues side by side: one slow peer does not delay the others more
             async with trio.open_nursery() as nursery:
@@ -416,13 +441,10 @@ class P2PTransport:
             return
         if not p.connected:
             raise PeerUnavailable(f"peer {peer.hex()[:16]} is not connected")
-        try:
-            p.queue_send.send_nowait(frame)
+        if p.try_put(frame, self.limits.send_queue_bytes):
             return
-        except trio.WouldBlock:
-            pass
         with trio.move_on_after(self.send_stall_timeout_s):
-            await p.queue_send.send(frame)
+            await p.put(frame, self.limits.send_queue_bytes)
             return
         if p.connected:
             self.stats.stalled_peers += 1
@@ -455,13 +477,14 @@ class P2PTransport:
                 await self._pump(p, stream)
             finally:
                 p.connected = False
-                dropped = 0
+                dropped = dropped_bytes = 0
                 while True:
                     try:
-                        p.queue_recv.receive_nowait()
+                        dropped_bytes += len(p.queue_recv.receive_nowait())
                     except trio.WouldBlock:
                         break
                     dropped += 1
+                p.took(dropped_bytes)
                 self.stats.dropped_not_connected += dropped
                 self._dispatch.peer_lost(p.key)
                 self.log.info("transport_peer_lost", peer=p.key.hex()[:16], dropped_frames=dropped)
@@ -511,6 +534,7 @@ class P2PTransport:
                             parts += (LENGTH_PREFIX.pack(len(frame)), frame)
                             size += len(frame)
                             count += 1
+                        p.took(size)
                         await stream.write(b"".join(parts))
                         self.stats.frames_sent += count
                         self.stats.bytes_sent += size

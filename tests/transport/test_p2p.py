@@ -322,6 +322,22 @@ async def test_a_peer_that_stops_reading_does_not_block_the_others() -> None:
         assert a.stats.dropped_not_connected >= 1
 
 
+async def test_a_send_queue_is_bounded_in_bytes_too() -> None:
+    # 256 frames of 64 KiB would be 16 MiB queued for a peer that stops reading; the byte
+    # bound holds it to 1 MiB (issue 10: ~1 MB gossip frames piled up to 480 MB in a node)
+    limits = TransportLimits(subscriber_queue_len=2, send_queue_len=256, send_queue_bytes=1 << 20)
+    async with cluster(2, limits=limits, send_stall_timeout_s=0.3) as (a, b):
+        b.subscribe("t")  # never read
+        peer = a._peers[KEYS[1]]
+        most = 0
+        with trio.fail_after(30):
+            for i in range(600):
+                await a.broadcast("t", i.to_bytes(4, "big") * 16_384)  # 64 KiB
+                most = max(most, peer.queued_bytes)
+        assert 0 < most <= 1 << 20
+        assert a.stats.stalled_peers >= 1  # b's queue stayed full: stalled, as by count
+
+
 async def test_fault_switch_blocks_a_peer_both_ways_and_heals() -> None:
     async with cluster(3) as (a, b, c):
         subs = {t.me: t.subscribe("t") for t in (a, b, c)}
