@@ -35,6 +35,13 @@ Protocol (sequence number = block height; digest = header hash):
 - Catch-up: STATUS heartbeats and stable checkpoints above the committed height make a
   replica request blocks; a fetched block is accepted only as the next height, chained to
   the committed header and with a commit certificate verified against the validator set.
+  Requests go out at most every 2 x retransmit_ticks (a range still arriving, i.e. with
+  fetched blocks applied in the last interval, is not asked for again), except that the
+  next range is asked for at once (pipelined, while the rest of the current one is still
+  arriving) when fetched blocks have been applied since the last request and the committed
+  height has passed the middle of the requested range. Each such early request needs at
+  least one fetched block applied since the previous request, so their number is bounded
+  by the blocks applied: a fetch that brings nothing falls back to the periodic interval.
 - Evidence: two validly signed, different messages from one validator for one (phase,
   view, seq) inside the evidence window (`in_evidence_window`) yield an `Evidence` record.
 - Signer guard: every signed message is keyed (phase, view, seq) and persisted before it
@@ -329,6 +336,14 @@ class Replica:
         self.nv_relayed: dict[bytes, int] = {}
         self.last_fetch_tick = -(10**9)
         self.fetch_count = 0
+        self.fetch_from = 0
+        """First height of the last block range requested (0: none yet)."""
+        self.fetch_end = 0
+        """Last height of the last block range requested."""
+        self.fetch_applied = 0
+        """Fetched blocks applied since the last request (an early request needs >= 1)."""
+        self.fetch_early = 0
+        """Requests made at once after progress (the rest waited for the fetch interval)."""
         self.vc_attempt = 0
         self.deadline = params.view_timeout_ticks
         self.last_commit_tick = 0
@@ -591,6 +606,7 @@ class Replica:
             if not verdict:
                 break
             applied = True
+            self.fetch_applied += 1
         if applied:
             self._progress()
         return applied
@@ -1310,25 +1326,52 @@ class Replica:
         return True
 
     def _maybe_fetch(self) -> None:
-        if self.ticks - self.last_fetch_tick < 2 * self.params.retransmit_ticks:
-            return
         target = max(self.stable.seq, max(self.peer_committed.values(), default=0))
         if target <= self.committed_seq:
+            return
+        if self.ticks - self.last_fetch_tick < 2 * self.params.retransmit_ticks:
+            self._maybe_fetch_next(target)
+            return
+        if self.fetch_applied and self.committed_seq < self.fetch_end:
+            # the requested range is still arriving and being applied: asking for it again
+            # would make peers serve it twice. Check again one interval later; a range
+            # that stops arriving is asked for again then (no fetched block applied).
+            self.fetch_applied = 0
+            self.last_fetch_tick = self.ticks
             return
         # a replica that is committing on its own does not fetch what is about to commit
         stalled = self.ticks - self.last_commit_tick >= self.params.retransmit_ticks
         if not stalled and target <= self.committed_seq + self.params.watermark_window:
             return
-        peers = sorted(r for r, c in self.peer_committed.items() if c > self.committed_seq)
+        self._request_blocks(self.committed_seq + 1, min(MAX_FETCH_BLOCKS, target - self.committed_seq))
+
+    def _maybe_fetch_next(self, target: int) -> None:
+        """Pipelined catch-up: once fetched blocks are being applied and the committed height
+        has passed the middle of the last requested range, ask for the range after it now
+        instead of after the fetch interval. Cannot loop: it needs a fetched block applied
+        since the previous request (`fetch_applied`), i.e. progress, each time."""
+        if self.fetch_applied == 0 or self.fetch_from == 0:
+            return
+        if self.committed_seq < (self.fetch_from + self.fetch_end) // 2:
+            return
+        lo = max(self.committed_seq, self.fetch_end) + 1
+        hi = min(target, self.committed_seq + MAX_FETCH_BLOCKS)  # what `deliver_block` keeps
+        if hi < lo:
+            return
+        self.fetch_early += 1
+        self._request_blocks(lo, hi - lo + 1)
+
+    def _request_blocks(self, from_height: int, count: int) -> None:
+        peers = sorted(r for r, c in self.peer_committed.items() if c >= from_height)
         if not peers:
             peers = sorted(c.body.replica for c in self.stable.checkpoints if c.body.replica != self.me)
         if not peers:
             return
         self.fetch_count += 1
         peer = peers[self.fetch_count % len(peers)]
-        count = min(MAX_FETCH_BLOCKS, target - self.committed_seq)
         self.last_fetch_tick = self.ticks
-        self._out.fetches.append(FetchRequest(peer=ValidatorId(peer), from_height=self.committed_seq + 1, count=count))
+        self.fetch_from, self.fetch_end, self.fetch_applied = from_height, from_height + count - 1, 0
+        self._out.fetches.append(FetchRequest(peer=ValidatorId(peer), from_height=from_height, count=count))
 
     def _apply_fetched(self, cb: CertifiedBlock) -> bool | None:
         """Commit a fetched block that is the next height: chained, its header naming V(h)

@@ -24,7 +24,35 @@ EXIT_UNREACHABLE = 3
 EXIT_TIMEOUT = 4
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """The top-level group: the client and light-client command groups are registered on
+    first need (an unknown name, `--help`), so `afterchain node run` starts without
+    importing them (rich, httpx, the client: ~0.1-0.3 s of a node's start-up, issue 10)."""
+
+    _registered = False
+
+    def _register(self) -> None:
+        if not self._registered:
+            self._registered = True
+            from .client_cli import register
+            from .light.cli import register as register_light
+
+            register(self)
+            register_light(self)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is None and not self._registered:
+            self._register()
+            cmd = super().get_command(ctx, cmd_name)
+        return cmd
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._register()
+        return super().list_commands(ctx)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """afterchain: a shared ledger for after-sales service (nodes, keys, client, light client)."""
 
@@ -131,8 +159,6 @@ def genesis(chain_id: str, validators: tuple[str, ...], members: tuple[str, ...]
     click.echo(f"wrote {out}: chain {g.chain_id}, {g.validators.n} validators, {len(g.members)} members, hash {g.hash().hex()}")
 
 
-from .client_cli import register; register(cli)  # noqa: E402, E702, I001
-from .light.cli import register as _light; _light(cli)  # noqa: E402, E702, I001
 
 
 def main() -> None:

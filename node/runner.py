@@ -14,7 +14,10 @@ touched concurrently and the order persist -> send -> commit -> execute holds:
 4. `evidence`: counted and reported on chain as a ``consensus.evidence`` event
    (`node.evidence.EvidenceReporter`);
 5. `fetches`: catch-up requests, run as background tasks whose answers come back
-   through the input channel as verified `CertifiedBlock`s.
+   through the input channel (one input per answer; the replica checks each block's
+   certificate). They are started before the commits execute, so the next range is on its
+   way while the current one executes; the commits of one answer are stored in one synced
+   batch before the first of them executes (`_store_commits`).
 
 Backpressure (issue 10): the API refuses new events (503 `mempool.full`, before any
 signature check) while `NodeOptions.intake_limit_events` ready events are pending here;
@@ -36,10 +39,12 @@ import contextlib
 import math
 import time
 from collections import OrderedDict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import trio
 
 from consensus.app import VerifyResult
@@ -100,6 +105,31 @@ class EventBatch(Message):
     """Gossip: a batch of encoded `SignedEvent`s."""
 
     events: tuple[bytes, ...]
+
+
+def block_response_bytes(store: ChainStore, from_height: int, count: int) -> bytes:
+    """The canonical encoding of `BlockResponse` with the stored blocks from_height .. (at
+    most `count`, stopping after FETCH_RESPONSE_MAX_BYTES), spliced from the stored bytes:
+    the blocks were checked when this node committed them, so serving a catch-up request
+    decodes nothing (a message's encoding is the msgpack array [tag, version, *fields],
+    nested messages inline, so this equals `BlockResponse(blocks=...).encode()`)."""
+    parts: list[bytes] = []
+    size = 0
+    for h in range(from_height, from_height + count):
+        raw = store.block_bytes(h)
+        cert = store.certificate_bytes(h)
+        if raw is None or cert is None:
+            break
+        size += len(raw)
+        parts.append(_CERTIFIED_BLOCK_HEAD + raw + cert)
+        if size > FETCH_RESPONSE_MAX_BYTES:
+            break
+    return _BLOCK_RESPONSE_HEAD + _PACKER.pack_array_header(len(parts)) + b"".join(parts)
+
+
+_PACKER = msgpack.Packer(use_bin_type=True)
+_CERTIFIED_BLOCK_HEAD = _PACKER.pack_array_header(4) + _PACKER.pack(CertifiedBlock.TAG) + _PACKER.pack(CertifiedBlock.VERSION)
+_BLOCK_RESPONSE_HEAD = _PACKER.pack_array_header(3) + _PACKER.pack(BlockResponse.TAG) + _PACKER.pack(BlockResponse.VERSION)
 
 
 @dataclass(frozen=True, slots=True)
@@ -650,18 +680,7 @@ class Node:
 
     async def _on_request(self, sender: bytes, data: bytes) -> bytes:
         req = BlockRequest.decode(data)
-        blocks: list[CertifiedBlock] = []
-        size = 0
-        for h in range(req.from_height, req.from_height + req.count):
-            raw = self.store.block_bytes(h)
-            cert = self.store.certificate(h)
-            if raw is None or cert is None:
-                break
-            size += len(raw)
-            blocks.append(CertifiedBlock(block=Block.decode(raw, max_bytes=1 << 30), certificate=cert))
-            if size > FETCH_RESPONSE_MAX_BYTES:
-                break
-        return BlockResponse(blocks=tuple(blocks)).encode()
+        return block_response_bytes(self.store, req.from_height, req.count)
 
     async def _fetch(self, peer: bytes, from_height: int, count: int) -> None:
         key = (peer, from_height)
@@ -681,10 +700,11 @@ class Node:
                 resp = BlockResponse.decode(data, max_bytes=64 * 1024 * 1024)
                 if not resp.blocks:
                     break
-                for cb in resp.blocks:
-                    # no signature checks here: the replica checks the block's certificate, and a
-                    # certified block's events were verified by the quorum that committed it
-                    await self._inputs_send.send(("block", cb))
+                # one input per answer: the replica applies the blocks together and the chain
+                # store writes them in one synced batch (see `_store_commits`). No event
+                # signature checks here: the replica checks each block's certificate, and a
+                # certified block's events were verified by the quorum that committed it
+                await self._inputs_send.send(("blocks", resp.blocks))
                 top = resp.blocks[-1].block.header.height
                 if top < nxt or top >= end - 1 or self.store.head >= end - 1:
                     break  # done, a peer answering out of range, or this node has the range already
@@ -707,8 +727,9 @@ class Node:
                 elif kind == "tick":
                     self._tick_queued = False
                     self.replica.tick()
-                elif kind == "block":
-                    self.replica.deliver_block(item)
+                elif kind == "blocks":
+                    for cb in item:
+                        self.replica.deliver_block(cb)
                 self._maybe_propose()
                 while self.replica.has_ready():
                     await self._handle_ready(self.replica.ready())
@@ -769,8 +790,14 @@ class Node:
                         box = self._outboxes.get(peer)
                         if box is not None:
                             box.put(twin_data)
-        for cb in rd.commits:
-            await self._execute(cb.block, cb.certificate)
+        # catch-up requests first: they run in the background while the commits execute
+        for fr in rd.fetches:
+            self._fetchers.start_soon(self._fetch, fr.peer, fr.from_height, fr.count)
+        if len(rd.commits) > 1:
+            await self._store_commits(rd.commits)
+        else:
+            for cb in rd.commits:
+                await self._execute(cb.block, cb.certificate)
         for ev in rd.evidence:
             self.evidence.append(ev)
             del self.evidence[:-1000]  # bounded: the reporter keeps what it needs
@@ -778,8 +805,6 @@ class Node:
             self.log.warning("equivocation_evidence", kind=type(ev).__name__,
                              validator=bytes(ev.first.body.replica).hex()[:12])  # type: ignore[attr-defined]
             self.evidence_reporter.record(ev)
-        for fr in rd.fetches:
-            self._fetchers.start_soon(self._fetch, fr.peer, fr.from_height, fr.count)
         if rd.stable_seq > self._stable_seen:
             self._stable_seen = rd.stable_seq
             self._prune_wal(rd.stable_seq)
@@ -801,15 +826,35 @@ class Node:
             dropset = set(drop)
             self._wal = [(k, rec) for k, rec in self._wal if k not in dropset]
 
-    async def _execute(self, block: Block, cert: CommitCertificate) -> None:
+    async def _store_commits(self, commits: Sequence[CertifiedBlock]) -> None:
+        """Several blocks committed at once (catch-up: a fetched answer): stored in ONE synced
+        batch, then executed in order. Safe: each has a verified commit certificate, the
+        batch is atomic and durable before the ledger applies any of them (the same "stored,
+        synced, then executed" order as one block at a time), and nothing this node signs
+        depends on them before that; a crash loses none or all of them (fetched again).
+        Measured: an fsync per block was ~2 ms of the catch-up's ~10 ms per block."""
+        pre = [(cb, self._decode_committed(cb.block)) for cb in commits]
+        items = [(cb.block, cb.certificate, [d.id for d in dec if d is not None]) for cb, (_, dec) in pre]
+        t0 = time.perf_counter()
+        await trio.to_thread.run_sync(self.store.commit_blocks, items)
+        self.metrics.fsync_latency.observe(time.perf_counter() - t0)
+        for cb, done in pre:
+            await self._execute(cb.block, cb.certificate, stored=done)
+            await trio.lowlevel.checkpoint()  # let fetches, the transport and the API run between blocks
+
+    async def _execute(self, block: Block, cert: CommitCertificate,
+                       stored: tuple[tuple[bytes, ...], list[SignedEvent | None]] | None = None) -> None:
+        """Store (synced) and execute one committed block; `stored`: already stored by
+        `_store_commits`, with its `_decode_committed` result."""
         h = block.header.height
-        hashes, decoded = self._decode_committed(block)
+        hashes, decoded = self._decode_committed(block) if stored is None else stored
         ids = [d.id for d in decoded if d is not None]
         senders = {d.event.sender for d in decoded if d is not None}
         preverified = set(ids)
-        t0 = time.perf_counter()
-        await trio.to_thread.run_sync(self.store.commit_block, block, cert, ids)
-        self.metrics.fsync_latency.observe(time.perf_counter() - t0)
+        if stored is None:
+            t0 = time.perf_counter()
+            await trio.to_thread.run_sync(self.store.commit_block, block, cert, ids)
+            self.metrics.fsync_latency.observe(time.perf_counter() - t0)
         result = self.ledger.apply_block(h, block.header.time_ms, block.events, preverified=preverified, decoded=decoded)
         all_ids = [o.event_id for o in result.outcomes]
         if result.sla_breaches:

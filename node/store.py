@@ -25,7 +25,7 @@ Invariants:
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import msgpack
@@ -105,6 +105,24 @@ class ChainStore:
         self._db.write(wb, self._sync)
         self.head = max(self.head, height)
 
+    def commit_blocks(self, items: Sequence[tuple[Block, CommitCertificate, Sequence[bytes]]]) -> None:
+        """Several consecutive committed blocks (catch-up) in ONE synced WriteBatch: all or none
+        of them survive a crash, and all are durable before the caller executes any."""
+        wb = WriteBatch(raw_mode=True)
+        top = self.head
+        for block, cert, event_ids in items:
+            height = block.header.height
+            wb.put(b"B" + _h(height), block.encode())
+            wb.put(b"C" + _h(height), cert.encode())
+            for i, eid in enumerate(event_ids):
+                wb.put(b"E" + eid, _LOC.pack(height, i))
+                wb.delete(b"M" + eid)
+            top = max(top, height)
+        if top > self.head:
+            wb.put(b"mhead", _h(top))
+        self._db.write(wb, self._sync)
+        self.head = top
+
     def block_bytes(self, height: int) -> bytes | None:
         v = self._db.get(b"B" + _h(height))
         return bytes(v) if v is not None else None
@@ -114,8 +132,12 @@ class ChainStore:
         return Block.decode(raw, max_bytes=1 << 30) if raw is not None else None
 
     def certificate(self, height: int) -> CommitCertificate | None:
-        raw = self._db.get(b"C" + _h(height))
-        return CommitCertificate.decode(bytes(raw)) if raw is not None else None
+        raw = self.certificate_bytes(height)
+        return CommitCertificate.decode(raw) if raw is not None else None
+
+    def certificate_bytes(self, height: int) -> bytes | None:
+        v = self._db.get(b"C" + _h(height))
+        return bytes(v) if v is not None else None
 
     def event_location(self, event_id: bytes) -> tuple[int, int] | None:
         raw = self._db.get(b"E" + event_id)

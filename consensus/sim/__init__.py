@@ -79,6 +79,8 @@ RECONFIG = "reconfig"
 SPARES = 3
 VSET_PREFIX = b"vset:"
 TICK_MS = 10
+SERVE_MAX_BLOCKS = 16
+"""Blocks per catch-up answer (the node's answers are bounded by bytes)."""
 CHAIN_ID = "sim-chain"
 GENESIS_HASH = sha256(b"sim-genesis")
 
@@ -99,6 +101,8 @@ class SimConfig:
     fault_ticks: int = 200
     progress_blocks: int = 3
     params: ConsensusParams = SIM_PARAMS
+    exec_blocks_max: int = 2
+    """A replica executes 0..this many committed blocks per tick (uniform): execution lags."""
 
     @property
     def reconfig(self) -> bool:
@@ -403,11 +407,16 @@ class Sim:
 
     def _serve(self, node: _Node, requester: int, req: BlockRequest) -> None:
         lo = req.from_height
-        blocks = tuple(node.store[lo - 1 : lo - 1 + min(req.count, 16)])
+        n = min(req.count, SERVE_MAX_BLOCKS)
+        blocks = tuple(node.store[lo - 1 : lo - 1 + n])
         if node.byzantine and "forge" in node.kinds and blocks:
             blocks = tuple(self._forge(node, cb) for cb in blocks)
         if blocks:
             self._net_send(node.index, requester, BlockResponse(blocks=blocks))
+            if len(blocks) == n < req.count:
+                # a truncated answer: the requester's shell asks for the rest of the range at
+                # once, as the node's does (`Node._fetch`)
+                self._net_send(requester, node.index, BlockRequest(from_height=Height(lo + n), count=req.count - n))
 
     def _forge(self, node: _Node, cb: CertifiedBlock) -> CertifiedBlock:
         hdr = replace(cb.block.header, time_ms=cb.block.header.time_ms + 1)
@@ -629,7 +638,7 @@ class Sim:
             if r is None:
                 continue
             if node.exec_queue:
-                k = self.rng.randint(0, 2)
+                k = self.rng.randint(0, self.cfg.exec_blocks_max)
                 done = node.exec_queue[:k]
                 del node.exec_queue[:k]
                 for block in done:

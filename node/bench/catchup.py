@@ -1,6 +1,6 @@
 """Catch-up benchmark: a node stopped while the chain grows comes back and catches up.
 
-    ./scripts/bench catchup [--down 30] [--rate 1000] [--out DIR] [--quick]
+    ./scripts/bench catchup [--down 30] [--rate 1000] [--out DIR] [--quick] [--profile FILE]
 
 A fresh 4-node `LocalNet`; one node is stopped; the other three commit a load of
 pre-signed product registrations at `--rate` events/s for `--down` seconds (the chain's
@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -79,13 +81,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         blocks = h1 - h0
         # the victim comes back
         t2 = time.time()
-        net.start(victim)
+        vpid = net.start(victim)
+        spy = None
+        if args.profile:
+            # py-spy from process start (idle samples included: waiting is what catch-up must avoid)
+            pyspy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+            spy = subprocess.Popen([pyspy, "record", "-p", str(vpid), "-r", "200", "--idle", "--nonblocking",
+                                    "-f", "raw", "-o", args.profile], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         vurl = net.node(victim).api_url
         t_up: float | None = None  # the node's API answers: process start done
         h_up = h0
+        timeline: list[tuple[float, int]] = []  # (s since process start, executed height): plateaus are idle time
         while True:
             try:
                 st = http.get(f"{vurl}/v1/status", timeout=2).json()
+                timeline.append((round(time.time() - t2, 3), int(st["executed_height"]) - h0))
                 if t_up is None:
                     t_up, h_up = time.time(), int(st["executed_height"])
                 if int(st["executed_height"]) >= h1:
@@ -94,6 +104,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 pass
             time.sleep(0.05)
         t3 = time.time()
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=30)
         catchup_s = t3 - t2
         start_s = (t_up or t3) - t2
         # events fetched and executed after the API came up (blocks carry equal shares of the load)
@@ -109,6 +122,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "process_start_s": round(start_s, 2), "executed_at_start": h_up - h0,
             "catchup_events_per_s_excluding_start": round(excl_rate, 1),
             "ratio_excluding_start": round(excl_rate / prod_rate, 2),
+            "timeline": timeline,
         }
     finally:
         http.close()
@@ -123,6 +137,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--out", default="bench-out")
     ap.add_argument("--quick", action="store_true", help="smoke run: 4 s at 200 events/s")
     ap.add_argument("--json", dest="json_path", default=None)
+    ap.add_argument("--profile", default=None, metavar="FILE",
+                    help="py-spy record the returning node (raw format, idle included) from its start until caught up")
     args = ap.parse_args(argv)
     if args.quick:
         args.down, args.rate = 4.0, 200.0
