@@ -498,15 +498,20 @@ class Node:
         admitted = self.mempool.admit([(raw, s) for _, raw, s in admit])
         journal: list[tuple[bytes, bytes]] = []
         now = time.monotonic()
+        any_accepted = False
         for (i, raw, _), o in zip(admit, admitted, strict=True):
             outcomes[i] = o
             if o.status == "accepted" and o.event_id is not None:
-                journal.append((o.event_id, raw))
+                any_accepted = True
                 self.arrival[o.event_id] = now
                 if not from_peer:
+                    # only the node that answered the client journals (and gossips) it:
+                    # a peer's copy is a spare (its origin keeps it and re-gossips it)
+                    journal.append((o.event_id, raw))
                     self._queue_gossip(raw)
         if journal:
             self.store.journal_add(journal)
+        if any_accepted:
             self.metrics.mempool_size.set(len(self.mempool))
             self.metrics.mempool_bytes.set(self.mempool.bytes)
             self._nudge()

@@ -19,7 +19,10 @@ Invariants:
 - `persist` (the consensus log and signer guard) is synced before the caller sends the
   votes it covers (persist before send);
 - the mempool journal is written (WAL, not fsynced) before the API answers 202, so a
-  killed process never loses an accepted event; on restart the node reloads it.
+  killed process never loses an accepted event; on restart the node reloads it. Only the
+  node a client submitted an event to journals it (a peer's gossiped copy is not: the
+  origin keeps it and re-gossips it); `commit_block` / `journal_drop` delete only ``M``
+  keys this store wrote (tracked in memory), never a tombstone for a key never written.
 """
 
 from __future__ import annotations
@@ -87,6 +90,10 @@ class ChainStore:
         self._nosync = WriteOptions()
         raw = self._db.get(b"mhead")
         self.head = _H.unpack(raw)[0] if raw else 0
+        # ids with an ``M`` key: a block deletes only those (most events of a block were
+        # never journaled here: they came by gossip), so no tombstone is written for a key
+        # that does not exist. Bounded like the journal itself (the mempool's accepted events).
+        self._journaled: set[bytes] = {eid for eid, _ in self.journal()}
 
     def close(self) -> None:
         self._db.close()
@@ -97,12 +104,17 @@ class ChainStore:
         wb = WriteBatch(raw_mode=True)
         wb.put(b"B" + _h(height), block.encode())
         wb.put(b"C" + _h(height), cert.encode())
+        journaled = self._journaled
+        done: list[bytes] = []
         for i, eid in enumerate(event_ids):
             wb.put(b"E" + eid, _LOC.pack(height, i))
-            wb.delete(b"M" + eid)
+            if eid in journaled:
+                wb.delete(b"M" + eid)
+                done.append(eid)
         if height > self.head:
             wb.put(b"mhead", _h(height))
         self._db.write(wb, self._sync)
+        journaled.difference_update(done)
         self.head = max(self.head, height)
 
     def commit_blocks(self, items: Sequence[tuple[Block, CommitCertificate, Sequence[bytes]]]) -> None:
@@ -166,17 +178,24 @@ class ChainStore:
     # ------------------------------------------------------------------ mempool journal
     def journal_add(self, items: Iterable[tuple[bytes, bytes]]) -> None:
         wb = WriteBatch(raw_mode=True)
+        ids = []
         for eid, raw in items:
             wb.put(b"M" + eid, raw)
+            ids.append(eid)
         self._db.write(wb, self._nosync)
+        self._journaled.update(ids)
 
     def journal_drop(self, items: Iterable[tuple[bytes, str, str]]) -> None:
         """Remove journaled events the mempool gave up on, recording why."""
         wb = WriteBatch(raw_mode=True)
+        done = []
         for eid, code, message in items:
-            wb.delete(b"M" + eid)
+            if eid in self._journaled:
+                wb.delete(b"M" + eid)
+                done.append(eid)
             wb.put(b"X" + eid, msgpack.packb([code, message]))
         self._db.write(wb, self._nosync)
+        self._journaled.difference_update(done)
 
     def journal(self) -> Iterator[tuple[bytes, bytes]]:
         for k, v in self._db.items(from_key=b"M"):

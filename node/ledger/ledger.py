@@ -369,6 +369,9 @@ class Ledger:
         self._cache_max = state_cache_entries
         self._dirty: dict[bytes, Any] = {}  # this block's writes: state key -> value or _DELETED
         self._idx: dict[bytes, bytes | None] = {}  # this block's index writes (KV keys)
+        # state keys the store was found not to hold since the last commit (the store only
+        # changes at a commit): `_commit` need not read them again for the undo record
+        self._absent: set[bytes] = set()
         self._code_cache: dict[bytes, bytes] = {}
         self._undo_cache: dict[int, dict[bytes, bytes | None]] = {}  # height -> decoded undo record (bounded)
         self._block_gas = 0
@@ -470,6 +473,7 @@ class Ledger:
         if v is None:
             raw = self.kv.get(b"v" + key)
             if raw is None:
+                self._absent.add(key)
                 return None
             v = _unpack(raw)
         if len(self._cache) >= self._cache_max:
@@ -489,10 +493,11 @@ class Ledger:
         updates: dict[bytes, bytes | None] = {}
         batch: dict[bytes, bytes | None] = {}
         kv_get = self.kv.get
+        absent = self._absent
         undo: list[Any] = []  # [key, value before this block or None], for `value_at`
         for key, v in self._dirty.items():  # (the tree sorts; the batch is applied atomically)
             vkey = b"v" + key
-            prev = kv_get(vkey)
+            prev = None if key in absent else kv_get(vkey)
             if v is _DELETED:
                 if prev is None:
                     continue  # deleting an absent key: no change, nothing to undo
@@ -520,6 +525,7 @@ class Ledger:
         batch[b"mheight"] = _u64(height)
         batch[b"mtime"] = _u64(time_ms)
         self.kv.write(batch)
+        self._absent = set()
         if len(self._cache) + len(self._dirty) > self._cache_max:
             self._cache_old = self._cache
             self._cache = {}
@@ -539,6 +545,7 @@ class Ledger:
     def _abort(self) -> None:
         self._dirty = {}
         self._idx = {}
+        self._absent = set()
         self._cache.clear()
         self._cache_old.clear()
         self._nodes.drop_pending()

@@ -77,15 +77,22 @@ class MemoryKV:
 
 
 class RocksKV:
-    """RocksDB via rocksdict in raw mode; `write` is one WriteBatch with sync=True."""
+    """RocksDB via rocksdict in raw mode; `write` is one WriteBatch with sync=True (unless
+    `sync` is False); tables uncompressed unless `compression`."""
 
-    def __init__(self, path: str, *, sync: bool = True) -> None:
-        from rocksdict import Rdict, WriteOptions
+    def __init__(self, path: str, *, sync: bool = True, compression: bool = False) -> None:
+        from rocksdict import DBCompressionType, Rdict, WriteOptions
 
         from ..store import LEDGER_BLOCK_CACHE_BYTES, rocksdb_options
 
         opts = rocksdb_options(LEDGER_BLOCK_CACHE_BYTES)
         opts.increase_parallelism(2)
+        # Off by default: most keys and values are SHA-256 digests (SMT nodes, ids), which do
+        # not compress; snappy cost ~1.5-2 us of background CPU per applied event (flush and
+        # compaction) and every block read from a table paid a decompression (bench ledger,
+        # 200k events: 5.7-6.4 vs 7.1-8.5 us/event of RocksDB thread CPU; 143 vs 117 MB on disk).
+        if not compression:
+            opts.set_compression_type(DBCompressionType.none())
         self._db = Rdict(path, opts)
         self._wo = WriteOptions()
         self._wo.sync = sync
@@ -119,8 +126,8 @@ class RocksKV:
         self._db.close()
 
 
-def open_kv(path: str | None, *, sync: bool = True) -> KV:
-    return MemoryKV() if path is None else RocksKV(path, sync=sync)
+def open_kv(path: str | None, *, sync: bool = True, compression: bool = False) -> KV:
+    return MemoryKV() if path is None else RocksKV(path, sync=sync, compression=compression)
 
 
 class NodeCache:
