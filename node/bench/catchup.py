@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.profile:
             # py-spy from process start (idle samples included: waiting is what catch-up must avoid)
             pyspy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-            spy = subprocess.Popen([pyspy, "record", "-p", str(vpid), "-r", "200", "--idle", "--nonblocking",
+            spy = subprocess.Popen([pyspy, "record", "-p", str(vpid), "-r", "200", "--idle", "--threads", "--nonblocking",
                                     "-f", "raw", "-o", args.profile], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         vurl = net.node(victim).api_url
         t_up: float | None = None  # the node's API answers: process start done
