@@ -192,6 +192,16 @@ class _Outbox:
         return dropped
 
 
+class _Verifying:
+    """One batch of signature checks in flight: `done` is set when `results` are in."""
+
+    __slots__ = ("done", "results")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.results: dict[bytes, SignedEvent | ProtocolError] = {}
+
+
 class _App:
     """The consensus `Application` over the ledger and the mempool (see consensus/app.py)."""
 
@@ -234,6 +244,7 @@ class _App:
         for raw, h in zip(block.events, block.event_hashes(), strict=True):
             if h in cache:
                 continue
+            self.node.counters["verified_payload"] += 1
             res = decode_and_verify(raw, self.node.chain_id)
             if isinstance(res, ProtocolError):
                 return VerifyResult.reject(f"event {h.hex()[:16]}: {res}")
@@ -302,10 +313,17 @@ class Node:
         self._gossip_backlog_n = 0
         self._gossip_backlog_wakeup = trio.Event()
         self._intake_inflight = 0
+        self._verifying: dict[bytes, _Verifying] = {}
+        """sha256(raw) -> the signature check of that event now running on a worker thread
+        (API or gossip intake, or a pre-prepare's events): another path that needs the same
+        event waits for it instead of checking the signature a second time."""
         self._tick_queued = False
         self.committed_recent: OrderedDict[bytes, bytes] = OrderedDict()  # sha256(raw) -> event id
         self.counters: dict[str, int] = {"outbox_dropped": 0, "gossip_dropped_events": 0, "intake_refused_events": 0,
-                                         "gossip_known_events": 0, "ticks_coalesced": 0}
+                                         "gossip_known_events": 0, "ticks_coalesced": 0,
+                                         # event signatures checked, by where (each event once per node is the goal)
+                                         "verified_api": 0, "verified_gossip": 0, "verified_preprepare": 0,
+                                         "verified_payload": 0}
         self._gossip_out: list[bytes] = []
         self._gossip_bytes = 0
         self._gossip_wakeup = trio.Event()
@@ -427,6 +445,51 @@ class Node:
         if len(self.verified) > VERIFIED_CACHE_MAX:
             self.verified.popitem(last=False)
 
+    async def _verify_once(self, items: list[tuple[bytes, bytes]], *, counter: str) -> dict[bytes, SignedEvent | ProtocolError]:
+        """Decode and check the signature of each (raw, sha256(raw)) on worker threads,
+        except those another path is checking right now (`_verifying`): for them, wait for
+        that check's result. So an event that arrives by gossip and in a pre-prepare at the
+        same moment is checked once. Results by hash; `counter` counts the checks made here.
+        (The callers look up the `verified` cache first.)"""
+        mine: list[tuple[bytes, bytes]] = []
+        theirs: list[tuple[bytes, bytes, _Verifying]] = []
+        seen: set[bytes] = set()
+        for raw, h in items:
+            other = self._verifying.get(h)
+            if other is not None:
+                theirs.append((raw, h, other))
+            elif h not in seen:  # (a block may name an event twice: checked once)
+                seen.add(h)
+                mine.append((raw, h))
+        out: dict[bytes, SignedEvent | ProtocolError] = {}
+        if mine:
+            self.counters[counter] += len(mine)
+            job = _Verifying()
+            for _, h in mine:
+                self._verifying.setdefault(h, job)
+            try:
+                checked = await verify_batch([r for r, _ in mine], self.chain_id)
+                job.results = dict(zip((h for _, h in mine), checked, strict=True))
+                out.update(job.results)
+            finally:
+                for _, h in mine:
+                    if self._verifying.get(h) is job:
+                        del self._verifying[h]
+                job.done.set()
+        missing: list[tuple[bytes, bytes]] = []
+        for raw, h, job in theirs:
+            await job.done.wait()
+            res = job.results.get(h)
+            if res is None:  # that check was cancelled: do it here
+                missing.append((raw, h))
+            else:
+                out[h] = res
+        if missing:
+            self.counters[counter] += len(missing)
+            checked = await verify_batch([r for r, _ in missing], self.chain_id)
+            out.update(zip((h for _, h in missing), checked, strict=True))
+        return out
+
     def _stateful_check(self, signed: SignedEvent) -> tuple[str, str] | None:
         oc = self.ledger.check(signed, verify_signature=False)
         return None if oc is None else (oc.code, oc.message)
@@ -472,11 +535,12 @@ class Node:
             self.counters["gossip_known_events"] += len(committed)
         self._intake_inflight += len(unknown)
         try:
-            checked = await verify_batch([r for _, r in unknown], self.chain_id)
+            checked = await self._verify_once([(r, hash_of[i]) for i, r in unknown], counter=(
+                "verified_gossip" if from_peer else "verified_api"))
         finally:
             self._intake_inflight -= len(unknown)
-        for (i, _), res in zip(unknown, checked, strict=True):
-            results[i] = res
+        for i, _ in unknown:
+            results[i] = checked[hash_of[i]]
         for i, j in copies:
             results[i] = results[j]  # the mempool answers the second copy `duplicate`
         outcomes: list[AddOutcome | None] = [None] * len(raws)
@@ -595,8 +659,8 @@ class Node:
         unknown = [(r, h) for r, h in zip(block.events, block.event_hashes(), strict=True) if h not in verified]
         if not unknown:
             return
-        checked = await verify_batch([r for r, _ in unknown], self.chain_id)
-        for (_, h), res in zip(unknown, checked, strict=True):
+        checked = await self._verify_once(unknown, counter="verified_preprepare")
+        for h, res in checked.items():
             if isinstance(res, SignedEvent):
                 self.remember_verified(h, res)
 

@@ -99,6 +99,10 @@ class Event(_CachedId):
         _SET(self, "_id", eid)
         return eid
 
+    def cached_id(self) -> Hash32 | None:
+        """The id if it was computed already (`id`), else None (computes nothing)."""
+        return getattr(self, "_id", None)
+
 
 @message(tag=0x21)
 class SignedEvent(Message):

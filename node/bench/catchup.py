@@ -127,6 +127,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         http.close()
         net.stop_all()
+        # the returning node's log (its start-up and fetch timeline) outlives the network
+        log = net_dir / "net" / "node3" / "node.log"
+        if log.exists():
+            out = Path(args.out)
+            out.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(log, out / "returning-node.log")
         shutil.rmtree(net_dir, ignore_errors=True)
 
 

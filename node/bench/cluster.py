@@ -24,6 +24,9 @@ What it does:
 
 Sustained throughput is measured after a warm-up (the first 20% of the run). Results go
 to `DIR/cluster.json` and a plot `DIR/cluster.png` (throughput and latency over time).
+
+`--profile` also samples every node in the middle of the run and prints where its CPU
+goes, in microseconds per committed event by component (`node/bench/cpu_profile.py`).
 """
 
 from __future__ import annotations
@@ -188,7 +191,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     net_dir = Path(tempfile.mkdtemp(prefix="afterchain-bench-"))
     net = LocalNet(net_dir / "net")
-    net.create(args.nodes, chain_id="afterchain-bench")
+    net.create(args.nodes, chain_id="afterchain-bench", block_interval_ms=args.block_interval_ms)
     try:
         net.start_all()
         net.wait_healthy(timeout_s=90)
@@ -252,6 +255,7 @@ def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, ar
     lock = threading.Lock()
     view_changes0 = _view_changes(urls)
     rss_curve: list[dict[str, Any]] = []
+    block_sizes: list[tuple[float, int]] = []  # (time seen, events) of every block followed
 
     # follow on the last node: node0 is the first primary, and reading every block (each
     # event decoded for its id, its ledger verdict read) is the benchmark's load, not the cluster's
@@ -268,6 +272,7 @@ def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, ar
                     blk = client.get(f"{follow}/v1/blocks/{h + 1}?outcomes=1").json()
                     h += 1
                     now = time.time()
+                    block_sizes.append((now, len(blk["event_ids"])))
                     codes = blk.get("outcomes") or ["?"] * len(blk["event_ids"])
                     with lock:
                         for e, code in zip(blk["event_ids"], codes, strict=True):
@@ -369,11 +374,34 @@ def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, ar
                         rejected[res.get("code", "?")] = rejected.get(res.get("code", "?"), 0) + 1
         c.close()
 
+    profile: dict[str, Any] = {}
+
+    def profiler() -> None:
+        """Sample every node in the middle of the run (after the warm-up): `cpu_profile`."""
+        from node.bench.cpu_profile import Sampler
+
+        start_s = min(0.3 * args.duration, 30.0)
+        length_s = max(5.0, min(0.5 * args.duration, 30.0))
+        time.sleep(max(0.0, t_start + start_s - time.time()))
+        if done():
+            return
+        sampler = Sampler({name: pid for name, pid in pids.items() if pid}, Path(args.out) / "profile", length_s)
+        profile["t0"] = time.time()
+        sampler.start()
+        sampler.stop()
+        profile["t1"] = time.time()
+        profile["sampler"] = sampler
+
+    prof = threading.Thread(target=profiler, daemon=True) if args.profile else None
+    if prof is not None:
+        prof.start()
     threads = [threading.Thread(target=submitter, args=(u,), daemon=True) for u in range(len(urls))]
     for t_ in threads:
         t_.start()
     for t_ in threads:
         t_.join()
+    if prof is not None:
+        prof.join()
     backoffs = counters["backoffs"]
     t_end_submit = time.time()
     # drain: wait for what was accepted to commit (bounded)
@@ -386,6 +414,10 @@ def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, ar
     bench_cpu = time.process_time() - bench_cpu0
     samples = {name: _proc_sample(pid) for name, pid in pids.items() if pid}
     view_changes = _view_changes(urls) - view_changes0
+    intake: dict[str, Any] = {}
+    for node, u in zip(net.nodes(), urls, strict=True):
+        with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
+            intake[node.name] = httpx.get(f"{u}/v1/status", timeout=10).json()["intake"]
 
     mine = [i for i in submit_t if i in commit_t]
     lat = sorted(commit_t[i] - submit_t[i] for i in mine)
@@ -407,6 +439,7 @@ def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, ar
         lat_by_s.setdefault(int(commit_t[i] - t_start), []).append(commit_t[i] - submit_t[i])
     elapsed = time.time() - t_start
     n_ok = len(ok_times)
+    window_blocks = [n for t, n in block_sizes if warm <= t <= window_end]
     result = {
         "nodes": args.nodes, "duration_s": round(t_end_submit - t_start, 1), "rate": args.rate,
         "submitted": len(submit_t), "committed": len(lat), "committed_ok": n_ok, "ledger_outcomes": codes,
@@ -417,15 +450,25 @@ def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, ar
         "ceiling": ceiling, "bound_events_per_s": round(bound, 1),
         "ratio_to_bound": round(sustained / bound, 3) if bound else None,
         "view_changes": view_changes,
+        "blocks_per_s": round(len(window_blocks) / span, 2),
+        "events_per_block": round(statistics.mean(window_blocks), 1) if window_blocks else None,
+        "block_interval_ms": args.block_interval_ms,
         "bench_cpu_s": round(bench_cpu, 1),
         "per_node": {name: {"cpu_s": round(samples[name][0] - cpu0.get(name, 0), 1),
                             "cpu_share": round((samples[name][0] - cpu0.get(name, 0)) / elapsed, 3),
                             "cpu_ms_per_committed_event": round(1000 * (samples[name][0] - cpu0.get(name, 0))
                                                                 / max(1, len(commit_t)), 3),
                             "peak_rss_mb": round(samples[name][1] / 2**20, 1)} for name in samples},
+        "intake_counters": intake,
         "rss_curve": rss_curve,
         "timeline": {"committed_per_s": per_s, "latency_p50_per_s": {k: statistics.median(v) for k, v in lat_by_s.items()}},
     }
+    if "sampler" in profile:
+        from node.bench.cpu_profile import account
+
+        with lock:
+            in_window = sum(1 for x in commit_t.values() if profile["t0"] <= x <= profile["t1"])
+        result["cpu_profile"] = account(profile["sampler"], in_window)
     (out_dir / "cluster.json").write_text(json.dumps(result, indent=2) + "\n")
     _plot(result, out_dir / "cluster.png")
     return result
@@ -484,6 +527,11 @@ def main(argv: list[str]) -> int:
                     help="run until this many events have committed (or --duration, default then 3600 s);"
                          " reports the RSS of every node along the way (`rss_curve`)")
     ap.add_argument("--ceiling-s", type=float, default=5.0)
+    ap.add_argument("--block-interval-ms", type=int, default=None,
+                    help="the network's block interval (genesis consensus parameter; default: the node's default)")
+    ap.add_argument("--profile", action="store_true",
+                    help="sample every node with py-spy in the middle of the run and print where its CPU goes, in us"
+                         " per committed event by component (DIR/profile/*.raw; `cpu_profile` in cluster.json)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 8 s at 200 events/s")
     ap.add_argument("--json", dest="json_path", default=None)
     args = ap.parse_args(argv)
@@ -500,10 +548,24 @@ def main(argv: list[str]) -> int:
     print(f"  (committed incl. events their handler refused: {res['sustained_committed_incl_refused_per_s']:,.0f}/s)")
     print(f"finality (submit -> commit): p50 {lat['p50']} s, p99 {lat['p99']} s, max {lat['max']} s")
     print(f"view changes: {res['view_changes']}; ledger verdicts on the committed events: {res['ledger_outcomes']}")
+    print(f"blocks: {res['blocks_per_s']}/s, {res['events_per_block']} events per block on average"
+          f" (block interval {res['block_interval_ms'] or 'default'} ms)")
     print(f"the bench process itself used {res['bench_cpu_s']} CPU s")
     for name, v in res["per_node"].items():
         print(f"  {name}: CPU {v['cpu_s']} s ({v['cpu_share'] * 100:.0f}% of one core, "
               f"{v['cpu_ms_per_committed_event']} ms per committed event), peak RSS {v['peak_rss_mb']} MB")
+    sigs = {name: {k[len("verified_"):]: v for k, v in c.items() if k.startswith("verified_")}
+            for name, c in res.get("intake_counters", {}).items()}
+    if sigs:
+        print("event signatures checked per committed event, by path: " + "; ".join(
+            f"{name} {sum(v.values()) / max(1, res['committed']):.2f} ({', '.join(f'{k} {n:,}' for k, n in v.items())})"
+            for name, v in sigs.items()))
+    if "cpu_profile" in res:
+        from node.bench.cpu_profile import format_table
+
+        print(format_table(res["cpu_profile"]))
+    elif args.profile:
+        print("no profile: the run ended before its profiling window")
     print(f"results: {Path(args.out) / 'cluster.json'}, plot: {Path(args.out) / 'cluster.png'}")
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(res, indent=2) + "\n")

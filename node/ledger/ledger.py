@@ -289,9 +289,13 @@ class _Rejected(Exception):
         self.message = message
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
-    """What happened to one event: ``code == "ok"`` or a reason code, with a message."""
+    """What happened to one event: ``code == "ok"`` or a reason code, with a message.
+
+    Treat it as immutable. Not a frozen dataclass: one is built per event on every node,
+    and a frozen dataclass's ``__init__`` (``object.__setattr__`` per field) took 1.14 us
+    against 0.18 us."""
 
     event_id: bytes
     height: int
@@ -622,7 +626,8 @@ class Ledger:
             except ProtocolError as exc:
                 return Outcome(_sha(raw), height, index, str(exc.code), str(exc))
         ev = signed.event
-        eid = _event_id(raw) if pre_id_ok(raw) else ev.id
+        # the id the node computed at intake (cached on the decoded event), else from the bytes
+        eid = ev.cached_id() or (_event_id(raw) if pre_id_ok(raw) else ev.id)
         if len(raw) > MAX_EVENT_BYTES and ev.type != "contract.deploy":
             return Outcome(eid, height, index, Reason.EVENT_TOO_LARGE, f"{len(raw)} bytes exceed {MAX_EVENT_BYTES}")
         if eid not in preverified or ev.chain_id != self.chain_id:

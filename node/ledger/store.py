@@ -115,11 +115,12 @@ class RocksKV:
         from rocksdict import WriteBatch
 
         wb = WriteBatch(raw_mode=True)
+        put, delete = wb.put, wb.delete  # ~2,500 entries per 500-event block
         for k, v in items.items():
             if v is None:
-                wb.delete(k)
+                delete(k)
             else:
-                wb.put(k, v)
+                put(k, v)
         self._db.write(wb, self._wo)
 
     def close(self) -> None:

@@ -160,8 +160,8 @@ class AllowlistNoise(NoiseTransport):
 
 
 class _Peer:
-    __slots__ = ("addr", "connected", "drained", "end_session", "key", "peer_id", "queue_recv", "queue_send",
-                 "queued_bytes")
+    __slots__ = ("addr", "came_back", "connected", "drained", "end_session", "key", "peer_id", "queue_recv",
+                 "queue_send", "queued_bytes")
 
     def __init__(self, key: bytes, addr: multiaddr.Multiaddr | None, queue_len: int) -> None:
         self.key = key
@@ -174,6 +174,9 @@ class _Peer:
         """Set (and replaced) whenever frames leave the send queue."""
         self.end_session = trio.Event()
         """Set to end the current outbound session (connection closed, or peer stalled)."""
+        self.came_back = trio.Event()
+        """Set when the peer opens a stream to us while our outbound session is down: it is
+        up again, so the redial back-off (up to `redial_max_s`) is cut short."""
 
     def try_put(self, frame: bytes, max_bytes: int) -> bool:
         """Queue `frame` if the queue has room for it (by count and by bytes)."""
@@ -463,7 +466,11 @@ class P2PTransport:
                 stream = await self._open(p)
             except Exception as e:  # any dial/upgrade/negotiation failure: back off, retry
                 self.log.debug("transport_dial_failed", peer=p.key.hex()[:16], error=repr(e), retry_in_s=backoff_s)
-                await trio.sleep(backoff_s)
+                # a restarted peer dials us as soon as it is up: redial then, not after the
+                # rest of the back-off (its first STATUS, and so its catch-up, waited on it)
+                with trio.move_on_after(backoff_s):
+                    await p.came_back.wait()
+                p.came_back = trio.Event()
                 backoff_s = min(backoff_s * 2, self.redial_max_s)
                 continue
             backoff_s = self.redial_min_s
@@ -558,6 +565,8 @@ class P2PTransport:
             self.log.warning("transport_peer_refused", direction="stream", remote_peer=str(stream.muxed_conn.peer_id))
             await stream.reset()
             return
+        if not p.connected:
+            p.came_back.set()  # our outbound session is down: redial now (see `_maintain`)
         # Only the newest inbound stream of a peer delivers: a reader still draining the
         # stream of a lost connection would otherwise interleave with the new one.
         previous = self._inbound.get(p.key)
