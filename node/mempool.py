@@ -27,6 +27,8 @@ import trio
 from protocol.errors import ProtocolError
 from protocol.events import MAX_CONTRACT_EVENT_BYTES, SignedEvent, verify_event
 
+from .threads import run_sync as _in_thread
+
 __all__ = ["AddOutcome", "Mempool", "decode_and_verify", "verify_batch"]
 
 _NONCE_CACHE_MAX = 100_000
@@ -86,13 +88,13 @@ async def verify_batch(raws: Sequence[bytes], chain_id: str, *, threads: int = 2
         return [decode_and_verify(r, chain_id) for r in raws]
     threads = max(1, min(threads, len(raws) // VERIFY_CHUNK_MIN_EVENTS))
     if threads == 1:
-        return await trio.to_thread.run_sync(_decode_and_verify_all, raws, chain_id)
+        return await _in_thread(_decode_and_verify_all, raws, chain_id)
     size = (len(raws) + threads - 1) // threads
     chunks = [raws[i : i + size] for i in range(0, len(raws), size)]
     results: list[list[SignedEvent | ProtocolError]] = [[] for _ in chunks]
 
     async def run(i: int) -> None:
-        results[i] = await trio.to_thread.run_sync(_decode_and_verify_all, chunks[i], chain_id)
+        results[i] = await _in_thread(_decode_and_verify_all, chunks[i], chain_id)
 
     async with trio.open_nursery() as nursery:
         for i in range(len(chunks)):

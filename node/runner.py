@@ -67,6 +67,7 @@ from protocol.genesis import ConsensusParams as GenesisConsensusParams
 from protocol.genesis import Genesis
 from protocol.jsonform import to_json
 
+from . import threads
 from .byzantine import conflicting
 from .evidence import EvidenceReporter
 from .ledger.ledger import Ledger, pre_id_ok
@@ -841,7 +842,7 @@ class Node:
                 items.append((k, rec.encode()))
             # fsync on a worker thread (RocksDB releases the GIL): the replica still waits for
             # it (persist before send) but the API, gossip and transport keep running
-            await trio.to_thread.run_sync(self.store.persist, items)
+            await threads.run_sync(self.store.persist, items)
             self.metrics.fsync_latency.observe(time.perf_counter() - t0)
         for s in rd.sends:  # queued, never awaited here: a slow peer cannot stall the replica
             data = s.message.encode()
@@ -905,7 +906,7 @@ class Node:
         pre = [(cb, self._decode_committed(cb.block)) for cb in commits]
         items = [(cb.block, cb.certificate, [d.id for d in dec if d is not None]) for cb, (_, dec) in pre]
         t0 = time.perf_counter()
-        await trio.to_thread.run_sync(self.store.commit_blocks, items)
+        await threads.run_sync(self.store.commit_blocks, items)
         self.metrics.fsync_latency.observe(time.perf_counter() - t0)
         for cb, done in pre:
             await self._execute(cb.block, cb.certificate, stored=done)
@@ -922,7 +923,7 @@ class Node:
         preverified = set(ids)
         if stored is None:
             t0 = time.perf_counter()
-            await trio.to_thread.run_sync(self.store.commit_block, block, cert, ids)
+            await threads.run_sync(self.store.commit_block, block, cert, ids)
             self.metrics.fsync_latency.observe(time.perf_counter() - t0)
         result = self.ledger.apply_block(h, block.header.time_ms, block.events, preverified=preverified, decoded=decoded)
         all_ids = [o.event_id for o in result.outcomes]

@@ -91,10 +91,9 @@ class Event(_CachedId):
 
     @property
     def id(self) -> Hash32:
-        try:
-            return self._id
-        except AttributeError:
-            pass
+        eid: Hash32 | None = getattr(self, "_id", None)  # (no exception on the first call: ~1 us)
+        if eid is not None:
+            return eid
         eid = Hash32(sha256(encode(self)))
         _SET(self, "_id", eid)
         return eid

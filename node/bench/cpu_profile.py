@@ -55,8 +55,9 @@ RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
 """(component, frame substrings): a sample goes to the first component one of whose
 substrings occurs in one of its frames (the catch-all "" last)."""
 
-IDLE_LEAVES = ("EpollIOManager.get_events", "_io_epoll.py")
-"""A sample whose innermost frame is one of these waits for I/O: not CPU."""
+IDLE_LEAVES = ("EpollIOManager.get_events", "_io_epoll.py", "WorkerThread._work (trio/_core/_thread_cache.py")
+"""A sample whose innermost frame is one of these waits (for I/O, or an idle worker thread
+for its next job): not CPU."""
 
 NATIVE = "native threads (RocksDB flush and compaction)"
 
