@@ -50,3 +50,11 @@ def test_thread_cpu_reads_this_process() -> None:
     threads = cp.thread_cpu(os.getpid())
     assert os.getpid() in threads and threads[os.getpid()][1] >= 0
     assert cp.thread_cpu(2**22 + 12345) == {}
+
+
+def test_http_socket_io_is_http_not_transport() -> None:
+    http = ["TCPServer._read_data (hypercorn/trio/tcp_server.py)", "SocketStream.receive_some (trio/_highlevel_socket.py)",
+            "_SocketType._nonblocking_helper (trio/_socket.py)"]
+    assert cp.classify(http) == "HTTP API (hypercorn, starlette, routes)"
+    p2p = ["Yamux.handle_incoming (libp2p/stream_muxer/yamux/yamux.py)", "SocketStream.receive_some (trio/_highlevel_socket.py)"]
+    assert cp.classify(p2p) == "transport (libp2p: yamux, Noise, sockets)"

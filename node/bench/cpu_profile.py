@@ -43,10 +43,10 @@ RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("ledger: RocksDB write and reads", ("node/ledger/store.py",)),
     ("ledger: handlers and block records", ("Ledger.apply_block", "node/ledger/")),
     ("chain store and consensus log (RocksDB)", ("node/store.py",)),
-    ("transport (libp2p: yamux, Noise, sockets)", ("libp2p/", "node/transport/", "noise/", "trio/_socket.py",
-                                                    "trio/_highlevel_socket.py")),
     ("HTTP API (hypercorn, starlette, routes)", ("hypercorn/", "starlette/", "h11/", "node/api.py", "node/service.py",
                                                  "node/gov_api.py", "node/proofs_api.py")),
+    ("transport (libp2p: yamux, Noise, sockets)", ("libp2p/", "node/transport/", "noise/", "trio/_socket.py",
+                                                    "trio/_highlevel_socket.py")),
     ("consensus (replica state machine)", ("consensus/",)),
     ("node runner (intake, mempool, block checks, commit)", ("node/mempool.py", "node/runner.py", "protocol/")),
     ("metrics and logs", ("prometheus_client/", "structlog/", "node/log.py", "node/metrics.py")),
@@ -176,6 +176,7 @@ def account(sampler: Sampler, committed_events: int) -> dict[str, Any]:
             "cpu_s": round(total_s, 2),
             "us_per_event": round(1e6 * total_s / max(1, committed_events), 1),
             "threads_cpu_s": {k: round(v, 2) for k, v in sorted(by_thread.items(), key=lambda kv: -kv[1])},
+            "thread_cpu_window": {str(tid): [nm, round(t, 3)] for tid, (nm, t) in threads.items()},
             "components_us_per_event": {k: round(1e6 * v / max(1, committed_events), 1)
                                         for k, v in sorted(comp_s.items(), key=lambda kv: -kv[1])},
         }

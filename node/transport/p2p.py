@@ -15,7 +15,9 @@ What this module owns, and why (each point was measured or read in py-libp2p's s
   `connect -> dial_peer` waits a fixed 250 ms ("happy eyeballs") and puts a peer whose
   dial failed in a 60 s negative cache; libp2p's own retry loop is turned off
   (`RetryConfig(max_retries=0)`) because `_maintain` redials every allowlisted peer with
-  exponential back-off (`redial_min_s` .. `redial_max_s`) and calls `unblock_peer` first.
+  exponential back-off (`redial_min_s` .. `redial_max_s`) and calls `unblock_peer` first;
+  a stream the peer opens to us while our side is down cuts the back-off short (a
+  restarted peer is dialed back at once, so it hears our STATUS and starts catching up).
   py-libp2p's auto-connector (which dials any peer in the peerstore) is switched off.
 - **Streams, not pubsub.** Each node opens one persistent outbound stream per peer
   (protocol `PROTOCOL_ID`) and writes length-prefixed frames (`node.transport.frames`) on
