@@ -5,24 +5,25 @@ backups checked ~1.25 signatures per committed event in `bench cluster`)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import trio
 
+from consensus.messages import ConsensusMessage
 from node.bench import intake
 from node.runner import _App
+from protocol.codec import decode_as
 
 N = 300
 
 
-async def test_gossip_and_preprepare_at_once_check_each_signature_once(tmp_path: Path) -> None:
-    raws = intake._events(N)
+async def _race(tmp_path: Path, raws: list[bytes]) -> tuple[Any, Any, list[Any]]:
+    """Gossip `raws` to a backup and, while their signatures are being checked on a worker
+    thread, hand it a pre-prepare of the same events."""
     node = intake._node(tmp_path, 1)
     data, _ = intake._preprepare(node, raws, 1, intake._T0)
-    from consensus.messages import ConsensusMessage
-    from protocol.codec import decode_as
-
     block = decode_as(ConsensusMessage, data, max_bytes=64 << 20).block
-    outcomes = []
+    outcomes: list[Any] = []
 
     async def gossip() -> None:
         outcomes.extend(await node.submit(list(raws), from_peer=True))
@@ -31,6 +32,11 @@ async def test_gossip_and_preprepare_at_once_check_each_signature_once(tmp_path:
         nursery.start_soon(gossip)
         await trio.sleep(0)  # the gossip batch is on its worker thread now
         nursery.start_soon(node._preverify, block)
+    return node, block, outcomes
+
+
+async def test_gossip_and_preprepare_at_once_check_each_signature_once(tmp_path: Path) -> None:
+    node, block, outcomes = await _race(tmp_path, intake._events(N))
     c = node.counters
     assert c["verified_gossip"] + c["verified_preprepare"] == N, c
     assert c["verified_gossip"] == N  # the pre-prepare waited for the gossip batch's checks
@@ -47,21 +53,7 @@ async def test_a_bad_signature_is_refused_on_both_paths(tmp_path: Path) -> None:
     bad = bytearray(raws[5])
     bad[-1] ^= 1  # flip a bit of the signature
     raws[5] = bytes(bad)
-    node = intake._node(tmp_path, 1)
-    data, _ = intake._preprepare(node, raws, 1, intake._T0)
-    from consensus.messages import ConsensusMessage
-    from protocol.codec import decode_as
-
-    block = decode_as(ConsensusMessage, data, max_bytes=64 << 20).block
-    outcomes = []
-
-    async def gossip() -> None:
-        outcomes.extend(await node.submit(list(raws), from_peer=True))
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(gossip)
-        await trio.sleep(0)
-        nursery.start_soon(node._preverify, block)
+    node, block, outcomes = await _race(tmp_path, raws)
     assert outcomes[5].status == "rejected" and "signature" in outcomes[5].code
     assert sum(o.status == "accepted" for o in outcomes) == 19
     res = _App(node).verify_payload(block)
