@@ -562,7 +562,7 @@ def main(argv: list[str]) -> int:
           f" (block interval {res['block_interval_ms'] or 'default'} ms)")
     print(f"the bench process itself used {res['bench_cpu_s']} CPU s")
     for name, v in res["per_node"].items():
-        print(f"  {name}: CPU {v['cpu_s']} s ({v['cpu_share'] * 100:.0f}% of one core, "
+        print(f"  {name}: CPU {v['cpu_s']} s ({v['cpu_share'] * 100:.0f}% of one core over the run and its drain, "
               f"{v['cpu_ms_per_committed_event']} ms per committed event), peak RSS {v['peak_rss_mb']} MB")
     sigs = {name: {k[len("verified_"):]: v for k, v in c.items() if k.startswith("verified_")}
             for name, c in res.get("intake_counters", {}).items()}

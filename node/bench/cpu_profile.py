@@ -192,13 +192,14 @@ def account(sampler: Sampler, committed_events: int) -> dict[str, Any]:
 def format_table(acc: dict[str, Any]) -> str:
     names = list(acc["nodes"])
     total = acc["mean_total_us_per_event"]
-    head = f"{'component':<48}" + "".join(f"{n:>9}" for n in names) + f"{'mean':>9}{'share':>7}"
+    w = max(len("total (all threads, /proc)"), *(len(c) for c in acc["mean_us_per_event"])) + 2
+    head = f"{'component':<{w}}" + "".join(f"{n:>9}" for n in names) + f"{'mean':>9}{'share':>7}"
     lines = [f"CPU per committed event (us) over {acc['window_s']:.0f} s, {acc['committed_events']:,} events committed:",
              head, "-" * len(head)]
     for comp, m in acc["mean_us_per_event"].items():
         row = "".join(f"{acc['nodes'][n]['components_us_per_event'].get(comp, 0):>9.1f}" for n in names)
-        lines.append(f"{comp:<48}{row}{m:>9.1f}{100 * m / max(total, 1e-9):>6.0f}%")
+        lines.append(f"{comp:<{w}}{row}{m:>9.1f}{100 * m / max(total, 1e-9):>6.0f}%")
     lines.append("-" * len(head))
-    lines.append(f"{'total (all threads, /proc)':<48}" + "".join(f"{acc['nodes'][n]['us_per_event']:>9.1f}" for n in names)
+    lines.append(f"{'total (all threads, /proc)':<{w}}" + "".join(f"{acc['nodes'][n]['us_per_event']:>9.1f}" for n in names)
                  + f"{total:>9.1f}")
     return "\n".join(lines)
