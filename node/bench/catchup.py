@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     net_dir = Path(tempfile.mkdtemp(prefix="afterchain-catchup-"))
     net = LocalNet(net_dir / "net")
+    victim = "node3"
     net.create(4, chain_id="afterchain-catchup")
     http = httpx.Client(timeout=30)
     try:
@@ -53,7 +54,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                       time_ms=1, body=B.ProductRegister(gtin=gtin, serial=f"C{i:08d}", model="M", batch="CU",
                                                                         production_time_ms=1))).encode()
                for i in range(total)]
-        victim = "node3"
         net.stop(victim)
         h0 = int(http.get(f"{urls[0]}/v1/status").json()["executed_height"])
         t0 = time.time()
@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         http.close()
         net.stop_all()
         # the returning node's log (its start-up and fetch timeline) outlives the network
-        log = net_dir / "net" / "node3" / "node.log"
+        log = net_dir / "net" / victim / "node.log"
         if log.exists():
             out = Path(args.out)
             out.mkdir(parents=True, exist_ok=True)

@@ -50,12 +50,12 @@ from typing import Any
 import httpx
 import msgpack
 
+from node.bench.cpu_profile import Sampler, account, format_table, stat_cpu_s
 from protocol.crypto import KeyPair
 
 __all__ = ["main"]
 
 TICKET_SHARE = 0.3
-_CLK = os.sysconf("SC_CLK_TCK")
 
 
 # --------------------------------------------------------------------------- ceiling
@@ -165,8 +165,7 @@ def _proc_rss(pid: int) -> int:
 
 def _proc_sample(pid: int) -> tuple[float, int]:
     try:
-        st = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        cpu = (int(st[11]) + int(st[12])) / _CLK
+        cpu = stat_cpu_s(Path(f"/proc/{pid}/stat").read_text())
         hwm = 0
         for ln in Path(f"/proc/{pid}/status").read_text().splitlines():
             if ln.startswith("VmHWM:"):
@@ -254,7 +253,7 @@ def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, ar
     bench_cpu0 = time.process_time()
     stop = threading.Event()
     lock = threading.Lock()
-    view_changes0 = _view_changes(urls)
+    view_changes0 = _view_changes(_statuses(urls))
     rss_curve: list[dict[str, Any]] = []
     block_sizes: list[tuple[float, int]] = []  # (time seen, events) of every block followed
 
@@ -379,8 +378,6 @@ def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, ar
 
     def profiler() -> None:
         """Sample every node in the middle of the run (after the warm-up): `cpu_profile`."""
-        from node.bench.cpu_profile import Sampler
-
         start_s = min(0.3 * args.duration, 30.0)
         length_s = max(5.0, min(0.5 * args.duration, 30.0))
         time.sleep(max(0.0, t_start + start_s - time.time()))
@@ -414,11 +411,9 @@ def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, ar
     rel.join(timeout=5)
     bench_cpu = time.process_time() - bench_cpu0
     samples = {name: _proc_sample(pid) for name, pid in pids.items() if pid}
-    view_changes = _view_changes(urls) - view_changes0
-    intake: dict[str, Any] = {}
-    for node, u in zip(net.nodes(), urls, strict=True):
-        with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
-            intake[node.name] = httpx.get(f"{u}/v1/status", timeout=10).json()["intake"]
+    statuses = _statuses(urls)
+    view_changes = _view_changes(statuses) - view_changes0
+    intake = {st["node"]: st["intake"] for st in statuses if "node" in st and "intake" in st}
     # The ceiling again, with the nodes stopped: this shared machine's speed drifts by tens
     # of percent within minutes, so the bound is the mean of the ceilings before and after.
     net.stop_all()
@@ -472,8 +467,6 @@ def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, ar
         "timeline": {"committed_per_s": per_s, "latency_p50_per_s": {k: statistics.median(v) for k, v in lat_by_s.items()}},
     }
     if "sampler" in profile:
-        from node.bench.cpu_profile import account
-
         with lock:
             in_window = sum(1 for x in commit_t.values() if profile["t0"] <= x <= profile["t1"])
         result["cpu_profile"] = account(profile["sampler"], in_window)
@@ -482,12 +475,17 @@ def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, ar
     return result
 
 
-def _view_changes(urls: list[str]) -> int:
-    total = 0
+def _statuses(urls: list[str]) -> list[dict[str, Any]]:
+    """`GET /v1/status` of each node that answers."""
+    out = []
     for u in urls:
-        with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
-            total = max(total, int(httpx.get(f"{u}/v1/status", timeout=5).json()["view"]))
-    return total
+        with contextlib.suppress(httpx.HTTPError, ValueError):
+            out.append(httpx.get(f"{u}/v1/status", timeout=5).json())
+    return out
+
+
+def _view_changes(statuses: list[dict[str, Any]]) -> int:
+    return max((int(st.get("view", 0)) for st in statuses), default=0)
 
 
 def _pct(xs: list[float], p: float) -> float | None:
@@ -571,8 +569,6 @@ def main(argv: list[str]) -> int:
             f"{name} {sum(v.values()) / max(1, res['committed']):.2f} ({', '.join(f'{k} {n:,}' for k, n in v.items())})"
             for name, v in sigs.items()))
     if "cpu_profile" in res:
-        from node.bench.cpu_profile import format_table
-
         print(format_table(res["cpu_profile"]))
     elif args.profile:
         print("no profile: the run ended before its profiling window")

@@ -30,7 +30,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RULES", "Sampler", "account", "classify", "format_table", "thread_cpu"]
+__all__ = ["RULES", "Sampler", "account", "classify", "format_table", "stat_cpu_s", "thread_cpu"]
 
 _CLK = os.sysconf("SC_CLK_TCK")
 
@@ -72,6 +72,12 @@ def classify(frames: list[str]) -> str:
     return RULES[-1][0]
 
 
+def stat_cpu_s(stat: str) -> float:
+    """User + system CPU seconds from the text of a /proc ``stat`` file (a process's or a thread's)."""
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _CLK
+
+
 def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
     """tid -> (thread name, CPU seconds so far) of every thread of `pid` (empty if gone)."""
     out: dict[int, tuple[str, float]] = {}
@@ -86,8 +92,7 @@ def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
             name = (base / str(tid) / "comm").read_text().strip()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        out[tid] = (name, (int(fields[11]) + int(fields[12])) / _CLK)
+        out[tid] = (name, stat_cpu_s(stat))
     return out
 
 
@@ -130,12 +135,11 @@ class Sampler:
             self.cpu1[name] = thread_cpu(self.pids[name])
 
 
-def _samples(path: Path) -> tuple[Counter[str], dict[int, Counter[str]]]:
-    """Component -> active samples, and per thread id the same, from a py-spy raw file."""
-    total: Counter[str] = Counter()
+def _samples(path: Path) -> dict[int, Counter[str]]:
+    """Thread id -> component -> active samples, from a py-spy raw file."""
     per_thread: dict[int, Counter[str]] = {}
     if not path.exists():
-        return total, per_thread
+        return per_thread
     for line in path.read_text(errors="replace").splitlines():
         stack, _, n = line.rpartition(" ")
         if not stack or not n.isdigit():
@@ -145,10 +149,8 @@ def _samples(path: Path) -> tuple[Counter[str], dict[int, Counter[str]]]:
             continue
         m = _THREAD.match(frames[0])
         tid = int(m.group(1)) if m else -1
-        comp = classify(frames[1:] if m else frames)
-        total[comp] += int(n)
-        per_thread.setdefault(tid, Counter())[comp] += int(n)
-    return total, per_thread
+        per_thread.setdefault(tid, Counter())[classify(frames[1:] if m else frames)] += int(n)
+    return per_thread
 
 
 def account(sampler: Sampler, committed_events: int) -> dict[str, Any]:
@@ -157,7 +159,7 @@ def account(sampler: Sampler, committed_events: int) -> dict[str, Any]:
     for name in sampler.pids:
         c0, c1 = sampler.cpu0.get(name, {}), sampler.cpu1.get(name, {})
         threads = {tid: (nm, t - c0.get(tid, (nm, 0.0))[1]) for tid, (nm, t) in c1.items()}
-        _, per_thread = _samples(sampler.out_dir / f"{name}.raw")
+        per_thread = _samples(sampler.out_dir / f"{name}.raw")
         comp_s: dict[str, float] = {}
         for tid, (_nm, cpu_s) in threads.items():
             samples = per_thread.get(tid)
