@@ -481,14 +481,12 @@ class Node:
         for raw, h, job in theirs:
             await job.done.wait()
             res = job.results.get(h)
-            if res is None:  # that check was cancelled: do it here
+            if res is None:  # that check was cancelled: check (or wait) again
                 missing.append((raw, h))
             else:
                 out[h] = res
         if missing:
-            self.counters[counter] += len(missing)
-            checked = await verify_batch([r for r, _ in missing], self.chain_id)
-            out.update(zip((h for _, h in missing), checked, strict=True))
+            out.update(await self._verify_once(missing, counter=counter))
         return out
 
     def _stateful_check(self, signed: SignedEvent) -> tuple[str, str] | None:

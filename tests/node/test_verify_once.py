@@ -12,7 +12,7 @@ import trio
 from consensus.messages import ConsensusMessage
 from node.bench import intake
 from node.runner import _App
-from protocol.codec import decode_as
+from protocol.codec import decode_as, sha256
 
 N = 300
 
@@ -58,5 +58,47 @@ async def test_a_bad_signature_is_refused_on_both_paths(tmp_path: Path) -> None:
     assert sum(o.status == "accepted" for o in outcomes) == 19
     res = _App(node).verify_payload(block)
     assert res.reason.startswith("event ") and "signature" in res.reason
+    node.store.close()
+    node.ledger.close()
+
+
+async def test_a_waiter_checks_itself_when_the_check_it_waited_for_is_cancelled(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    from node import runner
+
+    raws = intake._events(20)
+    node = intake._node(tmp_path, 1)
+    items = [(r, sha256(r)) for r in raws]
+    real = runner.verify_batch
+    calls = 0
+
+    async def first_hangs(batch: Any, chain_id: str) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await trio.sleep_forever()
+        return await real(batch, chain_id)
+
+    monkeypatch.setattr(runner, "verify_batch", first_hangs)
+    scopes: list[trio.CancelScope] = []
+    got: dict[bytes, Any] = {}
+
+    async def hanging() -> None:
+        with trio.CancelScope() as scope:
+            scopes.append(scope)
+            await node._verify_once(items, counter="verified_gossip")
+
+    async def waiter() -> None:
+        got.update(await node._verify_once(items, counter="verified_preprepare"))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(hanging)
+        await trio.sleep(0)  # its check is registered and hangs
+        nursery.start_soon(waiter)
+        await trio.sleep(0)  # the waiter waits for it
+        scopes[0].cancel()
+    assert len(got) == 20 and all(type(v).__name__ == "SignedEvent" for v in got.values())
+    assert node.counters["verified_gossip"] == 20 and node.counters["verified_preprepare"] == 20
+    assert node._verifying == {}
     node.store.close()
     node.ledger.close()
