@@ -41,6 +41,8 @@ from typing import Any
 
 import trio
 
+from .threads import run_sync
+
 __all__ = ["mallinfo", "memory_report", "reporter", "rocksdb_memory", "start_tracing", "trimmer", "tune_malloc", "write_report"]
 
 ROCKSDB_PROPERTIES = (
@@ -127,7 +129,7 @@ async def trimmer(interval_s: float = MALLOC_TRIM_INTERVAL_S) -> None:
         return
     while True:
         await trio.sleep(interval_s)
-        await trio.to_thread.run_sync(trim)
+        await run_sync(trim)
 
 
 def _smaps_rollup() -> dict[str, int]:
