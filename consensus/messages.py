@@ -4,7 +4,10 @@ Every vote is a small *body* (view, seq, digest, replica) signed under its own d
 (`Domain.PREPREPARE`, `PREPARE`, `COMMIT`, `CHECKPOINT`, `VIEW_CHANGE`, `NEW_VIEW`; `Status`
 uses `Domain.PEER`) and carried in a ``Signed*`` wrapper. The COMMIT body is
 `protocol.block.Commit`, so a commit certificate is exactly the collected COMMIT
-signatures. A pre-prepare travels with its block in `PrePrepareMsg`.
+signatures. A pre-prepare travels with its block in `PrePrepareMsg`; between nodes it
+usually travels as a `CompactPrePrepareMsg`, which names the block's events by hash (the
+node turns it back into a `PrePrepareMsg`, asking the sender for the events it lacks with
+`EventsRequest`; a replica never takes the compact form itself).
 
 Invariants checked by the stateless `validate()` methods (nothing here needs keys or
 replica state): heights/sequence numbers start at 1, a prepared proof's prepares all name
@@ -18,10 +21,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from protocol.block import MAX_VALIDATORS, Block, BlockHeader, Commit, CommitCertificate
+from protocol.block import MAX_BLOCK_EVENTS, MAX_VALIDATORS, Block, BlockHeader, Commit, CommitCertificate
 from protocol.codec import Message, message
 from protocol.crypto import Domain
 from protocol.errors import Code, ValidationError
+from protocol.merkle import merkle_root
 from protocol.types import Hash32, Height, Seq, Signature, ValidatorId, View
 
 __all__ = [
@@ -31,7 +35,10 @@ __all__ = [
     "CertifiedBlock",
     "CheckpointBody",
     "CheckpointProof",
+    "CompactPrePrepareMsg",
     "ConsensusMessage",
+    "EventsRequest",
+    "EventsResponse",
     "Evidence",
     "NewViewBody",
     "PrePrepare",
@@ -335,6 +342,74 @@ class BlockResponse(Message):
     def validate(self) -> None:
         if len(self.blocks) > MAX_FETCH_BLOCKS:
             raise ValidationError(Code.FIELD_OUT_OF_RANGE, f"at most {MAX_FETCH_BLOCKS} blocks", field="blocks")
+
+
+@message(tag=0x5C)
+class CompactPrePrepareMsg(ConsensusMessage):
+    """A `PrePrepareMsg` whose block's events are named by their SHA-256 (`event_hashes`, in
+    block order) instead of carried, except `prefilled`: encoded events the sender had not
+    gossiped yet when it sent this (any order). The receiver takes the other events from
+    those it already has (gossip) and asks the sender for the rest (`EventsRequest`).
+
+    Stateless checks: the header hashes to the pre-prepare's digest, its height is the
+    sequence number, it counts `len(event_hashes)` events and its `events_root` is the
+    Merkle root of `event_hashes`. So the block rebuilt from events with those hashes is
+    the block the pre-prepare signs."""
+
+    preprepare: SignedPrePrepare
+    header: BlockHeader
+    event_hashes: tuple[Hash32, ...]
+    prefilled: tuple[bytes, ...]
+
+    def validate(self) -> None:
+        if self.header.hash() != self.preprepare.body.digest:
+            raise ValidationError(Code.FIELD_INVALID, "the header does not hash to the digest", field="header")
+        if self.header.height != int(self.preprepare.body.seq):
+            raise ValidationError(Code.FIELD_INVALID, "block height is not the sequence number", field="header.height")
+        if len(self.event_hashes) != self.header.event_count:
+            raise ValidationError(Code.FIELD_INVALID, f"header says {self.header.event_count} events, "
+                                  f"{len(self.event_hashes)} are named", field="event_hashes")
+        if len(self.prefilled) > len(self.event_hashes):
+            raise ValidationError(Code.FIELD_OUT_OF_RANGE, "more prefilled events than the block has", field="prefilled")
+        if merkle_root(self.event_hashes) != self.header.events_root:
+            raise ValidationError(Code.FIELD_INVALID, "events_root does not match event_hashes", field="event_hashes")
+
+    @classmethod
+    def of(cls, msg: PrePrepareMsg, prefilled: tuple[bytes, ...] = ()) -> CompactPrePrepareMsg:
+        return cls(preprepare=msg.preprepare, header=msg.block.header,
+                   event_hashes=msg.block.event_hashes(), prefilled=prefilled)  # type: ignore[arg-type]
+
+    def expand(self, events: tuple[bytes, ...]) -> PrePrepareMsg:
+        """The `PrePrepareMsg`, given the block's events in order. The caller guarantees
+        SHA-256(events[i]) == event_hashes[i] (it found each event by that hash), so with
+        this message's checks the result is valid; the hashes are not computed again."""
+        block = Block(header=self.header, events=events)
+        object.__setattr__(block, "_event_hashes", tuple(self.event_hashes))
+        return PrePrepareMsg(preprepare=self.preprepare, block=block)
+
+
+MAX_EVENTS_REQUESTED = MAX_BLOCK_EVENTS
+"""Most event hashes in one `EventsRequest`."""
+
+
+@message(tag=0x5D)
+class EventsRequest(Message):
+    """Ask a peer for encoded events by their SHA-256 (those of a compact pre-prepare that
+    the asker lacks)."""
+
+    hashes: tuple[Hash32, ...]
+
+    def validate(self) -> None:
+        if len(self.hashes) > MAX_EVENTS_REQUESTED:
+            raise ValidationError(Code.FIELD_OUT_OF_RANGE, f"at most {MAX_EVENTS_REQUESTED} hashes", field="hashes")
+
+
+@message(tag=0x5E)
+class EventsResponse(Message):
+    """The encoded events of an `EventsRequest` the peer has, in any order (the asker
+    checks each one's hash; missing ones are left out)."""
+
+    events: tuple[bytes, ...]
 
 
 def phase_key(msg: SignedMessage) -> tuple[str, int, int, bytes]:

@@ -1,5 +1,6 @@
 """The node's chain store (RocksDB via rocksdict): blocks, certificates, the consensus
-log, the mempool journal and the event -> block index.
+log and the mempool journal. (Where an event was committed is the ledger's outcome record
+``o``: `Ledger.event_outcome`.)
 
 Layout (one RocksDB at ``<data_dir>/chain``, raw byte keys, big-endian heights):
 
@@ -7,14 +8,13 @@ Layout (one RocksDB at ``<data_dir>/chain``, raw byte keys, big-endian heights):
 |---|---|---|
 | ``B`` | height (8) | encoded `Block` |
 | ``C`` | height (8) | encoded `CommitCertificate` |
-| ``E`` | event id (32) | height (8) + index in block (4) |
 | ``L`` | consensus key | bytes the consensus core asked to persist |
 | ``M`` | event id (32) | encoded `SignedEvent` accepted by the mempool, not yet committed |
 | ``X`` | event id (32) | msgpack [code, message] of an accepted event the mempool dropped |
 | ``m`` | name | meta (e.g. ``head``: highest stored height) |
 
 Invariants:
-- `commit_block` writes block + certificate + index + head + mempool removals in one
+- `commit_block` writes block + certificate + head + mempool removals in one
   synced WriteBatch: after a crash, either all of a block is there or none of it;
 - `persist` (the consensus log and signer guard) is synced before the caller sends the
   votes it covers (persist before send);
@@ -39,7 +39,6 @@ from protocol.block import Block, CommitCertificate
 __all__ = ["ChainStore", "rocksdb_options"]
 
 _H = struct.Struct(">Q")
-_LOC = struct.Struct(">QI")
 
 
 def _h(height: int) -> bytes:
@@ -50,9 +49,8 @@ WRITE_BUFFER_BYTES = 16 << 20
 WRITE_BUFFERS_MAX = 2
 CHAIN_BLOCK_CACHE_BYTES = 8 << 20
 """The chain store's block cache. Its reads are a recent block (API, a peer's catch-up:
-mostly still in the memtable or the OS page cache) and `event_location` misses (answered
-by the bloom filters). RocksDB's default (32 MiB per store) filled up with blocks nobody
-read again (16 MB after 300k events, growing; issue 10)."""
+mostly still in the memtable or the OS page cache). RocksDB's default (32 MiB per store)
+filled up with blocks nobody read again (16 MB after 300k events, growing; issue 10)."""
 LEDGER_BLOCK_CACHE_BYTES = 32 << 20
 """The ledger's block cache (SMT nodes, state values, indexes): RocksDB's default size,
 made explicit; it is full after ~100k events."""
@@ -63,8 +61,8 @@ def rocksdb_options(block_cache_bytes: int = CHAIN_BLOCK_CACHE_BYTES) -> Options
 
     - Memtables are resident memory: 2 x 16 MiB bounds them (64 MiB x 4 let a node's RSS
       grow by ~200 MB under load; larger ones bought no speed here; measured, issue 10).
-    - Most point reads miss (`event_location` for every admitted event, a new event's
-      outcome key, a new product's state key): bloom filters on tables and memtable answer
+    - Most point reads miss (a new event's outcome key, read for every admitted event and
+      again at execution, a new product's state key): bloom filters on tables and memtable answer
       a miss in 0.43 us instead of 2.6 us (300k keys, issue 10).
     - The block cache is bounded by `block_cache_bytes` (each store has its own).
     """
@@ -104,17 +102,13 @@ class ChainStore:
         wb = WriteBatch(raw_mode=True)
         wb.put(b"B" + _h(height), block.encode())
         wb.put(b"C" + _h(height), cert.encode())
-        journaled = self._journaled
-        done: list[bytes] = []
-        for i, eid in enumerate(event_ids):
-            wb.put(b"E" + eid, _LOC.pack(height, i))
-            if eid in journaled:
-                wb.delete(b"M" + eid)
-                done.append(eid)
+        done = self._journaled.intersection(event_ids)
+        for eid in done:
+            wb.delete(b"M" + eid)
         if height > self.head:
             wb.put(b"mhead", _h(height))
         self._db.write(wb, self._sync)
-        journaled.difference_update(done)
+        self._journaled.difference_update(done)
         self.head = max(self.head, height)
 
     def commit_blocks(self, items: Sequence[tuple[Block, CommitCertificate, Sequence[bytes]]]) -> None:
@@ -122,17 +116,19 @@ class ChainStore:
         of them survive a crash, and all are durable before the caller executes any."""
         wb = WriteBatch(raw_mode=True)
         top = self.head
+        done: set[bytes] = set()
         for block, cert, event_ids in items:
             height = block.header.height
             wb.put(b"B" + _h(height), block.encode())
             wb.put(b"C" + _h(height), cert.encode())
-            for i, eid in enumerate(event_ids):
-                wb.put(b"E" + eid, _LOC.pack(height, i))
-                wb.delete(b"M" + eid)
+            done.update(self._journaled.intersection(event_ids))
             top = max(top, height)
+        for eid in done:
+            wb.delete(b"M" + eid)
         if top > self.head:
             wb.put(b"mhead", _h(top))
         self._db.write(wb, self._sync)
+        self._journaled.difference_update(done)
         self.head = top
 
     def block_bytes(self, height: int) -> bytes | None:
@@ -150,10 +146,6 @@ class ChainStore:
     def certificate_bytes(self, height: int) -> bytes | None:
         v = self._db.get(b"C" + _h(height))
         return bytes(v) if v is not None else None
-
-    def event_location(self, event_id: bytes) -> tuple[int, int] | None:
-        raw = self._db.get(b"E" + event_id)
-        return _LOC.unpack(raw) if raw is not None else None  # type: ignore[return-value]
 
     # ------------------------------------------------------------------ consensus log
     def persist(self, items: Iterable[tuple[bytes, bytes | None]]) -> None:

@@ -298,6 +298,14 @@ def preprepare_msgs(draw: st.DrawFn) -> _cm.PrePrepareMsg:
 
 
 @st.composite
+def compact_preprepare_msgs(draw: st.DrawFn) -> _cm.CompactPrePrepareMsg:
+    pp = draw(preprepare_msgs())
+    events = pp.block.events
+    prefilled = tuple(draw(st.lists(st.sampled_from(events), max_size=len(events)))) if events else ()
+    return _cm.CompactPrePrepareMsg.of(pp, prefilled)
+
+
+@st.composite
 def prepared_proofs(draw: st.DrawFn) -> _cm.PreparedProof:
     pp = draw(preprepare_msgs())
     b = pp.preprepare.body
@@ -316,6 +324,7 @@ def certified_blocks(draw: st.DrawFn) -> _cm.CertifiedBlock:
 
 CUSTOM[CommitCertificate] = commit_certificates
 CUSTOM[_cm.PrePrepareMsg] = preprepare_msgs
+CUSTOM[_cm.CompactPrePrepareMsg] = compact_preprepare_msgs
 CUSTOM[_cm.PreparedProof] = prepared_proofs
 CUSTOM[_cm.CertifiedBlock] = certified_blocks
 CUSTOM[_cm.BlockResponse] = lambda: st.lists(certified_blocks(), max_size=2).map(

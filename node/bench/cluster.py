@@ -269,11 +269,13 @@ def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, ar
             try:
                 top = int(client.get(f"{follow}/v1/status").json()["executed_height"])
                 while h < top:
-                    blk = client.get(f"{follow}/v1/blocks/{h + 1}?outcomes=1").json()
+                    r = client.get(f"{follow}/v1/blocks/{h + 1}?outcomes=1")
+                    r.raise_for_status()  # (a refused read is retried, never skipped)
+                    blk = r.json()
+                    codes = blk.get("outcomes") or ["?"] * len(blk["event_ids"])
                     h += 1
                     now = time.time()
                     block_sizes.append((now, len(blk["event_ids"])))
-                    codes = blk.get("outcomes") or ["?"] * len(blk["event_ids"])
                     with lock:
                         for e, code in zip(blk["event_ids"], codes, strict=True):
                             eid = bytes.fromhex(e)
@@ -414,6 +416,18 @@ def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, ar
     statuses = _statuses(urls)
     view_changes = _view_changes(statuses) - view_changes0
     intake = {st["node"]: st["intake"] for st in statuses if "node" in st and "intake" in st}
+    pending = [i for i in submit_t if i not in commit_t]
+    if pending:  # what each node says of a few of them, before the nodes stop
+        print(f"{len(pending)} accepted events did not commit within the drain; the nodes' view of some:")
+        with httpx.Client(timeout=5) as c:
+            for i in pending[:5]:
+                seen = []
+                for u in urls:
+                    try:
+                        seen.append(c.get(f"{u}/v1/events/{i.hex()}").json().get("status", "?"))
+                    except (httpx.HTTPError, ValueError):
+                        seen.append("unreachable")
+                print(f"  {i.hex()[:16]}: " + ", ".join(seen))
     # The ceiling again, with the nodes stopped: this shared machine's speed drifts by tens
     # of percent within minutes, so the bound is the mean of the ceilings before and after.
     net.stop_all()

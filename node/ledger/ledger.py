@@ -1930,6 +1930,10 @@ class Ledger:
     def policy(self, policy_id: bytes) -> dict[str, Any] | None:
         return self._read(b"pol/" + policy_id)  # type: ignore[no-any-return]
 
+    def has_outcome(self, event_id: bytes) -> bool:
+        """Whether an event with this id is in a block executed here (accepted or refused)."""
+        return self.kv.get(b"o" + event_id) is not None
+
     def event_outcome(self, event_id: bytes) -> Outcome | None:
         raw = self.kv.get(b"o" + event_id)
         if raw is None:

@@ -32,13 +32,23 @@ def test_a_block_deletes_only_journaled_keys_and_the_journal_survives_reopen(tmp
     s.commit_block(_block(1), _cert(1), [ids[0], ids[3], ids[4]])  # 3, 4 came by gossip: never journaled
     assert _deletes(s) == 1
     assert sorted(eid for eid, _ in s.journal()) == ids[1:3]
-    assert s.event_location(ids[3]) == (1, 1)
     s.journal_drop([(ids[1], "mempool.expired", "gone"), (ids[5], "mempool.expired", "peer copy")])
     assert _deletes(s) == 2
     assert s.dropped(ids[5]) == ("mempool.expired", "peer copy")
     assert [eid for eid, _ in s.journal()] == [ids[2]]
     s.commit_block(_block(2), _cert(2), [ids[2]])
     assert _deletes(s) == 3
+    assert list(s.journal()) == []
+    assert s.head == 2
+    s.close()
+
+
+def test_a_catch_up_batch_deletes_only_journaled_keys(tmp_path: Path) -> None:
+    ids = [bytes([i]) * 32 for i in range(6)]
+    s = ChainStore(tmp_path / "chain")
+    s.journal_add([(ids[1], b"raw1"), (ids[4], b"raw4")])
+    s.commit_blocks([(_block(1), _cert(1), ids[:3]), (_block(2), _cert(2), ids[3:])])
+    assert _deletes(s) == 2  # ids 1 and 4; the other four were never journaled here
     assert list(s.journal()) == []
     assert s.head == 2
     s.close()

@@ -16,6 +16,7 @@ from node import mempool as mempool_mod
 from node.mempool import verify_batch
 from node.runner import Node, NodeOptions
 from node.transport.memory import MemoryNetwork
+from protocol.codec import sha256
 from protocol.errors import ProtocolError
 from protocol.events import SignedEvent
 
@@ -63,9 +64,9 @@ async def test_gossip_worker_admits_queued_batches_in_one_call(tmp_path: Path, m
     monkeypatch.setattr(node, "submit", submit)
     monkeypatch.setattr(runner_mod, "GOSSIP_MAX_EVENTS", 25)
     evs = [product_event(n).encode() for n in range(1, 41)]
-    peer = VALIDATORS[2].public
     for lo in range(0, 40, 10):  # four batches of 10 queued while the worker was busy
-        node._gossip_backlog.append((peer, evs[lo : lo + 10]))
+        batch = evs[lo : lo + 10]
+        node._gossip_backlog.append((batch, [sha256(r) for r in batch]))
         node._gossip_backlog_n += 10
     async with trio.open_nursery() as nursery:
         nursery.start_soon(node._gossip_worker)

@@ -70,7 +70,7 @@ async def test_memory_report_of_a_running_node(tmp_path: Path) -> None:
     async with memory_cluster(tmp_path, n=4) as (nodes, _net):
         out = await nodes[0].submit([product_event(1).encode()])
         assert out[0].status == "accepted"
-        await wait_for(lambda: all(n.store.event_location(product_event(1).id) is not None for n in nodes))
+        await wait_for(lambda: all(n.ledger.has_outcome(product_event(1).id) for n in nodes))
         report = memory.memory_report(nodes[0])
         json.dumps(report)  # JSON-ready
         assert report["lens"]["verified"] == 0 and report["lens"]["mempool"] == 0

@@ -4,6 +4,7 @@ backups checked ~1.25 signatures per committed event in `bench cluster`)."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,45 @@ async def test_a_waiter_checks_itself_when_the_check_it_waited_for_is_cancelled(
         scopes[0].cancel()
     assert len(got) == 20 and all(type(v).__name__ == "SignedEvent" for v in got.values())
     assert node.counters["verified_gossip"] == 20 and node.counters["verified_preprepare"] == 20
+    assert node._verifying == {}
+    node.store.close()
+    node.ledger.close()
+
+
+async def test_what_a_check_passed_is_cached_while_it_still_waits_for_another(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """A pre-prepare of events A + B, where A is being checked for gossip: the pre-prepare
+    checks B, then waits for A's check. A gossip copy of B arriving in that wait finds B
+    verified (it used to find B in neither `verified` nor `_verifying` and check it again)."""
+    from node import runner
+
+    raws = intake._events(40)
+    a, b = raws[:20], raws[20:]
+    node = intake._node(tmp_path, 1)
+    real = runner.verify_batch
+    release = trio.Event()
+
+    async def a_waits(batch: Any, chain_id: str) -> Any:
+        if batch[0] == a[0]:
+            await release.wait()
+        return await real(batch, chain_id)
+
+    monkeypatch.setattr(runner, "verify_batch", a_waits)
+    both = [(r, sha256(r)) for r in raws]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(node.submit, list(a), None)  # A's gossip check: hangs until released
+        await trio.sleep(0)
+        nursery.start_soon(functools.partial(node._verify_once, both, counter="verified_preprepare"))  # B; waits for A
+        for _ in range(200):  # until B's check is done (a worker thread)
+            if all(sha256(r) in node.verified for r in b):
+                break
+            await trio.sleep(0.01)
+        outcomes = await node.submit(list(b), from_peer=True)  # B's gossip copy, meanwhile
+        release.set()
+    c = node.counters
+    assert [o.status for o in outcomes] == ["accepted"] * 20
+    assert c["verified_gossip"] == 0, c  # B was not checked again
+    assert c["verified_preprepare"] == 20 and c["verified_api"] == 20, c
     assert node._verifying == {}
     node.store.close()
     node.ledger.close()
