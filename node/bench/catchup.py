@@ -156,7 +156,9 @@ def main(argv: list[str]) -> int:
     print(f"catch-up rate = {res['ratio']}x the production rate (target >= 10x), process start included")
     print(f"process start (until its API answers): {res['process_start_s']} s; after it: "
           f"{res['catchup_events_per_s_excluding_start']:,} events/s = {res['ratio_excluding_start']}x the production rate"
-          f" ({res['executed_at_start']} blocks were executed before the API answered)")
+          + (f" ({res['executed_at_start']} blocks were executed before the API answered)" if res["executed_at_start"] >= 0
+             else f" (its executed height came back {-res['executed_at_start']} blocks below where it stopped:"
+                  " it executes those blocks again)"))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "catchup.json").write_text(json.dumps(res, indent=2) + "\n")
