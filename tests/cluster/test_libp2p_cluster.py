@@ -60,19 +60,25 @@ def chain_view(net: LocalNet, name: str, upto: int) -> list[str]:
 def agree(net: LocalNet, names: list[str]) -> None:
     import time
 
-    # heights move on (heartbeat blocks); compare the common prefix and the roots at it
+    # heights move on (heartbeat blocks): wait for a moment when every node has executed
+    # the same height with the same state root, then compare the whole chain up to it.
+    # (Each try reads only the block at that height: reading every block of every node
+    # took seconds per try on a loaded machine, and a try needs all four nodes at one height.)
     deadline = time.monotonic() + 30
     while True:
         st = {n: net.status(n) for n in names}
         assert all(s is not None for s in st.values())
-        h = min(s["executed_height"] for s in st.values())  # type: ignore[index]
-        views = {n: chain_view(net, n, h) for n in names}
-        assert len({tuple(v) for v in views.values()}) == 1, "nodes disagree on block hashes"
-        # state root at h: the header of a later block names it, or the live root if heights match
-        roots = {s["state_root"] for s in st.values() if s["executed_height"] == h}  # type: ignore[index]
-        if len(roots) == 1 and len(st) == len([s for s in st.values() if s["executed_height"] == h]):  # type: ignore[index]
+        heights = {s["executed_height"] for s in st.values()}  # type: ignore[index]
+        h = min(heights)
+        tips = {httpx.get(f"{net.node(n).api_url}/v1/blocks/{h}", timeout=10).json()["hash"] for n in names}
+        assert len(tips) == 1, f"nodes disagree on the block at height {h}"
+        roots = {s["state_root"] for s in st.values()}  # type: ignore[index]
+        if len(heights) == 1:
+            assert len(roots) == 1, f"nodes disagree on the state root at height {h}"
+            views = {n: chain_view(net, n, h) for n in names}
+            assert len({tuple(v) for v in views.values()}) == 1, "nodes disagree on block hashes"
             return
-        assert time.monotonic() < deadline, "could not observe all nodes at one height"
+        assert time.monotonic() < deadline, f"could not observe all nodes at one height (last: {sorted(heights)})"
         time.sleep(0.05)
 
 
