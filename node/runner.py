@@ -796,9 +796,9 @@ class Node:
             backlog = self._gossip_backlog
             raws, hashes = backlog.popleft()
             while backlog and len(raws) + len(backlog[0][0]) <= GOSSIP_MAX_EVENTS:
-                more, more_hashes = backlog.popleft()
-                raws = raws + more
-                hashes = hashes + more_hashes
+                more, more_hashes = backlog.popleft()  # (the popped lists are ours to extend)
+                raws += more
+                hashes += more_hashes
             try:
                 await self.submit(raws, from_peer=True, hashes=hashes)
             finally:

@@ -97,19 +97,9 @@ class ChainStore:
         self._db.close()
 
     # ------------------------------------------------------------------ blocks
-    def commit_block(self, block: Block, cert: CommitCertificate, event_ids: Iterable[bytes]) -> None:
-        height = block.header.height
-        wb = WriteBatch(raw_mode=True)
-        wb.put(b"B" + _h(height), block.encode())
-        wb.put(b"C" + _h(height), cert.encode())
-        done = self._journaled.intersection(event_ids)
-        for eid in done:
-            wb.delete(b"M" + eid)
-        if height > self.head:
-            wb.put(b"mhead", _h(height))
-        self._db.write(wb, self._sync)
-        self._journaled.difference_update(done)
-        self.head = max(self.head, height)
+    def commit_block(self, block: Block, cert: CommitCertificate, event_ids: Sequence[bytes]) -> None:
+        """One committed block: `commit_blocks` of one."""
+        self.commit_blocks(((block, cert, event_ids),))
 
     def commit_blocks(self, items: Sequence[tuple[Block, CommitCertificate, Sequence[bytes]]]) -> None:
         """Several consecutive committed blocks (catch-up) in ONE synced WriteBatch: all or none
