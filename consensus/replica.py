@@ -125,7 +125,7 @@ from .messages import (
     phase_key,
 )
 from .params import ConsensusParams
-from .signer import Ed25519Signer, Ed25519Verifier, Signer, Verifier, quorum_size, verify_certificate
+from .signer import CachingVerifier, Ed25519Signer, Ed25519Verifier, Signer, Verifier, quorum_size, verify_certificate
 
 __all__ = [
     "MUTATIONS",
@@ -292,7 +292,8 @@ class Replica:
         self.chain_id = chain_id
         self.genesis_hash = Hash32(genesis_hash)
         self.genesis_time_ms = genesis_time_ms
-        self.verifier: Verifier = verifier if verifier is not None else Ed25519Verifier()
+        # a vote that arrives again (retransmitted, relayed) is not checked again
+        self.verifier: CachingVerifier = CachingVerifier(verifier if verifier is not None else Ed25519Verifier())
         self.mutations = frozenset(mutations)
         require(self.mutations <= MUTATIONS, f"unknown mutations {sorted(self.mutations - MUTATIONS)}")
         # an application without validators_for keeps the genesis set forever

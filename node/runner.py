@@ -1171,6 +1171,8 @@ class Node:
             "intake": {"pending": self.pending_intake(), "gossip_backlog": self._gossip_backlog_n, **self.counters},
             "stable_checkpoint": r.stable_seq,
             "consensus_rejected": dict(r.rejected),
+            # vote signatures: checked, and answered from memory (the same vote again)
+            "consensus_signatures": {"checked": r.verifier.misses, "repeats_skipped": r.verifier.hits},
             "validators": [v.hex() for v in r.validators.validators],
             "role": "validator" if self.key.public in r.validators else "observer",
         }

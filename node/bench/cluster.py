@@ -416,6 +416,7 @@ def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, ar
     statuses = _statuses(urls)
     view_changes = _view_changes(statuses) - view_changes0
     intake = {st["node"]: st["intake"] for st in statuses if "node" in st and "intake" in st}
+    vote_sigs = {st["node"]: st["consensus_signatures"] for st in statuses if "node" in st and "consensus_signatures" in st}
     pending = [i for i in submit_t if i not in commit_t]
     if pending:  # what each node says of a few of them, before the nodes stop
         print(f"{len(pending)} accepted events did not commit within the drain; the nodes' view of some:")
@@ -477,6 +478,7 @@ def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, ar
                                                                 / max(1, len(commit_t)), 3),
                             "peak_rss_mb": round(samples[name][1] / 2**20, 1)} for name in samples},
         "intake_counters": intake,
+        "consensus_signatures": vote_sigs,
         "rss_curve": rss_curve,
         "timeline": {"committed_per_s": per_s, "latency_p50_per_s": {k: statistics.median(v) for k, v in lat_by_s.items()}},
     }
@@ -582,6 +584,9 @@ def main(argv: list[str]) -> int:
         print("event signatures checked per committed event, by path: " + "; ".join(
             f"{name} {sum(v.values()) / max(1, res['committed']):.2f} ({', '.join(f'{k} {n:,}' for k, n in v.items())})"
             for name, v in sigs.items()))
+    if res.get("consensus_signatures"):
+        print("vote signatures checked (repeats answered from memory) since start: " + "; ".join(
+            f"{name} {v['checked']:,} ({v['repeats_skipped']:,})" for name, v in res["consensus_signatures"].items()))
     if "cpu_profile" in res:
         print(format_table(res["cpu_profile"]))
     elif args.profile:
