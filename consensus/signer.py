@@ -67,7 +67,7 @@ class CachingVerifier:
     `hits` / `misses` count the checks answered from memory / by `inner`.
     """
 
-    __slots__ = ("_ok", "capacity", "hits", "inner", "misses")
+    __slots__ = ("_ok", "_raw", "capacity", "hits", "inner", "misses")
 
     def __init__(self, inner: Verifier, capacity: int = 8192) -> None:
         if capacity < 1:
@@ -75,17 +75,20 @@ class CachingVerifier:
         self.inner = inner
         self.capacity = capacity
         self._ok: OrderedDict[bytes, None] = OrderedDict()
+        # plain Ed25519 checks the signed bytes the key already holds (not encoded twice)
+        self._raw = type(inner) is Ed25519Verifier
         self.hits = 0
         self.misses = 0
 
     def verify(self, public: bytes, signature: bytes, domain: Domain, chain_id: str, msg: Message) -> bool:
-        key = bytes(public) + bytes(signature) + sign_bytes(domain, chain_id, msg)
+        signed = sign_bytes(domain, chain_id, msg)
+        key = bytes(public) + bytes(signature) + signed
         ok = self._ok
         if key in ok:
             self.hits += 1
             return True
         self.misses += 1
-        if not self.inner.verify(public, signature, domain, chain_id, msg):
+        if not (verify_raw(public, signature, signed) if self._raw else self.inner.verify(public, signature, domain, chain_id, msg)):
             return False
         ok[key] = None
         if len(ok) > self.capacity:

@@ -73,3 +73,16 @@ def test_bounded_oldest_first() -> None:
     assert inner.calls == 4
     with pytest.raises(ValueError):
         CachingVerifier(inner, capacity=0)
+
+
+def test_plain_ed25519_inner_checks_the_signed_bytes() -> None:
+    """With plain `Ed25519Verifier` inside, the check uses the bytes of the key directly."""
+    key = KeyPair.from_seed(b"\x03" * 32)
+    v = CachingVerifier(Ed25519Verifier())
+    body, sig = _vote(key)
+    bad = Signature(bytes([sig[0] ^ 1]) + sig[1:])
+    assert not v.verify(key.public, bad, Domain.PREPARE, "c", body)
+    assert not v.verify(key.public, sig, Domain.PREPARE, "other-chain", body)
+    assert v.verify(key.public, sig, Domain.PREPARE, "c", body)
+    assert v.verify(key.public, sig, Domain.PREPARE, "c", body)
+    assert (v.misses, v.hits) == (3, 1)
