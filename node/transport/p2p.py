@@ -45,6 +45,13 @@ What this module owns, and why (each point was measured or read in py-libp2p's s
 - **Fault switch.** `faults` (`node.transport.base.FaultSwitch`, driven by the admin API):
   frames to/from a blocked peer are dropped and counted both ways, its connections are
   closed, `_maintain` does not dial it and the Noise gate refuses it until unblocked.
+- **Yamux flow control.** py-libp2p 0.8.1's yamux sends a WINDOW_UPDATE frame after
+  *every* read by default (`PY_YAMUX_RELEASE_ON_READ=1`): one more encrypted frame and
+  write syscall for every frame received. `tune_yamux` sets it to 0 (unless the
+  environment already says otherwise): credit then goes back by go-yamux's half-window
+  rule, except that py-libp2p's "partial slack" rule still returns it every second read
+  once the window has grown (200 small frames read one by one: 200 updates -> 101). The
+  sender always keeps at least half a window, so nothing waits longer.
 - **Frame limit.** A length prefix above `max_frame_bytes` (or a malformed frame) is
   logged (`transport_frame_too_large` / `transport_bad_frame`) before anything is
   buffered, and the connection to that peer is closed; it is redialed with back-off.
@@ -67,6 +74,7 @@ tests). A transport object runs once; a restarted node builds a new one.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -99,7 +107,7 @@ from .base import (
 from .dispatch import Dispatcher
 from .frames import LENGTH_PREFIX, FrameError
 
-__all__ = ["PROTOCOL_ID", "AllowlistNoise", "P2PTransport", "libp2p_key_pair", "peer_id_for", "quiet_libp2p_logging"]
+__all__ = ["PROTOCOL_ID", "AllowlistNoise", "P2PTransport", "libp2p_key_pair", "peer_id_for", "quiet_libp2p_logging", "tune_yamux"]
 
 PROTOCOL_ID = TProtocol("/afterchain/transport/1.0.0")
 
@@ -120,6 +128,13 @@ def peer_id_for(key: bytes) -> ID:
     if len(key) != PEER_KEY_BYTES:
         raise ValueError(f"a validator key is {PEER_KEY_BYTES} bytes")
     return ID.from_pubkey(Ed25519PublicKey.from_bytes(key))
+
+
+def tune_yamux() -> None:
+    """Yamux returns receive-window credit once half the window is read, not after every
+    read (py-libp2p's `PY_YAMUX_RELEASE_ON_READ`, read by its yamux at call time; an
+    operator's own setting of that variable wins). See the module docstring."""
+    os.environ.setdefault("PY_YAMUX_RELEASE_ON_READ", "0")
 
 
 def quiet_libp2p_logging() -> None:
@@ -288,6 +303,7 @@ class P2PTransport:
         max_connections: int | None = None,
         inbound_upgrade_timeout_s: float = 5.0,
     ) -> None:
+        tune_yamux()
         key_pair = libp2p_key_pair(seed)
         self.me = key_pair.public_key.to_bytes()
         self.limits = limits or TransportLimits()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -397,3 +398,41 @@ async def test_total_connection_limit_is_enforced() -> None:
             await trio.sleep(0.05)
         assert len(ts[0].connected_peers()) <= 1
         nursery.cancel_scope.cancel()
+
+
+async def test_yamux_does_not_return_window_credit_after_every_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    # py-libp2p's default sends a WINDOW_UPDATE after every read: one more encrypted frame
+    # and syscall per frame received (issue 10). The transport turns that off (tune_yamux).
+    from libp2p.stream_muxer.yamux.yamux import YamuxStream
+
+    updates: list[int] = []
+    original = YamuxStream.send_window_update
+
+    async def counting(self: YamuxStream, increment: int, skip_lock: bool = False) -> None:
+        updates.append(increment)
+        await original(self, increment, skip_lock)
+
+    monkeypatch.delenv("PY_YAMUX_RELEASE_ON_READ", raising=False)
+    monkeypatch.setattr(YamuxStream, "send_window_update", counting)
+    async with cluster(2) as (a, b):
+        sub = b.subscribe("t")
+        updates.clear()
+        with trio.fail_after(30):
+            for i in range(200):  # one frame in flight at a time: each arrives in a read of its own
+                await a.broadcast("t", i.to_bytes(4, "big") * 250)
+                assert await sub.receive() == (KEYS[0], i.to_bytes(4, "big") * 250)
+        # 200 reads of ~1 KB. py-libp2p's default: an update per read (200 here). Tuned, its
+        # "partial slack" rule still returns credit every second read once the window has
+        # grown (101 here): half the frames, not a handful
+        assert len(updates) <= 120, len(updates)
+
+
+def test_tune_yamux_keeps_an_operators_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from node.transport.p2p import tune_yamux
+
+    monkeypatch.setenv("PY_YAMUX_RELEASE_ON_READ", "1")
+    tune_yamux()
+    assert os.environ["PY_YAMUX_RELEASE_ON_READ"] == "1"
+    monkeypatch.delenv("PY_YAMUX_RELEASE_ON_READ")
+    tune_yamux()
+    assert os.environ["PY_YAMUX_RELEASE_ON_READ"] == "0"
