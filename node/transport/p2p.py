@@ -65,6 +65,10 @@ this machine: ~100-250 msgs/s, silent loss beyond (docs: ARCHITECTURE.md).
 Reads under Noise are buffered (`_BufferedReads`): on 2026-12-02, three runs each way,
 alternating, 32 requests in flight went from 921-1,111 to 2,693-4,502 round trips/s;
 sequential round trips, small messages, batches and 1 MiB frames stayed within the noise.
+Yamux credit by the half-window rule (`tune_yamux`): on 2026-12-06, three runs each way,
+alternating, per CPU-second: sequential round trips 465-685 -> 663-822, 32 in flight
+2,491-2,808 -> 3,239-3,750, 150 KB batches 58-61 -> 70-82 MB/s, 1 MiB frames 49-66 ->
+72-76 MB/s; small one-way messages within the noise.
 
 Use: `t = P2PTransport(seed=..., listen_addr="/ip4/127.0.0.1/tcp/7001", peers={key: addr})`,
 then `await nursery.start(t.run)`; `t.listen_addrs()` gives the bound address (port 0 in
