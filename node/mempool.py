@@ -243,6 +243,11 @@ class Mempool:
                 nonce += 1
         return chosen
 
+    def unproposed(self) -> int:
+        """Pending events not in one of this node's uncommitted proposals (an upper bound on
+        what `select` can return: events behind a nonce gap are counted too)."""
+        return max(0, len(self._by_id) - len(self._inflight_ids))
+
     def mark_proposed(self, seq: int, event_ids: Sequence[bytes]) -> None:
         self._inflight[seq] = list(event_ids)
         self._inflight_ids.update(event_ids)
