@@ -154,7 +154,7 @@ class NodeOptions:
     """Fewer, fuller blocks under load: a primary whose last block carried at least
     `busy_block_events` events waits `busy_block_interval_ms` since that proposal (not the
     genesis `block_interval_ms`), unless `full_block_events` are ready sooner. A block
-    costs each node ~10 ms of CPU besides its events' own (measured, issue 10), so at
+    costs each node roughly 12 ms of CPU besides its events' own (docs/OPERATIONS.md), so at
     ~1,000 events/s ten 100-event blocks a second cost far more than three of 300; a
     lone event on a quiet network is still proposed after `block_interval_ms`. Local to
     the primary: backups check no timing but the block's time."""

@@ -1,7 +1,7 @@
 """When a primary proposes (`Node._maybe_propose`): a lone event on a quiet network goes out
 after the genesis `block_interval_ms`; once blocks carry `busy_block_events` or more, the
 primary waits `busy_block_interval_ms` for a fuller block unless `full_block_events` are
-ready sooner (issue 10: a block costs each node ~10 ms of CPU besides its events)."""
+ready sooner (issue 10: a block costs each node roughly 12 ms of CPU besides its events)."""
 
 from __future__ import annotations
 
