@@ -668,8 +668,13 @@ class Node:
                 self.started.set()
                 task_status.started()
         finally:
-            self.store.close()
-            self.ledger.close()
+            self.close()
+
+    def close(self) -> None:
+        """Close the chain store and the ledger (`run` does it when it ends; a node that was
+        never started, as in benches and tests, is closed with this)."""
+        self.store.close()
+        self.ledger.close()
 
     async def _ticker(self) -> None:
         """One tick per `tick_ms`, but at most one queued: while the consensus task is busy

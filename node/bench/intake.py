@@ -142,8 +142,7 @@ async def _stages(tmp: Path, raws: list[bytes], timings: dict[str, float],
         outcomes = await front.submit(got, pre)
         f'{{"results":{results_json(outcomes)}}}'.encode()
     timings["api"] += _clock() - t
-    front.store.close()
-    front.ledger.close()
+    front.close()
     blocks = [_preprepare(backup, raws[i : i + BLOCK_EVENTS], 1 + i // BLOCK_EVENTS, _T0 + i, compact=True)
               for i in range(0, len(raws), BLOCK_EVENTS)]
     mark("api")
@@ -189,8 +188,7 @@ async def _stages(tmp: Path, raws: list[bytes], timings: dict[str, float],
     timings["ledger"] += inner["ledger"]
     timings["store"] += inner["store"]
     mark("commit")
-    backup.store.close()
-    backup.ledger.close()
+    backup.close()
 
 
 def _count(raws: list[bytes]) -> dict[str, dict[str, float]]:

@@ -31,11 +31,6 @@ def _pp(tmp_path: Path, n: int = 12) -> tuple[Any, list[bytes], PrePrepareMsg]:
     return node, raws, msg
 
 
-def _close(node: Any) -> None:
-    node.store.close()
-    node.ledger.close()
-
-
 # --------------------------------------------------------------------------- the message
 
 
@@ -50,7 +45,7 @@ def test_compact_round_trip_rebuilds_the_same_preprepare(tmp_path: Path) -> None
     full = back.expand(tuple(raws))  # type: ignore[attr-defined]
     assert full.encode() == pp.encode()
     assert full.block.event_hashes() == pp.block.event_hashes()
-    _close(node)
+    node.close()
 
 
 @pytest.mark.parametrize("change", ["header", "count", "hashes", "prefilled"])
@@ -69,7 +64,7 @@ def test_a_compact_preprepare_that_does_not_match_its_header_is_refused(tmp_path
     with pytest.raises(ProtocolError) as exc:
         decode(c.encode())
     assert exc.value.field in ("header", "event_hashes", "prefilled")
-    _close(node)
+    node.close()
 
 
 # --------------------------------------------------------------------------- a backup rebuilding it
@@ -87,7 +82,7 @@ async def test_a_backup_rebuilds_the_block_from_gossip_without_asking(tmp_path: 
     assert full is not None and full.encode() == pp.encode()
     assert node.counters["preprepare_compact"] == 1 and node.counters["preprepare_prefilled"] == 1
     assert node.counters["preprepare_events_fetched"] == 0
-    _close(node)
+    node.close()
 
 
 async def test_a_backup_asks_the_sender_for_missing_events(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -117,7 +112,7 @@ async def test_a_backup_asks_the_sender_for_missing_events(tmp_path: Path, monke
     assert node._expanding == {}
     # the fetched events' signatures were checked (once) before the replica got the block
     assert node.counters["verified_preprepare"] == 7
-    _close(node)
+    node.close()
 
 
 @pytest.mark.parametrize("answer", ["partial", "timeout", "garbage"])
@@ -142,7 +137,7 @@ async def test_a_compact_preprepare_whose_events_do_not_come_is_dropped(
     assert node.counters["preprepare_dropped"] == 1
     with pytest.raises(trio.WouldBlock):
         node._inputs_recv.receive_nowait()  # nothing reached the replica (nothing was submitted)
-    _close(node)
+    node.close()
 
 
 async def test_a_peer_gets_a_bounded_number_of_compact_preprepares_waiting(
@@ -166,7 +161,7 @@ async def test_a_peer_gets_a_bounded_number_of_compact_preprepares_waiting(
         assert node.counters["preprepare_dropped"] == 3
         release.set()
     assert node._expanding == {}
-    _close(node)
+    node.close()
 
 
 async def test_a_node_answers_an_events_request_from_its_preprepared_blocks_and_caches(tmp_path: Path) -> None:
@@ -177,7 +172,7 @@ async def test_a_node_answers_an_events_request_from_its_preprepared_blocks_and_
     assert isinstance(resp, EventsResponse) and sorted(resp.events) == sorted(raws[:2])
     with pytest.raises(ProtocolError):
         await node._on_request(PRIMARY, EventsResponse(events=()).encode())  # not a request
-    _close(node)
+    node.close()
 
 
 # --------------------------------------------------------------------------- a cluster

@@ -30,11 +30,6 @@ def _proposes_after(node: Any, since_s: float) -> bool:
     return node.replica.next_seq > before
 
 
-def _close(node: Any) -> None:
-    node.store.close()
-    node.ledger.close()
-
-
 async def test_a_lone_event_on_a_quiet_network_goes_out_after_the_block_interval(tmp_path: Path) -> None:
     node = _primary(tmp_path)
     await node.submit(RAWS[:1], from_peer=True)
@@ -43,7 +38,7 @@ async def test_a_lone_event_on_a_quiet_network_goes_out_after_the_block_interval
     assert node._last_proposal_events == 1
     await node.submit(RAWS[1:2], from_peer=True)
     assert _proposes_after(node, 0.11)  # small blocks: the network is not busy
-    _close(node)
+    node.close()
 
 
 async def test_after_a_busy_block_the_primary_waits_for_a_fuller_one(tmp_path: Path) -> None:
@@ -56,7 +51,7 @@ async def test_after_a_busy_block_the_primary_waits_for_a_fuller_one(tmp_path: P
     assert not _proposes_after(node, 0.25)
     assert _proposes_after(node, 0.31)  # busy_block_interval_ms has passed
     assert node._last_proposal_events == 100
-    _close(node)
+    node.close()
 
 
 async def test_a_busy_primary_proposes_early_once_a_full_block_is_ready(tmp_path: Path) -> None:
@@ -67,4 +62,4 @@ async def test_a_busy_primary_proposes_early_once_a_full_block_is_ready(tmp_path
     assert not _proposes_after(node, 0.05)  # still never before the genesis interval
     assert _proposes_after(node, 0.11)
     assert node._last_proposal_events == 500
-    _close(node)
+    node.close()

@@ -45,8 +45,7 @@ async def test_gossip_and_preprepare_at_once_check_each_signature_once(tmp_path:
     # and the block's events are all known verified: verify_payload checks nothing again
     assert _App(node).verify_payload(block).reason == ""
     assert c["verified_payload"] == 0
-    node.store.close()
-    node.ledger.close()
+    node.close()
 
 
 async def test_a_bad_signature_is_refused_on_both_paths(tmp_path: Path) -> None:
@@ -59,8 +58,7 @@ async def test_a_bad_signature_is_refused_on_both_paths(tmp_path: Path) -> None:
     assert sum(o.status == "accepted" for o in outcomes) == 19
     res = _App(node).verify_payload(block)
     assert res.reason.startswith("event ") and "signature" in res.reason
-    node.store.close()
-    node.ledger.close()
+    node.close()
 
 
 async def test_a_waiter_checks_itself_when_the_check_it_waited_for_is_cancelled(
@@ -101,8 +99,7 @@ async def test_a_waiter_checks_itself_when_the_check_it_waited_for_is_cancelled(
     assert len(got) == 20 and all(type(v).__name__ == "SignedEvent" for v in got.values())
     assert node.counters["verified_gossip"] == 20 and node.counters["verified_preprepare"] == 20
     assert node._verifying == {}
-    node.store.close()
-    node.ledger.close()
+    node.close()
 
 
 async def test_what_a_check_passed_is_cached_while_it_still_waits_for_another(
@@ -140,5 +137,4 @@ async def test_what_a_check_passed_is_cached_while_it_still_waits_for_another(
     assert c["verified_gossip"] == 0, c  # B was not checked again
     assert c["verified_preprepare"] == 20 and c["verified_api"] == 20, c
     assert node._verifying == {}
-    node.store.close()
-    node.ledger.close()
+    node.close()
