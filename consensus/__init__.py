@@ -8,5 +8,5 @@
 - `consensus.epochs`: which validator set votes on which height (`epoch_start`,
   `set_source_height`).
 - `consensus.signer`: `Signer` / `Verifier` (Ed25519, or a fast fake for simulations).
-- `consensus.sim`: the seeded fault simulator (``python -m consensus.sim --help``).
+- `consensus.sim`: the seeded fault simulator (``python -m afterchain.consensus.sim --help``).
 """

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
-from protocol.block import Block, ValidatorSet
+from afterchain.protocol.block import Block, ValidatorSet
 
 __all__ = ["Application", "Verdict", "VerifyResult"]
 

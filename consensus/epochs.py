@@ -12,7 +12,7 @@ Pure integer arithmetic; nothing here knows about sets or state.
 
 from __future__ import annotations
 
-from protocol.errors import require
+from afterchain.protocol.errors import require
 
 __all__ = ["boundaries_after", "epoch_start", "is_boundary", "set_source_height"]
 

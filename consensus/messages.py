@@ -21,12 +21,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from protocol.block import MAX_BLOCK_EVENTS, MAX_VALIDATORS, Block, BlockHeader, Commit, CommitCertificate
-from protocol.codec import Message, message
-from protocol.crypto import Domain
-from protocol.errors import Code, ValidationError
-from protocol.merkle import merkle_root
-from protocol.types import Hash32, Height, Seq, Signature, ValidatorId, View
+from afterchain.protocol.block import MAX_BLOCK_EVENTS, MAX_VALIDATORS, Block, BlockHeader, Commit, CommitCertificate
+from afterchain.protocol.codec import Message, message
+from afterchain.protocol.crypto import Domain
+from afterchain.protocol.errors import Code, ValidationError
+from afterchain.protocol.merkle import merkle_root
+from afterchain.protocol.types import Hash32, Height, Seq, Signature, ValidatorId, View
 
 __all__ = [
     "MAX_WINDOW",

@@ -8,8 +8,8 @@ The state lag bound: a header at height h must have ``h - state_height <= 2 * L`
 
 from __future__ import annotations
 
-from protocol.codec import Message, message
-from protocol.errors import Code, ValidationError
+from afterchain.protocol.codec import Message, message
+from afterchain.protocol.errors import Code, ValidationError
 
 from .messages import MAX_WINDOW
 

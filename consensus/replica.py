@@ -91,12 +91,20 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from protocol.block import MAX_VALIDATORS, Block, BlockHeader, Commit, CommitCertificate, CommitSig, ValidatorSet
-from protocol.codec import Message, decode_as, sha256
-from protocol.crypto import Domain, KeyPair
-from protocol.errors import ProtocolError, require
-from protocol.merkle import merkle_root
-from protocol.types import Hash32, Height, Seq, Signature, ValidatorId, View
+from afterchain.protocol.block import (
+    MAX_VALIDATORS,
+    Block,
+    BlockHeader,
+    Commit,
+    CommitCertificate,
+    CommitSig,
+    ValidatorSet,
+)
+from afterchain.protocol.codec import Message, decode_as, sha256
+from afterchain.protocol.crypto import Domain, KeyPair
+from afterchain.protocol.errors import ProtocolError, require
+from afterchain.protocol.merkle import merkle_root
+from afterchain.protocol.types import Hash32, Height, Seq, Signature, ValidatorId, View
 
 from .app import Application, Verdict
 from .epochs import boundaries_after, is_boundary

@@ -12,11 +12,11 @@ import hashlib
 from collections import OrderedDict
 from typing import Protocol
 
-from protocol.block import Commit, CommitCertificate, ValidatorSet
-from protocol.codec import Message
-from protocol.crypto import Domain, KeyPair, sign_bytes, verify_raw
-from protocol.errors import Code, SignatureError, ValidationError
-from protocol.types import Seq, Signature, ValidatorId
+from afterchain.protocol.block import Commit, CommitCertificate, ValidatorSet
+from afterchain.protocol.codec import Message
+from afterchain.protocol.crypto import Domain, KeyPair, sign_bytes, verify_raw
+from afterchain.protocol.errors import Code, SignatureError, ValidationError
+from afterchain.protocol.types import Seq, Signature, ValidatorId
 
 __all__ = [
     "CachingVerifier", "Ed25519Signer", "Ed25519Verifier", "FastSigner", "FastVerifier", "Signer", "Verifier", "quorum_size", "verify_certificate",

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import click
 
-from protocol.crypto import KeyPair
-from protocol.errors import ProtocolError
-
-from .keys import load_key, write_key
+from afterchain.node.common.keys import load_key, write_key
+from afterchain.protocol.crypto import KeyPair
+from afterchain.protocol.errors import ProtocolError
 
 EXIT_OK = 0
 EXIT_REJECTED = 1
@@ -34,8 +33,8 @@ class _LazyGroup(click.Group):
     def _register(self) -> None:
         if not self._registered:
             self._registered = True
-            from .client_cli import register
-            from .light.cli import register as register_light
+            from afterchain.node.client.cli.commands import register
+            from afterchain.node.client.light.cli import register as register_light
 
             register(self)
             register_light(self)
@@ -91,8 +90,8 @@ def node_run(config_path: Path) -> None:
     """Run a validator node until SIGTERM / Ctrl-C."""
     import trio
 
-    from .config import ConfigError, load_config
-    from .service import run_node
+    from afterchain.node.runtime.config import ConfigError, load_config
+    from afterchain.node.server import run_node
 
     try:
         config = load_config(config_path)
@@ -139,7 +138,7 @@ def genesis(chain_id: str, validators: tuple[str, ...], members: tuple[str, ...]
     import dataclasses
     import time
 
-    from .genesis_tools import DEFAULT_CONSENSUS, MemberSpec, build_genesis
+    from afterchain.node.tools.genesis import DEFAULT_CONSENSUS, MemberSpec, build_genesis
 
     try:
         vkeys = [bytes.fromhex(v) for v in validators]

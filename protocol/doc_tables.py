@@ -1,6 +1,6 @@
 """Tables of docs/PROTOCOL.md generated from the code: message tags, event bodies, error codes.
 
-``python -m protocol.doc_tables`` prints every table between its markers
+``python -m afterchain.protocol.doc_tables`` prints every table between its markers
 (``<!-- BEGIN GENERATED: name -->`` ... ``<!-- END GENERATED: name -->``);
 `tests/test_vectors.py` checks that the document holds exactly these blocks (and
 ``python -m tests.test_vectors --update`` rewrites them). Pure: builds strings only.

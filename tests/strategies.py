@@ -15,9 +15,9 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from protocol.codec import Message, registered
-from protocol.errors import ProtocolError
-from protocol.types import FIXED_LENGTHS, MAX_UINT64
+from afterchain.protocol.codec import Message, registered
+from afterchain.protocol.errors import ProtocolError
+from afterchain.protocol.types import FIXED_LENGTHS, MAX_UINT64
 
 CUSTOM: dict[type[Message], Callable[[], st.SearchStrategy[Any]]] = {}
 """Hand-written strategies for whole classes."""
@@ -75,10 +75,10 @@ def message_strategy(cls: type[Message], depth: int = 0) -> st.SearchStrategy[An
 
 # --------------------------------------------------------------------------- custom ones
 
-from protocol.block import Block, BlockHeader  # noqa: E402
-from protocol.codec import sha256  # noqa: E402
-from protocol.events import EVENT_TYPES, Event  # noqa: E402
-from protocol.merkle import merkle_root  # noqa: E402
+from afterchain.protocol.block import Block, BlockHeader  # noqa: E402
+from afterchain.protocol.codec import sha256  # noqa: E402
+from afterchain.protocol.events import EVENT_TYPES, Event  # noqa: E402
+from afterchain.protocol.merkle import merkle_root  # noqa: E402
 
 chain_ids = st.from_regex(r"\A[a-z0-9][a-z0-9._-]{0,20}\Z")
 hashes = st.binary(min_size=32, max_size=32)
@@ -121,8 +121,8 @@ FIELDS[("RatingSubmit", "score")] = st.integers(1, 5)
 
 # --------------------------------------------------------------------------- event bodies (ledger)
 
-import protocol.bodies as _bodies  # noqa: E402
-import protocol.genesis as _genesis  # noqa: E402
+import afterchain.protocol.bodies as _bodies  # noqa: E402
+import afterchain.protocol.genesis as _genesis  # noqa: E402
 
 
 @st.composite
@@ -229,7 +229,7 @@ def param_changes(draw: st.DrawFn) -> _genesis.ParamChange:
 
 @st.composite
 def governance_proposals(draw: st.DrawFn) -> _bodies.GovernancePropose:
-    from protocol.codec import encode
+    from afterchain.protocol.codec import encode
 
     kind = draw(st.sampled_from(("validator_change", "policy_standard", "param_change", "remove_member")))
     if kind == "validator_change":
@@ -251,7 +251,7 @@ CUSTOM[_genesis.Genesis] = geneses
 
 
 
-from protocol.smt import SmtProof  # noqa: E402
+from afterchain.protocol.smt import SmtProof  # noqa: E402
 
 
 @st.composite
@@ -274,8 +274,8 @@ CUSTOM[SmtProof] = smt_proofs
 # Their validity couples fields (a block must hash to the pre-prepare's digest, prepares
 # must match it, replicas must be distinct, heights must agree), so they are built here.
 
-from consensus import messages as _cm  # noqa: E402
-from protocol.block import CommitCertificate, CommitSig  # noqa: E402
+from afterchain.consensus import messages as _cm  # noqa: E402
+from afterchain.protocol.block import CommitCertificate, CommitSig  # noqa: E402
 
 _replicas = st.lists(hashes, min_size=0, max_size=4, unique=True)
 _sigs = st.binary(min_size=64, max_size=64)

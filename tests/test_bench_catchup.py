@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from node.bench import catchup
+from afterchain.node.bench import catchup
 
 pytestmark = pytest.mark.cluster
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from node.bench import cluster
+from afterchain.node.bench import cluster
 
 pytestmark = pytest.mark.cluster
 

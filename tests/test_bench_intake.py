@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_intake_bench_quick_runs_and_counts_hashes(tmp_path: Path) -> None:
     out = tmp_path / "intake.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "node.bench", "intake", "--quick", "--json", str(out)],
+        [sys.executable, "-m", "afterchain.node.bench", "intake", "--quick", "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
     )
     assert proc.returncode == 0, proc.stderr

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from node.bench import BENCHES, main
+from afterchain.node.bench import BENCHES, main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_protocol_bench_quick_runs_and_saves_json(tmp_path: Path) -> None:
     out = tmp_path / "protocol.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "node.bench", "protocol", "--quick", "--json", str(out)],
+        [sys.executable, "-m", "afterchain.node.bench", "protocol", "--quick", "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
     )
     assert proc.returncode == 0, proc.stderr

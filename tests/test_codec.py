@@ -9,13 +9,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import protocol.block
-import protocol.events
-import protocol.merkle  # noqa: F401  (registers messages)
-from protocol.block import ValidatorSet
-from protocol.codec import Message, decode, decode_as, encode, message, registered
-from protocol.errors import Code, DecodeError, ProtocolError, ValidationError
-from protocol.types import Hash32
+import afterchain.protocol.block
+import afterchain.protocol.events
+import afterchain.protocol.merkle  # noqa: F401  (registers messages)
+from afterchain.protocol.block import ValidatorSet
+from afterchain.protocol.codec import Message, decode, decode_as, encode, message, registered
+from afterchain.protocol.errors import Code, DecodeError, ProtocolError, ValidationError
+from afterchain.protocol.types import Hash32
 
 from .strategies import message_strategy
 

@@ -9,12 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import protocol.block
-import protocol.events
-import protocol.genesis
-import protocol.merkle
-import protocol.smt  # noqa: F401  (registers messages)
-from protocol.codec import Message, _to_wire, decode, encode, registered
+import afterchain.protocol.block
+import afterchain.protocol.events
+import afterchain.protocol.genesis
+import afterchain.protocol.merkle
+import afterchain.protocol.smt  # noqa: F401  (registers messages)
+from afterchain.protocol.codec import Message, _to_wire, decode, encode, registered
 
 from .strategies import message_strategy
 
@@ -35,7 +35,7 @@ def _fresh(msg: Message) -> bytes:
     return msgpack.packb(_to_wire(msg), use_bin_type=True)  # type: ignore[no-any-return]
 
 
-CLASSES = [c for t, c in sorted(registered().items()) if t < 0xFF00 and c.__module__.startswith("protocol.")]
+CLASSES = [c for t, c in sorted(registered().items()) if t < 0xFF00 and c.__module__.startswith("afterchain.protocol.")]
 
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
@@ -55,9 +55,9 @@ def test_cached_encodings_after_decode_are_exact(cls: type[Message], data: st.Da
 
 
 def test_signed_event_caches_its_event_encoding() -> None:
-    from protocol.bodies import RatingSubmit
-    from protocol.crypto import KeyPair
-    from protocol.events import Event, SignedEvent, sign_event
+    from afterchain.protocol.bodies import RatingSubmit
+    from afterchain.protocol.crypto import KeyPair
+    from afterchain.protocol.events import Event, SignedEvent, sign_event
 
     kp = KeyPair.from_seed(b"\x05" * 32)
     body = RatingSubmit(ticket_id=b"t" * 32, score=3, comment_hash=None)  # type: ignore[arg-type]
@@ -68,7 +68,7 @@ def test_signed_event_caches_its_event_encoding() -> None:
 
 
 def _events_of(value: Any) -> list[Any]:
-    from protocol.events import Event
+    from afterchain.protocol.events import Event
 
     return [m for m in _messages(value) if isinstance(m, Event)]
 
@@ -81,11 +81,11 @@ def test_cached_event_ids_and_block_hashes_are_exact(data: st.DataObject) -> Non
     value made by `replace` never inherits its origin's cache."""
     import dataclasses
 
-    from protocol.block import Block
-    from protocol.codec import sha256
-    from protocol.errors import ValidationError
-    from protocol.events import SignedEvent
-    from protocol.merkle import merkle_root
+    from afterchain.protocol.block import Block
+    from afterchain.protocol.codec import sha256
+    from afterchain.protocol.errors import ValidationError
+    from afterchain.protocol.events import SignedEvent
+    from afterchain.protocol.merkle import merkle_root
 
     signed = data.draw(message_strategy(SignedEvent))
     for value in (signed, decode(encode(signed))):

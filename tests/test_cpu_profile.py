@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from node.bench import cpu_profile as cp
+from afterchain.node.bench import cpu_profile as cp
 
 
 def test_classify_takes_the_first_matching_rule() -> None:

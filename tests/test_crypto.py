@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from protocol.bodies import RatingSubmit
-from protocol.crypto import Domain, KeyPair, sign_bytes, validate_chain_id, verify
-from protocol.errors import Code, SignatureError, ValidationError
-from protocol.events import Event, SignedEvent, sign_event, verify_event
+from afterchain.protocol.bodies import RatingSubmit
+from afterchain.protocol.crypto import Domain, KeyPair, sign_bytes, validate_chain_id, verify
+from afterchain.protocol.errors import Code, SignatureError, ValidationError
+from afterchain.protocol.events import Event, SignedEvent, sign_event, verify_event
 
 SEED = bytes(range(32))
 

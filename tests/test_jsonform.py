@@ -6,10 +6,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocol.codec import encode
-from protocol.errors import Code, ProtocolError
-from protocol.events import Event, SignedEvent
-from protocol.jsonform import from_json, to_json
+from afterchain.protocol.codec import encode
+from afterchain.protocol.errors import Code, ProtocolError
+from afterchain.protocol.events import Event, SignedEvent
+from afterchain.protocol.jsonform import from_json, to_json
 
 from .strategies import message_strategy
 from .test_codec import all_message_classes
@@ -25,7 +25,7 @@ def test_json_round_trip_is_byte_exact(cls, data: st.DataObject) -> None:  # typ
 
 
 def _event_json() -> dict:  # type: ignore[type-arg]
-    from protocol.events import sign_event
+    from afterchain.protocol.events import sign_event
 
     from .test_crypto import event
 

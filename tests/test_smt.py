@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from protocol.codec import decode, encode, sha256
-from protocol.errors import InvariantError
-from protocol.smt import (
+from afterchain.protocol.codec import decode, encode, sha256
+from afterchain.protocol.errors import InvariantError
+from afterchain.protocol.smt import (
     EMPTY_ROOT,
     MemoryNodeStore,
     SmtProof,
@@ -21,7 +21,7 @@ from protocol.smt import (
     key_path,
     verify_smt_proof,
 )
-from protocol.types import Hash32
+from afterchain.protocol.types import Hash32
 
 # A small key universe so that updates hit existing keys and deletes hit present ones.
 KEYS = [b"k%d" % i for i in range(24)]

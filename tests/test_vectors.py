@@ -18,17 +18,17 @@ from pathlib import Path
 
 import pytest
 
-from protocol.block import BlockHeader, Commit, CommitCertificate, CommitSig, ValidatorSet
-from protocol.bodies import RatingSubmit
-from protocol.codec import decode, decode_as, encode, sha256
-from protocol.crypto import Domain, KeyPair, sign_bytes, verify_raw
-from protocol.doc_tables import generated_blocks, render_block
-from protocol.errors import ProtocolError
-from protocol.events import Event, SignedEvent, sign_event, verify_event
-from protocol.merkle import EMPTY_ROOT as MERKLE_EMPTY_ROOT
-from protocol.merkle import EventProof, inclusion_path, merkle_root, verify_inclusion
-from protocol.smt import EMPTY_ROOT, MemoryNodeStore, SmtProof, SparseMerkleTree, key_path, verify_smt_proof
-from protocol.types import Hash32, Height, Seq, Signature, ValidatorId, View
+from afterchain.protocol.block import BlockHeader, Commit, CommitCertificate, CommitSig, ValidatorSet
+from afterchain.protocol.bodies import RatingSubmit
+from afterchain.protocol.codec import decode, decode_as, encode, sha256
+from afterchain.protocol.crypto import Domain, KeyPair, sign_bytes, verify_raw
+from afterchain.protocol.doc_tables import generated_blocks, render_block
+from afterchain.protocol.errors import ProtocolError
+from afterchain.protocol.events import Event, SignedEvent, sign_event, verify_event
+from afterchain.protocol.merkle import EMPTY_ROOT as MERKLE_EMPTY_ROOT
+from afterchain.protocol.merkle import EventProof, inclusion_path, merkle_root, verify_inclusion
+from afterchain.protocol.smt import EMPTY_ROOT, MemoryNodeStore, SmtProof, SparseMerkleTree, key_path, verify_smt_proof
+from afterchain.protocol.types import Hash32, Height, Seq, Signature, ValidatorId, View
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "PROTOCOL.md"
 _VECTOR = re.compile(r"^```vector ([a-z0-9_.-]+)\n(.*?)^```$", re.M | re.S)

@@ -41,12 +41,12 @@ import random
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from protocol.block import Block, CommitCertificate, ValidatorSet
-from protocol.codec import Message, sha256
-from protocol.crypto import Domain, KeyPair
-from protocol.errors import ProtocolError
-from protocol.merkle import merkle_root
-from protocol.types import Hash32, Height, Signature, ValidatorId
+from afterchain.protocol.block import Block, CommitCertificate, ValidatorSet
+from afterchain.protocol.codec import Message, sha256
+from afterchain.protocol.crypto import Domain, KeyPair
+from afterchain.protocol.errors import ProtocolError
+from afterchain.protocol.merkle import merkle_root
+from afterchain.protocol.types import Hash32, Height, Signature, ValidatorId
 
 from ..app import VerifyResult
 from ..epochs import set_source_height

@@ -1,4 +1,4 @@
-"""Command line of the simulator: ``python -m consensus.sim --seeds 0-99 --nodes 4 --byzantine 1``.
+"""Command line of the simulator: ``python -m afterchain.consensus.sim --seeds 0-99 --nodes 4 --byzantine 1``.
 
 Prints one summary line per configuration (nodes x byzantine), the violations of failing
 seeds with the command that replays each, and ends with ``violations: N``; exits 1 if N > 0.
@@ -37,7 +37,7 @@ def _faults(text: str) -> tuple[str, ...]:
 
 
 def replay_command(cfg: SimConfig) -> str:
-    cmd = (f"python -m consensus.sim --seeds {cfg.seed}-{cfg.seed} --nodes {cfg.nodes} --byzantine {cfg.byzantine} "
+    cmd = (f"python -m afterchain.consensus.sim --seeds {cfg.seed}-{cfg.seed} --nodes {cfg.nodes} --byzantine {cfg.byzantine} "
            f"--faults {','.join(cfg.faults) or 'none'} --fault-ticks {cfg.fault_ticks}")
     if cfg.real_crypto:
         cmd += " --real-crypto"
@@ -47,7 +47,7 @@ def replay_command(cfg: SimConfig) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m consensus.sim", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m afterchain.consensus.sim", description=__doc__)
     ap.add_argument("--seeds", default="0-99", help="inclusive range A-B")
     ap.add_argument("--nodes", default="4", help="comma list of n (each >= 4)")
     ap.add_argument("--byzantine", default=None, help="comma list; default f for each n")

@@ -1,4 +1,4 @@
-"""Benchmarks: `./scripts/bench NAME [ARGS]` runs `python -m node.bench.NAME [ARGS]`.
+"""Benchmarks: `./scripts/bench NAME [ARGS]` runs `python -m afterchain.node.bench.NAME [ARGS]`.
 
 Every bench is a module `node.bench.NAME` with `main(argv: list[str]) -> int`; each
 accepts `--quick` (a smoke run of a few seconds, used by the test suite) and `--json FILE`
@@ -47,6 +47,6 @@ def main(argv: list[str]) -> int:
         print(f"unknown bench {name!r}" if name not in BENCHES else f"bench {name!r} is not written yet", file=sys.stderr)
         print(usage(), file=sys.stderr)
         return 2
-    module = importlib.import_module(f"node.bench.{name}")
+    module = importlib.import_module(f"afterchain.node.bench.{name}")
     result: int = module.main(argv[1:])
     return result

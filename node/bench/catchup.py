@@ -31,10 +31,10 @@ __all__ = ["main"]
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from node.demo import gtin14
-    from node.localnet import LocalNet
-    from protocol import bodies as B
-    from protocol.events import Event, sign_event
+    from afterchain.node.tools.demo import gtin14
+    from afterchain.node.tools.localnet import LocalNet
+    from afterchain.protocol import bodies as B
+    from afterchain.protocol.events import Event, sign_event
 
     net_dir = Path(tempfile.mkdtemp(prefix="afterchain-catchup-"))
     net = LocalNet(net_dir / "net")
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     continue
                 break
         # wait until the last event is committed on the live nodes
-        from protocol.events import SignedEvent
+        from afterchain.protocol.events import SignedEvent
 
         last = SignedEvent.decode(evs[-1]).id.hex()
         while http.get(f"{urls[0]}/v1/events/{last}").json()["status"] == "pending":

@@ -50,8 +50,8 @@ from typing import Any
 import httpx
 import msgpack
 
-from node.bench.cpu_profile import Sampler, account, format_table, stat_cpu_s
-from protocol.crypto import KeyPair
+from afterchain.node.bench.cpu_profile import Sampler, account, format_table, stat_cpu_s
+from afterchain.protocol.crypto import KeyPair
 
 __all__ = ["main"]
 
@@ -60,7 +60,7 @@ TICKET_SHARE = 0.3
 
 # --------------------------------------------------------------------------- ceiling
 def _verify_worker(raws: list[bytes], chain_id: str, seconds: float, out: Any) -> None:
-    from node.mempool import decode_and_verify
+    from afterchain.node.runtime.mempool import decode_and_verify
 
     n = 0
     t0 = time.perf_counter()
@@ -73,8 +73,8 @@ def _verify_worker(raws: list[bytes], chain_id: str, seconds: float, out: Any) -
 
 def measure_ceiling(seconds: float) -> dict[str, float]:
     """The per-event verification path on every core at once (one process per core)."""
-    from protocol import bodies as B
-    from protocol.events import Event, sign_event
+    from afterchain.protocol import bodies as B
+    from afterchain.protocol.events import Event, sign_event
 
     key = KeyPair.from_seed(b"\x07" * 32)
     raws = [
@@ -101,11 +101,11 @@ def presign(net_dir: str, products: int, start_nonces: dict[str, int], policy_id
     [stage, product index, raw event] to `out_path`."""
     import random
 
-    from node.client import content_hash
-    from node.demo import gtin14
-    from node.localnet import LocalNet
-    from protocol import bodies as B
-    from protocol.events import Event, sign_event
+    from afterchain.node.client.sdk import content_hash
+    from afterchain.node.tools.demo import gtin14
+    from afterchain.node.tools.localnet import LocalNet
+    from afterchain.protocol import bodies as B
+    from afterchain.protocol.events import Event, sign_event
 
     net = LocalNet(net_dir)
     keys = {org: net.member_key(org) for org in ("acme", "shopmart", "fixit")}
@@ -138,7 +138,7 @@ def presign(net_dir: str, products: int, start_nonces: dict[str, int], policy_id
         if rng.random() < TICKET_SHARE:
             open_raw = sign(cust, cname, B.TicketOpen(kind="repair", gtin=gtin, serial=serial, fault_type="heating",
                                                       description_hash=content_hash(f"broken {i}"), attachments=()))
-            from protocol.events import SignedEvent
+            from afterchain.protocol.events import SignedEvent
 
             tid = SignedEvent.decode(open_raw).id
             records.append((2, i, open_raw))
@@ -177,9 +177,9 @@ def _proc_sample(pid: int) -> tuple[float, int]:
 
 # --------------------------------------------------------------------------- the run
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from node.client import Client
-    from node.localnet import LocalNet
-    from node.vm.contracts import source
+    from afterchain.node.app.vm.contracts import source
+    from afterchain.node.client.sdk import Client
+    from afterchain.node.tools.localnet import LocalNet
 
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -225,7 +225,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, args: argparse.Namespace,
            ceiling: dict[str, float], bound: float, out_dir: Path) -> dict[str, Any]:
-    from protocol.events import SignedEvent
+    from afterchain.protocol.events import SignedEvent
 
     n_products = max(i for _, i, _ in records) + 1
     evs_per_product = len(records) / n_products

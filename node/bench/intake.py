@@ -49,9 +49,9 @@ _clock = time.process_time
 
 
 def _events(n: int) -> list[bytes]:
-    from node.genesis_tools import MemberSpec  # noqa: F401  (keeps the import order of the tests)
-    from protocol import bodies as B
-    from protocol.events import Event, sign_event
+    from afterchain.node.tools.genesis import MemberSpec  # noqa: F401  (keeps the import order of the tests)
+    from afterchain.protocol import bodies as B
+    from afterchain.protocol.events import Event, sign_event
 
     key = _acme()
     out = []
@@ -67,7 +67,7 @@ _T0 = 1_700_000_000_000
 
 
 def _key(name: str) -> Any:
-    from protocol.crypto import KeyPair
+    from afterchain.protocol.crypto import KeyPair
 
     return KeyPair.from_seed(name.encode().ljust(32, b"\0")[:32])
 
@@ -81,15 +81,15 @@ def _validators() -> list[Any]:
 
 
 def _genesis() -> Any:
-    from node.genesis_tools import MemberSpec, build_genesis
+    from afterchain.node.tools.genesis import MemberSpec, build_genesis
 
     return build_genesis(chain_id=_CHAIN, genesis_time_ms=_T0, validators=[v.public for v in _validators()],
                          members=[MemberSpec("acme", "Acme", ("manufacturer",), (_acme().public,), 1000)])
 
 
 def _node(tmp: Path, i: int) -> Any:
-    from node.runner import Node, NodeOptions
-    from node.transport.memory import MemoryNetwork
+    from afterchain.node.runtime.runner import Node, NodeOptions
+    from afterchain.node.transport.memory import MemoryNetwork
 
     v = _validators()[i]
     opts = NodeOptions(name=f"n{i}", intake_limit_events=10**9, max_events=10**7, per_sender_quota=10**7)
@@ -99,11 +99,11 @@ def _node(tmp: Path, i: int) -> Any:
 def _preprepare(node: Any, raws: list[bytes], height: int, time_ms: int, *, compact: bool = False) -> tuple[bytes, Any]:
     """A primary's pre-prepare of `raws` at `height`, encoded (as it sends it to backups if
     `compact`), and its header."""
-    from consensus.messages import CompactPrePrepareMsg, PrePrepare, PrePrepareMsg, SignedPrePrepare
-    from protocol.block import Block, BlockHeader
-    from protocol.codec import sha256
-    from protocol.crypto import Domain
-    from protocol.merkle import merkle_root
+    from afterchain.consensus.messages import CompactPrePrepareMsg, PrePrepare, PrePrepareMsg, SignedPrePrepare
+    from afterchain.protocol.block import Block, BlockHeader
+    from afterchain.protocol.codec import sha256
+    from afterchain.protocol.crypto import Domain
+    from afterchain.protocol.merkle import merkle_root
 
     primary = _validators()[0]
     vh = node.genesis.validators.hash()
@@ -118,12 +118,12 @@ def _preprepare(node: Any, raws: list[bytes], height: int, time_ms: int, *, comp
 
 async def _stages(tmp: Path, raws: list[bytes], timings: dict[str, float],
                   mark: Callable[[str], None] = lambda _stage: None) -> None:
-    from consensus.app import Verdict
-    from consensus.messages import ConsensusMessage
-    from node.api import parse_submission, results_json
-    from node.runner import _App
-    from protocol.block import CommitCertificate
-    from protocol.codec import decode_as
+    from afterchain.consensus.app import Verdict
+    from afterchain.consensus.messages import ConsensusMessage
+    from afterchain.node.http.api import parse_submission, results_json
+    from afterchain.node.runtime.runner import _App
+    from afterchain.protocol.block import CommitCertificate
+    from afterchain.protocol.codec import decode_as
 
     backup = _node(tmp, 1)
     t = _clock()
@@ -194,7 +194,7 @@ async def _stages(tmp: Path, raws: list[bytes], timings: dict[str, float],
 def _count(raws: list[bytes]) -> dict[str, dict[str, float]]:
     """SHA-256 calls and SignedEvent decodes per event and stage (one pass, counted; the
     commit stage includes the ledger's own)."""
-    from protocol import codec
+    from afterchain.protocol import codec
 
     counts = {"sha256": 0, "decode": 0}
     per_stage: dict[str, dict[str, float]] = {}
@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="smoke run: 1,000 events, one round")
     ap.add_argument("--json", dest="json_path")
     args = ap.parse_args(argv)
-    from node.log import configure
+    from afterchain.node.common.log import configure
     n, rounds = (1000, 1) if args.quick else (args.events, args.rounds)
     configure(json=False, level="warning")
     res = run(n, rounds)

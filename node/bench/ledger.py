@@ -27,14 +27,14 @@ import tempfile
 import time
 from typing import Any
 
-from node.ledger.ledger import Ledger
-from protocol import bodies as B
-from protocol.block import ValidatorSet
-from protocol.crypto import KeyPair
-from protocol.events import Event, EventBody, SignedEvent, sign_event
-from protocol.genesis import ConsensusParams, Genesis, LedgerParams, Member, VmAllowed, VmParams
-from protocol.smt import MemoryNodeStore, SparseMerkleTree
-from protocol.types import Hash32, PublicKey
+from afterchain.node.app.ledger import Ledger
+from afterchain.protocol import bodies as B
+from afterchain.protocol.block import ValidatorSet
+from afterchain.protocol.crypto import KeyPair
+from afterchain.protocol.events import Event, EventBody, SignedEvent, sign_event
+from afterchain.protocol.genesis import ConsensusParams, Genesis, LedgerParams, Member, VmAllowed, VmParams
+from afterchain.protocol.smt import MemoryNodeStore, SparseMerkleTree
+from afterchain.protocol.types import Hash32, PublicKey
 
 CHAIN = "bench"
 T0 = 1_700_000_000_000

@@ -28,11 +28,18 @@ from typing import Any
 
 import msgpack
 
-from protocol.block import BlockHeader, Commit, CommitCertificate, CommitSig, ValidatorSet
-from protocol.crypto import Domain, KeyPair
-from protocol.light import CertifiedHeader, StateAnswer, decode_answer, decode_certified, genesis_trust, verify_answer
-from protocol.smt import MemoryNodeStore, SparseMerkleTree, verify_smt_proof
-from protocol.types import Hash32, Height, Seq, Signature, ValidatorId, View
+from afterchain.protocol.block import BlockHeader, Commit, CommitCertificate, CommitSig, ValidatorSet
+from afterchain.protocol.crypto import Domain, KeyPair
+from afterchain.protocol.light import (
+    CertifiedHeader,
+    StateAnswer,
+    decode_answer,
+    decode_certified,
+    genesis_trust,
+    verify_answer,
+)
+from afterchain.protocol.smt import MemoryNodeStore, SparseMerkleTree, verify_smt_proof
+from afterchain.protocol.types import Hash32, Height, Seq, Signature, ValidatorId, View
 
 __all__ = ["main", "run"]
 

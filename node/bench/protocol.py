@@ -32,11 +32,11 @@ from typing import Any
 
 import nacl.signing
 
-from protocol import bodies
-from protocol.codec import encode, sha256
-from protocol.crypto import Domain, KeyPair, sign_bytes
-from protocol.events import Event, EventBody, SignedEvent, sign_event, verify_event
-from protocol.smt import MemoryNodeStore, SparseMerkleTree, verify_smt_proof
+from afterchain.protocol import bodies
+from afterchain.protocol.codec import encode, sha256
+from afterchain.protocol.crypto import Domain, KeyPair, sign_bytes
+from afterchain.protocol.events import Event, EventBody, SignedEvent, sign_event, verify_event
+from afterchain.protocol.smt import MemoryNodeStore, SparseMerkleTree, verify_smt_proof
 
 __all__ = ["main", "run"]
 

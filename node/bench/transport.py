@@ -3,7 +3,7 @@
     ./scripts/bench transport              # ~2 s per measurement
     ./scripts/bench transport --quick      # a smoke run
     ./scripts/bench transport --json out.json
-    python -m node.bench.transport --seconds 5
+    python -m afterchain.node.bench.transport --seconds 5
 
 Two `P2PTransport` hosts (Noise, yamux, one persistent stream per direction) run in this
 one process on 127.0.0.1, so both ends share one core: the figures are a floor for two
@@ -27,11 +27,10 @@ import time
 
 import trio
 
-from protocol.crypto import KeyPair
-
-from ..log import configure
-from ..transport.base import TransportLimits
-from ..transport.p2p import P2PTransport
+from afterchain.node.common.log import configure
+from afterchain.node.transport.base import TransportLimits
+from afterchain.node.transport.p2p import P2PTransport
+from afterchain.protocol.crypto import KeyPair
 
 __all__ = ["main", "run"]
 

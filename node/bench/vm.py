@@ -3,7 +3,7 @@
     ./scripts/bench vm            # ~2 s per backend
     ./scripts/bench vm --quick    # a smoke run (used by the test suite)
     ./scripts/bench vm --json out.json
-    python -m node.bench.vm --seconds 5
+    python -m afterchain.node.bench.vm --seconds 5
 
 Each call is a full hook call as the ledger makes it (`VmAgreementHooks.sla_penalty`:
 encode the record, execute, decode and check the output) against an in-memory state, so
@@ -17,11 +17,10 @@ import json
 import time
 from collections.abc import Callable
 
-from node.ledger.hooks import ContractRef, PenaltyInput, PolicyTerms
-
-from ..vm.agreements import VmAgreementHooks, VmContractHost, encode_penalty_input
-from ..vm.api import CallContext, ContractVM, MapState, Prepared, code_hash
-from ..vm.contracts import source
+from afterchain.node.app.hooks import ContractRef, PenaltyInput, PolicyTerms
+from afterchain.node.app.vm.agreements import VmAgreementHooks, VmContractHost, encode_penalty_input
+from afterchain.node.app.vm.api import CallContext, ContractVM, MapState, Prepared, code_hash
+from afterchain.node.app.vm.contracts import source
 
 __all__ = ["main", "run"]
 

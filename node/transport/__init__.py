@@ -1,6 +1,6 @@
 """Node-to-node transport: the `Transport` interface (base), in-memory (tests) and libp2p."""
 
-from .base import (
+from afterchain.node.transport.base import (
     DEFAULT_MAX_FRAME_BYTES,
     FrameTooLarge,
     PeerUnavailable,
@@ -12,7 +12,7 @@ from .base import (
     TransportLimits,
     TransportStats,
 )
-from .memory import MemoryNetwork, MemoryTransport
+from afterchain.node.transport.memory import MemoryNetwork, MemoryTransport
 
 __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",

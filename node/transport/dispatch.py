@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 import trio
 
-from .base import (
+from afterchain.node.transport.base import (
     FrameTooLarge,
     PeerUnavailable,
     RemoteRequestError,
@@ -35,7 +35,7 @@ from .base import (
     TransportLimits,
     TransportStats,
 )
-from .frames import FrameError, Kind, decode_frame, encode_frame
+from afterchain.node.transport.frames import FrameError, Kind, decode_frame, encode_frame
 
 __all__ = ["Dispatcher", "SendFrame"]
 

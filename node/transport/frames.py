@@ -17,7 +17,7 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
-from .base import TransportError
+from afterchain.node.transport.base import TransportError
 
 __all__ = [
     "HEADER",

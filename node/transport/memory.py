@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 import structlog
 import trio
 
-from .base import (
+from afterchain.node.transport.base import (
     PEER_KEY_BYTES,
     FaultSwitch,
     PeerBlocked,
@@ -38,8 +38,8 @@ from .base import (
     TransportLimits,
     TransportStats,
 )
-from .dispatch import Dispatcher
-from .frames import FrameError
+from afterchain.node.transport.dispatch import Dispatcher
+from afterchain.node.transport.frames import FrameError
 
 __all__ = ["MemoryNetwork", "MemoryTransport"]
 

@@ -97,9 +97,7 @@ from libp2p.security.exceptions import HandshakeFailure
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 
-from protocol.types import PublicKey
-
-from .base import (
+from afterchain.node.transport.base import (
     PEER_KEY_BYTES,
     FaultSwitch,
     PeerBlocked,
@@ -108,8 +106,9 @@ from .base import (
     TransportLimits,
     TransportStats,
 )
-from .dispatch import Dispatcher
-from .frames import LENGTH_PREFIX, FrameError
+from afterchain.node.transport.dispatch import Dispatcher
+from afterchain.node.transport.frames import LENGTH_PREFIX, FrameError
+from afterchain.protocol.types import PublicKey
 
 __all__ = ["PROTOCOL_ID", "AllowlistNoise", "P2PTransport", "libp2p_key_pair", "peer_id_for", "quiet_libp2p_logging", "tune_yamux"]
 

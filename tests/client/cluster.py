@@ -12,13 +12,13 @@ from typing import Any
 
 import trio
 
-from node.genesis_tools import DAY_MS, DEFAULT_CONSENSUS, MemberSpec, build_genesis
-from node.keys import write_key
-from node.runner import Node, NodeOptions
-from node.service import serve_api
-from node.transport.memory import MemoryNetwork
-from node.vm.agreements import VmAgreementHooks, VmContractHost
-from protocol.crypto import KeyPair
+from afterchain.node.app.vm.agreements import VmAgreementHooks, VmContractHost
+from afterchain.node.common.keys import write_key
+from afterchain.node.runtime.runner import Node, NodeOptions
+from afterchain.node.server import serve_api
+from afterchain.node.tools.genesis import DAY_MS, DEFAULT_CONSENSUS, MemberSpec, build_genesis
+from afterchain.node.transport.memory import MemoryNetwork
+from afterchain.protocol.crypto import KeyPair
 
 CHAIN = "client-test"
 MEMBERS = (
@@ -60,7 +60,7 @@ class Cluster:
     def start(self) -> None:
         import time
 
-        from node.log import configure
+        from afterchain.node.common.log import configure
 
         # node logs go to a file: CliRunner swaps sys.stdout, and the nodes run meanwhile
         self._log = (self.root / "nodes.log").open("a")

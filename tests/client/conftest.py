@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from node.cli import cli
+from afterchain.node.cli import cli
 
 from .cluster import Cluster
 

@@ -268,7 +268,7 @@ def test_escrow_release_and_refund(run: Cli, cluster: Cluster) -> None:
 
 
 def test_replayed_nonce_is_rejected(run: Cli, cluster: Cluster, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from node.client import Client
+    from afterchain.node.client.sdk import Client
 
     run("product", "register", GTIN, "N0", "--model", "K", "--batch", "B1", key="acme")
     n = run("account", "show", "--key", cluster.key_file("acme"), "--json").json()["nonce"]
@@ -304,7 +304,7 @@ def test_replayed_nonce_is_rejected(run: Cli, cluster: Cluster, tmp_path) -> Non
 
 
 def test_usage_unreachable_timeout_and_failover(run: Cli, cluster: Cluster) -> None:
-    from node.localnet import free_ports
+    from afterchain.node.tools.localnet import free_ports
 
     dead = [f"http://127.0.0.1:{p}" for p in free_ports(2)]
     r = run("ticket", "show", "ab" * 32, "--json", nodes=dead, expect=3)
@@ -327,7 +327,7 @@ def test_usage_unreachable_timeout_and_failover(run: Cli, cluster: Cluster) -> N
 def test_service_agreement_contract_and_event_commands(run: Cli, cluster: Cluster) -> None:
     from pathlib import Path
 
-    import node.vm.contracts as contracts
+    import afterchain.node.app.vm.contracts as contracts
 
     code = Path(contracts.__file__).parent / "warranty.lua"
     cid = run("contract", "deploy", str(code), "--vm", "lua", "--name", "warranty", Q, key="acme").id

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from node.client import (
+from afterchain.node.client.sdk import (
     BUILDERS,
     Client,
     EventBuilder,
@@ -21,8 +21,8 @@ from node.client import (
     content_hash,
     customer_account,
 )
-from protocol.crypto import KeyPair
-from protocol.events import EVENT_TYPES, verify_event
+from afterchain.protocol.crypto import KeyPair
+from afterchain.protocol.events import EVENT_TYPES, verify_event
 
 from .cluster import Cluster, seeded
 
@@ -267,7 +267,7 @@ def test_batch_submit_wait_and_a_rejection_at_commit(cluster: Cluster) -> None:
 
 
 def test_reads_of_missing_things_raise_not_found(cluster: Cluster) -> None:
-    from node.client import NotFound
+    from afterchain.node.client.sdk import NotFound
 
     with Client(cluster.urls) as c:
         for read in (

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from node.keys import write_key
+from afterchain.node.common.keys import write_key
 
 from .cluster import Cluster, seeded
 from .conftest import Cli

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from node.cli import cli
+from afterchain.node.cli import cli
 
 from .cluster import Cluster
 
@@ -64,7 +64,7 @@ def test_readme_session_in_process(cluster: Cluster, tmp_path: Path, monkeypatch
 @pytest.mark.slow
 @pytest.mark.cluster
 def test_readme_session_in_bash_against_localnet(tmp_path: Path) -> None:
-    from node.localnet import LocalNet
+    from afterchain.node.tools.localnet import LocalNet
 
     net = LocalNet(tmp_path / ".cluster")
     net.create(4)

@@ -9,10 +9,10 @@ import httpx
 import msgpack
 import pytest
 
-from node.localnet import LocalNet
-from protocol import bodies as B
-from protocol.crypto import KeyPair
-from protocol.events import Event, SignedEvent, sign_event
+from afterchain.node.tools.localnet import LocalNet
+from afterchain.protocol import bodies as B
+from afterchain.protocol.crypto import KeyPair
+from afterchain.protocol.events import Event, SignedEvent, sign_event
 
 pytestmark = pytest.mark.cluster
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from node.nemesis import SCENARIOS, run_scenario
+from afterchain.node.tools.nemesis import SCENARIOS, run_scenario
 
 pytestmark = pytest.mark.cluster
 

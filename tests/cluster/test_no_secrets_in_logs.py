@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from node.localnet import LocalNet
-from protocol.crypto import KeyPair
+from afterchain.node.tools.localnet import LocalNet
+from afterchain.protocol.crypto import KeyPair
 
 pytestmark = pytest.mark.cluster
 TOKEN = "admin-token-for-the-log-test-7f3a9c"

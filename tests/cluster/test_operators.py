@@ -14,8 +14,8 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from node.cluster_cli import cluster
-from node.localnet import LocalNet
+from afterchain.node.tools.cluster import cluster
+from afterchain.node.tools.localnet import LocalNet
 
 pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parents[2]

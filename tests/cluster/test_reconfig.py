@@ -19,14 +19,14 @@ from typing import Any
 import httpx
 import pytest
 
-from node.client import Client, content_hash
-from node.keys import load_key
-from node.light.client import LightClient, trust_from_genesis
-from node.localnet import LocalNet
-from node.nemesis import Load
-from protocol.block import ValidatorSet
-from protocol.crypto import KeyPair
-from protocol.genesis import Genesis
+from afterchain.node.client.light.client import LightClient, trust_from_genesis
+from afterchain.node.client.sdk import Client, content_hash
+from afterchain.node.common.keys import load_key
+from afterchain.node.tools.localnet import LocalNet
+from afterchain.node.tools.nemesis import Load
+from afterchain.protocol.block import ValidatorSet
+from afterchain.protocol.crypto import KeyPair
+from afterchain.protocol.genesis import Genesis
 
 pytestmark = pytest.mark.cluster
 
@@ -228,7 +228,7 @@ def _grow_and_shrink(tmp_path: Path, sizes: list[int], *, consensus: Any = None)
 @pytest.mark.slow
 def test_a_fifth_validator_joins_and_leaves_under_load_with_short_epochs(tmp_path: Path) -> None:
     """4 -> 5 -> 4 with K = 4 (epochs of 4 blocks, so changes pile up at every boundary)."""
-    from node.genesis_tools import DEFAULT_CONSENSUS
+    from afterchain.node.tools.genesis import DEFAULT_CONSENSUS
 
     _grow_and_shrink(tmp_path, [5, 4], consensus=dataclasses.replace(DEFAULT_CONSENSUS, checkpoint_interval=4,
                                                                      watermark_window=16))

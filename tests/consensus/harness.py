@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from consensus.app import VerifyResult
-from consensus.messages import CertifiedBlock, ConsensusMessage, Evidence
-from consensus.params import ConsensusParams
-from consensus.replica import FetchRequest, PersistedState, Replica
-from protocol.block import Block, ValidatorSet
-from protocol.codec import Message, sha256
-from protocol.crypto import KeyPair
+from afterchain.consensus.app import VerifyResult
+from afterchain.consensus.messages import CertifiedBlock, ConsensusMessage, Evidence
+from afterchain.consensus.params import ConsensusParams
+from afterchain.consensus.replica import FetchRequest, PersistedState, Replica
+from afterchain.protocol.block import Block, ValidatorSet
+from afterchain.protocol.codec import Message, sha256
+from afterchain.protocol.crypto import KeyPair
 
 CHAIN = "test-chain"
 GENESIS = sha256(b"genesis")

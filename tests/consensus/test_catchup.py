@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from consensus.messages import BlockResponse
-from consensus.sim import Sim, SimConfig
+from afterchain.consensus.messages import BlockResponse
+from afterchain.consensus.sim import Sim, SimConfig
 
 DOWN_TICKS = 400
 

@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consensus.epochs import boundaries_after, epoch_start, is_boundary, set_source_height
-from consensus.messages import PrePrepareMsg, SignedCommit, SignedPrepare
-from protocol.block import Block, ValidatorSet
-from protocol.codec import sha256
-from protocol.crypto import Domain, KeyPair
-from protocol.errors import InvariantError
-from protocol.types import Hash32, Seq, View
+from afterchain.consensus.epochs import boundaries_after, epoch_start, is_boundary, set_source_height
+from afterchain.consensus.messages import PrePrepareMsg, SignedCommit, SignedPrepare
+from afterchain.protocol.block import Block, ValidatorSet
+from afterchain.protocol.codec import sha256
+from afterchain.protocol.crypto import Domain, KeyPair
+from afterchain.protocol.errors import InvariantError
+from afterchain.protocol.types import Hash32, Seq, View
 
 from .harness import PARAMS, App, Cluster
 
@@ -175,7 +175,7 @@ def test_removed_primary_becomes_an_observer_and_is_not_counted() -> None:
 
 
 def _prepare(c: Cluster, i: int, seq: int) -> SignedPrepare:
-    from consensus.messages import Prepare
+    from afterchain.consensus.messages import Prepare
 
     p = Prepare(view=View(0), seq=Seq(seq), digest=Hash32(sha256(b"x")), replica=c.keys[i].public)  # type: ignore[arg-type]
     return SignedPrepare(body=p, signature=c.keys[i].sign(Domain.PREPARE, "test-chain", p))
@@ -308,7 +308,7 @@ def test_restarted_replica_counts_its_own_checkpoint() -> None:
     """A replica that signed checkpoint 4 and restarted before it became stable still counts
     its own signature: two more make the quorum (a new member stuck at the boundary in the
     simulator, seed 1167, waited for a third that never came)."""
-    from consensus.messages import SignedCheckpoint
+    from afterchain.consensus.messages import SignedCheckpoint
 
     c = Cluster(4)
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from consensus.messages import (
+from afterchain.consensus.messages import (
     CertifiedBlock,
     CheckpointProof,
     Prepare,
@@ -23,14 +23,14 @@ from consensus.messages import (
     SignedViewChange,
     ViewChangeBody,
 )
-from consensus.params import ConsensusParams
-from consensus.replica import Replica, compute_new_view_o, prunable
-from consensus.signer import Ed25519Signer, Ed25519Verifier, verify_certificate
-from protocol.block import Block, CommitCertificate
-from protocol.codec import decode, sha256
-from protocol.crypto import Domain
-from protocol.errors import InvariantError, ProtocolError, ValidationError
-from protocol.types import Hash32, Seq, View
+from afterchain.consensus.params import ConsensusParams
+from afterchain.consensus.replica import Replica, compute_new_view_o, prunable
+from afterchain.consensus.signer import Ed25519Signer, Ed25519Verifier, verify_certificate
+from afterchain.protocol.block import Block, CommitCertificate
+from afterchain.protocol.codec import decode, sha256
+from afterchain.protocol.crypto import Domain
+from afterchain.protocol.errors import InvariantError, ProtocolError, ValidationError
+from afterchain.protocol.types import Hash32, Seq, View
 
 from .harness import CHAIN, GENESIS, PARAMS, Cluster
 
@@ -258,7 +258,7 @@ def test_4_4_new_view_that_drops_a_prepared_block_is_rejected() -> None:
     _silence_primary_and_time_out(c, [1, 2, 3])
     vcs = {c.index(m.body.replica): m for _, _, m in c.queue if isinstance(m, SignedViewChange)}
     c.queue = []
-    from consensus.messages import NewViewBody
+    from afterchain.consensus.messages import NewViewBody
 
     body = NewViewBody(view=View(1), view_changes=tuple(vcs[i] for i in (1, 2, 3)), preprepares=(), replica=c.keys[1].public)  # type: ignore[arg-type]
     bad = SignedNewView(body=body, signature=Ed25519Signer(c.keys[1]).sign(Domain.NEW_VIEW, CHAIN, body))

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from consensus.messages import Commit, Prepare
-from consensus.signer import CachingVerifier, Ed25519Verifier
-from protocol.crypto import Domain, KeyPair
-from protocol.types import Hash32, Seq, Signature, ValidatorId, View
+from afterchain.consensus.messages import Commit, Prepare
+from afterchain.consensus.signer import CachingVerifier, Ed25519Verifier
+from afterchain.protocol.crypto import Domain, KeyPair
+from afterchain.protocol.types import Hash32, Seq, Signature, ValidatorId, View
 
 
 class _Counting(Ed25519Verifier):

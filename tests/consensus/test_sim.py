@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from consensus.replica import MUTATIONS
-from consensus.sim import ALL_FAULTS, RECONFIG, SimConfig, run
-from consensus.sim.__main__ import main
+from afterchain.consensus.replica import MUTATIONS
+from afterchain.consensus.sim import ALL_FAULTS, RECONFIG, SimConfig, run
+from afterchain.consensus.sim.__main__ import main
 
 RECONFIG_FAULTS = (*ALL_FAULTS, RECONFIG)
 RECONFIG_MUTATIONS = {"epoch_check", "epoch_window"}
@@ -83,7 +83,7 @@ def test_reconfig_runs_change_the_set_three_times() -> None:
     """A reconfig run really goes 4 -> 5 -> 7 -> 4 and the final set commits: the spare
     nodes are members at the end, the proposer of the last change and a Byzantine node are
     not."""
-    from consensus.sim import Sim
+    from afterchain.consensus.sim import Sim
 
     cfg = SimConfig(seed=3, nodes=4, byzantine=1, faults=RECONFIG_FAULTS)
     sim = Sim(cfg)
@@ -116,7 +116,7 @@ def test_cli_summary_and_exit_status(capsys: pytest.CaptureFixture[str]) -> None
     assert any(line.startswith("n=4 byzantine=1") and "seeds/min" in line for line in out)
     assert main(["--seeds", "0-0", "--nodes", "4", "--mutate", "commit_quorum"]) == 1
     out = capsys.readouterr().out
-    assert "replay: python -m consensus.sim --seeds 0-0" in out and not out.endswith("violations: 0\n")
+    assert "replay: python -m afterchain.consensus.sim --seeds 0-0" in out and not out.endswith("violations: 0\n")
 
 
 @pytest.mark.slow

@@ -16,14 +16,14 @@ import random
 import sys
 from typing import Any
 
-from node.ledger.ledger import Ledger
-from protocol import bodies as B
-from protocol.block import ValidatorSet
-from protocol.codec import encode
-from protocol.crypto import KeyPair
-from protocol.events import Event, EventBody, SignedEvent, sign_event
-from protocol.genesis import LedgerParams
-from protocol.types import Hash32, PublicKey
+from afterchain.node.app.ledger import Ledger
+from afterchain.protocol import bodies as B
+from afterchain.protocol.block import ValidatorSet
+from afterchain.protocol.codec import encode
+from afterchain.protocol.crypto import KeyPair
+from afterchain.protocol.events import Event, EventBody, SignedEvent, sign_event
+from afterchain.protocol.genesis import LedgerParams
+from afterchain.protocol.types import Hash32, PublicKey
 
 from .world import CHAIN, DAY, GTIN, HOUR, NONCE_KEEPING_CODES, T0, make_genesis
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from node.bench import ledger as bench
+from afterchain.node.bench import ledger as bench
 
 
 def test_bench_quick_runs(capsys) -> None:  # type: ignore[no-untyped-def]

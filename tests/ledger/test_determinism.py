@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.ledger.ledger import Ledger, iter_blocks
-from node.ledger.store import RocksKV
+from afterchain.node.app.ledger import Ledger, iter_blocks
+from afterchain.node.app.store import RocksKV
 
 from .randomrun import run
 from .world import make_genesis
@@ -133,7 +133,7 @@ def test_kill_mid_run_reopens_at_a_committed_block(tmp_path: Path) -> None:
 
 
 def test_store_refuses_another_genesis(tmp_path: Path) -> None:
-    from protocol.errors import InvariantError
+    from afterchain.protocol.errors import InvariantError
 
     store = str(tmp_path / "db")
     Ledger.open(store, make_genesis()).close()

@@ -6,13 +6,13 @@ import hashlib
 
 import pytest
 
-from node.ledger.codes import Reason
-from node.ledger.hooks import ClaimDecision, HookFailure, Penalty, ReturnDecision
-from node.ledger.ledger import MAX_TICKET_CHANGES, QUALITY_BUCKETS_MS, TRANSITIONS, Ledger, product_key
-from protocol import bodies as B
-from protocol.events import Event, SignedEvent, sign_event
-from protocol.smt import verify_smt_proof
-from protocol.types import Hash32, PublicKey
+from afterchain.node.app.codes import Reason
+from afterchain.node.app.hooks import ClaimDecision, HookFailure, Penalty, ReturnDecision
+from afterchain.node.app.ledger import MAX_TICKET_CHANGES, QUALITY_BUCKETS_MS, TRANSITIONS, Ledger, product_key
+from afterchain.protocol import bodies as B
+from afterchain.protocol.events import Event, SignedEvent, sign_event
+from afterchain.protocol.smt import verify_smt_proof
+from afterchain.protocol.types import Hash32, PublicKey
 
 from .world import CHAIN, DAY, GTIN, HOUR, T0, World, acct, cust, h, key, make_genesis
 
@@ -73,7 +73,7 @@ def test_product_rejections(w: World) -> None:
 
 
 def test_gtin_belongs_to_its_first_manufacturer() -> None:
-    from protocol.genesis import Member
+    from afterchain.protocol.genesis import Member
 
     g = make_genesis()
     extra = Member(org_id="acme2", name="Acme Two", roles=("manufacturer",), keys=(PublicKey(key("acme2").public),), balance=0)
@@ -302,7 +302,7 @@ class FakeHost:
         return None if code.startswith(b"--") else "not lua"
 
     def call(self, contract, entry, args, state, ctx, gas_limit):  # type: ignore[no-untyped-def]
-        from node.ledger.hooks import CallResult
+        from afterchain.node.app.hooks import CallResult
 
         if entry == "boom":
             return CallResult(status="trap", gas_used=gas_limit, error="boom")
@@ -426,7 +426,7 @@ def test_envelope_rejections(w: World) -> None:
     assert w.block(w.ev("acme", body, nonce=5)).outcomes[0].code == Reason.NONCE_WRONG  # gap
     kp = key("acme")
     ev = Event(chain_id=CHAIN, type="product.register", sender=kp.public, nonce=2, time_ms=0, body=body)
-    forged = SignedEvent(event=ev, signature=key("shop").sign(__import__("protocol.crypto").crypto.Domain.EVENT, CHAIN, ev))
+    forged = SignedEvent(event=ev, signature=key("shop").sign(__import__("afterchain.protocol.crypto").crypto.Domain.EVENT, CHAIN, ev))
     assert w.block(forged).outcomes[0].code == "signature.invalid"
     other = sign_event(kp, Event(chain_id="other", type="product.register", sender=kp.public, nonce=2, time_ms=0, body=body))
     assert w.block(other).outcomes[0].code == "chain.wrong_id"
@@ -458,7 +458,7 @@ def test_a_replay_never_hides_the_accepted_outcome(w: World) -> None:
 
 
 def test_oversize_event_is_rejected(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    import node.ledger.ledger as L
+    import afterchain.node.app.ledger as L
 
     kp = key("acme")
     deploy = B.ContractDeploy(vm_id="lua", vm_version=1, name="c", code=b"-" * 100_000)
@@ -513,7 +513,7 @@ def test_mempool_check(w: World) -> None:
 
 
 def test_time_and_height_are_checked(w: World) -> None:
-    from protocol.errors import InvariantError
+    from afterchain.protocol.errors import InvariantError
 
     with pytest.raises(InvariantError):
         w.led.apply_block(5, T0 + 1, [])
@@ -555,7 +555,7 @@ def test_malformed_hook_output_falls_back() -> None:
 def test_block_record_commits_to_every_outcome(w: World) -> None:
     import msgpack
 
-    from protocol.merkle import merkle_root
+    from afterchain.protocol.merkle import merkle_root
 
     w.product()
     res = w.block(w.ev("acme", B.ProductRegister(gtin=GTIN, serial="S2", model="m", batch="B", production_time_ms=0)),

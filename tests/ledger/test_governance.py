@@ -8,16 +8,16 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from node.ledger.codes import Reason
-from node.ledger.ledger import Ledger, epoch_start, iter_blocks, set_source_height
-from protocol import bodies as B
-from protocol.block import ValidatorSet
-from protocol.codec import encode
-from protocol.crypto import KeyPair
-from protocol.errors import ProtocolError
-from protocol.genesis import ConsensusParams, LedgerParams, ParamChange, VmParams
-from protocol.smt import verify_smt_proof
-from protocol.types import Hash32, PublicKey
+from afterchain.node.app.codes import Reason
+from afterchain.node.app.ledger import Ledger, epoch_start, iter_blocks, set_source_height
+from afterchain.protocol import bodies as B
+from afterchain.protocol.block import ValidatorSet
+from afterchain.protocol.codec import encode
+from afterchain.protocol.crypto import KeyPair
+from afterchain.protocol.errors import ProtocolError
+from afterchain.protocol.genesis import ConsensusParams, LedgerParams, ParamChange, VmParams
+from afterchain.protocol.smt import verify_smt_proof
+from afterchain.protocol.types import Hash32, PublicKey
 
 from .world import DAY, GTIN, HOUR, World, cust, h, key, make_genesis
 
@@ -140,7 +140,7 @@ def test_a_proposal_expires_at_its_deadline_with_no_effect(w: World) -> None:
 
 
 def test_expiry_is_bounded_per_block_and_in_deadline_order(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    import node.ledger.ledger as L
+    import afterchain.node.app.ledger as L
 
     monkeypatch.setattr(L, "MAX_GOV_EXPIRIES_PER_BLOCK", 2)
     pids = [propose(w, "acme", "remove_member", org.encode(), period_ms=HOUR) for org in ("audit", "fixit", "ship")]

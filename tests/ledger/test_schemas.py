@@ -7,12 +7,12 @@ import json
 import pytest
 from hypothesis import given, settings
 
-from protocol import bodies as B
-from protocol.codec import decode, encode
-from protocol.errors import Code, ValidationError
-from protocol.events import EVENT_TYPES
-from protocol.genesis import Genesis
-from protocol.types import Hash32, PublicKey
+from afterchain.protocol import bodies as B
+from afterchain.protocol.codec import decode, encode
+from afterchain.protocol.errors import Code, ValidationError
+from afterchain.protocol.events import EVENT_TYPES
+from afterchain.protocol.genesis import Genesis
+from afterchain.protocol.types import Hash32, PublicKey
 
 from ..strategies import geneses
 from .world import GTIN, make_genesis
@@ -117,7 +117,7 @@ def test_bad_bodies_name_the_field(body, field: str, code: Code) -> None:  # typ
         value.validate()
     assert info.value.field == field and info.value.code is code
     # the same through the codec, nested in an event: the path names the body field
-    from protocol.events import Event
+    from afterchain.protocol.events import Event
 
     raw = encode(Event(chain_id="c", type=value.EVENT_TYPE, sender=PublicKey(H), nonce=1, time_ms=0, body=value))
     with pytest.raises(ValidationError) as info2:
@@ -172,7 +172,7 @@ def test_genesis_json_not_json() -> None:
 
 
 def test_every_reason_code_is_documented() -> None:
-    import node.ledger.codes as codes
+    import afterchain.node.app.codes as codes
 
     assert codes.__doc__ is not None
     missing = [r.value for r in codes.Reason if f"``{r.value}``" not in codes.__doc__]

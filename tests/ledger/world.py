@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from node.ledger.hooks import customer_account
-from node.ledger.ledger import BlockResult, Ledger, Outcome
-from protocol import bodies as B
-from protocol.block import ValidatorSet
-from protocol.crypto import KeyPair
-from protocol.events import Event, EventBody, SignedEvent, sign_event
-from protocol.genesis import ConsensusParams, Genesis, LedgerParams, Member, VmAllowed, VmParams
-from protocol.types import Hash32, PublicKey
+from afterchain.node.app.hooks import customer_account
+from afterchain.node.app.ledger import BlockResult, Ledger, Outcome
+from afterchain.protocol import bodies as B
+from afterchain.protocol.block import ValidatorSet
+from afterchain.protocol.crypto import KeyPair
+from afterchain.protocol.events import Event, EventBody, SignedEvent, sign_event
+from afterchain.protocol.genesis import ConsensusParams, Genesis, LedgerParams, Member, VmAllowed, VmParams
+from afterchain.protocol.types import Hash32, PublicKey
 
 CHAIN = "test-chain"
 T0 = 1_700_000_000_000

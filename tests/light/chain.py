@@ -19,14 +19,14 @@ import httpx
 import trio
 from starlette.applications import Starlette
 
-from node.ledger.ledger import Ledger
-from node.proofs_api import proof_routes
-from protocol import bodies as B
-from protocol.block import ZERO_HASH, Block, BlockHeader, Commit, CommitCertificate, CommitSig, ValidatorSet
-from protocol.crypto import Domain, KeyPair
-from protocol.light import TrustedState, genesis_trust
-from protocol.merkle import merkle_root
-from protocol.types import Hash32, Height, Seq, Signature, ValidatorId, View
+from afterchain.node.app.ledger import Ledger
+from afterchain.node.http.proofs import proof_routes
+from afterchain.protocol import bodies as B
+from afterchain.protocol.block import ZERO_HASH, Block, BlockHeader, Commit, CommitCertificate, CommitSig, ValidatorSet
+from afterchain.protocol.crypto import Domain, KeyPair
+from afterchain.protocol.light import TrustedState, genesis_trust
+from afterchain.protocol.merkle import merkle_root
+from afterchain.protocol.types import Hash32, Height, Seq, Signature, ValidatorId, View
 from tests.ledger.world import CHAIN, T0, World, cust, key, make_genesis
 
 BASE = "http://node.test"

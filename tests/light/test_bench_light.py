@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from node.bench import light as bench
+from afterchain.node.bench import light as bench
 
 
 def test_bench_quick_runs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

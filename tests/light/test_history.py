@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.ledger import ledger as ledger_mod
-from node.ledger.ledger import Ledger
-from protocol.smt import verify_smt_proof
+from afterchain.node.app import ledger as ledger_mod
+from afterchain.node.app.ledger import Ledger
+from afterchain.protocol.smt import verify_smt_proof
 from tests.ledger.world import World, cust, make_genesis
 
 
@@ -59,7 +59,7 @@ def test_outside_the_window_is_a_lookup_error(monkeypatch: pytest.MonkeyPatch) -
 @given(st.integers(0, 2**32))
 def test_random_balance_moves_read_back_at_every_height(seed: int) -> None:
     """Escrow deposits move balances between a few accounts; every height reads back."""
-    from protocol import bodies as B
+    from afterchain.protocol import bodies as B
 
     rng = random.Random(seed)
     led = Ledger.open(None, make_genesis())

@@ -15,11 +15,11 @@ from typing import Any
 import msgpack
 import pytest
 
-from node.light.client import LightClient, load_trust, save_trust
-from protocol.block import BlockHeader, CommitCertificate
-from protocol.crypto import KeyPair
-from protocol.light import LightError, Reason
-from protocol.types import Hash32, Signature
+from afterchain.node.client.light.client import LightClient, load_trust, save_trust
+from afterchain.protocol.block import BlockHeader, CommitCertificate
+from afterchain.protocol.crypto import KeyPair
+from afterchain.protocol.light import LightError, Reason
+from afterchain.protocol.types import Hash32, Signature
 from tests.ledger.world import key
 
 from .chain import BASE, HOUR_MS, NOW_MS, FakeChain, certify, vset

@@ -15,11 +15,11 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from node.cli import cli
-from node.client import Client
-from protocol.block import ValidatorSet
-from protocol.crypto import KeyPair
-from protocol.types import ValidatorId
+from afterchain.node.cli import cli
+from afterchain.node.client.sdk import Client
+from afterchain.protocol.block import ValidatorSet
+from afterchain.protocol.crypto import KeyPair
+from afterchain.protocol.types import ValidatorId
 from tests.client.cluster import Cluster
 
 GTIN = "00012345600012"
@@ -117,7 +117,7 @@ def test_cli_refuses_a_chain_signed_by_other_validators(cluster: Cluster, tmp_pa
 
 @pytest.mark.cluster
 def test_cli_against_four_node_processes(tmp_path: Path) -> None:
-    from node.localnet import LocalNet
+    from afterchain.node.tools.localnet import LocalNet
 
     net = LocalNet(tmp_path / "net")
     net.create(4, view_timeout_ms=1500)
@@ -127,7 +127,7 @@ def test_cli_against_four_node_processes(tmp_path: Path) -> None:
         urls = [n.api_url for n in net.nodes()]
         keys: dict[str, str | KeyPair] = {o: str(net.root / "keys" / f"{o}.key") for o in ("acme", "shopmart")}
         tid = make_ticket(urls, keys, KeyPair.from_seed(b"light-cluster-customer".ljust(32, b"\0")), "P1")
-        base = [sys.executable, "-m", "node.cli", "light", "ticket"]
+        base = [sys.executable, "-m", "afterchain.node.cli", "light", "ticket"]
         common = ["--node", urls[3], "--genesis", str(net.root / "genesis.json"), "--state", str(tmp_path / "trust.json"),
                   "--witness", urls[0]]
         r = subprocess.run([*base, tid.hex(), *common, "--json"], capture_output=True, text=True, timeout=60)

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocol.block import CommitSig
-from protocol.errors import ProtocolError
-from protocol.light import (
+from afterchain.protocol.block import CommitSig
+from afterchain.protocol.errors import ProtocolError
+from afterchain.protocol.light import (
     REASON_MEANINGS,
     LightError,
     Reason,
@@ -21,7 +21,7 @@ from protocol.light import (
     verify_answer,
     verify_certificate,
 )
-from protocol.types import Signature, ValidatorId
+from afterchain.protocol.types import Signature, ValidatorId
 from tests.ledger.world import key
 
 from .chain import BASE, NOW_MS, FakeChain
@@ -97,8 +97,8 @@ def test_protocol_md_lists_every_reason_and_message() -> None:
     from dataclasses import fields
     from pathlib import Path
 
-    from protocol.doc_tables import type_name
-    from protocol.light import CertifiedHeader, TrustedState
+    from afterchain.protocol.doc_tables import type_name
+    from afterchain.protocol.light import CertifiedHeader, TrustedState
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "PROTOCOL.md").read_text()
     section = doc[doc.index("## 8. Light client"):doc.index("## 9. Error codes")]

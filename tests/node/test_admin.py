@@ -8,9 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from node.admin import load_admin_token
-from node.api import build_app
-from node.service import NodeHttp
+from afterchain.node.http.admin import load_admin_token
+from afterchain.node.http.api import build_app
+from afterchain.node.server import NodeHttp
 
 from .util import VALIDATORS, memory_cluster, product_event, wait_for
 

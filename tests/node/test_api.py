@@ -10,11 +10,11 @@ import msgpack
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.api import _outcome_json, build_app, results_json
-from node.mempool import AddOutcome
-from node.service import NodeHttp
-from protocol.events import SignedEvent
-from protocol.jsonform import to_json
+from afterchain.node.http.api import _outcome_json, build_app, results_json
+from afterchain.node.runtime.mempool import AddOutcome
+from afterchain.node.server import NodeHttp
+from afterchain.protocol.events import SignedEvent
+from afterchain.protocol.jsonform import to_json
 
 from .util import ACME, VALIDATORS, k, memory_cluster, product_event, wait_for
 

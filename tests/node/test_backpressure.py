@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from node.mempool import Mempool
-from node.runner import _Outbox
-from protocol.events import SignedEvent
+from afterchain.node.runtime.mempool import Mempool
+from afterchain.node.runtime.runner import _Outbox
+from afterchain.protocol.events import SignedEvent
 
 from .util import ACME, k, memory_cluster, product_event
 

@@ -11,18 +11,18 @@ import httpx
 import pytest
 import trio
 
-from consensus.messages import Commit, Evidence, Prepare, SignedCommit, SignedPrepare, SignedStatus, Status
-from node.api import build_app
-from node.byzantine import byzantine_mode, conflicting
-from node.ledger.ledger import Ledger
-from node.runner import Node, NodeOptions
-from node.service import NodeHttp
-from node.transport.memory import MemoryNetwork
-from protocol import bodies as B
-from protocol.codec import sha256
-from protocol.crypto import Domain, KeyPair
-from protocol.events import Event, sign_event
-from protocol.types import Hash32, Seq, ValidatorId, View
+from afterchain.consensus.messages import Commit, Evidence, Prepare, SignedCommit, SignedPrepare, SignedStatus, Status
+from afterchain.node.app.ledger import Ledger
+from afterchain.node.http.api import build_app
+from afterchain.node.runtime.runner import Node, NodeOptions
+from afterchain.node.server import NodeHttp
+from afterchain.node.testing.byzantine import byzantine_mode, conflicting
+from afterchain.node.transport.memory import MemoryNetwork
+from afterchain.protocol import bodies as B
+from afterchain.protocol.codec import sha256
+from afterchain.protocol.crypto import Domain, KeyPair
+from afterchain.protocol.events import Event, sign_event
+from afterchain.protocol.types import Hash32, Seq, ValidatorId, View
 
 from .util import ACME, CHAIN, T0, VALIDATORS, genesis, k, product_event, wait_for
 
@@ -73,7 +73,7 @@ def test_ledger_records_valid_evidence_once_and_refuses_bad_evidence() -> None:
     assert rec["validator"] == byz.public and rec["phase"] == "PREPARE" and rec["seq"] == 5 and rec["reporter"] == rep.public
     assert led.evidence(validator=rep.public) == []
     # the mempool pre-check refuses a non-validator sender early
-    from protocol.events import SignedEvent
+    from afterchain.protocol.events import SignedEvent
     oc = led.check(SignedEvent.decode(_evidence_event(ACME, 2, good)))
     assert oc is not None and oc.code == "permission.not_validator"
 

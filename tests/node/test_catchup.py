@@ -7,8 +7,8 @@ from pathlib import Path
 
 import trio
 
-from consensus.messages import BlockResponse, CertifiedBlock
-from node.runner import Node, NodeOptions, block_response_bytes
+from afterchain.consensus.messages import BlockResponse, CertifiedBlock
+from afterchain.node.runtime.runner import Node, NodeOptions, block_response_bytes
 from tests.node.util import VALIDATORS, genesis, memory_cluster, product_event, wait_for
 
 

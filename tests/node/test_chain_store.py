@@ -6,7 +6,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from node.store import ChainStore
+from afterchain.node.runtime.chain_store import ChainStore
 
 
 def _block(height: int) -> Any:

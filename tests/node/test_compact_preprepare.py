@@ -11,11 +11,17 @@ from typing import Any
 import pytest
 import trio
 
-from consensus.messages import CompactPrePrepareMsg, ConsensusMessage, EventsRequest, EventsResponse, PrePrepareMsg
-from node.bench import intake
-from node.transport.base import RequestTimeout
-from protocol.codec import decode, decode_as, sha256
-from protocol.errors import ProtocolError
+from afterchain.consensus.messages import (
+    CompactPrePrepareMsg,
+    ConsensusMessage,
+    EventsRequest,
+    EventsResponse,
+    PrePrepareMsg,
+)
+from afterchain.node.bench import intake
+from afterchain.node.transport.base import RequestTimeout
+from afterchain.protocol.codec import decode, decode_as, sha256
+from afterchain.protocol.errors import ProtocolError
 
 from .util import memory_cluster, product_event, wait_for
 
@@ -75,7 +81,7 @@ async def test_a_backup_rebuilds_the_block_from_gossip_without_asking(tmp_path: 
     # 4 events verified already, 4 waiting in the gossip backlog, 3 being verified, 1 prefilled
     await node.submit(raws[:4], from_peer=True)
     node._incoming.update((sha256(r), r) for r in raws[4:8])
-    job = __import__("node.runner", fromlist=["_Verifying"])._Verifying({sha256(r): r for r in raws[8:11]})
+    job = __import__("afterchain.node.runtime.runner", fromlist=["_Verifying"])._Verifying({sha256(r): r for r in raws[8:11]})
     for r in raws[8:11]:
         node._verifying[sha256(r)] = job
     full = node._expand(CompactPrePrepareMsg.of(pp, prefilled=(raws[11],)), PRIMARY)
@@ -142,7 +148,7 @@ async def test_a_compact_preprepare_whose_events_do_not_come_is_dropped(
 
 async def test_a_peer_gets_a_bounded_number_of_compact_preprepares_waiting(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from node import runner
+    from afterchain.node.runtime import runner
 
     node, _, pp = _pp(tmp_path)
     release = trio.Event()

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from node.cli import cli
-from node.config import ConfigError, load_config
-from node.keys import KeyFileError, load_key, write_key
-from protocol.crypto import KeyPair
+from afterchain.node.cli import cli
+from afterchain.node.common.keys import KeyFileError, load_key, write_key
+from afterchain.node.runtime.config import ConfigError, load_config
+from afterchain.protocol.crypto import KeyPair
 
 GOOD = """
 [node]

@@ -15,9 +15,9 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.api import build_app
-from node.service import NodeHttp
-from protocol.jsonform import to_json
+from afterchain.node.http.api import build_app
+from afterchain.node.server import NodeHttp
+from afterchain.protocol.jsonform import to_json
 
 from .util import memory_cluster, product_event
 

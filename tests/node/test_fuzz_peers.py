@@ -12,8 +12,8 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.runner import EVENTS_TOPIC, EventBatch
-from protocol.events import SignedEvent
+from afterchain.node.runtime.runner import EVENTS_TOPIC, EventBatch
+from afterchain.protocol.events import SignedEvent
 
 from .util import VALIDATORS, memory_cluster, product_event, wait_for
 

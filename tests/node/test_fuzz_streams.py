@@ -20,12 +20,12 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consensus.messages import Commit, Prepare, SignedCommit, SignedPrepare
-from node.runner import EVENTS_TOPIC, EventBatch
-from protocol import bodies as B
-from protocol.crypto import Domain, KeyPair
-from protocol.events import Event, SignedEvent, sign_event
-from protocol.types import Hash32, Seq, Signature, ValidatorId, View
+from afterchain.consensus.messages import Commit, Prepare, SignedCommit, SignedPrepare
+from afterchain.node.runtime.runner import EVENTS_TOPIC, EventBatch
+from afterchain.protocol import bodies as B
+from afterchain.protocol.crypto import Domain, KeyPair
+from afterchain.protocol.events import Event, SignedEvent, sign_event
+from afterchain.protocol.types import Hash32, Seq, Signature, ValidatorId, View
 
 from .util import ACME, CHAIN, T0, VALIDATORS, k, memory_cluster, product_event, wait_for
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import httpx
 from starlette.applications import Starlette
 
-from node.gov_api import governance_routes
-from node.ledger.ledger import Ledger
-from protocol import bodies as B
-from protocol.codec import encode
-from protocol.genesis import LedgerParams
-from protocol.types import Hash32
+from afterchain.node.app.ledger import Ledger
+from afterchain.node.http.governance import governance_routes
+from afterchain.protocol import bodies as B
+from afterchain.protocol.codec import encode
+from afterchain.protocol.genesis import LedgerParams
+from afterchain.protocol.types import Hash32
 
 from ..ledger.test_governance import GENESIS_SET, K, propose, val, vote, vset
 from ..ledger.world import DAY, HOUR, World, make_genesis

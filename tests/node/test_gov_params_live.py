@@ -7,9 +7,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from protocol import bodies as B
-from protocol.events import Event, sign_event
-from protocol.genesis import ParamChange
+from afterchain.protocol import bodies as B
+from afterchain.protocol.events import Event, sign_event
+from afterchain.protocol.genesis import ParamChange
 
 from .util import ACME, CHAIN, T0, VALIDATORS, memory_cluster, product_event, wait_for
 
@@ -28,7 +28,7 @@ async def test_lower_block_limit_adopted_by_vote_applies_at_its_epoch(tmp_path: 
                                    voting_period_ms=3_600_000)
         raw = _gov(VALIDATORS[0], 1, prop)
         await n0.submit([raw])
-        from protocol.events import SignedEvent
+        from afterchain.protocol.events import SignedEvent
 
         pid = SignedEvent.decode(raw).id
         await n0.submit([_gov(v, 1 + (i == 0), B.GovernanceVote(proposal_id=pid, approve=True))

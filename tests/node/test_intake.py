@@ -11,14 +11,14 @@ import pytest
 import trio
 from hypothesis import given, settings
 
-import node.runner as runner_mod
-from node import mempool as mempool_mod
-from node.mempool import verify_batch
-from node.runner import Node, NodeOptions
-from node.transport.memory import MemoryNetwork
-from protocol.codec import sha256
-from protocol.errors import ProtocolError
-from protocol.events import SignedEvent
+import afterchain.node.runtime.runner as runner_mod
+from afterchain.node.runtime import mempool as mempool_mod
+from afterchain.node.runtime.mempool import verify_batch
+from afterchain.node.runtime.runner import Node, NodeOptions
+from afterchain.node.transport.memory import MemoryNetwork
+from afterchain.protocol.codec import sha256
+from afterchain.protocol.errors import ProtocolError
+from afterchain.protocol.events import SignedEvent
 
 from ..strategies import message_strategy
 from .util import CHAIN, VALIDATORS, genesis, product_event

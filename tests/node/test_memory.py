@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from node import memory
-from node.mempool import Mempool
-from node.store import CHAIN_BLOCK_CACHE_BYTES, ChainStore
-from protocol.events import SignedEvent
+from afterchain.node.runtime import memory
+from afterchain.node.runtime.chain_store import CHAIN_BLOCK_CACHE_BYTES, ChainStore
+from afterchain.node.runtime.mempool import Mempool
+from afterchain.protocol.events import SignedEvent
 
 from .util import k, memory_cluster, product_event, wait_for
 

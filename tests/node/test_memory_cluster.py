@@ -7,12 +7,12 @@ from pathlib import Path
 
 import trio
 
-from node.genesis_tools import MemberSpec, build_genesis
-from node.runner import Node, NodeOptions
-from node.transport.memory import MemoryNetwork
-from protocol import bodies as B
-from protocol.crypto import KeyPair
-from protocol.events import Event, SignedEvent, sign_event
+from afterchain.node.runtime.runner import Node, NodeOptions
+from afterchain.node.tools.genesis import MemberSpec, build_genesis
+from afterchain.node.transport.memory import MemoryNetwork
+from afterchain.protocol import bodies as B
+from afterchain.protocol.crypto import KeyPair
+from afterchain.protocol.events import Event, SignedEvent, sign_event
 
 CHAIN = "mem-chain"
 T0 = 1_700_000_000_000

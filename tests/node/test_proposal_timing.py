@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from node.bench import intake
+from afterchain.node.bench import intake
 
 RAWS = intake._events(900)
 

@@ -10,7 +10,7 @@ import time
 import pytest
 import trio
 
-from node.threads import run_sync
+from afterchain.node.runtime.threads import run_sync
 
 
 async def test_value_exception_and_thread() -> None:

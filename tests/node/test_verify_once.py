@@ -10,10 +10,10 @@ from typing import Any
 
 import trio
 
-from consensus.messages import ConsensusMessage
-from node.bench import intake
-from node.runner import _App
-from protocol.codec import decode_as, sha256
+from afterchain.consensus.messages import ConsensusMessage
+from afterchain.node.bench import intake
+from afterchain.node.runtime.runner import _App
+from afterchain.protocol.codec import decode_as, sha256
 
 N = 300
 
@@ -63,7 +63,7 @@ async def test_a_bad_signature_is_refused_on_both_paths(tmp_path: Path) -> None:
 
 async def test_a_waiter_checks_itself_when_the_check_it_waited_for_is_cancelled(
         tmp_path: Path, monkeypatch: Any) -> None:
-    from node import runner
+    from afterchain.node.runtime import runner
 
     raws = intake._events(20)
     node = intake._node(tmp_path, 1)
@@ -107,7 +107,7 @@ async def test_what_a_check_passed_is_cached_while_it_still_waits_for_another(
     """A pre-prepare of events A + B, where A is being checked for gossip: the pre-prepare
     checks B, then waits for A's check. A gossip copy of B arriving in that wait finds B
     verified (it used to find B in neither `verified` nor `_verifying` and check it again)."""
-    from node import runner
+    from afterchain.node.runtime import runner
 
     raws = intake._events(40)
     a, b = raws[:20], raws[20:]

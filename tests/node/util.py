@@ -9,13 +9,13 @@ from typing import Any
 
 import trio
 
-from node.genesis_tools import MemberSpec, build_genesis
-from node.runner import Node, NodeOptions
-from node.transport.memory import MemoryNetwork
-from protocol import bodies as B
-from protocol.crypto import KeyPair
-from protocol.events import Event, SignedEvent, sign_event
-from protocol.genesis import Genesis
+from afterchain.node.runtime.runner import Node, NodeOptions
+from afterchain.node.tools.genesis import MemberSpec, build_genesis
+from afterchain.node.transport.memory import MemoryNetwork
+from afterchain.protocol import bodies as B
+from afterchain.protocol.crypto import KeyPair
+from afterchain.protocol.events import Event, SignedEvent, sign_event
+from afterchain.protocol.genesis import Genesis
 
 CHAIN = "mem-chain"
 T0 = 1_700_000_000_000

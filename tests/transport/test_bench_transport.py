@@ -7,13 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from node.bench import BENCHES
+from afterchain.node.bench import BENCHES
 
 
 def test_transport_bench_quick_runs_and_saves_json(tmp_path: Path) -> None:
     out = tmp_path / "transport.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "node.bench", "transport", "--quick", "--json", str(out)],
+        [sys.executable, "-m", "afterchain.node.bench", "transport", "--quick", "--json", str(out)],
         capture_output=True, text=True, timeout=120, check=False,
     )
     assert proc.returncode == 0, proc.stderr

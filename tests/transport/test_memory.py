@@ -8,9 +8,15 @@ import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node.transport import FrameTooLarge, PeerUnavailable, RemoteRequestError, RequestTimeout, TransportLimits
-from node.transport.frames import FrameError, Kind, decode_frame, encode_frame
-from node.transport.memory import MemoryNetwork, MemoryTransport
+from afterchain.node.transport import (
+    FrameTooLarge,
+    PeerUnavailable,
+    RemoteRequestError,
+    RequestTimeout,
+    TransportLimits,
+)
+from afterchain.node.transport.frames import FrameError, Kind, decode_frame, encode_frame
+from afterchain.node.transport.memory import MemoryNetwork, MemoryTransport
 
 KEYS = [bytes([i]) * 32 for i in range(1, 5)]
 

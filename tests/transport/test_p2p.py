@@ -12,9 +12,9 @@ import pytest
 import trio
 import trio.testing
 
-from node.transport import FrameTooLarge, PeerUnavailable, TransportLimits
-from node.transport.p2p import P2PTransport
-from protocol.crypto import KeyPair
+from afterchain.node.transport import FrameTooLarge, PeerUnavailable, TransportLimits
+from afterchain.node.transport.p2p import P2PTransport
+from afterchain.protocol.crypto import KeyPair
 
 SEEDS = [bytes([i]) * 32 for i in range(1, 6)]
 KEYS = [KeyPair.from_seed(s).public for s in SEEDS]
@@ -182,7 +182,7 @@ async def test_plaintext_dialer_claiming_a_validator_identity_is_refused() -> No
     from libp2p.crypto.keys import KeyPair as Libp2pKeyPair
     from libp2p.security.insecure.transport import PLAINTEXT_PROTOCOL_ID, InsecureTransport
 
-    from node.transport.p2p import PROTOCOL_ID, libp2p_key_pair, peer_id_for
+    from afterchain.node.transport.p2p import PROTOCOL_ID, libp2p_key_pair, peer_id_for
 
     # The forger holds its own private key but presents validator 1's public key: with the
     # plaintext "security" transport nothing proves possession of the key.
@@ -428,7 +428,7 @@ async def test_yamux_does_not_return_window_credit_after_every_read(monkeypatch:
 
 
 def test_tune_yamux_keeps_an_operators_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    from node.transport.p2p import tune_yamux
+    from afterchain.node.transport.p2p import tune_yamux
 
     monkeypatch.setenv("PY_YAMUX_RELEASE_ON_READ", "1")
     tune_yamux()

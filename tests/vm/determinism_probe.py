@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 import sys
 
-from node.ledger.hooks import ClaimInput, PenaltyInput, PolicyTerms, ReturnInput
-from node.vm.agreements import encode_claim_input, encode_penalty_input, encode_return_input
-from node.vm.api import CallContext, MapState, VmLimits, get_vm
-from node.vm.contracts import source
+from afterchain.node.app.hooks import ClaimInput, PenaltyInput, PolicyTerms, ReturnInput
+from afterchain.node.app.vm.agreements import encode_claim_input, encode_penalty_input, encode_return_input
+from afterchain.node.app.vm.api import CallContext, MapState, VmLimits, get_vm
+from afterchain.node.app.vm.contracts import source
 
 POLICY = PolicyTerms(policy_id=b"p" * 32, owner_org="acme", service_org="fixit", coverage_period_ms=10**9,
                      covered_faults=("battery", "screen"), first_response_ms=10, resolution_ms=100, penalty_amount=700,

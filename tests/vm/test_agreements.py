@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.ledger.hooks import (
+from afterchain.node.app.hooks import (
     CallContext,
     ClaimDecision,
     ClaimInput,
@@ -21,7 +21,7 @@ from node.ledger.hooks import (
     ReturnDecision,
     ReturnInput,
 )
-from node.vm.agreements import (
+from afterchain.node.app.vm.agreements import (
     RecordError,
     VmAgreementHooks,
     VmContractHost,
@@ -29,8 +29,8 @@ from node.vm.agreements import (
     decode_penalty_output,
     encode_penalty_input,
 )
-from node.vm.api import MapState, code_hash
-from node.vm.contracts import AGREEMENTS, source
+from afterchain.node.app.vm.api import MapState, code_hash
+from afterchain.node.app.vm.contracts import AGREEMENTS, source
 
 BACKENDS = ("wasm", "lua")
 GAS = 1_000_000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from node.bench import vm as bench_vm
+from afterchain.node.bench import vm as bench_vm
 
 
 def test_bench_quick(capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from node.vm.contracts import AGREEMENTS
-from node.vm.contracts.build import SOURCES
+from afterchain.node.app.vm.contracts import AGREEMENTS
+from afterchain.node.app.vm.contracts.build import SOURCES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,7 +25,7 @@ def test_every_agreement_is_shipped_in_both_forms() -> None:
 
 @pytest.mark.skipif(importlib.util.find_spec("ziglang") is None, reason="ziglang (dev extra) not installed")
 def test_wasm_matches_a_fresh_build_byte_for_byte() -> None:
-    done = subprocess.run([sys.executable, "-m", "node.vm.contracts.build", "--check"], cwd=ROOT, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "afterchain.node.app.vm.contracts.build", "--check"], cwd=ROOT, capture_output=True,
                           text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("matches") == len(SOURCES) == len(AGREEMENTS) + 1

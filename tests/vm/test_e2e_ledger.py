@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from node.ledger.ledger import Ledger
-from node.vm.agreements import VmAgreementHooks, VmContractHost
-from node.vm.contracts import SERVICE, source
-from protocol import bodies as B
-from protocol.types import Hash32, PublicKey
+from afterchain.node.app.ledger import Ledger
+from afterchain.node.app.vm.agreements import VmAgreementHooks, VmContractHost
+from afterchain.node.app.vm.contracts import SERVICE, source
+from afterchain.protocol import bodies as B
+from afterchain.protocol.types import Hash32, PublicKey
 from tests.ledger.world import DAY, GTIN, HOUR, World, acct, cust, h, make_genesis
 
 BACKENDS = ("wasm", "lua")

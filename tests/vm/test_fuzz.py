@@ -8,10 +8,10 @@ import contextlib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.vm.api import CallContext, ExecResult, ExecStatus, MapState, VmError
-from node.vm.contracts import AGREEMENTS, ENTRIES, source
-from node.vm.lua import LuaVM
-from node.vm.wasm import WasmVM
+from afterchain.node.app.vm.api import CallContext, ExecResult, ExecStatus, MapState, VmError
+from afterchain.node.app.vm.contracts import AGREEMENTS, ENTRIES, source
+from afterchain.node.app.vm.lua import LuaVM
+from afterchain.node.app.vm.wasm import WasmVM
 
 WASM = WasmVM()
 LUA = LuaVM()

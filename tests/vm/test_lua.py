@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from node.vm.api import CallContext, ExecStatus, MapState, VmError, VmLimits
-from node.vm.lua import LuaVM
+from afterchain.node.app.vm.api import CallContext, ExecStatus, MapState, VmError, VmLimits
+from afterchain.node.app.vm.lua import LuaVM
 
 CTX = CallContext()
 GAS = 5_000_000

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import wasmtime
 
-from node.vm.api import CallContext, ExecStatus, MapState, VmError, VmLimits
-from node.vm.wasm import WasmVM
+from afterchain.node.app.vm.api import CallContext, ExecStatus, MapState, VmError, VmLimits
+from afterchain.node.app.vm.wasm import WasmVM
 
 CTX = CallContext()
 
@@ -280,7 +280,7 @@ def test_tables_are_capped(vm: WasmVM) -> None:
 
 
 def test_fresh_and_reused_instances_give_identical_results(vm: WasmVM) -> None:
-    from node.vm.contracts import source
+    from afterchain.node.app.vm.contracts import source
 
     p = vm.prepare(source("service", "wasm"))
     args = b"\x00" * 200  # malformed for every hook: a revert, which keeps the instance
