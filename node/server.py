@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from afterchain.node.common.files import jsonable, load_genesis
 from afterchain.node.common.keys import load_key
 from afterchain.node.common.log import configure, get_logger
 from afterchain.node.http.admin import admin_routes, load_admin_token
@@ -32,34 +33,10 @@ from afterchain.node.runtime.mempool import AddOutcome
 from afterchain.node.runtime.runner import Node, NodeOptions
 from afterchain.node.testing.byzantine import byzantine_mode
 from afterchain.protocol.errors import ProtocolError
-from afterchain.protocol.genesis import Genesis
 
 __all__ = ["NodeHttp", "jsonable", "load_genesis", "run_node", "serve_api"]
 
 DASHBOARD_HTML = Path(__file__).parent / "http" / "dashboard" / "index.html"
-
-
-def jsonable(value: Any) -> Any:
-    """Ledger values (msgpack data) as JSON data: bytes become hex, tuples lists."""
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, dict):
-        return {(k.hex() if isinstance(k, bytes) else str(k)): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    return value
-
-
-def load_genesis(path: str | Path) -> Genesis:
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise ValueError(f"cannot read genesis file {p}: {exc}") from None
-    try:
-        return Genesis.from_json(text)
-    except ProtocolError as exc:
-        raise ValueError(f"genesis file {p}: {exc}") from None
 
 
 class NodeHttp:

@@ -83,7 +83,7 @@ class RocksKV:
     def __init__(self, path: str, *, sync: bool = True, compression: bool = False) -> None:
         from rocksdict import DBCompressionType, Rdict, WriteOptions
 
-        from afterchain.node.runtime.chain_store import LEDGER_BLOCK_CACHE_BYTES, rocksdb_options
+        from afterchain.node.common.rocks import LEDGER_BLOCK_CACHE_BYTES, rocksdb_options
 
         opts = rocksdb_options(LEDGER_BLOCK_CACHE_BYTES)
         opts.increase_parallelism(2)

@@ -230,7 +230,7 @@ class _Story:
         from pathlib import Path
 
         from afterchain.node.client.light.client import LightClient, trust_from_genesis
-        from afterchain.node.server import load_genesis
+        from afterchain.node.common.files import load_genesis
 
         genesis = load_genesis(self.net.root / "genesis.json")
         url = self.urls[-1]

@@ -42,7 +42,7 @@ def _out(as_json: bool, doc: dict[str, Any], text: str) -> None:
 
 
 def _load_genesis(path: str) -> Any:
-    from afterchain.node.server import load_genesis
+    from afterchain.node.common.files import load_genesis
 
     try:
         return load_genesis(path)
@@ -156,7 +156,7 @@ def ticket_cmd(ticket_id: str, **opts: Any) -> None:
 
 
 def _generic(v: Verified, what: str) -> tuple[dict[str, Any], str]:
-    from afterchain.node.server import jsonable
+    from afterchain.node.common.files import jsonable
 
     value = v.decoded()
     text = f"{what}: " + ("does not exist (proven absent)" if value is None else json.dumps(jsonable(value), sort_keys=True))
