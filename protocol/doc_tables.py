@@ -78,11 +78,11 @@ def _fields(cls: type[Message]) -> str:
 
 
 def _module_of(cls: type[Message]) -> str:
-    return cls.__module__
+    return cls.__module__.removeprefix("afterchain.")  # the folder of the reference implementation
 
 
 def tag_table() -> str:
-    wanted = {m.__name__ for m in _MODULES}
+    wanted = {m.__name__.removeprefix("afterchain.") for m in _MODULES}
     rows = ["| tag | message | module | fields (in wire order, after tag and version) |", "|---|---|---|---|"]
     for tag, cls in sorted(registered().items()):
         if _module_of(cls) not in wanted or issubclass(cls, events.EventBody):

@@ -18,7 +18,7 @@ from typing import ClassVar
 
 from .codec import Message, decode_as, encode, message, sha256
 from .crypto import Domain, KeyPair, validate_chain_id, verify
-from .errors import Code, ValidationError
+from .errors import Code, ProtocolError, ValidationError
 from .types import Hash32, PublicKey, Signature
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "Event",
     "EventBody",
     "SignedEvent",
+    "event_id_of_signed",
     "event_type",
     "sign_event",
     "verify_event",
@@ -115,6 +116,25 @@ class SignedEvent(Message):
     @classmethod
     def decode(cls, data: bytes, *, max_bytes: int = MAX_CONTRACT_EVENT_BYTES) -> SignedEvent:
         return decode_as(cls, data, max_bytes=max_bytes)
+
+
+_SIGNED_HEAD = b"\x94\x21\x01"  # array of 4, SignedEvent's tag 0x21, version 1
+_SIGNATURE_HEAD = b"\xc4\x40"  # bin 8 of 64 bytes
+
+
+def event_id_of_signed(raw: bytes) -> Hash32:
+    """The id of the event whose `SignedEvent` encoding is `raw`, the one rule every room uses.
+
+    A canonical encoding is ``[0x21, 1, event, signature]`` with a 64-byte signature, so the
+    encoded `Event` is ``raw[3:-66]`` and is hashed without a decode. Other bytes are
+    decoded; bytes that do not decode are named by the SHA-256 of the bytes themselves.
+    """
+    if raw[:3] == _SIGNED_HEAD and raw[-66:-64] == _SIGNATURE_HEAD:
+        return Hash32(sha256(raw[3:-66]))
+    try:
+        return SignedEvent.decode(raw).id
+    except ProtocolError:
+        return Hash32(sha256(raw))
 
 
 def sign_event(key: KeyPair, event: Event) -> SignedEvent:

@@ -156,7 +156,7 @@ from afterchain.protocol.block import ValidatorSet
 from afterchain.protocol.codec import decode_as, encode
 from afterchain.protocol.crypto import sign_bytes, verify_raw
 from afterchain.protocol.errors import Code, InvariantError, ProtocolError, require
-from afterchain.protocol.events import EVENT_TYPES, MAX_EVENT_BYTES, SignedEvent, verify_event
+from afterchain.protocol.events import EVENT_TYPES, MAX_EVENT_BYTES, SignedEvent, event_id_of_signed, verify_event
 from afterchain.protocol.genesis import (
     FIXED_CONSENSUS_FIELDS,
     ConsensusParams,
@@ -265,18 +265,6 @@ def _sha(data: bytes) -> bytes:
 
 def _u64(n: int) -> bytes:
     return n.to_bytes(8, "big")
-
-
-def pre_id_ok(raw: bytes) -> bool:
-    """True if `raw` has the shape of an encoded SignedEvent whose event encoding is the
-    slice ``raw[3:-66]`` (array of 4, tag 0x21, version 1, ..., 64-byte bin signature)."""
-    return raw[:3] == b"\x94\x21\x01" and raw[-66:-64] == b"\xc4\x40"
-
-
-def _event_id(raw: bytes) -> bytes:
-    """The event id (SHA-256 of the encoded `Event`) straight from the signed encoding: the
-    Event is the array's third element and the signature is its last 66 bytes."""
-    return hashlib.sha256(raw[3:-66]).digest()
 
 
 def product_key(gtin: str, serial: str) -> bytes:
@@ -633,7 +621,7 @@ class Ledger:
                 return Outcome(_sha(raw), height, index, str(exc.code), str(exc))
         ev = signed.event
         # the id the node computed at intake (cached on the decoded event), else from the bytes
-        eid = ev.cached_id() or (_event_id(raw) if pre_id_ok(raw) else ev.id)
+        eid = ev.cached_id() or event_id_of_signed(raw)
         if len(raw) > MAX_EVENT_BYTES and ev.type != "contract.deploy":
             return Outcome(eid, height, index, Reason.EVENT_TOO_LARGE, f"{len(raw)} bytes exceed {MAX_EVENT_BYTES}")
         if eid not in preverified or ev.chain_id != self.chain_id:

@@ -426,7 +426,7 @@ def test_envelope_rejections(w: World) -> None:
     assert w.block(w.ev("acme", body, nonce=5)).outcomes[0].code == Reason.NONCE_WRONG  # gap
     kp = key("acme")
     ev = Event(chain_id=CHAIN, type="product.register", sender=kp.public, nonce=2, time_ms=0, body=body)
-    forged = SignedEvent(event=ev, signature=key("shop").sign(__import__("afterchain.protocol.crypto").crypto.Domain.EVENT, CHAIN, ev))
+    forged = SignedEvent(event=ev, signature=key("shop").sign(__import__("afterchain.protocol.crypto").protocol.crypto.Domain.EVENT, CHAIN, ev))
     assert w.block(forged).outcomes[0].code == "signature.invalid"
     other = sign_event(kp, Event(chain_id="other", type="product.register", sender=kp.public, nonce=2, time_ms=0, body=body))
     assert w.block(other).outcomes[0].code == "chain.wrong_id"
