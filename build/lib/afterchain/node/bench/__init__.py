@@ -1,0 +1,52 @@
+"""Benchmarks: `./scripts/bench NAME [ARGS]` runs `python -m afterchain.node.bench.NAME [ARGS]`.
+
+Every bench is a module `node.bench.NAME` with `main(argv: list[str]) -> int`; each
+accepts `--quick` (a smoke run of a few seconds, used by the test suite) and `--json FILE`
+(save the figures). Add a new one by writing the module and listing it in `BENCHES`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+
+__all__ = ["BENCHES", "main", "usage"]
+
+BENCHES: dict[str, str] = {
+    "protocol": "Ed25519 verifies/s, the per-event path (decode, hash, verify), SMT block updates, SMT proofs",
+    "vm": "contract VM calls/s per backend (wasmtime, lua)",
+    "ledger": "ledger execution: events/s through the state machine",
+    "intake": "a node's per-event intake path: CPU per event and stage, SHA-256 calls and decodes per event",
+    "light": "light-client verification: headers, certificates, proofs",
+    "cluster": "a local cluster end to end: events/s and latency",
+    "catchup": "a node stopped while the chain grows: catch-up rate as a multiple of the production rate",
+    "transport": "libp2p transport between 2 hosts: round trips/s, msgs/s, MB/s",
+}
+"""Known benches (name -> what it measures). Some may not exist yet."""
+
+
+def usage() -> str:
+    lines = ["usage: ./scripts/bench NAME [--quick] [--json FILE] [bench options]", "", "benches:"]
+    for name, text in BENCHES.items():
+        lines.append(f"  {name:<10} {text}{'' if _exists(name) else '  (not written yet)'}")
+    return "\n".join(lines)
+
+
+def _exists(name: str) -> bool:
+    return importlib.util.find_spec(f"node.bench.{name}") is not None
+
+
+def main(argv: list[str]) -> int:
+    """Run bench `argv[0]` with the remaining arguments; print usage for an unknown name."""
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0 if argv else 2
+    name = argv[0]
+    if name not in BENCHES or not _exists(name):
+        print(f"unknown bench {name!r}" if name not in BENCHES else f"bench {name!r} is not written yet", file=sys.stderr)
+        print(usage(), file=sys.stderr)
+        return 2
+    module = importlib.import_module(f"afterchain.node.bench.{name}")
+    result: int = module.main(argv[1:])
+    return result

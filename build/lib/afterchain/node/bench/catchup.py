@@ -1,0 +1,171 @@
+"""Catch-up benchmark: a node stopped while the chain grows comes back and catches up.
+
+    ./scripts/bench catchup [--down 30] [--rate 1000] [--out DIR] [--quick] [--profile FILE]
+
+A fresh 4-node `LocalNet`; one node is stopped; the other three commit a load of
+pre-signed product registrations at `--rate` events/s for `--down` seconds (the chain's
+production rate is measured as committed events/s and blocks/s over that window). Then the
+node is started again, and the time until it has executed the same height is measured
+(from process start, so start-up is included). The catch-up rate is (events and blocks it
+had to fetch, verify and execute) / (catch-up time), and is reported as a multiple of the
+production rate (target of issue 10: >= 10x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgpack
+
+__all__ = ["main"]
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from afterchain.node.tools.demo import gtin14
+    from afterchain.node.tools.localnet import LocalNet
+    from afterchain.protocol import bodies as B
+    from afterchain.protocol.events import Event, sign_event
+
+    net_dir = Path(tempfile.mkdtemp(prefix="afterchain-catchup-"))
+    net = LocalNet(net_dir / "net")
+    victim = "node3"
+    net.create(4, chain_id="afterchain-catchup")
+    http = httpx.Client(timeout=30)
+    try:
+        net.start_all()
+        net.wait_healthy(timeout_s=90)
+        urls = [n.api_url for n in net.nodes()]
+        acme = net.member_key("acme")
+        chain = net.manifest()["chain_id"]
+        total = int(args.rate * args.down)
+        start_nonce = int(http.get(f"{urls[0]}/v1/accounts/{acme.public.hex()}").json()["next_nonce"])
+        gtin = gtin14("0950600055555")
+        evs = [sign_event(acme, Event(chain_id=chain, type="product.register", sender=acme.public, nonce=start_nonce + i,
+                                      time_ms=1, body=B.ProductRegister(gtin=gtin, serial=f"C{i:08d}", model="M", batch="CU",
+                                                                        production_time_ms=1))).encode()
+               for i in range(total)]
+        net.stop(victim)
+        h0 = int(http.get(f"{urls[0]}/v1/status").json()["executed_height"])
+        t0 = time.time()
+        batch = max(1, int(args.rate / 10))
+        for i in range(0, total, batch):
+            due = t0 + i / args.rate
+            if due > time.time():
+                time.sleep(due - time.time())
+            while True:
+                r = http.post(f"{urls[0]}/v1/events", content=msgpack.packb(evs[i : i + batch]),
+                              headers={"content-type": "application/msgpack"})
+                if r.status_code in (429, 503):
+                    time.sleep(0.1)
+                    continue
+                break
+        # wait until the last event is committed on the live nodes
+        from afterchain.protocol.events import SignedEvent
+
+        last = SignedEvent.decode(evs[-1]).id.hex()
+        while http.get(f"{urls[0]}/v1/events/{last}").json()["status"] == "pending":
+            time.sleep(0.05)
+        t1 = time.time()
+        h1 = int(http.get(f"{urls[0]}/v1/status").json()["executed_height"])
+        production_s = t1 - t0
+        blocks = h1 - h0
+        # the victim comes back
+        t2 = time.time()
+        vpid = net.start(victim)
+        spy = None
+        if args.profile:
+            # py-spy from process start (idle samples included: waiting is what catch-up must avoid)
+            pyspy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+            spy = subprocess.Popen([pyspy, "record", "-p", str(vpid), "-r", "200", "--idle", "--threads", "--nonblocking",
+                                    "-f", "raw", "-o", args.profile], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        vurl = net.node(victim).api_url
+        t_up: float | None = None  # the node's API answers: process start done
+        h_up = h0
+        timeline: list[tuple[float, int]] = []  # (s since process start, executed height): plateaus are idle time
+        while True:
+            try:
+                st = http.get(f"{vurl}/v1/status", timeout=2).json()
+                timeline.append((round(time.time() - t2, 3), int(st["executed_height"]) - h0))
+                if t_up is None:
+                    t_up, h_up = time.time(), int(st["executed_height"])
+                if int(st["executed_height"]) >= h1:
+                    break
+            except (httpx.HTTPError, ValueError, KeyError):
+                pass
+            time.sleep(0.05)
+        t3 = time.time()
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=30)
+        catchup_s = t3 - t2
+        start_s = (t_up or t3) - t2
+        # events fetched and executed after the API came up (blocks carry equal shares of the load)
+        events_after_up = total * max(0, h1 - h_up) / max(1, h1 - h0)
+        excl_rate = events_after_up / max(1e-9, t3 - (t_up or t3))
+        prod_rate = total / production_s
+        catch_rate = total / catchup_s
+        return {
+            "events": total, "blocks": blocks, "production_s": round(production_s, 2),
+            "production_events_per_s": round(prod_rate, 1), "production_blocks_per_s": round(blocks / production_s, 2),
+            "catchup_s_including_start": round(catchup_s, 2), "catchup_events_per_s": round(catch_rate, 1),
+            "catchup_blocks_per_s": round(blocks / catchup_s, 2), "ratio": round(catch_rate / prod_rate, 2),
+            "process_start_s": round(start_s, 2), "executed_at_start": h_up - h0,
+            "catchup_events_per_s_excluding_start": round(excl_rate, 1),
+            "ratio_excluding_start": round(excl_rate / prod_rate, 2),
+            "timeline": timeline,
+        }
+    finally:
+        http.close()
+        net.stop_all()
+        # the returning node's log (its start-up and fetch timeline) outlives the network
+        log = net_dir / "net" / victim / "node.log"
+        if log.exists():
+            out = Path(args.out)
+            out.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(log, out / "returning-node.log")
+        shutil.rmtree(net_dir, ignore_errors=True)
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="./scripts/bench catchup", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--down", type=float, default=30.0, help="seconds the node is down while the chain grows")
+    ap.add_argument("--rate", type=float, default=1000.0, help="events/s offered while it is down")
+    ap.add_argument("--out", default="bench-out")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 4 s at 200 events/s")
+    ap.add_argument("--json", dest="json_path", default=None)
+    ap.add_argument("--profile", default=None, metavar="FILE",
+                    help="py-spy record the returning node (raw format, idle included) from its start until caught up")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.down, args.rate = 4.0, 200.0
+    res = run(args)
+    print(f"chain production while the node was down: {res['events']:,} events in {res['blocks']} blocks over "
+          f"{res['production_s']} s = {res['production_events_per_s']:,} events/s ({res['production_blocks_per_s']} blocks/s)")
+    print(f"catch-up (process start to the same executed height): {res['catchup_s_including_start']} s = "
+          f"{res['catchup_events_per_s']:,} events/s ({res['catchup_blocks_per_s']} blocks/s)")
+    print(f"catch-up rate = {res['ratio']}x the production rate (target >= 10x), process start included")
+    print(f"process start (until its API answers): {res['process_start_s']} s; after it: "
+          f"{res['catchup_events_per_s_excluding_start']:,} events/s = {res['ratio_excluding_start']}x the production rate"
+          + (f" ({res['executed_at_start']} blocks were executed before the API answered)" if res["executed_at_start"] >= 0
+             else f" (its executed height came back {-res['executed_at_start']} blocks below where it stopped:"
+                  " it executes those blocks again)"))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "catchup.json").write_text(json.dumps(res, indent=2) + "\n")
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(res, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

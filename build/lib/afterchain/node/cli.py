@@ -1,0 +1,177 @@
+"""The `afterchain` command line: keys, genesis, running a node, and (later) the client.
+
+Exit codes (stable, scripts rely on them): 0 success / committed; 1 rejected (the node
+refused the action; the code and message are printed); 2 usage or bad input (a bad
+config, a missing file); 3 unreachable (no node answered); 4 timed out waiting.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from afterchain.node.common.keys import load_key, write_key
+from afterchain.protocol.crypto import KeyPair
+from afterchain.protocol.errors import ProtocolError
+
+EXIT_OK = 0
+EXIT_REJECTED = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+EXIT_TIMEOUT = 4
+
+
+class _LazyGroup(click.Group):
+    """The top-level group: the client and light-client command groups are registered on
+    first need (an unknown name, `--help`), so `afterchain node run` starts without
+    importing them (rich, httpx, the client: ~0.1-0.3 s of a node's start-up, issue 10)."""
+
+    _registered = False
+
+    def _register(self) -> None:
+        if not self._registered:
+            self._registered = True
+            from afterchain.node.client.cli.commands import register
+            from afterchain.node.client.light.cli import register as register_light
+
+            register(self)
+            register_light(self)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is None and not self._registered:
+            self._register()
+            cmd = super().get_command(ctx, cmd_name)
+        return cmd
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._register()
+        return super().list_commands(ctx)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """afterchain: a shared ledger for after-sales service (nodes, keys, client, light client)."""
+
+
+@cli.command()
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Key file to write (mode 0600).")
+@click.option("--force", is_flag=True, help="Overwrite an existing key file.")
+def keygen(out: Path, force: bool) -> None:
+    """Create an Ed25519 key pair and write it to a key file; print the public key."""
+    try:
+        write_key(out, KeyPair.generate(), overwrite=force)
+    except ProtocolError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(load_key(out).public.hex())
+
+
+@cli.command()
+@click.argument("key_file", type=click.Path(dir_okay=False, path_type=Path))
+def pubkey(key_file: Path) -> None:
+    """Print the public key of KEY_FILE."""
+    try:
+        click.echo(load_key(key_file).public.hex())
+    except ProtocolError as exc:
+        raise click.ClickException(exc.message) from None
+
+
+@cli.group()
+def node() -> None:
+    """Run a node."""
+
+
+@node.command("run")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The node's TOML configuration (see docs/OPERATIONS.md).")
+def node_run(config_path: Path) -> None:
+    """Run a validator node until SIGTERM / Ctrl-C."""
+    import trio
+
+    from afterchain.node.runtime.config import ConfigError, load_config
+    from afterchain.node.server import run_node
+
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        click.echo(f"bad config {config_path}: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    try:
+        trio.run(run_node, config)
+    except (ValueError, ProtocolError) as exc:
+        click.echo(f"cannot start the node: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    except KeyboardInterrupt:
+        pass
+
+
+def _parse_member(text: str) -> tuple[str, str, tuple[str, ...], tuple[bytes, ...], int]:
+    parts = text.split(",")
+    if len(parts) not in (4, 5):
+        raise click.BadParameter(f"{text!r}: expected ORG_ID,NAME,ROLE[+ROLE...],KEYHEX[+KEYHEX...][,BALANCE]")
+    try:
+        keys = tuple(bytes.fromhex(k) for k in parts[3].split("+"))
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: a key is not hex") from None
+    try:
+        balance = int(parts[4]) if len(parts) == 5 else 0
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: the balance is not an integer") from None
+    return parts[0], parts[1], tuple(parts[2].split("+")), keys, balance
+
+
+@cli.command()
+@click.option("--chain-id", required=True, help="The chain's id (a-z 0-9 . _ -).")
+@click.option("--validator", "validators", multiple=True, required=True, help="A validator's public key (hex); repeat.")
+@click.option("--member", "members", multiple=True, required=True,
+              help="ORG_ID,NAME,ROLE[+ROLE],KEYHEX[+KEYHEX][,BALANCE]; repeat. Roles: manufacturer, retailer, "
+                   "service_provider, logistics, auditor.")
+@click.option("--time-ms", type=int, default=None, help="Genesis time in ms since the epoch (default: now).")
+@click.option("--view-timeout-ms", type=int, default=None, help="PBFT view timeout (default 2000).")
+@click.option("--block-interval-ms", type=int, default=None, help="Minimum time between blocks (default 100).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Genesis JSON file to write.")
+def genesis(chain_id: str, validators: tuple[str, ...], members: tuple[str, ...], time_ms: int | None,
+            view_timeout_ms: int | None, block_interval_ms: int | None, out: Path) -> None:
+    """Write a genesis file: chain id, validators, members with roles and keys, parameters."""
+    import dataclasses
+    import time
+
+    from afterchain.node.tools.genesis import DEFAULT_CONSENSUS, MemberSpec, build_genesis
+
+    try:
+        vkeys = [bytes.fromhex(v) for v in validators]
+    except ValueError:
+        raise click.BadParameter("a validator key is not hex", param_hint="--validator") from None
+    specs = [MemberSpec(*_parse_member(m)) for m in members]
+    consensus = DEFAULT_CONSENSUS
+    changes = {k: v for k, v in (("view_timeout_ms", view_timeout_ms), ("block_interval_ms", block_interval_ms)) if v is not None}
+    if changes:
+        consensus = dataclasses.replace(consensus, **changes)
+    try:
+        g = build_genesis(chain_id=chain_id, genesis_time_ms=time_ms if time_ms is not None else int(time.time() * 1000),
+                          validators=vkeys, members=specs, consensus=consensus)
+    except ProtocolError as exc:
+        raise click.ClickException(f"invalid genesis: {exc}") from None
+    out.write_text(g.to_json() + "\n")
+    click.echo(f"wrote {out}: chain {g.chain_id}, {g.validators.n} validators, {len(g.members)} members, hash {g.hash().hex()}")
+
+
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(EXIT_USAGE)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE if exc.exit_code in (1, 2) else exc.exit_code)
+    except SystemExit:
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Admin HTTP routes (operators and drills): the transport's fault switch.
+
+Owns: who may call an admin route, and the routes themselves.
+
+- Access: a request from the loopback interface (127.0.0.1, ::1), or one carrying
+  ``Authorization: Bearer <token>`` where the token is the content of the file named by
+  ``api.admin_token_file`` (read at start, refused if readable by group or others; no
+  file = loopback only). Anything else is 403 ``admin.forbidden``. The token is compared in
+  constant time and never logged.
+- ``GET /v1/admin/faults``: ``{"block": [peer key hex], "drop_rate": r}``.
+- ``POST /v1/admin/faults`` with ``{"block": [peer key hex, ...]}`` and/or
+  ``{"drop_rate": 0..1}``: replaces what it names (``{"block": []}`` heals); answers the
+  new state. Bad input is 400 ``request.invalid`` and changes nothing. Each change is
+  logged by the transport (``transport_faults_set``) and here (``admin_faults_set``).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from afterchain.node.common.log import get_logger
+
+__all__ = ["LOOPBACK_HOSTS", "MAX_ADMIN_BODY_BYTES", "admin_routes", "is_admin", "load_admin_token"]
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+MAX_ADMIN_BODY_BYTES = 256 * 1024
+MAX_TOKEN_BYTES = 4096
+
+_log = get_logger()
+
+
+def load_admin_token(path: str | os.PathLike[str] | None) -> str | None:
+    """The admin token from its file (stripped), None without a file. Raises `ValueError`
+    for a missing, too-open, empty or oversized file."""
+    if path is None:
+        return None
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError as exc:
+        raise ValueError(f"api.admin_token_file: cannot read {p}: {exc.strerror}") from None
+    if st.st_mode & 0o077:
+        raise ValueError(f"api.admin_token_file: {p} has mode {stat.S_IMODE(st.st_mode):04o}; run: chmod 600 {p}")
+    if st.st_size > MAX_TOKEN_BYTES:
+        raise ValueError(f"api.admin_token_file: {p} is larger than {MAX_TOKEN_BYTES} bytes")
+    token = p.read_text().strip()
+    if len(token) < 16:
+        raise ValueError(f"api.admin_token_file: {p} holds fewer than 16 characters")
+    return token
+
+
+def _loopback(host: str) -> bool:
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None  # ::ffff:127.0.0.1 on a dual-stack socket
+    return ip.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+def is_admin(request: Request, token: str | None) -> bool:
+    client = request.client
+    if client is not None and _loopback(client.host):
+        return True
+    if token is None:
+        return False
+    given = request.headers.get("authorization", "")
+    if not given.startswith("Bearer "):
+        return False
+    return hmac.compare_digest(given[len("Bearer "):].strip().encode(), token.encode())
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def admin_routes(transport: Any, token: str | None) -> list[Route]:
+    """The admin routes over a transport that has a `faults` switch (`FaultSwitch`)."""
+
+    async def faults(request: Request) -> Response:
+        if not is_admin(request, token):
+            _log.warning("admin_forbidden", path=request.url.path, client=request.client.host if request.client else None)
+            return _error(403, "admin.forbidden", "admin routes answer loopback clients or a valid bearer token only")
+        switch = getattr(transport, "faults", None)
+        if switch is None:
+            return _error(501, "admin.unsupported", "this transport has no fault switch")
+        if request.method == "GET":
+            return JSONResponse(switch.describe())
+        body = await request.body()
+        if len(body) > MAX_ADMIN_BODY_BYTES:
+            return _error(413, "request.too_large", f"at most {MAX_ADMIN_BODY_BYTES} bytes")
+        try:
+            doc = json.loads(body)
+        except (ValueError, RecursionError):
+            return _error(400, "decode.malformed", "the body is not JSON")
+        if not isinstance(doc, dict) or not doc or set(doc) - {"block", "drop_rate"}:
+            return _error(400, "request.invalid", 'expected {"block": [peer key hex, ...]} and/or {"drop_rate": 0..1}')
+        block = doc.get("block")
+        keys: list[bytes] | None = None
+        if block is not None:
+            if not isinstance(block, list) or not all(isinstance(x, str) for x in block):
+                return _error(400, "request.invalid", "'block' is a list of peer keys (64 hex characters)")
+            try:
+                keys = [bytes.fromhex(x) for x in block]
+            except ValueError:
+                return _error(400, "request.invalid", "'block' holds a string that is not hex")
+        try:
+            switch.set(block=keys, drop_rate=doc.get("drop_rate"))
+        except ValueError as exc:
+            return _error(400, "request.invalid", str(exc))
+        state = switch.describe()
+        _log.warning("admin_faults_set", blocked=len(state["block"]), drop_rate=state["drop_rate"])
+        return JSONResponse(state)
+
+    return [Route("/v1/admin/faults", faults, methods=["GET", "POST"])]

@@ -1,0 +1,147 @@
+"""Governance reads over HTTP: proposals, their votes and results, and the validator schedule.
+
+Owns the JSON form of governance state (`proposal_json`, `validators_json`) and the routes
+wired into the node's API by `node.service`:
+
+- ``GET /v1/governance/proposals[?status=S]``: ``{"status", "proposals": [proposal, ...]}``,
+  oldest first, at most `node.ledger.ledger.MAX_PROPOSALS_LISTED`; ``status=open`` reads
+  the open-proposal index (by deadline), any other status filters the full list.
+- ``GET /v1/governance/proposals/{id}``: one proposal; 400 ``request.invalid`` for an id
+  that is not 64 hex characters, 404 ``proposal.not_found`` for an unknown one.
+- ``GET /v1/validators``: the adopted set, the schedule and the pending change.
+- ``GET /v1/params``: the adopted ``consensus`` / ``vm`` / ``ledger`` parameters (JSON
+  form of `ConsensusParams` / `VmParams` / `LedgerParams`).
+- ``GET /v1/orgs/{org}``: a member organisation as the ledger has it now (name, roles,
+  keys, since, removed); 404 ``org.not_found``.
+
+Reads are of committed state only (what a light client can prove: keys ``gov/<id>``,
+``meta/validators``, ``sched/<first height:8>``). Bytes are lowercase hex.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from afterchain.node.app.ledger import Ledger
+from afterchain.node.http.api import error, hex32
+from afterchain.protocol import bodies as B
+from afterchain.protocol.errors import ProtocolError
+from afterchain.protocol.jsonform import to_json
+
+__all__ = ["PROPOSAL_STATUSES", "governance_routes", "payload_json", "proposal_json", "validators_json"]
+
+PROPOSAL_STATUSES = ("open", "adopted", "rejected", "expired", "failed")
+
+
+def payload_json(kind: str, payload: bytes) -> Any:
+    """A proposal's change in JSON form (the org id for remove_member), or None if it does
+    not parse (it always does for a stored proposal: it was validated when proposed)."""
+    try:
+        change = B.GovernancePropose(kind=kind, payload=payload, voting_period_ms=1).change()
+    except ProtocolError:
+        return None
+    return change if isinstance(change, str) else to_json(change)
+
+
+def proposal_json(led: Ledger, proposal_id: bytes, p: dict[str, Any]) -> dict[str, Any]:
+    """One proposal record as JSON; an open one also carries its live tally against the
+    current validator set (``current``: yes, no, validators, yes_needed, no_needed)."""
+    out: dict[str, Any] = {
+        "id": proposal_id.hex(), "kind": p["kind"], "payload": payload_json(p["kind"], p["payload"]),
+        "payload_hex": p["payload"].hex(), "by": p["by"], "by_key": _hex(p.get("by_key")),
+        "created_ms": p["created"], "height": p.get("height"), "deadline_ms": p["deadline"],
+        "yes": [v.hex() for v in p["yes"]], "no": [v.hex() for v in p["no"]],
+        "status": p["status"], "result": p["result"], "decided_ms": p.get("decided"),
+        "decided_height": p.get("decided_height"), "effective_height": p.get("effective_height"),
+        "tally": None,
+    }
+    if p.get("tally") is not None:
+        y, n, size = p["tally"]
+        out["tally"] = {"yes": y, "no": n, "validators": size}
+    if p["status"] == "open":
+        vs = led.validators()
+        size = vs.n
+        out["current"] = {
+            "yes": sum(1 for v in p["yes"] if v in vs), "no": sum(1 for v in p["no"] if v in vs), "validators": size,
+            "yes_needed": 2 * size // 3 + 1, "no_needed": -(-size // 3),
+        }
+    return out
+
+
+def _hex(v: Any) -> Any:
+    return v.hex() if isinstance(v, bytes) else v
+
+
+def validators_json(led: Ledger) -> dict[str, Any]:
+    """The adopted set (votes on proposals count against it), the schedule (the set voting
+    from each first height, with its consensus parameters) and the change the next
+    checkpoint boundary will schedule, if any."""
+    current = led.validators()
+    sched = led.consensus_schedule()
+    pending = led.pending_schedule_entry()
+    return {
+        "height": led.height,
+        "adopted": {"validators": [v.hex() for v in current.validators], "hash": current.hash().hex()},
+        "voting_next": _set_json(led.validators_for(led.height + 1)),
+        "schedule": [
+            {"first_height": first, **(_set_json(vs) or {}), "consensus": to_json(cp)}
+            for (first, vs), (_, cp) in zip(led.validator_schedule(), sched, strict=True)
+        ],
+        "pending": None if pending is None else {
+            "first_height": pending[0], **(_set_json(pending[1]) or {}), "consensus": to_json(pending[2]),
+        },
+    }
+
+
+def _set_json(vs: Any) -> dict[str, Any] | None:
+    return None if vs is None else {"validators": [v.hex() for v in vs.validators], "hash": vs.hash().hex()}
+
+
+def governance_routes(led: Ledger) -> list[Route]:
+    async def proposals(request: Request) -> Response:
+        status = request.query_params.get("status")
+        if status is not None and status not in PROPOSAL_STATUSES:
+            return error(400, "request.invalid", f"status is one of {', '.join(PROPOSAL_STATUSES)}")
+        out = []
+        for pid in led.proposal_ids(open_only=status == "open"):
+            p = led.proposal(pid)
+            if p is not None and (status is None or p["status"] == status):
+                out.append(proposal_json(led, pid, p))
+        return JSONResponse({"status": status, "proposals": out})
+
+    async def proposal(request: Request) -> Response:
+        pid = hex32(request.path_params["proposal_id"])
+        if pid is None:
+            return error(400, "request.invalid", "a proposal id is 64 hex characters")
+        p = led.proposal(pid)
+        if p is None:
+            return error(404, "proposal.not_found", "no such proposal")
+        return JSONResponse(proposal_json(led, pid, p))
+
+    async def validators(request: Request) -> Response:
+        return JSONResponse(validators_json(led))
+
+    async def params(request: Request) -> Response:
+        consensus, vm, ledger = led.current_params()
+        return JSONResponse({"height": led.height, "consensus": to_json(consensus), "vm": to_json(vm),
+                             "ledger": to_json(ledger)})
+
+    async def org(request: Request) -> Response:
+        org_id = request.path_params["org"]
+        o = led.org(org_id)
+        if o is None:
+            return error(404, "org.not_found", f"no organisation {org_id!r}")
+        return JSONResponse({"org_id": org_id, "name": o["name"], "roles": o["roles"], "keys": [k.hex() for k in o["keys"]],
+                             "since_ms": o.get("since"), "removed_ms": o.get("removed")})
+
+    return [
+        Route("/v1/governance/proposals", proposals),
+        Route("/v1/governance/proposals/{proposal_id}", proposal),
+        Route("/v1/validators", validators),
+        Route("/v1/params", params),
+        Route("/v1/orgs/{org}", org),
+    ]

@@ -1,0 +1,223 @@
+"""HTTP routes for light clients: state proofs and certified headers (`proof_routes(node)`).
+
+Routes (all GET, JSON; binary parts are hex of their canonical encodings):
+
+- ``/v1/proofs/tickets/{id}``, ``/v1/proofs/products/{gtin}/{serial}``,
+  ``/v1/proofs/quality/{org}``, ``/v1/proofs/state/{key hex}``: the state key, its value
+  (hex of the stored msgpack bytes, or null: absent), ``state_height``, ``state_root``,
+  the `SmtProof`, and the certified header (``header``, ``certificate``,
+  ``next_validators`` or null) of the NEWEST committed block whose ``state_height`` is
+  still readable by the ledger (`Ledger.history_window`).
+- ``/v1/headers/{height}``: one certified header.
+- ``/v1/headers?from=A&to=B``: the certified headers A..B (at most `MAX_HEADERS`);
+  with ``&changes=1`` only the validator-set change headers among them
+  (``next_validators_hash != validators_hash``), scanning at most `MAX_CHANGE_SCAN`
+  heights; ``scanned_to`` says where the scan stopped.
+
+Invariants: an answer is assembled without awaiting, so it reads one committed state; a
+header is served only with its certificate; the proof's root is checked against the
+header before answering (a mismatch is our bug: 500).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from afterchain.node.app.ledger import product_key
+from afterchain.node.http.api import error
+from afterchain.protocol.block import BlockHeader, CommitCertificate, ValidatorSet
+
+if TYPE_CHECKING:
+    from afterchain.node.runtime.runner import Node
+
+__all__ = ["MAX_CHANGE_SCAN", "MAX_HEADERS", "proof_routes"]
+
+MAX_HEADERS = 100
+"""Headers per range request."""
+MAX_CHANGE_SCAN = 10_000
+"""Heights scanned per ``changes=1`` request."""
+MAX_BACK_SEARCH = 64
+"""How far below the head we look for a header whose state the ledger can still read."""
+HEADER_CACHE = 256
+
+
+class _LedgerSets(Mapping[bytes, ValidatorSet]):
+    """The validator sets the node's ledger has scheduled, by hash (live view)."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def _sets(self) -> dict[bytes, ValidatorSet]:
+        return self.node.ledger.validator_sets_by_hash()
+
+    def __getitem__(self, key: bytes) -> ValidatorSet:
+        return self._sets()[key]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._sets())
+
+    def __len__(self) -> int:
+        return len(self._sets())
+
+
+class _Headers:
+    """Headers by height, decoded from the stored blocks (without decoding their events)."""
+
+    def __init__(self, node: Node, known_sets: Mapping[bytes, ValidatorSet]) -> None:
+        self.node = node
+        self.known_sets = known_sets
+        self._cache: dict[int, BlockHeader] = {}
+
+    def header(self, height: int) -> BlockHeader | None:
+        h = self._cache.get(height)
+        if h is not None:
+            return h
+        raw = self.node.store.block_bytes(height)
+        if raw is None:
+            return None
+        arr = msgpack.unpackb(raw, raw=False, use_list=False)
+        h = BlockHeader.decode(msgpack.packb(arr[2], use_bin_type=True))
+        if len(self._cache) >= HEADER_CACHE:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[height] = h
+        return h
+
+    def certified(self, height: int) -> tuple[BlockHeader, CommitCertificate] | None:
+        h = self.header(height)
+        cert = self.node.store.certificate(height) if h is not None else None
+        if h is None or cert is None:
+            return None
+        return h, cert
+
+    def next_set(self, header: BlockHeader) -> ValidatorSet | None:
+        if header.next_validators_hash == header.validators_hash:
+            return None
+        return self.known_sets.get(header.next_validators_hash)
+
+    def json(self, height: int) -> dict[str, Any] | None:
+        hc = self.certified(height)
+        if hc is None:
+            return None
+        h, cert = hc
+        nv = self.next_set(h)
+        return {"height": height, "hash": h.hash().hex(), "header": h.encode().hex(), "certificate": cert.encode().hex(),
+                "next_validators": None if nv is None else nv.encode().hex()}
+
+
+def proof_routes(node: Node, known_sets: Mapping[bytes, ValidatorSet] | None = None) -> list[Route]:
+    """The light-client routes of `node` (added by `NodeHttp.extra_routes`).
+
+    `known_sets`: validator sets by hash that change headers may announce (default: every
+    set the ledger has scheduled, genesis first: `Ledger.validator_sets_by_hash`, read at
+    each request so sets adopted later are served too).
+    """
+    if known_sets is None:
+        known_sets = _LedgerSets(node)
+    headers = _Headers(node, known_sets)
+    led = node.ledger
+
+    def answer(key: bytes) -> Response:
+        lo, hi = led.history_window()
+        head = node.store.head
+        for height in range(head, max(0, head - MAX_BACK_SEARCH), -1):
+            hc = headers.certified(height)
+            if hc is None:
+                continue
+            h, cert = hc
+            if not lo <= h.state_height <= hi:
+                continue
+            try:
+                value, proof = led.prove_at(key, h.state_height)
+            except LookupError:  # no undo record for some height (a store older than undo records)
+                continue
+            if led.root_at(h.state_height) != h.state_root:
+                return error(500, "proof.state_diverged", f"our state root at {h.state_height} differs from header {height}'s")
+            nv = headers.next_set(h)
+            return JSONResponse({
+                "key": key.hex(), "value": None if value is None else value.hex(),
+                "state_height": h.state_height, "state_root": h.state_root.hex(), "proof": proof.encode().hex(),
+                "height": height, "header": h.encode().hex(), "certificate": cert.encode().hex(),
+                "next_validators": None if nv is None else nv.encode().hex(),
+            })
+        return error(503, "proof.unavailable", "no committed header whose state this node can still prove")
+
+    async def ticket(request: Request) -> Response:
+        try:
+            tid = bytes.fromhex(request.path_params["id"])
+        except ValueError:
+            tid = b""
+        if len(tid) != 32:
+            return error(400, "request.invalid", "a ticket id is 64 hex characters")
+        return answer(b"t/" + tid)
+
+    async def product(request: Request) -> Response:
+        gtin, serial = request.path_params["gtin"], request.path_params["serial"]
+        if len(serial.encode()) > 255 or len(gtin) > 64:
+            return error(400, "request.invalid", "gtin or serial too long")
+        return answer(b"prod/" + product_key(gtin, serial))
+
+    async def quality(request: Request) -> Response:
+        org = request.path_params["org"]
+        if len(org.encode()) > 64:
+            return error(400, "request.invalid", "org id too long")
+        return answer(b"q/" + org.encode())
+
+    async def state(request: Request) -> Response:
+        try:
+            key = bytes.fromhex(request.path_params["key"])
+        except ValueError:
+            return error(400, "request.invalid", "a state key is hex")
+        if not 1 <= len(key) <= 1024:
+            return error(400, "request.invalid", "a state key is 1..1024 bytes")
+        return answer(key)
+
+    async def one_header(request: Request) -> Response:
+        try:
+            height = int(request.path_params["height"])
+        except ValueError:
+            return error(400, "request.invalid", "a height is a number")
+        j = headers.json(height) if height >= 1 else None
+        if j is None:
+            return error(404, "header.not_found", f"no committed header at height {height}")
+        return JSONResponse(j)
+
+    async def header_range(request: Request) -> Response:
+        q = request.query_params
+        try:
+            lo = int(q.get("from", "1"))
+            hi = int(q.get("to", str(node.store.head)))
+        except ValueError:
+            return error(400, "request.invalid", "from and to are heights")
+        lo = max(lo, 1)
+        hi = min(hi, node.store.head)
+        if q.get("changes") in ("1", "true"):
+            out = []
+            scanned_to = min(hi, lo + MAX_CHANGE_SCAN - 1)
+            for height in range(lo, scanned_to + 1):
+                h = headers.header(height)
+                if h is not None and h.next_validators_hash != h.validators_hash:
+                    j = headers.json(height)
+                    if j is not None:
+                        out.append(j)
+                    if len(out) >= MAX_HEADERS:
+                        scanned_to = height
+                        break
+            return JSONResponse({"from": lo, "scanned_to": scanned_to, "head": node.store.head, "headers": out})
+        hi = min(hi, lo + MAX_HEADERS - 1)
+        items = [j for j in (headers.json(h) for h in range(lo, hi + 1)) if j is not None]
+        return JSONResponse({"from": lo, "to": hi, "head": node.store.head, "headers": items})
+
+    return [
+        Route("/v1/proofs/tickets/{id}", ticket),
+        Route("/v1/proofs/products/{gtin}/{serial}", product),
+        Route("/v1/proofs/quality/{org}", quality),
+        Route("/v1/proofs/state/{key}", state),
+        Route("/v1/headers/{height}", one_header),
+        Route("/v1/headers", header_range),
+    ]

@@ -1,0 +1,168 @@
+"""The node's chain store (RocksDB via rocksdict): blocks, certificates, the consensus
+log and the mempool journal. (Where an event was committed is the ledger's outcome record
+``o``: `Ledger.event_outcome`.)
+
+Layout (one RocksDB at ``<data_dir>/chain``, raw byte keys, big-endian heights):
+
+| prefix | key | value |
+|---|---|---|
+| ``B`` | height (8) | encoded `Block` |
+| ``C`` | height (8) | encoded `CommitCertificate` |
+| ``L`` | consensus key | bytes the consensus core asked to persist |
+| ``M`` | event id (32) | encoded `SignedEvent` accepted by the mempool, not yet committed |
+| ``X`` | event id (32) | msgpack [code, message] of an accepted event the mempool dropped |
+| ``m`` | name | meta (e.g. ``head``: highest stored height) |
+
+Invariants:
+- `commit_block` writes block + certificate + head + mempool removals in one
+  synced WriteBatch: after a crash, either all of a block is there or none of it;
+- `persist` (the consensus log and signer guard) is synced before the caller sends the
+  votes it covers (persist before send);
+- the mempool journal is written (WAL, not fsynced) before the API answers 202, so a
+  killed process never loses an accepted event; on restart the node reloads it. Only the
+  node a client submitted an event to journals it (a peer's gossiped copy is not: the
+  origin keeps it and re-gossips it); `commit_block` / `journal_drop` delete only ``M``
+  keys this store wrote (tracked in memory), never a tombstone for a key never written.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import msgpack
+from rocksdict import Rdict, WriteBatch, WriteOptions
+
+from afterchain.node.common.rocks import rocksdb_options
+from afterchain.protocol.block import Block, CommitCertificate
+
+__all__ = ["ChainStore"]
+
+_H = struct.Struct(">Q")
+
+
+def _h(height: int) -> bytes:
+    return _H.pack(height)
+
+
+class ChainStore:
+    def __init__(self, path: str | Path) -> None:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        self._db = Rdict(str(path), rocksdb_options())
+        self._sync = WriteOptions()
+        self._sync.sync = True
+        self._nosync = WriteOptions()
+        raw = self._db.get(b"mhead")
+        self.head = _H.unpack(raw)[0] if raw else 0
+        # ids with an ``M`` key: a block deletes only those (most events of a block were
+        # never journaled here: they came by gossip), so no tombstone is written for a key
+        # that does not exist. Bounded like the journal itself (the mempool's accepted events).
+        self._journaled: set[bytes] = {eid for eid, _ in self.journal()}
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ------------------------------------------------------------------ blocks
+    def commit_block(self, block: Block, cert: CommitCertificate, event_ids: Sequence[bytes]) -> None:
+        """One committed block: `commit_blocks` of one."""
+        self.commit_blocks(((block, cert, event_ids),))
+
+    def commit_blocks(self, items: Sequence[tuple[Block, CommitCertificate, Sequence[bytes]]]) -> None:
+        """Several consecutive committed blocks (catch-up) in ONE synced WriteBatch: all or none
+        of them survive a crash, and all are durable before the caller executes any."""
+        wb = WriteBatch(raw_mode=True)
+        top = self.head
+        done: set[bytes] = set()
+        for block, cert, event_ids in items:
+            height = block.header.height
+            wb.put(b"B" + _h(height), block.encode())
+            wb.put(b"C" + _h(height), cert.encode())
+            done.update(self._journaled.intersection(event_ids))
+            top = max(top, height)
+        for eid in done:
+            wb.delete(b"M" + eid)
+        if top > self.head:
+            wb.put(b"mhead", _h(top))
+        self._db.write(wb, self._sync)
+        self._journaled.difference_update(done)
+        self.head = top
+
+    def block_bytes(self, height: int) -> bytes | None:
+        v = self._db.get(b"B" + _h(height))
+        return bytes(v) if v is not None else None
+
+    def block(self, height: int) -> Block | None:
+        raw = self.block_bytes(height)
+        return Block.decode(raw, max_bytes=1 << 30) if raw is not None else None
+
+    def certificate(self, height: int) -> CommitCertificate | None:
+        raw = self.certificate_bytes(height)
+        return CommitCertificate.decode(raw) if raw is not None else None
+
+    def certificate_bytes(self, height: int) -> bytes | None:
+        v = self._db.get(b"C" + _h(height))
+        return bytes(v) if v is not None else None
+
+    # ------------------------------------------------------------------ consensus log
+    def persist(self, items: Iterable[tuple[bytes, bytes | None]]) -> None:
+        """Write consensus records (None deletes) in one synced batch."""
+        wb = WriteBatch(raw_mode=True)
+        n = 0
+        for k, v in items:
+            n += 1
+            if v is None:
+                wb.delete(b"L" + k)
+            else:
+                wb.put(b"L" + k, v)
+        if n:
+            self._db.write(wb, self._sync)
+
+    def consensus_records(self) -> Iterator[tuple[bytes, bytes]]:
+        for k, v in self._db.items(from_key=b"L"):
+            if not k.startswith(b"L"):
+                break
+            yield bytes(k[1:]), bytes(v)
+
+    # ------------------------------------------------------------------ mempool journal
+    def journal_add(self, items: Iterable[tuple[bytes, bytes]]) -> None:
+        wb = WriteBatch(raw_mode=True)
+        ids = []
+        for eid, raw in items:
+            wb.put(b"M" + eid, raw)
+            ids.append(eid)
+        self._db.write(wb, self._nosync)
+        self._journaled.update(ids)
+
+    def journal_drop(self, items: Iterable[tuple[bytes, str, str]]) -> None:
+        """Remove journaled events the mempool gave up on, recording why."""
+        wb = WriteBatch(raw_mode=True)
+        done = []
+        for eid, code, message in items:
+            if eid in self._journaled:
+                wb.delete(b"M" + eid)
+                done.append(eid)
+            wb.put(b"X" + eid, msgpack.packb([code, message]))
+        self._db.write(wb, self._nosync)
+        self._journaled.difference_update(done)
+
+    def journal(self) -> Iterator[tuple[bytes, bytes]]:
+        for k, v in self._db.items(from_key=b"M"):
+            if not k.startswith(b"M"):
+                break
+            yield bytes(k[1:]), bytes(v)
+
+    def dropped(self, event_id: bytes) -> tuple[str, str] | None:
+        raw = self._db.get(b"X" + event_id)
+        if raw is None:
+            return None
+        code, message = msgpack.unpackb(raw)
+        return code, message
+
+    # ------------------------------------------------------------------ meta
+    def meta(self, name: str) -> bytes | None:
+        v = self._db.get(b"m" + name.encode())
+        return bytes(v) if v is not None else None
+
+    def set_meta(self, name: str, value: bytes) -> None:
+        self._db.put(b"m" + name.encode(), value, self._sync)

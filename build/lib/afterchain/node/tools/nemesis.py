@@ -1,0 +1,464 @@
+"""Nemesis: faults on real node processes under load, then a check that nothing was lost.
+
+    ./scripts/nemesis --all                 # every scenario (a few minutes)
+    ./scripts/nemesis kill-primary pause    # some of them
+    ./scripts/nemesis --list
+
+Each scenario starts a fresh 4-node `LocalNet` on 127.0.0.1, runs a load generator
+(the client library, signing product registrations and traces as several members)
+while it injects its faults, stops the load, heals, and checks:
+
+- every event the API acknowledged with 202 ends committed or rejected with a reason
+  on every node (nothing lost), and no event id is in two blocks (nothing duplicated);
+- every node has the same block hashes up to the common height and the same state root
+  at the same executed height;
+- no validator signed two different things for one slot: no node observed equivocation
+  evidence and none is committed (``GET /v1/evidence``) -- except in ``byzantine``, where
+  evidence against exactly the Byzantine node must be committed (on every node) and no
+  other validator may be named;
+- commits resume within 2x the view timeout after the fault ends.
+
+Scenarios (faults by signal, by the transport's fault switch through the admin API
+``POST /v1/admin/faults``, or by the test-only Byzantine flag):
+- ``kill-primary``: SIGKILL the primary mid-load, restart it;
+- ``kill-replica``: SIGKILL a backup three times in a row, restarting it each time;
+- ``pause``: SIGSTOP a node for longer than the view timeout, then SIGCONT;
+- ``wipe``: stop a node, delete its data directory, restart it: it must resync, not fork;
+- ``partition-primary``: cut the primary off from the other three (both ways) under
+  load; the three change view and go on, the isolated one commits nothing; heal: it
+  catches up;
+- ``split``: 2-2 partition: no quorum, so no node commits anything while it lasts
+  (checked); heal: commits resume;
+- ``byzantine``: one node runs with ``AFTERCHAIN_TEST_BYZANTINE=equivocate`` from the
+  start (conflicting PREPARE/COMMIT votes and, as primary, pre-prepares); the three
+  honest nodes keep committing and agree; evidence naming it is committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from afterchain.node.client.sdk import Client, ClientError, content_hash
+from afterchain.node.tools.demo import gtin14
+from afterchain.node.tools.localnet import LocalNet
+
+__all__ = ["SCENARIOS", "main", "run_scenario"]
+
+VIEW_TIMEOUT_MS = 1500
+GTIN = gtin14("0950600077777")
+
+
+@dataclass
+class Load:
+    """Submits events continuously as several members until stopped; remembers every id
+    the API acknowledged with 202."""
+
+    net: LocalNet
+    acked: set[bytes] = field(default_factory=set)
+    stop: threading.Event = field(default_factory=threading.Event)
+    errors: int = 0
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def start(self) -> None:
+        urls = [n.api_url for n in self.net.nodes()]
+        for i, org in enumerate(("acme",)):
+            t = threading.Thread(target=self._run, args=(org, urls[i:] + urls[:i]), daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def _run(self, org: str, urls: list[str]) -> None:
+        n = 0
+        with Client(urls, key=self.net.member_key(org), request_timeout_s=5, max_attempts=2) as c:
+            while not self.stop.is_set():
+                try:
+                    serial = f"N{os.getpid()}-{n:06d}"
+                    evs = [c.build.product_register(gtin=GTIN, serial=serial, model="M", batch="NEM", production_time_ms=1),
+                           c.build.trace_record(gtin=GTIN, serial=serial, biz_step="commissioning", disposition="active",
+                                                location_hash=content_hash("plant"))]
+                    outs = c.submit(evs)
+                    for e, o in zip(evs, outs, strict=True):
+                        if o.status in ("accepted", "duplicate"):
+                            self.acked.add(e.id)
+                    if any(o.status == "rejected" for o in outs):
+                        c.resync_nonce()
+                    n += 1
+                except ClientError:
+                    self.errors += 1
+                    c.resync_nonce() if self._reachable(c) else time.sleep(0.2)
+                time.sleep(0.02)
+
+    @staticmethod
+    def _reachable(c: Client) -> bool:
+        try:
+            c.status()
+        except ClientError:
+            return False
+        return True
+
+    def halt(self) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=30)
+
+
+def _status(net: LocalNet, name: str) -> dict[str, Any] | None:
+    return net.status(name, timeout_s=3)
+
+
+def _primary(net: LocalNet) -> str:
+    keys = {n.key: n.name for n in net.nodes()}
+    for n in net.nodes():
+        st = _status(net, n.name)
+        if st is not None:
+            return keys.get(st["primary"], n.name)
+    raise RuntimeError("no node answers")
+
+
+def _heights(net: LocalNet) -> dict[str, int]:
+    out = {}
+    for n in net.nodes():
+        st = _status(net, n.name)
+        if st is not None:
+            out[n.name] = int(st["height"])
+    return out
+
+
+def _wait_progress(net: LocalNet, names: list[str], timeout_s: float) -> float:
+    """Seconds until every named node committed a new block (raises after timeout)."""
+    start = {k: v for k, v in _heights(net).items() if k in names}
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        now = _heights(net)
+        if all(now.get(k, -1) > start.get(k, 10**18) for k in names if k in start) and len(start) == len(names):
+            return time.monotonic() - t0
+        if len(start) < len(names):
+            start = {k: v for k, v in now.items() if k in names}
+        time.sleep(0.1)
+    raise AssertionError(f"no progress on {names} within {timeout_s:.1f} s (heights {_heights(net)})")
+
+
+def _set_faults(net: LocalNet, name: str, block: list[str]) -> None:
+    r = httpx.post(f"{net.node(name).api_url}/v1/admin/faults", json={"block": block}, timeout=5)
+    if r.status_code != 200:
+        raise RuntimeError(f"{name}: POST /v1/admin/faults answered {r.status_code} {r.text[:200]}")
+
+
+def _partition(net: LocalNet, groups: list[list[str]]) -> None:
+    """Each node blocks every node outside its group (both sides, so both directions)."""
+    keys = {n.name: n.key for n in net.nodes()}
+    for g in groups:
+        outside = [keys[m] for m in keys if m not in g]
+        for name in g:
+            _set_faults(net, name, outside)
+
+
+def _heal(net: LocalNet) -> None:
+    for n in net.nodes():
+        _set_faults(net, n.name, [])
+
+
+# --------------------------------------------------------------------------- faults
+def kill_primary(net: LocalNet, report: dict[str, Any]) -> None:
+    p = _primary(net)
+    net.kill(p)
+    report["faults"].append(f"SIGKILL {p} (primary)")
+    others = [n.name for n in net.nodes() if n.name != p]
+    report["resume_s"].append(_wait_progress(net, others, 6 * VIEW_TIMEOUT_MS / 1000))
+    time.sleep(2)
+    net.start(p)
+    net.wait_healthy([p], timeout_s=60)
+
+
+def kill_replica(net: LocalNet, report: dict[str, Any]) -> None:
+    for _ in range(3):
+        p = _primary(net)
+        victim = next(n.name for n in net.nodes() if n.name != p)
+        net.kill(victim)
+        report["faults"].append(f"SIGKILL {victim}")
+        time.sleep(1.5)
+        net.start(victim)
+        net.wait_healthy([victim], timeout_s=60)
+
+
+def pause(net: LocalNet, report: dict[str, Any]) -> None:
+    victim = _primary(net)
+    pid = net.pid(victim)
+    if pid is None:
+        raise RuntimeError(f"{victim} is not running")
+    os.kill(pid, signal.SIGSTOP)
+    report["faults"].append(f"SIGSTOP {victim} for {3 * VIEW_TIMEOUT_MS} ms")
+    try:
+        others = [n.name for n in net.nodes() if n.name != victim]
+        report["resume_s"].append(_wait_progress(net, others, 6 * VIEW_TIMEOUT_MS / 1000))
+        time.sleep(3 * VIEW_TIMEOUT_MS / 1000)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    report["faults"].append(f"SIGCONT {victim}")
+    net.wait_healthy([victim], timeout_s=60)
+
+
+def wipe(net: LocalNet, report: dict[str, Any]) -> None:
+    p = _primary(net)
+    victim = next(n.name for n in net.nodes() if n.name != p)
+    net.stop(victim)
+    shutil.rmtree(net.root / victim / "data")
+    report["faults"].append(f"stop {victim}, delete its data directory, restart")
+    time.sleep(1)
+    net.start(victim)
+    net.wait_healthy([victim], timeout_s=90)
+
+
+def partition_primary(net: LocalNet, report: dict[str, Any]) -> None:
+    p = _primary(net)
+    others = [n.name for n in net.nodes() if n.name != p]
+    _partition(net, [[p], others])
+    report["faults"].append(f"partition {p} (primary) from {', '.join(others)}")
+    try:
+        report["resume_s"].append(_wait_progress(net, others, 6 * VIEW_TIMEOUT_MS / 1000))
+        isolated = _heights(net).get(p)
+        time.sleep(2 * VIEW_TIMEOUT_MS / 1000)
+        after = _heights(net).get(p)
+        if isolated is not None and after is not None and after > isolated:
+            report["problems"].append(f"the isolated {p} committed {after - isolated} blocks without a quorum")
+    finally:
+        _heal(net)
+    report["faults"].append("heal")
+    t0 = time.monotonic()
+    target = max(_heights(net).values())
+    while time.monotonic() - t0 < 60 and _heights(net).get(p, -1) < target:
+        time.sleep(0.1)
+    report["catch_up_s"] = round(time.monotonic() - t0, 2)
+    report["resume_s"].append(_wait_progress(net, [n.name for n in net.nodes()], 6 * VIEW_TIMEOUT_MS / 1000))
+
+
+def split(net: LocalNet, report: dict[str, Any]) -> None:
+    names = [n.name for n in net.nodes()]
+    groups = [names[:2], names[2:]]
+    _partition(net, groups)
+    report["faults"].append(f"split {'+'.join(groups[0])} | {'+'.join(groups[1])}")
+    try:
+        time.sleep(1.0)  # what was already in flight may still commit
+        before = _heights(net)
+        time.sleep(3 * VIEW_TIMEOUT_MS / 1000)
+        after = _heights(net)
+        moved = {k: after[k] - before[k] for k in before if k in after and after[k] != before[k]}
+        report["commits_during_split"] = sum(moved.values())
+        if moved:
+            report["problems"].append(f"commits without a quorum during the split: {moved}")
+    finally:
+        _heal(net)
+    report["faults"].append("heal")
+    report["resume_s"].append(_wait_progress(net, names, 6 * VIEW_TIMEOUT_MS / 1000))
+
+
+BYZANTINE_NODE = "node3"
+BYZANTINE_ENV = {"AFTERCHAIN_TEST_BYZANTINE": "equivocate", "AFTERCHAIN_TEST_SWITCHES": "1"}
+
+
+def byzantine(net: LocalNet, report: dict[str, Any]) -> None:
+    report["faults"].append(f"{BYZANTINE_NODE} equivocates (test flag) from the start")
+    key = net.node(BYZANTINE_NODE).key
+    honest = [n for n in net.nodes() if n.name != BYZANTINE_NODE]
+    report["resume_s"].append(_wait_progress(net, [n.name for n in honest], 6 * VIEW_TIMEOUT_MS / 1000))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if all(any(e["validator"] == key for e in httpx.get(f"{n.api_url}/v1/evidence", timeout=3).json()["evidence"])
+                   for n in honest):
+                return
+        except (httpx.HTTPError, ValueError, KeyError):
+            pass
+        time.sleep(0.2)
+    report["problems"].append("no evidence against the Byzantine node committed within 30 s")
+
+
+SCENARIOS: dict[str, Callable[[LocalNet, dict[str, Any]], None]] = {
+    "kill-primary": kill_primary,
+    "kill-replica": kill_replica,
+    "pause": pause,
+    "wipe": wipe,
+    "partition-primary": partition_primary,
+    "split": split,
+    "byzantine": byzantine,
+}
+START_ENV: dict[str, dict[str, dict[str, str]]] = {"byzantine": {BYZANTINE_NODE: BYZANTINE_ENV}}
+"""Per scenario: nodes started with extra environment variables (test switches)."""
+
+
+# --------------------------------------------------------------------------- checker
+def check(net: LocalNet, load: Load, report: dict[str, Any]) -> None:
+    names = [n.name for n in net.nodes()]
+    urls = {n.name: n.api_url for n in net.nodes()}
+    http = httpx.Client(timeout=10)
+    try:
+        # everything acknowledged reaches a final outcome on every node
+        deadline = time.monotonic() + 60
+        pending = {(n, i) for n in names for i in load.acked}
+        outcomes: dict[bytes, str] = {}
+        while pending and time.monotonic() < deadline:
+            for n, i in list(pending):
+                r = http.get(f"{urls[n]}/v1/events/{i.hex()}")
+                if r.status_code == 200 and r.json()["status"] in ("committed", "rejected"):
+                    pending.discard((n, i))
+                    outcomes[i] = r.json()["status"]
+            if pending:
+                time.sleep(0.2)
+        report["acknowledged"] = len(load.acked)
+        report["lost"] = len({i for _, i in pending})
+        report["rejected_with_reason"] = sum(1 for s in outcomes.values() if s == "rejected")
+        # the same chain everywhere; no event in two blocks
+        heights = {n: int(http.get(f"{urls[n]}/v1/status").json()["height"]) for n in names}
+        top = min(heights.values())
+        seen: dict[str, int] = {}
+        dup = 0
+        for h in range(1, top + 1):
+            hashes = set()
+            for n in names:
+                b = http.get(f"{urls[n]}/v1/blocks/{h}").json()
+                hashes.add(b["hash"])
+                if n == names[0]:
+                    for e in b["event_ids"]:
+                        dup += e in seen
+                        seen[e] = h
+            if len(hashes) != 1:
+                raise AssertionError(f"nodes disagree at height {h}")
+        report["duplicated"] = dup
+        report["blocks_compared"] = top
+        # who signed twice: observed by any node, and committed evidence (every node's view)
+        by_key = {n.key: n.name for n in net.nodes()}
+        observed: set[str] = set()
+        committed: dict[str, set[str]] = {}
+        records = 0
+        for n in names:
+            doc = http.get(f"{urls[n]}/v1/evidence").json()
+            observed |= {by_key.get(k, k[:16]) for k in doc["observed"]}
+            committed[n] = {by_key.get(e["validator"], e["validator"][:16]) for e in doc["evidence"]}
+            records = max(records, len(doc["evidence"]))
+        report["equivocators_observed"] = sorted(observed)
+        report["equivocators_committed"] = sorted(set().union(*committed.values()))
+        report["evidence_records"] = records
+        expected = {BYZANTINE_NODE} if report["scenario"] == "byzantine" else set()
+        report["equivocations"] = 0 if observed <= expected else len(observed - expected)
+        if expected and any(c != expected for c in committed.values()):
+            report["problems"].append(f"committed evidence per node {committed}, expected exactly {sorted(expected)} on each")
+        if not expected and any(committed.values()):
+            report["problems"].append(f"evidence committed against {report['equivocators_committed']}")
+        # same root at the same executed height: nodes move on, so sample until they line up
+        t_end = time.monotonic() + 20
+        while True:
+            st = [http.get(f"{urls[n]}/v1/status").json() for n in names]
+            if len({s["executed_height"] for s in st}) == 1:
+                if len({s["state_root"] for s in st}) != 1:
+                    raise AssertionError("state roots differ at one height")
+                break
+            if time.monotonic() > t_end:
+                raise AssertionError("could not see all nodes at one height")
+            time.sleep(0.05)
+    finally:
+        http.close()
+    problems = list(report["problems"])
+    if report["lost"]:
+        problems.append(f"{report['lost']} acknowledged events lost")
+    if report["duplicated"]:
+        problems.append(f"{report['duplicated']} events in two blocks")
+    if report["equivocations"]:
+        problems.append(f"equivocation by validators that should be honest: {report['equivocators_observed']}")
+    limit = 2 * VIEW_TIMEOUT_MS / 1000 + 1.0  # +1 s: the status polling and a block interval
+    slow = [r for r in report["resume_s"] if r > limit]
+    if slow:
+        problems.append(f"commits resumed after {max(slow):.1f} s (> {limit:.1f} s)")
+    if problems:
+        raise AssertionError("; ".join(problems))
+
+
+def run_scenario(name: str, workdir: Path, *, load_s: float = 4.0) -> dict[str, Any]:
+    net = LocalNet(workdir / name)
+    net.create(4, chain_id=f"nemesis-{name}", view_timeout_ms=VIEW_TIMEOUT_MS)
+    report: dict[str, Any] = {"scenario": name, "faults": [], "resume_s": [], "problems": []}
+    t0 = time.monotonic()
+    try:
+        for node_name, env in START_ENV.get(name, {}).items():
+            net.start(node_name, extra_env=env)
+        net.start_all()
+        net.wait_healthy(timeout_s=60)
+        load = Load(net)
+        load.start()
+        time.sleep(load_s)
+        SCENARIOS[name](net, report)
+        time.sleep(load_s)
+        load.halt()
+        report["load_errors"] = load.errors
+        check(net, load, report)
+        report["ok"] = True
+    except AssertionError as exc:
+        report["ok"] = False
+        report["error"] = str(exc)
+    finally:
+        net.stop_all()
+    report["seconds"] = round(time.monotonic() - t0, 1)
+    report["resume_s"] = [round(x, 2) for x in report["resume_s"]]
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="./scripts/nemesis", description=__doc__.split("\n\n")[0])
+    ap.add_argument("scenarios", nargs="*", help=f"some of: {', '.join(SCENARIOS)}")
+    ap.add_argument("--all", action="store_true", help="run every scenario")
+    ap.add_argument("--list", action="store_true")
+    ap.add_argument("--dir", default=None, help="work directory (default: a temporary one, deleted afterwards)")
+    ap.add_argument("--json", dest="json_path", default=None)
+    args = ap.parse_args(argv)
+    if args.list:
+        for k in SCENARIOS:
+            print(k)
+        return 0
+    names = list(SCENARIOS) if args.all else args.scenarios
+    unknown = [n for n in names if n not in SCENARIOS]
+    if not names or unknown:
+        print(f"choose scenarios from {', '.join(SCENARIOS)} or --all" + (f" (unknown: {unknown})" if unknown else ""),
+              file=sys.stderr)
+        return 2
+    tmp = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="afterchain-nemesis-"))
+    reports = []
+    try:
+        for i, n in enumerate(names):
+            print(f"scenario {n} ...", flush=True)
+            r = run_scenario(n, tmp / str(i))
+            reports.append(r)
+            state = "ok" if r["ok"] else f"FAILED: {r['error']}"
+            print(f"  {state}; faults: {', '.join(r['faults'])}; acknowledged {r.get('acknowledged', '?')}, "
+                  f"lost {r.get('lost', '?')}, duplicated {r.get('duplicated', '?')}, rejected with reason "
+                  f"{r.get('rejected_with_reason', '?')}, equivocators {r.get('equivocators_committed', '?')} "
+                  f"({r.get('evidence_records', '?')} evidence records), "
+                  f"commits resumed after {r['resume_s'] or '-'} s"
+                  + (f", isolated node caught up in {r['catch_up_s']} s" if "catch_up_s" in r else "")
+                  + (f", commits during the split {r['commits_during_split']}" if "commits_during_split" in r else "")
+                  + f"; {r['seconds']} s", flush=True)
+    finally:
+        if not args.dir:
+            shutil.rmtree(tmp, ignore_errors=True)
+    total = {k: sum(int(r.get(k, 0)) for r in reports) for k in ("acknowledged", "lost", "duplicated")}
+    faults = sum(len(r["faults"]) for r in reports)
+    print(f"scenarios {len(reports)}, faults injected {faults}, events acknowledged {total['acknowledged']}, "
+          f"lost {total['lost']}, duplicated {total['duplicated']}, failed {sum(not r['ok'] for r in reports)}")
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(reports, indent=2) + "\n")
+    return 0 if all(r["ok"] for r in reports) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
