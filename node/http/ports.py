@@ -18,12 +18,12 @@ from afterchain.protocol.genesis import ConsensusParams, LedgerParams, VmParams
 from afterchain.protocol.smt import SmtProof
 
 __all__ = [
-    "ChainReads",
     "FaultControl",
     "GovernanceReads",
     "HeaderStore",
     "LedgerReads",
     "NodeLedger",
+    "NodeReads",
     "NodeService",
     "ProofLedger",
     "ProofSource",
@@ -45,8 +45,9 @@ class Submitter(Protocol):
     def event_status(self, event_id: bytes) -> dict[str, Any] | None: ...
 
 
-class ChainReads(Protocol):
-    """The node's own view of the chain (`node.http.reads`, `node.http.status`)."""
+class NodeReads(Protocol):
+    """The node's own state: blocks, status, health, metrics, mempool nonces, evidence it saw
+    (`node.http.reads`, `node.http.status`)."""
 
     def block_json(self, height: int, *, outcomes: bool = False) -> dict[str, Any] | None: ...
     def status_json(self) -> dict[str, Any]: ...
@@ -134,7 +135,7 @@ class NodeLedger(LedgerReads, GovernanceReads, ProofLedger, Protocol):
     """Every ledger read the API makes."""
 
 
-class NodeService(Submitter, ChainReads, Protocol):
+class NodeService(Submitter, NodeReads, Protocol):
     """The whole API's view of a node (`node.http.app.build_app`)."""
 
     @property

@@ -24,12 +24,12 @@ from starlette.routing import Route
 
 from afterchain.node.common.files import jsonable
 from afterchain.node.http.errors import error, hex32, hex_bytes, invalid
-from afterchain.node.http.ports import ChainReads, LedgerReads
+from afterchain.node.http.ports import LedgerReads, NodeReads
 
 __all__ = ["read_routes"]
 
 
-def read_routes(chain: ChainReads, led: LedgerReads) -> list[Route]:
+def read_routes(chain: NodeReads, led: LedgerReads) -> list[Route]:
     async def block(request: Request) -> Response:
         h = request.path_params["height"]
         b = chain.block_json(h, outcomes=request.query_params.get("outcomes") in ("1", "true"))

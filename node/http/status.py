@@ -12,12 +12,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from afterchain.node.http.ports import ChainReads
+from afterchain.node.http.ports import NodeReads
 
 __all__ = ["status_routes"]
 
 
-def status_routes(chain: ChainReads) -> list[Route]:
+def status_routes(chain: NodeReads) -> list[Route]:
     async def status(request: Request) -> Response:
         return JSONResponse(chain.status_json())
 
