@@ -22,13 +22,14 @@ import json
 import os
 import stat
 from pathlib import Path
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from afterchain.node.common.log import get_logger
+from afterchain.node.http.errors import error
+from afterchain.node.http.ports import FaultControl
 
 __all__ = ["LOOPBACK_HOSTS", "MAX_ADMIN_BODY_BYTES", "admin_routes", "is_admin", "load_admin_token"]
 
@@ -82,44 +83,40 @@ def is_admin(request: Request, token: str | None) -> bool:
     return hmac.compare_digest(given[len("Bearer "):].strip().encode(), token.encode())
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
-
-
-def admin_routes(transport: Any, token: str | None) -> list[Route]:
-    """The admin routes over a transport that has a `faults` switch (`FaultSwitch`)."""
+def admin_routes(switch: FaultControl | None, token: str | None) -> list[Route]:
+    """The admin routes over the transport's fault switch (None: the transport has none,
+    and the routes answer 501 ``admin.unsupported`` to an admin)."""
 
     async def faults(request: Request) -> Response:
         if not is_admin(request, token):
             _log.warning("admin_forbidden", path=request.url.path, client=request.client.host if request.client else None)
-            return _error(403, "admin.forbidden", "admin routes answer loopback clients or a valid bearer token only")
-        switch = getattr(transport, "faults", None)
+            return error(403, "admin.forbidden", "admin routes answer loopback clients or a valid bearer token only")
         if switch is None:
-            return _error(501, "admin.unsupported", "this transport has no fault switch")
+            return error(501, "admin.unsupported", "this transport has no fault switch")
         if request.method == "GET":
             return JSONResponse(switch.describe())
         body = await request.body()
         if len(body) > MAX_ADMIN_BODY_BYTES:
-            return _error(413, "request.too_large", f"at most {MAX_ADMIN_BODY_BYTES} bytes")
+            return error(413, "request.too_large", f"at most {MAX_ADMIN_BODY_BYTES} bytes")
         try:
             doc = json.loads(body)
         except (ValueError, RecursionError):
-            return _error(400, "decode.malformed", "the body is not JSON")
+            return error(400, "decode.malformed", "the body is not JSON")
         if not isinstance(doc, dict) or not doc or set(doc) - {"block", "drop_rate"}:
-            return _error(400, "request.invalid", 'expected {"block": [peer key hex, ...]} and/or {"drop_rate": 0..1}')
+            return error(400, "request.invalid", 'expected {"block": [peer key hex, ...]} and/or {"drop_rate": 0..1}')
         block = doc.get("block")
         keys: list[bytes] | None = None
         if block is not None:
             if not isinstance(block, list) or not all(isinstance(x, str) for x in block):
-                return _error(400, "request.invalid", "'block' is a list of peer keys (64 hex characters)")
+                return error(400, "request.invalid", "'block' is a list of peer keys (64 hex characters)")
             try:
                 keys = [bytes.fromhex(x) for x in block]
             except ValueError:
-                return _error(400, "request.invalid", "'block' holds a string that is not hex")
+                return error(400, "request.invalid", "'block' holds a string that is not hex")
         try:
             switch.set(block=keys, drop_rate=doc.get("drop_rate"))
         except ValueError as exc:
-            return _error(400, "request.invalid", str(exc))
+            return error(400, "request.invalid", str(exc))
         state = switch.describe()
         _log.warning("admin_faults_set", blocked=len(state["block"]), drop_rate=state["drop_rate"])
         return JSONResponse(state)

@@ -1,10 +1,10 @@
 """Governance reads over HTTP: proposals, their votes and results, and the validator schedule.
 
 Owns the JSON form of governance state (`proposal_json`, `validators_json`) and the routes
-wired into the node's API by `node.service`:
+mounted in the node's API by `node.http.app`:
 
 - ``GET /v1/governance/proposals[?status=S]``: ``{"status", "proposals": [proposal, ...]}``,
-  oldest first, at most `node.ledger.ledger.MAX_PROPOSALS_LISTED`; ``status=open`` reads
+  oldest first, at most `node.app.ledger.MAX_PROPOSALS_LISTED`; ``status=open`` reads
   the open-proposal index (by deadline), any other status filters the full list.
 - ``GET /v1/governance/proposals/{id}``: one proposal; 400 ``request.invalid`` for an id
   that is not 64 hex characters, 404 ``proposal.not_found`` for an unknown one.
@@ -26,8 +26,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from afterchain.node.app.ledger import Ledger
-from afterchain.node.http.api import error, hex32
+from afterchain.node.http.errors import error, hex32, invalid
+from afterchain.node.http.ports import GovernanceReads
 from afterchain.protocol import bodies as B
 from afterchain.protocol.errors import ProtocolError
 from afterchain.protocol.jsonform import to_json
@@ -47,7 +47,7 @@ def payload_json(kind: str, payload: bytes) -> Any:
     return change if isinstance(change, str) else to_json(change)
 
 
-def proposal_json(led: Ledger, proposal_id: bytes, p: dict[str, Any]) -> dict[str, Any]:
+def proposal_json(led: GovernanceReads, proposal_id: bytes, p: dict[str, Any]) -> dict[str, Any]:
     """One proposal record as JSON; an open one also carries its live tally against the
     current validator set (``current``: yes, no, validators, yes_needed, no_needed)."""
     out: dict[str, Any] = {
@@ -76,7 +76,7 @@ def _hex(v: Any) -> Any:
     return v.hex() if isinstance(v, bytes) else v
 
 
-def validators_json(led: Ledger) -> dict[str, Any]:
+def validators_json(led: GovernanceReads) -> dict[str, Any]:
     """The adopted set (votes on proposals count against it), the schedule (the set voting
     from each first height, with its consensus parameters) and the change the next
     checkpoint boundary will schedule, if any."""
@@ -101,11 +101,11 @@ def _set_json(vs: Any) -> dict[str, Any] | None:
     return None if vs is None else {"validators": [v.hex() for v in vs.validators], "hash": vs.hash().hex()}
 
 
-def governance_routes(led: Ledger) -> list[Route]:
+def governance_routes(led: GovernanceReads) -> list[Route]:
     async def proposals(request: Request) -> Response:
         status = request.query_params.get("status")
         if status is not None and status not in PROPOSAL_STATUSES:
-            return error(400, "request.invalid", f"status is one of {', '.join(PROPOSAL_STATUSES)}")
+            return invalid(f"status is one of {', '.join(PROPOSAL_STATUSES)}")
         out = []
         for pid in led.proposal_ids(open_only=status == "open"):
             p = led.proposal(pid)
@@ -116,7 +116,7 @@ def governance_routes(led: Ledger) -> list[Route]:
     async def proposal(request: Request) -> Response:
         pid = hex32(request.path_params["proposal_id"])
         if pid is None:
-            return error(400, "request.invalid", "a proposal id is 64 hex characters")
+            return invalid("a proposal id is 64 hex characters")
         p = led.proposal(pid)
         if p is None:
             return error(404, "proposal.not_found", "no such proposal")

@@ -1,4 +1,4 @@
-"""HTTP routes for light clients: state proofs and certified headers (`proof_routes(node)`).
+"""HTTP routes for light clients: state proofs and certified headers (`proof_routes(source)`).
 
 Routes (all GET, JSON; binary parts are hex of their canonical encodings):
 
@@ -22,7 +22,7 @@ header before answering (a mismatch is our bug: 500).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgpack
 from starlette.requests import Request
@@ -30,11 +30,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from afterchain.node.app.ledger import product_key
-from afterchain.node.http.api import error
+from afterchain.node.http.errors import error, hex32, hex_bytes, invalid
+from afterchain.node.http.ports import HeaderStore, ProofLedger, ProofSource
 from afterchain.protocol.block import BlockHeader, CommitCertificate, ValidatorSet
-
-if TYPE_CHECKING:
-    from afterchain.node.runtime.runner import Node
 
 __all__ = ["MAX_CHANGE_SCAN", "MAX_HEADERS", "proof_routes"]
 
@@ -48,13 +46,13 @@ HEADER_CACHE = 256
 
 
 class _LedgerSets(Mapping[bytes, ValidatorSet]):
-    """The validator sets the node's ledger has scheduled, by hash (live view)."""
+    """The validator sets the ledger has scheduled, by hash (live view)."""
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    def __init__(self, ledger: ProofLedger) -> None:
+        self.ledger = ledger
 
     def _sets(self) -> dict[bytes, ValidatorSet]:
-        return self.node.ledger.validator_sets_by_hash()
+        return self.ledger.validator_sets_by_hash()
 
     def __getitem__(self, key: bytes) -> ValidatorSet:
         return self._sets()[key]
@@ -69,8 +67,8 @@ class _LedgerSets(Mapping[bytes, ValidatorSet]):
 class _Headers:
     """Headers by height, decoded from the stored blocks (without decoding their events)."""
 
-    def __init__(self, node: Node, known_sets: Mapping[bytes, ValidatorSet]) -> None:
-        self.node = node
+    def __init__(self, store: HeaderStore, known_sets: Mapping[bytes, ValidatorSet]) -> None:
+        self.store = store
         self.known_sets = known_sets
         self._cache: dict[int, BlockHeader] = {}
 
@@ -78,7 +76,7 @@ class _Headers:
         h = self._cache.get(height)
         if h is not None:
             return h
-        raw = self.node.store.block_bytes(height)
+        raw = self.store.block_bytes(height)
         if raw is None:
             return None
         arr = msgpack.unpackb(raw, raw=False, use_list=False)
@@ -90,7 +88,7 @@ class _Headers:
 
     def certified(self, height: int) -> tuple[BlockHeader, CommitCertificate] | None:
         h = self.header(height)
-        cert = self.node.store.certificate(height) if h is not None else None
+        cert = self.store.certificate(height) if h is not None else None
         if h is None or cert is None:
             return None
         return h, cert
@@ -110,21 +108,22 @@ class _Headers:
                 "next_validators": None if nv is None else nv.encode().hex()}
 
 
-def proof_routes(node: Node, known_sets: Mapping[bytes, ValidatorSet] | None = None) -> list[Route]:
-    """The light-client routes of `node` (added by `NodeHttp.extra_routes`).
+def proof_routes(source: ProofSource, known_sets: Mapping[bytes, ValidatorSet] | None = None) -> list[Route]:
+    """The light-client routes over `source`'s ledger and block store (`node.http.app`
+    mounts them).
 
     `known_sets`: validator sets by hash that change headers may announce (default: every
     set the ledger has scheduled, genesis first: `Ledger.validator_sets_by_hash`, read at
     each request so sets adopted later are served too).
     """
+    led, store = source.ledger, source.store
     if known_sets is None:
-        known_sets = _LedgerSets(node)
-    headers = _Headers(node, known_sets)
-    led = node.ledger
+        known_sets = _LedgerSets(led)
+    headers = _Headers(store, known_sets)
 
     def answer(key: bytes) -> Response:
         lo, hi = led.history_window()
-        head = node.store.head
+        head = store.head
         for height in range(head, max(0, head - MAX_BACK_SEARCH), -1):
             hc = headers.certified(height)
             if hc is None:
@@ -148,40 +147,36 @@ def proof_routes(node: Node, known_sets: Mapping[bytes, ValidatorSet] | None = N
         return error(503, "proof.unavailable", "no committed header whose state this node can still prove")
 
     async def ticket(request: Request) -> Response:
-        try:
-            tid = bytes.fromhex(request.path_params["id"])
-        except ValueError:
-            tid = b""
-        if len(tid) != 32:
-            return error(400, "request.invalid", "a ticket id is 64 hex characters")
+        tid = hex32(request.path_params["id"])
+        if tid is None:
+            return invalid("a ticket id is 64 hex characters")
         return answer(b"t/" + tid)
 
     async def product(request: Request) -> Response:
         gtin, serial = request.path_params["gtin"], request.path_params["serial"]
         if len(serial.encode()) > 255 or len(gtin) > 64:
-            return error(400, "request.invalid", "gtin or serial too long")
+            return invalid("gtin or serial too long")
         return answer(b"prod/" + product_key(gtin, serial))
 
     async def quality(request: Request) -> Response:
         org = request.path_params["org"]
         if len(org.encode()) > 64:
-            return error(400, "request.invalid", "org id too long")
+            return invalid("org id too long")
         return answer(b"q/" + org.encode())
 
     async def state(request: Request) -> Response:
-        try:
-            key = bytes.fromhex(request.path_params["key"])
-        except ValueError:
-            return error(400, "request.invalid", "a state key is hex")
+        key = hex_bytes(request.path_params["key"])
+        if key is None:
+            return invalid("a state key is hex")
         if not 1 <= len(key) <= 1024:
-            return error(400, "request.invalid", "a state key is 1..1024 bytes")
+            return invalid("a state key is 1..1024 bytes")
         return answer(key)
 
     async def one_header(request: Request) -> Response:
         try:
             height = int(request.path_params["height"])
         except ValueError:
-            return error(400, "request.invalid", "a height is a number")
+            return invalid("a height is a number")
         j = headers.json(height) if height >= 1 else None
         if j is None:
             return error(404, "header.not_found", f"no committed header at height {height}")
@@ -191,11 +186,11 @@ def proof_routes(node: Node, known_sets: Mapping[bytes, ValidatorSet] | None = N
         q = request.query_params
         try:
             lo = int(q.get("from", "1"))
-            hi = int(q.get("to", str(node.store.head)))
+            hi = int(q.get("to", str(store.head)))
         except ValueError:
-            return error(400, "request.invalid", "from and to are heights")
+            return invalid("from and to are heights")
         lo = max(lo, 1)
-        hi = min(hi, node.store.head)
+        hi = min(hi, store.head)
         if q.get("changes") in ("1", "true"):
             out = []
             scanned_to = min(hi, lo + MAX_CHANGE_SCAN - 1)
@@ -208,10 +203,10 @@ def proof_routes(node: Node, known_sets: Mapping[bytes, ValidatorSet] | None = N
                     if len(out) >= MAX_HEADERS:
                         scanned_to = height
                         break
-            return JSONResponse({"from": lo, "scanned_to": scanned_to, "head": node.store.head, "headers": out})
+            return JSONResponse({"from": lo, "scanned_to": scanned_to, "head": store.head, "headers": out})
         hi = min(hi, lo + MAX_HEADERS - 1)
         items = [j for j in (headers.json(h) for h in range(lo, hi + 1)) if j is not None]
-        return JSONResponse({"from": lo, "to": hi, "head": node.store.head, "headers": items})
+        return JSONResponse({"from": lo, "to": hi, "head": store.head, "headers": items})
 
     return [
         Route("/v1/proofs/tickets/{id}", ticket),

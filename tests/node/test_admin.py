@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from afterchain.node.http.admin import load_admin_token
-from afterchain.node.http.api import build_app
-from afterchain.node.server import NodeHttp
+from afterchain.node.http.app import build_app
+from afterchain.node.http.service import NodeHttp
 
 from .util import VALIDATORS, memory_cluster, product_event, wait_for
 

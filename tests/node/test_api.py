@@ -10,9 +10,10 @@ import msgpack
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from afterchain.node.http.api import _outcome_json, build_app, results_json
+from afterchain.node.http.app import build_app
+from afterchain.node.http.service import NodeHttp
+from afterchain.node.http.writes import _outcome_json, results_json
 from afterchain.node.runtime.mempool import AddOutcome
-from afterchain.node.server import NodeHttp
 from afterchain.protocol.events import SignedEvent
 from afterchain.protocol.jsonform import to_json
 

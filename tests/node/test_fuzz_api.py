@@ -15,8 +15,8 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from afterchain.node.http.api import build_app
-from afterchain.node.server import NodeHttp
+from afterchain.node.http.app import build_app
+from afterchain.node.http.service import NodeHttp
 from afterchain.protocol.jsonform import to_json
 
 from .util import memory_cluster, product_event
