@@ -1,4 +1,6 @@
-"""The `afterchain` command line: keys, genesis, running a node, and (later) the client.
+"""The `afterchain` console entry: keys, genesis and running a node here; the client groups
+(`node.client.cli.commands`) and the light client (`node.client.light.cli`) are registered
+on first need.
 
 Exit codes (stable, scripts rely on them): 0 success / committed; 1 rejected (the node
 refused the action; the code and message are printed); 2 usage or bad input (a bad
@@ -26,7 +28,7 @@ EXIT_TIMEOUT = 4
 class _LazyGroup(click.Group):
     """The top-level group: the client and light-client command groups are registered on
     first need (an unknown name, `--help`), so `afterchain node run` starts without
-    importing them (rich, httpx, the client: ~0.1-0.3 s of a node's start-up, issue 10)."""
+    importing them (rich, httpx, the client): they would only slow a node's start-up."""
 
     _registered = False
 

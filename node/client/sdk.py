@@ -1,9 +1,11 @@
-"""Client library for participating companies: build, sign, submit and follow events.
+"""The client of participating companies: submit signed events to nodes and follow them.
 
-Owns: talking to one or more nodes' HTTP API (`node.api`) on behalf of ONE signing key:
-typed builders for every event type of `protocol.bodies`, the key's nonce, submission
-(one event or a batch, msgpack), waiting for an event's outcome, and reads (tickets,
-products and their history, quality reports, escrows, balances, accounts, blocks).
+Owns: talking to one or more nodes' HTTP API (`node.http`) on behalf of ONE signing key:
+the key's nonce, signing (`Client.sign`; `Client.build` is the `EventBuilder` of every
+event type), submission (one event or a batch, msgpack), waiting for an event's outcome,
+and reads (tickets, products and their history, quality reports, escrows, balances,
+accounts, blocks, governance). Errors and `Outcome` live in `node.client.outcomes`, id
+and hash helpers in `node.client.ids`; `node.client` re-exports the public names.
 
 Invariants and limits
 - Synchronous (`httpx.Client`): simplest for ERP glue, scripts and the CLI. Not
@@ -14,8 +16,8 @@ Invariants and limits
   `max_attempts` rounds over the list, with exponential back-off between rounds
   (`BACKOFF_FIRST_S` doubling up to `BACKOFF_MAX_S`); then `Unreachable`. A 4xx other
   than 429 is an answer: the node's code and message become the error.
-- Waiting polls ``/v1/events/{id}`` (every 20 ms doubling to `POLL_MAX_S`) until the
-  outcome is final or the caller's timeout passes (`TimedOut`; the event may still commit).
+- Waiting polls ``/v1/events/{id}`` (every `POLL_FIRST_S` doubling to `POLL_MAX_S`) until
+  the outcome is final or the caller's timeout passes (`TimedOut`; the event may still commit).
 - Submitting the same signed event twice is harmless (the node answers ``duplicate``),
   so a submission is retried on another node after a connection error.
 - Nonces: the first event asks ``/v1/accounts/{key}`` for ``next_nonce`` (which counts
@@ -30,7 +32,7 @@ Invariants and limits
 
 Usage::
 
-    from afterchain.node.client.sdk import Client, content_hash
+    from afterchain.node.client import Client, content_hash
 
     with Client(["http://127.0.0.1:8001", "http://127.0.0.1:8002"], key="alice.key") as c:
         ev = c.build.ticket_open(kind="repair", gtin="00012345600012", serial="SN1",
@@ -49,28 +51,40 @@ sends them in one msgpack request; ``c.wait_all(ids)`` follows them.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 import msgpack
 
-from afterchain.node.common.keys import load_key
-from afterchain.protocol import bodies as B
-from afterchain.protocol.block import ValidatorSet
-from afterchain.protocol.codec import encode
+from afterchain.node.client.builders import BUILDERS, EventBuilder
+from afterchain.node.client.ids import (
+    as_id,
+    as_key,
+    content_hash,
+    customer_account,
+    load_client_key,
+    load_signing_key,
+)
+from afterchain.node.client.outcomes import (
+    ClientError,
+    InvalidInput,
+    NotFound,
+    Outcome,
+    Rejected,
+    TimedOut,
+    Unreachable,
+)
 from afterchain.protocol.crypto import KeyPair
 from afterchain.protocol.errors import ProtocolError
 from afterchain.protocol.events import Event, EventBody, SignedEvent, sign_event
-from afterchain.protocol.genesis import ConsensusParams, LedgerParams, ParamChange, VmParams
-from afterchain.protocol.types import Hash32, PublicKey, ValidatorId
+from afterchain.protocol.types import PublicKey
 
+# The names this module exported before the split stay importable from here.
 __all__ = [
+    "BUILDERS",
     "DEFAULT_TIMEOUT_S",
     "MAX_BATCH_EVENTS",
     "Client",
@@ -86,6 +100,7 @@ __all__ = [
     "as_key",
     "content_hash",
     "customer_account",
+    "load_client_key",
 ]
 
 DEFAULT_TIMEOUT_S = 30.0
@@ -103,506 +118,6 @@ MAX_REMEMBERED_TYPES = 10_000
 """Types of the most recent events this client signed, kept to label their outcomes."""
 MAX_BATCH_EVENTS = 5000
 """Events in one submission (the node's default ``api.max_batch_events``)."""
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class ClientError(Exception):
-    """Base of the client's errors. `code` is a stable string, `message` says what happened."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-
-class InvalidInput(ClientError):
-    """The caller's input cannot become a valid event (schema, key file, id format)."""
-
-
-class Unreachable(ClientError):
-    """No node of the list answered usefully after every retry."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__("client.unreachable", message)
-
-
-class TimedOut(ClientError):
-    """The event was accepted but no outcome arrived in time (it may still commit)."""
-
-    def __init__(self, event_id: bytes, timeout_s: float) -> None:
-        super().__init__("client.timeout", f"no outcome for event {event_id.hex()} after {timeout_s:g} s")
-        self.event_id = event_id
-
-
-class Rejected(ClientError):
-    """The node refused the event (at intake or at commit) with a reason code and message."""
-
-    def __init__(self, code: str, message: str, event_id: bytes | None = None, height: int | None = None) -> None:
-        super().__init__(code, message)
-        self.event_id = event_id
-        self.height = height
-
-
-class NotFound(ClientError):
-    """A read found nothing (404): no such ticket, product, escrow, event, block."""
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def content_hash(data: bytes | str) -> Hash32:
-    """SHA-256 of `data` (text is UTF-8 encoded): what goes on the ledger instead of the data."""
-    return Hash32(hashlib.sha256(data.encode() if isinstance(data, str) else data).digest())
-
-
-def as_id(value: bytes | str, what: str = "id") -> Hash32:
-    """A 32-byte id from bytes or 64 hex characters."""
-    if isinstance(value, str):
-        try:
-            value = bytes.fromhex(value)
-        except ValueError:
-            raise InvalidInput("client.invalid_id", f"{what} must be 64 hex characters") from None
-    if len(value) != 32:
-        raise InvalidInput("client.invalid_id", f"{what} must be 32 bytes (64 hex characters), got {len(value)} bytes")
-    return Hash32(bytes(value))
-
-
-def as_key(value: bytes | str | KeyPair) -> PublicKey:
-    """A public key from bytes, 64 hex characters or a key pair."""
-    if isinstance(value, KeyPair):
-        return PublicKey(value.public)
-    return PublicKey(as_id(value, "public key"))
-
-
-def _opt_id(value: bytes | str | None, what: str) -> Hash32 | None:
-    return None if value is None else as_id(value, what)
-
-
-def customer_account(public_key: bytes | str) -> str:
-    """The ledger account name of a customer key (``cust:<hex>``), for balances."""
-    return "cust:" + as_key(public_key).hex()
-
-
-def _load(key: KeyPair | str | os.PathLike[str] | None) -> KeyPair | None:
-    if key is None or isinstance(key, KeyPair):
-        return key
-    try:
-        return load_key(key)
-    except ProtocolError as exc:
-        raise InvalidInput(str(exc.code), exc.message) from None
-
-
-# --------------------------------------------------------------------------- outcomes
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What became of an event: ``committed`` / ``rejected`` (final) or ``pending`` / ``accepted``."""
-
-    id: bytes
-    status: str
-    height: int | None = None
-    index: int | None = None
-    code: str | None = None
-    message: str | None = None
-    type: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def final(self) -> bool:
-        return self.status in ("committed", "rejected")
-
-    @property
-    def committed(self) -> bool:
-        return self.status == "committed"
-
-    def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"id": self.id.hex(), "status": self.status}
-        for k in ("type", "height", "index", "code", "message"):
-            v = getattr(self, k)
-            if v is not None:
-                d[k] = v
-        d.update(self.extra)
-        return d
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any], type_: str | None = None) -> Outcome:
-        return cls(
-            id=bytes.fromhex(d["id"]),
-            status=d["status"],
-            height=d.get("height"),
-            index=d.get("index"),
-            code=d.get("code"),
-            message=d.get("message"),
-            type=type_,
-        )
-
-    def raise_if_rejected(self) -> Outcome:
-        if self.status == "rejected":
-            raise Rejected(self.code or "rejected", self.message or "", self.id, self.height)
-        return self
-
-
-# --------------------------------------------------------------------------- builders
-
-
-class EventBuilder:
-    """One method per event type: keyword arguments -> a signed event with the next nonce.
-
-    Every method validates the body (schema, `InvalidInput` on failure) and signs it for the
-    client's chain id. Nothing is sent: pass the result to `Client.submit` / `Client.send`.
-    Ids accept bytes or hex; hashes (``*_hash``) are 32 bytes or hex (see `content_hash`).
-    """
-
-    def __init__(self, client: Client) -> None:
-        self._c = client
-
-    def _sign(self, body: EventBody) -> SignedEvent:
-        return self._c.sign(body)
-
-    # ---- organisations (governance-driven; recorded, not enabled yet)
-    def org_register(self, *, org_id: str, name: str, roles: Sequence[str], keys: Sequence[bytes | str]) -> SignedEvent:
-        return self._sign(
-            B.OrgRegister(org_id=org_id, name=name, roles=tuple(sorted(roles)), keys=tuple(as_key(k) for k in keys))
-        )
-
-    def org_update(self, *, org_id: str, roles: Sequence[str], keys: Sequence[bytes | str]) -> SignedEvent:
-        return self._sign(B.OrgUpdate(org_id=org_id, roles=tuple(sorted(roles)), keys=tuple(as_key(k) for k in keys)))
-
-    # ---- products
-    def product_register(
-        self, *, gtin: str, serial: str, model: str, batch: str, production_time_ms: int
-    ) -> SignedEvent:
-        return self._sign(
-            B.ProductRegister(gtin=gtin, serial=serial, model=model, batch=batch, production_time_ms=production_time_ms)
-        )
-
-    def product_transfer(
-        self,
-        *,
-        gtin: str,
-        serial: str,
-        kind: str = "transfer",
-        to_org: str | None = None,
-        to_customer: bytes | str | None = None,
-        order_ref_hash: bytes | str | None = None,
-    ) -> SignedEvent:
-        return self._sign(
-            B.ProductTransfer(
-                gtin=gtin,
-                serial=serial,
-                kind=kind,
-                to_org=to_org,
-                to_customer=None if to_customer is None else as_key(to_customer),
-                order_ref_hash=_opt_id(order_ref_hash, "order_ref_hash"),
-            )
-        )
-
-    def product_sell(
-        self, *, gtin: str, serial: str, to_customer: bytes | str, order_ref_hash: bytes | str
-    ) -> SignedEvent:
-        """A sale to a customer: `product_transfer` with ``kind="sale"``."""
-        return self.product_transfer(
-            gtin=gtin, serial=serial, kind="sale", to_customer=to_customer, order_ref_hash=order_ref_hash
-        )
-
-    def trace_record(
-        self,
-        *,
-        gtin: str,
-        serial: str,
-        biz_step: str,
-        disposition: str,
-        location_hash: bytes | str,
-        ref_hash: bytes | str | None = None,
-    ) -> SignedEvent:
-        return self._sign(
-            B.TraceRecord(
-                gtin=gtin,
-                serial=serial,
-                biz_step=biz_step,
-                disposition=disposition,
-                location_hash=as_id(location_hash, "location_hash"),
-                ref_hash=_opt_id(ref_hash, "ref_hash"),
-            )
-        )
-
-    def product_recall(self, *, gtin: str, batch: str, reason_hash: bytes | str) -> SignedEvent:
-        return self._sign(B.ProductRecall(gtin=gtin, batch=batch, reason_hash=as_id(reason_hash, "reason_hash")))
-
-    # ---- policies, warranty, contracts
-    def policy_register(
-        self,
-        *,
-        name: str,
-        service_org: str,
-        coverage_period_ms: int,
-        covered_faults: Sequence[str] = (),
-        first_response_ms: int,
-        resolution_ms: int,
-        penalty_amount: int = 0,
-        return_window_ms: int = 0,
-        contract_id: bytes | str | None = None,
-    ) -> SignedEvent:
-        return self._sign(
-            B.PolicyRegister(
-                name=name,
-                service_org=service_org,
-                coverage_period_ms=coverage_period_ms,
-                covered_faults=tuple(sorted(set(covered_faults))),
-                first_response_ms=first_response_ms,
-                resolution_ms=resolution_ms,
-                penalty_amount=penalty_amount,
-                return_window_ms=return_window_ms,
-                contract_id=_opt_id(contract_id, "contract_id"),
-            )
-        )
-
-    def warranty_activate(self, *, gtin: str, serial: str, policy_id: bytes | str) -> SignedEvent:
-        return self._sign(B.WarrantyActivate(gtin=gtin, serial=serial, policy_id=as_id(policy_id, "policy_id")))
-
-    def contract_deploy(self, *, vm_id: str, vm_version: int = 1, name: str, code: bytes) -> SignedEvent:
-        return self._sign(B.ContractDeploy(vm_id=vm_id, vm_version=vm_version, name=name, code=code))
-
-    def contract_call(self, *, contract_id: bytes | str, entry: str, args: bytes = b"", gas_limit: int) -> SignedEvent:
-        return self._sign(
-            B.ContractCall(contract_id=as_id(contract_id, "contract_id"), entry=entry, args=args, gas_limit=gas_limit)
-        )
-
-    # ---- tickets
-    def ticket_open(
-        self,
-        *,
-        kind: str,
-        gtin: str,
-        serial: str,
-        fault_type: str,
-        description_hash: bytes | str,
-        attachments: Sequence[bytes | str] = (),
-    ) -> SignedEvent:
-        return self._sign(
-            B.TicketOpen(
-                kind=kind,
-                gtin=gtin,
-                serial=serial,
-                fault_type=fault_type,
-                description_hash=as_id(description_hash, "description_hash"),
-                attachments=tuple(as_id(a, "attachment") for a in attachments),
-            )
-        )
-
-    def ticket_ack(self, *, ticket_id: bytes | str, note_hash: bytes | str | None = None) -> SignedEvent:
-        return self._sign(
-            B.TicketAck(ticket_id=as_id(ticket_id, "ticket_id"), note_hash=_opt_id(note_hash, "note_hash"))
-        )
-
-    def ticket_update(
-        self, *, ticket_id: bytes | str, status: str, note_hash: bytes | str | None = None
-    ) -> SignedEvent:
-        return self._sign(
-            B.TicketUpdate(
-                ticket_id=as_id(ticket_id, "ticket_id"), status=status, note_hash=_opt_id(note_hash, "note_hash")
-            )
-        )
-
-    def ticket_assign(self, *, ticket_id: bytes | str, org_id: str) -> SignedEvent:
-        return self._sign(B.TicketAssign(ticket_id=as_id(ticket_id, "ticket_id"), org_id=org_id))
-
-    def ticket_escalate(self, *, ticket_id: bytes | str, reason_hash: bytes | str) -> SignedEvent:
-        return self._sign(
-            B.TicketEscalate(ticket_id=as_id(ticket_id, "ticket_id"), reason_hash=as_id(reason_hash, "reason_hash"))
-        )
-
-    def ticket_resolve(self, *, ticket_id: bytes | str, resolution: str, resolution_hash: bytes | str) -> SignedEvent:
-        return self._sign(
-            B.TicketResolve(
-                ticket_id=as_id(ticket_id, "ticket_id"),
-                resolution=resolution,
-                resolution_hash=as_id(resolution_hash, "resolution_hash"),
-            )
-        )
-
-    def ticket_reject(
-        self, *, ticket_id: bytes | str, reason_code: str, reason_hash: bytes | str | None = None
-    ) -> SignedEvent:
-        return self._sign(
-            B.TicketReject(
-                ticket_id=as_id(ticket_id, "ticket_id"),
-                reason_code=reason_code,
-                reason_hash=_opt_id(reason_hash, "reason_hash"),
-            )
-        )
-
-    def ticket_confirm(self, *, ticket_id: bytes | str) -> SignedEvent:
-        return self._sign(B.TicketConfirm(ticket_id=as_id(ticket_id, "ticket_id")))
-
-    def ticket_reopen(self, *, ticket_id: bytes | str, reason_hash: bytes | str) -> SignedEvent:
-        return self._sign(
-            B.TicketReopen(ticket_id=as_id(ticket_id, "ticket_id"), reason_hash=as_id(reason_hash, "reason_hash"))
-        )
-
-    def ticket_close(self, *, ticket_id: bytes | str) -> SignedEvent:
-        return self._sign(B.TicketClose(ticket_id=as_id(ticket_id, "ticket_id")))
-
-    # ---- returns and shipments
-    def return_request(self, *, gtin: str, serial: str, reason_code: str, reason_hash: bytes | str) -> SignedEvent:
-        return self._sign(
-            B.ReturnRequest(
-                gtin=gtin, serial=serial, reason_code=reason_code, reason_hash=as_id(reason_hash, "reason_hash")
-            )
-        )
-
-    def return_approve(self, *, ticket_id: bytes | str) -> SignedEvent:
-        return self._sign(B.ReturnApprove(ticket_id=as_id(ticket_id, "ticket_id")))
-
-    def return_reject(
-        self, *, ticket_id: bytes | str, reason_code: str, reason_hash: bytes | str | None = None
-    ) -> SignedEvent:
-        return self._sign(
-            B.ReturnReject(
-                ticket_id=as_id(ticket_id, "ticket_id"),
-                reason_code=reason_code,
-                reason_hash=_opt_id(reason_hash, "reason_hash"),
-            )
-        )
-
-    def return_receive(
-        self, *, ticket_id: bytes | str, condition: str, inspection_hash: bytes | str | None = None
-    ) -> SignedEvent:
-        return self._sign(
-            B.ReturnReceive(
-                ticket_id=as_id(ticket_id, "ticket_id"),
-                condition=condition,
-                inspection_hash=_opt_id(inspection_hash, "inspection_hash"),
-            )
-        )
-
-    def shipment_checkpoint(
-        self,
-        *,
-        ticket_id: bytes | str,
-        checkpoint: str,
-        location_hash: bytes | str,
-        tracking_hash: bytes | str | None = None,
-    ) -> SignedEvent:
-        return self._sign(
-            B.ShipmentCheckpoint(
-                ticket_id=as_id(ticket_id, "ticket_id"),
-                checkpoint=checkpoint,
-                location_hash=as_id(location_hash, "location_hash"),
-                tracking_hash=_opt_id(tracking_hash, "tracking_hash"),
-            )
-        )
-
-    # ---- escrow
-    def escrow_deposit(
-        self,
-        *,
-        amount: int,
-        payee_org: str | None = None,
-        payee_customer: bytes | str | None = None,
-        ticket_id: bytes | str | None = None,
-        ref_hash: bytes | str | None = None,
-    ) -> SignedEvent:
-        return self._sign(
-            B.EscrowDeposit(
-                amount=amount,
-                payee_org=payee_org,
-                payee_customer=None if payee_customer is None else as_key(payee_customer),
-                ticket_id=_opt_id(ticket_id, "ticket_id"),
-                ref_hash=_opt_id(ref_hash, "ref_hash"),
-            )
-        )
-
-    def escrow_release(self, *, escrow_id: bytes | str) -> SignedEvent:
-        return self._sign(B.EscrowRelease(escrow_id=as_id(escrow_id, "escrow_id")))
-
-    def escrow_refund(self, *, escrow_id: bytes | str) -> SignedEvent:
-        return self._sign(B.EscrowRefund(escrow_id=as_id(escrow_id, "escrow_id")))
-
-    # ---- ratings
-    def rating_submit(
-        self, *, ticket_id: bytes | str, score: int, comment_hash: bytes | str | None = None
-    ) -> SignedEvent:
-        return self._sign(
-            B.RatingSubmit(
-                ticket_id=as_id(ticket_id, "ticket_id"), score=score, comment_hash=_opt_id(comment_hash, "comment_hash")
-            )
-        )
-
-    # ---- governance (proposals by members or validators; votes by validators)
-    def governance_propose(self, *, kind: str, payload: bytes, voting_period_ms: int) -> SignedEvent:
-        return self._sign(B.GovernancePropose(kind=kind, payload=payload, voting_period_ms=voting_period_ms))
-
-    def governance_validator_change(self, *, validators: Sequence[bytes | str], voting_period_ms: int) -> SignedEvent:
-        """Propose the complete new validator set (in this order)."""
-        vs = ValidatorSet(validators=tuple(ValidatorId(as_key(v)) for v in validators))
-        return self.governance_propose(kind="validator_change", payload=encode(vs), voting_period_ms=voting_period_ms)
-
-    def governance_param_change(self, *, consensus: ConsensusParams | None = None, vm: VmParams | None = None,
-                                voting_period_ms: int) -> SignedEvent:
-        """Propose new consensus and/or VM parameters (each complete)."""
-        payload = encode(ParamChange(consensus=consensus, vm=vm))
-        return self.governance_propose(kind="param_change", payload=payload, voting_period_ms=voting_period_ms)
-
-    def governance_policy_standard(self, *, params: LedgerParams, voting_period_ms: int) -> SignedEvent:
-        """Propose new chain-wide after-sales rules (`LedgerParams`, e.g. the default return window)."""
-        return self.governance_propose(kind="policy_standard", payload=encode(params), voting_period_ms=voting_period_ms)
-
-    def governance_vote(self, *, proposal_id: bytes | str, approve: bool) -> SignedEvent:
-        return self._sign(B.GovernanceVote(proposal_id=as_id(proposal_id, "proposal_id"), approve=approve))
-
-    def consensus_evidence(self, *, evidence: bytes | str) -> SignedEvent:
-        """Report an equivocation (nodes do this themselves; needs a validator key):
-        `evidence` is an encoded `consensus.messages.Evidence` (bytes or hex)."""
-        if isinstance(evidence, str):
-            try:
-                evidence = bytes.fromhex(evidence)
-            except ValueError:
-                raise InvalidInput("field.invalid", "evidence: not hex") from None
-        return self._sign(B.ConsensusEvidence(evidence=evidence))
-
-
-BUILDERS: dict[str, str] = {
-    "org.register": "org_register",
-    "org.update": "org_update",
-    "product.register": "product_register",
-    "product.transfer": "product_transfer",
-    "trace.record": "trace_record",
-    "product.recall": "product_recall",
-    "policy.register": "policy_register",
-    "warranty.activate": "warranty_activate",
-    "contract.deploy": "contract_deploy",
-    "contract.call": "contract_call",
-    "ticket.open": "ticket_open",
-    "ticket.ack": "ticket_ack",
-    "ticket.update": "ticket_update",
-    "ticket.assign": "ticket_assign",
-    "ticket.escalate": "ticket_escalate",
-    "ticket.resolve": "ticket_resolve",
-    "ticket.reject": "ticket_reject",
-    "ticket.confirm": "ticket_confirm",
-    "ticket.reopen": "ticket_reopen",
-    "ticket.close": "ticket_close",
-    "return.request": "return_request",
-    "return.approve": "return_approve",
-    "return.reject": "return_reject",
-    "return.receive": "return_receive",
-    "shipment.checkpoint": "shipment_checkpoint",
-    "escrow.deposit": "escrow_deposit",
-    "escrow.release": "escrow_release",
-    "escrow.refund": "escrow_refund",
-    "rating.submit": "rating_submit",
-    "governance.propose": "governance_propose",
-    "governance.vote": "governance_vote",
-    "consensus.evidence": "consensus_evidence",
-}
-"""Event type -> `EventBuilder` method (one per type of `protocol.events.EVENT_TYPES`; a test checks it)."""
-
-
-# --------------------------------------------------------------------------- the client
 
 
 class Client:
@@ -632,7 +147,7 @@ class Client:
             if not u.startswith(("http://", "https://")):
                 raise InvalidInput("client.bad_url", f"a node URL starts with http:// or https:// (got {u!r})")
         self.nodes = urls
-        self.key = _load(key)
+        self.key = load_signing_key(key)
         self._chain_id = chain_id
         self.max_attempts = max(1, max_attempts)
         self._sleep = sleep
@@ -931,11 +446,3 @@ def _error_of(r: httpx.Response) -> tuple[str, str]:
 def _error_text(r: httpx.Response) -> str:
     code, message = _error_of(r)
     return f"{code}: {message}" if message else code
-
-
-def load_client_key(path: str | Path) -> KeyPair:
-    """Load a key file, as `InvalidInput` on failure (for callers outside `Client`)."""
-    kp = _load(path)
-    if kp is None:
-        raise InvalidInput("key.file", "no key file given")
-    return kp

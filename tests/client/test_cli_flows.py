@@ -268,7 +268,7 @@ def test_escrow_release_and_refund(run: Cli, cluster: Cluster) -> None:
 
 
 def test_replayed_nonce_is_rejected(run: Cli, cluster: Cluster, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from afterchain.node.client.sdk import Client
+    from afterchain.node.client import Client
 
     run("product", "register", GTIN, "N0", "--model", "K", "--batch", "B1", key="acme")
     n = run("account", "show", "--key", cluster.key_file("acme"), "--json").json()["nonce"]

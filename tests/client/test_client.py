@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from afterchain.node.client.sdk import (
+from afterchain.node.client import (
     BUILDERS,
     Client,
     EventBuilder,
@@ -267,7 +267,7 @@ def test_batch_submit_wait_and_a_rejection_at_commit(cluster: Cluster) -> None:
 
 
 def test_reads_of_missing_things_raise_not_found(cluster: Cluster) -> None:
-    from afterchain.node.client.sdk import NotFound
+    from afterchain.node.client import NotFound
 
     with Client(cluster.urls) as c:
         for read in (

@@ -1,2 +1,2 @@
-"""The light client: verified reads from one untrusted node (`node.light.client`) and the
-``afterchain light`` CLI group (`node.light.cli`). Verification itself is `protocol.light`."""
+"""The light client: verified reads from one untrusted node (`node.client.light.client`) and
+the ``afterchain light`` CLI group (`node.client.light.cli`). Verification itself is `protocol.light`."""

@@ -1,0 +1,92 @@
+"""`afterchain org ...` and `account show`: an organisation's service quality and balance,
+a key's account (nonce, balance).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from afterchain.node.client import Client, InvalidInput, customer_account
+from afterchain.node.client.cli.common import Common, console, customer_key, fmt_dur, fmt_ms, kv_table, read, reading
+from afterchain.node.common.keys import load_key
+
+__all__ = ["account", "org"]
+
+
+@click.group()
+def org() -> None:
+    """Organisations: service quality, tickets, balance."""
+
+
+@org.command("quality")
+@click.argument("org_id")
+@reading
+def org_quality(c: Common, org_id: str) -> None:
+    """Service quality of ORG_ID, computed from the ledger: response, resolution, breaches, rating."""
+
+    def show(q: dict[str, Any]) -> None:
+        rate = q.get("resolution_rate_permille")
+        mean = q.get("mean_rating_centi")
+        console().print(
+            kv_table(
+                f"service quality of {org_id}",
+                [
+                    ("since", fmt_ms(q.get("since_ms"))),
+                    ("tickets", q.get("tickets")),
+                    ("resolved", q.get("resolved")),
+                    ("resolution rate", f"{rate / 10:.1f} %" if isinstance(rate, int) else None),
+                    ("median first response", fmt_dur(q.get("median_first_response_ms"))),
+                    ("median resolution", fmt_dur(q.get("median_resolution_ms"))),
+                    ("first responses", q.get("first_responses")),
+                    ("SLA breaches", q.get("breaches")),
+                    ("ratings", q.get("ratings")),
+                    ("mean rating", f"{mean / 100:.2f} / 5" if isinstance(mean, int) and q.get("ratings") else None),
+                ],
+            )
+        )
+
+    read(c, lambda cl: cl.quality(org_id), show)
+
+
+@org.command("balance")
+@click.argument("account")
+@reading
+def org_balance(c: Common, account: str) -> None:
+    """Balance of ACCOUNT: an organisation id, a customer public key (hex) or key file."""
+
+    def fetch(cl: Client) -> dict[str, Any]:
+        acct = account
+        if len(account) == 64 or Path(account).exists():
+            acct = customer_account(customer_key(account))
+        return {"account": acct, "balance": cl.balance(acct)}
+
+    read(c, fetch, lambda d: click.echo(f"{d['account']}: {d['balance']}"))
+
+
+@click.group()
+def account() -> None:
+    """Your key's account: nonce, balance."""
+
+
+@account.command("show")
+@click.option("--key", "key", envvar="AFTERCHAIN_KEY", required=True, type=click.Path(dir_okay=False), help="Key file.")
+@reading
+def account_show(c: Common, key: str) -> None:
+    """Show the public key, nonce and balance of a key file (customers' balances hold refunds and penalties)."""
+
+    def fetch(cl: Client) -> dict[str, Any]:
+        try:
+            kp = load_key(key)
+        except Exception as exc:
+            raise InvalidInput("key.file", str(exc)) from None
+        a = cl.account(kp.public)
+        return {
+            **a,
+            "customer_account": customer_account(kp.public),
+            "balance": cl.balance(customer_account(kp.public)),
+        }
+
+    read(c, fetch, lambda d: console().print(kv_table("account", list(d.items()))))
