@@ -37,6 +37,7 @@ from afterchain.protocol.codec import encode, sha256
 from afterchain.protocol.crypto import Domain, KeyPair, sign_bytes
 from afterchain.protocol.events import Event, EventBody, SignedEvent, sign_event, verify_event
 from afterchain.protocol.smt import MemoryNodeStore, SparseMerkleTree, verify_smt_proof
+from afterchain.protocol.types import Hash32
 
 __all__ = ["main", "run"]
 
@@ -52,22 +53,22 @@ other work, wall-clock time would measure the neighbours. On an idle core they a
 
 
 def _body(kind: str, i: int) -> EventBody:
-    h = sha256(b"%s %d" % (kind.encode(), i))
+    h = Hash32(sha256(b"%s %d" % (kind.encode(), i)))
     if kind == "ticket.open":
         return bodies.TicketOpen(
             kind="repair", gtin="09506000134352", serial=f"SN-{i:08d}", fault_type="screen",
-            description_hash=h, attachments=(sha256(b"photo %d" % i),),
+            description_hash=h, attachments=(Hash32(sha256(b"photo %d" % i)),),
         )
     if kind == "ticket.ack":
         return bodies.TicketAck(ticket_id=h, note_hash=None)
     if kind == "ticket.update":
-        return bodies.TicketUpdate(ticket_id=h, status="in_progress", note_hash=sha256(b"note %d" % i))
+        return bodies.TicketUpdate(ticket_id=h, status="in_progress", note_hash=Hash32(sha256(b"note %d" % i)))
     if kind == "shipment.checkpoint":
-        return bodies.ShipmentCheckpoint(ticket_id=h, checkpoint="in_transit", location_hash=sha256(b"loc"), tracking_hash=None)
+        return bodies.ShipmentCheckpoint(ticket_id=h, checkpoint="in_transit", location_hash=Hash32(sha256(b"loc")), tracking_hash=None)
     if kind == "trace.record":
         return bodies.TraceRecord(
             gtin="09506000134352", serial=f"SN-{i:08d}", biz_step="repairing", disposition="in_progress",
-            location_hash=sha256(b"loc"), ref_hash=None,
+            location_hash=Hash32(sha256(b"loc")), ref_hash=None,
         )
     if kind == "rating.submit":
         return bodies.RatingSubmit(ticket_id=h, score=1 + i % 5, comment_hash=None)

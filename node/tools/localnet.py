@@ -257,7 +257,7 @@ class LocalNet:
         n = self.node(name)
         try:
             r = httpx.get(f"{n.api_url}/v1/status", timeout=timeout_s)
-            return r.json() if r.status_code == 200 else None  # type: ignore[no-any-return]
+            return r.json() if r.status_code == 200 else None
         except (httpx.HTTPError, ValueError):
             return None
 
