@@ -38,4 +38,4 @@ def test_unknown_bench_prints_usage(capsys) -> None:  # type: ignore[no-untyped-
 
 def test_scripts_bench_dispatches_to_the_module() -> None:
     text = (ROOT / "scripts" / "bench").read_text()
-    assert 'ensure_venv "dev,bench"' in text and "-m \"node.bench.${name}\"" in text
+    assert 'ensure_venv "dev,bench"' in text and "-m \"afterchain.node.bench.${name}\"" in text
