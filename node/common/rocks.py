@@ -10,9 +10,9 @@ __all__ = ["CHAIN_BLOCK_CACHE_BYTES", "LEDGER_BLOCK_CACHE_BYTES", "rocksdb_optio
 WRITE_BUFFER_BYTES = 16 << 20
 WRITE_BUFFERS_MAX = 2
 CHAIN_BLOCK_CACHE_BYTES = 8 << 20
-"""The chain store's block cache. Its reads are a recent block (API, a peer's catch-up:
-mostly still in the memtable or the OS page cache). RocksDB's default (32 MiB per store)
-filled up with blocks nobody read again (16 MB after 300k events, growing; issue 10)."""
+"""The chain store's block cache: its reads are of recent blocks (API, a peer's catch-up),
+mostly still in the memtable or the OS page cache, so RocksDB's default size only filled
+with blocks nobody read again (docs/ARCHITECTURE.md, "Measurements behind the code")."""
 LEDGER_BLOCK_CACHE_BYTES = 32 << 20
 """The ledger's block cache (SMT nodes, state values, indexes): RocksDB's default size,
 made explicit; it is full after ~100k events."""
@@ -21,11 +21,11 @@ made explicit; it is full after ~100k events."""
 def rocksdb_options(block_cache_bytes: int = CHAIN_BLOCK_CACHE_BYTES) -> Options:
     """The RocksDB options of the node's stores (chain store and ledger), raw mode.
 
-    - Memtables are resident memory: 2 x 16 MiB bounds them (64 MiB x 4 let a node's RSS
-      grow by ~200 MB under load; larger ones bought no speed here; measured, issue 10).
+    - Memtables are resident memory: 2 x 16 MiB bounds them (larger ones grew a node's RSS
+      under load and bought no speed).
     - Most point reads miss (a new event's outcome key, read for every admitted event and
-      again at execution, a new product's state key): bloom filters on tables and memtable answer
-      a miss in 0.43 us instead of 2.6 us (300k keys, issue 10).
+      again at execution, a new product's state key): bloom filters on tables and memtable
+      answer a miss several times faster.
     - The block cache is bounded by `block_cache_bytes` (each store has its own).
     """
     opts = Options(raw_mode=True)

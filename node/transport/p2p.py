@@ -1,74 +1,11 @@
-"""The libp2p transport (py-libp2p 0.8.1): Noise only, genesis allowlist, redial, streams.
+"""The libp2p transport (py-libp2p 0.8.1): Noise only, the peer allowlist, redial, streams.
 
-What this module owns, and why (each point was measured or read in py-libp2p's source):
-- **Identity.** The host's libp2p identity key *is* the node's Ed25519 validator key, so a
-  validator's peer id is derived from its genesis key (`peer_id_for`). The host is built
-  with Noise as its *only* security transport: a default py-libp2p host also offers
-  plaintext and secio, whose "handshake" lets a dialer claim any peer id.
-- **Allowlist.** `AllowlistNoise` wraps the Noise transport: right after the handshake
-  (which proves the remote holds the key of the peer id), a remote key not in the
-  allowlist closes the connection and fails the upgrade, inbound and outbound. The stream
-  handler checks again (defence in depth) and resets streams from unknown peers. The
-  allowlist starts as the configured peers and grows (`add_peers`) when governance adds
-  validators; a peer added without an address is not dialed: we wait for it to dial us.
-- **Dialing.** We dial with `Swarm.dial_addr(addr, peer_id)`, not `host.connect`:
-  `connect -> dial_peer` waits a fixed 250 ms ("happy eyeballs") and puts a peer whose
-  dial failed in a 60 s negative cache; libp2p's own retry loop is turned off
-  (`RetryConfig(max_retries=0)`) because `_maintain` redials every allowlisted peer with
-  exponential back-off (`redial_min_s` .. `redial_max_s`) and calls `unblock_peer` first;
-  a stream the peer opens to us while our side is down cuts the back-off short (a
-  restarted peer is dialed back at once, so it hears our STATUS and starts catching up).
-  py-libp2p's auto-connector (which dials any peer in the peerstore) is switched off.
-- **Streams, not pubsub.** Each node opens one persistent outbound stream per peer
-  (protocol `PROTOCOL_ID`) and writes length-prefixed frames (`node.transport.frames`) on
-  it; the peer's outbound stream carries the other direction. Consensus messages,
-  requests, responses *and* gossip all use these streams: with a full mesh of <= ~10
-  validators, "broadcast" = one frame on each peer's stream. GossipSub is not used: it
-  drops silently when its 32-entry queues fill, rate-limits at 10 msgs/s per peer and
-  handles ~100-250 msgs/s, while a stream carries ~150 MB/s.
-- **Queues and drops.** Each peer has a bounded send queue (`send_queue_len` frames and
-  `send_queue_bytes`; a frame into an empty queue is always taken); a full queue blocks
-  the sender (backpressure), but for at most `send_stall_timeout_s`: a peer whose queue
-  stays full that long (half-open connection, or a faulty peer that
-  stops reading) is *stalled* — the frame is dropped and counted (`stats.stalled_peers`),
-  its connection closed and redialed — so one bad validator cannot block a correct
-  node's sends to the others. `broadcast` waits on full queues side by side. The writer coalesces queued frames into
-  writes of up to `write_batch_bytes`. A frame for a peer that is not connected is
-  dropped and counted (`stats.dropped_not_connected`); when a connection is lost, the
-  frames still queued for it are dropped and counted the same way (this also unblocks
-  senders), and the peer's outstanding requests fail with `PeerUnavailable`.
-- **Connection limits.** py-libp2p's `ConnectionConfig`: at most `max_connections_per_peer`
-  (3) connections per peer (its swarm trims the excess) and `max_connections` in total
-  (3 x peers + 4; beyond it a new connection is closed at registration, and an inbound one
-  is refused before the handshake once the total is reached); an inbound handshake must
-  finish within `inbound_upgrade_timeout_s`. Non-members never get that far (Noise gate).
-- **Fault switch.** `faults` (`node.transport.base.FaultSwitch`, driven by the admin API):
-  frames to/from a blocked peer are dropped and counted both ways, its connections are
-  closed, `_maintain` does not dial it and the Noise gate refuses it until unblocked.
-- **Yamux flow control.** py-libp2p 0.8.1's yamux sends a WINDOW_UPDATE frame after
-  *every* read by default (`PY_YAMUX_RELEASE_ON_READ=1`): one more encrypted frame and
-  write syscall for every frame received. `tune_yamux` sets it to 0 (unless the
-  environment already says otherwise): credit then goes back by go-yamux's half-window
-  rule, except that py-libp2p's "partial slack" rule still returns it every second read
-  once the window has grown (200 small frames read one by one: 200 updates -> 101). The
-  sender always keeps at least half a window, so nothing waits longer.
-- **Frame limit.** A length prefix above `max_frame_bytes` (or a malformed frame) is
-  logged (`transport_frame_too_large` / `transport_bad_frame`) before anything is
-  buffered, and the connection to that peer is closed; it is redialed with back-off.
-
-Measured (`./scripts/bench transport`, 2 hosts in one process on loopback, so both ends
-share one core; per CPU-second of that process, which is steady on the shared machine):
-~1,500 sequential round trips (p50 0.6 ms), ~2,000-3,000 with 32 in flight, ~26,000
-one-way 300 B messages, ~110 MB/s of 150 KB gossip batches (~730 batches, i.e. >200k
-events of 500 B) and ~105-120 MB/s of 1 MiB frames, 0 lost. For comparison GossipSub on
-this machine: ~100-250 msgs/s, silent loss beyond (docs: ARCHITECTURE.md).
-Reads under Noise are buffered (`_BufferedReads`): on 2026-12-02, three runs each way,
-alternating, 32 requests in flight went from 921-1,111 to 2,693-4,502 round trips/s;
-sequential round trips, small messages, batches and 1 MiB frames stayed within the noise.
-Yamux credit by the half-window rule (`tune_yamux`): on 2026-12-06, three runs each way,
-alternating, per CPU-second: sequential round trips 465-685 -> 663-822, 32 in flight
-2,491-2,808 -> 3,239-3,750, 150 KB batches 58-61 -> 70-82 MB/s, 1 MiB frames 49-66 ->
-72-76 MB/s; small one-way messages within the noise.
+The host's libp2p identity key is the node's Ed25519 key; Noise is the only security
+transport and a remote key outside the allowlist fails the upgrade. One persistent,
+length-prefixed frame stream per peer carries consensus, requests, responses and gossip.
+Every queue is bounded: a full one blocks its sender for a bounded time, then the peer is
+declared stalled and redialed. Why each of these choices, and what was measured for them:
+docs/ARCHITECTURE.md, "The transport".
 
 Use: `t = P2PTransport(seed=..., listen_addr="/ip4/127.0.0.1/tcp/7001", peers={key: addr})`,
 then `await nursery.start(t.run)`; `t.listen_addrs()` gives the bound address (port 0 in
