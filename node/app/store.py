@@ -1,13 +1,14 @@
 """Key-value storage under the ledger: RocksDB (rocksdict) or an in-memory dict.
 
 The ledger writes one block as ONE atomic batch (`KV.write`), fsync'd for RocksDB, so a
-crash leaves either the whole block or none of it. Key prefixes (one byte, then the rest):
+crash leaves either the whole block or none of it. Key prefixes (one byte, then the rest;
+the functions are `protocol.state_keys`):
 
 | prefix | key | value |
 |---|---|---|
 | ``n`` | SMT node hash | the node's 65-byte encoding (`protocol.smt`) |
 | ``v`` | state key | msgpack value (the SMT holds SHA-256 of it) |
-| ``i`` | index key (see `node.ledger.ledger`) | empty |
+| ``i`` | index key (see `protocol.state_keys`) | empty |
 | ``o`` | event id | msgpack outcome ``[height, index, code, message, detail]`` |
 | ``b`` | height (8 bytes BE) | msgpack list of the block's raw events and its time |
 | ``r`` | height (8 bytes BE) | state root after that height |

@@ -29,8 +29,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from afterchain.node.app.ledger import product_key
 from afterchain.node.http.api import error
+from afterchain.protocol import state_keys
 from afterchain.protocol.block import BlockHeader, CommitCertificate, ValidatorSet
 
 if TYPE_CHECKING:
@@ -154,19 +154,19 @@ def proof_routes(node: Node, known_sets: Mapping[bytes, ValidatorSet] | None = N
             tid = b""
         if len(tid) != 32:
             return error(400, "request.invalid", "a ticket id is 64 hex characters")
-        return answer(b"t/" + tid)
+        return answer(state_keys.ticket(tid))
 
     async def product(request: Request) -> Response:
         gtin, serial = request.path_params["gtin"], request.path_params["serial"]
         if len(serial.encode()) > 255 or len(gtin) > 64:
             return error(400, "request.invalid", "gtin or serial too long")
-        return answer(b"prod/" + product_key(gtin, serial))
+        return answer(state_keys.product(state_keys.product_id(gtin, serial)))
 
     async def quality(request: Request) -> Response:
         org = request.path_params["org"]
         if len(org.encode()) > 64:
             return error(400, "request.invalid", "org id too long")
-        return answer(b"q/" + org.encode())
+        return answer(state_keys.quality(org))
 
     async def state(request: Request) -> Response:
         try:
