@@ -21,6 +21,8 @@ from bisect import bisect_left, insort
 from collections.abc import Iterator, Mapping
 from typing import Protocol
 
+from afterchain.protocol import state_keys as K
+
 __all__ = ["KV", "MemoryKV", "NodeCache", "RocksKV", "open_kv"]
 
 
@@ -42,7 +44,7 @@ class MemoryKV:
     """A dict, plus a sorted list of the keys under ``SORTED_PREFIXES`` so that `scan` over
     the indexes is a bisection (other prefixes are scanned by sorting: tests only)."""
 
-    SORTED_PREFIXES = (b"i",)
+    SORTED_PREFIXES = (K.INDEX,)
 
     def __init__(self) -> None:
         self.data: dict[bytes, bytes] = {}
@@ -89,9 +91,8 @@ class RocksKV:
         opts = rocksdb_options(LEDGER_BLOCK_CACHE_BYTES)
         opts.increase_parallelism(2)
         # Off by default: most keys and values are SHA-256 digests (SMT nodes, ids), which do
-        # not compress; snappy cost ~1.5-2 us of background CPU per applied event (flush and
-        # compaction) and every block read from a table paid a decompression (bench ledger,
-        # 200k events: 5.7-6.4 vs 7.1-8.5 us/event of RocksDB thread CPU; 143 vs 117 MB on disk).
+        # not compress, while compression costs background CPU per applied event (flush and
+        # compaction) and a decompression on every block read from a table.
         if not compression:
             opts.set_compression_type(DBCompressionType.none())
         self._db = Rdict(path, opts)
@@ -116,7 +117,7 @@ class RocksKV:
         from rocksdict import WriteBatch
 
         wb = WriteBatch(raw_mode=True)
-        put, delete = wb.put, wb.delete  # ~2,500 entries per 500-event block
+        put, delete = wb.put, wb.delete  # (bound once: a block batch has thousands of entries)
         for k, v in items.items():
             if v is None:
                 delete(k)
@@ -164,7 +165,7 @@ class NodeCache:
             return v
         v = self.old.get(node_hash)
         if v is None:
-            v = self.kv.get(b"n" + node_hash)
+            v = self.kv.get(K.smt_node(node_hash))
             if v is None:
                 return None
         self._remember(node_hash, v)
@@ -174,7 +175,7 @@ class NodeCache:
         self.pending.update(nodes)
 
     def take_pending(self) -> dict[bytes, bytes]:
-        out = {b"n" + k: v for k, v in self.pending.items()}
+        out = {K.smt_node(k): v for k, v in self.pending.items()}
         if len(self.cache) + len(self.pending) >= self.max_nodes:
             self.old = self.cache
             self.cache = {}
