@@ -1,39 +1,8 @@
-"""Epochs: which validator set votes on which height (issue #12, the agreed rule).
-
-K = checkpoint_interval. Epochs are the height ranges (E, E + K] for E = 0, K, 2K, ...
-The set that votes on height s is V(s) = the ledger's adopted validator set in the state
-after executing block ``set_source_height(s) = max(0, E - K)`` with ``E = epoch_start(s)``.
-So a change adopted while executing block h first votes on height E + 1 for the first
-boundary E with E - K >= h (between K + 1 and 2K blocks later), and V(s) is the genesis
-set for every s <= 2K. Every honest node computes the same V(s) from the chain alone.
-
-Pure integer arithmetic; nothing here knows about sets or state.
-"""
+"""Epochs: which validator set votes on which height. The rule is the chain's, in
+`protocol.epochs` (the ledger's validator schedule follows it too); re-exported here."""
 
 from __future__ import annotations
 
-from afterchain.protocol.errors import require
+from afterchain.protocol.epochs import boundaries_after, epoch_start, is_boundary, set_source_height
 
 __all__ = ["boundaries_after", "epoch_start", "is_boundary", "set_source_height"]
-
-
-def epoch_start(height: int, k: int) -> int:
-    """E for height >= 1: the boundary below it, ``((height - 1) // k) * k``."""
-    require(height >= 1 and k >= 1, "epoch_start needs height >= 1 and k >= 1")
-    return ((height - 1) // k) * k
-
-
-def set_source_height(height: int, k: int) -> int:
-    """The block after whose execution the set voting on `height` is read: max(0, E - K)."""
-    return max(0, epoch_start(height, k) - k)
-
-
-def is_boundary(height: int, k: int) -> bool:
-    """A checkpoint height (E = height): the next height may be voted on by another set."""
-    return height > 0 and height % k == 0
-
-
-def boundaries_after(height: int, k: int, limit: int) -> range:
-    """The boundaries b with height < b <= limit, in order."""
-    first = (height // k + 1) * k
-    return range(first, limit + 1, k)

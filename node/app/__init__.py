@@ -1,5 +1,8 @@
-"""The after-sales ledger: the deterministic application every node executes.
+"""The after-sales application: the deterministic ledger every node executes.
 
-`node.ledger.hooks` is the interface to service-agreement contracts; `node.ledger.ledger`
-the state machine (`Ledger`); `node.ledger.codes` the rejection reason codes.
+`ledger` is the facade (`Ledger`); `state` the state-access layer; one module per domain
+(`orgs`, `products`, `policies`, `lifecycle`, `tickets`, `sla`, `returns`, `quality`,
+`governance`, `schedule`, `evidence`) and `queries` for reads; `hooks` the interface to
+service-agreement contracts and `vm` their VMs; `codes` the rejection reason codes.
+Imports only `protocol`, `node.common` and its own modules.
 """

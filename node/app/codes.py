@@ -55,8 +55,9 @@ replayable later.
 | ``governance.voted`` | a second vote of the same validator key |
 | ``permission.revoked`` | an event signed by a key that governance revoked (removed or rotated out) |
 | ``permission.not_validator`` | ``consensus.evidence`` from a key that is not a validator's; ``governance.vote`` from a key outside the current adopted set |
-| ``evidence.invalid`` | evidence that does not prove an equivocation (see `Ledger._consensus_evidence`) |
+| ``evidence.invalid`` | evidence that does not prove an equivocation (see `node.app.evidence`) |
 | ``evidence.duplicate`` | evidence for a (validator, phase, view, seq) already recorded |
+| ``evidence.unchecked`` | evidence on a ledger opened without an evidence check (never recorded unchecked) |
 """
 
 from __future__ import annotations
@@ -115,3 +116,4 @@ class Reason(StrEnum):
     NOT_VALIDATOR = "permission.not_validator"
     EVIDENCE_INVALID = "evidence.invalid"
     EVIDENCE_DUPLICATE = "evidence.duplicate"
+    EVIDENCE_UNCHECKED = "evidence.unchecked"

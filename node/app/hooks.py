@@ -1,7 +1,7 @@
 """The contract between the ledger and service agreements (contracts): hooks and the contract host.
 
-This file is the interface the contract VM (`node/vm/`) implements. The ledger
-(`node.ledger.ledger`) is the only caller. Everything here is plain frozen dataclasses
+This file is the interface the contract VM (`node.app.vm`) implements. The ledger
+(`node.app.policies`) is the only caller. Everything here is plain frozen dataclasses
 and `Protocol`s; no VM code is imported.
 
 ## Service-agreement hooks (`AgreementHooks`)
@@ -48,8 +48,7 @@ written.  Status and gas used are recorded as the event's outcome detail either 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 __all__ = [
@@ -358,15 +357,3 @@ class ContractHost(Protocol):
         """Execute `entry(args)`. Never raises for contract faults (returns a non-ok status)."""
         ...
 
-
-@dataclass
-class StaticState:
-    """A `StateReader` over a dict (for tests and the default hooks)."""
-
-    values: dict[bytes, bytes] = field(default_factory=dict)
-    fallback: Callable[[bytes], bytes | None] | None = None
-
-    def get(self, key: bytes) -> bytes | None:
-        if key in self.values:
-            return self.values[key]
-        return self.fallback(key) if self.fallback is not None else None

@@ -1,13 +1,14 @@
 """Key-value storage under the ledger: RocksDB (rocksdict) or an in-memory dict.
 
 The ledger writes one block as ONE atomic batch (`KV.write`), fsync'd for RocksDB, so a
-crash leaves either the whole block or none of it. Key prefixes (one byte, then the rest):
+crash leaves either the whole block or none of it. Key prefixes (one byte, then the rest;
+the functions are `protocol.state_keys`):
 
 | prefix | key | value |
 |---|---|---|
 | ``n`` | SMT node hash | the node's 65-byte encoding (`protocol.smt`) |
 | ``v`` | state key | msgpack value (the SMT holds SHA-256 of it) |
-| ``i`` | index key (see `node.ledger.ledger`) | empty |
+| ``i`` | index key (see `protocol.state_keys`) | empty |
 | ``o`` | event id | msgpack outcome ``[height, index, code, message, detail]`` |
 | ``b`` | height (8 bytes BE) | msgpack list of the block's raw events and its time |
 | ``r`` | height (8 bytes BE) | state root after that height |
@@ -19,6 +20,8 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from collections.abc import Iterator, Mapping
 from typing import Protocol
+
+from afterchain.protocol import state_keys as K
 
 __all__ = ["KV", "MemoryKV", "NodeCache", "RocksKV", "open_kv"]
 
@@ -41,7 +44,7 @@ class MemoryKV:
     """A dict, plus a sorted list of the keys under ``SORTED_PREFIXES`` so that `scan` over
     the indexes is a bisection (other prefixes are scanned by sorting: tests only)."""
 
-    SORTED_PREFIXES = (b"i",)
+    SORTED_PREFIXES = (K.INDEX,)
 
     def __init__(self) -> None:
         self.data: dict[bytes, bytes] = {}
@@ -88,9 +91,8 @@ class RocksKV:
         opts = rocksdb_options(LEDGER_BLOCK_CACHE_BYTES)
         opts.increase_parallelism(2)
         # Off by default: most keys and values are SHA-256 digests (SMT nodes, ids), which do
-        # not compress; snappy cost ~1.5-2 us of background CPU per applied event (flush and
-        # compaction) and every block read from a table paid a decompression (bench ledger,
-        # 200k events: 5.7-6.4 vs 7.1-8.5 us/event of RocksDB thread CPU; 143 vs 117 MB on disk).
+        # not compress, while compression costs background CPU per applied event (flush and
+        # compaction) and a decompression on every block read from a table.
         if not compression:
             opts.set_compression_type(DBCompressionType.none())
         self._db = Rdict(path, opts)
@@ -115,7 +117,7 @@ class RocksKV:
         from rocksdict import WriteBatch
 
         wb = WriteBatch(raw_mode=True)
-        put, delete = wb.put, wb.delete  # ~2,500 entries per 500-event block
+        put, delete = wb.put, wb.delete  # (bound once: a block batch has thousands of entries)
         for k, v in items.items():
             if v is None:
                 delete(k)
@@ -163,7 +165,7 @@ class NodeCache:
             return v
         v = self.old.get(node_hash)
         if v is None:
-            v = self.kv.get(b"n" + node_hash)
+            v = self.kv.get(K.smt_node(node_hash))
             if v is None:
                 return None
         self._remember(node_hash, v)
@@ -173,7 +175,7 @@ class NodeCache:
         self.pending.update(nodes)
 
     def take_pending(self) -> dict[bytes, bytes]:
-        out = {b"n" + k: v for k, v in self.pending.items()}
+        out = {K.smt_node(k): v for k, v in self.pending.items()}
         if len(self.cache) + len(self.pending) >= self.max_nodes:
             self.old = self.cache
             self.cache = {}

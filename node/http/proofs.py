@@ -29,9 +29,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from afterchain.node.app.ledger import product_key
 from afterchain.node.http.errors import error, hex32, hex_bytes, invalid
 from afterchain.node.http.ports import HeaderStore, ProofLedger, ProofSource
+from afterchain.protocol import state_keys
 from afterchain.protocol.block import BlockHeader, CommitCertificate, ValidatorSet
 
 __all__ = ["MAX_CHANGE_SCAN", "MAX_HEADERS", "proof_routes"]
@@ -150,19 +150,19 @@ def proof_routes(source: ProofSource, known_sets: Mapping[bytes, ValidatorSet] |
         tid = hex32(request.path_params["id"])
         if tid is None:
             return invalid("a ticket id is 64 hex characters")
-        return answer(b"t/" + tid)
+        return answer(state_keys.ticket(tid))
 
     async def product(request: Request) -> Response:
         gtin, serial = request.path_params["gtin"], request.path_params["serial"]
         if len(serial.encode()) > 255 or len(gtin) > 64:
             return invalid("gtin or serial too long")
-        return answer(b"prod/" + product_key(gtin, serial))
+        return answer(state_keys.product(state_keys.product_id(gtin, serial)))
 
     async def quality(request: Request) -> Response:
         org = request.path_params["org"]
         if len(org.encode()) > 64:
             return invalid("org id too long")
-        return answer(b"q/" + org.encode())
+        return answer(state_keys.quality(org))
 
     async def state(request: Request) -> Response:
         key = hex_bytes(request.path_params["key"])

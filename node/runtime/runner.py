@@ -48,6 +48,7 @@ import msgpack
 import trio
 
 from afterchain.consensus.app import VerifyResult
+from afterchain.consensus.evidence import check_evidence
 from afterchain.consensus.messages import (
     BlockRequest,
     BlockResponse,
@@ -314,7 +315,7 @@ class Node:
         # 402 MB instead of 521 MB (RSS flat after ~200k events instead of still growing) for
         # the same CPU (24.7 vs 24.5 user-s, back-to-back runs; issue 10)
         self.ledger = Ledger.open(str(self.data_dir / "state"), genesis, ledger_hooks, contracts, keep_blocks=False,
-                                  sync=False, node_cache_nodes=32_768, state_cache_entries=8_192)
+                                  sync=False, node_cache_nodes=32_768, state_cache_entries=8_192, evidence_check=check_evidence)
         self.verified: OrderedDict[bytes, SignedEvent] = OrderedDict()  # sha256(raw) -> decoded, signature checked
         self._verified_raws: dict[bytes, bytes] = {}  # the same keys -> the encoded event
         self.mempool = Mempool(

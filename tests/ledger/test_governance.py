@@ -140,7 +140,7 @@ def test_a_proposal_expires_at_its_deadline_with_no_effect(w: World) -> None:
 
 
 def test_expiry_is_bounded_per_block_and_in_deadline_order(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    import afterchain.node.app.ledger as L
+    import afterchain.node.app.governance as L
 
     monkeypatch.setattr(L, "MAX_GOV_EXPIRIES_PER_BLOCK", 2)
     pids = [propose(w, "acme", "remove_member", org.encode(), period_ms=HOUR) for org in ("audit", "fixit", "ship")]

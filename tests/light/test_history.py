@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from afterchain.node.app import ledger as ledger_mod
+from afterchain.node.app import state as state_mod
 from afterchain.node.app.ledger import Ledger
 from afterchain.protocol.smt import verify_smt_proof
 from tests.ledger.world import World, cust, make_genesis
@@ -41,7 +41,7 @@ def test_value_at_and_prove_at_replay_every_height() -> None:
 
 
 def test_outside_the_window_is_a_lookup_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ledger_mod, "KEEP_ROOTS", 4)
+    monkeypatch.setattr(state_mod, "KEEP_ROOTS", 4)
     led = Ledger.open(None, make_genesis())
     w = World(led)
     for _ in range(6):

@@ -11,6 +11,7 @@ import httpx
 import pytest
 import trio
 
+from afterchain.consensus.evidence import check_evidence
 from afterchain.consensus.messages import Commit, Evidence, Prepare, SignedCommit, SignedPrepare, SignedStatus, Status
 from afterchain.node.app.ledger import Ledger
 from afterchain.node.http.api import build_app
@@ -39,7 +40,7 @@ def _evidence_event(reporter: KeyPair, nonce: int, evidence: bytes) -> bytes:
 
 
 def test_ledger_records_valid_evidence_once_and_refuses_bad_evidence() -> None:
-    led = Ledger.open(None, genesis())
+    led = Ledger.open(None, genesis(), evidence_check=check_evidence)
     byz, rep = VALIDATORS[3], VALIDATORS[0]
     good = Evidence(first=_prepare(byz, 5, b"\1" * 32), second=_prepare(byz, 5, b"\2" * 32)).encode()
     other_seq = Evidence(first=_prepare(byz, 5, b"\1" * 32), second=_prepare(byz, 6, b"\2" * 32)).encode()

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_agreement_is_shipped_in_both_forms() -> None:
-    d = ROOT / "node" / "vm" / "contracts"
+    d = ROOT / "node" / "app" / "vm" / "contracts"
     for name in AGREEMENTS:
         for suffix in ("c", "wasm", "lua"):
             assert (d / f"{name}.{suffix}").is_file(), f"{name}.{suffix}"

@@ -1,4 +1,4 @@
-"""Service agreements as contracts: the VM side of `node.ledger.hooks`.
+"""Service agreements as contracts: the VM side of `node.app.hooks`.
 
 Owns: `VmContractHost` (the ledger's `ContractHost`: deploy validation and
 `contract.call`), `VmAgreementHooks` (the ledger's `AgreementHooks`, run on the contract

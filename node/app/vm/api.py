@@ -158,7 +158,7 @@ class VmLimits:
     max_output_bytes: int = 64 * 1024
     max_key_bytes: int = 256
     max_value_bytes: int = 64 * 1024
-    max_writes_per_call: int = 256  # = node.ledger.hooks limit
+    max_writes_per_call: int = 256  # = node.app.policies.MAX_WRITES
     max_events_per_call: int = 64
     max_topic_bytes: int = 64
     max_event_data_bytes: int = 4 * 1024

@@ -29,6 +29,7 @@ from urllib.parse import quote
 import httpx
 import msgpack
 
+from afterchain.protocol import state_keys
 from afterchain.protocol.block import BlockHeader, ValidatorSet
 from afterchain.protocol.errors import ProtocolError
 from afterchain.protocol.genesis import Genesis
@@ -319,16 +320,15 @@ class LightClient:
         return self.verify_path(f"/v1/proofs/state/{key.hex()}", key)
 
     def ticket(self, ticket_id: bytes) -> tuple[TicketView, Verified]:
-        v = self.verify_path(f"/v1/proofs/tickets/{ticket_id.hex()}", b"t/" + ticket_id)
+        v = self.verify_path(f"/v1/proofs/tickets/{ticket_id.hex()}", state_keys.ticket(ticket_id))
         return ticket_view(ticket_id, v.decoded()), v
 
     def product(self, gtin: str, serial: str) -> Verified:
-        s = serial.encode()
-        key = b"prod/" + gtin.encode() + bytes([len(s)]) + s
+        key = state_keys.product(state_keys.product_id(gtin, serial))
         return self.verify_path(f"/v1/proofs/products/{quote(gtin, safe='')}/{quote(serial, safe='')}", key)
 
     def quality(self, org: str) -> Verified:
-        return self.verify_path(f"/v1/proofs/quality/{quote(org, safe='')}", b"q/" + org.encode())
+        return self.verify_path(f"/v1/proofs/quality/{quote(org, safe='')}", state_keys.quality(org))
 
 
 def trust_from_hash(node_url: str, genesis: Genesis, height: int, header_hash: bytes, *,

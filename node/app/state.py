@@ -1,0 +1,276 @@
+"""The ledger's state-access layer: one block's pending writes over the committed store.
+
+Owns: reading and writing state keys (`protocol.state_keys`) during a block (`get`, `put`,
+`delete`, index writes), committing the block as ONE atomic store batch (`commit`: values,
+SMT nodes, indexes, the undo record, height, time and root) or dropping it (`abort`), the
+caches of decoded values and SMT nodes, and reads of committed state, current or historical
+(`value`, `prove`, `value_at`, `prove_at`).
+
+Invariants
+- Nothing reaches the store before `commit`; a block's writes are one batch.
+- A write that leaves a value unchanged (or deletes an absent key) is skipped: the root
+  is the same, and no undo entry is written.
+- The undo record of block h holds [state key, value before h or nil] for every key h
+  changed; it is pruned with the root of the same height, so `value_at` / `prove_at` read
+  any state of the last `KEEP_ROOTS` heights.
+- Values read with `get` are shared objects: a caller that changes one must `put` it back
+  in the same block (or the block is aborted, which drops the caches).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import msgpack
+
+from afterchain.node.app.store import KV, NodeCache
+from afterchain.protocol import state_keys as K
+from afterchain.protocol.errors import require
+from afterchain.protocol.smt import EMPTY_ROOT, SmtProof, SparseMerkleTree
+
+__all__ = ["KEEP_ROOTS", "State", "pack", "sha256", "unpack"]
+
+KEEP_ROOTS = 1024
+"""Roots (and undo records) of this many recent heights are kept for `root_at` / `value_at`."""
+UNDO_CACHE_ENTRIES = 64
+
+pack = msgpack.Packer(use_bin_type=True).pack
+
+
+def unpack(data: bytes) -> Any:
+    return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+class _Deleted:
+    pass
+
+
+_DELETED = _Deleted()
+
+
+class State:
+    """The state store of one ledger: committed height / time / root, and the current
+    block's pending writes (state keys and index keys)."""
+
+    def __init__(self, kv: KV, *, node_cache_nodes: int = 131_072, state_cache_entries: int = 32_768) -> None:
+        self.kv = kv
+        self.nodes = NodeCache(kv, node_cache_nodes)
+        self.height = 0
+        self.time_ms = 0
+        self.root: bytes = EMPTY_ROOT
+        self.last_block_state_keys = 0
+        """State keys written by the last block (a metric: the SMT batch size)."""
+        # committed state key -> decoded value (shared objects), two generations (see NodeCache)
+        self._cache: dict[bytes, Any] = {}
+        self._cache_old: dict[bytes, Any] = {}
+        self._cache_max = state_cache_entries
+        self._dirty: dict[bytes, Any] = {}  # this block's writes: state key -> value or _DELETED
+        self._idx: dict[bytes, bytes | None] = {}  # this block's index writes (store keys)
+        # state keys the store was found not to hold since the last commit (the store only
+        # changes at a commit): `commit` need not read them again for the undo record
+        self._absent: set[bytes] = set()
+        self._undo_cache: dict[int, dict[bytes, bytes | None]] = {}  # height -> decoded undo record
+
+    # ------------------------------------------------------------------ opening
+
+    def genesis_hash(self) -> bytes | None:
+        """The genesis hash the store was created from (None: a new store)."""
+        return self.kv.get(K.STORE_GENESIS)
+
+    def restore(self, default_time_ms: int) -> None:
+        """Height, root and time from the store's metadata."""
+        h = self.kv.get(K.STORE_HEIGHT)
+        require(h is not None, "store has a genesis but no height")
+        self.height = int.from_bytes(h or b"", "big")
+        root = self.kv.get(K.root(self.height))
+        require(root is not None, "store has no root for its height")
+        self.root = root or EMPTY_ROOT
+        tm = self.kv.get(K.STORE_TIME)
+        self.time_ms = int.from_bytes(tm, "big") if tm else default_time_ms
+
+    # ------------------------------------------------------------------ the current block
+
+    def get(self, key: bytes) -> Any:
+        """The value of a state key at this point of the block (None: absent)."""
+        v = self._dirty.get(key)
+        if v is not None:
+            return None if v is _DELETED else v
+        v = self._cache.get(key)
+        if v is not None:
+            return v
+        v = self._cache_old.pop(key, None)
+        if v is None:
+            raw = self.kv.get(K.stored_value(key))
+            if raw is None:
+                self._absent.add(key)
+                return None
+            v = unpack(raw)
+        if len(self._cache) >= self._cache_max:
+            self._cache_old = self._cache
+            self._cache = {}
+        self._cache[key] = v
+        return v
+
+    def put(self, key: bytes, value: Any) -> None:
+        self._dirty[key] = value
+
+    def delete(self, key: bytes) -> None:
+        self._dirty[key] = _DELETED
+
+    def index_add(self, key: bytes) -> None:
+        """Add an index key (a store key, not in the state root) with this block."""
+        self._idx[key] = b""
+
+    def index_remove(self, key: bytes) -> None:
+        self._idx[key] = None
+
+    def scan(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Committed store items with start <= key < end, in key order (this block's index
+        writes are not seen)."""
+        return self.kv.scan(start, end)
+
+    def committed(self, key: bytes) -> Any:
+        """A committed state value (read only). Between blocks (no pending writes) it comes
+        from the state cache (the mempool pre-check runs once per incoming event); during a
+        block, from the store."""
+        if not self._dirty:
+            return self.get(key)
+        return self.read(key)
+
+    def commit(self, height: int, time_ms: int, extra: Mapping[bytes, bytes | None] | None = None) -> None:
+        """Write the block's state, SMT nodes, indexes and `extra` store keys in one batch;
+        advance height, time and root."""
+        updates: dict[bytes, bytes | None] = {}
+        batch: dict[bytes, bytes | None] = {}
+        kv_get = self.kv.get
+        absent = self._absent
+        undo: list[Any] = []  # [key, value before this block or None], for `value_at`
+        for key, v in self._dirty.items():  # (the tree sorts; the batch is applied atomically)
+            vkey = K.stored_value(key)
+            prev = None if key in absent else kv_get(vkey)
+            if v is _DELETED:
+                if prev is None:
+                    continue  # deleting an absent key: no change, nothing to undo
+                updates[key] = None
+                batch[vkey] = None
+            else:
+                enc = pack(v)
+                if enc == prev:
+                    continue  # rewritten unchanged: the tree would not change either
+                updates[key] = enc
+                batch[vkey] = enc
+            undo.append([key, prev])
+        tree = SparseMerkleTree(self.nodes, self.root)
+        root = tree.update(updates)
+        self.last_block_state_keys = len(updates)
+        batch.update(self.nodes.take_pending())
+        batch.update(self._idx)
+        if extra:
+            batch.update(extra)
+        batch[K.root(height)] = root
+        batch[K.undo(height)] = pack(undo)
+        if height >= KEEP_ROOTS:
+            batch[K.root(height - KEEP_ROOTS)] = None
+            batch[K.undo(height - KEEP_ROOTS)] = None
+        batch[K.STORE_HEIGHT] = K.u64(height)
+        batch[K.STORE_TIME] = K.u64(time_ms)
+        self.kv.write(batch)
+        self._absent = set()
+        if len(self._cache) + len(self._dirty) > self._cache_max:
+            self._cache_old = self._cache
+            self._cache = {}
+        for key, v in self._dirty.items():
+            if v is _DELETED:
+                self._cache.pop(key, None)
+                self._cache_old.pop(key, None)
+            else:
+                self._cache[key] = v
+                self._cache_old.pop(key, None)
+        self._dirty = {}
+        self._idx = {}
+        self.height = height
+        self.time_ms = time_ms
+        self.root = root
+
+    def abort(self) -> None:
+        """Drop the block's writes (and the caches, which may hold changed shared values)."""
+        self._dirty = {}
+        self._idx = {}
+        self._absent = set()
+        self._cache.clear()
+        self._cache_old.clear()
+        self.nodes.drop_pending()
+
+    # ------------------------------------------------------------------ committed reads
+
+    def value(self, key: bytes) -> bytes | None:
+        """The committed msgpack value of a state key (what the SMT commits to)."""
+        return self.kv.get(K.stored_value(key))
+
+    def read(self, key: bytes) -> Any:
+        """The committed value of a state key, decoded (None: absent)."""
+        raw = self.value(key)
+        return None if raw is None else unpack(raw)
+
+    def prove(self, key: bytes) -> tuple[bytes | None, SmtProof]:
+        """(value, proof) of a state key against `root` (membership or absence)."""
+        return self.value(key), SparseMerkleTree(self.nodes, self.root).prove(key)
+
+    def root_at(self, height: int) -> bytes | None:
+        return self.kv.get(K.root(height))
+
+    def history_window(self) -> tuple[int, int]:
+        """(lowest, highest) height whose state `value_at` / `prove_at` can read: the last
+        `KEEP_ROOTS` heights (the oldest one only if its undo records are all stored)."""
+        return max(0, self.height - KEEP_ROOTS + 1), self.height
+
+    def value_at(self, key: bytes, height: int) -> bytes | None:
+        """The committed msgpack value of a state key as of `height` (None: absent then).
+
+        Reads the current value, then undoes the blocks ``height+1 .. self.height`` that
+        changed the key (newest first; the undo record of block j holds each changed key's
+        value before j). Raises `LookupError` if `height` is outside `history_window` or
+        an undo record is missing.
+        """
+        lo, hi = self.history_window()
+        if not lo <= height <= hi:
+            raise LookupError(f"height {height} is outside the readable window {lo}..{hi}")
+        value = self.value(key)
+        for h in range(self.height, height, -1):
+            prev = self._undo(h)
+            if key in prev:
+                value = prev[key]
+        return value
+
+    def prove_at(self, key: bytes, height: int) -> tuple[bytes | None, SmtProof]:
+        """(value, proof) of a state key against `root_at(height)` (see `value_at`)."""
+        root = self.root_at(height)
+        if root is None:
+            raise LookupError(f"no state root kept for height {height}")
+        value = self.value_at(key, height)
+        return value, SparseMerkleTree(self.nodes, root).prove(key)
+
+    def _undo(self, height: int) -> dict[bytes, bytes | None]:
+        cached = self._undo_cache.get(height)
+        if cached is not None:
+            return cached
+        raw = self.kv.get(K.undo(height))
+        if raw is None:
+            raise LookupError(f"no undo record for height {height}")
+        rec = {bytes(k): v for k, v in msgpack.unpackb(raw, raw=True)}
+        if len(self._undo_cache) >= UNDO_CACHE_ENTRIES:
+            self._undo_cache.pop(next(iter(self._undo_cache)))
+        self._undo_cache[height] = rec
+        return rec
+
+    def cache_sizes(self) -> dict[str, int]:
+        """Entries in the caches: SMT nodes, decoded values, undo records."""
+        return {"nodes": len(self.nodes.cache) + len(self.nodes.old), "state": len(self._cache) + len(self._cache_old),
+                "undo": len(self._undo_cache)}
+
