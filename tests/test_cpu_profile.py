@@ -10,13 +10,13 @@ from afterchain.node.bench import cpu_profile as cp
 
 
 def test_classify_takes_the_first_matching_rule() -> None:
-    verify = ["run (trio/_core/_run.py)", "decode_and_verify (node/mempool.py)", "crypto_sign_open (nacl/bindings/crypto_sign.py)"]
+    verify = ["run (trio/_core/_run.py)", "decode_and_verify (node/runtime/mempool.py)", "crypto_sign_open (nacl/bindings/crypto_sign.py)"]
     assert cp.classify(verify) == "event signature verify (Ed25519)"
-    decode = ["decode_and_verify (node/mempool.py)", "decode_as (protocol/codec.py)"]
+    decode = ["decode_and_verify (node/runtime/mempool.py)", "decode_as (protocol/codec.py)"]
     assert cp.classify(decode) == "event decode (codec)"
     vote = ["Replica.step (consensus/replica.py)", "Ed25519Verifier.verify (consensus/signer.py)", "crypto_sign_open (x)"]
     assert cp.classify(vote) == "consensus signatures (Ed25519, votes)"
-    smt = ["Ledger.apply_block (node/ledger/ledger.py)", "SparseMerkleTree.update (protocol/smt.py)"]
+    smt = ["Ledger.apply_block (node/app/ledger.py)", "SparseMerkleTree.update (protocol/smt.py)"]
     assert cp.classify(smt) == "ledger: state tree (SMT)"
     assert cp.classify(["unrolled_run (trio/_core/_run.py)"]) == cp.RULES[-1][0]
 
@@ -24,11 +24,11 @@ def test_classify_takes_the_first_matching_rule() -> None:
 def test_account_splits_thread_cpu_by_samples(tmp_path: Path) -> None:
     raw = tmp_path / "node0.raw"
     raw.write_text(
-        "thread (10): MainThread;run (trio/_core/_run.py);Ledger.apply_block (node/ledger/ledger.py);"
+        "thread (10): MainThread;run (trio/_core/_run.py);Ledger.apply_block (node/app/ledger.py);"
         "SparseMerkleTree.update (protocol/smt.py) 30\n"
         "thread (10): MainThread;run (trio/_core/_run.py);Replica.step (consensus/replica.py) 10\n"
         "thread (10): MainThread;run (trio/_core/_run.py);EpollIOManager.get_events (trio/_core/_io_epoll.py) 500\n"
-        "thread (11): Trio thread 0;decode_and_verify (node/mempool.py);crypto_sign_open (nacl/bindings/crypto_sign.py) 20\n"
+        "thread (11): Trio thread 0;decode_and_verify (node/runtime/mempool.py);crypto_sign_open (nacl/bindings/crypto_sign.py) 20\n"
     )
     s = cp.Sampler({"node0": os.getpid()}, tmp_path, 10.0)
     s.cpu0 = {"node0": {10: ("python", 1.0), 11: ("Trio thread 0", 0.0), 12: ("rocksdb:high", 0.0)}}
