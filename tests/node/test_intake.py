@@ -18,7 +18,7 @@ from afterchain.node.runtime.runner import Node, NodeOptions
 from afterchain.node.transport.memory import MemoryNetwork
 from afterchain.protocol.codec import sha256
 from afterchain.protocol.errors import ProtocolError
-from afterchain.protocol.events import SignedEvent
+from afterchain.protocol.events import SignedEvent, event_id_of_signed
 
 from ..strategies import message_strategy
 from .util import CHAIN, VALIDATORS, genesis, product_event
@@ -97,4 +97,4 @@ async def test_verify_batch_answers_in_order(n: int) -> None:
 @given(signed=message_strategy(SignedEvent))
 def test_block_reads_name_each_event_by_its_id_without_decoding(signed: SignedEvent) -> None:
     raw = signed.encode()
-    assert Node._event_id_hex(raw) == signed.id.hex() == SignedEvent.decode(raw).id.hex()
+    assert event_id_of_signed(raw).hex() == signed.id.hex() == SignedEvent.decode(raw).id.hex()

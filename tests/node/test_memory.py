@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from afterchain.node.common.rocks import CHAIN_BLOCK_CACHE_BYTES
 from afterchain.node.runtime import memory
-from afterchain.node.runtime.chain_store import CHAIN_BLOCK_CACHE_BYTES, ChainStore
+from afterchain.node.runtime.chain_store import ChainStore
 from afterchain.node.runtime.mempool import Mempool
 from afterchain.protocol.events import SignedEvent
 
