@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -18,7 +19,7 @@ __all__ = ["configure", "get_logger"]
 _SECRET_WORDS = ("seed", "secret", "token", "password", "private")
 
 
-def _redact(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for k in list(event_dict):
         if any(w in k.lower() for w in _SECRET_WORDS):
             event_dict[k] = "[redacted]"

@@ -30,6 +30,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import cast
 
 import msgpack
 from rocksdict import Rdict, WriteBatch, WriteOptions
@@ -118,8 +119,12 @@ class ChainStore:
         if n:
             self._db.write(wb, self._sync)
 
+    def _items(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Keys (and values) from `prefix` on, in order (raw mode: bytes)."""
+        return cast("Iterator[tuple[bytes, bytes]]", self._db.items(from_key=prefix))
+
     def consensus_records(self) -> Iterator[tuple[bytes, bytes]]:
-        for k, v in self._db.items(from_key=b"L"):
+        for k, v in self._items(b"L"):
             if not k.startswith(b"L"):
                 break
             yield bytes(k[1:]), bytes(v)
@@ -147,7 +152,7 @@ class ChainStore:
         self._journaled.difference_update(done)
 
     def journal(self) -> Iterator[tuple[bytes, bytes]]:
-        for k, v in self._db.items(from_key=b"M"):
+        for k, v in self._items(b"M"):
             if not k.startswith(b"M"):
                 break
             yield bytes(k[1:]), bytes(v)
