@@ -11,7 +11,7 @@ Layout (one RocksDB at ``<data_dir>/chain``, raw byte keys, big-endian heights):
 | ``L`` | consensus key | bytes the consensus core asked to persist |
 | ``M`` | event id (32) | encoded `SignedEvent` accepted by the mempool, not yet committed |
 | ``X`` | event id (32) | msgpack [code, message] of an accepted event the mempool dropped |
-| ``m`` | name | meta (e.g. ``head``: highest stored height) |
+| ``m`` | ``head`` | the highest stored height (8) |
 
 Invariants:
 - `commit_block` writes block + certificate + head + mempool removals in one
@@ -163,11 +163,3 @@ class ChainStore:
             return None
         code, message = msgpack.unpackb(raw)
         return code, message
-
-    # ------------------------------------------------------------------ meta
-    def meta(self, name: str) -> bytes | None:
-        v = self._db.get(b"m" + name.encode())
-        return bytes(v) if v is not None else None
-
-    def set_meta(self, name: str, value: bytes) -> None:
-        self._db.put(b"m" + name.encode(), value, self._sync)
