@@ -507,6 +507,17 @@ class Replica:
             self._apply_fetched_queue()
         self._progress()
 
+    def preprepared_blocks(self) -> dict[int, Block]:
+        """The blocks pre-prepared in this view and not yet committed, by sequence number
+        (a copy: the shell reads which events are proposed already, or serves them)."""
+        return {s: slot.block for s, slot in self.slots.items()}
+
+    def own_proposal(self, seq: int) -> Block | None:
+        """The block this replica pre-prepared at `seq` in this view, if any (read-only: the
+        shell marks its events proposed after `propose`)."""
+        msg = self.own_pp.get((self.view, seq))
+        return None if msg is None else msg.block
+
     def can_propose(self) -> bool:
         return self._proposal_parent() is not None
 

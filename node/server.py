@@ -24,8 +24,7 @@ from afterchain.node.http.service import NodeHttp
 from afterchain.node.runtime.config import NodeConfig
 from afterchain.node.runtime.memory import reporter as memory_reporter
 from afterchain.node.runtime.memory import start_tracing, trimmer, tune_malloc
-from afterchain.node.runtime.runner import Node, NodeOptions
-from afterchain.node.testing.byzantine import byzantine_mode
+from afterchain.node.runtime.runner import Node, NodeOptions, SendHook
 from afterchain.protocol.types import ValidatorId
 
 __all__ = ["NodeHttp", "run_node", "serve_api"]  # NodeHttp: re-exported for importers not yet moved to node.http.service
@@ -55,16 +54,14 @@ def _tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-async def run_node(config: NodeConfig) -> None:
+async def run_node(config: NodeConfig, *, send_hook: SendHook | None = None) -> None:
+    """`send_hook`: test only (node/testing/byzantine.py); production passes none."""
     tune_malloc()  # before RocksDB's and trio's threads exist (node.memory)
     configure(json=None if config.log.format == "auto" else config.log.format == "json", level=config.log.level)
     log = get_logger(node=config.name)
     key = load_key(config.key_file)
     genesis = load_genesis(config.genesis_file)
     admin_token = load_admin_token(config.api.admin_token_file)
-    byzantine = byzantine_mode()  # TEST ONLY; raises unless the test switch is set too
-    if byzantine is not None:
-        log.warning("byzantine_test_mode", mode=byzantine, note="this node misbehaves on purpose (test only)")
     from afterchain.node.app.vm.agreements import VmAgreementHooks, VmContractHost
     from afterchain.node.transport.p2p import P2PTransport
 
@@ -87,10 +84,10 @@ async def run_node(config: NodeConfig) -> None:
     options = NodeOptions(
         name=config.name, max_events=config.mempool.max_events, max_bytes=config.mempool.max_bytes,
         per_sender_quota=config.mempool.per_sender_quota, max_request_bytes=config.api.max_request_bytes,
-        max_batch_events=config.api.max_batch_events, byzantine=byzantine,
+        max_batch_events=config.api.max_batch_events,
     )
     node = Node(key=key, genesis=genesis, data_dir=config.data_dir, transport=transport, options=options,
-                ledger_hooks=VmAgreementHooks(host), contracts=host)
+                ledger_hooks=VmAgreementHooks(host), contracts=host, send_hook=send_hook)
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
         bound = await nursery.start(partial(serve_api, admin_token=admin_token), node, config.api.host, config.api.port)

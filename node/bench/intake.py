@@ -15,9 +15,9 @@ for each stage an event goes through on a node:
   `Node.submit`, the JSON answer), on a second node;
 - ``preprepare``: a backup receiving a 500-event block whose events it has from gossip, as
   the primary sends it (a `CompactPrePrepareMsg`): decoding it (the Merkle root of the
-  hashes), rebuilding the block from the node's events (`Node._expand`), `_preverify`,
-  `_App.verify_payload`;
-- ``commit``: `Node._execute` minus the chain store's `commit_block` and the ledger's
+  hashes), rebuilding the block from the node's events (`PeerInbox.expand`), `KnownEvents.preverify`,
+  `ConsensusApp.verify_payload`;
+- ``commit``: `BlockExecutor.execute` minus the chain store's `commit_block` and the ledger's
   `apply_block` (measured apart: other benches own them).
 
 Also counted, in a separate pass: SHA-256 calls and `SignedEvent` decodes per event
@@ -121,7 +121,6 @@ async def _stages(tmp: Path, raws: list[bytes], timings: dict[str, float],
     from afterchain.consensus.app import Verdict
     from afterchain.consensus.messages import ConsensusMessage
     from afterchain.node.http.api import parse_submission, results_json
-    from afterchain.node.runtime.runner import _App
     from afterchain.protocol.block import CommitCertificate
     from afterchain.protocol.codec import decode_as
 
@@ -147,15 +146,15 @@ async def _stages(tmp: Path, raws: list[bytes], timings: dict[str, float],
               for i in range(0, len(raws), BLOCK_EVENTS)]
     mark("api")
 
-    app = _App(backup)
+    app = backup.app
     decoded = []
     primary = _validators()[0].public
     t = _clock()
     for data, _ in blocks:
-        msg = backup._expand(decode_as(ConsensusMessage, data, max_bytes=64 << 20), primary)
+        msg = backup.inbox.expand(decode_as(ConsensusMessage, data, max_bytes=64 << 20), primary)
         if msg is None:
             raise RuntimeError("the backup lacked events of a block it had every event of")
-        await backup._preverify(msg.block)
+        await backup.known.preverify(msg.block)
         res = app.verify_payload(msg.block)
         if res.verdict is not Verdict.ACCEPT:
             raise RuntimeError(f"verify_payload: {res.verdict} {res.reason}")
@@ -180,7 +179,7 @@ async def _stages(tmp: Path, raws: list[bytes], timings: dict[str, float],
     t = _clock()
     for msg in decoded:
         h = msg.block.header
-        await backup._execute(msg.block, CommitCertificate(view=0, height=h.height, header_hash=h.hash(), signatures=()))
+        await backup.executor.execute(msg.block, CommitCertificate(view=0, height=h.height, header_hash=h.hash(), signatures=()))
     total = _clock() - t
     if len(backup.mempool):
         raise RuntimeError(f"{len(backup.mempool)} events still pending after their blocks committed")

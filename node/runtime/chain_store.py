@@ -11,7 +11,7 @@ Layout (one RocksDB at ``<data_dir>/chain``, raw byte keys, big-endian heights):
 | ``L`` | consensus key | bytes the consensus core asked to persist |
 | ``M`` | event id (32) | encoded `SignedEvent` accepted by the mempool, not yet committed |
 | ``X`` | event id (32) | msgpack [code, message] of an accepted event the mempool dropped |
-| ``m`` | name | meta (e.g. ``head``: highest stored height) |
+| ``m`` | ``head`` | the highest stored height (8) |
 
 Invariants:
 - `commit_block` writes block + certificate + head + mempool removals in one
@@ -30,6 +30,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import cast
 
 import msgpack
 from rocksdict import Rdict, WriteBatch, WriteOptions
@@ -118,8 +119,12 @@ class ChainStore:
         if n:
             self._db.write(wb, self._sync)
 
+    def _items(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Keys (and values) from `prefix` on, in order (raw mode: bytes)."""
+        return cast("Iterator[tuple[bytes, bytes]]", self._db.items(from_key=prefix))
+
     def consensus_records(self) -> Iterator[tuple[bytes, bytes]]:
-        for k, v in self._db.items(from_key=b"L"):
+        for k, v in self._items(b"L"):
             if not k.startswith(b"L"):
                 break
             yield bytes(k[1:]), bytes(v)
@@ -147,7 +152,7 @@ class ChainStore:
         self._journaled.difference_update(done)
 
     def journal(self) -> Iterator[tuple[bytes, bytes]]:
-        for k, v in self._db.items(from_key=b"M"):
+        for k, v in self._items(b"M"):
             if not k.startswith(b"M"):
                 break
             yield bytes(k[1:]), bytes(v)
@@ -158,11 +163,3 @@ class ChainStore:
             return None
         code, message = msgpack.unpackb(raw)
         return code, message
-
-    # ------------------------------------------------------------------ meta
-    def meta(self, name: str) -> bytes | None:
-        v = self._db.get(b"m" + name.encode())
-        return bytes(v) if v is not None else None
-
-    def set_meta(self, name: str, value: bytes) -> None:
-        self._db.put(b"m" + name.encode(), value, self._sync)

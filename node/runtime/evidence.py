@@ -19,16 +19,16 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 import trio
 
 from afterchain.consensus.messages import Evidence, SignedMessage, phase_key
+from afterchain.node.runtime.mempool import AddOutcome
 from afterchain.protocol import bodies as B
+from afterchain.protocol.crypto import KeyPair
 from afterchain.protocol.events import Event, sign_event
-
-if TYPE_CHECKING:
-    from afterchain.node.runtime.runner import Node
 
 __all__ = ["MAX_ATTEMPTS", "MAX_QUEUED", "MAX_REMEMBERED", "RETRY_S", "EvidenceReporter"]
 
@@ -39,8 +39,15 @@ RETRY_S = 0.5
 
 
 class EvidenceReporter:
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    def __init__(self, *, key: KeyPair, chain_id: str, submit: Callable[[list[bytes]], Awaitable[list[AddOutcome]]],
+                 committed_nonce: Callable[[bytes], int], pending_nonces: Callable[[bytes], Iterable[int]],
+                 log: Any) -> None:
+        self.key = key
+        self.chain_id = chain_id
+        self.submit = submit
+        self.committed_nonce = committed_nonce
+        self.pending_nonces = pending_nonces
+        self.log = log
         self._seen: OrderedDict[tuple[bytes, str, int, int], None] = OrderedDict()
         self._queue: deque[Evidence] = deque()
         self._wakeup = trio.Event()
@@ -65,17 +72,16 @@ class EvidenceReporter:
         self.observed[who] = self.observed.get(who, 0) + 1
         if len(self._queue) >= MAX_QUEUED:
             self.dropped += 1
-            self.node.log.warning("evidence_report_dropped", validator=who.hex()[:12], reason="queue_full")
+            self.log.warning("evidence_report_dropped", validator=who.hex()[:12], reason="queue_full")
             return
         self._queue.append(ev)
         self._wakeup.set()
 
     def _next_nonce(self) -> int:
-        me = self.node.key.public
-        return max([self.node.ledger.nonce(me), *self.node.mempool.pending_nonces(me)]) + 1
+        me = self.key.public
+        return max([self.committed_nonce(me), *self.pending_nonces(me)]) + 1
 
     async def run(self) -> None:
-        node = self.node
         while True:
             while not self._queue:
                 self._wakeup = trio.Event()
@@ -83,18 +89,18 @@ class EvidenceReporter:
             ev = self._queue.popleft()
             body = B.ConsensusEvidence(evidence=ev.encode())
             for attempt in range(MAX_ATTEMPTS):
-                me = node.key.public
-                signed = sign_event(node.key, Event(chain_id=node.chain_id, type=body.EVENT_TYPE, sender=me,
+                me = self.key.public
+                signed = sign_event(self.key, Event(chain_id=self.chain_id, type=body.EVENT_TYPE, sender=me,
                                                     nonce=self._next_nonce(), time_ms=int(time.time() * 1000), body=body))
-                (out,) = await node.submit([signed.encode()])
+                (out,) = await self.submit([signed.encode()])
                 if out.ok:
                     self.submitted += 1
-                    node.log.warning("evidence_reported", validator=bytes(ev.first.body.replica).hex()[:12],  # type: ignore[attr-defined]
+                    self.log.warning("evidence_reported", validator=bytes(ev.first.body.replica).hex()[:12],  # type: ignore[attr-defined]
                                      kind=type(ev.first).__name__, event_id=signed.id.hex()[:16])
                     break
                 retry = out.code == "mempool.full" or out.code.startswith("nonce.")  # busy, or the key signed elsewhere
                 if not retry or attempt == MAX_ATTEMPTS - 1:
                     self.dropped += 1
-                    node.log.warning("evidence_report_refused", code=out.code, error=out.message)
+                    self.log.warning("evidence_report_refused", code=out.code, error=out.message)
                     break
                 await trio.sleep(RETRY_S)

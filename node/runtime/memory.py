@@ -169,10 +169,10 @@ def rocksdb_memory(db: Any) -> dict[str, int]:
 
 def _lens(node: Any) -> dict[str, int]:
     """Sizes of the node's caches and indexes (entries)."""
-    led, mp, rep = node.ledger, node.mempool, node.replica
+    led, mp, rep, known = node.ledger, node.mempool, node.replica, node.known
     sizes = {
-        "verified": len(node.verified), "arrival": len(node.arrival), "committed_recent": len(node.committed_recent),
-        "mempool": len(mp), "evidence": len(node.evidence),
+        "verified": len(known.verified), "arrival": len(node.arrival), "committed_recent": len(known.committed_recent),
+        "mempool": len(mp), "replica_slots": len(rep.preprepared_blocks()),
         "ledger_nodes": len(led._nodes.cache) + len(led._nodes.old), "ledger_state": len(led._cache) + len(led._cache_old),
         "ledger_undo": len(led._undo_cache), "ledger_code": len(led._code_cache),
     }
@@ -180,7 +180,7 @@ def _lens(node: Any) -> dict[str, int]:
         v = getattr(mp, name, None)
         if v is not None:
             sizes["mempool" + name] = len(v)
-    for name in ("slots", "prepares", "commits", "checkpoints", "prepared_certs", "view_changes", "signed", "own_pp",
+    for name in ("prepares", "commits", "checkpoints", "prepared_certs", "view_changes", "signed", "own_pp",
                  "voted", "seen", "reported", "fetched", "_hash_cache", "_vset_cache"):
         v = getattr(rep, name, None)
         if v is not None:

@@ -1,8 +1,13 @@
 """TEST ONLY: a node that equivocates, for the nemesis `byzantine` scenario and tests.
 
-Never reachable by accident: the mode is read from the environment variable
-``AFTERCHAIN_TEST_BYZANTINE`` (only value: ``equivocate``) and is refused (the node does
-not start) unless ``AFTERCHAIN_TEST_SWITCHES=1`` is set too. There is no config key.
+Never reachable from production: no production module imports this one. A test builds
+`Node(..., send_hook=equivocator(key, chain_id))`; a real process runs the ordinary node
+with that hook through this module's own entry point,
+
+    AFTERCHAIN_TEST_BYZANTINE=equivocate AFTERCHAIN_TEST_SWITCHES=1 \
+        python -m afterchain.node.testing.byzantine node run --config node.toml
+
+which refuses to start unless both variables are set (`byzantine_mode`).
 
 What an equivocating node does (in the node shell; the replica and its signer guard stay
 honest): for every `EQUIVOCATE_EVERY`-th sequence number, after each PREPARE / COMMIT it
@@ -16,6 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
+from collections.abc import Callable
 
 from afterchain.consensus.messages import ConsensusMessage, PrePrepareMsg, SignedCommit, SignedPrepare
 from afterchain.protocol.block import Block
@@ -23,13 +30,17 @@ from afterchain.protocol.codec import sha256
 from afterchain.protocol.crypto import KeyPair
 from afterchain.protocol.types import Hash32
 
-__all__ = ["ENV_MODE", "ENV_SWITCHES", "EQUIVOCATE_EVERY", "MODES", "byzantine_mode", "conflicting"]
+__all__ = ["ENTRY_MODULE", "ENV_MODE", "ENV_SWITCHES", "EQUIVOCATE_EVERY", "MODES", "byzantine_mode", "conflicting",
+           "equivocator", "main"]
 
 ENV_MODE = "AFTERCHAIN_TEST_BYZANTINE"
 ENV_SWITCHES = "AFTERCHAIN_TEST_SWITCHES"
 MODES = ("equivocate",)
 EQUIVOCATE_EVERY = 5
 """Equivocate at sequence numbers divisible by this (bounds the evidence volume)."""
+ENTRY_MODULE = "afterchain.node.testing.byzantine"
+"""`python -m` this module to run an equivocating node process."""
+EXIT_USAGE = 2
 
 
 def byzantine_mode(environ: dict[str, str] | None = None) -> str | None:
@@ -65,3 +76,49 @@ def conflicting(msg: ConsensusMessage, key: KeyPair, chain_id: str) -> Consensus
         signed = type(pp)(body=pp_body, signature=key.sign(type(pp).DOMAIN, chain_id, pp_body))
         return PrePrepareMsg(preprepare=signed, block=block)
     return None
+
+
+def equivocator(key: KeyPair, chain_id: str) -> Callable[[ConsensusMessage], ConsensusMessage | None]:
+    """The `Node` send hook of an equivocating node: after each message it sends, the
+    conflicting twin (if any)."""
+    return lambda msg: conflicting(msg, key, chain_id)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``node run --config PATH``, as `afterchain node run`, with the equivocation hook."""
+    import trio
+
+    from afterchain.node.common.files import load_genesis
+    from afterchain.node.common.keys import load_key
+    from afterchain.node.common.log import get_logger
+    from afterchain.node.runtime.config import ConfigError, load_config
+    from afterchain.node.server import run_node
+    from afterchain.protocol.errors import ProtocolError
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 4 or args[:3] != ["node", "run", "--config"]:
+        print(f"usage: python -m {ENTRY_MODULE} node run --config PATH", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        mode = byzantine_mode()
+        if mode is None:
+            raise ValueError(f"{ENV_MODE} is not set: run the ordinary node with `afterchain node run`")
+        config = load_config(args[3])
+        key = load_key(config.key_file)
+        hook = equivocator(key, load_genesis(config.genesis_file).chain_id)
+    except (ValueError, ConfigError, ProtocolError) as exc:
+        print(f"cannot start the byzantine node: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    get_logger(node=config.name).warning("byzantine_test_mode", mode=mode, note="this node misbehaves on purpose (test only)")
+    try:
+        trio.run(lambda: run_node(config, send_hook=hook))
+    except (ValueError, ProtocolError) as exc:
+        print(f"cannot start the node: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

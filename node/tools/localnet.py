@@ -202,7 +202,9 @@ class LocalNet:
             return pid
         return pid if b"node.toml" in cmd else None
 
-    def start(self, name: str, *, extra_env: dict[str, str] | None = None) -> int:
+    def start(self, name: str, *, extra_env: dict[str, str] | None = None, entry: str = "afterchain.node.cli") -> int:
+        """Start node `name` as `python -m ENTRY node run --config ...` (`entry`: another
+        module with that command line, e.g. a test-only node) unless it is running."""
         existing = self.pid(name)
         if existing is not None:
             return existing
@@ -210,7 +212,7 @@ class LocalNet:
         log = open(d / "node.log", "ab")  # noqa: SIM115 - handed to the child
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "afterchain.node.cli", "node", "run", "--config", str(d / "node.toml")],
+            [sys.executable, "-m", entry, "node", "run", "--config", str(d / "node.toml")],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=str(d), env=env,
             start_new_session=True,
         )

@@ -19,7 +19,7 @@ while it injects its faults, stops the load, heals, and checks:
 - commits resume within 2x the view timeout after the fault ends.
 
 Scenarios (faults by signal, by the transport's fault switch through the admin API
-``POST /v1/admin/faults``, or by the test-only Byzantine flag):
+``POST /v1/admin/faults``, or by the test-only Byzantine node):
 - ``kill-primary``: SIGKILL the primary mid-load, restart it;
 - ``kill-replica``: SIGKILL a backup three times in a row, restarting it each time;
 - ``pause``: SIGSTOP a node for longer than the view timeout, then SIGCONT;
@@ -29,7 +29,8 @@ Scenarios (faults by signal, by the transport's fault switch through the admin A
   catches up;
 - ``split``: 2-2 partition: no quorum, so no node commits anything while it lasts
   (checked); heal: commits resume;
-- ``byzantine``: one node runs with ``AFTERCHAIN_TEST_BYZANTINE=equivocate`` from the
+- ``byzantine``: one node runs the test-only equivocating entry
+  (``python -m afterchain.node.testing.byzantine``, guarded by its environment switches) from the
   start (conflicting PREPARE/COMMIT votes and, as primary, pre-prepares); the three
   honest nodes keep committing and agree; evidence naming it is committed.
 """
@@ -267,6 +268,7 @@ def split(net: LocalNet, report: dict[str, Any]) -> None:
 
 BYZANTINE_NODE = "node3"
 BYZANTINE_ENV = {"AFTERCHAIN_TEST_BYZANTINE": "equivocate", "AFTERCHAIN_TEST_SWITCHES": "1"}
+BYZANTINE_ENTRY = "afterchain.node.testing.byzantine"
 
 
 def byzantine(net: LocalNet, report: dict[str, Any]) -> None:
@@ -295,8 +297,9 @@ SCENARIOS: dict[str, Callable[[LocalNet, dict[str, Any]], None]] = {
     "split": split,
     "byzantine": byzantine,
 }
-START_ENV: dict[str, dict[str, dict[str, str]]] = {"byzantine": {BYZANTINE_NODE: BYZANTINE_ENV}}
-"""Per scenario: nodes started with extra environment variables (test switches)."""
+START_ENV: dict[str, dict[str, tuple[str, dict[str, str]]]] = {"byzantine": {BYZANTINE_NODE: (BYZANTINE_ENTRY, BYZANTINE_ENV)}}
+"""Per scenario: nodes started from another entry module, with extra environment variables
+(test switches)."""
 
 
 # --------------------------------------------------------------------------- checker
@@ -391,8 +394,8 @@ def run_scenario(name: str, workdir: Path, *, load_s: float = 4.0) -> dict[str, 
     report: dict[str, Any] = {"scenario": name, "faults": [], "resume_s": [], "problems": []}
     t0 = time.monotonic()
     try:
-        for node_name, env in START_ENV.get(name, {}).items():
-            net.start(node_name, extra_env=env)
+        for node_name, (entry, env) in START_ENV.get(name, {}).items():
+            net.start(node_name, extra_env=env, entry=entry)
         net.start_all()
         net.wait_healthy(timeout_s=60)
         load = Load(net)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from afterchain.node.runtime.gossip import Outbox
 from afterchain.node.runtime.mempool import Mempool
-from afterchain.node.runtime.runner import _Outbox
 from afterchain.protocol.events import SignedEvent
 
 from .util import ACME, k, memory_cluster, product_event
@@ -61,7 +61,7 @@ def test_on_commit_rereads_only_the_blocks_senders() -> None:
 
 
 def test_outbox_drops_the_oldest_when_full() -> None:
-    box = _Outbox(3)
+    box = Outbox(3)
     assert [box.put(bytes([i])) for i in range(5)] == [False, False, False, True, True]
     assert list(box.messages) == [b"\x02", b"\x03", b"\x04"]
 

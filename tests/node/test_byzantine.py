@@ -17,7 +17,7 @@ from afterchain.node.app.ledger import Ledger
 from afterchain.node.http.api import build_app
 from afterchain.node.runtime.runner import Node, NodeOptions
 from afterchain.node.server import NodeHttp
-from afterchain.node.testing.byzantine import byzantine_mode, conflicting
+from afterchain.node.testing.byzantine import byzantine_mode, conflicting, equivocator
 from afterchain.node.transport.memory import MemoryNetwork
 from afterchain.protocol import bodies as B
 from afterchain.protocol.codec import sha256
@@ -104,7 +104,7 @@ async def test_equivocating_node_is_caught_and_the_honest_ones_agree(tmp_path: P
     net = MemoryNetwork()
     nodes = [
         Node(key=v, genesis=g, data_dir=tmp_path / f"n{i}", transport=net.add(v.public),
-             options=NodeOptions(name=f"n{i}", tick_ms=20, byzantine="equivocate" if i == 3 else None))
+             options=NodeOptions(name=f"n{i}", tick_ms=20), send_hook=equivocator(v, CHAIN) if i == 3 else None)
         for i, v in enumerate(VALIDATORS)
     ]
     byz = VALIDATORS[3].public

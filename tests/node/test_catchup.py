@@ -8,7 +8,8 @@ from pathlib import Path
 import trio
 
 from afterchain.consensus.messages import BlockResponse, CertifiedBlock
-from afterchain.node.runtime.runner import Node, NodeOptions, block_response_bytes
+from afterchain.node.runtime.catchup import block_response_bytes
+from afterchain.node.runtime.runner import Node, NodeOptions
 from tests.node.util import VALIDATORS, genesis, memory_cluster, product_event, wait_for
 
 

@@ -1,6 +1,6 @@
 """Compact pre-prepares: a primary names its block's events by hash (their bytes reached
 the backups by gossip), and a backup rebuilds the block from the events it has, asking the
-sender for the rest (`CompactPrePrepareMsg`, `EventsRequest`, node/runner.py `_expand`)."""
+sender for the rest (`CompactPrePrepareMsg`, `EventsRequest`, node/runtime/peer_inbox.py `expand`)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ from afterchain.consensus.messages import (
     PrePrepareMsg,
 )
 from afterchain.node.bench import intake
+from afterchain.node.runtime import peer_inbox
+from afterchain.node.runtime.inputs import Nudge, PeerMessage
+from afterchain.node.runtime.intake import Verifying
 from afterchain.node.transport.base import RequestTimeout
 from afterchain.protocol.codec import decode, decode_as, sha256
 from afterchain.protocol.errors import ProtocolError
@@ -80,11 +83,11 @@ async def test_a_backup_rebuilds_the_block_from_gossip_without_asking(tmp_path: 
     node, raws, pp = _pp(tmp_path)
     # 4 events verified already, 4 waiting in the gossip backlog, 3 being verified, 1 prefilled
     await node.submit(raws[:4], from_peer=True)
-    node._incoming.update((sha256(r), r) for r in raws[4:8])
-    job = __import__("afterchain.node.runtime.runner", fromlist=["_Verifying"])._Verifying({sha256(r): r for r in raws[8:11]})
+    node.known.incoming.update((sha256(r), r) for r in raws[4:8])
+    job = Verifying({sha256(r): r for r in raws[8:11]})
     for r in raws[8:11]:
-        node._verifying[sha256(r)] = job
-    full = node._expand(CompactPrePrepareMsg.of(pp, prefilled=(raws[11],)), PRIMARY)
+        node.known.verifying[sha256(r)] = job
+    full = node.inbox.expand(CompactPrePrepareMsg.of(pp, prefilled=(raws[11],)), PRIMARY)
     assert full is not None and full.encode() == pp.encode()
     assert node.counters["preprepare_compact"] == 1 and node.counters["preprepare_prefilled"] == 1
     assert node.counters["preprepare_events_fetched"] == 0
@@ -105,17 +108,18 @@ async def test_a_backup_asks_the_sender_for_missing_events(tmp_path: Path, monke
 
     monkeypatch.setattr(node.transport, "request", request)
     async with trio.open_nursery() as nursery:
-        node._nursery = nursery
-        assert node._expand(CompactPrePrepareMsg.of(pp), PRIMARY) is None  # 7 missing: asked for
+        node.inbox.nursery = nursery
+        assert node.inbox.expand(CompactPrePrepareMsg.of(pp), PRIMARY) is None  # 7 missing: asked for
         with trio.fail_after(10):
-            kind, item = await node._inputs_recv.receive()
-            while kind == "nudge":  # (the gossip intake's)
-                kind, item = await node._inputs_recv.receive()
-    msg, sender = item
-    assert kind == "msg" and sender == PRIMARY and msg.encode() == pp.encode()
+            item = await node.inputs.recv.receive()
+            while isinstance(item, Nudge):  # (the gossip intake's)
+                item = await node.inputs.recv.receive()
+    assert isinstance(item, PeerMessage)
+    msg, sender = item.msg, item.sender
+    assert sender == PRIMARY and msg.encode() == pp.encode()
     assert asked == [tuple(sha256(r) for r in raws[5:])]
     assert node.counters["preprepare_events_fetched"] == 7 and node.counters["preprepare_dropped"] == 0
-    assert node._expanding == {}
+    assert node.inbox.expanding == {}
     # the fetched events' signatures were checked (once) before the replica got the block
     assert node.counters["verified_preprepare"] == 7
     node.close()
@@ -135,21 +139,19 @@ async def test_a_compact_preprepare_whose_events_do_not_come_is_dropped(
 
     monkeypatch.setattr(node.transport, "request", request)
     async with trio.open_nursery() as nursery:
-        node._nursery = nursery
-        assert node._expand(CompactPrePrepareMsg.of(pp, prefilled=(raws[5],)), PRIMARY) is None
+        node.inbox.nursery = nursery
+        assert node.inbox.expand(CompactPrePrepareMsg.of(pp, prefilled=(raws[5],)), PRIMARY) is None
         with trio.fail_after(10):
-            while node._expanding:
+            while node.inbox.expanding:
                 await trio.sleep(0.01)
     assert node.counters["preprepare_dropped"] == 1
     with pytest.raises(trio.WouldBlock):
-        node._inputs_recv.receive_nowait()  # nothing reached the replica (nothing was submitted)
+        node.inputs.recv.receive_nowait()  # nothing reached the replica (nothing was submitted)
     node.close()
 
 
 async def test_a_peer_gets_a_bounded_number_of_compact_preprepares_waiting(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from afterchain.node.runtime import runner
-
     node, _, pp = _pp(tmp_path)
     release = trio.Event()
 
@@ -160,13 +162,13 @@ async def test_a_peer_gets_a_bounded_number_of_compact_preprepares_waiting(
     monkeypatch.setattr(node.transport, "request", request)
     c = CompactPrePrepareMsg.of(pp)
     async with trio.open_nursery() as nursery:
-        node._nursery = nursery
-        for _ in range(runner.COMPACT_WAITING_MAX + 3):
-            assert node._expand(c, PRIMARY) is None
-        assert node._expanding == {PRIMARY: runner.COMPACT_WAITING_MAX}
+        node.inbox.nursery = nursery
+        for _ in range(peer_inbox.COMPACT_WAITING_MAX + 3):
+            assert node.inbox.expand(c, PRIMARY) is None
+        assert node.inbox.expanding == {PRIMARY: peer_inbox.COMPACT_WAITING_MAX}
         assert node.counters["preprepare_dropped"] == 3
         release.set()
-    assert node._expanding == {}
+    assert node.inbox.expanding == {}
     node.close()
 
 
@@ -174,10 +176,10 @@ async def test_a_node_answers_an_events_request_from_its_preprepared_blocks_and_
     node, raws, _ = _pp(tmp_path)
     await node.submit(raws[:2], from_peer=True)
     hashes = tuple(sha256(r) for r in raws[:3])  # the third it does not have
-    resp = decode(await node._on_request(PRIMARY, EventsRequest(hashes=hashes).encode()))
+    resp = decode(await node.catchup.on_request(PRIMARY, EventsRequest(hashes=hashes).encode()))
     assert isinstance(resp, EventsResponse) and sorted(resp.events) == sorted(raws[:2])
     with pytest.raises(ProtocolError):
-        await node._on_request(PRIMARY, EventsResponse(events=()).encode())  # not a request
+        await node.catchup.on_request(PRIMARY, EventsResponse(events=()).encode())  # not a request
     node.close()
 
 

@@ -12,7 +12,7 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from afterchain.node.runtime.runner import EVENTS_TOPIC, EventBatch
+from afterchain.node.runtime.gossip import EVENTS_TOPIC, EventBatch
 from afterchain.protocol.events import SignedEvent
 
 from .util import VALIDATORS, memory_cluster, product_event, wait_for

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from afterchain.consensus.messages import Commit, Prepare, SignedCommit, SignedPrepare
-from afterchain.node.runtime.runner import EVENTS_TOPIC, EventBatch
+from afterchain.node.runtime.gossip import EVENTS_TOPIC, EventBatch
 from afterchain.protocol import bodies as B
 from afterchain.protocol.crypto import Domain, KeyPair
 from afterchain.protocol.events import Event, SignedEvent, sign_event

@@ -11,14 +11,14 @@ import pytest
 import trio
 from hypothesis import given, settings
 
-import afterchain.node.runtime.runner as runner_mod
+import afterchain.node.runtime.intake as intake_mod
 from afterchain.node.runtime import mempool as mempool_mod
 from afterchain.node.runtime.mempool import verify_batch
 from afterchain.node.runtime.runner import Node, NodeOptions
 from afterchain.node.transport.memory import MemoryNetwork
 from afterchain.protocol.codec import sha256
 from afterchain.protocol.errors import ProtocolError
-from afterchain.protocol.events import SignedEvent
+from afterchain.protocol.events import SignedEvent, event_id_of_signed
 
 from ..strategies import message_strategy
 from .util import CHAIN, VALIDATORS, genesis, product_event
@@ -31,13 +31,13 @@ def _node(tmp_path: Path) -> Node:
 
 def _count_verified(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sizes: list[int] = []
-    real = runner_mod.verify_batch
+    real = intake_mod.verify_batch
 
     async def counting(raws: Any, chain_id: str, **kw: Any) -> Any:
         sizes.append(len(raws))
         return await real(raws, chain_id, **kw)
 
-    monkeypatch.setattr(runner_mod, "verify_batch", counting)
+    monkeypatch.setattr(intake_mod, "verify_batch", counting)
     return sizes
 
 
@@ -55,26 +55,26 @@ async def test_an_event_twice_in_one_call_is_checked_once(tmp_path: Path, monkey
 async def test_gossip_worker_admits_queued_batches_in_one_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     node = _node(tmp_path)
     calls: list[int] = []
-    real = node.submit
+    real = node.intake.submit
 
     async def submit(raws: list[bytes], *a: Any, **kw: Any) -> Any:
         calls.append(len(raws))
         return await real(raws, *a, **kw)
 
-    monkeypatch.setattr(node, "submit", submit)
-    monkeypatch.setattr(runner_mod, "GOSSIP_MAX_EVENTS", 25)
+    monkeypatch.setattr(node.intake, "submit", submit)
+    monkeypatch.setattr(intake_mod, "GOSSIP_MERGE_MAX_EVENTS", 25)
     evs = [product_event(n).encode() for n in range(1, 41)]
     for lo in range(0, 40, 10):  # four batches of 10 queued while the worker was busy
         batch = evs[lo : lo + 10]
-        node._gossip_backlog.append((batch, [sha256(r) for r in batch]))
-        node._gossip_backlog_n += 10
+        node.intake.backlog.append((batch, [sha256(r) for r in batch]))
+        node.intake.backlog_events += 10
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(node._gossip_worker)
+        nursery.start_soon(node.intake.backlog_worker)
         with trio.fail_after(20):
-            while node._gossip_backlog_n:
+            while node.intake.backlog_events:
                 await trio.sleep(0.01)
         nursery.cancel_scope.cancel()
-    assert calls == [20, 20]  # merged up to GOSSIP_MAX_EVENTS, batches never split
+    assert calls == [20, 20]  # merged up to GOSSIP_MERGE_MAX_EVENTS, batches never split
     assert len(node.mempool) == 40
 
 
@@ -97,4 +97,4 @@ async def test_verify_batch_answers_in_order(n: int) -> None:
 @given(signed=message_strategy(SignedEvent))
 def test_block_reads_name_each_event_by_its_id_without_decoding(signed: SignedEvent) -> None:
     raw = signed.encode()
-    assert Node._event_id_hex(raw) == signed.id.hex() == SignedEvent.decode(raw).id.hex()
+    assert event_id_of_signed(raw).hex() == signed.id.hex() == SignedEvent.decode(raw).id.hex()

@@ -1,4 +1,4 @@
-"""When a primary proposes (`Node._maybe_propose`): a lone event on a quiet network goes out
+"""When a primary proposes (`Proposer.maybe_propose`): a lone event on a quiet network goes out
 after the genesis `block_interval_ms`; once blocks carry `busy_block_events` or more, the
 primary waits `busy_block_interval_ms` for a fuller block unless `full_block_events` are
 ready sooner (issue 10: a block costs each node roughly 12 ms of CPU besides its events)."""
@@ -25,8 +25,8 @@ def _primary(tmp_path: Path) -> Any:
 def _proposes_after(node: Any, since_s: float) -> bool:
     """Would the primary propose now, `since_s` after its last proposal?"""
     before = node.replica.next_seq
-    node._last_propose = time.monotonic() - since_s
-    node._maybe_propose()
+    node.proposer.last_propose_s = time.monotonic() - since_s
+    node.proposer.maybe_propose()
     return node.replica.next_seq > before
 
 
@@ -35,7 +35,7 @@ async def test_a_lone_event_on_a_quiet_network_goes_out_after_the_block_interval
     await node.submit(RAWS[:1], from_peer=True)
     assert not _proposes_after(node, 0.05)  # never before the genesis interval
     assert _proposes_after(node, 0.11)
-    assert node._last_proposal_events == 1
+    assert node.proposer.last_events == 1
     await node.submit(RAWS[1:2], from_peer=True)
     assert _proposes_after(node, 0.11)  # small blocks: the network is not busy
     node.close()
@@ -45,12 +45,12 @@ async def test_after_a_busy_block_the_primary_waits_for_a_fuller_one(tmp_path: P
     node = _primary(tmp_path)
     await node.submit(RAWS[:150], from_peer=True)
     assert _proposes_after(node, 0.11)
-    assert node._last_proposal_events == 150  # >= busy_block_events: busy
+    assert node.proposer.last_events == 150  # >= busy_block_events: busy
     await node.submit(RAWS[150:250], from_peer=True)
     assert not _proposes_after(node, 0.11)
     assert not _proposes_after(node, 0.25)
     assert _proposes_after(node, 0.31)  # busy_block_interval_ms has passed
-    assert node._last_proposal_events == 100
+    assert node.proposer.last_events == 100
     node.close()
 
 
@@ -61,5 +61,5 @@ async def test_a_busy_primary_proposes_early_once_a_full_block_is_ready(tmp_path
     await node.submit(RAWS[150:650], from_peer=True)  # 500 ready = full_block_events
     assert not _proposes_after(node, 0.05)  # still never before the genesis interval
     assert _proposes_after(node, 0.11)
-    assert node._last_proposal_events == 500
+    assert node.proposer.last_events == 500
     node.close()

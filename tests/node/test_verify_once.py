@@ -12,7 +12,6 @@ import trio
 
 from afterchain.consensus.messages import ConsensusMessage
 from afterchain.node.bench import intake
-from afterchain.node.runtime.runner import _App
 from afterchain.protocol.codec import decode_as, sha256
 
 N = 300
@@ -32,7 +31,7 @@ async def _race(tmp_path: Path, raws: list[bytes]) -> tuple[Any, Any, list[Any]]
     async with trio.open_nursery() as nursery:
         nursery.start_soon(gossip)
         await trio.sleep(0)  # the gossip batch is on its worker thread now
-        nursery.start_soon(node._preverify, block)
+        nursery.start_soon(node.known.preverify, block)
     return node, block, outcomes
 
 
@@ -43,7 +42,7 @@ async def test_gossip_and_preprepare_at_once_check_each_signature_once(tmp_path:
     assert c["verified_gossip"] == N  # the pre-prepare waited for the gossip batch's checks
     assert [o.status for o in outcomes] == ["accepted"] * N
     # and the block's events are all known verified: verify_payload checks nothing again
-    assert _App(node).verify_payload(block).reason == ""
+    assert node.app.verify_payload(block).reason == ""
     assert c["verified_payload"] == 0
     node.close()
 
@@ -56,19 +55,19 @@ async def test_a_bad_signature_is_refused_on_both_paths(tmp_path: Path) -> None:
     node, block, outcomes = await _race(tmp_path, raws)
     assert outcomes[5].status == "rejected" and "signature" in outcomes[5].code
     assert sum(o.status == "accepted" for o in outcomes) == 19
-    res = _App(node).verify_payload(block)
+    res = node.app.verify_payload(block)
     assert res.reason.startswith("event ") and "signature" in res.reason
     node.close()
 
 
 async def test_a_waiter_checks_itself_when_the_check_it_waited_for_is_cancelled(
         tmp_path: Path, monkeypatch: Any) -> None:
-    from afterchain.node.runtime import runner
+    from afterchain.node.runtime import intake as intake_mod
 
     raws = intake._events(20)
     node = intake._node(tmp_path, 1)
     items = [(r, sha256(r)) for r in raws]
-    real = runner.verify_batch
+    real = intake_mod.verify_batch
     calls = 0
 
     async def first_hangs(batch: Any, chain_id: str) -> Any:
@@ -78,17 +77,17 @@ async def test_a_waiter_checks_itself_when_the_check_it_waited_for_is_cancelled(
             await trio.sleep_forever()
         return await real(batch, chain_id)
 
-    monkeypatch.setattr(runner, "verify_batch", first_hangs)
+    monkeypatch.setattr(intake_mod, "verify_batch", first_hangs)
     scopes: list[trio.CancelScope] = []
     got: dict[bytes, Any] = {}
 
     async def hanging() -> None:
         with trio.CancelScope() as scope:
             scopes.append(scope)
-            await node._verify_once(items, counter="verified_gossip")
+            await node.known.verify_once(items, counter="verified_gossip")
 
     async def waiter() -> None:
-        got.update(await node._verify_once(items, counter="verified_preprepare"))
+        got.update(await node.known.verify_once(items, counter="verified_preprepare"))
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(hanging)
@@ -98,7 +97,7 @@ async def test_a_waiter_checks_itself_when_the_check_it_waited_for_is_cancelled(
         scopes[0].cancel()
     assert len(got) == 20 and all(type(v).__name__ == "SignedEvent" for v in got.values())
     assert node.counters["verified_gossip"] == 20 and node.counters["verified_preprepare"] == 20
-    assert node._verifying == {}
+    assert node.known.verifying == {}
     node.close()
 
 
@@ -107,12 +106,12 @@ async def test_what_a_check_passed_is_cached_while_it_still_waits_for_another(
     """A pre-prepare of events A + B, where A is being checked for gossip: the pre-prepare
     checks B, then waits for A's check. A gossip copy of B arriving in that wait finds B
     verified (it used to find B in neither `verified` nor `_verifying` and check it again)."""
-    from afterchain.node.runtime import runner
+    from afterchain.node.runtime import intake as intake_mod
 
     raws = intake._events(40)
     a, b = raws[:20], raws[20:]
     node = intake._node(tmp_path, 1)
-    real = runner.verify_batch
+    real = intake_mod.verify_batch
     release = trio.Event()
 
     async def a_waits(batch: Any, chain_id: str) -> Any:
@@ -120,14 +119,14 @@ async def test_what_a_check_passed_is_cached_while_it_still_waits_for_another(
             await release.wait()
         return await real(batch, chain_id)
 
-    monkeypatch.setattr(runner, "verify_batch", a_waits)
+    monkeypatch.setattr(intake_mod, "verify_batch", a_waits)
     both = [(r, sha256(r)) for r in raws]
     async with trio.open_nursery() as nursery:
         nursery.start_soon(node.submit, list(a), None)  # A's gossip check: hangs until released
         await trio.sleep(0)
-        nursery.start_soon(functools.partial(node._verify_once, both, counter="verified_preprepare"))  # B; waits for A
+        nursery.start_soon(functools.partial(node.known.verify_once, both, counter="verified_preprepare"))  # B; waits for A
         for _ in range(200):  # until B's check is done (a worker thread)
-            if all(sha256(r) in node.verified for r in b):
+            if all(sha256(r) in node.known.verified for r in b):
                 break
             await trio.sleep(0.01)
         outcomes = await node.submit(list(b), from_peer=True)  # B's gossip copy, meanwhile
@@ -136,5 +135,5 @@ async def test_what_a_check_passed_is_cached_while_it_still_waits_for_another(
     assert [o.status for o in outcomes] == ["accepted"] * 20
     assert c["verified_gossip"] == 0, c  # B was not checked again
     assert c["verified_preprepare"] == 20 and c["verified_api"] == 20, c
-    assert node._verifying == {}
+    assert node.known.verifying == {}
     node.close()

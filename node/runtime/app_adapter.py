@@ -1,0 +1,95 @@
+"""The consensus `Application` (consensus/app.py) over the ledger, the mempool and the
+verified-event cache. The replica calls it synchronously; it mutates nothing the replica
+sees. `attach` gives it the replica's read-only view of the pre-prepared blocks (the
+replica is built with this adapter, so that view comes after construction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from afterchain.consensus.app import VerifyResult
+from afterchain.node.app.ledger import Ledger
+from afterchain.node.runtime.intake import KnownEvents
+from afterchain.node.runtime.mempool import Mempool, decode_and_verify
+from afterchain.protocol.block import Block, ValidatorSet
+from afterchain.protocol.errors import ProtocolError
+from afterchain.protocol.genesis import ConsensusParams as GenesisConsensusParams
+
+__all__ = ["ConsensusApp", "ProposalView"]
+
+
+class ProposalView(Protocol):
+    """What the adapter reads of the replica (`consensus.replica.Replica` is one)."""
+
+    next_seq: int
+
+    def preprepared_blocks(self) -> Mapping[int, Block]: ...
+
+
+class ConsensusApp:
+    def __init__(self, *, ledger: Ledger, mempool: Mempool, known: KnownEvents,
+                 params_for: Callable[[int], GenesisConsensusParams], counters: dict[str, int]) -> None:
+        self.ledger = ledger
+        self.mempool = mempool
+        self.known = known
+        self.params_for = params_for
+        self.counters = counters
+        self.view: ProposalView | None = None
+
+    def attach(self, view: ProposalView) -> None:
+        self.view = view
+
+    def build_payload(self, max_events: int, max_bytes: int) -> tuple[bytes, ...]:
+        assert self.view is not None, "attach the replica first"
+        # Events already in a pre-prepared, not yet committed block (this node's earlier
+        # proposals, or blocks a NEW-VIEW re-issued from the previous primary) must not be
+        # proposed again: they would be in two blocks.
+        pending: set[bytes] = set()
+        pending_bytes = 0
+        for block in self.view.preprepared_blocks().values():
+            for raw in block.events:
+                pending.add(raw)
+                pending_bytes += len(raw)
+        # the limits of the height being proposed (governance may have changed them there)
+        cp = self.params_for(self.view.next_seq)
+        max_events, max_bytes = min(max_events, cp.max_block_events), min(max_bytes, cp.max_block_bytes)
+        candidates = self.mempool.select(max_events + len(pending), max_bytes + pending_bytes)
+        raws: list[bytes] = []
+        size = 0
+        for raw in candidates:
+            if raw in pending:
+                continue
+            if len(raws) >= max_events or size + len(raw) > max_bytes:
+                break
+            raws.append(raw)
+            size += len(raw)
+        return tuple(raws)
+
+    def verify_payload(self, block: Block) -> VerifyResult:
+        p = self.params_for(block.header.height)
+        if len(block.events) > p.max_block_events:
+            return VerifyResult.reject(f"{len(block.events)} events exceed max_block_events {p.max_block_events}")
+        if sum(len(e) for e in block.events) > p.max_block_bytes:
+            return VerifyResult.reject("block exceeds max_block_bytes")
+        known = self.known
+        cache = known.verified
+        for raw, h in zip(block.events, block.event_hashes(), strict=True):
+            if h in cache:
+                continue
+            self.counters["verified_payload"] += 1
+            res = decode_and_verify(raw, known.chain_id)
+            if isinstance(res, ProtocolError):
+                return VerifyResult.reject(f"event {h.hex()[:16]}: {res}")
+            known.remember_verified(h, res, raw)
+        return VerifyResult.accept()
+
+    def state_root_at(self, height: int) -> bytes | None:
+        return self.ledger.root_at(height)
+
+    def executed_height(self) -> int:
+        return self.ledger.height
+
+    def validators_for(self, height: int) -> ValidatorSet | None:
+        return self.ledger.validators_for(height)

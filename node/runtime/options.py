@@ -1,0 +1,73 @@
+"""The node's local options and the replica's timers derived from the chain's parameters.
+
+`NodeOptions` are this node's own knobs (never consensus-relevant: backups check no
+timing but a block's time). `replica_params` turns the chain's consensus parameters (ms)
+into the replica's (ticks); `consensus_params_at` is the chain's parameters for a height.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from afterchain.consensus.params import ConsensusParams as ReplicaParams
+from afterchain.node.app.ledger import Ledger
+from afterchain.protocol.genesis import ConsensusParams as GenesisConsensusParams
+from afterchain.protocol.genesis import Genesis
+
+__all__ = ["NodeOptions", "consensus_params_at", "replica_params"]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeOptions:
+    name: str = "node"
+    tick_ms: int = 50
+    heartbeat_ms: int = 1000
+    """An idle primary proposes an (empty) block this often, so backups see progress
+    and the latest state root gets into a header."""
+    busy_block_events: int = 100
+    busy_block_interval_ms: int = 300
+    full_block_events: int = 500
+    """Fewer, fuller blocks under load: a primary whose last block carried at least
+    `busy_block_events` events waits `busy_block_interval_ms` since that proposal (not the
+    genesis `block_interval_ms`), unless `full_block_events` are ready sooner. A block
+    costs each node a fixed share of CPU besides its events' own (docs/OPERATIONS.md), so
+    under load fewer, fuller blocks cost less; a lone event on a quiet network is still
+    proposed after `block_interval_ms`. Local to the primary: backups check no timing but
+    the block's time."""
+    max_events: int = 200_000
+    max_bytes: int = 256 * 1024 * 1024
+    per_sender_quota: int = 20_000
+    max_request_bytes: int = 8 * 1024 * 1024
+    max_batch_events: int = 5000
+    intake_limit_events: int = 4000
+    """Backpressure: the API refuses new events (503 mempool.full, before any signature
+    check) while this many are pending here (mempool + gossip backlog + being verified).
+    Pending events wait ~ pending / throughput, so this bounds finality latency under
+    overload; peers' gossip is still admitted up to `max_events`."""
+    gossip_backlog_events: int = 20_000
+    """Gossiped events from peers queued for verification; a batch beyond it is dropped
+    (counted): its origin keeps the events and re-gossips them, and a block carrying them
+    is verified on arrival. So a slow node never blocks its peers' streams (which also
+    carry consensus messages)."""
+
+
+def replica_params(c: GenesisConsensusParams, tick_ms: int) -> ReplicaParams:
+    timeout = max(2, math.ceil(c.view_timeout_ms / tick_ms))
+    return ReplicaParams(
+        checkpoint_interval=c.checkpoint_interval,
+        watermark_window=c.watermark_window,
+        view_timeout_ticks=timeout,
+        view_timeout_max_ticks=max(timeout, math.ceil(c.view_timeout_max_ms / tick_ms)),
+        max_block_events=c.max_block_events,
+        max_block_bytes=c.max_block_bytes,
+        retransmit_ticks=max(1, math.ceil(500 / tick_ms)),
+    )
+
+
+def consensus_params_at(ledger: Ledger, genesis: Genesis, height: int) -> GenesisConsensusParams:
+    """The chain's consensus parameters for block `height` (governance may change the
+    block limits and timers at an epoch boundary; the latest known ones while the
+    schedule for `height` is not yet known here)."""
+    cp = ledger.consensus_params_for(height) or ledger.consensus_params_for(ledger.height + 1)
+    return cp if cp is not None else genesis.consensus

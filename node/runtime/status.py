@@ -1,0 +1,112 @@
+"""The node's reads for the API: `status_json`, `health`, `block_json`, `event_status`.
+Reads only: nothing here changes the node."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from afterchain.consensus.replica import Replica
+from afterchain.node.app.ledger import Ledger
+from afterchain.node.runtime.chain_store import ChainStore
+from afterchain.node.runtime.mempool import Mempool
+from afterchain.node.runtime.metrics import NodeMetrics
+from afterchain.node.transport.base import Transport
+from afterchain.protocol.events import event_id_of_signed
+from afterchain.protocol.jsonform import to_json
+
+__all__ = ["NodeStatus"]
+
+
+class NodeStatus:
+    def __init__(self, *, name: str, chain_id: str, me: bytes, store: ChainStore, ledger: Ledger, mempool: Mempool,
+                 replica: Replica, transport: Transport, metrics: NodeMetrics, counters: dict[str, int],
+                 pending_intake: Callable[[], int], gossip_backlog: Callable[[], int],
+                 last_commit_wall_ms: Callable[[], int | None]) -> None:
+        self.name = name
+        self.chain_id = chain_id
+        self.me = me
+        self.store = store
+        self.ledger = ledger
+        self.mempool = mempool
+        self.replica = replica
+        self.transport = transport
+        self.metrics = metrics
+        self.counters = counters
+        self.pending_intake = pending_intake
+        self.gossip_backlog = gossip_backlog
+        self.last_commit_wall_ms = last_commit_wall_ms
+
+    def event_status(self, event_id: bytes) -> dict[str, Any] | None:
+        oc = self.ledger.event_outcome(event_id)
+        if oc is not None:
+            base = {"id": event_id.hex(), "height": oc.height, "index": oc.index}
+            if oc.code == "ok":
+                return {**base, "status": "committed"}
+            return {**base, "status": "rejected", "code": oc.code, "message": oc.message}
+        if event_id in self.mempool:
+            return {"id": event_id.hex(), "status": "pending"}
+        dropped = self.store.dropped(event_id)
+        if dropped is not None:
+            return {"id": event_id.hex(), "status": "rejected", "code": dropped[0], "message": dropped[1]}
+        return None
+
+    def block_json(self, height: int, *, outcomes: bool = False) -> dict[str, Any] | None:
+        block = self.store.block(height)
+        cert = self.store.certificate(height)
+        if block is None or cert is None:
+            return None
+        ids = [event_id_of_signed(e).hex() for e in block.events]
+        # on request (`?outcomes=1`): the ledger's verdict on each event ("ok" or the reason
+        # it was refused), once executed here (one store read per event)
+        codes: list[str] | None = None
+        if outcomes and height <= self.ledger.height:
+            codes = []
+            for e in ids:
+                oc = self.ledger.event_outcome(bytes.fromhex(e))
+                codes.append("?" if oc is None else oc.code)
+        return {
+            "height": height,
+            "hash": block.header.hash().hex(),
+            "header": to_json(block.header),
+            "certificate": to_json(cert),
+            "event_ids": ids,
+            **({"outcomes": codes} if outcomes else {}),
+        }
+
+    def status_json(self) -> dict[str, Any]:
+        r = self.replica
+        head = self.store.block(self.store.head) if self.store.head else None
+        return {
+            "chain_id": self.chain_id,
+            "node": self.name,
+            "node_id": self.me.hex(),
+            "height": self.store.head,
+            "executed_height": self.ledger.height,
+            "state_root": self.ledger.state_root.hex(),
+            "view": r.view,
+            "primary": r.primary.hex(),
+            "is_primary": r.is_primary,
+            "peers": sorted(p.hex() for p in self.transport.connected_peers()),
+            "last_block_hash": head.header.hash().hex() if head else None,
+            "last_commit_ms": self.last_commit_wall_ms(),
+            "mempool": {"events": len(self.mempool), "bytes": self.mempool.bytes},
+            "intake": {"pending": self.pending_intake(), "gossip_backlog": self.gossip_backlog(), **self.counters},
+            "stable_checkpoint": r.stable_seq,
+            "consensus_rejected": dict(r.rejected),
+            # vote signatures: checked, and answered from memory (the same vote again)
+            "consensus_signatures": {"checked": r.verifier.misses, "repeats_skipped": r.verifier.hits},
+            "validators": [v.hex() for v in r.validators.validators],
+            "role": "validator" if self.me in r.validators else "observer",
+        }
+
+    def health(self) -> tuple[bool, str]:
+        peers = len(self.transport.connected_peers())
+        need = 2 * self.replica.validators.f
+        self.metrics.peers.set(peers)
+        if peers < need:
+            return False, f"connected to {peers} peers, need {need}"
+        best = max(self.replica.peer_committed.values(), default=0)
+        if best > self.store.head + 2 * self.replica.params.checkpoint_interval:
+            return False, f"catching up: at height {self.store.head}, peers at {best}"
+        return True, "ok"
