@@ -27,7 +27,7 @@ from afterchain.node.runtime.memory import start_tracing, trimmer, tune_malloc
 from afterchain.node.runtime.runner import Node, NodeOptions, SendHook
 from afterchain.protocol.types import ValidatorId
 
-__all__ = ["NodeHttp", "run_node", "serve_api"]  # NodeHttp: re-exported for importers not yet moved to node.http.service
+__all__ = ["run_node", "serve_api"]
 
 
 async def serve_api(node: Node, host: str, port: int, *, admin_token: str | None = None,

@@ -112,7 +112,7 @@ def test_no_module_imports_across_the_rules() -> None:
         ("afterchain.node.tools.demo", "afterchain.node.runtime.config", False),
         ("afterchain.node.runtime.runner", "afterchain.node.testing.byzantine", False),
         ("afterchain.node.runtime.runner", "afterchain.node.app.ledger", True),
-        ("afterchain.node.http.api", "afterchain.node.runtime.mempool", True),
+        ("afterchain.node.http.writes", "afterchain.node.runtime.mempool", True),
     ],
 )
 def test_the_rules_can_fail(importer: str, target: str, allowed: bool) -> None:

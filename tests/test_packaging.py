@@ -4,6 +4,7 @@ distributions), with its data files and its console script."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -30,8 +31,13 @@ def test_the_package_list_names_every_folder() -> None:
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
+    # built from a copy: setuptools keeps a build/ folder beside the sources, and a stale one
+    # (a module since removed) would end up in the wheel
+    src = tmp_path_factory.mktemp("src") / "afterchain"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".venv", ".git", "build", "dist", ".cluster", "*.egg-info",
+                                                             "__pycache__", ".mypy_cache", ".ruff_cache", ".hypothesis"))
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--disable-pip-version-check", "-w", str(out), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--disable-pip-version-check", "-w", str(out), str(src)],
         capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]

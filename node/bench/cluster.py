@@ -52,6 +52,7 @@ import msgpack
 
 from afterchain.node.bench.cpu_profile import Sampler, account, format_table, stat_cpu_s
 from afterchain.protocol.crypto import KeyPair
+from afterchain.protocol.types import Hash32
 
 __all__ = ["main"]
 
@@ -80,7 +81,7 @@ def measure_ceiling(seconds: float) -> dict[str, float]:
     raws = [
         sign_event(key, Event(chain_id="ceiling", type="ticket.open", sender=key.public, nonce=i, time_ms=1,
                               body=B.TicketOpen(kind="repair", gtin="09506000134352", serial=f"S{i}", fault_type="heating",
-                                                description_hash=b"\x01" * 32, attachments=()))).encode()
+                                                description_hash=Hash32(b"\x01" * 32), attachments=()))).encode()
         for i in range(1, 501)
     ]
     cores = os.cpu_count() or 1
@@ -95,7 +96,7 @@ def measure_ceiling(seconds: float) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------- the event mix
-def presign(net_dir: str, products: int, start_nonces: dict[str, int], policy_id: bytes, chain_id: str, seed: int,
+def presign(net_dir: str, products: int, start_nonces: dict[str, int], policy_id: Hash32, chain_id: str, seed: int,
             out_path: str) -> None:
     """Sign the whole mix (run in a separate process) and write it as msgpack records
     [stage, product index, raw event] to `out_path`."""
@@ -234,7 +235,7 @@ def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, ar
     ids = [d.id for d in decoded]
     senders = [d.event.sender for d in decoded]
     del decoded
-    index_of = {eid: k for k, eid in enumerate(ids)}
+    index_of: dict[bytes, int] = {eid: k for k, eid in enumerate(ids)}
     # a product's life in stages: stage s of product i is released when its stage s-1 has
     # committed (so the mix stays valid: no event is refused by its handler for a missing
     # dependency), at the earliest (i / products_per_s) + s * stage_gap_s. Within a stage
@@ -342,7 +343,7 @@ def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, ar
         q = queues[u]
         c = httpx.Client(timeout=60)
         while not done():
-            batch = []
+            batch: list[int] = []
             while q and len(batch) < batch_max:
                 batch.append(q.popleft())
             if not batch:

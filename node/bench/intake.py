@@ -104,13 +104,14 @@ def _preprepare(node: Any, raws: list[bytes], height: int, time_ms: int, *, comp
     from afterchain.protocol.codec import sha256
     from afterchain.protocol.crypto import Domain
     from afterchain.protocol.merkle import merkle_root
+    from afterchain.protocol.types import Hash32, Height, Seq, View
 
     primary = _validators()[0]
     vh = node.genesis.validators.hash()
-    header = BlockHeader(chain_id=_CHAIN, height=height, view=0, time_ms=time_ms, prev_hash=b"\0" * 32,
-                         events_root=merkle_root([sha256(r) for r in raws]), event_count=len(raws), state_height=0,
-                         state_root=b"\0" * 32, validators_hash=vh, next_validators_hash=vh, proposer=primary.public)
-    body = PrePrepare(view=0, seq=height, digest=header.hash(), replica=primary.public)
+    header = BlockHeader(chain_id=_CHAIN, height=Height(height), view=View(0), time_ms=time_ms, prev_hash=Hash32(b"\0" * 32),
+                         events_root=merkle_root([sha256(r) for r in raws]), event_count=len(raws), state_height=Height(0),
+                         state_root=Hash32(b"\0" * 32), validators_hash=vh, next_validators_hash=vh, proposer=primary.public)
+    body = PrePrepare(view=View(0), seq=Seq(height), digest=Hash32(header.hash()), replica=primary.public)
     sig = primary.sign(Domain.PREPREPARE, _CHAIN, body)
     msg = PrePrepareMsg(preprepare=SignedPrePrepare(body=body, signature=sig), block=Block(header=header, events=tuple(raws)))
     return (CompactPrePrepareMsg.of(msg) if compact else msg).encode(), header
@@ -120,9 +121,10 @@ async def _stages(tmp: Path, raws: list[bytes], timings: dict[str, float],
                   mark: Callable[[str], None] = lambda _stage: None) -> None:
     from afterchain.consensus.app import Verdict
     from afterchain.consensus.messages import ConsensusMessage
-    from afterchain.node.http.api import parse_submission, results_json
+    from afterchain.node.http.writes import parse_submission, results_json
     from afterchain.protocol.block import CommitCertificate
     from afterchain.protocol.codec import decode_as
+    from afterchain.protocol.types import View
 
     backup = _node(tmp, 1)
     t = _clock()
@@ -179,7 +181,7 @@ async def _stages(tmp: Path, raws: list[bytes], timings: dict[str, float],
     t = _clock()
     for msg in decoded:
         h = msg.block.header
-        await backup.executor.execute(msg.block, CommitCertificate(view=0, height=h.height, header_hash=h.hash(), signatures=()))
+        await backup.executor.execute(msg.block, CommitCertificate(view=View(0), height=h.height, header_hash=h.hash(), signatures=()))
     total = _clock() - t
     if len(backup.mempool):
         raise RuntimeError(f"{len(backup.mempool)} events still pending after their blocks committed")
@@ -213,14 +215,14 @@ def _count(raws: list[bytes]) -> dict[str, dict[str, float]]:
             counts["decode"] += 1
         return real_unpack(data, max_bytes)
 
-    hashlib.sha256 = sha  # type: ignore[assignment]
+    hashlib.sha256 = sha
     codec._unpack = unpack
     try:
         with tempfile.TemporaryDirectory() as tmp:
             trio.run(_stages, Path(tmp), raws, dict.fromkeys(("gossip", "api", "preprepare", "commit", "ledger", "store"), 0.0),
                      mark)
     finally:
-        hashlib.sha256 = real_sha  # type: ignore[assignment]
+        hashlib.sha256 = real_sha
         codec._unpack = real_unpack
     return per_stage
 

@@ -27,6 +27,7 @@ from afterchain.node.runtime.metrics import NodeMetrics
 from afterchain.node.transport.base import Transport, TransportError
 from afterchain.protocol.codec import decode_as, sha256
 from afterchain.protocol.errors import ProtocolError
+from afterchain.protocol.types import Hash32
 
 __all__ = ["COMPACT_WAITING_MAX", "EVENTS_FETCH_TIMEOUT_S", "PeerInbox", "compact_bytes"]
 
@@ -98,14 +99,14 @@ class PeerInbox:
         return None
 
     async def _expand_later(self, msg: CompactPrePrepareMsg, sender: bytes, events: list[bytes | None],
-                            missing: list[bytes]) -> None:
+                            missing: list[Hash32]) -> None:
         """Ask the sender of a compact pre-prepare for the events this node lacks, then hand
         the full pre-prepare to the replica as if it had come so. On failure the message is
         dropped (logged): the primary retransmits it to backups whose PREPARE it lacks."""
         seq = int(msg.preprepare.body.seq)
         try:
             try:
-                data = await self.transport.request(sender, EventsRequest(hashes=tuple(missing)).encode(),  # type: ignore[arg-type]
+                data = await self.transport.request(sender, EventsRequest(hashes=tuple(missing)).encode(),
                                                     timeout_s=EVENTS_FETCH_TIMEOUT_S)
                 got = {sha256(r): r for r in EventsResponse.decode(data, max_bytes=PEER_MESSAGE_MAX_BYTES).events}
             except (TransportError, ProtocolError) as exc:

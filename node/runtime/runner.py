@@ -43,7 +43,7 @@ from afterchain.node.runtime.metrics import NodeMetrics
 from afterchain.node.runtime.options import NodeOptions, consensus_params_at, replica_params
 from afterchain.node.runtime.peer_inbox import PeerInbox
 from afterchain.node.runtime.status import NodeStatus
-from afterchain.node.transport.base import TaskStatus, Transport
+from afterchain.node.transport.base import Transport
 from afterchain.protocol.crypto import KeyPair
 from afterchain.protocol.errors import ProtocolError
 from afterchain.protocol.genesis import Genesis
@@ -166,7 +166,7 @@ class Node:
             self.replica.params = rp
 
     # ------------------------------------------------------------------ run
-    async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         try:
             async with trio.open_nursery() as nursery:
                 self.transport.on_request(self.catchup.on_request)

@@ -34,9 +34,9 @@ async def run_sync(fn: Callable[..., T], *args: Any) -> T:
         token = trio.lowlevel.current_trio_token()
         task = trio.lowlevel.current_task()
 
-        def deliver(result: outcome.Outcome[T]) -> None:
+        def deliver(result: outcome.Outcome[Any]) -> None:
             with contextlib.suppress(trio.RunFinishedError):  # the node stopped meanwhile
-                token.run_sync_soon(trio.lowlevel.reschedule, task, result)
+                token.run_sync_soon(functools.partial(trio.lowlevel.reschedule, task, result))
 
         trio.lowlevel.start_thread_soon(job, deliver)
 

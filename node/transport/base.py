@@ -37,15 +37,10 @@ from __future__ import annotations
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import structlog
 import trio
-
-if TYPE_CHECKING:  # trio's stubs (trio-typing, a libp2p dependency) define it there, not as trio.TaskStatus
-    from trio_typing import TaskStatus
-else:
-    TaskStatus = trio.TaskStatus
 
 __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
@@ -58,7 +53,6 @@ __all__ = [
     "RemoteRequestError",
     "RequestHandler",
     "RequestTimeout",
-    "TaskStatus",
     "Transport",
     "TransportError",
     "TransportLimits",
@@ -212,7 +206,7 @@ class Transport(Protocol):
     faults: FaultSwitch
     """The operator's fault switch (see the module docstring)."""
 
-    async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen, dial the allowlisted peers, keep them connected; report ready once listening."""
 
     async def broadcast(self, topic: str, data: bytes) -> None:

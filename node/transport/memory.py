@@ -35,7 +35,6 @@ from afterchain.node.transport.base import (
     PeerBlocked,
     PeerUnavailable,
     RequestHandler,
-    TaskStatus,
     TransportLimits,
     TransportStats,
 )
@@ -136,7 +135,7 @@ class MemoryTransport:
         self.running = False
 
     # ---- lifecycle --------------------------------------------------------------------
-    async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         if self.running:
             raise RuntimeError("this transport is already running")
         try:

@@ -40,7 +40,6 @@ from afterchain.node.transport.base import (
     PeerBlocked,
     PeerUnavailable,
     RequestHandler,
-    TaskStatus,
     TransportLimits,
     TransportStats,
 )
@@ -297,7 +296,7 @@ class P2PTransport:
         """The bound listen addresses (without the /p2p/ suffix), once running."""
         return [str(a.decapsulate(multiaddr.Multiaddr(f"/p2p/{self.host.get_id()}"))) for a in self.host.get_addrs()]
 
-    async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         if self._started:
             raise RuntimeError("a P2PTransport runs once; build a new one to restart")
         self._started = True
@@ -322,7 +321,7 @@ class P2PTransport:
                 p.connected = False
                 self._dispatch.peer_lost(p.key)
 
-    async def _run_host(self, host_scope: trio.CancelScope, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def _run_host(self, host_scope: trio.CancelScope, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         with host_scope:
             async with self.host.run([self._listen]), trio.open_nursery() as nursery:
                 self.host.set_stream_handler(PROTOCOL_ID, self._on_stream)

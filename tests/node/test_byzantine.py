@@ -14,9 +14,9 @@ import trio
 from afterchain.consensus.evidence import check_evidence
 from afterchain.consensus.messages import Commit, Evidence, Prepare, SignedCommit, SignedPrepare, SignedStatus, Status
 from afterchain.node.app.ledger import Ledger
-from afterchain.node.http.api import build_app
+from afterchain.node.http.app import build_app
+from afterchain.node.http.service import NodeHttp
 from afterchain.node.runtime.runner import Node, NodeOptions
-from afterchain.node.server import NodeHttp
 from afterchain.node.testing.byzantine import byzantine_mode, conflicting, equivocator
 from afterchain.node.transport.memory import MemoryNetwork
 from afterchain.protocol import bodies as B

@@ -203,4 +203,6 @@ async def test_a_cluster_commits_with_compact_preprepares(tmp_path: Path) -> Non
         for b in backups:
             c = b.counters
             assert c["verified_gossip"] + c["verified_preprepare"] + c["verified_api"] <= 300, c
-        assert len({n.ledger.state_root for n in nodes}) == 1
+        # compared at one height: a node may already have executed the next (empty) block
+        height = min(n.ledger.height for n in nodes)
+        assert len({n.ledger.root_at(height) for n in nodes}) == 1

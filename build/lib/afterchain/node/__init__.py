@@ -1,1 +1,0 @@
-"""afterchain node: the trio I/O shell around the consensus core and the ledger."""
