@@ -14,6 +14,8 @@ Paths of different families never overlap, so their order does not matter.
 
 from __future__ import annotations
 
+from importlib import metadata
+
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
@@ -47,5 +49,12 @@ def build_app(service: NodeService) -> Starlette:
         middleware=[Middleware(RequestContext)],
         exception_handlers=error_handlers(),
     )
-    app.router.routes.extend(reference_routes(lambda: app.routes))
+    app.router.routes.extend(reference_routes(lambda: app.routes, version=_version()))
     return app
+
+
+def _version() -> str:
+    try:
+        return metadata.version("afterchain")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "0.0.0"
