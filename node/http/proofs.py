@@ -14,6 +14,10 @@ Routes (all GET, JSON; binary parts are hex of their canonical encodings):
   (``next_validators_hash != validators_hash``), scanning at most `MAX_CHANGE_SCAN`
   heights; ``scanned_to`` says where the scan stopped.
 
+Parameters are parsed by `node.http.params` before use (400 ``request.invalid``): ids are
+64 hex characters, products a GTIN-14 and a GS1 serial, organisations an org id, state keys
+1-1024 bytes of hex, heights decimal u64.
+
 Invariants: an answer is assembled without awaiting, so it reads one committed state; a
 header is served only with its certificate; the proof's root is checked against the
 header before answering (a mismatch is our bug: 500).
@@ -201,6 +205,8 @@ def proof_routes(source: ProofSource, known_sets: Mapping[bytes, ValidatorSet] |
 
     proof: dict[int, Resp | Err] = {200: Resp("the value (null: absent) with its proof against the newest certified header whose state "
                        "this node can still prove", "$ref:StateProof"),
+             500: Err("our state root differs from the certified header's (a bug here; logged)",
+                      ("proof.state_diverged", "internal")),
              503: Err("no committed header whose state this node can still prove", ("proof.unavailable",))}
     return [
         ApiRoute("/v1/proofs/tickets/{id}", ticket, Op("A ticket with its state proof", "light", proof,
