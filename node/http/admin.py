@@ -25,11 +25,11 @@ from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from afterchain.node.common.log import get_logger
 from afterchain.node.http.errors import error
 from afterchain.node.http.ports import FaultControl
+from afterchain.node.http.spec import ApiRoute, Body, Err, Op, Resp
 
 __all__ = ["LOOPBACK_HOSTS", "MAX_ADMIN_BODY_BYTES", "admin_routes", "is_admin", "load_admin_token"]
 
@@ -83,7 +83,7 @@ def is_admin(request: Request, token: str | None) -> bool:
     return hmac.compare_digest(given[len("Bearer "):].strip().encode(), token.encode())
 
 
-def admin_routes(switch: FaultControl | None, token: str | None) -> list[Route]:
+def admin_routes(switch: FaultControl | None, token: str | None) -> list[ApiRoute]:
     """The admin routes over the transport's fault switch (None: the transport has none,
     and the routes answer 501 ``admin.unsupported`` to an admin)."""
 
@@ -121,4 +121,17 @@ def admin_routes(switch: FaultControl | None, token: str | None) -> list[Route]:
         _log.warning("admin_faults_set", blocked=len(state["block"]), drop_rate=state["drop_rate"])
         return JSONResponse(state)
 
-    return [Route("/v1/admin/faults", faults, methods=["GET", "POST"])]
+    return [ApiRoute("/v1/admin/faults", faults, _FAULTS_OP, methods=["GET", "POST"])]
+
+
+_FAULTS_OP = Op(
+    "The transport's fault switch (drills)", "admin",
+    {200: Resp("the switch's state (after the change, for POST)", "$ref:Faults"),
+     400: Err("the change is malformed; nothing changed", ("request.invalid", "decode.malformed")),
+     403: Err("neither a loopback client nor a valid bearer token", ("admin.forbidden",)),
+     413: Err("the body is too large", ("request.too_large",)),
+     501: Err("this transport has no fault switch", ("admin.unsupported",))},
+    description="Loopback clients, or `Authorization: Bearer <token>` (the node's api.admin_token_file). POST "
+                "replaces what the body names: `block` (peer keys to cut off; [] heals) and/or `drop_rate` (0..1).",
+    body=Body("the change", {"application/json": "$ref:FaultsChange"}, {"application/json": {"block": []}}),
+)

@@ -4,22 +4,30 @@ Assembles the routes of each resource family over one `NodeService`:
 `node.http.writes` (submit, event status), `node.http.reads` (blocks, tickets,
 products, orgs, accounts, escrows, balances, evidence), `node.http.status` (status,
 health, metrics), `node.http.dashboard`, `node.http.proofs` (light clients),
-`node.http.governance` and `node.http.admin`. JSON everywhere unless stated; errors are
-``{"error": {"code", "message"}}`` (`node.http.errors`); bytes are lowercase hex.
-Paths of different families never overlap, so their order does not matter. Unknown
-paths and methods get starlette's plain 404 / 405.
+`node.http.governance`, `node.http.admin` and `node.http.reference` (``/openapi.json``,
+``/docs``). Every route is an `ApiRoute` that carries its documentation. JSON everywhere
+unless stated; bytes are lowercase hex. Every answer carries ``X-Request-Id``
+(`node.http.middleware`); every error, unknown routes and methods and unexpected failures
+included, is ``{"error": {"code", "message", "request_id"}}`` (`node.http.errors`).
+Paths of different families never overlap, so their order does not matter.
 """
 
 from __future__ import annotations
 
+from importlib import metadata
+
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from afterchain.node.http.admin import admin_routes
 from afterchain.node.http.dashboard import dashboard_routes
+from afterchain.node.http.errors import error_handlers
 from afterchain.node.http.governance import governance_routes
+from afterchain.node.http.middleware import RequestContext
 from afterchain.node.http.ports import NodeService
 from afterchain.node.http.proofs import proof_routes
 from afterchain.node.http.reads import read_routes
+from afterchain.node.http.reference import reference_routes
 from afterchain.node.http.status import status_routes
 from afterchain.node.http.writes import write_routes
 
@@ -28,12 +36,25 @@ __all__ = ["build_app"]
 
 def build_app(service: NodeService) -> Starlette:
     led = service.ledger
-    return Starlette(routes=[
-        *write_routes(service),
-        *read_routes(service, led),
-        *status_routes(service),
-        *dashboard_routes(),
-        *proof_routes(service),
-        *governance_routes(led),
-        *admin_routes(service.faults, service.admin_token),
-    ])
+    app = Starlette(
+        routes=[
+            *write_routes(service),
+            *read_routes(service, led),
+            *status_routes(service),
+            *dashboard_routes(),
+            *proof_routes(service),
+            *governance_routes(led),
+            *admin_routes(service.faults, service.admin_token),
+        ],
+        middleware=[Middleware(RequestContext)],
+        exception_handlers=error_handlers(),
+    )
+    app.router.routes.extend(reference_routes(lambda: app.routes, version=_version()))
+    return app
+
+
+def _version() -> str:
+    try:
+        return metadata.version("afterchain")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "0.0.0"

@@ -1,25 +1,85 @@
-"""The API's error shape and its path/query parameter parsers.
+"""The API's error shape, its stable codes, request ids, and the app's error handlers.
 
-An error is ``{"error": {"code", "message"}}`` with a 4xx/5xx status (`error`); a
-rejected event's code maps to its status by prefix (`status_for`). Parsers return None
-for input that is not what they parse, and the route answers 400 ``request.invalid``.
+An error is ``{"error": {"code", "message", "request_id"}}`` with a 4xx/5xx status
+(`error`); ``code`` is stable (clients branch on it), ``message`` is for people, and
+``request_id`` is the request's ``X-Request-Id`` (`node.http.middleware`), so an operator
+can find the answer in the node's log. A rejected event's code maps to its status by
+prefix (`status_for`). Unknown paths are 404 ``route.not_found``, known paths with another
+method 405 ``method.not_allowed`` (with ``Allow``), malformed path or query parameters 400
+``request.invalid`` (`node.http.params.BadParam`, answered by `node.http.spec.ApiRoute`); every 500 is logged with the request id.
 Bytes in paths are hex (either case); answers give lowercase hex.
 """
 
 from __future__ import annotations
 
-from starlette.responses import JSONResponse
+from contextvars import ContextVar
+from typing import Any
 
-__all__ = ["error", "hex32", "hex_bytes", "invalid", "status_for"]
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from afterchain.node.common.log import get_logger
+
+__all__ = [
+    "HTTP_CODES",
+    "INTERNAL",
+    "REQUEST_ID",
+    "error",
+    "error_handlers",
+    "hex32",
+    "hex_bytes",
+    "invalid",
+    "status_for",
+]
+
+REQUEST_ID: ContextVar[str | None] = ContextVar("afterchain_request_id", default=None)
+"""The id of the request being answered (set by `node.http.middleware.RequestContext`)."""
+
+INTERNAL = "internal"
+"""The code of an unexpected failure (500); the node's log has the exception."""
+
+HTTP_CODES = {
+    400: "request.invalid",
+    404: "route.not_found",
+    405: "method.not_allowed",
+    500: INTERNAL,
+}
+"""Codes of the errors the framework raises (starlette's `HTTPException`), by status;
+any other such status gets ``http.<status>``."""
+
+_log = get_logger()
 
 
 def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+    rid = REQUEST_ID.get()
+    if status == 500:
+        _log.error("http_error", status=status, code=code, message=message, request_id=rid)
+    return JSONResponse({"error": {"code": code, "message": message, "request_id": rid}}, status_code=status,
+                        headers=headers)
 
 
 def invalid(message: str) -> JSONResponse:
     """400 ``request.invalid``: a parameter that does not parse."""
     return error(400, "request.invalid", message)
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    status = exc.status_code
+    code = HTTP_CODES.get(status, f"http.{status}")
+    if status == 404:
+        message = f"no route {request.url.path}; the API reference is at /docs and /openapi.json"
+    elif status == 405:
+        message = f"{request.method} is not allowed on {request.url.path}"
+    else:
+        message = exc.detail
+    return error(status, code, message, headers=dict(exc.headers) if exc.headers else None)
+
+
+def error_handlers() -> dict[Any, Any]:
+    """Starlette ``exception_handlers`` that answer in the error shape."""
+    return {HTTPException: _http_exception}
 
 
 _STATUS_BY_CODE_PREFIX = [

@@ -24,10 +24,12 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from afterchain.node.http.errors import error, hex32, invalid
+from afterchain.node.app.ledger import MAX_PROPOSALS_LISTED
+from afterchain.node.http.errors import error
+from afterchain.node.http.params import HEX32, ORG_ID, Param, enum_kind
 from afterchain.node.http.ports import GovernanceReads
+from afterchain.node.http.spec import ApiRoute, Err, Op, Resp
 from afterchain.protocol import bodies as B
 from afterchain.protocol.errors import ProtocolError
 from afterchain.protocol.jsonform import to_json
@@ -35,6 +37,11 @@ from afterchain.protocol.jsonform import to_json
 __all__ = ["PROPOSAL_STATUSES", "governance_routes", "payload_json", "proposal_json", "validators_json"]
 
 PROPOSAL_STATUSES = ("open", "adopted", "rejected", "expired", "failed")
+STATUS_P = Param("status", "query", enum_kind(PROPOSAL_STATUSES, f"one of {', '.join(PROPOSAL_STATUSES)}"),
+                 "only proposals in this status (open: from the open-proposal index)")
+PROPOSAL_P = Param("proposal_id", "path", HEX32, "the proposal's id (the id of the event that made it)",
+                   "a proposal id")
+ORG_P = Param("org", "path", ORG_ID, "an organisation id", "an organisation id")
 
 
 def payload_json(kind: str, payload: bytes) -> Any:
@@ -101,11 +108,9 @@ def _set_json(vs: Any) -> dict[str, Any] | None:
     return None if vs is None else {"validators": [v.hex() for v in vs.validators], "hash": vs.hash().hex()}
 
 
-def governance_routes(led: GovernanceReads) -> list[Route]:
+def governance_routes(led: GovernanceReads) -> list[ApiRoute]:
     async def proposals(request: Request) -> Response:
-        status = request.query_params.get("status")
-        if status is not None and status not in PROPOSAL_STATUSES:
-            return invalid(f"status is one of {', '.join(PROPOSAL_STATUSES)}")
+        status = STATUS_P.read(request)
         out = []
         for pid in led.proposal_ids(open_only=status == "open"):
             p = led.proposal(pid)
@@ -114,9 +119,7 @@ def governance_routes(led: GovernanceReads) -> list[Route]:
         return JSONResponse({"status": status, "proposals": out})
 
     async def proposal(request: Request) -> Response:
-        pid = hex32(request.path_params["proposal_id"])
-        if pid is None:
-            return invalid("a proposal id is 64 hex characters")
+        pid = PROPOSAL_P.read(request)
         p = led.proposal(pid)
         if p is None:
             return error(404, "proposal.not_found", "no such proposal")
@@ -131,7 +134,7 @@ def governance_routes(led: GovernanceReads) -> list[Route]:
                              "ledger": to_json(ledger)})
 
     async def org(request: Request) -> Response:
-        org_id = request.path_params["org"]
+        org_id = ORG_P.read(request)
         o = led.org(org_id)
         if o is None:
             return error(404, "org.not_found", f"no organisation {org_id!r}")
@@ -139,9 +142,22 @@ def governance_routes(led: GovernanceReads) -> list[Route]:
                              "since_ms": o.get("since"), "removed_ms": o.get("removed")})
 
     return [
-        Route("/v1/governance/proposals", proposals),
-        Route("/v1/governance/proposals/{proposal_id}", proposal),
-        Route("/v1/validators", validators),
-        Route("/v1/params", params),
-        Route("/v1/orgs/{org}", org),
+        ApiRoute("/v1/governance/proposals", proposals, Op(
+            "Governance proposals", "governance",
+            {200: Resp(f"proposals, oldest first (at most {MAX_PROPOSALS_LISTED})", "$ref:Proposals")},
+            params=(STATUS_P,))),
+        ApiRoute("/v1/governance/proposals/{proposal_id}", proposal, Op(
+            "A proposal, its votes and result", "governance",
+            {200: Resp("the proposal (an open one with its live tally)", "$ref:Proposal"),
+             404: Err("no such proposal", ("proposal.not_found",))}, params=(PROPOSAL_P,))),
+        ApiRoute("/v1/validators", validators, Op(
+            "The validator set and schedule", "governance",
+            {200: Resp("the adopted set, the schedule and the pending change", "$ref:Validators")})),
+        ApiRoute("/v1/params", params, Op(
+            "The adopted parameters", "governance",
+            {200: Resp("consensus, VM and ledger parameters", "$ref:Params")})),
+        ApiRoute("/v1/orgs/{org}", org, Op(
+            "A member organisation", "governance",
+            {200: Resp("name, roles, keys, since and removed", "$ref:Org"),
+             404: Err("no such organisation", ("org.not_found",))}, params=(ORG_P,))),
     ]

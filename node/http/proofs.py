@@ -14,6 +14,10 @@ Routes (all GET, JSON; binary parts are hex of their canonical encodings):
   (``next_validators_hash != validators_hash``), scanning at most `MAX_CHANGE_SCAN`
   heights; ``scanned_to`` says where the scan stopped.
 
+Parameters are parsed by `node.http.params` before use (400 ``request.invalid``): ids are
+64 hex characters, products a GTIN-14 and a GS1 serial, organisations an org id, state keys
+1-1024 bytes of hex, heights decimal u64.
+
 Invariants: an answer is assembled without awaiting, so it reads one committed state; a
 header is served only with its certificate; the proof's root is checked against the
 header before answering (a mismatch is our bug: 500).
@@ -27,10 +31,11 @@ from typing import Any
 import msgpack
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from afterchain.node.http.errors import error, hex32, hex_bytes, invalid
+from afterchain.node.http.errors import error
+from afterchain.node.http.params import BOOL_FLAG, GTIN, HEIGHT, HEX32, ORG_ID, SERIAL, STATE_KEY, Param
 from afterchain.node.http.ports import HeaderStore, ProofLedger, ProofSource
+from afterchain.node.http.spec import ApiRoute, Err, Op, Resp
 from afterchain.protocol import state_keys
 from afterchain.protocol.block import BlockHeader, CommitCertificate, ValidatorSet
 
@@ -43,6 +48,17 @@ MAX_CHANGE_SCAN = 10_000
 MAX_BACK_SEARCH = 64
 """How far below the head we look for a header whose state the ledger can still read."""
 HEADER_CACHE = 256
+
+TICKET_P = Param("id", "path", HEX32, "the ticket's id", "a ticket id")
+GTIN_P = Param("gtin", "path", GTIN, "the product's GTIN-14")
+SERIAL_P = Param("serial", "path", SERIAL, "the product's serial")
+ORG_P = Param("org", "path", ORG_ID, "an organisation id", "an organisation id")
+KEY_P = Param("key", "path", STATE_KEY, "a state key (bytes as hex)", "a state key")
+HEIGHT_P = Param("height", "path", HEIGHT, "a block height", "a height")
+FROM_P = Param("from", "query", HEIGHT, "the first height (default 1)")
+TO_P = Param("to", "query", HEIGHT, "the last height (default: the head)")
+CHANGES_P = Param("changes", "query", BOOL_FLAG, f"1 or true: only validator-set change headers, scanning at most "
+                  f"{MAX_CHANGE_SCAN} heights")
 
 
 class _LedgerSets(Mapping[bytes, ValidatorSet]):
@@ -108,7 +124,7 @@ class _Headers:
                 "next_validators": None if nv is None else nv.encode().hex()}
 
 
-def proof_routes(source: ProofSource, known_sets: Mapping[bytes, ValidatorSet] | None = None) -> list[Route]:
+def proof_routes(source: ProofSource, known_sets: Mapping[bytes, ValidatorSet] | None = None) -> list[ApiRoute]:
     """The light-client routes over `source`'s ledger and block store (`node.http.app`
     mounts them).
 
@@ -147,51 +163,30 @@ def proof_routes(source: ProofSource, known_sets: Mapping[bytes, ValidatorSet] |
         return error(503, "proof.unavailable", "no committed header whose state this node can still prove")
 
     async def ticket(request: Request) -> Response:
-        tid = hex32(request.path_params["id"])
-        if tid is None:
-            return invalid("a ticket id is 64 hex characters")
-        return answer(state_keys.ticket(tid))
+        return answer(state_keys.ticket(TICKET_P.read(request)))
 
     async def product(request: Request) -> Response:
-        gtin, serial = request.path_params["gtin"], request.path_params["serial"]
-        if len(serial.encode()) > 255 or len(gtin) > 64:
-            return invalid("gtin or serial too long")
-        return answer(state_keys.product(state_keys.product_id(gtin, serial)))
+        return answer(state_keys.product(state_keys.product_id(GTIN_P.read(request), SERIAL_P.read(request))))
 
     async def quality(request: Request) -> Response:
-        org = request.path_params["org"]
-        if len(org.encode()) > 64:
-            return invalid("org id too long")
-        return answer(state_keys.quality(org))
+        return answer(state_keys.quality(ORG_P.read(request)))
 
     async def state(request: Request) -> Response:
-        key = hex_bytes(request.path_params["key"])
-        if key is None:
-            return invalid("a state key is hex")
-        if not 1 <= len(key) <= 1024:
-            return invalid("a state key is 1..1024 bytes")
-        return answer(key)
+        return answer(KEY_P.read(request))
 
     async def one_header(request: Request) -> Response:
-        try:
-            height = int(request.path_params["height"])
-        except ValueError:
-            return invalid("a height is a number")
+        height = HEIGHT_P.read(request)
         j = headers.json(height) if height >= 1 else None
         if j is None:
             return error(404, "header.not_found", f"no committed header at height {height}")
         return JSONResponse(j)
 
     async def header_range(request: Request) -> Response:
-        q = request.query_params
-        try:
-            lo = int(q.get("from", "1"))
-            hi = int(q.get("to", str(store.head)))
-        except ValueError:
-            return invalid("from and to are heights")
-        lo = max(lo, 1)
-        hi = min(hi, store.head)
-        if q.get("changes") in ("1", "true"):
+        lo = FROM_P.read(request)
+        hi = TO_P.read(request)
+        lo = 1 if lo is None else max(lo, 1)
+        hi = store.head if hi is None else min(hi, store.head)
+        if CHANGES_P.flag(request):
             out = []
             scanned_to = min(hi, lo + MAX_CHANGE_SCAN - 1)
             for height in range(lo, scanned_to + 1):
@@ -208,11 +203,25 @@ def proof_routes(source: ProofSource, known_sets: Mapping[bytes, ValidatorSet] |
         items = [j for j in (headers.json(h) for h in range(lo, hi + 1)) if j is not None]
         return JSONResponse({"from": lo, "to": hi, "head": store.head, "headers": items})
 
+    proof: dict[int, Resp | Err] = {200: Resp("the value (null: absent) with its proof against the newest certified header whose state "
+                       "this node can still prove", "$ref:StateProof"),
+             500: Err("our state root differs from the certified header's (a bug here; logged)",
+                      ("proof.state_diverged", "internal")),
+             503: Err("no committed header whose state this node can still prove", ("proof.unavailable",))}
     return [
-        Route("/v1/proofs/tickets/{id}", ticket),
-        Route("/v1/proofs/products/{gtin}/{serial}", product),
-        Route("/v1/proofs/quality/{org}", quality),
-        Route("/v1/proofs/state/{key}", state),
-        Route("/v1/headers/{height}", one_header),
-        Route("/v1/headers", header_range),
+        ApiRoute("/v1/proofs/tickets/{id}", ticket, Op("A ticket with its state proof", "light", proof,
+                                                       params=(TICKET_P,))),
+        ApiRoute("/v1/proofs/products/{gtin}/{serial}", product, Op("A product with its state proof", "light", proof,
+                                                                    params=(GTIN_P, SERIAL_P))),
+        ApiRoute("/v1/proofs/quality/{org}", quality, Op("A quality report with its state proof", "light", proof,
+                                                         params=(ORG_P,))),
+        ApiRoute("/v1/proofs/state/{key}", state, Op("Any state key with its proof", "light", proof, params=(KEY_P,))),
+        ApiRoute("/v1/headers/{height}", one_header, Op(
+            "A certified header", "light",
+            {200: Resp("the header with its certificate", "$ref:Header"),
+             404: Err("no committed header at that height", ("header.not_found",))}, params=(HEIGHT_P,))),
+        ApiRoute("/v1/headers", header_range, Op(
+            "Certified headers from..to", "light",
+            {200: Resp(f"at most {MAX_HEADERS} headers; with changes=1 the change headers and where the scan stopped",
+                       "$ref:HeaderRange")}, params=(FROM_P, TO_P, CHANGES_P))),
     ]

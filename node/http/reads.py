@@ -12,7 +12,9 @@
 - ``/v1/evidence[?validator=K]``: recorded equivocation evidence, and what this node
   observed and reported itself.
 
-Keys and ids in paths are 64 hex characters (400 ``request.invalid`` otherwise). Governance
+Parameters are parsed by `node.http.params` (400 ``request.invalid`` when malformed): keys
+and ids are 64 hex characters, heights decimal u64, organisation ids, GTINs and serials
+as the protocol defines them. Governance
 reads live in `node.http.governance`, proofs in `node.http.proofs`.
 """
 
@@ -20,83 +22,89 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from afterchain.node.common.files import jsonable
-from afterchain.node.http.errors import error, hex32, hex_bytes, invalid
+from afterchain.node.http.errors import error
+from afterchain.node.http.params import ACCOUNT, BOOL_FLAG, GTIN, HEIGHT, HEX32, ORG_ID, SERIAL, TICKET_STATUS, Param
 from afterchain.node.http.ports import LedgerReads, NodeReads
+from afterchain.node.http.spec import ApiRoute, Err, Op, Resp
 
 __all__ = ["read_routes"]
 
+HEIGHT_P = Param("height", "path", HEIGHT, "a block height (the first block is 1)", "a height")
+OUTCOMES_P = Param("outcomes", "query", BOOL_FLAG, "1 or true: add the ledger's verdict on each event")
+TICKET_ID_P = Param("ticket_id", "path", HEX32, "the ticket's id (the id of the event that opened it)", "a ticket id")
+GTIN_P = Param("gtin", "path", GTIN, "the product's GTIN-14")
+SERIAL_P = Param("serial", "path", SERIAL, "the product's serial (GS1 AI 21)")
+ORG_P = Param("org", "path", ORG_ID, "an organisation id", "an organisation id")
+STATUS_P = Param("status", "query", TICKET_STATUS, "only tickets in this status")
+CUSTOMER_P = Param("key", "path", HEX32, "the customer's public key", "a key")
+ACCOUNT_KEY_P = Param("key", "path", HEX32, "the sender's public key", "a key")
+ESCROW_P = Param("escrow_id", "path", HEX32, "the escrow's id (the id of the event that opened it)", "an escrow id")
+ACCOUNT_P = Param("account", "path", ACCOUNT, "an organisation id, or cust: and a customer's key in hex", "an account")
+VALIDATOR_P = Param("validator", "query", HEX32, "only evidence against this validator key", "a validator key")
 
-def read_routes(chain: NodeReads, led: LedgerReads) -> list[Route]:
+
+def read_routes(chain: NodeReads, led: LedgerReads) -> list[ApiRoute]:
     async def block(request: Request) -> Response:
-        h = request.path_params["height"]
-        b = chain.block_json(h, outcomes=request.query_params.get("outcomes") in ("1", "true"))
+        h = HEIGHT_P.read(request)
+        b = chain.block_json(h, outcomes=OUTCOMES_P.flag(request))
         if b is None:
             return error(404, "block.not_found", f"no committed block at height {h}")
         return JSONResponse(b)
 
     async def ticket(request: Request) -> Response:
-        tid = hex32(request.path_params["ticket_id"])
-        if tid is None:
-            return invalid("a ticket id is 64 hex characters")
+        tid = TICKET_ID_P.read(request)
         t = led.ticket(tid)
         if t is None:
             return error(404, "ticket.not_found", "no such ticket")
         return JSONResponse({"id": tid.hex(), **jsonable(t)})
 
     async def product(request: Request) -> Response:
-        gtin, serial = request.path_params["gtin"], request.path_params["serial"]
+        gtin, serial = GTIN_P.read(request), SERIAL_P.read(request)
         p = led.product(gtin, serial)
         if p is None:
             return error(404, "product.not_found", f"no product {gtin}/{serial}")
         return JSONResponse({"gtin": gtin, "serial": serial, **jsonable(p)})
 
     async def product_history(request: Request) -> Response:
-        gtin, serial = request.path_params["gtin"], request.path_params["serial"]
+        gtin, serial = GTIN_P.read(request), SERIAL_P.read(request)
         if led.product(gtin, serial) is None:
             return error(404, "product.not_found", f"no product {gtin}/{serial}")
         return JSONResponse({"gtin": gtin, "serial": serial, "history": jsonable(led.product_history(gtin, serial))})
 
     async def quality(request: Request) -> Response:
-        org = request.path_params["org"]
+        org = ORG_P.read(request)
         q = led.quality(org)
         if q is None:
             return error(404, "org.not_found", f"no quality report for {org!r}")
         return JSONResponse({"org": org, **jsonable(q)})
 
     async def org_tickets(request: Request) -> Response:
-        org = request.path_params["org"]
-        status = request.query_params.get("status")
+        org = ORG_P.read(request)
+        status = STATUS_P.read(request)
         ids = led.tickets_by_org(org, status)
         return JSONResponse({"org": org, "status": status, "tickets": [i.hex() for i in ids]})
 
     async def customer_tickets(request: Request) -> Response:
-        key = hex32(request.path_params["key"])
-        if key is None:
-            return invalid("a key is 64 hex characters")
+        key = CUSTOMER_P.read(request)
         return JSONResponse({"customer": key.hex(), "tickets": [i.hex() for i in led.tickets_by_customer(key)]})
 
     async def account(request: Request) -> Response:
-        key = hex32(request.path_params["key"])
-        if key is None:
-            return invalid("a key is 64 hex characters")
+        key = ACCOUNT_KEY_P.read(request)
         pending = chain.pending_nonces(key)
         last = led.nonce(key)
         return JSONResponse({"key": key.hex(), "nonce": last, "next_nonce": max([last, *pending]) + 1})
 
     async def escrow(request: Request) -> Response:
-        eid = hex_bytes(request.path_params["escrow_id"])
-        if eid is None:
-            return invalid("an escrow id is 64 hex characters")
+        eid = ESCROW_P.read(request)
         e = led.escrow(eid)
         if e is None:
             return error(404, "escrow.not_found", "no such escrow")
         return JSONResponse({"id": eid.hex(), **jsonable(e)})
 
     async def balance(request: Request) -> Response:
-        acct = request.path_params["account"]
+        acct = ACCOUNT_P.read(request)
         return JSONResponse({"account": acct, "balance": led.balance(acct)})
 
     async def orgs(request: Request) -> Response:
@@ -107,12 +115,7 @@ def read_routes(chain: NodeReads, led: LedgerReads) -> list[Route]:
         ]})
 
     async def evidence(request: Request) -> Response:
-        who = request.query_params.get("validator")
-        key = None
-        if who is not None:
-            key = hex32(who)
-            if key is None:
-                return invalid("a validator key is 64 hex characters")
+        key = VALIDATOR_P.read(request)
         observed, reported = chain.evidence_seen()
         return JSONResponse({
             "evidence": [jsonable(r) for r in led.evidence(validator=key, limit=1000)],
@@ -121,16 +124,44 @@ def read_routes(chain: NodeReads, led: LedgerReads) -> list[Route]:
         })
 
     return [
-        Route("/v1/blocks/{height:int}", block),
-        Route("/v1/tickets/{ticket_id}", ticket),
-        Route("/v1/products/{gtin}/{serial}", product),
-        Route("/v1/products/{gtin}/{serial}/history", product_history),
-        Route("/v1/orgs/{org}/quality", quality),
-        Route("/v1/orgs/{org}/tickets", org_tickets),
-        Route("/v1/customers/{key}/tickets", customer_tickets),
-        Route("/v1/accounts/{key}", account),
-        Route("/v1/escrows/{escrow_id}", escrow),
-        Route("/v1/balances/{account}", balance),
-        Route("/v1/orgs", orgs),
-        Route("/v1/evidence", evidence),
+        ApiRoute("/v1/blocks/{height}", block, Op(
+            "A committed block", "chain",
+            {200: Resp("the block: header, certificate and event ids (and outcomes on request)", "$ref:Block"),
+             404: Err("no committed block at that height", ("block.not_found",))}, params=(HEIGHT_P, OUTCOMES_P))),
+        ApiRoute("/v1/tickets/{ticket_id}", ticket, Op(
+            "A ticket", "ledger", {200: Resp("the ticket", "$ref:Ticket"),
+                                   404: Err("no such ticket", ("ticket.not_found",))}, params=(TICKET_ID_P,))),
+        ApiRoute("/v1/products/{gtin}/{serial}", product, Op(
+            "A product", "ledger", {200: Resp("the product", "$ref:Product"),
+                                    404: Err("no such product", ("product.not_found",))}, params=(GTIN_P, SERIAL_P))),
+        ApiRoute("/v1/products/{gtin}/{serial}/history", product_history, Op(
+            "A product's history", "ledger",
+            {200: Resp("its history, oldest first", "$ref:ProductHistory"),
+             404: Err("no such product", ("product.not_found",))}, params=(GTIN_P, SERIAL_P))),
+        ApiRoute("/v1/orgs/{org}/quality", quality, Op(
+            "An organisation's service-quality report", "ledger",
+            {200: Resp("the report (integers)", "$ref:Quality"),
+             404: Err("no report for that organisation", ("org.not_found",))}, params=(ORG_P,))),
+        ApiRoute("/v1/orgs/{org}/tickets", org_tickets, Op(
+            "Tickets assigned to an organisation", "ledger",
+            {200: Resp("ticket ids (at most 1000)", "$ref:OrgTickets")}, params=(ORG_P, STATUS_P))),
+        ApiRoute("/v1/customers/{key}/tickets", customer_tickets, Op(
+            "A customer's tickets", "ledger",
+            {200: Resp("ticket ids (at most 1000)", "$ref:CustomerTickets")}, params=(CUSTOMER_P,))),
+        ApiRoute("/v1/accounts/{key}", account, Op(
+            "A sender's nonces", "events",
+            {200: Resp("the committed nonce and the next free one (the mempool included)", "$ref:Account")},
+            params=(ACCOUNT_KEY_P,))),
+        ApiRoute("/v1/escrows/{escrow_id}", escrow, Op(
+            "An escrow", "ledger", {200: Resp("the escrow", "$ref:Escrow"),
+                                    404: Err("no such escrow", ("escrow.not_found",))}, params=(ESCROW_P,))),
+        ApiRoute("/v1/balances/{account}", balance, Op(
+            "An account's balance", "ledger", {200: Resp("the balance in minor units (0 for an unknown account)",
+                                                         "$ref:Balance")}, params=(ACCOUNT_P,))),
+        ApiRoute("/v1/orgs", orgs, Op(
+            "The member organisations", "ledger", {200: Resp("members (removed ones left out)", "$ref:Orgs")})),
+        ApiRoute("/v1/evidence", evidence, Op(
+            "Equivocation evidence", "chain",
+            {200: Resp("recorded evidence (at most 1000), and what this node observed and reported itself",
+                       "$ref:Evidence")}, params=(VALIDATOR_P,))),
     ]

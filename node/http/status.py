@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from afterchain.node.http.ports import NodeReads
+from afterchain.node.http.spec import ApiRoute, Op, Resp
 
 __all__ = ["status_routes"]
 
 
-def status_routes(chain: NodeReads) -> list[Route]:
+def status_routes(chain: NodeReads) -> list[ApiRoute]:
     async def status(request: Request) -> Response:
         return JSONResponse(chain.status_json())
 
@@ -30,7 +30,13 @@ def status_routes(chain: NodeReads) -> list[Route]:
         return Response(body, media_type=ctype)
 
     return [
-        Route("/v1/status", status),
-        Route("/health", health),
-        Route("/metrics", metrics),
+        ApiRoute("/v1/status", status, Op("The node's status", "chain",
+                                          {200: Resp("height, view, peers, mempool, intake counters, ...", "$ref:Status")})),
+        ApiRoute("/health", health, Op("Health for load balancers", "chain",
+                                       {200: Resp("healthy", "$ref:Health"),
+                                        503: Resp("not healthy (too few peers, or catching up); `reason` says why",
+                                                  "$ref:Health")})),
+        ApiRoute("/metrics", metrics, Op("Prometheus metrics", "chain",
+                                         {200: Resp("the Prometheus text exposition", {"type": "string"},
+                                                    media="text/plain")})),
     ]

@@ -22,14 +22,17 @@ from typing import Any
 import msgpack
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from afterchain.node.http.errors import error, hex32, status_for
+from afterchain.node.http.errors import REQUEST_ID, error, status_for
+from afterchain.node.http.params import HEX32, Param
 from afterchain.node.http.ports import Submitter
+from afterchain.node.http.spec import ApiRoute, Body, Err, Op, Resp
 from afterchain.node.runtime.mempool import AddOutcome
+from afterchain.protocol import bodies as B
+from afterchain.protocol.crypto import KeyPair
 from afterchain.protocol.errors import ProtocolError
-from afterchain.protocol.events import SignedEvent
-from afterchain.protocol.jsonform import from_json
+from afterchain.protocol.events import Event, SignedEvent, sign_event
+from afterchain.protocol.jsonform import from_json, to_json
 
 __all__ = ["parse_submission", "results_json", "write_routes"]
 
@@ -134,7 +137,7 @@ def results_json(outcomes: Sequence[AddOutcome]) -> str:
     return "[" + ",".join(parts) + "]"
 
 
-def write_routes(service: Submitter) -> list[Route]:
+def write_routes(service: Submitter) -> list[ApiRoute]:
     async def submit(request: Request) -> Response:
         try:
             body = await _read_body(request, service.max_request_bytes)
@@ -150,20 +153,61 @@ def write_routes(service: Submitter) -> list[Route]:
         first = outcomes[0]
         status = status_for(first.code)
         headers = {"Retry-After": "1"} if status in (429, 503) else None
-        err = f'{{"code":{_json_str(first.code)},"message":{_json_str(first.message)}}}'
+        rid = REQUEST_ID.get()
+        err = (f'{{"code":{_json_str(first.code)},"message":{_json_str(first.message)},'
+               f'"request_id":{"null" if rid is None else _json_str(rid)}}}')
         return Response(f'{{"error":{err},"results":{results}}}'.encode(), status_code=status, headers=headers,
                         media_type="application/json")
 
     async def event_status(request: Request) -> Response:
-        eid = hex32(request.path_params["event_id"])
-        if eid is None:
-            return error(400, "request.invalid", "an event id is 64 hex characters")
+        eid = _EVENT_ID.read(request)
         st = service.event_status(eid)
         if st is None:
             return error(404, "event.not_found", "this node has never seen that event")
         return JSONResponse(st)
 
     return [
-        Route("/v1/events", submit, methods=["POST"]),
-        Route("/v1/events/{event_id}", event_status),
+        ApiRoute("/v1/events", submit, _SUBMIT, methods=["POST"]),
+        ApiRoute("/v1/events/{event_id}", event_status, _STATUS),
     ]
+
+
+def example_event() -> SignedEvent:
+    """A signed event for the reference's examples (a product registration by a made-up key)."""
+    key = KeyPair.from_seed(b"example".ljust(32, b"\0"))
+    body = B.ProductRegister(gtin="00012345600012", serial="SN000001", model="M1", batch="B1",
+                             production_time_ms=1_700_000_000_000)
+    return sign_event(key, Event(chain_id="example-chain", type=body.EVENT_TYPE, sender=key.public, nonce=1,
+                                 time_ms=1_700_000_000_000, body=body))
+
+
+_EVENT_ID = Param("event_id", "path", HEX32, "the event's id: SHA-256 of its canonical encoding", "an event id")
+_RETRY = {"Retry-After": "seconds to wait before trying again"}
+_SUBMIT = Op(
+    "Submit signed events", "events",
+    {202: Resp("at least one event was accepted (or was already known); one result per event, in order",
+               "$ref:SubmitResults"),
+     400: Err("the body or an event is malformed, a signature does not verify, or the chain is wrong",
+              ("decode.malformed", "request.invalid", "request.content_type", "request.empty", "request.too_many",
+               "signature.invalid", "chain.wrong_id", "event.unknown_type", "field.invalid")),
+     409: Err("the sender's nonce was used already", ("nonce.replayed",)),
+     413: Err("the body exceeds the node's request limit", ("request.too_large",)),
+     422: Err("the ledger's pre-check refused the event (state: membership, permissions, ...)", ("permission.not_member", "permission.role")),
+     429: Err("the sender's share of the mempool is full", ("mempool.quota",), _RETRY),
+     503: Err("the mempool is full", ("mempool.full",), _RETRY)},
+    description="One signed event, or a batch, as JSON (the protocol's JSON form: bytes as hex, integers exact; "
+                "the signature is over the canonical binary encoding) or as msgpack (an encoded SignedEvent, or a "
+                "msgpack array of them). When no event is accepted the answer is the first refusal's error, with "
+                "`results` for every event.",
+    body=Body("a signed event, a batch, or encoded events",
+              {"application/json": "$ref:Submission",
+               "application/msgpack": {"type": "string", "contentMediaType": "application/msgpack"}},
+              {"application/json": to_json(example_event())}),
+)
+_STATUS = Op(
+    "An event's status", "events",
+    {200: Resp("pending (in the mempool), committed (with its block height and index) or rejected (with the code)",
+               "$ref:EventStatus"),
+     404: Err("this node has never seen that event", ("event.not_found",))},
+    params=(_EVENT_ID,),
+)

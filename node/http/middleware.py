@@ -1,0 +1,69 @@
+"""Request ids and the last line of defence against unexpected failures (pure ASGI).
+
+`RequestContext` wraps the app: every HTTP response carries ``X-Request-Id`` (the
+client's own if it sent a sane one, 1-128 characters of ``A-Z a-z 0-9 . _ : -``, else a
+fresh random one), the id is visible to handlers through `node.http.errors.REQUEST_ID`
+(so error bodies carry it), and an exception that escapes a route is logged with the
+request id, method and path and answered 500 ``internal`` in the error shape. Nothing of
+the exception reaches the client. Cancellation (a BaseException) passes through.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from afterchain.node.common.log import get_logger
+from afterchain.node.http.errors import INTERNAL, REQUEST_ID
+
+__all__ = ["REQUEST_ID_HEADER", "RequestContext", "request_id_of"]
+
+REQUEST_ID_HEADER = "X-Request-Id"
+_SANE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+_log = get_logger()
+
+
+def request_id_of(given: str | None) -> str:
+    """The client's request id if it is sane, else a new one (32 hex characters)."""
+    if given is not None and _SANE_ID.fullmatch(given):
+        return given
+    return uuid.uuid4().hex
+
+
+class RequestContext:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = request_id_of(Headers(scope=scope).get(REQUEST_ID_HEADER))
+        token = REQUEST_ID.set(rid)
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = rid
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            _log.error("http_internal_error", request_id=rid, method=scope.get("method"), path=scope.get("path"),
+                       exc_info=exc)
+            if started:  # too late for an answer: the server closes the connection
+                raise
+            response = JSONResponse({"error": {"code": INTERNAL, "request_id": rid, "message":
+                                               "the node failed to answer this request; its log has the details"}},
+                                    status_code=500)
+            await response(scope, receive, send_with_id)
+        finally:
+            REQUEST_ID.reset(token)
