@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from typing import Any
+from typing import Any, cast
 
 import anyio.from_thread
 
@@ -72,7 +72,8 @@ class Flavour:
         self._stack = stack
         self._portal: anyio.from_thread.BlockingPortal | None = None
 
-    def __call__(self, nodes: Any, key: Any = None, **kw: Any) -> Any:
+    def __call__(self, nodes: Any, key: Any = None, **kw: Any) -> Client:
+        """A `Client`, or a `Blocking` async one: typed as `Client`, whose face it has."""
         if self.name == "sync":
             return Client(nodes, key, **kw)
         if self._portal is None:
@@ -84,7 +85,7 @@ class Flavour:
                 sleep(seconds)
 
             kw["sleep"] = asleep
-        return Blocking(self._portal, AsyncClient(nodes, key, **kw))
+        return cast(Client, Blocking(self._portal, AsyncClient(nodes, key, **kw)))
 
     def __repr__(self) -> str:
         return self.name

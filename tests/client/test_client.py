@@ -12,6 +12,7 @@ import pytest
 
 from afterchain.node.client import (
     BUILDERS,
+    Client,
     EventBuilder,
     InvalidInput,
     Rejected,
@@ -88,7 +89,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
 }
 
 
-def offline(make: Flavour, key: KeyPair = KEY) -> Any:
+def offline(make: Flavour, key: KeyPair = KEY) -> Client:
     c = make("http://127.0.0.1:9", key=key, chain_id="offline-chain")
     c.set_next_nonce(1)
     return c
@@ -136,7 +137,7 @@ class Fake:
         self.seen: list[str] = []
         self.sleeps: list[float] = []
 
-    def client(self, urls: list[str], **kw: Any) -> Any:
+    def client(self, urls: list[str], **kw: Any) -> Client:
         def handle(request: httpx.Request) -> httpx.Response:
             self.seen.append(f"{request.method} {request.url.host}:{request.url.port}{request.url.path}")
             return self.handler(request)  # type: ignore[no-any-return]
