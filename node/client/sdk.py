@@ -89,9 +89,15 @@ import httpx
 
 from afterchain.node.client.builders import BUILDERS, EventBuilder
 from afterchain.node.client.core import (
+    BACKOFF_FIRST_S,
+    BACKOFF_MAX_S,
     DEFAULT_TIMEOUT_S,
     MAX_ATTEMPTS,
     MAX_BATCH_EVENTS,
+    MAX_REMEMBERED_TYPES,
+    MAX_RETRY_AFTER_S,
+    POLL_FIRST_S,
+    POLL_MAX_S,
     REQUEST_TIMEOUT_S,
     USER_AGENT,
     ClientCore,
@@ -111,11 +117,20 @@ from afterchain.node.client.outcomes import (
 from afterchain.protocol.crypto import KeyPair
 from afterchain.protocol.events import EventBody, SignedEvent
 
-# The names this module exported before the split stay importable from here.
+# The names this module exported before the split stay importable from here (the policy's
+# constants now live in `node.client.core`).
 __all__ = [
+    "BACKOFF_FIRST_S",
+    "BACKOFF_MAX_S",
     "BUILDERS",
     "DEFAULT_TIMEOUT_S",
+    "MAX_ATTEMPTS",
     "MAX_BATCH_EVENTS",
+    "MAX_REMEMBERED_TYPES",
+    "MAX_RETRY_AFTER_S",
+    "POLL_FIRST_S",
+    "POLL_MAX_S",
+    "REQUEST_TIMEOUT_S",
     "Client",
     "ClientError",
     "EventBuilder",
