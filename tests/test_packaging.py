@@ -56,6 +56,7 @@ def test_the_wheel_holds_one_top_level_name(wheel: Path) -> None:
         "afterchain/node/app/vm/lua_prelude.lua",
         "afterchain/node/app/vm/contracts/warranty.wasm",
         "afterchain/node/http/dashboard/index.html",
+        "afterchain/node/http/swagger_ui/swagger-ui-bundle.js",
         "afterchain/protocol/py.typed",
     ):
         assert wanted in names, f"{wanted} missing from the wheel"

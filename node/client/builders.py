@@ -2,6 +2,9 @@
 -> a signed event (through a `Signer`, normally the `Client`, which owns the key, the
 nonce and the chain id).
 
+`EventBuilder` is generic over what its signer returns: the sync `Client` signs at once
+(`EventBuilder[SignedEvent]`), the `AsyncClient` returns an awaitable (it may first ask a
+node for the nonce or the chain id), so there ``await c.build.ticket_ack(...)``.
 `BUILDERS` maps each event type to its `EventBuilder` method (one per type of
 `protocol.events.EVENT_TYPES`; a test checks it). Nothing here talks to a node.
 """
@@ -9,27 +12,33 @@ nonce and the chain id).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from afterchain.node.client.ids import as_id, as_key, opt_id
 from afterchain.node.client.outcomes import InvalidInput
 from afterchain.protocol import bodies as B
 from afterchain.protocol.block import ValidatorSet
 from afterchain.protocol.codec import encode
-from afterchain.protocol.events import EventBody, SignedEvent
+from afterchain.protocol.events import EventBody
 from afterchain.protocol.genesis import ConsensusParams, LedgerParams, ParamChange, VmParams
 from afterchain.protocol.types import ValidatorId
 
 __all__ = ["BUILDERS", "EventBuilder", "Signer"]
 
 
-class Signer(Protocol):
-    """What signs a body into an event (the key, the next nonce, the chain id): `Client.sign`."""
+Signed = TypeVar("Signed")
+"""What a builder method returns: `SignedEvent`, or an awaitable of one (`AsyncClient`)."""
+Signed_co = TypeVar("Signed_co", covariant=True)
 
-    def sign(self, body: EventBody) -> SignedEvent: ...
+
+class Signer(Protocol[Signed_co]):
+    """What signs a body into an event (the key, the next nonce, the chain id): `Client.sign`
+    (returns the `SignedEvent`) or `AsyncClient.sign` (returns an awaitable of it)."""
+
+    def sign(self, body: EventBody) -> Signed_co: ...
 
 
-class EventBuilder:
+class EventBuilder(Generic[Signed]):
     """One method per event type: keyword arguments -> a signed event with the next nonce.
 
     Every method validates the body (schema, `InvalidInput` on failure) and signs it for the
@@ -37,25 +46,25 @@ class EventBuilder:
     Ids accept bytes or hex; hashes (``*_hash``) are 32 bytes or hex (see `content_hash`).
     """
 
-    def __init__(self, signer: Signer) -> None:
+    def __init__(self, signer: Signer[Signed]) -> None:
         self._c = signer
 
-    def _sign(self, body: EventBody) -> SignedEvent:
+    def _sign(self, body: EventBody) -> Signed:
         return self._c.sign(body)
 
     # ---- organisations (governance-driven; recorded, not enabled yet)
-    def org_register(self, *, org_id: str, name: str, roles: Sequence[str], keys: Sequence[bytes | str]) -> SignedEvent:
+    def org_register(self, *, org_id: str, name: str, roles: Sequence[str], keys: Sequence[bytes | str]) -> Signed:
         return self._sign(
             B.OrgRegister(org_id=org_id, name=name, roles=tuple(sorted(roles)), keys=tuple(as_key(k) for k in keys))
         )
 
-    def org_update(self, *, org_id: str, roles: Sequence[str], keys: Sequence[bytes | str]) -> SignedEvent:
+    def org_update(self, *, org_id: str, roles: Sequence[str], keys: Sequence[bytes | str]) -> Signed:
         return self._sign(B.OrgUpdate(org_id=org_id, roles=tuple(sorted(roles)), keys=tuple(as_key(k) for k in keys)))
 
     # ---- products
     def product_register(
         self, *, gtin: str, serial: str, model: str, batch: str, production_time_ms: int
-    ) -> SignedEvent:
+    ) -> Signed:
         return self._sign(
             B.ProductRegister(gtin=gtin, serial=serial, model=model, batch=batch, production_time_ms=production_time_ms)
         )
@@ -69,7 +78,7 @@ class EventBuilder:
         to_org: str | None = None,
         to_customer: bytes | str | None = None,
         order_ref_hash: bytes | str | None = None,
-    ) -> SignedEvent:
+    ) -> Signed:
         return self._sign(
             B.ProductTransfer(
                 gtin=gtin,
@@ -83,7 +92,7 @@ class EventBuilder:
 
     def product_sell(
         self, *, gtin: str, serial: str, to_customer: bytes | str, order_ref_hash: bytes | str
-    ) -> SignedEvent:
+    ) -> Signed:
         """A sale to a customer: `product_transfer` with ``kind="sale"``."""
         return self.product_transfer(
             gtin=gtin, serial=serial, kind="sale", to_customer=to_customer, order_ref_hash=order_ref_hash
@@ -98,7 +107,7 @@ class EventBuilder:
         disposition: str,
         location_hash: bytes | str,
         ref_hash: bytes | str | None = None,
-    ) -> SignedEvent:
+    ) -> Signed:
         return self._sign(
             B.TraceRecord(
                 gtin=gtin,
@@ -110,7 +119,7 @@ class EventBuilder:
             )
         )
 
-    def product_recall(self, *, gtin: str, batch: str, reason_hash: bytes | str) -> SignedEvent:
+    def product_recall(self, *, gtin: str, batch: str, reason_hash: bytes | str) -> Signed:
         return self._sign(B.ProductRecall(gtin=gtin, batch=batch, reason_hash=as_id(reason_hash, "reason_hash")))
 
     # ---- policies, warranty, contracts
@@ -126,7 +135,7 @@ class EventBuilder:
         penalty_amount: int = 0,
         return_window_ms: int = 0,
         contract_id: bytes | str | None = None,
-    ) -> SignedEvent:
+    ) -> Signed:
         return self._sign(
             B.PolicyRegister(
                 name=name,
@@ -141,13 +150,13 @@ class EventBuilder:
             )
         )
 
-    def warranty_activate(self, *, gtin: str, serial: str, policy_id: bytes | str) -> SignedEvent:
+    def warranty_activate(self, *, gtin: str, serial: str, policy_id: bytes | str) -> Signed:
         return self._sign(B.WarrantyActivate(gtin=gtin, serial=serial, policy_id=as_id(policy_id, "policy_id")))
 
-    def contract_deploy(self, *, vm_id: str, vm_version: int = 1, name: str, code: bytes) -> SignedEvent:
+    def contract_deploy(self, *, vm_id: str, vm_version: int = 1, name: str, code: bytes) -> Signed:
         return self._sign(B.ContractDeploy(vm_id=vm_id, vm_version=vm_version, name=name, code=code))
 
-    def contract_call(self, *, contract_id: bytes | str, entry: str, args: bytes = b"", gas_limit: int) -> SignedEvent:
+    def contract_call(self, *, contract_id: bytes | str, entry: str, args: bytes = b"", gas_limit: int) -> Signed:
         return self._sign(
             B.ContractCall(contract_id=as_id(contract_id, "contract_id"), entry=entry, args=args, gas_limit=gas_limit)
         )
@@ -162,7 +171,7 @@ class EventBuilder:
         fault_type: str,
         description_hash: bytes | str,
         attachments: Sequence[bytes | str] = (),
-    ) -> SignedEvent:
+    ) -> Signed:
         return self._sign(
             B.TicketOpen(
                 kind=kind,
@@ -174,29 +183,29 @@ class EventBuilder:
             )
         )
 
-    def ticket_ack(self, *, ticket_id: bytes | str, note_hash: bytes | str | None = None) -> SignedEvent:
+    def ticket_ack(self, *, ticket_id: bytes | str, note_hash: bytes | str | None = None) -> Signed:
         return self._sign(
             B.TicketAck(ticket_id=as_id(ticket_id, "ticket_id"), note_hash=opt_id(note_hash, "note_hash"))
         )
 
     def ticket_update(
         self, *, ticket_id: bytes | str, status: str, note_hash: bytes | str | None = None
-    ) -> SignedEvent:
+    ) -> Signed:
         return self._sign(
             B.TicketUpdate(
                 ticket_id=as_id(ticket_id, "ticket_id"), status=status, note_hash=opt_id(note_hash, "note_hash")
             )
         )
 
-    def ticket_assign(self, *, ticket_id: bytes | str, org_id: str) -> SignedEvent:
+    def ticket_assign(self, *, ticket_id: bytes | str, org_id: str) -> Signed:
         return self._sign(B.TicketAssign(ticket_id=as_id(ticket_id, "ticket_id"), org_id=org_id))
 
-    def ticket_escalate(self, *, ticket_id: bytes | str, reason_hash: bytes | str) -> SignedEvent:
+    def ticket_escalate(self, *, ticket_id: bytes | str, reason_hash: bytes | str) -> Signed:
         return self._sign(
             B.TicketEscalate(ticket_id=as_id(ticket_id, "ticket_id"), reason_hash=as_id(reason_hash, "reason_hash"))
         )
 
-    def ticket_resolve(self, *, ticket_id: bytes | str, resolution: str, resolution_hash: bytes | str) -> SignedEvent:
+    def ticket_resolve(self, *, ticket_id: bytes | str, resolution: str, resolution_hash: bytes | str) -> Signed:
         return self._sign(
             B.TicketResolve(
                 ticket_id=as_id(ticket_id, "ticket_id"),
@@ -207,7 +216,7 @@ class EventBuilder:
 
     def ticket_reject(
         self, *, ticket_id: bytes | str, reason_code: str, reason_hash: bytes | str | None = None
-    ) -> SignedEvent:
+    ) -> Signed:
         return self._sign(
             B.TicketReject(
                 ticket_id=as_id(ticket_id, "ticket_id"),
@@ -216,31 +225,31 @@ class EventBuilder:
             )
         )
 
-    def ticket_confirm(self, *, ticket_id: bytes | str) -> SignedEvent:
+    def ticket_confirm(self, *, ticket_id: bytes | str) -> Signed:
         return self._sign(B.TicketConfirm(ticket_id=as_id(ticket_id, "ticket_id")))
 
-    def ticket_reopen(self, *, ticket_id: bytes | str, reason_hash: bytes | str) -> SignedEvent:
+    def ticket_reopen(self, *, ticket_id: bytes | str, reason_hash: bytes | str) -> Signed:
         return self._sign(
             B.TicketReopen(ticket_id=as_id(ticket_id, "ticket_id"), reason_hash=as_id(reason_hash, "reason_hash"))
         )
 
-    def ticket_close(self, *, ticket_id: bytes | str) -> SignedEvent:
+    def ticket_close(self, *, ticket_id: bytes | str) -> Signed:
         return self._sign(B.TicketClose(ticket_id=as_id(ticket_id, "ticket_id")))
 
     # ---- returns and shipments
-    def return_request(self, *, gtin: str, serial: str, reason_code: str, reason_hash: bytes | str) -> SignedEvent:
+    def return_request(self, *, gtin: str, serial: str, reason_code: str, reason_hash: bytes | str) -> Signed:
         return self._sign(
             B.ReturnRequest(
                 gtin=gtin, serial=serial, reason_code=reason_code, reason_hash=as_id(reason_hash, "reason_hash")
             )
         )
 
-    def return_approve(self, *, ticket_id: bytes | str) -> SignedEvent:
+    def return_approve(self, *, ticket_id: bytes | str) -> Signed:
         return self._sign(B.ReturnApprove(ticket_id=as_id(ticket_id, "ticket_id")))
 
     def return_reject(
         self, *, ticket_id: bytes | str, reason_code: str, reason_hash: bytes | str | None = None
-    ) -> SignedEvent:
+    ) -> Signed:
         return self._sign(
             B.ReturnReject(
                 ticket_id=as_id(ticket_id, "ticket_id"),
@@ -251,7 +260,7 @@ class EventBuilder:
 
     def return_receive(
         self, *, ticket_id: bytes | str, condition: str, inspection_hash: bytes | str | None = None
-    ) -> SignedEvent:
+    ) -> Signed:
         return self._sign(
             B.ReturnReceive(
                 ticket_id=as_id(ticket_id, "ticket_id"),
@@ -267,7 +276,7 @@ class EventBuilder:
         checkpoint: str,
         location_hash: bytes | str,
         tracking_hash: bytes | str | None = None,
-    ) -> SignedEvent:
+    ) -> Signed:
         return self._sign(
             B.ShipmentCheckpoint(
                 ticket_id=as_id(ticket_id, "ticket_id"),
@@ -286,7 +295,7 @@ class EventBuilder:
         payee_customer: bytes | str | None = None,
         ticket_id: bytes | str | None = None,
         ref_hash: bytes | str | None = None,
-    ) -> SignedEvent:
+    ) -> Signed:
         return self._sign(
             B.EscrowDeposit(
                 amount=amount,
@@ -297,16 +306,16 @@ class EventBuilder:
             )
         )
 
-    def escrow_release(self, *, escrow_id: bytes | str) -> SignedEvent:
+    def escrow_release(self, *, escrow_id: bytes | str) -> Signed:
         return self._sign(B.EscrowRelease(escrow_id=as_id(escrow_id, "escrow_id")))
 
-    def escrow_refund(self, *, escrow_id: bytes | str) -> SignedEvent:
+    def escrow_refund(self, *, escrow_id: bytes | str) -> Signed:
         return self._sign(B.EscrowRefund(escrow_id=as_id(escrow_id, "escrow_id")))
 
     # ---- ratings
     def rating_submit(
         self, *, ticket_id: bytes | str, score: int, comment_hash: bytes | str | None = None
-    ) -> SignedEvent:
+    ) -> Signed:
         return self._sign(
             B.RatingSubmit(
                 ticket_id=as_id(ticket_id, "ticket_id"), score=score, comment_hash=opt_id(comment_hash, "comment_hash")
@@ -314,28 +323,28 @@ class EventBuilder:
         )
 
     # ---- governance (proposals by members or validators; votes by validators)
-    def governance_propose(self, *, kind: str, payload: bytes, voting_period_ms: int) -> SignedEvent:
+    def governance_propose(self, *, kind: str, payload: bytes, voting_period_ms: int) -> Signed:
         return self._sign(B.GovernancePropose(kind=kind, payload=payload, voting_period_ms=voting_period_ms))
 
-    def governance_validator_change(self, *, validators: Sequence[bytes | str], voting_period_ms: int) -> SignedEvent:
+    def governance_validator_change(self, *, validators: Sequence[bytes | str], voting_period_ms: int) -> Signed:
         """Propose the complete new validator set (in this order)."""
         vs = ValidatorSet(validators=tuple(ValidatorId(as_key(v)) for v in validators))
         return self.governance_propose(kind="validator_change", payload=encode(vs), voting_period_ms=voting_period_ms)
 
     def governance_param_change(self, *, consensus: ConsensusParams | None = None, vm: VmParams | None = None,
-                                voting_period_ms: int) -> SignedEvent:
+                                voting_period_ms: int) -> Signed:
         """Propose new consensus and/or VM parameters (each complete)."""
         payload = encode(ParamChange(consensus=consensus, vm=vm))
         return self.governance_propose(kind="param_change", payload=payload, voting_period_ms=voting_period_ms)
 
-    def governance_policy_standard(self, *, params: LedgerParams, voting_period_ms: int) -> SignedEvent:
+    def governance_policy_standard(self, *, params: LedgerParams, voting_period_ms: int) -> Signed:
         """Propose new chain-wide after-sales rules (`LedgerParams`, e.g. the default return window)."""
         return self.governance_propose(kind="policy_standard", payload=encode(params), voting_period_ms=voting_period_ms)
 
-    def governance_vote(self, *, proposal_id: bytes | str, approve: bool) -> SignedEvent:
+    def governance_vote(self, *, proposal_id: bytes | str, approve: bool) -> Signed:
         return self._sign(B.GovernanceVote(proposal_id=as_id(proposal_id, "proposal_id"), approve=approve))
 
-    def consensus_evidence(self, *, evidence: bytes | str) -> SignedEvent:
+    def consensus_evidence(self, *, evidence: bytes | str) -> Signed:
         """Report an equivocation (nodes do this themselves; needs a validator key):
         `evidence` is an encoded `consensus.messages.Evidence` (bytes or hex)."""
         if isinstance(evidence, str):

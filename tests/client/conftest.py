@@ -1,4 +1,5 @@
-"""One 4-node cluster (in-process, real HTTP) shared by the client tests, and a CLI runner."""
+"""One 4-node cluster (in-process, real HTTP) shared by the client tests, a CLI runner, and
+`make`: the SDK client of each flavour (sync, async under trio, async under asyncio)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from click.testing import CliRunner
 from afterchain.node.cli import cli
 
 from .cluster import Cluster
+from .flavours import NAMES, Flavour, flavours
 
 
 @pytest.fixture(scope="package")  # stopped after the last client test: no idle nodes later
@@ -69,3 +71,9 @@ class Cli:
 @pytest.fixture
 def run(cluster: Cluster) -> Cli:
     return Cli(cluster)
+
+
+@pytest.fixture(params=NAMES)
+def make(request: pytest.FixtureRequest) -> Iterator[Flavour]:
+    """Makes the test's clients: `Client`, or `AsyncClient` on trio / asyncio (see `flavours`)."""
+    yield from flavours(request.param)

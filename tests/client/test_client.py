@@ -1,5 +1,6 @@
 """`node.client` as a library: builders for every event type, nonces, batches, waiting,
-retries with Retry-After and failover (fake transport), and against the real cluster."""
+retries with Retry-After and failover (fake transport), and against the real cluster.
+Every test runs for each client (`make`): `Client`, and `AsyncClient` under trio and asyncio."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from afterchain.protocol.crypto import KeyPair
 from afterchain.protocol.events import EVENT_TYPES, verify_event
 
 from .cluster import Cluster, seeded
+from .flavours import Flavour
 
 GTIN = "00012345600012"
 ID = "ab" * 32
@@ -87,15 +89,15 @@ SAMPLES: dict[str, dict[str, Any]] = {
 }
 
 
-def offline(key: KeyPair = KEY) -> Client:
-    c = Client("http://127.0.0.1:9", key=key, chain_id="offline-chain")
+def offline(make: Flavour, key: KeyPair = KEY) -> Client:
+    c = make("http://127.0.0.1:9", key=key, chain_id="offline-chain")
     c.set_next_nonce(1)
     return c
 
 
-def test_a_builder_for_every_event_type() -> None:
+def test_a_builder_for_every_event_type(make: Flavour) -> None:
     assert set(BUILDERS) == set(EVENT_TYPES) == set(SAMPLES)
-    c = offline()
+    c = offline(make)
     for n, (etype, kw) in enumerate(sorted(SAMPLES.items()), start=1):
         signed = getattr(c.build, BUILDERS[etype])(**kw)
         assert signed.event.type == etype and signed.event.nonce == n and signed.event.sender == KEY.public
@@ -105,8 +107,8 @@ def test_a_builder_for_every_event_type() -> None:
     assert extra == {"product_sell", "governance_validator_change", "governance_param_change", "governance_policy_standard"}
 
 
-def test_builders_validate_and_convert_input() -> None:
-    c = offline()
+def test_builders_validate_and_convert_input(make: Flavour) -> None:
+    c = offline(make)
     with pytest.raises(InvalidInput) as e:
         c.build.product_register(gtin="12345678901234", serial="S", model="m", batch="b", production_time_ms=0)
     assert e.value.code == "field.invalid" and "check digit" in e.value.message
@@ -119,18 +121,19 @@ def test_builders_validate_and_convert_input() -> None:
     assert sale.event.body.kind == "sale" and sale.event.body.to_customer == KEY.public
     assert as_id(ID) == bytes.fromhex(ID) and customer_account(KEY.public) == "cust:" + KEY.public.hex()
     with pytest.raises(InvalidInput):
-        Client([], key=KEY)
+        make([], key=KEY)
     with pytest.raises(InvalidInput):
-        Client("127.0.0.1:8080")
+        make("127.0.0.1:8080")
     with pytest.raises(InvalidInput):
-        Client("http://x", chain_id="c").build.ticket_close(ticket_id=ID)  # no key
+        make("http://x", chain_id="c").build.ticket_close(ticket_id=ID)  # no key
 
 
 class Fake:
     """A scripted node (or nodes) behind httpx.MockTransport; records requests and sleeps."""
 
-    def __init__(self, handler: Any) -> None:
+    def __init__(self, handler: Any, make: Flavour) -> None:
         self.handler = handler
+        self.make = make
         self.seen: list[str] = []
         self.sleeps: list[float] = []
 
@@ -139,12 +142,12 @@ class Fake:
             self.seen.append(f"{request.method} {request.url.host}:{request.url.port}{request.url.path}")
             return self.handler(request)  # type: ignore[no-any-return]
 
-        return Client(
+        return self.make(
             urls, key=KEY, chain_id="c", transport=httpx.MockTransport(handle), sleep=self.sleeps.append, **kw
         )
 
 
-def test_failover_and_retry_after() -> None:
+def test_failover_and_retry_after(make: Flavour) -> None:
     calls = {"n": 0}
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -163,7 +166,7 @@ def test_failover_and_retry_after() -> None:
             )
         return httpx.Response(200, json={"chain_id": "c", "height": 5})
 
-    f = Fake(handler)
+    f = Fake(handler, make)
     c = f.client(["http://a:1", "http://a:2", "http://a:3"], max_attempts=3)
     assert c.status()["height"] == 5
     assert f.sleeps[0] == 2.0 and f.sleeps[2] == 5.0  # Retry-After honoured, capped at 5 s
@@ -173,11 +176,11 @@ def test_failover_and_retry_after() -> None:
     assert f.seen == ["GET a:3/v1/status"]
 
 
-def test_unreachable_after_every_round() -> None:
+def test_unreachable_after_every_round(make: Flavour) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectTimeout("slow", request=request)
 
-    f = Fake(handler)
+    f = Fake(handler, make)
     c = f.client(["http://a:1", "http://a:2"], max_attempts=3)
     with pytest.raises(Unreachable) as e:
         c.ticket(ID)
@@ -185,7 +188,7 @@ def test_unreachable_after_every_round() -> None:
     assert "ConnectTimeout" in e.value.message
 
 
-def test_nonce_is_asked_once_then_counted_and_resynced_after_a_rejection() -> None:
+def test_nonce_is_asked_once_then_counted_and_resynced_after_a_rejection(make: Flavour) -> None:
     state = {"next": 7}
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -203,7 +206,7 @@ def test_nonce_is_asked_once_then_counted_and_resynced_after_a_rejection() -> No
             )
         return httpx.Response(404, json={"error": {"code": "x", "message": "y"}})
 
-    f = Fake(handler)
+    f = Fake(handler, make)
     c = f.client(["http://a:1"])
     e1 = c.build.ticket_close(ticket_id=ID)
     e2 = c.build.ticket_close(ticket_id=ID)
@@ -217,7 +220,7 @@ def test_nonce_is_asked_once_then_counted_and_resynced_after_a_rejection() -> No
     assert sum("accounts" in s for s in f.seen) == 2
 
 
-def test_wait_follows_an_event_until_final_or_timeout() -> None:
+def test_wait_follows_an_event_until_final_or_timeout(make: Flavour) -> None:
     answers = iter(
         [
             httpx.Response(404, json={"error": {"code": "event.not_found", "message": "?"}}),
@@ -225,19 +228,20 @@ def test_wait_follows_an_event_until_final_or_timeout() -> None:
             httpx.Response(200, json={"id": ID, "status": "committed", "height": 9, "index": 2}),
         ]
     )
-    f = Fake(lambda request: next(answers))
+    f = Fake(lambda request: next(answers), make)
     o = f.client(["http://a:1"]).wait(ID, timeout_s=5)
     assert o.committed and o.height == 9 and o.index == 2 and len(f.sleeps) == 2
-    f2 = Fake(lambda request: httpx.Response(200, json={"id": ID, "status": "pending"}))
-    c = Client("http://a:1", chain_id="c", transport=httpx.MockTransport(f2.handler))
+    f2 = Fake(lambda request: httpx.Response(200, json={"id": ID, "status": "pending"}), make)
+    c = make("http://a:1", chain_id="c", transport=httpx.MockTransport(f2.handler))
     with pytest.raises(TimedOut):
         c.wait(ID, timeout_s=0.05)
 
 
-def test_batch_submit_wait_and_a_rejection_at_commit(cluster: Cluster) -> None:
-    with Client(cluster.urls, key=cluster.key_file("acme")) as c:
+def test_batch_submit_wait_and_a_rejection_at_commit(cluster: Cluster, make: Flavour) -> None:
+    t = make.tag  # each flavour registers its own serials on the shared cluster
+    with make(cluster.urls, key=cluster.key_file("acme")) as c:
         evs = [
-            c.build.product_register(gtin=GTIN, serial=f"B{i:03d}", model="M", batch="LOT1", production_time_ms=0)
+            c.build.product_register(gtin=GTIN, serial=f"{t}B{i:03d}", model="M", batch="LOT1", production_time_ms=0)
             for i in range(20)
         ]
         assert [e.event.nonce for e in evs] == list(range(evs[0].event.nonce, evs[0].event.nonce + 20))
@@ -245,10 +249,10 @@ def test_batch_submit_wait_and_a_rejection_at_commit(cluster: Cluster) -> None:
         assert [s.status for s in subs] == ["accepted"] * 20
         outs = c.wait_all([e.id for e in evs], timeout_s=30)
         assert all(o.committed for o in outs)
-        assert c.product(GTIN, "B019")["batch"] == "LOT1"
+        assert c.product(GTIN, f"{t}B019")["batch"] == "LOT1"
         # both pass intake (the product does not exist yet); the second is refused at commit
-        a = c.build.product_register(gtin=GTIN, serial="DUP", model="M", batch="LOT1", production_time_ms=0)
-        b = c.build.product_register(gtin=GTIN, serial="DUP", model="M", batch="LOT1", production_time_ms=1)
+        a = c.build.product_register(gtin=GTIN, serial=f"{t}DUP", model="M", batch="LOT1", production_time_ms=0)
+        b = c.build.product_register(gtin=GTIN, serial=f"{t}DUP", model="M", batch="LOT1", production_time_ms=1)
         assert [s.status for s in c.submit([a, b])] == ["accepted", "accepted"]
         assert c.wait(a.id).committed
         ob = c.wait(b.id)
@@ -259,17 +263,17 @@ def test_batch_submit_wait_and_a_rejection_at_commit(cluster: Cluster) -> None:
         # the client asks the node again and goes on with the next one
         assert c.next_nonce() == b.event.nonce + 1
         assert c.send(
-            c.build.product_register(gtin=GTIN, serial="AFTER", model="M", batch="LOT1", production_time_ms=0)
+            c.build.product_register(gtin=GTIN, serial=f"{t}AFTER", model="M", batch="LOT1", production_time_ms=0)
         ).committed
         blk = c.block(ob.height or 1)
         assert b.id.hex() in blk["event_ids"]
         assert json.dumps(c.status())
 
 
-def test_reads_of_missing_things_raise_not_found(cluster: Cluster) -> None:
+def test_reads_of_missing_things_raise_not_found(cluster: Cluster, make: Flavour) -> None:
     from afterchain.node.client import NotFound
 
-    with Client(cluster.urls) as c:
+    with make(cluster.urls) as c:
         for read in (
             lambda: c.ticket(ID),
             lambda: c.escrow(ID),
