@@ -25,7 +25,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from afterchain.node.app.ledger import MAX_PROPOSALS_LISTED
+from afterchain.node.app.queries import MAX_PROPOSALS_LISTED
 from afterchain.node.http.errors import error
 from afterchain.node.http.params import HEX32, ORG_ID, Param, enum_kind
 from afterchain.node.http.ports import GovernanceReads
