@@ -2,6 +2,8 @@
 
 - `consensus.replica.Replica`: the state machine (`step`, `tick`, `propose`, `executed`,
   `deliver_block`, `ready`, `advance`); its module docstring is the protocol description.
+- `consensus.safety.SafetyRules`: the safety checks a replica enforces (all of them, except
+  in the simulator's mutation runs).
 - `consensus.messages`: wire and WAL messages (tags 0x40-0x5F).
 - `consensus.params.ConsensusParams`: K, L, timeouts, block limits (genesis carries it).
 - `consensus.app.Application`: the calls consensus makes into the application.

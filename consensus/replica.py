@@ -81,6 +81,10 @@ proposes nothing); call `executed(h)` after executing; reject blocks whose `time
 too far ahead of its clock in `Application.verify_payload` (consensus has no clock and
 only requires time > parent's time).
 
+Safety rules: `rules` (`consensus.safety.SafetyRules`) says which checks are enforced;
+production passes nothing (`ALL_RULES`, every rule on). Only the fault simulator switches
+one off (`consensus.sim.mutations`) to show that its checkers notice.
+
 Limits: the views a replica remembers messages for are [view - 1, view + MAX_VIEW_AHEAD];
 sequence numbers (stable, stable + L]; fetched-but-not-yet-applicable blocks at most
 MAX_FETCH_BLOCKS.
@@ -133,10 +137,10 @@ from .messages import (
     phase_key,
 )
 from .params import ConsensusParams
+from .safety import ALL_RULES, SafetyRules
 from .signer import CachingVerifier, Ed25519Signer, Ed25519Verifier, Signer, Verifier, quorum_size, verify_certificate
 
 __all__ = [
-    "MUTATIONS",
     "FetchRequest",
     "PersistedState",
     "Ready",
@@ -148,17 +152,6 @@ __all__ = [
 
 MAX_VIEW_AHEAD = 16
 """Messages for views beyond view + this are dropped (bounds memory)."""
-
-MUTATIONS = frozenset({
-    "signer_guard",             # a restored replica forgets what it signed
-    "new_view_prepared_check",  # the new primary ignores P sets; backups do not check O
-    "commit_quorum",            # committed with f+1 commits instead of 2f+1
-    "evidence",                 # equivocations are not reported
-    "certificate_check",        # fetched blocks are applied without checking their certificate
-    "epoch_check",              # validator-set changes ignored: votes/certificates checked against genesis forever
-    "epoch_window",             # the window is not capped at a set-change boundary
-})
-"""Safety rules the simulator can disable to show that its checkers notice (tests only)."""
 
 _SEQ_PHASES = (Domain.PREPREPARE.value, Domain.PREPARE.value, Domain.COMMIT.value, Domain.CHECKPOINT.value)
 
@@ -290,7 +283,7 @@ class Replica:
         genesis_hash: bytes,
         genesis_time_ms: int = 0,
         verifier: Verifier | None = None,
-        mutations: Iterable[str] = (),
+        rules: SafetyRules = ALL_RULES,
     ) -> None:
         self.signer: Signer = Ed25519Signer(me) if isinstance(me, KeyPair) else me
         self.me = ValidatorId(self.signer.public)
@@ -302,8 +295,8 @@ class Replica:
         self.genesis_time_ms = genesis_time_ms
         # a vote that arrives again (retransmitted, relayed) is not checked again
         self.verifier: CachingVerifier = CachingVerifier(verifier if verifier is not None else Ed25519Verifier())
-        self.mutations = frozenset(mutations)
-        require(self.mutations <= MUTATIONS, f"unknown mutations {sorted(self.mutations - MUTATIONS)}")
+        self.rules = rules
+        """The safety rules enforced: all of them except in the fault simulator's mutation runs."""
         # an application without validators_for keeps the genesis set forever
         self._vsets_fn: Callable[[int], ValidatorSet | None] | None = getattr(app, "validators_for", None)
         self._vset_cache: dict[int, ValidatorSet] = {}
@@ -395,7 +388,7 @@ class Replica:
         top = stable + self.params.watermark_window
         if self.epoch_pending or not self.is_member:
             top = stable
-        elif "epoch_window" not in self.mutations:
+        elif self.rules.epoch_window:
             for b in boundaries_after(stable, self.params.checkpoint_interval, top):
                 nxt = self.vset(b + 1)
                 if nxt is None or nxt.validators != self.validators.validators:
@@ -412,7 +405,7 @@ class Replica:
 
     def vset(self, height: int) -> ValidatorSet | None:
         """V(height) from the application (`consensus.epochs`), or None while unknown."""
-        if height < 1 or self._vsets_fn is None or "epoch_check" in self.mutations:
+        if height < 1 or self._vsets_fn is None or not self.rules.epoch_check:
             return self.genesis_validators
         hit = self._vset_cache.get(height)
         if hit is not None:
@@ -661,7 +654,7 @@ class Replica:
             self.committed_header = ps.committed_header
             self.committed_seq = ps.committed_header.height
             self.committed_hash = ps.committed_header.hash()
-        guard = "signer_guard" not in self.mutations
+        guard = self.rules.signer_guard
         new_views: dict[int, SignedNewView] = {}
         view = 0
         for rec in ps.records:
@@ -742,7 +735,7 @@ class Replica:
         p = self.params
         per_block = p.max_block_bytes + 64 * p.max_block_events + 16 * 1024
         self.max_message_bytes = (2 * f + 2) * p.watermark_window * per_block + (1 << 20)
-        self.commit_quorum = f + 1 if "commit_quorum" in self.mutations else self.quorum
+        self.commit_quorum = self.quorum if self.rules.commit_quorum else f + 1
         self._top_cache = None
         self._known_cache = None
 
@@ -849,7 +842,7 @@ class Replica:
             return
         if phase_key(prev)[3] != digest and key not in self.reported:
             self.reported.add(key)
-            if "evidence" not in self.mutations:
+            if self.rules.evidence:
                 self._out.evidence.append(Evidence(first=prev, second=msg))
 
     def _gc_evidence(self) -> None:
@@ -1229,7 +1222,7 @@ class Replica:
         if len(vcs) < self.quorum or self.me not in vcs:
             return
         chosen = [vcs[self.me], *[vcs[r] for r in sorted(vcs) if r != self.me][:self.quorum - 1]]
-        if "new_view_prepared_check" in self.mutations:
+        if not self.rules.new_view_prepared_check:
             o: list[tuple[SignedPrePrepare, Block]] = []
         else:
             _, _, o = compute_new_view_o(chosen, self.genesis_hash, self.params.watermark_window)
@@ -1258,7 +1251,7 @@ class Replica:
         for vc in b.view_changes:
             if not self._check_view_change(vc):
                 return self._reject("bad_new_view")
-        if "new_view_prepared_check" not in self.mutations:
+        if self.rules.new_view_prepared_check:
             _, _, o = compute_new_view_o(b.view_changes, self.genesis_hash, self.params.watermark_window)
             mine = [(old.body.seq, old.body.digest) for old, _ in o]
             theirs = [(pp.preprepare.body.seq, pp.preprepare.body.digest) for pp in b.preprepares]
@@ -1400,7 +1393,7 @@ class Replica:
         digest = hdr.hash()
         if hdr.prev_hash != self.committed_hash or hdr.chain_id != self.chain_id:
             return self._reject("fetched_not_chained")
-        if "certificate_check" not in self.mutations:
+        if self.rules.certificate_check:
             vs = self.vset(hdr.height)
             nxt = vs if not is_boundary(hdr.height, self.params.checkpoint_interval) else self.vset(hdr.height + 1)
             if vs is None or nxt is None:

@@ -10,8 +10,7 @@ import argparse
 import sys
 import time
 
-from ..replica import MUTATIONS
-from . import ALL_FAULTS, BYZANTINE_FAULTS, NETWORK_FAULTS, RECONFIG, SimConfig, SimResult, run
+from . import ALL_FAULTS, BYZANTINE_FAULTS, MUTATIONS, NETWORK_FAULTS, RECONFIG, SimConfig, SimResult, run
 
 _GROUPS = {"all": ALL_FAULTS, "network": NETWORK_FAULTS, "byzantine": BYZANTINE_FAULTS, "none": ()}
 
@@ -55,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"comma list of {', '.join(ALL_FAULTS)}, {RECONFIG} (validator-set changes, not in 'all') or {', '.join(_GROUPS)}")
     ap.add_argument("--fault-ticks", type=int, default=200)
     ap.add_argument("--real-crypto", action="store_true", help="Ed25519 instead of the fast simulated signer")
-    ap.add_argument("--mutate", action="append", default=[], choices=sorted(MUTATIONS), help="disable one safety rule")
+    ap.add_argument("--mutate", action="append", default=[], choices=sorted(MUTATIONS), help="switch one safety rule off (SafetyRules field)")
     ap.add_argument("--trace-hash", action="store_true", help="print each seed's trace hash")
     args = ap.parse_args(argv)
     faults = _faults(args.faults)

@@ -3,17 +3,20 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import pytest
 
-from afterchain.consensus.replica import MUTATIONS
+from afterchain.consensus.safety import ALL_RULES, SafetyRules
 from afterchain.consensus.sim import ALL_FAULTS, RECONFIG, SimConfig, run
 from afterchain.consensus.sim.__main__ import main
+from afterchain.consensus.sim.mutations import MUTATIONS, rules_without
 
 RECONFIG_FAULTS = (*ALL_FAULTS, RECONFIG)
 RECONFIG_MUTATIONS = {"epoch_check", "epoch_window"}
 
 # n: (byzantine, seeds). 240 seeds, every run with f Byzantine replicas and all faults
-# (the 7- and 10-node runs cost 4-7x a 4-node one; `-m slow` runs 1,200 / 500 / 300 seeds).
+# (fewer seeds for the larger, costlier runs; `-m slow` runs 1,200 / 500 / 300 seeds).
 DEFAULT_SUITE = {4: (1, range(0, 150)), 7: (2, range(0, 60)), 10: (3, range(0, 30))}
 
 
@@ -34,8 +37,8 @@ def test_default_seed_suite_has_no_violations(n: int) -> None:
 
 @pytest.mark.parametrize("n", [5, 6, 8])
 def test_validator_counts_that_are_not_3f_plus_1(n: int) -> None:
-    """Quorums are n - f. (With 2f+1, i.e. 3 of 6, two quorums can be disjoint: 10 of 150
-    seeds at n = 6 broke agreement before the fix.)"""
+    """Quorums are n - f. (With 2f+1, i.e. 3 of 6, two quorums can be disjoint and
+    agreement breaks.)"""
     assert _failures(n, (n - 1) // 3, range(15)) == []
 
 
@@ -67,6 +70,16 @@ def test_mutation_is_caught_within_1000_seeds(mutation: str) -> None:
         if not run(SimConfig(seed=seed, nodes=4, byzantine=1, faults=faults, mutations=(mutation,))).ok:
             return
     pytest.fail(f"mutation {mutation} not caught in 1000 seeds")
+
+
+def test_every_safety_rule_has_a_named_mutation() -> None:
+    assert set(MUTATIONS) == {f.name for f in fields(SafetyRules)}
+    assert SafetyRules() == ALL_RULES and all(getattr(ALL_RULES, m) for m in MUTATIONS)
+    for m in MUTATIONS:
+        off = rules_without([m])
+        assert [f.name for f in fields(SafetyRules) if getattr(off, f.name) is False] == [m]
+    with pytest.raises(ValueError, match="unknown mutations"):
+        rules_without(["no_such_rule"])
 
 
 # validator-set changes (n -> n+1 -> n+3 -> n) under every other fault
