@@ -117,7 +117,7 @@ class NodeStatus:
         self.metrics.peers.set(peers)
         if peers < need:
             return False, f"connected to {peers} peers, need {need}"
-        best = max(self.replica.peer_committed.values(), default=0)
+        best = max(max(self.replica.peer_committed.values(), default=0), self.known_head())
         if best > self.store.head + 2 * self.replica.params.checkpoint_interval:
             return False, f"catching up: at height {self.store.head}, peers at {best}"
         return True, "ok"

@@ -245,3 +245,29 @@ async def test_member_catches_up_past_a_peer_serving_forged_blocks(tmp_path: Pat
             await wait_for(lambda: VALIDATORS[3].public in member.receiver.banned, timeout=30)
             assert member.metrics.member_blocks_refused.labels("no_quorum")._value.get() >= MAX_STRIKES
             nursery.cancel_scope.cancel()
+
+
+async def test_sdk_unchanged_against_a_member_node(tmp_path: Path) -> None:
+    """The Python SDK (async client) signs, submits and waits through a member's HTTP API;
+    the member answers as a validator would and reports the event committed."""
+    import httpx
+
+    from afterchain.node.client.aio import AsyncClient
+    from afterchain.node.http.app import build_app
+    from afterchain.node.http.service import NodeHttp
+    from afterchain.protocol import bodies as B
+    from tests.node.util import ACME, GTIN
+
+    net = MemoryNetwork()
+    async with validators(tmp_path, net) as vals, trio.open_nursery() as nursery:
+        member = _node(net, MEMBER, tmp_path, "m")
+        await nursery.start(member.run)
+        app = build_app(NodeHttp(member))
+        async with AsyncClient("http://member", ACME, transport=httpx.ASGITransport(app=app)) as c:
+            st = await c.status()
+            assert st["role"] == "member"
+            out = await c.send(B.ProductRegister(gtin=GTIN, serial="SDK-1", model="M1", batch="B1", production_time_ms=1),
+                               timeout_s=30)
+            assert out.status == "committed", out
+        await wait_for(lambda: all(v.ledger.event_outcome(out.id) is not None for v in vals))
+        nursery.cancel_scope.cancel()
