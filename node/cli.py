@@ -23,6 +23,9 @@ EXIT_REJECTED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 EXIT_TIMEOUT = 4
+EXIT_DIVERGED = 5
+"""`node run`: the node stopped because the chain certifies a state (or an event) this
+node does not agree with (`StateDivergence`, `CertifiedBlockInvalid`)."""
 
 
 class _LazyGroup(click.Group):
@@ -93,6 +96,8 @@ def node_run(config_path: Path) -> None:
     import trio
 
     from afterchain.node.runtime.config import ConfigError, load_config
+    from afterchain.node.runtime.executor import StateDivergence
+    from afterchain.node.runtime.member import CertifiedBlockInvalid
     from afterchain.node.server import run_node
 
     try:
@@ -107,6 +112,14 @@ def node_run(config_path: Path) -> None:
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         pass
+    except BaseExceptionGroup as eg:
+        stop = eg.subgroup(lambda e: isinstance(e, StateDivergence | CertifiedBlockInvalid))
+        if stop is None:
+            raise
+        while isinstance(stop, BaseExceptionGroup):
+            stop = stop.exceptions[0]
+        click.echo(f"node stopped: {stop}", err=True)
+        sys.exit(EXIT_DIVERGED)
 
 
 def _parse_member(text: str) -> tuple[str, str, tuple[str, ...], tuple[bytes, ...], int]:

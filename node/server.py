@@ -85,11 +85,19 @@ async def run_node(config: NodeConfig, *, send_hook: SendHook | None = None) -> 
         name=config.name, max_events=config.mempool.max_events, max_bytes=config.mempool.max_bytes,
         per_sender_quota=config.mempool.per_sender_quota, max_request_bytes=config.api.max_request_bytes,
         max_batch_events=config.api.max_batch_events,
+        verify_event_signatures=config.member.verify_event_signatures, member_poll_ms=config.member.poll_ms,
     )
     node = Node(key=key, genesis=genesis, data_dir=config.data_dir, transport=transport, options=options,
                 ledger_hooks=VmAgreementHooks(host), contracts=host, send_hook=send_hook)
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
+        # how other operators reach this node: its libp2p peer id (from its key) and full
+        # multiaddrs (docs/OPERATIONS.md, "Running a member node"); also in /v1/status
+        from afterchain.node.transport.p2p import peer_id_for
+
+        pid = str(peer_id_for(key.public))
+        node.status.identity = {"peer_id": pid, "multiaddrs": [f"{a}/p2p/{pid}" for a in transport.listen_addrs()]}
+        log.info("node_identity", role=node.role(), key=key.public.hex(), **node.status.identity)
         bound = await nursery.start(partial(serve_api, admin_token=admin_token), node, config.api.host, config.api.port)
         log.info("api_listening", addrs=bound)
         _tune_gc()

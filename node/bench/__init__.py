@@ -22,6 +22,7 @@ BENCHES: dict[str, str] = {
     "cluster": "a local cluster end to end: events/s and latency",
     "catchup": "a node stopped while the chain grows: catch-up rate as a multiple of the production rate",
     "transport": "libp2p transport between 2 hosts: round trips/s, msgs/s, MB/s",
+    "member": "a member node following certified blocks: CPU per event relying on certificates vs re-checking signatures",
 }
 """Known benches (name -> what it measures). Some may not exist yet."""
 

@@ -2,8 +2,9 @@
 
 - `block_response_bytes`: a `BlockResponse` spliced from the chain store's bytes (the
   blocks were checked when this node committed them: serving decodes nothing).
-- `CatchUp.on_request`: the transport's request handler (`BlockRequest`, and
-  `EventsRequest`: the events of a compact pre-prepare a backup lacks).
+- `CatchUp.on_request`: the transport's request handler (`BlockRequest`,
+  `EventsRequest`: the events of a compact pre-prepare a backup lacks, and
+  `FollowRequest`: a member node following the chain, `node.runtime.member`).
 - `CatchUp.fetch`: a range the replica asked for (`Ready.fetches`), fetched in answers of
   at most `FETCH_RESPONSE_MAX_BYTES`; each answer goes to the consensus loop as one
   `FetchedBlocks` input (the replica checks each block's certificate).
@@ -16,16 +17,24 @@ from typing import Any
 
 import msgpack
 
-from afterchain.consensus.messages import BlockRequest, BlockResponse, CertifiedBlock, EventsRequest, EventsResponse
+from afterchain.consensus.messages import (
+    MAX_FETCH_BLOCKS,
+    BlockRequest,
+    BlockResponse,
+    CertifiedBlock,
+    EventsRequest,
+    EventsResponse,
+)
 from afterchain.node.runtime.chain_store import ChainStore
 from afterchain.node.runtime.inputs import PEER_MESSAGE_MAX_BYTES, FetchedBlocks, InputQueue
 from afterchain.node.transport.base import Transport, TransportError
 from afterchain.protocol.block import Block
-from afterchain.protocol.codec import decode
-from afterchain.protocol.errors import Code, ProtocolError
+from afterchain.protocol.codec import Message, decode, message
+from afterchain.protocol.errors import Code, ProtocolError, ValidationError
 from afterchain.protocol.types import Height
 
-__all__ = ["FETCH_RESPONSE_MAX_BYTES", "FETCH_TIMEOUT_S", "CatchUp", "block_response_bytes"]
+__all__ = ["FETCH_RESPONSE_MAX_BYTES", "FETCH_TIMEOUT_S", "CatchUp", "FollowRequest", "FollowResponse", "block_response_bytes",
+           "certified_block_parts", "follow_response_bytes"]
 
 FETCH_TIMEOUT_S = 10.0
 FETCH_RESPONSE_MAX_BYTES = 4 * 1024 * 1024
@@ -36,11 +45,11 @@ _CERTIFIED_BLOCK_HEAD: bytes = _PACKER.pack_array_header(4) + _PACKER.pack(Certi
 _BLOCK_RESPONSE_HEAD: bytes = _PACKER.pack_array_header(3) + _PACKER.pack(BlockResponse.TAG) + _PACKER.pack(BlockResponse.VERSION)
 
 
-def block_response_bytes(store: ChainStore, from_height: int, count: int) -> bytes:
-    """The canonical encoding of `BlockResponse` with the stored blocks from_height .. (at
-    most `count`, stopping after FETCH_RESPONSE_MAX_BYTES), spliced from the stored bytes
-    (a message's encoding is the msgpack array [tag, version, *fields], nested messages
-    inline, so this equals `BlockResponse(blocks=...).encode()`)."""
+def certified_block_parts(store: ChainStore, from_height: int, count: int) -> list[bytes]:
+    """The encodings of the stored `CertifiedBlock`s from_height .. (at most `count`,
+    stopping after the one that crosses FETCH_RESPONSE_MAX_BYTES), spliced from the stored
+    bytes (a message's encoding is the msgpack array [tag, version, *fields], nested
+    messages inline)."""
     parts: list[bytes] = []
     size = 0
     for h in range(from_height, from_height + count):
@@ -52,8 +61,51 @@ def block_response_bytes(store: ChainStore, from_height: int, count: int) -> byt
         parts.append(_CERTIFIED_BLOCK_HEAD + raw + cert)
         if size > FETCH_RESPONSE_MAX_BYTES:
             break
+    return parts
+
+
+def block_response_bytes(store: ChainStore, from_height: int, count: int) -> bytes:
+    """`BlockResponse(blocks=...).encode()` with the stored blocks from_height .. (see
+    `certified_block_parts`), spliced from the stored bytes."""
+    parts = certified_block_parts(store, from_height, count)
     count_header: bytes = _PACKER.pack_array_header(len(parts))
     return _BLOCK_RESPONSE_HEAD + count_header + b"".join(parts)
+
+
+@message(tag=0x78)
+class FollowRequest(Message):
+    """A member node asks a peer for the committed blocks from `from_height` (at most
+    `count`); see `node.runtime.member`."""
+
+    from_height: Height
+    count: int
+
+    def validate(self) -> None:
+        if self.from_height < 1:
+            raise ValidationError(Code.FIELD_OUT_OF_RANGE, "heights start at 1", field="from_height")
+        if not 1 <= self.count <= MAX_FETCH_BLOCKS:
+            raise ValidationError(Code.FIELD_OUT_OF_RANGE, f"count is 1..{MAX_FETCH_BLOCKS}", field="count")
+
+
+@message(tag=0x79)
+class FollowResponse(Message):
+    """The answer: the server's committed height and its certified blocks from
+    `from_height` on (consecutive, at most `count`, stopping after the one that crosses
+    FETCH_RESPONSE_MAX_BYTES; none if it has none)."""
+
+    head: Height
+    blocks: tuple[CertifiedBlock, ...]
+
+
+_FOLLOW_RESPONSE_HEAD: bytes = _PACKER.pack_array_header(4) + _PACKER.pack(FollowResponse.TAG) + _PACKER.pack(FollowResponse.VERSION)
+
+
+def follow_response_bytes(store: ChainStore, req: FollowRequest) -> bytes:
+    """`FollowResponse(head=store.head, blocks=...).encode()`, spliced from stored bytes."""
+    parts = certified_block_parts(store, req.from_height, req.count)
+    head: bytes = _PACKER.pack(store.head)
+    count_header: bytes = _PACKER.pack_array_header(len(parts))
+    return _FOLLOW_RESPONSE_HEAD + head + count_header + b"".join(parts)
 
 
 class CatchUp:
@@ -76,6 +128,8 @@ class CatchUp:
             return block_response_bytes(self.store, req.from_height, req.count)
         if isinstance(req, EventsRequest):
             return self.events_response(req)
+        if isinstance(req, FollowRequest):
+            return follow_response_bytes(self.store, req)
         raise ProtocolError(Code.DECODE_UNKNOWN_TAG, f"{type(req).__name__} is not a request")
 
     def events_response(self, req: EventsRequest) -> bytes:

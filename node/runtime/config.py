@@ -28,6 +28,10 @@ Example::
     [log]
     level = "info"
     format = "auto"                  # auto | json | console
+
+    [member]                         # read while this node's key is not a validator's
+    verify_event_signatures = false  # true: re-check every event of a certified block
+    poll_ms = 100                    # how often a member asks a peer for new blocks
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ApiConfig", "ConfigError", "LogConfig", "MempoolConfig", "NodeConfig", "P2PConfig", "PeerAddr", "load_config", "parse_hostport"]
+__all__ = ["ApiConfig", "ConfigError", "LogConfig", "MemberConfig", "MempoolConfig", "NodeConfig", "P2PConfig", "PeerAddr", "load_config", "parse_hostport"]
 
 
 class ConfigError(ValueError):
@@ -79,6 +83,12 @@ class MempoolConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MemberConfig:
+    verify_event_signatures: bool = False
+    poll_ms: int = 100
+
+
+@dataclass(frozen=True, slots=True)
 class LogConfig:
     level: str = "info"
     format: str = "auto"
@@ -94,6 +104,7 @@ class NodeConfig:
     api: ApiConfig = field(default_factory=ApiConfig)
     mempool: MempoolConfig = field(default_factory=MempoolConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    member: MemberConfig = field(default_factory=MemberConfig)
     source: Path | None = None
 
 
@@ -150,9 +161,9 @@ def load_config(path: str | Path, *, check_files: bool = True) -> NodeConfig:
 
 
 def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None, check_files: bool = True) -> NodeConfig:
-    unknown = set(raw) - {"node", "p2p", "api", "mempool", "log"}
+    unknown = set(raw) - {"node", "p2p", "api", "mempool", "log", "member"}
     if unknown:
-        raise ConfigError(sorted(unknown)[0], "unknown section (known: node, p2p, api, mempool, log)")
+        raise ConfigError(sorted(unknown)[0], "unknown section (known: node, p2p, api, mempool, log, member)")
     node = _section(raw, "node", {"name", "data_dir", "key_file", "genesis_file"})
     if "node" not in raw:
         raise ConfigError("node", "the [node] section is required")
@@ -197,6 +208,10 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None,
     level = _str(lg, "log", "level", "info")
     if level not in {"debug", "info", "warning", "error"}:
         raise ConfigError("log.level", f"{level!r} is not one of debug, info, warning, error")
+    mb = _section(raw, "member", {"verify_event_signatures", "poll_ms"})
+    verify_events = mb.get("verify_event_signatures", False)
+    if not isinstance(verify_events, bool):
+        raise ConfigError("member.verify_event_signatures", "must be true or false")
     fmt = _str(lg, "log", "format", "auto")
     if fmt not in {"auto", "json", "console"}:
         raise ConfigError("log.format", f"{fmt!r} is not one of auto, json, console")
@@ -218,5 +233,6 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None,
             per_sender_quota=_int(mp, "mempool", "per_sender_quota", 20_000, 1, 10_000_000),
         ),
         log=LogConfig(level=level, format=fmt),
+        member=MemberConfig(verify_event_signatures=verify_events, poll_ms=_int(mb, "member", "poll_ms", 100, 10, 10_000)),
         source=source,
     )

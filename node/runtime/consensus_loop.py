@@ -143,7 +143,7 @@ class ConsensusLoop:
                  executor: BlockExecutor, outboxes: Outboxes, unsent: Callable[[], set[bytes]],
                  fetch: Callable[[bytes, int, int], Any], evidence: EvidenceReporter, mempool: Mempool,
                  me: bytes, tick_ms: int, counters: dict[str, int], metrics: NodeMetrics, log: Any,
-                 send_hook: SendHook | None = None) -> None:
+                 send_hook: SendHook | None = None, may_send: Callable[[], bool] = lambda: True) -> None:
         self.replica = replica
         self.inputs = inputs
         self.wal = wal
@@ -160,6 +160,9 @@ class ConsensusLoop:
         self.metrics = metrics
         self.log = log
         self.send_hook = send_hook
+        self.may_send = may_send
+        """False on a member node (`member.MemberSendGate`): its replica's messages (STATUS
+        only: it signs no vote) are withheld and counted."""
         self._tick_queued = False
         self._stable_seen = 0
         self._view_seen = 0
@@ -203,7 +206,11 @@ class ConsensusLoop:
         r = self.replica
         if rd.persist:
             await self.wal.persist(rd.persist)
-        for s in rd.sends:  # queued, never awaited here: a slow peer cannot stall the replica
+        sends = rd.sends
+        if sends and not self.may_send():
+            self.metrics.replica_sends_withheld.inc(len(sends))
+            sends = []
+        for s in sends:  # queued, never awaited here: a slow peer cannot stall the replica
             # a pre-prepare goes compact: its events travel by gossip (see CompactPrePrepareMsg)
             data = compact_bytes(s.message, self.unsent()) if type(s.message) is PrePrepareMsg else s.message.encode()
             for peer in (r.validators.validators if s.to is None else (s.to,)):

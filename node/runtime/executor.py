@@ -25,9 +25,15 @@ from afterchain.node.runtime.metrics import NodeMetrics
 from afterchain.protocol.block import Block, CommitCertificate
 from afterchain.protocol.events import SignedEvent
 
-__all__ = ["BlockExecutor", "replay_stored"]
+__all__ = ["BlockExecutor", "StateDivergence", "replay_stored"]
 
 Decoded = tuple[tuple[bytes, ...], list[SignedEvent | None]]
+
+
+class StateDivergence(Exception):
+    """A certified header names a state root this node's ledger does not have at that
+    height: its application diverged from the validators' (a bug, a different version,
+    a damaged store). The node stops rather than serve a state nobody certified."""
 
 
 class ExecutedSink(Protocol):
@@ -66,6 +72,8 @@ class BlockExecutor:
         self.metrics = metrics
         self.log = log
         self.dirty_height = 0  # last executed height whose block had events
+        self.verified_height = 0
+        """The highest height whose state root matched a certified header here."""
         self.last_commit_wall_ms: int | None = None
         self._last_commit_s = 0.0
 
@@ -84,10 +92,28 @@ class BlockExecutor:
             await self.execute(cb.block, cb.certificate, stored=done)
             await trio.lowlevel.checkpoint()  # let fetches, the transport and the API run between blocks
 
+    def check_state_root(self, block: Block) -> None:
+        """The certified header of `block` names the state root after `state_height`
+        (executed here, since state_height < height): it must be this ledger's. Every node
+        checks it; for a member it is what makes its state certified (`verified_height`)."""
+        hdr = block.header
+        mine = self.ledger.root_at(hdr.state_height)
+        if mine is None:
+            return  # older than the roots the ledger keeps (cannot happen within max_state_lag)
+        if mine != hdr.state_root:
+            self.log.critical("state_root_mismatch", height=hdr.height, state_height=hdr.state_height,
+                              certified=hdr.state_root.hex(), local=mine.hex())
+            raise StateDivergence(
+                f"block {hdr.height} is certified with state root {hdr.state_root.hex()[:16]}... at height "
+                f"{hdr.state_height}, but this node's state there is {mine.hex()[:16]}...: its application diverged "
+                "from the validators'; the node stops (restore its data from a trusted node and check its version)")
+        self.verified_height = max(self.verified_height, hdr.state_height)
+
     async def execute(self, block: Block, cert: CommitCertificate, stored: Decoded | None = None) -> None:
         """Store (synced) and execute one committed block; `stored`: already stored by
         `store_commits`, with its `decode_committed` result."""
         h = block.header.height
+        self.check_state_root(block)
         hashes, decoded = self.known.decode_committed(block) if stored is None else stored
         ids = [d.id for d in decoded if d is not None]
         senders = {d.event.sender for d in decoded if d is not None}

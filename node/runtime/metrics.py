@@ -34,6 +34,15 @@ class NodeMetrics:
         self.evidence = Counter("afterchain_evidence", "Equivocation evidence records seen", registry=r)
         self.peer_messages_rejected = Counter(
             "afterchain_peer_messages_rejected", "Peer messages rejected (bad signature, malformed, ...)", ["reason"], registry=r)
+        self.member_blocks_refused = Counter(
+            "afterchain_member_blocks_refused", "Certified blocks a member refused, by reason", ["reason"], registry=r)
+        self.member_peers_banned = Counter(
+            "afterchain_member_peers_banned", "Peers a member disconnected for refused blocks", registry=r)
+        self.member_lag = Gauge(
+            "afterchain_member_lag_blocks", "Blocks this node is behind the highest certified height it knows", registry=r)
+        self.replica_sends_withheld = Counter(
+            "afterchain_replica_sends_withheld", "Replica messages a member did not send (it signs no consensus message)",
+            registry=r)
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

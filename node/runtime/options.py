@@ -50,6 +50,11 @@ class NodeOptions:
     (counted): its origin keeps the events and re-gossips them, and a block carrying them
     is verified on arrival. So a slow node never blocks its peers' streams (which also
     carry consensus messages)."""
+    verify_event_signatures: bool = False
+    """A member re-checks every event signature of a certified block (node.toml
+    `[member]`; off: it relies on the certificate, docs/PROTOCOL.md "Member nodes")."""
+    member_poll_ms: int = 100
+    """How often a member asks a peer for new blocks when the last ask brought none."""
 
 
 def replica_params(c: GenesisConsensusParams, tick_ms: int) -> ReplicaParams:

@@ -12,6 +12,9 @@ what it uses), starts their tasks in `run` and closes the stores. The components
 - `consensus_loop`: the consensus task (inputs, `Ready` handling, proposal timing), with
   `executor.BlockExecutor` storing and executing committed blocks;
 - `app_adapter.ConsensusApp`: the replica's `Application`;
+- `member`: the member role (a key in no current validator set): `BlockReceiver` (the one
+  door for certified blocks), `Follower` (polls peers for them), `MemberSendGate` (a
+  member's replica sends nothing);
 - `status.NodeStatus`: the API's reads.
 
 A test-only `send_hook` (node/testing/byzantine.py) may be given; production passes none.
@@ -38,6 +41,7 @@ from afterchain.node.runtime.executor import BlockExecutor, replay_stored
 from afterchain.node.runtime.gossip import Gossip, GossipQueue, Outboxes
 from afterchain.node.runtime.inputs import InputQueue
 from afterchain.node.runtime.intake import Intake, KnownEvents, stateful_check
+from afterchain.node.runtime.member import BlockReceiver, Follower, MemberSendGate
 from afterchain.node.runtime.mempool import AddOutcome, Mempool
 from afterchain.node.runtime.metrics import NodeMetrics
 from afterchain.node.runtime.options import NodeOptions, consensus_params_at, replica_params
@@ -107,8 +111,9 @@ class Node:
         self.intake = intake = Intake(known=known, mempool=mempool, store=store, options=opts, metrics=metrics, log=log,
                                       counters=self.counters, arrival=self.arrival, gossip=self.gossip_queue.put,
                                       nudge=inputs.nudge)
+        self.send_gate = MemberSendGate(key.public)
         self.gossip = Gossip(transport=transport, queue=self.gossip_queue, mempool=mempool, arrival=self.arrival,
-                             offer=intake.offer, metrics=metrics, log=log)
+                             offer=self._offer_gossip, metrics=metrics, log=log)
         self.outboxes = Outboxes(transport, log)
         self.inbox = PeerInbox(transport=transport, known=known, inputs=inputs, counters=self.counters,
                                metrics=metrics, log=log)
@@ -133,12 +138,21 @@ class Node:
                                   executor=executor, outboxes=self.outboxes, unsent=self.gossip_queue.unsent,
                                   fetch=self.catchup.fetch, evidence=self.evidence_reporter, mempool=mempool,
                                   me=key.public, tick_ms=opts.tick_ms, counters=self.counters, metrics=metrics,
-                                  log=log, send_hook=send_hook)
+                                  log=log, send_hook=send_hook, may_send=self.send_gate.allows)
+        self.receiver = BlockReceiver(chain_id=self.chain_id, genesis_hash=genesis.hash(), store=store, ledger=ledger,
+                                      known=known, inputs=inputs, transport=transport,
+                                      checkpoint_interval=lambda: replica.params.checkpoint_interval,
+                                      verify_event_signatures=opts.verify_event_signatures, metrics=metrics,
+                                      counters=self.counters, log=log)
+        self.follower = Follower(me=key.public, receiver=self.receiver, transport=transport, store=store,
+                                 executed=lambda: ledger.height, validators=lambda: replica.validators, log=log,
+                                 poll_s=opts.member_poll_ms / 1000)
         self.status = NodeStatus(name=opts.name, chain_id=self.chain_id, me=key.public, store=store, ledger=ledger,
                                  mempool=mempool, replica=replica, transport=transport, metrics=metrics,
                                  counters=self.counters, pending_intake=intake.pending,
                                  gossip_backlog=lambda: intake.backlog_events,
-                                 last_commit_wall_ms=lambda: executor.last_commit_wall_ms)
+                                 last_commit_wall_ms=lambda: executor.last_commit_wall_ms,
+                                 known_head=self.follower.known_head, verified_height=lambda: executor.verified_height)
 
     def _restore_replica(self) -> Replica:
         records = self.wal.load()
@@ -156,8 +170,10 @@ class Node:
         those governance adopted) on the transport: a new validator must reach us before its
         epoch starts (it catches up as an observer first). Peers are never dropped while
         running (a removed validator may still follow the chain)."""
-        keys = {k for vs in self.ledger.validator_sets_by_hash().values() for k in vs.validators}
-        self.transport.add_peers(dict.fromkeys(keys))  # it skips itself and known peers, and logs new ones
+        sets = list(self.ledger.validator_sets_by_hash().values())
+        keys = {k for vs in sets for k in vs.validators}
+        self.transport.add_peers(dict.fromkeys(keys))
+        self.send_gate.update(sets)  # it skips itself and known peers, and logs new ones
         # the newest scheduled consensus parameters: timers apply at once (local), block
         # limits are also clamped per height in build_payload / verify_payload
         rp = replica_params(self.consensus_params(self.ledger.height + 1), self.options.tick_ms)
@@ -181,13 +197,27 @@ class Node:
                 nursery.start_soon(self.loop.ticker)
                 nursery.start_soon(self.loop.run)
                 nursery.start_soon(self.evidence_reporter.run)
+                nursery.start_soon(self.follower.run)
                 self.log.info("node_started", height=self.store.head, view=self.replica.view,
-                              validators=self.replica.validators.n,
-                              role="validator" if self.key.public in self.replica.validators else "observer")
+                              validators=self.replica.validators.n, role=self.role(),
+                              verify_event_signatures=self.options.verify_event_signatures)
                 self.started.set()
                 task_status.started()
         finally:
             self.close()
+
+    def role(self) -> str:
+        """"validator" while this node's key is in its current validator set, else "member"."""
+        return "validator" if self.key.public in self.replica.validators else "member"
+
+    def _offer_gossip(self, sender: bytes, raws: list[bytes]) -> None:
+        """Peers' event gossip goes to the intake, except on a member that no scheduled
+        validator set names: it relays its own clients' events towards the validators but
+        neither verifies nor keeps everyone else's (it relies on certified blocks)."""
+        if not self.send_gate.allows():
+            self.counters["gossip_ignored_member"] = self.counters.get("gossip_ignored_member", 0) + len(raws)
+            return
+        self.intake.offer(sender, raws)
 
     def close(self) -> None:
         """Close the chain store and the ledger (`run` does it when it ends; a node that was

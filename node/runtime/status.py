@@ -22,7 +22,8 @@ class NodeStatus:
     def __init__(self, *, name: str, chain_id: str, me: bytes, store: ChainStore, ledger: Ledger, mempool: Mempool,
                  replica: Replica, transport: Transport, metrics: NodeMetrics, counters: dict[str, int],
                  pending_intake: Callable[[], int], gossip_backlog: Callable[[], int],
-                 last_commit_wall_ms: Callable[[], int | None]) -> None:
+                 last_commit_wall_ms: Callable[[], int | None], known_head: Callable[[], int] = lambda: 0,
+                 verified_height: Callable[[], int] = lambda: 0) -> None:
         self.name = name
         self.chain_id = chain_id
         self.me = me
@@ -36,6 +37,10 @@ class NodeStatus:
         self.pending_intake = pending_intake
         self.gossip_backlog = gossip_backlog
         self.last_commit_wall_ms = last_commit_wall_ms
+        self.known_head = known_head
+        self.verified_height = verified_height
+        self.identity: dict[str, Any] = {}
+        """Set by the process (server.py): {"peer_id": ..., "multiaddrs": [...]}."""
 
     def event_status(self, event_id: bytes) -> dict[str, Any] | None:
         oc = self.ledger.event_outcome(event_id)
@@ -97,7 +102,13 @@ class NodeStatus:
             # vote signatures: checked, and answered from memory (the same vote again)
             "consensus_signatures": {"checked": r.verifier.misses, "repeats_skipped": r.verifier.hits},
             "validators": [v.hex() for v in r.validators.validators],
-            "role": "validator" if self.me in r.validators else "observer",
+            "role": "validator" if self.me in r.validators else "member",
+            # the highest certified height this node knows (its own, or what a member's
+            # peers among the validators report) and how far its executed state is behind
+            "certified_height_known": (known := max(self.known_head(), self.store.head)),
+            "lag": known - self.ledger.height,
+            "state_verified_height": self.verified_height(),
+            "p2p": self.identity or None,
         }
 
     def health(self) -> tuple[bool, str]:
@@ -106,7 +117,7 @@ class NodeStatus:
         self.metrics.peers.set(peers)
         if peers < need:
             return False, f"connected to {peers} peers, need {need}"
-        best = max(self.replica.peer_committed.values(), default=0)
+        best = max(max(self.replica.peer_committed.values(), default=0), self.known_head())
         if best > self.store.head + 2 * self.replica.params.checkpoint_interval:
             return False, f"catching up: at height {self.store.head}, peers at {best}"
         return True, "ok"

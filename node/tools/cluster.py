@@ -1,7 +1,8 @@
 """`./scripts/cluster`: a local network of afterchain nodes for operators and demos.
 
-    ./scripts/cluster up [--nodes N] [--dir DIR] [--demo]   create (first time) and start, wait until healthy
-    ./scripts/cluster status [--json]                       height, view, primary, peers, last commit, mempool
+    ./scripts/cluster up [--nodes N] [--members M] [--dir DIR] [--demo]
+                                                            create (first time) and start, wait until healthy
+    ./scripts/cluster status [--json]                       role, height, lag, view, primary, peers, last commit, mempool
     ./scripts/cluster logs [NODE] [-f]                      a node's log (all nodes' last lines without NODE)
     ./scripts/cluster stop NODE | start NODE                for drills
     ./scripts/cluster down                                  stop every node (data kept)
@@ -71,25 +72,29 @@ def _summary_table(net: LocalNet) -> Table:
     statuses = {n.name: net.status(n.name) for n in net.nodes()}
     for n in net.nodes():
         st = statuses[n.name]
-        role = "validator"
+        role = st.get("role", n.role) if st is not None else n.role
         if st is not None and st.get("is_primary"):
-            role = "validator (primary)"
+            role += " (primary)"
         t.add_row(n.name, role, n.api_url, f"{n.api_url}/", str(net.pid(n.name) or "-"))
     return t
 
 
 @cluster.command()
 @click.option("--nodes", type=click.IntRange(4, 16), default=4, show_default=True, help="Validators to create (first time only).")
+@click.option("--members", type=click.IntRange(0, 64), default=0, show_default=True,
+              help="Member nodes to create (first time only): full nodes that never vote.")
 @dir_option
 @click.option("--demo", is_flag=True, help="Then run the after-sales demo story against the network.")
 @click.option("--timeout", "timeout_s", type=float, default=90, show_default=True, help="Seconds to wait for health.")
-def up(nodes: int, dir_: Path | None, demo: bool, timeout_s: float) -> None:
+def up(nodes: int, members: int, dir_: Path | None, demo: bool, timeout_s: float) -> None:
     """Create (if needed) and start the network; wait until every node is healthy."""
     net = _net(dir_)
     if net.exists():
         have = len(net.nodes())
-        if nodes not in (4, have):
-            console.print(f"[yellow]the network in {net.root} has {have} nodes; --nodes {nodes} is ignored "
+        have_validators = sum(1 for n in net.nodes() if n.role == "validator")
+        if nodes not in (4, have_validators) or members not in (0, have - have_validators):
+            console.print(f"[yellow]the network in {net.root} has {have_validators} validators and "
+                          f"{have - have_validators} members; --nodes/--members are ignored "
                           f"(./scripts/cluster reset first to change it)[/yellow]")
         running = [n for n, pid in net.running().items() if pid is not None]
         if len(running) == have:
@@ -97,8 +102,8 @@ def up(nodes: int, dir_: Path | None, demo: bool, timeout_s: float) -> None:
         else:
             console.print(f"starting the existing network in {net.root} ({have - len(running)} of {have} nodes stopped)")
     else:
-        console.print(f"creating a {nodes}-node network in {net.root}")
-        net.create(nodes)
+        console.print(f"creating a network of {nodes} validators and {members} member nodes in {net.root}")
+        net.create(nodes, members=members)
     net.start_all()
     console.print("waiting for the nodes to connect and become healthy")
     try:
@@ -118,15 +123,18 @@ def up(nodes: int, dir_: Path | None, demo: bool, timeout_s: float) -> None:
 @dir_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(dir_: Path | None, as_json: bool) -> None:
-    """Height, view, primary, peers, last commit and mempool of every node."""
+    """Role, height, lag, view, primary, peers, last commit and mempool of every node."""
     net = _net(dir_)
     _need(net)
     rows = []
     for n in net.nodes():
         st = net.status(n.name)
-        row: dict[str, Any] = {"node": n.name, "api": n.api_url, "running": net.pid(n.name) is not None}
+        row: dict[str, Any] = {"node": n.name, "api": n.api_url, "running": net.pid(n.name) is not None,
+                               "role": n.role}
         if st is not None:
             row.update({
+                "role": st.get("role", n.role), "lag": st.get("lag", 0),
+                "peer_id": (st.get("p2p") or {}).get("peer_id"), "peer_keys": [p[:16] for p in st["peers"]],
                 "height": st["height"], "view": st["view"], "primary": st["primary"][:16],
                 "is_primary": st["is_primary"], "peers": len(st["peers"]),
                 "last_commit_ms": st["last_commit_ms"], "mempool": st["mempool"]["events"],
@@ -137,16 +145,16 @@ def status(dir_: Path | None, as_json: bool) -> None:
         click.echo(json.dumps({"chain_id": net.manifest()["chain_id"], "nodes": rows}, indent=2))
         return
     t = Table(title=f"afterchain {net.manifest()['chain_id']}")
-    for col in ("node", "state", "height", "view", "primary", "peers", "last commit", "mempool"):
+    for col in ("node", "role", "state", "height", "lag", "view", "primary", "peers", "last commit", "mempool"):
         t.add_column(col)
     now = time.time() * 1000
     for r in rows:
         if "height" not in r:
-            t.add_row(r["node"], "running, not answering" if r["running"] else "stopped", "-", "-", "-", "-", "-", "-")
+            t.add_row(r["node"], r["role"], "running, not answering" if r["running"] else "stopped", *["-"] * 7)
             continue
         ago = f"{(now - r['last_commit_ms']) / 1000:.1f} s ago" if r["last_commit_ms"] else "never"
-        t.add_row(r["node"], "up", str(r["height"]), str(r["view"]), r["primary"] + ("  (this node)" if r["is_primary"] else ""),
-                  str(r["peers"]), ago, str(r["mempool"]))
+        t.add_row(r["node"], r["role"], "up", str(r["height"]), str(r["lag"]), str(r["view"]),
+                  r["primary"] + ("  (this node)" if r["is_primary"] else ""), str(r["peers"]), ago, str(r["mempool"]))
     console.print(t)
 
 

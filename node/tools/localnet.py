@@ -8,6 +8,7 @@ one directory::
       genesis.json
       keys/<org>.key        member keys (the demo's companies), mode 0600
       nodeN/node.toml  nodeN/node.key  nodeN/data/  nodeN/node.log  nodeN/node.pid
+      memberN/...           member nodes (`create(..., members=M)`): full nodes that never vote
 
 Ports are chosen free at creation (bound then released) and kept in network.json so a
 restarted node comes back on the same addresses.
@@ -68,6 +69,8 @@ class NodeInfo:
     key: str
     p2p_port: int
     api_port: int
+    role: str = "validator"
+    """"validator" (in the genesis set) or "member" (a full node that never votes)."""
 
     @property
     def api_url(self) -> str:
@@ -102,25 +105,35 @@ class LocalNet:
         return load_key(self.root / "keys" / f"{org}.key")
 
     def create(self, n_nodes: int = 4, *, chain_id: str = "afterchain-local", view_timeout_ms: int = 2000,
-               block_interval_ms: int | None = None, consensus: Any = None) -> None:
+               block_interval_ms: int | None = None, consensus: Any = None, members: int = 0) -> None:
+        """`n_nodes` validators (the genesis set) and `members` member nodes: each member
+        lists every validator as its peer, and every validator lists the members.
+        TODO(wt-23a): once member node keys are registered on the ledger by their
+        organisations (and the allowlist follows the chain), register them with the demo
+        organisations instead of listing them in the validators' configs."""
         if self.exists():
             raise FileExistsError(f"a network already exists in {self.root}")
         if n_nodes < 4:
             raise ValueError("a BFT network needs at least 4 nodes (f = 1)")
         self.root.mkdir(parents=True, exist_ok=True)
-        ports = free_ports(2 * n_nodes)
+        if members < 0:
+            raise ValueError("members is a count (>= 0)")
+        ports = free_ports(2 * (n_nodes + members))
         nodes: list[NodeInfo] = []
-        for i in range(n_nodes):
-            d = self.root / f"node{i}"
+        for i in range(n_nodes + members):
+            role = "validator" if i < n_nodes else "member"
+            name = f"node{i}" if role == "validator" else f"member{i - n_nodes}"
+            d = self.root / name
             d.mkdir(exist_ok=True)
             kp = KeyPair.generate()
             write_key(d / "node.key", kp, overwrite=True)
-            nodes.append(NodeInfo(name=f"node{i}", key=kp.public.hex(), p2p_port=ports[2 * i], api_port=ports[2 * i + 1]))
-        members = []
+            nodes.append(NodeInfo(name=name, key=kp.public.hex(), p2p_port=ports[2 * i], api_port=ports[2 * i + 1], role=role))
+        validators = [n for n in nodes if n.role == "validator"]
+        member_specs = []
         for org, name, roles, balance in DEMO_MEMBERS:
             kp = KeyPair.generate()
             write_key(self.root / "keys" / f"{org}.key", kp, overwrite=True)
-            members.append(MemberSpec(org, name, roles, (kp.public,), balance))
+            member_specs.append(MemberSpec(org, name, roles, (kp.public,), balance))
         import dataclasses
 
         from afterchain.node.tools.genesis import DEFAULT_CONSENSUS
@@ -131,10 +144,11 @@ class LocalNet:
         if block_interval_ms is not None:
             params = dataclasses.replace(params, block_interval_ms=block_interval_ms)
         g = build_genesis(chain_id=chain_id, genesis_time_ms=int(time.time() * 1000),
-                          validators=[bytes.fromhex(n.key) for n in nodes], members=members, consensus=params)
+                          validators=[bytes.fromhex(n.key) for n in validators], members=member_specs, consensus=params)
         (self.root / "genesis.json").write_text(g.to_json() + "\n")
         for n in nodes:
-            self._write_config(n, [p for p in nodes if p.name != n.name])
+            # validators: every other node; members: the validators
+            self._write_config(n, [p for p in (nodes if n.role == "validator" else validators) if p.name != n.name])
         targets = ", ".join(f'"127.0.0.1:{n.api_port}"' for n in nodes)
         (self.root / "prometheus.yml").write_text(
             "# Prometheus scrape configuration for this local network (prometheus --config.file=prometheus.yml)\n"

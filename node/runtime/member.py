@@ -1,0 +1,310 @@
+"""A member node: a full node that never votes (issue 23).
+
+The role follows from chain state: a node whose key is not in its replica's current
+validator set is a *member*. A member signs no consensus message (`MemberSendGate`: the
+replica's STATUS of a key in no scheduled validator set is dropped, counted, never sent)
+and follows the chain by receiving committed blocks with their commit certificates:
+
+- `BlockReceiver` is the one door certified blocks come in by (`receive(peer, blocks)`):
+  the follower below feeds it today; the dissemination relay can feed it later. Each block
+  must be the next height after the last one accepted, chain to it (`prev_hash`), name the
+  validator sets V(h) and V(h + 1) the ledger tracks (validator changes included, the same
+  sets the replica uses) and carry a certificate of a quorum of V(h), checked with
+  `protocol.light.verify_certificate` (the light client's rules). A refused block is
+  logged (`member_block_refused`), counted (`afterchain_member_blocks_refused{reason}`)
+  and a strike against the peer; at `MAX_STRIKES` strikes the peer is disconnected for
+  `BAN_S` through the transport's fault switch (its connections closed and refused).
+  Accepted blocks go to the consensus loop as one `FetchedBlocks` input: the replica
+  commits them (checking the certificate again) and the executor stores and executes
+  them, checking each header's `state_root` against this node's own state at
+  `state_height` (`executor.StateDivergence` stops the node).
+- `verify_event_signatures` (node.toml `[member]`): off by default, a member relies on the
+  certificate (docs/PROTOCOL.md, "Member nodes", has the trust argument); on, it checks
+  every event signature of a certified block it did not already verify, and a certified
+  block with an event that fails stops the node (`CertifiedBlockInvalid`): more than f
+  validators signed an invalid block.
+- `Follower`: polls a connected peer (validators of the current set first, round robin)
+  with `FollowRequest(from_height, count)`; the answer `FollowResponse(head, blocks)` is
+  served from the chain store's bytes (`catchup.follow_response_bytes`) like a catch-up answer,
+  plus the server's committed height, which gives the member its lag. The highest
+  certified height it knows is the (f+1)-th highest head claimed by current validators
+  (at least one of them is honest), or its own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import trio
+
+from afterchain.consensus.epochs import is_boundary
+from afterchain.consensus.messages import MAX_FETCH_BLOCKS, CertifiedBlock
+from afterchain.node.runtime.catchup import FETCH_TIMEOUT_S, FollowRequest, FollowResponse
+from afterchain.node.runtime.chain_store import ChainStore
+from afterchain.node.runtime.inputs import PEER_MESSAGE_MAX_BYTES, FetchedBlocks, InputQueue
+from afterchain.node.runtime.intake import KnownEvents
+from afterchain.node.runtime.mempool import decode_and_verify
+from afterchain.node.runtime.metrics import NodeMetrics
+from afterchain.node.transport.base import Transport, TransportError
+from afterchain.protocol.block import ValidatorSet
+from afterchain.protocol.errors import ProtocolError
+from afterchain.protocol.light import LightError, verify_certificate
+from afterchain.protocol.types import Height
+
+__all__ = ["BAN_S", "FOLLOW_BATCH_BLOCKS", "MAX_STRIKES", "BlockReceiver", "CertifiedBlockInvalid", "CertifiedBlockSink",
+           "Follower", "MemberSendGate"]
+
+MAX_STRIKES = 3
+"""Refused blocks from one peer before it is disconnected."""
+BAN_S = 60.0
+"""How long a disconnected peer stays refused."""
+FOLLOW_BATCH_BLOCKS = MAX_FETCH_BLOCKS // 2
+"""Blocks asked for at once; also how far accepted blocks may run ahead of execution."""
+POLL_S = 0.1
+"""Pause between polls when the last one brought nothing new (bounds a member's lag)."""
+
+
+class CertifiedBlockInvalid(Exception):
+    """A block with a valid certificate carries an event whose signature fails: more than
+    f validators signed an invalid block. The member stops (it trusts no such chain)."""
+
+
+class CertifiedBlockSink(Protocol):
+    """The one interface certified blocks enter a member by (the follower today, the
+    dissemination relay later): returns how many of `blocks` were accepted."""
+
+    async def receive(self, peer: bytes, blocks: Sequence[CertifiedBlock]) -> int: ...
+
+
+class VsetSource(Protocol):
+    def validators_for(self, height: int) -> ValidatorSet | None: ...
+
+
+class _Unknown(Exception):
+    """V(h) or V(h + 1) is not known here yet (not a fault: wait for execution)."""
+
+
+class BlockReceiver:
+    """See the module docstring. `tip_*`: the last block accepted (ahead of execution)."""
+
+    def __init__(self, *, chain_id: str, genesis_hash: bytes, store: ChainStore, ledger: VsetSource, known: KnownEvents,
+                 inputs: InputQueue, transport: Transport, checkpoint_interval: Callable[[], int],
+                 verify_event_signatures: bool, metrics: NodeMetrics, counters: dict[str, int], log: Any) -> None:
+        self.chain_id = chain_id
+        self.genesis_hash = genesis_hash
+        self.store = store
+        self.ledger = ledger
+        self.known = known
+        self.inputs = inputs
+        self.transport = transport
+        self.checkpoint_interval = checkpoint_interval
+        self.verify_event_signatures = verify_event_signatures
+        self.metrics = metrics
+        self.counters = counters
+        self.log = log
+        self.tip_height = 0
+        self.tip_hash = genesis_hash
+        self.strikes: dict[bytes, int] = {}
+        self.banned: dict[bytes, float] = {}  # peer -> monotonic time its ban ends
+        self._vset_hashes: dict[tuple[bytes, ...], bytes] = {}
+        self.resync()
+
+    def resync(self) -> None:
+        """Start again from the committed head (at start, and when accepted blocks did not
+        commit: the replica is the judge of what is committed)."""
+        head = self.store.head
+        block = self.store.block(head) if head else None
+        self.tip_height = head
+        self.tip_hash = block.header.hash() if block is not None else self.genesis_hash
+
+    def _vhash(self, vs: ValidatorSet) -> bytes:
+        h = self._vset_hashes.get(vs.validators)
+        if h is None:
+            if len(self._vset_hashes) > 64:
+                self._vset_hashes.clear()
+            h = self._vset_hashes[vs.validators] = vs.hash()
+        return h
+
+    def check(self, cb: CertifiedBlock) -> str | None:
+        """None if `cb` may follow the tip, else the reason it is refused. Raises `_Unknown`
+        while V(h) or V(h + 1) is not known here."""
+        hdr = cb.block.header
+        if hdr.chain_id != self.chain_id:
+            return "wrong_chain"
+        if hdr.height <= self.tip_height:
+            return "replay"
+        if hdr.height != self.tip_height + 1 or hdr.prev_hash != self.tip_hash:
+            return "not_chained"
+        vs = self.ledger.validators_for(hdr.height)
+        nxt = vs if not is_boundary(hdr.height, self.checkpoint_interval()) else self.ledger.validators_for(hdr.height + 1)
+        if vs is None or nxt is None:
+            raise _Unknown
+        if hdr.validators_hash != self._vhash(vs) or hdr.next_validators_hash != self._vhash(nxt):
+            return "bad_validators_hash"
+        try:
+            verify_certificate(self.chain_id, vs, hdr, cb.certificate)
+        except LightError as exc:
+            return str(exc.reason.value).removeprefix("light.")
+        return None
+
+    def _verify_events(self, cb: CertifiedBlock) -> None:
+        cache = self.known.verified
+        for raw, h in zip(cb.block.events, cb.block.event_hashes(), strict=True):
+            if h in cache:
+                continue
+            self.counters["verified_member"] = self.counters.get("verified_member", 0) + 1
+            res = decode_and_verify(raw, self.chain_id)
+            if isinstance(res, ProtocolError):
+                self.log.critical("certified_block_invalid", height=cb.block.header.height, event=h.hex()[:16], error=str(res))
+                raise CertifiedBlockInvalid(
+                    f"block {cb.block.header.height} has a valid commit certificate but event {h.hex()[:16]}... fails its "
+                    f"check ({res}): more than f validators signed an invalid block; this node stops")
+            self.known.remember_verified(h, res, raw)
+
+    def banned_now(self, peer: bytes) -> bool:
+        until = self.banned.get(peer)
+        if until is None:
+            return False
+        if time.monotonic() < until:
+            return True
+        del self.banned[peer]
+        self.strikes.pop(peer, None)
+        faults = self.transport.faults
+        if peer in faults.blocked:
+            faults.set(block=faults.blocked - {peer})
+        self.log.info("member_peer_unbanned", peer=peer.hex()[:12])
+        return False
+
+    def refuse(self, peer: bytes, reason: str, height: int | None = None) -> None:
+        self.metrics.member_blocks_refused.labels(reason).inc()
+        n = self.strikes[peer] = self.strikes.get(peer, 0) + 1
+        self.log.warning("member_block_refused", peer=peer.hex()[:12], reason=reason, height=height, strikes=n)
+        if n >= MAX_STRIKES and peer not in self.banned:
+            self.banned[peer] = time.monotonic() + BAN_S
+            self.metrics.member_peers_banned.inc()
+            self.log.warning("member_peer_banned", peer=peer.hex()[:12], strikes=n, ban_s=BAN_S)
+            faults = self.transport.faults
+            faults.set(block=faults.blocked | {peer})  # closes its connections, refuses it until unbanned
+
+    async def receive(self, peer: bytes, blocks: Sequence[CertifiedBlock]) -> int:
+        if self.banned_now(peer):
+            return 0
+        if self.store.head > self.tip_height:
+            self.resync()
+        good: list[CertifiedBlock] = []
+        for cb in blocks:
+            try:
+                reason = self.check(cb)
+            except _Unknown:
+                break  # asked again once the ledger has executed far enough to know the set
+            if reason is not None:
+                self.refuse(peer, reason, cb.block.header.height)
+                break
+            if self.verify_event_signatures:
+                self._verify_events(cb)
+            good.append(cb)
+            self.tip_height = cb.block.header.height
+            self.tip_hash = cb.block.header.hash()
+        if good:
+            await self.inputs.put(FetchedBlocks(good))
+        return len(good)
+
+
+class MemberSendGate:
+    """Whether the replica's sends leave this node: not while its key is in no validator
+    set the chain has scheduled (a member, not a validator-to-be). `update` at start and
+    at each checkpoint (`Node._sync_peers`)."""
+
+    def __init__(self, me: bytes) -> None:
+        self.me = me
+        self.scheduled = True
+
+    def update(self, sets: Sequence[ValidatorSet]) -> None:
+        self.scheduled = any(self.me in vs for vs in sets)
+
+    def allows(self) -> bool:
+        return self.scheduled
+
+
+class Follower:
+    """See the module docstring. Runs on every node; idle while the node is a validator."""
+
+    def __init__(self, *, me: bytes, receiver: BlockReceiver, transport: Transport, store: ChainStore,
+                 executed: Callable[[], int], validators: Callable[[], ValidatorSet], log: Any,
+                 poll_s: float = POLL_S) -> None:
+        self.me = me
+        self.receiver = receiver
+        self.transport = transport
+        self.store = store
+        self.executed = executed
+        self.validators = validators
+        self.log = log
+        self.poll_s = poll_s
+        self.heads: dict[bytes, int] = {}
+        self.polls = 0
+        self._turn = 0
+        self._fed_at = 0.0  # monotonic time accepted blocks were last handed on
+
+    def is_member(self) -> bool:
+        return self.me not in self.validators()
+
+    def known_head(self) -> int:
+        """The highest certified height this node knows: its own, or the (f+1)-th highest
+        head claimed by validators of the current set (at least one of them is honest)."""
+        vs = self.validators()
+        claims = sorted((h for p, h in self.heads.items() if p in vs), reverse=True)
+        f = vs.f
+        best = claims[f] if len(claims) > f else (claims[-1] if claims else 0)
+        return max(self.store.head, best)
+
+    def pick_peer(self) -> bytes | None:
+        vs = self.validators()
+        connected = self.transport.connected_peers() - {self.me}
+        ok = [p for p in connected if not self.receiver.banned_now(p)]
+        if not ok:
+            return None
+        first = sorted(p for p in ok if p in vs) or sorted(ok)
+        self._turn += 1
+        return first[self._turn % len(first)]
+
+    async def step(self) -> bool:
+        """One poll; True if it brought new blocks."""
+        r = self.receiver
+        if self.store.head > r.tip_height:
+            r.resync()
+        elif r.tip_height > self.store.head and time.monotonic() - self._fed_at > 5 * FETCH_TIMEOUT_S:
+            self.log.info("member_resync", tip=r.tip_height, head=self.store.head)
+            r.resync()  # what we accepted did not commit (the replica refused it): ask again
+        if r.tip_height - self.executed() >= FOLLOW_BATCH_BLOCKS:
+            return False  # execution is behind: let it catch up first
+        peer = self.pick_peer()
+        if peer is None:
+            return False
+        self.polls += 1
+        try:
+            data = await self.transport.request(
+                peer, FollowRequest(from_height=Height(r.tip_height + 1), count=FOLLOW_BATCH_BLOCKS).encode(),
+                timeout_s=FETCH_TIMEOUT_S)
+            resp = FollowResponse.decode(data, max_bytes=PEER_MESSAGE_MAX_BYTES)
+        except ProtocolError as exc:
+            r.refuse(peer, "malformed")
+            self.log.info("member_follow_malformed", peer=peer.hex()[:12], error=str(exc))
+            return False
+        except TransportError as exc:
+            self.log.debug("member_follow_failed", peer=peer.hex()[:12], error=str(exc))
+            return False
+        self.heads[peer] = resp.head
+        n = await r.receive(peer, resp.blocks)
+        if n:
+            self._fed_at = time.monotonic()
+        return n > 0
+
+    async def run(self) -> None:
+        while True:
+            if not self.is_member():
+                await trio.sleep(self.poll_s * 10)
+                continue
+            if not await self.step():
+                await trio.sleep(self.poll_s)
