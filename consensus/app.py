@@ -51,10 +51,6 @@ class VerifyResult:
     def reject(cls, reason: str) -> VerifyResult:
         return cls(Verdict.REJECT, reason)
 
-    @classmethod
-    def defer(cls) -> VerifyResult:
-        return cls(Verdict.DEFER)
-
 
 class Application(Protocol):
     def build_payload(self, max_events: int, max_bytes: int) -> tuple[bytes, ...]: ...

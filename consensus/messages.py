@@ -427,6 +427,3 @@ def phase_key(msg: SignedMessage) -> tuple[str, int, int, bytes]:
         return (msg.PHASE, body.view, 0, body.hash())
     return (msg.PHASE, body.view, body.committed_seq, body.hash())
 
-
-def header_of(msg: PrePrepareMsg) -> BlockHeader:
-    return msg.block.header

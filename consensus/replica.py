@@ -350,7 +350,6 @@ class Replica:
         self.deadline = params.view_timeout_ticks
         self.last_commit_tick = 0
         self.rejected: dict[str, int] = {}
-        self.committed_count = 0
 
         self._out = Ready()
         self._given: Ready | None = None
@@ -1040,7 +1039,6 @@ class Replica:
         self.committed_seq = s
         self.committed_header = cb.block.header
         self.committed_hash = cb.certificate.header_hash
-        self.committed_count += 1
         self.next_seq = max(self.next_seq, s + 1)
         self._out.commits.append(cb)
         self.vc_attempt = 0
