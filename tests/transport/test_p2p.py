@@ -461,3 +461,11 @@ async def test_remove_peers_closes_refuses_and_add_peers_restores() -> None:
         await c.send(KEYS[0], b"back")
         with trio.fail_after(10):
             assert await a.inbox().receive() == (KEYS[2], b"back")
+
+
+def test_peer_id_is_the_documented_identity_multihash() -> None:
+    from afterchain.node.transport.p2p import peer_id_for
+
+    pid = peer_id_for(KEYS[0])
+    assert pid.to_bytes() == bytes.fromhex("002408011220") + KEYS[0]  # docs/PROTOCOL.md, member node keys
+    assert str(pid).startswith("12D3KooW")
