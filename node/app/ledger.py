@@ -6,8 +6,8 @@ each event to its domain's handler, the block record) and the mempool pre-check
 `protocol.state_keys`, is in the sparse Merkle tree); the rules live in one module per
 domain: `orgs`, `products`, `policies` (policies, warranty, contracts, agreement hooks),
 `lifecycle` / `tickets` / `sla`, `returns` (returns, shipments, escrow), `quality`
-(quality, ratings), `governance`, `schedule` (validator schedule), `evidence`; reads in
-`queries`. Handlers take the environment (`context.Env`) and the event (`context.Ctx`).
+(quality, ratings), `governance`, `schedule` (validator schedule), `evidence`, `nodes`
+(member node keys); reads in `queries`. Handlers take the environment (`context.Env`) and the event (`context.Ctx`).
 
 Invariants
 - Determinism: the state root after a block is a function of (genesis, the blocks so

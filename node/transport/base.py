@@ -2,7 +2,7 @@
 
 This module owns the `Transport` protocol, its errors and its limits. Implementations:
 `node.transport.memory` (N nodes in one trio process, with fault injection, for tests) and
-`node.transport.p2p` (py-libp2p, Noise only, allowlist from genesis, redial).
+`node.transport.p2p` (py-libp2p, Noise only, an allowlist the node keeps to the chain's, redial).
 
 Contract (every implementation):
 - Peers are named by their 32-byte Ed25519 validator public key. The transport carries
