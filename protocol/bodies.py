@@ -19,7 +19,7 @@ Conventions shared by every body:
   unknown value is ``field.invalid``. Every string, tuple and bytes field is bounded.
 - Money is an integer amount in minor units (u64); times are integer milliseconds.
 
-Tag map: 0x100 orgs, 0x110 products, 0x120 policies/warranty, 0x130 contracts,
+Tag map: 0x100 orgs (0x102-0x103 member node keys), 0x110 products, 0x120 policies/warranty, 0x130 contracts,
 0x140 tickets, 0x150 returns, 0x160 shipments, 0x170 escrow, 0x1A0 ratings,
 0x1B0 governance, 0x1C0 consensus (evidence).
 """
@@ -54,6 +54,7 @@ __all__ = [
     "MAX_CODE_BYTES",
     "MAX_EVIDENCE_BYTES",
     "MAX_NAME_CHARS",
+    "MAX_NODE_KEYS_PER_ORG",
     "MAX_VOTING_PERIOD_MS",
     "RESOLUTIONS",
     "RETURN_CONDITIONS",
@@ -67,6 +68,8 @@ __all__ = [
     "EscrowRelease",
     "GovernancePropose",
     "GovernanceVote",
+    "NodeRegister",
+    "NodeRemove",
     "OrgRegister",
     "OrgUpdate",
     "PolicyRegister",
@@ -133,6 +136,9 @@ MAX_CODE_BYTES = 500 * 1024
 """Largest contract code; the envelope allows 512 KiB for a `contract.deploy` event."""
 MAX_ARGS_BYTES = 16 * 1024
 MAX_PAYLOAD_BYTES = 16 * 1024
+MAX_NODE_KEYS_PER_ORG = 8
+"""Most node keys one organisation has registered at once (`NodeRegister`); also the most
+keys one `node.register` / `node.remove` names."""
 
 _ORG_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _SERIAL = re.compile(r"^[A-Za-z0-9!\"%&'()*+,\-./:;<=>?_]{1,20}$")
@@ -249,6 +255,32 @@ class OrgUpdate(EventBody):
             _one_of(r, ROLES, f"roles[{i}]")
         _sorted_distinct(self.roles, "roles")
         _max_len(self.keys, MAX_KEYS, "keys", minimum=1)
+        _distinct(self.keys, "keys")
+
+
+@_event("node.register", tag=0x102)
+class NodeRegister(EventBody):
+    """The sender's organisation registers the Ed25519 keys of nodes it runs (member nodes:
+    full nodes that follow the chain without voting). Each key's libp2p peer id is then on
+    every node's peer allowlist. Signed by a key of the organisation (its member key); the
+    ledger bounds an organisation to `MAX_NODE_KEYS_PER_ORG` registered keys."""
+
+    keys: tuple[PublicKey, ...]
+
+    def validate(self) -> None:
+        _max_len(self.keys, MAX_NODE_KEYS_PER_ORG, "keys", minimum=1)
+        _distinct(self.keys, "keys")
+
+
+@_event("node.remove", tag=0x103)
+class NodeRemove(EventBody):
+    """The sender's organisation withdraws node keys it registered: they leave every node's
+    peer allowlist and their connections are closed."""
+
+    keys: tuple[PublicKey, ...]
+
+    def validate(self) -> None:
+        _max_len(self.keys, MAX_NODE_KEYS_PER_ORG, "keys", minimum=1)
         _distinct(self.keys, "keys")
 
 

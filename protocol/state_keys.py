@@ -29,6 +29,7 @@ __all__ = [
     "META_MEMBERS",
     "META_VALIDATORS",
     "META_VM",
+    "NODE_KEY",
     "ORG",
     "OUTCOME",
     "PROPOSALS_BY_DEADLINE",
@@ -54,6 +55,8 @@ __all__ = [
     "escrow",
     "evidence",
     "gtin_owner",
+    "node_key",
+    "org_nodes",
     "outcome",
     "policy",
     "product",
@@ -101,6 +104,7 @@ META_VM = b"meta/vm"
 META_LEDGER = b"meta/ledger"
 """The adopted `LedgerParams` (canonical encoding)."""
 ORG = b"org/"
+NODE_KEY = b"node/"
 ACCOUNT = b"acct/"
 SCHEDULE = b"sched/"
 EVIDENCE = b"evidence/"
@@ -110,6 +114,17 @@ CONTRACT_STATE = b"cs/"
 def org(org_id: str) -> bytes:
     """An organisation record (kept after removal, with ``removed``)."""
     return ORG + org_id.encode()
+
+
+def node_key(key: bytes) -> bytes:
+    """A registered member node key (32 bytes): ``{org, since, height}`` of its registration;
+    deleted when removed (by its organisation, or with the organisation)."""
+    return NODE_KEY + key
+
+
+def org_nodes(org_id: str) -> bytes:
+    """The node keys an organisation has registered: a sorted list (absent when none)."""
+    return b"onodes/" + org_id.encode()
 
 
 def account(key: bytes) -> bytes:

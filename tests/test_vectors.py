@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from afterchain.protocol import state_keys
 from afterchain.protocol.block import BlockHeader, Commit, CommitCertificate, CommitSig, ValidatorSet
-from afterchain.protocol.bodies import RatingSubmit
+from afterchain.protocol.bodies import NodeRegister, RatingSubmit
 from afterchain.protocol.codec import decode, decode_as, encode, sha256
 from afterchain.protocol.crypto import Domain, KeyPair, sign_bytes, verify_raw
 from afterchain.protocol.doc_tables import generated_blocks, render_block
@@ -28,7 +29,7 @@ from afterchain.protocol.events import Event, SignedEvent, sign_event, verify_ev
 from afterchain.protocol.merkle import EMPTY_ROOT as MERKLE_EMPTY_ROOT
 from afterchain.protocol.merkle import EventProof, inclusion_path, merkle_root, verify_inclusion
 from afterchain.protocol.smt import EMPTY_ROOT, MemoryNodeStore, SmtProof, SparseMerkleTree, key_path, verify_smt_proof
-from afterchain.protocol.types import Hash32, Height, Seq, Signature, ValidatorId, View
+from afterchain.protocol.types import Hash32, Height, PublicKey, Seq, Signature, ValidatorId, View
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "PROTOCOL.md"
 _VECTOR = re.compile(r"^```vector ([a-z0-9_.-]+)\n(.*?)^```$", re.M | re.S)
@@ -87,6 +88,37 @@ def gen_event(v: Vector | None = None) -> Vector:
         "signature": h(signed.signature),
         "signed_event_encoding": h(encode(signed)),
         "signed_event_hash": h(sha256(encode(signed))),
+    }
+
+
+def gen_node_register(v: Vector | None = None) -> Vector:
+    """A member organisation's key (the seed of the keys vector) registers two node keys,
+    those of the seeds 05..05 and 06..06 (32 times the byte)."""
+    v = v or {}
+    kp = KeyPair.from_seed(bytes.fromhex(v.get("seed", h(bytes(range(32))))))
+    keys = [PublicKey(bytes.fromhex(v[f"body.keys[{i}]"])) if f"body.keys[{i}]" in v
+            else PublicKey(KeyPair.from_seed(bytes([5 + i]) * 32).public) for i in range(2)]
+    body = NodeRegister(keys=tuple(keys))
+    body.validate()
+    event = Event(chain_id=v.get("chain_id", CHAIN_ID), type="node.register", sender=kp.public,
+                  nonce=int(v.get("nonce", "1")), time_ms=int(v.get("time_ms", "1760000000000")), body=body)
+    signed = sign_event(kp, event)
+    org = v.get("org", "acme")
+    return {
+        "seed": h(kp.seed),
+        "chain_id": event.chain_id,
+        "type": event.type,
+        "sender": h(event.sender),
+        "nonce": str(event.nonce),
+        "time_ms": str(event.time_ms),
+        "body.keys[0]": h(keys[0]),
+        "body.keys[1]": h(keys[1]),
+        "body_encoding": h(encode(body)),
+        "event_id": h(event.id),
+        "signed_event_encoding": h(encode(signed)),
+        "org": org,
+        "state_key(node, keys[0])": h(state_keys.node_key(keys[0])),
+        "state_key(org_nodes, org)": h(state_keys.org_nodes(org)),
     }
 
 
@@ -204,6 +236,7 @@ def gen_bad(v: Vector | None = None) -> Vector:
 GENERATORS = {
     "keys": gen_keys,
     "event": gen_event,
+    "node-register": gen_node_register,
     "merkle": gen_merkle,
     "smt": gen_smt,
     "certificate": gen_certificate,
@@ -263,6 +296,16 @@ def test_event_vector_verifies() -> None:
     assert verify_raw(b(v, "sender"), b(v, "signature"), b(v, "sign_bytes"))
     verify_event(signed, v["chain_id"])
     assert b(v, "signed_event_encoding") == b"\x94\x21\x01" + b(v, "event_encoding") + b"\xc4\x40" + b(v, "signature")
+
+
+def test_node_register_vector_verifies() -> None:
+    v = doc_vectors()["node-register"]
+    signed = SignedEvent.decode(b(v, "signed_event_encoding"))
+    verify_event(signed, v["chain_id"])
+    assert signed.event.type == "node.register" and signed.event.sender.hex() == v["sender"]
+    assert encode(signed.event.body) == b(v, "body_encoding") and signed.event.id.hex() == v["event_id"]
+    assert b(v, "state_key(node, keys[0])") == b"node/" + b(v, "body.keys[0]")
+    assert b(v, "state_key(org_nodes, org)") == b"onodes/" + v["org"].encode()
 
 
 def test_merkle_vector_verifies() -> None:

@@ -48,6 +48,10 @@ replayable later.
 | ``escrow.ticket`` | binding to a ticket that is not an open return of this payee, or already bound |
 | ``rating.not_closed`` | rating a ticket that is not closed / finished |
 | ``rating.exists`` | a second rating for a ticket |
+| ``node.key_in_use`` | registering a node key that another organisation registered, or a key of the adopted validator set |
+| ``node.registered`` | registering a node key this organisation already registered |
+| ``node.limit`` | registering more than ``MAX_NODE_KEYS_PER_ORG`` node keys for one organisation |
+| ``node.unknown`` | removing a key that is not a registered node key of the sender's organisation |
 | ``governance.required`` | ``org.register`` / ``org.update`` sent directly: membership changes are proposals |
 | ``governance.invalid`` | a proposal whose change cannot apply (org exists / unknown, key in use, last member, no change, a parameter fixed at genesis) |
 | ``governance.unknown`` | a vote on no such proposal |
@@ -107,6 +111,10 @@ class Reason(StrEnum):
     ESCROW_TICKET = "escrow.ticket"
     RATING_NOT_CLOSED = "rating.not_closed"
     RATING_EXISTS = "rating.exists"
+    NODE_KEY_IN_USE = "node.key_in_use"
+    NODE_REGISTERED = "node.registered"
+    NODE_LIMIT = "node.limit"
+    NODE_UNKNOWN = "node.unknown"
     GOVERNANCE_REQUIRED = "governance.required"
     GOVERNANCE_INVALID = "governance.invalid"
     GOVERNANCE_UNKNOWN = "governance.unknown"

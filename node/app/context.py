@@ -73,6 +73,8 @@ class Env:
     """Contract code by hash (bounded)."""
     block_gas: int = 0
     block_breaches: int = 0
+    node_keys_changed: bool = False
+    """The current block registered or removed member node keys (`node.app.nodes`)."""
 
     @classmethod
     def create(cls, state: State, genesis: Genesis, schedule: Schedule, hooks: AgreementHooks | None,
@@ -126,6 +128,8 @@ class BlockResult:
     """SLA deadlines of this block that passed unmet (tickets escalated)."""
     proposals_expired: int = 0
     """Governance proposals this block expired (deadline passed without a decision)."""
+    node_keys_changed: bool = False
+    """The block registered or removed member node keys (the peer allowlist changes)."""
 
     @property
     def accepted(self) -> int:

@@ -8,7 +8,8 @@ size n: adopted as soon as ``3 * yes > 2 * n``, rejected once ``3 * no >= n``. A
 proposal whose deadline is before a block's time expires at that block's start, in
 (deadline, id) order, at most `MAX_GOV_EXPIRIES_PER_BLOCK` per block. Adoption applies
 the change in the same event after checking it still applies (else ``failed``):
-membership (``org/``, ``acct/``, ``meta/members``), ``meta/validators`` and
+membership (``org/``, ``acct/``, ``meta/members``; a removed organisation's node keys,
+``node/`` and ``onodes/``, are deleted), ``meta/validators`` and
 ``meta/consensus`` (in force by the schedule, `node.app.schedule`), ``meta/vm`` and
 ``meta/ledger`` (from the next block: `load_params` reads them at each block start).
 A proposal that changes nothing is refused; ``org.register`` / ``org.update`` sent
@@ -23,6 +24,7 @@ from typing import Any
 
 from afterchain.node.app.codes import Reason
 from afterchain.node.app.context import Ctx, Env, Handler, Rejected
+from afterchain.node.app.nodes import drop_org
 from afterchain.node.app.orgs import member
 from afterchain.node.app.state import State
 from afterchain.protocol import bodies as B
@@ -200,6 +202,7 @@ def _execute(env: Env, ctx: Ctx, p: dict[str, Any]) -> tuple[str, str]:
         _revoke(st, org["keys"])
         org["removed"] = ctx.time_ms
         st.put(K.org(org_id), org)
+        drop_org(env, org_id)  # its member node keys leave the allowlist with it
         st.put(K.META_MEMBERS, _members_count(st) - 1)
     elif isinstance(change, ValidatorSet):
         st.put(K.META_VALIDATORS, encode(change))

@@ -6,8 +6,8 @@ each event to its domain's handler, the block record) and the mempool pre-check
 `protocol.state_keys`, is in the sparse Merkle tree); the rules live in one module per
 domain: `orgs`, `products`, `policies` (policies, warranty, contracts, agreement hooks),
 `lifecycle` / `tickets` / `sla`, `returns` (returns, shipments, escrow), `quality`
-(quality, ratings), `governance`, `schedule` (validator schedule), `evidence`; reads in
-`queries`. Handlers take the environment (`context.Env`) and the event (`context.Ctx`).
+(quality, ratings), `governance`, `schedule` (validator schedule), `evidence`, `nodes`
+(member node keys); reads in `queries`. Handlers take the environment (`context.Env`) and the event (`context.Ctx`).
 
 Invariants
 - Determinism: the state root after a block is a function of (genesis, the blocks so
@@ -41,7 +41,7 @@ from collections.abc import Container, Iterator, Sequence
 from typing import Any
 
 from afterchain.node.app import evidence as _evidence
-from afterchain.node.app import governance, policies, products, quality, queries, returns, tickets
+from afterchain.node.app import governance, nodes, policies, products, quality, queries, returns, tickets
 from afterchain.node.app.codes import OK, Reason
 from afterchain.node.app.context import BlockResult, Ctx, Env, Handler, Outcome, Rejected
 from afterchain.node.app.evidence import EvidenceCheck
@@ -88,7 +88,7 @@ __all__ = [
 ]
 
 HANDLERS: dict[str, Handler] = {
-    **governance.HANDLERS, **products.HANDLERS, **policies.HANDLERS, **tickets.HANDLERS, **returns.HANDLERS,
+    **governance.HANDLERS, **nodes.HANDLERS, **products.HANDLERS, **policies.HANDLERS, **tickets.HANDLERS, **returns.HANDLERS,
     **quality.HANDLERS, **_evidence.HANDLERS,
 }
 """Event type -> its handler: every event type of `protocol.events` has one."""
@@ -100,6 +100,7 @@ _MEMBER_ROLES: dict[str, tuple[str, ...]] = {
     "contract.deploy": ("manufacturer", "retailer", "service_provider", "logistics"),
     "ticket.ack": (), "ticket.assign": (), "ticket.resolve": (), "ticket.reject": (), "return.approve": (),
     "return.reject": (), "return.receive": (), "shipment.checkpoint": ("logistics",),
+    "node.register": (), "node.remove": (),
 }
 """Member-only event types and the roles one of which the sender's org needs (() = any role);
 used by `Ledger.check` (execution checks the same and more)."""
@@ -265,6 +266,7 @@ class Ledger:
         try:
             env.block_gas = 0
             env.block_breaches = 0
+            env.node_keys_changed = False
             load_params(env)
             processed = process_deadlines(env, time_ms)
             expired = governance.expire_proposals(env, height, time_ms)
@@ -302,7 +304,8 @@ class Ledger:
             if gc_was_enabled:
                 gc.enable()
         return BlockResult(height=height, time_ms=time_ms, state_root=st.root, outcomes=tuple(outcomes),
-                           deadlines_processed=processed, sla_breaches=env.block_breaches, proposals_expired=expired)
+                           deadlines_processed=processed, sla_breaches=env.block_breaches, proposals_expired=expired,
+                           node_keys_changed=env.node_keys_changed)
 
     def _accepted_before(self, okey: bytes, pending: dict[bytes, bytes | None]) -> bool:
         raw = pending.get(okey) or self.kv.get(okey)
@@ -482,6 +485,13 @@ class Ledger:
         """(org id, record) of every organisation ever a member (removed ones carry
         ``removed``), in org id order: genesis members and those admitted by governance."""
         return queries.orgs(self.state, limit)
+
+    def node_keys(self, *, org: str | None = None, limit: int | None = 4096) -> list[tuple[bytes, dict[str, Any]]]:
+        """(key, ``{org, since, height}``) of the registered member node keys, in key order:
+        every organisation's (at most `limit`; None: all) or `org`'s (`node.app.nodes`)."""
+        if org is not None:
+            return nodes.org_node_keys(self.state, org)
+        return nodes.all_node_keys(self.state, limit)
 
     def contract(self, contract_id: bytes) -> dict[str, Any] | None:
         """vm, version, code_hash, owner, name, since (the code itself is ``code/<code_hash>``)."""

@@ -198,3 +198,6 @@ class AsyncClient(ClientCore):
 
     async def org(self, org_id: str) -> dict[str, Any]:
         return await self._run(self._org(org_id))
+
+    async def node_keys(self, org: str | None = None) -> list[dict[str, Any]]:
+        return await self._run(self._node_keys(org))

@@ -61,6 +61,16 @@ class EventBuilder(Generic[Signed]):
     def org_update(self, *, org_id: str, roles: Sequence[str], keys: Sequence[bytes | str]) -> Signed:
         return self._sign(B.OrgUpdate(org_id=org_id, roles=tuple(sorted(roles)), keys=tuple(as_key(k) for k in keys)))
 
+    # ---- member node keys (signed by a key of the organisation that runs the nodes)
+    def node_register(self, *, keys: Sequence[bytes | str]) -> Signed:
+        """Register node keys (32-byte Ed25519 public keys, bytes or hex) of nodes the
+        sender's organisation runs: they join every node's peer allowlist."""
+        return self._sign(B.NodeRegister(keys=tuple(as_key(k) for k in keys)))
+
+    def node_remove(self, *, keys: Sequence[bytes | str]) -> Signed:
+        """Withdraw registered node keys of the sender's organisation."""
+        return self._sign(B.NodeRemove(keys=tuple(as_key(k) for k in keys)))
+
     # ---- products
     def product_register(
         self, *, gtin: str, serial: str, model: str, batch: str, production_time_ms: int
@@ -358,6 +368,8 @@ class EventBuilder(Generic[Signed]):
 BUILDERS: dict[str, str] = {
     "org.register": "org_register",
     "org.update": "org_update",
+    "node.register": "node_register",
+    "node.remove": "node_remove",
     "product.register": "product_register",
     "product.transfer": "product_transfer",
     "trace.record": "trace_record",

@@ -348,6 +348,10 @@ class ClientCore:
     def _org(self, org_id: str) -> Op[dict[str, Any]]:
         return (yield from self._get_json(f"/v1/orgs/{seg(org_id)}"))  # type: ignore[no-any-return]
 
+    def _node_keys(self, org: str | None) -> Op[list[dict[str, Any]]]:
+        path = "/v1/nodes" if org is None else f"/v1/orgs/{seg(org)}/nodes"
+        return (yield from self._get_json(path))["nodes"]  # type: ignore[no-any-return]
+
 
 # ---- error mapping and headers
 def seg(text: str) -> str:

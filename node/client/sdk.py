@@ -329,3 +329,8 @@ class Client(ClientCore):
     def org(self, org_id: str) -> dict[str, Any]:
         """A member organisation as the ledger has it now: name, roles, keys, since, removed."""
         return self._run(self._org(org_id))
+
+    def node_keys(self, org: str | None = None) -> list[dict[str, Any]]:
+        """Registered member node keys (``key``, ``org``, ``since_ms``, ``height``): every
+        organisation's, or `org`'s. Register with ``build.node_register(keys=[...])``."""
+        return self._run(self._node_keys(org))

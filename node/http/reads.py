@@ -6,6 +6,8 @@
   (404 ``product.not_found``).
 - ``/v1/orgs``: the member organisations (removed ones left out);
   ``/v1/orgs/{org}/quality`` (404 ``org.not_found``); ``/v1/orgs/{org}/tickets[?status=S]``.
+- ``/v1/nodes``: every registered member node key; ``/v1/orgs/{org}/nodes``: one
+  organisation's (an unknown organisation has none).
 - ``/v1/customers/{key}/tickets``: a customer's tickets.
 - ``/v1/accounts/{key}``: the committed nonce and the next free one (mempool included).
 - ``/v1/escrows/{id}`` (404 ``escrow.not_found``); ``/v1/balances/{account}``.
@@ -20,6 +22,8 @@ reads live in `node.http.governance`, proofs in `node.http.proofs`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -29,7 +33,10 @@ from afterchain.node.http.params import ACCOUNT, BOOL_FLAG, GTIN, HEIGHT, HEX32,
 from afterchain.node.http.ports import LedgerReads, NodeReads
 from afterchain.node.http.spec import ApiRoute, Err, Op, Resp
 
-__all__ = ["read_routes"]
+__all__ = ["MAX_NODES_LISTED", "read_routes"]
+
+MAX_NODES_LISTED = 4096
+"""Most node keys `/v1/nodes` lists (``truncated`` says when there are more)."""
 
 HEIGHT_P = Param("height", "path", HEIGHT, "a block height (the first block is 1)", "a height")
 OUTCOMES_P = Param("outcomes", "query", BOOL_FLAG, "1 or true: add the ledger's verdict on each event")
@@ -114,6 +121,19 @@ def read_routes(chain: NodeReads, led: LedgerReads) -> list[ApiRoute]:
             for org_id, o in led.orgs() if o.get("removed") is None
         ]})
 
+    def node_json(key: bytes, rec: dict[str, Any]) -> dict[str, Any]:
+        return {"key": key.hex(), "org": rec["org"], "since_ms": rec["since"],
+                "height": rec["height"]}
+
+    async def nodes(request: Request) -> Response:
+        found = led.node_keys(limit=MAX_NODES_LISTED + 1)
+        return JSONResponse({"nodes": [node_json(k, r) for k, r in found[:MAX_NODES_LISTED]],
+                             "truncated": len(found) > MAX_NODES_LISTED})
+
+    async def org_nodes(request: Request) -> Response:
+        org = ORG_P.read(request)
+        return JSONResponse({"org": org, "nodes": [node_json(k, r) for k, r in led.node_keys(org=org)]})
+
     async def evidence(request: Request) -> Response:
         key = VALIDATOR_P.read(request)
         observed, reported = chain.evidence_seen()
@@ -160,6 +180,15 @@ def read_routes(chain: NodeReads, led: LedgerReads) -> list[ApiRoute]:
                                                          "$ref:Balance")}, params=(ACCOUNT_P,))),
         ApiRoute("/v1/orgs", orgs, Op(
             "The member organisations", "ledger", {200: Resp("members (removed ones left out)", "$ref:Orgs")})),
+        ApiRoute("/v1/nodes", nodes, Op(
+            "Registered member node keys", "ledger",
+            {200: Resp(f"every organisation's node keys, in key order (at most {MAX_NODES_LISTED})", "$ref:NodeKeys")},
+            description="Keys that organisations registered with node.register: with the validators' keys, the "
+                        "peer allowlist of every node.")),
+        ApiRoute("/v1/orgs/{org}/nodes", org_nodes, Op(
+            "An organisation's member node keys", "ledger",
+            {200: Resp("its registered node keys (none for an unknown organisation)", "$ref:OrgNodeKeys")},
+            params=(ORG_P,))),
         ApiRoute("/v1/evidence", evidence, Op(
             "Equivocation evidence", "chain",
             {200: Resp("recorded evidence (at most 1000), and what this node observed and reported itself",

@@ -68,7 +68,8 @@ class BlockExecutor:
         self.arrival = arrival
         self.replica = replica
         self.on_checkpoint = on_checkpoint
-        """Called after a checkpoint height executes (the ledger schedules validator sets there)."""
+        """Called after a checkpoint height executes (the ledger schedules validator sets
+        there) and after a block that registered or removed member node keys."""
         self.metrics = metrics
         self.log = log
         self.dirty_height = 0  # last executed height whose block had events
@@ -155,6 +156,6 @@ class BlockExecutor:
         self.metrics.mempool_size.set(len(self.mempool))
         self.metrics.mempool_bytes.set(self.mempool.bytes)
         self.log.debug("block_committed", height=h, events=len(block.events), accepted=result.accepted)
-        if h % self.replica.params.checkpoint_interval == 0:
+        if h % self.replica.params.checkpoint_interval == 0 or result.node_keys_changed:
             self.on_checkpoint()
         self.replica.executed(h)

@@ -121,6 +121,7 @@ class Node:
                                                   committed_nonce=ledger.nonce, pending_nonces=mempool.pending_nonces,
                                                   log=log)
         self.started = trio.Event()
+        self._chain_peers: set[bytes] = set()  # the allowlist `_sync_peers` derived from the chain last
         replay_stored(store, ledger, known, log)
         self.app = ConsensusApp(ledger=ledger, mempool=mempool, known=known, params_for=self.consensus_params,
                                 counters=self.counters)
@@ -166,14 +167,24 @@ class Node:
         )
 
     def _sync_peers(self) -> None:
-        """Allow every key of every validator set the chain has scheduled (genesis, then
-        those governance adopted) on the transport: a new validator must reach us before its
-        epoch starts (it catches up as an observer first). Peers are never dropped while
-        running (a removed validator may still follow the chain)."""
+        """The peer allowlist from chain state: every key of every validator set the chain
+        has scheduled (genesis, then those governance adopted: a new validator must reach us
+        before its epoch starts, as an observer first; a removed one may still follow the
+        chain) plus the registered member node keys (`Ledger.node_keys`). Run at start, at
+        each checkpoint and after a block that registered or removed node keys. A key that
+        left the set since the last run (a member node key its organisation removed, or
+        whose organisation was removed) is taken off the transport, which closes its
+        connections. Peers of the node's static configuration unknown to the chain stay."""
         sets = list(self.ledger.validator_sets_by_hash().values())
-        keys = {k for vs in sets for k in vs.validators}
-        self.transport.add_peers(dict.fromkeys(keys))
-        self.send_gate.update(sets)  # it skips itself and known peers, and logs new ones
+        keys: set[bytes] = {k for vs in sets for k in vs.validators}
+        keys.update(k for k, _ in self.ledger.node_keys(limit=None))
+        gone = self._chain_peers - keys
+        if gone:
+            self.transport.remove_peers(gone)
+            self.log.info("peers_removed", peers=sorted(k.hex()[:16] for k in gone))
+        self.transport.add_peers(dict.fromkeys(keys))  # it skips itself and known peers, and logs new ones
+        self._chain_peers = keys
+        self.send_gate.update(sets)
         # the newest scheduled consensus parameters: timers apply at once (local), block
         # limits are also clamped per height in build_payload / verify_payload
         rp = replica_params(self.consensus_params(self.ledger.height + 1), self.options.tick_ms)

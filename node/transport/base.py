@@ -2,7 +2,7 @@
 
 This module owns the `Transport` protocol, its errors and its limits. Implementations:
 `node.transport.memory` (N nodes in one trio process, with fault injection, for tests) and
-`node.transport.p2p` (py-libp2p, Noise only, allowlist from genesis, redial).
+`node.transport.p2p` (py-libp2p, Noise only, an allowlist the node keeps to the chain's, redial).
 
 Contract (every implementation):
 - Peers are named by their 32-byte Ed25519 validator public key. The transport carries
@@ -252,4 +252,13 @@ class Transport(Protocol):
 
     def add_peers(self, peers: Mapping[bytes, str | None]) -> None:
         """Allow (and keep connected) more peers: key -> address, or None when only the
-        peer knows ours (it dials us). Peers are never removed while running."""
+        peer knows ours (it dials us). A peer that `remove_peers` took off is allowed again
+        (with the address it had when none is given)."""
+
+    def remove_peers(self, peers: Iterable[bytes]) -> None:
+        """Take peers off the allowlist: their connections are closed, they are not dialed,
+        their new connections are refused (the Noise gate for libp2p) and frames to them
+        fail as not connected, until `add_peers` allows them again. Their outstanding
+        requests fail with `PeerUnavailable`; frames still queued for them are dropped and
+        counted (`stats.dropped_not_connected`). Unknown keys and my own are ignored; each
+        removal is logged (`transport_peer_removed`)."""

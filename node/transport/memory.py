@@ -16,6 +16,8 @@ Faults (all take effect for frames sent afterwards; in-flight frames still arriv
 - `set_loss(probability)`: each frame lost with this probability, drawn from the
   network's seeded `random.Random`;
 - `hook`: optional `hook(sender, receiver, frame_bytes) -> bool`, False drops the frame.
+Allowlist: every node reaches every other, except a peer that one side's `remove_peers`
+took off (refused both ways, as libp2p's Noise gate refuses it) until `add_peers`.
 Every injected drop is counted in the sender's `stats.dropped_fault`; a node that is not
 running counts as not connected (`stats.dropped_not_connected`).
 """
@@ -132,6 +134,7 @@ class MemoryTransport:
         self.faults = FaultSwitch(self.log, seed=int.from_bytes(me[:8], "big"))
         self._nursery: trio.Nursery | None = None
         self._links: dict[bytes, trio.MemorySendChannel[tuple[float, bytes]]] = {}
+        self._removed: set[bytes] = set()
         self.running = False
 
     # ---- lifecycle --------------------------------------------------------------------
@@ -165,11 +168,41 @@ class MemoryTransport:
             k
             for k, t in self.network.nodes.items()
             if k != self.me and t.running and self.network.reachable(self.me, k) and self.network.reachable(k, self.me)
-            and not self.faults.blocks(k)
+            and not self.faults.blocks(k) and k not in self._removed and self.me not in t._removed
         }
 
     def add_peers(self, peers: Mapping[bytes, str | None]) -> None:
-        """Every node of a `MemoryNetwork` reaches every other: nothing to add."""
+        """Every node of a `MemoryNetwork` reaches every other unless `remove_peers` took it
+        off this node's allowlist: those are allowed again."""
+        for key in peers:
+            if key in self._removed:
+                self._removed.discard(key)
+                self.log.info("transport_peer_added", peer=key.hex()[:16])
+
+    def remove_peers(self, peers: Iterable[bytes]) -> None:
+        """Refuse these peers from now on, both ways (like libp2p's Noise gate): frames to
+        or from them are not delivered (counted as not connected), the links between us are
+        closed and their outstanding requests fail."""
+        for key in peers:
+            if key == self.me or key in self._removed or key not in self.network.nodes:
+                continue
+            self._removed.add(key)
+            self.stats.refused_peers += 1
+            self.log.info("transport_peer_removed", peer=key.hex()[:16])
+            link = self._links.pop(key, None)
+            if link is not None:
+                link.close()
+            self._dispatch.peer_lost(key)
+            other = self.network.nodes.get(key)
+            if other is not None:
+                back = other._links.pop(self.me, None)
+                if back is not None:
+                    back.close()
+                other._dispatch.peer_lost(self.me)
+
+    def refuses(self, peer: bytes) -> bool:
+        """Whether `remove_peers` took `peer` off this node's allowlist."""
+        return peer in self._removed
 
     def subscribe(self, topic: str) -> trio.MemoryReceiveChannel[tuple[bytes, bytes]]:
         return self._dispatch.subscribe(topic)
@@ -208,6 +241,10 @@ class MemoryTransport:
         dest = self.network.nodes.get(peer)
         if dest is None or not dest.running or dest._nursery is None:
             raise PeerUnavailable(f"peer {peer.hex()[:16]} is not running")
+        if peer in self._removed:
+            raise PeerUnavailable(f"peer {peer.hex()[:16]} is not in the allowlist")
+        if self.me in dest._removed:
+            raise PeerUnavailable(f"peer {peer.hex()[:16]} refuses us (not in its allowlist)")
         if self.faults.drops_outgoing(peer):
             self.stats.dropped_fault += 1
             self.log.debug("transport_frame_dropped", peer=peer.hex()[:16], reason="fault_switch")
@@ -239,6 +276,9 @@ class MemoryTransport:
                     await trio.sleep_until(due)
                 if self.faults.blocks(sender):
                     self.stats.dropped_fault += 1
+                    continue
+                if sender in self._removed:  # in flight when it was removed
+                    self.stats.dropped_not_connected += 1
                     continue
                 try:
                     await self._dispatch.deliver(sender, frame, self._send_frame)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import multiaddr
@@ -137,7 +137,7 @@ class AllowlistNoise(NoiseTransport):
     def __init__(self, key_pair: Libp2pKeyPair, allowed: set[ID], stats: TransportStats, log: Any,
                  blocked: Any = None) -> None:
         super().__init__(key_pair, noise_privkey=new_x25519_key_pair().private_key)
-        self.allowed = allowed  # shared with the transport, which only ever adds to it
+        self.allowed = allowed  # shared with the transport (add_peers, remove_peers)
         self.blocked = blocked
         """`blocked(peer_id) -> bool`: refused for now (the fault switch), though allowlisted."""
         self.stats = stats
@@ -164,7 +164,7 @@ class AllowlistNoise(NoiseTransport):
 
 class _Peer:
     __slots__ = ("addr", "came_back", "connected", "drained", "end_session", "key", "peer_id", "queue_recv",
-                 "queue_send", "queued_bytes")
+                 "queue_send", "queued_bytes", "removed")
 
     def __init__(self, key: bytes, addr: multiaddr.Multiaddr | None, queue_len: int) -> None:
         self.key = key
@@ -180,6 +180,8 @@ class _Peer:
         self.came_back = trio.Event()
         """Set when the peer opens a stream to us while our outbound session is down: it is
         up again, so the redial back-off (up to `redial_max_s`) is cut short."""
+        self.removed = trio.CancelScope()
+        """Cancelled when `remove_peers` takes the peer off: its `_maintain` task ends."""
 
     def try_put(self, frame: bytes, max_bytes: int) -> bool:
         """Queue `frame` if the queue has room for it (by count and by bytes)."""
@@ -286,6 +288,8 @@ class P2PTransport:
         self._started = False
         self._maintain_scope = trio.CancelScope()
         self._inbound: dict[bytes, trio.CancelScope] = {}
+        self._removed_addrs: dict[bytes, multiaddr.Multiaddr | None] = {}
+        """Addresses of peers `remove_peers` took off (`add_peers` without one reuses it)."""
 
     def _blocked_id(self, peer_id: ID) -> bool:
         p = self._by_id.get(peer_id)
@@ -343,7 +347,8 @@ class P2PTransport:
         """Allow more peers (validators that governance added). A peer with an address is
         dialed like the configured ones; one without (None) is waited for: it dials us (its
         configuration lists our address) and our outbound stream then rides its connection.
-        An address given later for a known peer replaces a missing one. Never removes."""
+        An address given later for a known peer replaces a missing one. A peer that
+        `remove_peers` took off comes back (with its old address if none is given)."""
         for key, addr in peers.items():
             if key == self.me:
                 continue
@@ -352,7 +357,8 @@ class P2PTransport:
                 if p.addr is None and addr is not None:
                     p.addr = multiaddr.Multiaddr(addr)
                 continue
-            p = _Peer(key, multiaddr.Multiaddr(addr) if addr is not None else None, self.limits.send_queue_len)
+            old_addr = self._removed_addrs.pop(key, None)
+            p = _Peer(key, multiaddr.Multiaddr(addr) if addr is not None else old_addr, self.limits.send_queue_len)
             self._peers[key] = p
             self._by_id[p.peer_id] = p
             self._allowed.add(p.peer_id)
@@ -361,12 +367,52 @@ class P2PTransport:
             if self._maintain_nursery is not None:
                 self._maintain_nursery.start_soon(self._maintain, p)
 
+    def remove_peers(self, peers: Iterable[bytes]) -> None:
+        """Take peers off the allowlist (their member node keys were removed from the
+        chain): the Noise gate refuses them from now on, `_maintain` stops dialing them,
+        their inbound stream is cancelled, their connections are closed, their queued
+        frames dropped (counted) and their outstanding requests fail."""
+        for key in peers:
+            p = self._peers.pop(key, None)
+            if p is None:
+                continue
+            del self._by_id[p.peer_id]
+            self._allowed.discard(p.peer_id)
+            self._removed_addrs[key] = p.addr
+            p.removed.cancel()
+            p.end_session.set()
+            p.connected = False
+            inbound = self._inbound.pop(key, None)
+            if inbound is not None:
+                inbound.cancel()
+            dropped = dropped_bytes = 0
+            while True:
+                try:
+                    dropped_bytes += len(p.queue_recv.receive_nowait())
+                except trio.WouldBlock:
+                    break
+                dropped += 1
+            p.took(dropped_bytes)
+            self.stats.dropped_not_connected += dropped
+            self._dispatch.peer_lost(key)
+            self.log.info("transport_peer_removed", peer=key.hex()[:16], dropped_frames=dropped)
+            self._size_connection_limit()
+            if self._maintain_nursery is not None:
+                self._maintain_nursery.start_soon(self._close_peer, p.peer_id)
+
+    async def _close_peer(self, peer_id: ID) -> None:
+        with trio.move_on_after(self.close_timeout_s):
+            try:
+                await self.host.get_network().close_peer(peer_id)
+            except Exception as e:
+                self.log.debug("transport_close_failed", peer=str(peer_id), error=repr(e))
+
     async def _enforce_faults(self) -> None:
         """On every fault-switch change, close the connections of newly blocked peers
         (`_maintain` does not redial them and the Noise gate refuses them until unblocked)."""
         while True:
             await self.faults.changed.wait()
-            for p in self._peers.values():
+            for p in list(self._peers.values()):  # add_peers / remove_peers may run meanwhile
                 if not self.faults.blocks(p.key):
                     continue
                 p.end_session.set()
@@ -460,7 +506,12 @@ class P2PTransport:
         raise PeerUnavailable(f"peer {peer.hex()[:16]} stalled: its send queue stayed full for {self.send_stall_timeout_s} s")
 
     async def _maintain(self, p: _Peer) -> None:
-        """Keep one outbound stream to `p`: dial, pump the send queue, redial on loss."""
+        """Keep one outbound stream to `p`: dial, pump the send queue, redial on loss; until
+        `remove_peers` takes it off."""
+        with p.removed:
+            await self._maintain_session(p)
+
+    async def _maintain_session(self, p: _Peer) -> None:
         backoff_s = self.redial_min_s
         first = True
         while True:

@@ -367,3 +367,25 @@ def test_service_agreement_contract_and_event_commands(run: Cli, cluster: Cluste
     shown = run("event", "show", ev, "--json").json()
     assert shown["status"] == "committed" and shown["height"] >= 1
     assert "committed" in run("event", "show", ev).out
+
+
+def test_member_node_keys_add_list_remove(run: Cli, cluster: Cluster, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from afterchain.node.common.keys import write_key
+    from afterchain.protocol.crypto import KeyPair
+
+    node_a = KeyPair.from_seed(b"cli-node-a".ljust(32, b"\0"))
+    node_b = KeyPair.from_seed(b"cli-node-b".ljust(32, b"\0"))
+    key_file = str(write_key(tmp_path / "node-b.key", node_b))
+    r = run("org", "node", "add", node_a.public.hex(), key_file, "--json", key="fixit")  # hex or a node's key file
+    assert r.json()["status"] == "committed" and r.json()["type"] == "node.register"
+    listed = run("org", "node", "list", "--org", "fixit", "--json").json()
+    assert sorted(n["key"] for n in listed) == sorted([node_a.public.hex(), node_b.public.hex()])
+    assert {n["org"] for n in listed} == {"fixit"}
+    assert node_a.public.hex() in run("org", "node", "list").out  # the table
+    run.rejected("node.registered", "org", "node", "add", node_a.public.hex(), key="fixit")
+    run.rejected("node.key_in_use", "org", "node", "add", node_a.public.hex(), key="acme")
+    run.rejected("node.unknown", "org", "node", "remove", node_a.public.hex(), key="acme")
+    run("org", "node", "add", "nothex", key="fixit", expect=2)
+    run("org", "node", "remove", node_a.public.hex(), key_file, key="fixit")
+    assert run("org", "node", "list", "--org", "fixit", "--json").json() == []
+    assert "no node keys registered by fixit" in run("org", "node", "list", "--org", "fixit").out

@@ -36,6 +36,8 @@ H = content_hash("x")
 SAMPLES: dict[str, dict[str, Any]] = {
     "org.register": {"org_id": "neworg", "name": "New", "roles": ["retailer"], "keys": [KEY.public]},
     "org.update": {"org_id": "neworg", "roles": ["retailer", "logistics"], "keys": [KEY.public.hex()]},
+    "node.register": {"keys": [KEY.public.hex(), seeded("node-2").public]},
+    "node.remove": {"keys": [KEY.public]},
     "product.register": {"gtin": GTIN, "serial": "S1", "model": "M", "batch": "B1", "production_time_ms": 1},
     "product.transfer": {"gtin": GTIN, "serial": "S1", "to_org": "shop"},
     "trace.record": {

@@ -19,8 +19,10 @@ from afterchain.node.http.app import build_app
 from afterchain.node.http.openapi import openapi_document
 from afterchain.node.http.service import NodeHttp
 from afterchain.node.http.writes import example_event
+from afterchain.protocol.bodies import NodeRegister
 from afterchain.protocol.events import Event, SignedEvent, sign_event
 from afterchain.protocol.jsonform import to_json
+from afterchain.protocol.types import PublicKey
 
 from ..node.util import ACME, GTIN, memory_cluster, product_event, wait_for
 from ..strategies import events
@@ -150,6 +152,15 @@ async def test_live_answers_validate_against_their_schemas(tmp_path: Path) -> No
             await wait_for(lambda: nodes[0].event_status(ev.id) is not None and nodes[0].event_status(ev.id)["status"] == "committed")  # type: ignore[index]
             height = nodes[0].event_status(ev.id)["height"]  # type: ignore[index]
             key = ACME.public.hex()
+            node_key = PublicKey(bytes(range(32)))
+            reg = sign_event(ACME, Event(chain_id=ev.event.chain_id, type="node.register", sender=ACME.public, nonce=2,
+                                         time_ms=ev.event.time_ms, body=NodeRegister(keys=(node_key,))))
+            check_answer(doc, "/v1/events", "post", await c.post("/v1/events", json=to_json(reg)))
+            await wait_for(lambda: (nodes[0].event_status(reg.id) or {}).get("status") == "committed")
+            listed = (await c.get("/v1/nodes")).json()
+            assert listed["truncated"] is False and [(n["key"], n["org"]) for n in listed["nodes"]] == [(node_key.hex(), "acme")]
+            assert (await c.get("/v1/orgs/acme/nodes")).json()["nodes"] == listed["nodes"]
+            assert (await c.get("/v1/orgs/nobody/nodes")).json() == {"org": "nobody", "nodes": []}
             gets = [
                 ("/v1/events/{event_id}", f"/v1/events/{ev.id.hex()}"),
                 ("/v1/events/{event_id}", "/v1/events/" + "00" * 32),
@@ -169,6 +180,10 @@ async def test_live_answers_validate_against_their_schemas(tmp_path: Path) -> No
                 ("/v1/balances/{account}", "/v1/balances/acme"),
                 ("/v1/balances/{account}", "/v1/balances/cust:" + "ab" * 32),
                 ("/v1/orgs", "/v1/orgs"),
+                ("/v1/nodes", "/v1/nodes"),
+                ("/v1/orgs/{org}/nodes", "/v1/orgs/acme/nodes"),
+                ("/v1/orgs/{org}/nodes", "/v1/orgs/nobody/nodes"),
+                ("/v1/orgs/{org}/nodes", "/v1/orgs/No%20Body/nodes"),
                 ("/v1/orgs/{org}", "/v1/orgs/acme"),
                 ("/v1/orgs/{org}", "/v1/orgs/nobody"),
                 ("/v1/evidence", "/v1/evidence"),

@@ -22,7 +22,7 @@ H = Hash32(b"\1" * 32)
 
 def test_every_domain_event_type_has_a_schema() -> None:
     domain = {
-        "org.register", "org.update", "product.register", "product.transfer", "trace.record", "product.recall",
+        "org.register", "org.update", "node.register", "node.remove", "product.register", "product.transfer", "trace.record", "product.recall",
         "warranty.activate", "policy.register", "contract.deploy", "contract.call", "ticket.open", "ticket.ack",
         "ticket.update", "ticket.assign", "ticket.escalate", "ticket.resolve", "ticket.reject", "ticket.confirm",
         "ticket.reopen", "ticket.close", "return.request", "return.approve", "return.reject", "shipment.checkpoint",

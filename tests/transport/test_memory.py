@@ -306,3 +306,51 @@ async def test_fault_switch_block_and_drop_rate() -> None:
         await trio.testing.wait_all_tasks_blocked()
         assert sub_b.receive_nowait() == (a.me, b"z")
         nursery.cancel_scope.cancel()
+
+
+async def test_remove_peers_refuses_a_peer_both_ways_until_added_again() -> None:
+    net = MemoryNetwork()
+    async with trio.open_nursery() as nursery:
+        a, b, c, _ = await start_all(nursery, net)
+        sub_b, sub_a = b.subscribe("t"), a.subscribe("t")
+        hang = trio.Event()
+
+        async def slow(sender: bytes, data: bytes) -> bytes:
+            await hang.wait()
+            return data
+
+        b.on_request(slow)
+        failed: list[Exception] = []
+
+        async def doomed() -> None:
+            try:
+                await a.request(b.me, b"x", timeout_s=30)
+            except PeerUnavailable as e:
+                failed.append(e)
+
+        nursery.start_soon(doomed)
+        await trio.testing.wait_all_tasks_blocked()
+        a.remove_peers([b.me, a.me, bytes(32)])  # myself and unknown keys are ignored
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(failed) == 1  # its outstanding request failed at once
+        assert b.me not in a.connected_peers() and a.me not in b.connected_peers()
+        assert c.me in a.connected_peers() and a.refuses(b.me) and not b.refuses(a.me)
+        assert a.stats.refused_peers == 1
+        before = (a.stats.dropped_not_connected, b.stats.dropped_not_connected)
+        await a.broadcast("t", b"from-a")
+        await b.broadcast("t", b"from-b")
+        await a.send(b.me, b"direct")
+        with pytest.raises(PeerUnavailable):
+            await b.request(a.me, b"x", timeout_s=5)
+        await trio.testing.wait_all_tasks_blocked()
+        assert sub_b.statistics().current_buffer_used == 0 and sub_a.statistics().current_buffer_used == 0
+        assert a.stats.dropped_not_connected == before[0] + 2 and b.stats.dropped_not_connected == before[1] + 1
+        # allowed again: traffic flows both ways
+        a.add_peers({b.me: None})
+        assert b.me in a.connected_peers()
+        await a.broadcast("t", b"again")
+        assert await sub_b.receive() == (a.me, b"again")
+        await b.send(a.me, b"back")
+        assert await a.inbox().receive() == (b.me, b"back")
+        hang.set()
+        nursery.cancel_scope.cancel()

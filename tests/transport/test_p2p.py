@@ -436,3 +436,36 @@ def test_tune_yamux_keeps_an_operators_setting(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.delenv("PY_YAMUX_RELEASE_ON_READ")
     tune_yamux()
     assert os.environ["PY_YAMUX_RELEASE_ON_READ"] == "0"
+
+
+async def test_remove_peers_closes_refuses_and_add_peers_restores() -> None:
+    async with cluster(3) as (a, b, c):
+        sub_a = a.subscribe("t")
+        a.remove_peers([KEYS[2], KEYS[0]])  # my own key is ignored
+        assert KEYS[2] not in a.connected_peers()
+        swarm = a.host.get_network()
+        await until(lambda: not [x for x in swarm.get_connections(c.host.get_id()) if not x.is_closed])
+        await until(lambda: KEYS[0] not in c.connected_peers())
+        refused = a.stats.refused_peers
+        await until(lambda: a.stats.refused_peers > refused)  # c redials and the Noise gate refuses it
+        with pytest.raises(PeerUnavailable):
+            await a.request(KEYS[2], b"x", timeout_s=5)
+        await c.broadcast("t", b"from c")
+        await b.broadcast("t", b"from b")  # the others are not affected
+        with trio.fail_after(10):
+            assert await sub_a.receive() == (KEYS[1], b"from b")
+        assert sub_a.statistics().current_buffer_used == 0
+        # allowed again, without an address: the one it had is reused
+        a.add_peers({KEYS[2]: None})
+        await until(lambda: KEYS[2] in a.connected_peers() and KEYS[0] in c.connected_peers())
+        await c.send(KEYS[0], b"back")
+        with trio.fail_after(10):
+            assert await a.inbox().receive() == (KEYS[2], b"back")
+
+
+def test_peer_id_is_the_documented_identity_multihash() -> None:
+    from afterchain.node.transport.p2p import peer_id_for
+
+    pid = peer_id_for(KEYS[0])
+    assert pid.to_bytes() == bytes.fromhex("002408011220") + KEYS[0]  # docs/PROTOCOL.md, member node keys
+    assert str(pid).startswith("12D3KooW")

@@ -1,5 +1,5 @@
 """`afterchain org ...` and `account show`: an organisation's service quality and balance,
-a key's account (nonce, balance).
+its member node keys (`org node add|remove|list`), a key's account (nonce, balance).
 """
 
 from __future__ import annotations
@@ -8,10 +8,23 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.table import Table
 
 from afterchain.node.client import Client, InvalidInput, customer_account
-from afterchain.node.client.cli.common import Common, console, customer_key, fmt_dur, fmt_ms, kv_table, read, reading
+from afterchain.node.client.cli.common import (
+    Common,
+    console,
+    customer_key,
+    fmt_dur,
+    fmt_ms,
+    kv_table,
+    read,
+    reading,
+    send,
+    signing,
+)
 from afterchain.node.common.keys import load_key
+from afterchain.protocol.bodies import MAX_NODE_KEYS_PER_ORG
 
 __all__ = ["account", "org"]
 
@@ -64,6 +77,54 @@ def org_balance(c: Common, account: str) -> None:
         return {"account": acct, "balance": cl.balance(acct)}
 
     read(c, fetch, lambda d: click.echo(f"{d['account']}: {d['balance']}"))
+
+
+@org.group("node")
+def org_node() -> None:
+    """Member node keys: the nodes your organisation runs (they join every node's peer allowlist)."""
+
+
+def _node_keys(values: tuple[str, ...]) -> list[bytes]:
+    if len(values) > MAX_NODE_KEYS_PER_ORG:
+        raise click.BadParameter(f"at most {MAX_NODE_KEYS_PER_ORG} keys per event", param_hint="NODE_KEY")
+    return [customer_key(v) for v in values]
+
+
+@org_node.command("add")
+@click.argument("node_keys", nargs=-1, required=True, metavar="NODE_KEY...")
+@signing
+def org_node_add(c: Common, node_keys: tuple[str, ...]) -> None:
+    """Register node keys (64 hex, or a node's key file) for your organisation; sign with a
+    member key of the organisation (--key)."""
+    send(c, lambda cl: cl.build.node_register(keys=_node_keys(node_keys)))
+
+
+@org_node.command("remove")
+@click.argument("node_keys", nargs=-1, required=True, metavar="NODE_KEY...")
+@signing
+def org_node_remove(c: Common, node_keys: tuple[str, ...]) -> None:
+    """Withdraw registered node keys of your organisation: every node drops their connections."""
+    send(c, lambda cl: cl.build.node_remove(keys=_node_keys(node_keys)))
+
+
+@org_node.command("list")
+@click.option("--org", "org_id", default=None, help="Only this organisation's node keys.")
+@reading
+def org_node_list(c: Common, org_id: str | None) -> None:
+    """Registered member node keys (every organisation's, or --org's)."""
+
+    def show(nodes: list[dict[str, Any]]) -> None:
+        if not nodes:
+            click.echo("no node keys registered" + (f" by {org_id}" if org_id else ""))
+            return
+        t = Table(title="member node keys", title_justify="left")
+        for col in ("key", "org", "since", "height"):
+            t.add_column(col, overflow="fold")
+        for n in nodes:
+            t.add_row(n["key"], n["org"], fmt_ms(n["since_ms"]), str(n["height"]))
+        console().print(t)
+
+    read(c, lambda cl: cl.node_keys(org_id), show)
 
 
 @click.group()
