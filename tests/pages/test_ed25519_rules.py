@@ -104,3 +104,27 @@ def test_verify_js_accepts_exactly_what_libsodium_accepts() -> None:
         assert js[name][0] == sodium[name], (name, js[name], sodium[name])
     # noble's strict (cofactored) mode alone would accept these two: why verify.js adds the checks
     assert js["small-order R"][1] and js["mixed-order R"][1]
+
+
+def test_the_vendored_libraries_are_pinned_licensed_and_packaged() -> None:
+    import tomllib
+    from pathlib import Path
+
+    from afterchain.node.http.pages import ASSETS
+
+    root = Path(__file__).resolve().parents[2]
+    for folder, names in ASSETS.items():
+        for name in names:
+            text = (STATIC_DIR / folder / name).read_text()
+            assert "sourceMappingURL" not in text, (folder, name)
+    script = (root / "scripts" / "vendor_page_libs").read_text()
+    lock = json.loads((root / "docs" / "examples" / "js" / "package-lock.json").read_text())["packages"]
+    for line in (STATIC_DIR / "vendor" / "VERSION").read_text().splitlines():
+        name, version, integrity = line.split()
+        assert integrity.strip("()") in script and version in script
+        assert lock[f"node_modules/{name}"]["version"] == version  # the same pins as the JavaScript example
+        assert lock[f"node_modules/{name}"]["integrity"] == integrity.strip("()")
+    for lic in ("LICENSE.noble-ed25519", "LICENSE.noble-hashes", "LICENSE.msgpack"):
+        assert "Permission" in (STATIC_DIR / "vendor" / lic).read_text()
+    data = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert set(data["afterchain.node.http.pages"]) == {"static/*", "static/vendor/*", "static/vendor/noble-hashes/*"}

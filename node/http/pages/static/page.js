@@ -430,7 +430,12 @@ async function main() {
     $("verdict").append(el("p", { class: "code" }, `Detail: ${detail}`));
     result({ status: "refused", reason, detail });
   } finally {
-    result({ totalMs: (performance.now() - t0).toFixed(1) });
+    // bytes over the wire (same-origin Resource Timing): the page and its scripts, and the answers
+    let pageBytes = 0, dataBytes = 0;
+    for (const e of [...performance.getEntriesByType("navigation"), ...performance.getEntriesByType("resource")]) {
+      if (new URL(e.name).pathname.includes("/v1/")) dataBytes += e.transferSize; else pageBytes += e.transferSize;
+    }
+    result({ totalMs: (performance.now() - t0).toFixed(1), pageBytes, dataBytes });
   }
 }
 
