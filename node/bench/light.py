@@ -3,6 +3,7 @@
     ./scripts/bench light                  # SMT of 1M keys, 4 and 16 validators (~1 min)
     ./scripts/bench light --quick          # a few seconds (used by the tests)
     ./scripts/bench light --keys 100000 --json out.json
+    ./scripts/bench light --pages-only     # only the customer pages in headless Chromium
 
 Figures (one thread; times are CPU time of the process, best of a few rounds):
 - SMT proof size in bytes (median / max over present and absent keys) in a tree of
@@ -12,7 +13,10 @@ Figures (one thread; times are CPU time of the process, best of a few rounds):
 - `verify_answer` time (header checks, the quorum's Ed25519 signatures, the proof) and
   the client's decoding of the JSON parts, per validator-set size;
 - downloads per answer when the validator set did not change: 1 (the answer carries
-  its header; no header sync).
+  its header; no header sync);
+- the customer pages in headless Chromium (`node.bench.light_page`, skipped without
+  Chromium and with --quick): in-browser verification time per answer and the bytes a
+  cold page load transfers.
 """
 
 from __future__ import annotations
@@ -181,10 +185,19 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--keys", type=int, default=None, help="keys in the state tree (default 1,000,000; quick 20,000)")
     ap.add_argument("--validators", type=int, nargs="+", default=None, help="validator-set sizes (default 4 16)")
     ap.add_argument("--json", default=None, help="also write the figures to this file")
+    ap.add_argument("--pages-only", action="store_true", help="only the customer pages in headless Chromium")
     a = ap.parse_args(argv)
     keys = a.keys or (20_000 if a.quick else 1_000_000)
-    r = run(keys=keys, samples=200 if a.quick else 1000, validator_counts=a.validators or [4, 16], rounds=2 if a.quick else 5)
-    print(report(r))
+    r: dict[str, Any] = {}
+    if not a.pages_only:
+        r = run(keys=keys, samples=200 if a.quick else 1000, validator_counts=a.validators or [4, 16],
+                rounds=2 if a.quick else 5)
+        print(report(r))
+    if not a.quick:
+        from afterchain.node.bench.light_page import report_pages, run_pages
+
+        r["pages"] = run_pages()
+        print(report_pages(r["pages"]))
     if a.json:
         with open(a.json, "w") as f:
             json.dump(r, f, indent=1)

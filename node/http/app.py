@@ -4,6 +4,7 @@ Assembles the routes of each resource family over one `NodeService`:
 `node.http.writes` (submit, event status), `node.http.reads` (blocks, tickets,
 products, orgs, accounts, escrows, balances, evidence), `node.http.status` (status,
 health, metrics), `node.http.dashboard`, `node.http.proofs` (light clients),
+`node.http.pages` (customer pages verified in the browser, ``/v1/genesis``),
 `node.http.governance`, `node.http.admin` and `node.http.reference` (``/openapi.json``,
 ``/docs``). Every route is an `ApiRoute` that carries its documentation. JSON everywhere
 unless stated; bytes are lowercase hex. Every answer carries ``X-Request-Id``
@@ -24,6 +25,7 @@ from afterchain.node.http.dashboard import dashboard_routes
 from afterchain.node.http.errors import error_handlers
 from afterchain.node.http.governance import governance_routes
 from afterchain.node.http.middleware import RequestContext
+from afterchain.node.http.pages import page_routes
 from afterchain.node.http.ports import NodeService
 from afterchain.node.http.proofs import proof_routes
 from afterchain.node.http.reads import read_routes
@@ -43,6 +45,7 @@ def build_app(service: NodeService) -> Starlette:
             *status_routes(service),
             *dashboard_routes(),
             *proof_routes(service),
+            *page_routes(getattr(service, "genesis_bytes", None)),  # customer pages; /v1/genesis with NodeHttp
             *governance_routes(led),
             *admin_routes(service.faults, service.admin_token),
         ],

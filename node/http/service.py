@@ -26,6 +26,7 @@ class NodeHttp:
         self.node = node
         self.admin_token = admin_token
         self.chain_id = node.chain_id
+        self.genesis_bytes = node.genesis.encode()
         self.max_request_bytes = node.options.max_request_bytes
         self.max_batch_events = node.options.max_batch_events
 
