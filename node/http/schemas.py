@@ -225,6 +225,15 @@ def answer_schemas() -> dict[str, dict[str, Any]]:
                            "proof": HEX, "height": U64, "header": HEX, "certificate": HEX,
                            "next_validators": nullable(HEX)},
                           description="a state value (null: absent) with its SMT proof against a certified header"),
+        "PassportProof": obj({"state_height": U64, "state_root": HEX32, "height": U64, "header": HEX, "certificate": HEX,
+                              "next_validators": nullable(HEX),
+                              "entries": array(obj({"key": HEX, "value": nullable(HEX), "proof": HEX}))},
+                             description="every state key of a product passport (protocol.passport.passport_keys) "
+                                         "with its value (null: absent) and SMT proof against one certified header"),
+        "Genesis": {"type": "object", "description": "the genesis document (the JSON of the genesis file) and its hash",
+                    "required": ["hash", "chain_id", "encoded", "genesis"],
+                    "properties": {"hash": HEX32, "chain_id": {"type": "string"}, "encoded": HEX,
+                                   "genesis": {"type": "object"}}},
         "Header": header,
         "HeaderRange": {"anyOf": [
             obj({"from": U64, "to": U64, "head": U64, "headers": array(ref("Header"))}),

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from afterchain.node.http.ports import FaultControl, HeaderStore, NodeLedger
 from afterchain.node.runtime.mempool import AddOutcome
 from afterchain.protocol.errors import ProtocolError
+from afterchain.protocol.genesis import Genesis
 
 if TYPE_CHECKING:
     from afterchain.node.runtime.runner import Node
@@ -36,6 +37,10 @@ class NodeHttp:
     @property
     def store(self) -> HeaderStore:
         return self.node.store
+
+    @property
+    def genesis(self) -> Genesis:
+        return self.node.genesis
 
     @property
     def faults(self) -> FaultControl | None:
