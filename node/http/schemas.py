@@ -185,8 +185,13 @@ def answer_schemas() -> dict[str, dict[str, Any]]:
         "ProductHistory": obj({"gtin": {"type": "string"}, "serial": {"type": "string"}, "history": array({})}),
         "Quality": obj({"org": {"type": "string"}, "since_ms": U64, "tickets": U64, "resolved": U64,
                         "resolution_rate_permille": U64, "median_first_response_ms": int_or_null,
-                        "median_resolution_ms": int_or_null, "first_responses": U64, "breaches": U64,
-                        "ratings": U64, "mean_rating_centi": U64}),
+                        "median_first_response_bounds_ms": nullable(array(U64)),
+                        "median_resolution_ms": int_or_null, "median_resolution_bounds_ms": nullable(array(U64)),
+                        "first_responses": U64, "breaches": U64, "ratings": U64, "mean_rating_centi": U64,
+                        "exact_samples_max": U64},
+                       description="medians are exact (`median_*_ms`) while the ledger keeps every sample "
+                                   "(up to `exact_samples_max`); otherwise null, and `median_*_bounds_ms` = [lo, hi] "
+                                   "holds the median (lo = hi when exact)"),
         "OrgTickets": obj({"org": {"type": "string"}, "status": nullable({"type": "string"}),
                            "tickets": array(HEX32)}),
         "CustomerTickets": obj({"customer": HEX32, "tickets": array(HEX32)}),
