@@ -31,13 +31,14 @@ __all__ = ["run_node", "serve_api"]
 
 
 async def serve_api(node: Node, host: str, port: int, *, admin_token: str | None = None,
+                    cors_origins: tuple[str, ...] = ("*",),
                     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
     cfg = HyperConfig()
     cfg.bind = [f"{host}:{port}"]
     cfg.accesslog = None
     cfg.errorlog = None
     cfg.keep_alive_timeout = 30
-    app = build_app(NodeHttp(node, admin_token=admin_token))
+    app = build_app(NodeHttp(node, admin_token=admin_token), cors_origins=cors_origins)
     await serve(app, cfg, task_status=task_status)  # type: ignore[arg-type]
 
 
@@ -98,7 +99,8 @@ async def run_node(config: NodeConfig, *, send_hook: SendHook | None = None) -> 
         pid = str(peer_id_for(key.public))
         node.status.identity = {"peer_id": pid, "multiaddrs": [f"{a}/p2p/{pid}" for a in transport.listen_addrs()]}
         log.info("node_identity", role=node.role(), key=key.public.hex(), **node.status.identity)
-        bound = await nursery.start(partial(serve_api, admin_token=admin_token), node, config.api.host, config.api.port)
+        bound = await nursery.start(partial(serve_api, admin_token=admin_token, cors_origins=config.api.cors_origins),
+                                  node, config.api.host, config.api.port)
         log.info("api_listening", addrs=bound)
         _tune_gc()
         nursery.start_soon(trimmer)

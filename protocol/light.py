@@ -95,6 +95,8 @@ class Reason(StrEnum):
     ABSENCE_FORGED = "light.absence_forged"
     WITNESS_MISMATCH = "light.witness_mismatch"
     NODE_UNAVAILABLE = "light.node_unavailable"
+    INCOMPLETE = "light.incomplete"
+    HISTORY_MISMATCH = "light.history_mismatch"
 
 
 REASON_MEANINGS: dict[Reason, str] = {
@@ -118,6 +120,8 @@ REASON_MEANINGS: dict[Reason, str] = {
     Reason.ABSENCE_FORGED: "the key is said to be absent but the proof does not show it",
     Reason.WITNESS_MISMATCH: "the witness node has another header at that height",
     Reason.NODE_UNAVAILABLE: "the node did not answer (or answered an error): nothing to verify",
+    Reason.INCOMPLETE: "a multi-key answer (a passport) leaves out a key it must prove, or adds or repeats one",
+    Reason.HISTORY_MISMATCH: "a product's history entries do not hash to the head (hh) its proven record commits to",
 }
 
 

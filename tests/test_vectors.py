@@ -16,6 +16,7 @@ import re
 import sys
 from pathlib import Path
 
+import msgpack
 import pytest
 
 from afterchain.protocol import state_keys
@@ -28,6 +29,7 @@ from afterchain.protocol.errors import ProtocolError
 from afterchain.protocol.events import Event, SignedEvent, sign_event, verify_event
 from afterchain.protocol.merkle import EMPTY_ROOT as MERKLE_EMPTY_ROOT
 from afterchain.protocol.merkle import EventProof, inclusion_path, merkle_root, verify_inclusion
+from afterchain.protocol.passport import HISTORY_ZERO, history_head, history_link
 from afterchain.protocol.smt import EMPTY_ROOT, MemoryNodeStore, SmtProof, SparseMerkleTree, key_path, verify_smt_proof
 from afterchain.protocol.types import Hash32, Height, PublicKey, Seq, Signature, ValidatorId, View
 
@@ -225,6 +227,27 @@ BAD_ENCODINGS: list[tuple[str, bytes]] = [
 ]
 
 
+def _history_entries() -> list[list[object]]:
+    """A product's first history entries (the shapes of `protocol.passport`): register, a
+    sale to a customer, a trace record with a nil ref hash."""
+    return [
+        ["register", 1760000000000, sha256(b"event-register"), "acme"],
+        ["sale", 1760000060000, sha256(b"event-sale"), "cust:" + "ab" * 32],
+        ["trace", 1760000120000, sha256(b"event-trace"), "fixit", "repairing", "in_progress", sha256(b"loc"), None],
+    ]
+
+
+def gen_history(v: Vector | None = None) -> Vector:
+    out: Vector = {"hh_0": h(HISTORY_ZERO)}
+    head = HISTORY_ZERO
+    for i, e in enumerate(_history_entries()):
+        enc = msgpack.packb(e, use_bin_type=True)
+        out[f"entry[{i}].msgpack"] = h(enc)
+        head = history_link(head, e)
+        out[f"hh_{i + 1}"] = h(head)
+    return out
+
+
 def gen_bad(v: Vector | None = None) -> Vector:
     out: Vector = {}
     for i, (code, raw) in enumerate(BAD_ENCODINGS):
@@ -242,6 +265,7 @@ GENERATORS = {
     "certificate": gen_certificate,
     "header": gen_header,
     "bad-encodings": gen_bad,
+    "history": gen_history,
 }
 
 
@@ -351,6 +375,16 @@ def test_header_vector_links_the_others() -> None:
     assert hd.events_root == merkle_root([b(v["event"], "signed_event_hash")])
     assert hd.state_root == b(v["smt"], "root")
     assert hd.validators_hash == b(v["certificate"], "validators_hash")
+
+
+def test_history_vector_is_sha256_over_the_entry_encodings() -> None:
+    v = doc_vectors()["history"]
+    head = b(v, "hh_0")
+    assert head == bytes(32)
+    for i in range(3):
+        head = sha256(head + b(v, f"entry[{i}].msgpack"))
+        assert head == b(v, f"hh_{i + 1}")
+    assert history_head(msgpack.unpackb(b(v, f"entry[{i}].msgpack")) for i in range(3)) == b(v, "hh_3")
 
 
 def test_bad_encodings_give_their_codes() -> None:

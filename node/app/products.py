@@ -2,7 +2,8 @@
 
 A product (``prod/<product>``) carries its newest history entries (``hist``); every
 `HISTORY_PAGE` entries move to their own page ``ph/<product>/<n>``, so one proof shows a
-product and its recent history. A GTIN belongs to the manufacturer that first registers
+product and its recent history. The record's ``hh`` is the head of a hash chain over its
+whole history (`protocol.passport.history_link`), so it commits to every entry in order. A GTIN belongs to the manufacturer that first registers
 it. A recalled batch cannot be sold; a decommissioned product cannot move or be traced.
 """
 
@@ -18,11 +19,10 @@ from afterchain.node.app.state import State
 from afterchain.protocol import bodies as B
 from afterchain.protocol import state_keys as K
 from afterchain.protocol.errors import require
+from afterchain.protocol.passport import HISTORY_PAGE, HISTORY_ZERO, history_link
 
 __all__ = ["HANDLERS", "HISTORY_PAGE", "append_history", "product", "recalled"]
 
-HISTORY_PAGE = 32
-"""Product history entries per page (state key ``ph/<product>/<page>``)."""
 _DECOMMISSIONED = ("destroyed", "inactive")
 
 
@@ -36,7 +36,9 @@ def product(st: State, gtin: str, serial: str) -> tuple[bytes, dict[str, Any]]:
 
 
 def append_history(st: State, pk: bytes, p: dict[str, Any], entry: list[Any]) -> None:
-    """Append to the product's recent history; a full page moves to its own state key."""
+    """Append to the product's recent history (and its chain head ``hh``); a full page moves
+    to its own state key."""
+    p["hh"] = history_link(p["hh"], entry)
     recent = p["hist"]
     recent.append(entry)
     if len(recent) >= HISTORY_PAGE:
@@ -64,7 +66,7 @@ def product_register(env: Env, ctx: Ctx, b: B.ProductRegister) -> Any:
     p: dict[str, Any] = {
         "mfr": ctx.org, "model": b.model, "batch": b.batch, "prod_ms": b.production_time_ms, "reg_ms": ctx.time_ms,
         "owner": ctx.org, "seller": None, "sale_ms": 0, "order": None, "policy": None, "w_start": 0,
-        "disp": "active", "hist": [], "pages": 0,
+        "disp": "active", "hist": [], "pages": 0, "hh": HISTORY_ZERO,
     }
     append_history(st, pk, p, ["register", ctx.time_ms, ctx.event_id, ctx.org])
     st.put(K.product(pk), p)

@@ -1,14 +1,16 @@
 """Service quality and ratings: per-organisation counters (``q/<org>``, integers only).
 
 Counts tickets handled and resolved, SLA breaches and ratings; for first response and
-resolution times a histogram over the fixed bucket bounds `QUALITY_BUCKETS_MS` plus the
-largest sample. The reported median is the upper bound of the bucket holding the
-ceil(n/2)-th smallest sample (the largest sample if that is the overflow bucket).
-A ticket's customer rates it once, after it ended.
+resolution times a histogram over the fixed bucket bounds `QUALITY_BUCKETS_MS`, the
+smallest and largest sample, and the samples themselves (sorted) while there are at most
+`EXACT_SAMPLES` (``fr_s`` / ``res_s``; dropped, set to nil, at the next sample). The
+report (`protocol.passport.quality_report`) gives the exact median while the samples are
+kept, else the bounds that hold it. A ticket's customer rates it once, after it ended.
 """
 
 from __future__ import annotations
 
+import bisect
 from typing import Any
 
 from afterchain.node.app.codes import Reason
@@ -17,13 +19,9 @@ from afterchain.node.app.lifecycle import FINAL, load_ticket
 from afterchain.node.app.state import State
 from afterchain.protocol import bodies as B
 from afterchain.protocol import state_keys as K
+from afterchain.protocol.passport import EXACT_SAMPLES, QUALITY_BUCKETS_MS, quality_report
 
-__all__ = ["HANDLERS", "QUALITY_BUCKETS_MS", "load_quality", "report", "sample"]
-
-QUALITY_BUCKETS_MS = tuple(
-    m * 60_000 for m in (1, 5, 15, 30, 60, 120, 240, 480, 720, 1440, 2880, 4320, 7200, 10080, 20160, 43200, 86400, 129600)
-)
-"""Upper bounds (inclusive) of the time histogram buckets; one more bucket above the last."""
+__all__ = ["EXACT_SAMPLES", "HANDLERS", "QUALITY_BUCKETS_MS", "load_quality", "report", "sample"]
 
 
 def load_quality(st: State, org: str, time_ms: int) -> dict[str, Any]:
@@ -32,7 +30,8 @@ def load_quality(st: State, org: str, time_ms: int) -> dict[str, Any]:
     if q is None:
         n = len(QUALITY_BUCKETS_MS) + 1
         q = {"since": time_ms, "handled": 0, "resolved": 0, "breaches": 0, "fr": [0] * n, "fr_n": 0, "fr_max": 0,
-             "res": [0] * n, "res_n": 0, "res_max": 0, "r_sum": 0, "r_n": 0}
+             "fr_min": 0, "fr_s": [], "res": [0] * n, "res_n": 0, "res_max": 0, "res_min": 0, "res_s": [],
+             "r_sum": 0, "r_n": 0}
     return q  # type: ignore[no-any-return]
 
 
@@ -42,32 +41,21 @@ def sample(q: dict[str, Any], name: str, ms: int) -> None:
     while i < len(QUALITY_BUCKETS_MS) and ms > QUALITY_BUCKETS_MS[i]:
         i += 1
     q[name][i] += 1
+    first = q[name + "_n"] == 0
     q[name + "_n"] += 1
     q[name + "_max"] = max(q[name + "_max"], ms)
+    q[name + "_min"] = ms if first else min(q[name + "_min"], ms)
+    kept = q[name + "_s"]
+    if kept is not None:
+        if len(kept) < EXACT_SAMPLES:
+            bisect.insort(kept, ms)
+        else:
+            q[name + "_s"] = None  # beyond EXACT_SAMPLES only the histogram and bounds remain
 
 
 def report(q: dict[str, Any]) -> dict[str, Any]:
-    """The service-quality report of stored counters."""
-    return {
-        "since_ms": q["since"], "tickets": q["handled"], "resolved": q["resolved"],
-        "resolution_rate_permille": q["resolved"] * 1000 // q["handled"] if q["handled"] else 0,
-        "median_first_response_ms": _median(q["fr"], q["fr_n"], q["fr_max"]),
-        "median_resolution_ms": _median(q["res"], q["res_n"], q["res_max"]),
-        "first_responses": q["fr_n"], "breaches": q["breaches"], "ratings": q["r_n"],
-        "mean_rating_centi": q["r_sum"] * 100 // q["r_n"] if q["r_n"] else 0,
-    }
-
-
-def _median(hist: list[int], n: int, largest: int) -> int | None:
-    if n == 0:
-        return None
-    rank = (n + 1) // 2
-    seen = 0
-    for i, c in enumerate(hist):
-        seen += c
-        if seen >= rank:
-            return QUALITY_BUCKETS_MS[i] if i < len(QUALITY_BUCKETS_MS) else largest
-    return largest  # pragma: no cover - counts always add up to n
+    """The service-quality report of stored counters (`protocol.passport.quality_report`)."""
+    return quality_report(q)
 
 
 def rating_submit(env: Env, ctx: Ctx, b: B.RatingSubmit) -> Any:

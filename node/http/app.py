@@ -4,10 +4,12 @@ Assembles the routes of each resource family over one `NodeService`:
 `node.http.writes` (submit, event status), `node.http.reads` (blocks, tickets,
 products, orgs, accounts, escrows, balances, evidence), `node.http.status` (status,
 health, metrics), `node.http.dashboard`, `node.http.proofs` (light clients),
-`node.http.pages` (customer pages verified in the browser, ``/v1/genesis``),
+`node.http.pages` (customer pages verified in the browser),
 `node.http.governance`, `node.http.admin` and `node.http.reference` (``/openapi.json``,
 ``/docs``). Every route is an `ApiRoute` that carries its documentation. JSON everywhere
-unless stated; bytes are lowercase hex. Every answer carries ``X-Request-Id``
+unless stated; bytes are lowercase hex. GET requests of the read and proof routes carry CORS
+headers for the configured origins (``[api] cors_origins``; never writes, admin or
+metrics). Every answer carries ``X-Request-Id``
 (`node.http.middleware`); every error, unknown routes and methods and unexpected failures
 included, is ``{"error": {"code", "message", "request_id"}}`` (`node.http.errors`).
 Paths of different families never overlap, so their order does not matter.
@@ -24,7 +26,7 @@ from afterchain.node.http.admin import admin_routes
 from afterchain.node.http.dashboard import dashboard_routes
 from afterchain.node.http.errors import error_handlers
 from afterchain.node.http.governance import governance_routes
-from afterchain.node.http.middleware import RequestContext
+from afterchain.node.http.middleware import ReadCors, RequestContext
 from afterchain.node.http.pages import page_routes
 from afterchain.node.http.ports import NodeService
 from afterchain.node.http.proofs import proof_routes
@@ -36,7 +38,9 @@ from afterchain.node.http.writes import write_routes
 __all__ = ["build_app"]
 
 
-def build_app(service: NodeService) -> Starlette:
+def build_app(service: NodeService, *, cors_origins: tuple[str, ...] = ("*",)) -> Starlette:
+    """The API over `service`; `cors_origins`: the origins whose browser pages may GET the
+    read and proof routes (`node.http.middleware.ReadCors`; () = none)."""
     led = service.ledger
     app = Starlette(
         routes=[
@@ -45,11 +49,11 @@ def build_app(service: NodeService) -> Starlette:
             *status_routes(service),
             *dashboard_routes(),
             *proof_routes(service),
-            *page_routes(getattr(service, "genesis_bytes", None)),  # customer pages; /v1/genesis with NodeHttp
+            *page_routes(),  # customer pages
             *governance_routes(led),
             *admin_routes(service.faults, service.admin_token),
         ],
-        middleware=[Middleware(RequestContext)],
+        middleware=[Middleware(RequestContext), Middleware(ReadCors, origins=tuple(cors_origins))],
         exception_handlers=error_handlers(),
     )
     app.router.routes.extend(reference_routes(lambda: app.routes, version=_version()))

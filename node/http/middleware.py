@@ -14,13 +14,14 @@ import re
 import uuid
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from afterchain.node.common.log import get_logger
 from afterchain.node.http.errors import INTERNAL, REQUEST_ID
 
-__all__ = ["REQUEST_ID_HEADER", "RequestContext", "request_id_of"]
+__all__ = ["CORS_CLOSED_PREFIXES", "REQUEST_ID_HEADER", "ReadCors", "RequestContext", "request_id_of"]
 
 REQUEST_ID_HEADER = "X-Request-Id"
 _SANE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
@@ -67,3 +68,41 @@ class RequestContext:
             await response(scope, receive, send_with_id)
         finally:
             REQUEST_ID.reset(token)
+
+
+CORS_CLOSED_PREFIXES = ("/v1/admin", "/metrics")
+"""Paths that never get CORS headers (besides every non-GET request)."""
+
+
+class ReadCors:
+    """CORS for the read and proof routes only: a GET or HEAD request (or the preflight of
+    one) to a path outside `CORS_CLOSED_PREFIXES` goes through starlette's `CORSMiddleware`
+    (`origins`, methods GET and HEAD, ``X-Request-Id`` allowed and exposed); every other
+    request (writes, admin, metrics) passes untouched, so a browser page of another origin
+    can neither read their answers nor send them with custom headers."""
+
+    def __init__(self, app: ASGIApp, origins: tuple[str, ...]) -> None:
+        self.app = app
+        self.cors: ASGIApp | None = None
+        if origins:
+            self.cors = CORSMiddleware(app, allow_origins=list(origins), allow_methods=["GET", "HEAD"],
+                                       allow_headers=[REQUEST_ID_HEADER], expose_headers=[REQUEST_ID_HEADER], max_age=600)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.cors is not None and scope["type"] == "http" and self._open(scope):
+            await self.cors(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def _open(scope: Scope) -> bool:
+        path = scope.get("path", "")
+        if path.startswith(CORS_CLOSED_PREFIXES):
+            return False
+        method = scope.get("method")
+        if method in ("GET", "HEAD"):
+            return True
+        if method == "OPTIONS":  # a preflight: only for a GET or HEAD
+            wanted = Headers(scope=scope).get("access-control-request-method", "")
+            return wanted in ("GET", "HEAD")
+        return False

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from afterchain.node.runtime.mempool import AddOutcome
 from afterchain.protocol.block import CommitCertificate, ValidatorSet
 from afterchain.protocol.errors import ProtocolError
-from afterchain.protocol.genesis import ConsensusParams, LedgerParams, VmParams
+from afterchain.protocol.genesis import ConsensusParams, Genesis, LedgerParams, VmParams
 from afterchain.protocol.smt import SmtProof
 
 __all__ = [
@@ -101,6 +101,7 @@ class ProofLedger(Protocol):
     """State proofs at past heights and the validator sets headers may name (`node.http.proofs`)."""
 
     def history_window(self) -> tuple[int, int]: ...
+    def value_at(self, key: bytes, height: int) -> bytes | None: ...
     def prove_at(self, key: bytes, height: int) -> tuple[bytes | None, SmtProof]: ...
     def root_at(self, height: int) -> bytes | None: ...
     def validator_sets_by_hash(self) -> dict[bytes, ValidatorSet]: ...
@@ -119,6 +120,8 @@ class HeaderStore(Protocol):
 class ProofSource(Protocol):
     """What `proof_routes` serves from."""
 
+    @property
+    def genesis(self) -> Genesis: ...
     @property
     def ledger(self) -> ProofLedger: ...
     @property
@@ -143,6 +146,8 @@ class NodeService(Submitter, NodeReads, Protocol):
     def ledger(self) -> NodeLedger: ...
     @property
     def store(self) -> HeaderStore: ...
+    @property
+    def genesis(self) -> Genesis: ...
     @property
     def faults(self) -> FaultControl | None:
         """The transport's fault switch, None if it has none (admin routes answer 501)."""

@@ -8,6 +8,12 @@ Routes (all GET, JSON; binary parts are hex of their canonical encodings):
   the `SmtProof`, and the certified header (``header``, ``certificate``,
   ``next_validators`` or null) of the NEWEST committed block whose ``state_height`` is
   still readable by the ledger (`Ledger.history_window`).
+- ``/v1/proofs/passports/{gtin}/{serial}``: the same certified header fields and
+  ``entries``: ``[{key, value, proof}]`` for every key of the product's passport
+  (`protocol.passport.passport_keys`, computed from the values at ``state_height``), in
+  that order, all against the one header.
+- ``/v1/genesis``: the genesis (hash, chain id, canonical encoding as hex, JSON form).
+  Not trusted by itself: a client compares its hash with the hash it trusts.
 - ``/v1/headers/{height}``: one certified header.
 - ``/v1/headers?from=A&to=B``: the certified headers A..B (at most `MAX_HEADERS`);
   with ``&changes=1`` only the validator-set change headers among them
@@ -25,7 +31,7 @@ header before answering (a mismatch is our bug: 500).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import msgpack
@@ -38,6 +44,8 @@ from afterchain.node.http.ports import HeaderStore, ProofLedger, ProofSource
 from afterchain.node.http.spec import ApiRoute, Err, Op, Resp
 from afterchain.protocol import state_keys
 from afterchain.protocol.block import BlockHeader, CommitCertificate, ValidatorSet
+from afterchain.protocol.genesis import to_json_value
+from afterchain.protocol.passport import passport_keys
 
 __all__ = ["MAX_CHANGE_SCAN", "MAX_HEADERS", "proof_routes"]
 
@@ -138,6 +146,11 @@ def proof_routes(source: ProofSource, known_sets: Mapping[bytes, ValidatorSet] |
     headers = _Headers(store, known_sets)
 
     def answer(key: bytes) -> Response:
+        return answer_many(lambda _read: [key], single=True)
+
+    def answer_many(keys_of: Callable[[Callable[[bytes], bytes | None]], list[bytes]], *, single: bool = False) -> Response:
+        """Prove the keys `keys_of(read)` names (read: a key's value at the header's state)
+        against the newest certified header whose state the ledger can still read."""
         lo, hi = led.history_window()
         head = store.head
         for height in range(head, max(0, head - MAX_BACK_SEARCH), -1):
@@ -147,20 +160,44 @@ def proof_routes(source: ProofSource, known_sets: Mapping[bytes, ValidatorSet] |
             h, cert = hc
             if not lo <= h.state_height <= hi:
                 continue
+            sh = h.state_height
+
+            def read(key: bytes, sh: int = sh) -> bytes | None:
+                return led.value_at(key, sh)
+
             try:
-                value, proof = led.prove_at(key, h.state_height)
+                keys = keys_of(read)
+                proven = [(k, *led.prove_at(k, sh)) for k in keys]
             except LookupError:  # no undo record for some height (a store older than undo records)
                 continue
-            if led.root_at(h.state_height) != h.state_root:
-                return error(500, "proof.state_diverged", f"our state root at {h.state_height} differs from header {height}'s")
+            if led.root_at(sh) != h.state_root:
+                return error(500, "proof.state_diverged", f"our state root at {sh} differs from header {height}'s")
             nv = headers.next_set(h)
-            return JSONResponse({
-                "key": key.hex(), "value": None if value is None else value.hex(),
-                "state_height": h.state_height, "state_root": h.state_root.hex(), "proof": proof.encode().hex(),
-                "height": height, "header": h.encode().hex(), "certificate": cert.encode().hex(),
-                "next_validators": None if nv is None else nv.encode().hex(),
-            })
+            certified = {"state_height": sh, "state_root": h.state_root.hex(), "height": height,
+                         "header": h.encode().hex(), "certificate": cert.encode().hex(),
+                         "next_validators": None if nv is None else nv.encode().hex()}
+            if single:
+                k, value, proof = proven[0]
+                return JSONResponse({"key": k.hex(), "value": None if value is None else value.hex(),
+                                     "proof": proof.encode().hex(), **certified})
+            return JSONResponse({**certified, "entries": [
+                {"key": k.hex(), "value": None if value is None else value.hex(), "proof": proof.encode().hex()}
+                for k, value, proof in proven]})
         return error(503, "proof.unavailable", "no committed header whose state this node can still prove")
+
+    async def passport(request: Request) -> Response:
+        gtin, serial = GTIN_P.read(request), SERIAL_P.read(request)
+        return answer_many(lambda read: passport_keys(gtin, serial, read))
+
+    genesis_doc: dict[str, Any] | None = None
+
+    async def genesis(request: Request) -> Response:
+        nonlocal genesis_doc
+        if genesis_doc is None:
+            g = source.genesis
+            genesis_doc = {"hash": g.hash().hex(), "chain_id": g.chain_id, "encoded": g.encode().hex(),
+                           "genesis": to_json_value(g)}
+        return JSONResponse(genesis_doc)
 
     async def ticket(request: Request) -> Response:
         return answer(state_keys.ticket(TICKET_P.read(request)))
@@ -209,10 +246,20 @@ def proof_routes(source: ProofSource, known_sets: Mapping[bytes, ValidatorSet] |
                       ("proof.state_diverged", "internal")),
              503: Err("no committed header whose state this node can still prove", ("proof.unavailable",))}
     return [
+        ApiRoute("/v1/genesis", genesis, Op(
+            "The genesis this node runs", "light",
+            {200: Resp("the genesis: its hash (SHA-256 of `encoded`), chain id, canonical encoding (hex) and JSON form "
+                       "(the genesis file's). A client checks the hash against the one it trusts before using it",
+                       "$ref:Genesis")})),
         ApiRoute("/v1/proofs/tickets/{id}", ticket, Op("A ticket with its state proof", "light", proof,
                                                        params=(TICKET_P,))),
         ApiRoute("/v1/proofs/products/{gtin}/{serial}", product, Op("A product with its state proof", "light", proof,
                                                                     params=(GTIN_P, SERIAL_P))),
+        ApiRoute("/v1/proofs/passports/{gtin}/{serial}", passport, Op(
+            "A product passport: every state key it shows, proven against one certified header", "light",
+            {**proof, 200: Resp("the keys of `protocol.passport.passport_keys` (product, history pages, policy, recall, "
+                                "tickets, quality) with their values and proofs, against one certified header",
+                                "$ref:PassportProof")}, params=(GTIN_P, SERIAL_P))),
         ApiRoute("/v1/proofs/quality/{org}", quality, Op("A quality report with its state proof", "light", proof,
                                                          params=(ORG_P,))),
         ApiRoute("/v1/proofs/state/{key}", state, Op("Any state key with its proof", "light", proof, params=(KEY_P,))),

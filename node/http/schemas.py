@@ -185,8 +185,13 @@ def answer_schemas() -> dict[str, dict[str, Any]]:
         "ProductHistory": obj({"gtin": {"type": "string"}, "serial": {"type": "string"}, "history": array({})}),
         "Quality": obj({"org": {"type": "string"}, "since_ms": U64, "tickets": U64, "resolved": U64,
                         "resolution_rate_permille": U64, "median_first_response_ms": int_or_null,
-                        "median_resolution_ms": int_or_null, "first_responses": U64, "breaches": U64,
-                        "ratings": U64, "mean_rating_centi": U64}),
+                        "median_first_response_bounds_ms": nullable(array(U64)),
+                        "median_resolution_ms": int_or_null, "median_resolution_bounds_ms": nullable(array(U64)),
+                        "first_responses": U64, "breaches": U64, "ratings": U64, "mean_rating_centi": U64,
+                        "exact_samples_max": U64},
+                       description="medians are exact (`median_*_ms`) while the ledger keeps every sample "
+                                   "(up to `exact_samples_max`); otherwise null, and `median_*_bounds_ms` = [lo, hi] "
+                                   "holds the median (lo = hi when exact)"),
         "OrgTickets": obj({"org": {"type": "string"}, "status": nullable({"type": "string"}),
                            "tickets": array(HEX32)}),
         "CustomerTickets": obj({"customer": HEX32, "tickets": array(HEX32)}),
@@ -230,6 +235,15 @@ def answer_schemas() -> dict[str, dict[str, Any]]:
                            "proof": HEX, "height": U64, "header": HEX, "certificate": HEX,
                            "next_validators": nullable(HEX)},
                           description="a state value (null: absent) with its SMT proof against a certified header"),
+        "PassportProof": obj({"state_height": U64, "state_root": HEX32, "height": U64, "header": HEX, "certificate": HEX,
+                              "next_validators": nullable(HEX),
+                              "entries": array(obj({"key": HEX, "value": nullable(HEX), "proof": HEX}))},
+                             description="every state key of a product passport (protocol.passport.passport_keys) "
+                                         "with its value (null: absent) and SMT proof against one certified header"),
+        "Genesis": {"type": "object", "description": "the genesis document (the JSON of the genesis file) and its hash",
+                    "required": ["hash", "chain_id", "encoded", "genesis"],
+                    "properties": {"hash": HEX32, "chain_id": {"type": "string"}, "encoded": HEX,
+                                   "genesis": {"type": "object"}}},
         "Header": header,
         "HeaderRange": {"anyOf": [
             obj({"from": U64, "to": U64, "head": U64, "headers": array(ref("Header"))}),

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from afterchain.node.http.ports import FaultControl, HeaderStore, NodeLedger
 from afterchain.node.runtime.mempool import AddOutcome
 from afterchain.protocol.errors import ProtocolError
+from afterchain.protocol.genesis import Genesis
 
 if TYPE_CHECKING:
     from afterchain.node.runtime.runner import Node
@@ -26,7 +27,6 @@ class NodeHttp:
         self.node = node
         self.admin_token = admin_token
         self.chain_id = node.chain_id
-        self.genesis_bytes = node.genesis.encode()
         self.max_request_bytes = node.options.max_request_bytes
         self.max_batch_events = node.options.max_batch_events
 
@@ -37,6 +37,10 @@ class NodeHttp:
     @property
     def store(self) -> HeaderStore:
         return self.node.store
+
+    @property
+    def genesis(self) -> Genesis:
+        return self.node.genesis
 
     @property
     def faults(self) -> FaultControl | None:

@@ -19,6 +19,7 @@ Example::
     [api]
     listen = "127.0.0.1:8001"
     admin_token_file = "admin.token" # optional; admin endpoints need it unless called from localhost
+    cors_origins = ["*"]             # origins whose pages may GET read and proof routes ([] = none)
 
     [mempool]
     max_events = 200000
@@ -73,6 +74,8 @@ class ApiConfig:
     admin_token_file: Path | None = None
     max_request_bytes: int = 8 * 1024 * 1024
     max_batch_events: int = 5000
+    cors_origins: tuple[str, ...] = ("*",)
+    """Origins allowed to GET the read and proof routes from a browser (never writes or admin)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +199,13 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None,
     if len({pa.key for pa in peers}) != len(peers):
         raise ConfigError("p2p.peers", "a peer key is listed twice")
 
-    api = _section(raw, "api", {"listen", "admin_token_file", "max_request_bytes", "max_batch_events"})
+    api = _section(raw, "api", {"listen", "admin_token_file", "max_request_bytes", "max_batch_events", "cors_origins"})
+    cors = api.get("cors_origins", ["*"])
+    if not isinstance(cors, list) or not all(isinstance(o, str) and o and o == o.strip() for o in cors):
+        raise ConfigError("api.cors_origins", f'expected a list of origins ("*" or e.g. "https://shop.example"), got {cors!r}')
+    for o in cors:
+        if o != "*" and not (o.startswith(("http://", "https://")) and "/" not in o.split("://", 1)[1]):
+            raise ConfigError("api.cors_origins", f'{o!r} is not "*" or an origin like "https://shop.example" (no path)')
     ahost, aport = parse_hostport(api.get("listen", "127.0.0.1:8001"), "api.listen")
     tok = api.get("admin_token_file")
     token_path = None
@@ -226,6 +235,7 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None,
             host=ahost, port=aport, admin_token_file=token_path,
             max_request_bytes=_int(api, "api", "max_request_bytes", 8 * 1024 * 1024, 1024, 256 * 1024 * 1024),
             max_batch_events=_int(api, "api", "max_batch_events", 5000, 1, 100_000),
+            cors_origins=tuple(cors),
         ),
         mempool=MempoolConfig(
             max_events=_int(mp, "mempool", "max_events", 200_000, 1, 10_000_000),

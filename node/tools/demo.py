@@ -17,7 +17,9 @@
    QuickShip records the shipment, FixIt receives it and the contract releases the
    escrow to Carol.
 6. The service quality report, balances, and a light-client verified ticket status
-   (checked from the genesis file, trusting no node).
+   (checked from the genesis file, trusting no node); a QR code of each product's passport
+   link (``DIR/qr/<gtin>-<serial>.svg``) and the links of the tickets' pages. Ticket ids
+   are printed in full (the CLI takes them as they are).
 
 Everything is checked as it goes: a step that does not end as the story says stops the
 demo with a non-zero exit status and the reason.
@@ -180,6 +182,27 @@ class _Story:
         self.ok(carol, carol.build.rating_submit(ticket_id=t_carol, score=4), "Carol rates")
 
         self.report(fixit, {"alice": t_alice, "bob": t_bob, "carol": t_carol}, esc)
+        self.links({name: (gtin, serial) for name, (gtin, serial, _) in items.items()},
+                   {"alice": t_alice, "bob": t_bob, "carol": t_carol})
+
+    def links(self, products: dict[str, tuple[str, str]], tickets: dict[str, bytes]) -> None:
+        """QR codes of the products' passports (GS1 Digital Link) in the network directory,
+        and the links of the tickets' pages, as a company prints and mails them."""
+        from afterchain.node.client.links import product_link, ticket_link, write_qr
+
+        base = self.urls[0]
+        out = self.net.root / "qr"
+        out.mkdir(exist_ok=True)
+        t = Table(title="Customer links (a QR code per product in " + str(out) + ")")
+        for col in ("customer", "what", "link"):
+            t.add_column(col, overflow="fold")
+        for name, (gtin, serial) in products.items():
+            link = product_link(base, gtin, serial)
+            write_qr(link, out / f"{gtin}-{serial}.svg")
+            t.add_row(name, f"passport {gtin}/{serial} ({gtin}-{serial}.svg)", link)
+        for name, tid in tickets.items():
+            t.add_row(name, "ticket", ticket_link(base, tid))
+        self.console.print(t)
 
     def _all_committed(self, who: Client, evs: list[Any], what: str) -> None:
         outs = who.submit(evs)
@@ -200,8 +223,14 @@ class _Story:
         def dur(ms: int | None) -> str:
             return "-" if ms is None else f"{ms / 1000:.1f} s" if ms < 120_000 else f"{ms / 60000:.1f} min"
 
+        def median(name: str) -> str:
+            exact, bounds = q[f"median_{name}_ms"], q[f"median_{name}_bounds_ms"]
+            if exact is not None or bounds is None:
+                return dur(exact) + (" (exact)" if exact is not None else "")
+            return f"{dur(bounds[0])} .. {dur(bounds[1])} (bound)"
+
         t.add_row(str(q["tickets"]), str(q["resolved"]), f"{q['resolution_rate_permille'] / 10:.1f} %",
-                  dur(q["median_first_response_ms"]), dur(q["median_resolution_ms"]), str(q["breaches"]),
+                  median("first_response"), median("resolution"), str(q["breaches"]),
                   str(q["ratings"]), f"{q['mean_rating_centi'] / 100:.2f}")
         self.console.print(t)
         tt = Table(title="Tickets")
@@ -209,7 +238,7 @@ class _Story:
             tt.add_column(col)
         for name, tid in tickets.items():
             doc = reader.ticket(tid)
-            tt.add_row(name, tid.hex()[:16], doc["kind"], doc["status"], " -> ".join(h[0] for h in doc["hist"]))
+            tt.add_row(name, tid.hex(), doc["kind"], doc["status"], " -> ".join(h[0] for h in doc["hist"]))
         self.console.print(tt)
         bal = Table(title="Balances (minor units)")
         bal.add_column("account")
@@ -239,7 +268,7 @@ class _Story:
             view, verified = lc.ticket(ticket_id)
         steps = " -> ".join(str(e.get("status")) for e in view.timeline)
         self.console.print(
-            f"light client: ticket {ticket_id.hex()[:16]} is [bold]{view.status}[/bold] ({steps}), verified from the "
+            f"light client: ticket {ticket_id.hex()} is [bold]{view.status}[/bold] ({steps}), verified from the "
             f"genesis file against block {verified.height} (state at height {verified.state_height}, certificate of a "
             f"validator quorum, {verified.proof_bytes}-byte proof), asked {url} and cross-checked with {self.urls[0]}")
 

@@ -147,8 +147,11 @@ def test_ticket_happy_path_quality_and_rating(w: World) -> None:
     assert w.led.tickets_by_org("fixit", "closed") == [tid] and w.led.tickets_by_org("fixit", "opened") == []
     q = w.led.quality("fixit")
     assert q is not None
-    assert q["median_first_response_ms"] == 15 * 60_000  # 10 min 1 s falls in the (5, 15] minute bucket
-    assert q["median_resolution_ms"] == QUALITY_BUCKETS_MS[5]  # 1 h 10 min in (1 h, 2 h]
+    # exact medians (issue 24: the bucket's upper bound, 15 min and 2 h, had been reported as the median)
+    assert q["median_first_response_ms"] == 10 * 60_000 and q["median_first_response_bounds_ms"] == [600_000, 600_000]
+    res = q["median_resolution_ms"]
+    assert res is not None and QUALITY_BUCKETS_MS[4] < res <= QUALITY_BUCKETS_MS[5]  # 1 h 10 min in (1 h, 2 h]
+    assert res == (w.led.ticket(tid) or {})["resolved"] - (w.led.ticket(tid) or {})["opened"]
     assert q["resolution_rate_permille"] == 1000 and q["mean_rating_centi"] == 400 and q["breaches"] == 0
 
 

@@ -40,8 +40,8 @@ from afterchain.node.common.keys import load_key
 
 __all__ = [
     "CLUSTER_MANIFEST", "EXIT_OK", "EXIT_REJECTED", "EXIT_TIMEOUT", "EXIT_UNREACHABLE", "EXIT_USAGE",
-    "Common", "client_errors", "console", "customer_key", "echo_json", "fail", "fmt_count", "fmt_dur",
-    "fmt_ms", "hash_text", "json_option", "kv_table", "node_option", "print_outcome", "read", "reading",
+    "Common", "base_url_option", "client_errors", "console", "customer_key", "echo_json", "fail", "fmt_count", "fmt_dur",
+    "fmt_ms", "hash_text", "json_option", "kv_table", "link_base", "node_option", "print_outcome", "read", "reading",
     "send", "short", "signing",
 ]
 
@@ -303,6 +303,19 @@ def read(c: Common, fetch: Callable[[Client], Any], show: Callable[[Any], None])
             echo_json(doc)
         else:
             show(doc)
+
+
+def link_base(c: Common, base_url: str | None) -> str:
+    """The base URL of customer links: --base-url, else $AFTERCHAIN_LINK_BASE, else the
+    first node's URL (a node serves the passport and ticket pages itself)."""
+    from afterchain.node.client.links import check_base_url
+
+    return check_base_url(base_url or os.environ.get("AFTERCHAIN_LINK_BASE") or c.node_urls()[0])
+
+
+def base_url_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--base-url", "base_url", default=None, metavar="URL",
+                        help="Where customers open the pages (default: $AFTERCHAIN_LINK_BASE, else the first node).")(f)
 
 
 def hash_text(text: str | None) -> bytes | None:

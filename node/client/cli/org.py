@@ -34,6 +34,17 @@ def org() -> None:
     """Organisations: service quality, tickets, balance."""
 
 
+def _median(q: dict[str, Any], name: str) -> str:
+    """An exact median, or the bounds the ledger can give (it keeps samples up to a limit)."""
+    exact, bounds = q.get(f"median_{name}_ms"), q.get(f"median_{name}_bounds_ms")
+    if isinstance(exact, int):
+        return f"{fmt_dur(exact)} (exact)"
+    if isinstance(bounds, list) and len(bounds) == 2:
+        return (f"between {fmt_dur(bounds[0])} and {fmt_dur(bounds[1])} (a bound: over "
+                f"{q.get('exact_samples_max')} samples the ledger keeps only a histogram)")
+    return "no samples yet"
+
+
 @org.command("quality")
 @click.argument("org_id")
 @reading
@@ -51,8 +62,8 @@ def org_quality(c: Common, org_id: str) -> None:
                     ("tickets", q.get("tickets")),
                     ("resolved", q.get("resolved")),
                     ("resolution rate", f"{rate / 10:.1f} %" if isinstance(rate, int) else None),
-                    ("median first response", fmt_dur(q.get("median_first_response_ms"))),
-                    ("median resolution", fmt_dur(q.get("median_resolution_ms"))),
+                    ("median first response", _median(q, "first_response")),
+                    ("median resolution", _median(q, "resolution")),
                     ("first responses", q.get("first_responses")),
                     ("SLA breaches", q.get("breaches")),
                     ("ratings", q.get("ratings")),

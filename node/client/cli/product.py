@@ -12,12 +12,16 @@ from rich.table import Table
 from afterchain.node.client import content_hash
 from afterchain.node.client.cli.common import (
     Common,
+    base_url_option,
+    client_errors,
     console,
     customer_key,
+    echo_json,
     fmt_count,
     fmt_ms,
     hash_text,
     kv_table,
+    link_base,
     read,
     reading,
     send,
@@ -31,7 +35,27 @@ __all__ = ["product"]
 
 @click.group()
 def product() -> None:
-    """Products: register, transfer, sell, trace, recall, show, history."""
+    """Products: register, transfer, sell, trace, recall, show, history, QR codes."""
+
+
+@product.command("qr")
+@click.argument("gtin")
+@click.argument("serial")
+@base_url_option
+@click.option("--out", "out", required=True, metavar="FILE", help="The QR code file: FILE.svg or FILE.png.")
+@reading
+def product_qr(c: Common, gtin: str, serial: str, base_url: str | None, out: str) -> None:
+    """Write a QR code of product GTIN/SERIAL's GS1 Digital Link (BASE/01/GTIN/21/SERIAL),
+    which opens its verified passport; print the link."""
+    from afterchain.node.client.links import product_link, write_qr
+
+    with client_errors(c):
+        link = product_link(link_base(c, base_url), gtin, serial)
+        path = write_qr(link, out)
+    if c.as_json:
+        echo_json({"link": link, "file": str(path)})
+    else:
+        click.echo(f"{link}\nQR code written to {path}")
 
 
 @product.command("register")

@@ -1,5 +1,5 @@
 """`afterchain ticket ...`: the life of a service ticket (open, ack, update, assign, escalate,
-resolve, reject, confirm, reopen, close, rate) and reading tickets (show, list).
+resolve, reject, confirm, reopen, close, rate) and reading tickets (show, list, link).
 """
 
 from __future__ import annotations
@@ -13,11 +13,15 @@ from rich.table import Table
 from afterchain.node.client import Client, content_hash
 from afterchain.node.client.cli.common import (
     Common,
+    base_url_option,
+    client_errors,
     console,
     customer_key,
+    echo_json,
     fmt_ms,
     hash_text,
     kv_table,
+    link_base,
     read,
     reading,
     send,
@@ -177,6 +181,45 @@ def ticket_rate(c: Common, ticket_id: str, score: int, comment: str | None) -> N
     )
 
 
+_FINAL = ("closed", "rejected", "refunded", "return_rejected")
+
+
+def _breach_time(t: dict[str, Any], name: str) -> int | None:
+    """When the ledger recorded a breach of deadline `name` (``first_response``/``resolution``)."""
+    for entry in [*t.get("hist", []), *([None, None, None, n] for n in t.get("notes", []))]:
+        _status, at, _eid, note = (list(entry) + [None] * 4)[:4]
+        if isinstance(note, str) and note.startswith(f"breach:{name}"):
+            return at if isinstance(at, int) else -1
+    return None
+
+
+def _due_text(t: dict[str, Any], field: str, name: str, met: str | None) -> str:
+    """A deadline for people: pending (with its date), met, missed, paused, or none."""
+    due = t.get(field)
+    breach = _breach_time(t, name)
+    missed = "" if breach is None else f"missed (breach recorded {fmt_ms(breach)} UTC)" if breach > 0 else "missed"
+    if isinstance(due, int):
+        return f"by {fmt_ms(due)} UTC" + (f"; earlier {missed}" if missed else "")
+    if missed:
+        return missed
+    if t.get("policy") is None or t.get("kind") == "return":
+        return "no deadline (no warranty policy with service times)"
+    if t.get("paused") is not None:
+        return f"paused since {fmt_ms(t['paused'])} UTC (waiting for the customer)"
+    if met is not None and isinstance(t.get(met), int):
+        return f"met ({'acknowledged' if met == 'ack' else 'resolved'} {fmt_ms(t[met])} UTC)"
+    if t.get("status") in _FINAL:
+        return f"none (the ticket is {t['status']})"
+    return "none"
+
+
+def _rating_text(r: Any) -> str:
+    if not isinstance(r, list | tuple) or not r:
+        return "not rated yet"
+    score, comment, at = (list(r) + [None] * 3)[:3]
+    return f"{score} / 5, {fmt_ms(at)} UTC" + (", with a comment (its hash is on the ledger)" if comment else "")
+
+
 def _show_ticket(t: dict[str, Any]) -> None:
     con = console()
     con.print(
@@ -188,19 +231,22 @@ def _show_ticket(t: dict[str, Any]) -> None:
                 ("product", f"{t.get('gtin')}/{t.get('serial')}"),
                 ("customer", t.get("cust")),
                 ("assigned to", t.get("org")),
-                ("policy", t.get("policy")),
-                ("opened", fmt_ms(t.get("opened"))),
-                ("acknowledged", fmt_ms(t.get("ack"))),
-                ("resolved", fmt_ms(t.get("resolved"))),
-                ("closed", fmt_ms(t.get("closed"))),
-                ("first response due", fmt_ms(t.get("fr_due"))),
-                ("resolution due", fmt_ms(t.get("res_due"))),
-                ("resolution", t.get("resolution")),
-                ("reason", t.get("reason")),
-                ("breaches", t.get("breaches")),
-                ("penalties", t.get("penalties")),
-                ("rating", t.get("rating")),
-                ("escrow", t.get("escrow")),
+                ("policy", t.get("policy") or "none (no warranty)"),
+                ("opened", f"{fmt_ms(t.get('opened'))} UTC"),
+                ("acknowledged", f"{fmt_ms(t['ack'])} UTC" if t.get("ack") else "not yet"),
+                ("resolved", f"{fmt_ms(t['resolved'])} UTC" if t.get("resolved") else "not yet"),
+                ("closed", f"{fmt_ms(t['closed'])} UTC" if t.get("closed") else "not yet"),
+                ("first response deadline", _due_text(t, "fr_due", "first_response", "ack")),
+                ("resolution deadline", _due_text(t, "res_due", "resolution", "resolved")),
+                ("auto-close", f"on {fmt_ms(t['ac_due'])} UTC unless the customer reopens"
+                 if isinstance(t.get("ac_due"), int) else "-"),
+                ("resolution", t.get("resolution") or "not yet"),
+                ("reason", t.get("reason") or "-"),
+                ("SLA breaches", t.get("breaches")),
+                ("penalties paid", t.get("penalties")),
+                ("rating", _rating_text(t.get("rating"))),
+                ("escrow", t.get("escrow") or "none"),
+                ("notes", "; ".join(str(n) for n in t.get("notes") or []) or "-"),
             ],
         )
     )
@@ -228,6 +274,22 @@ def _show_ticket(t: dict[str, Any]) -> None:
 def ticket_show(c: Common, ticket_id: str) -> None:
     """Show a ticket: status, parties, deadlines, and every status change."""
     read(c, lambda cl: cl.ticket(ticket_id), _show_ticket)
+
+
+@ticket.command("link")
+@click.argument("ticket_id")
+@base_url_option
+@reading
+def ticket_link_cmd(c: Common, ticket_id: str, base_url: str | None) -> None:
+    """Print the link of ticket TICKET_ID's page (BASE/t/ID), for a service email or SMS."""
+    from afterchain.node.client.links import ticket_link
+
+    with client_errors(c):
+        link = ticket_link(link_base(c, base_url), ticket_id)
+    if c.as_json:
+        echo_json({"link": link})
+    else:
+        click.echo(link)
 
 
 @ticket.command("list")

@@ -1,8 +1,13 @@
 """`afterchain light ...`: verified reads from one untrusted node.
 
-    afterchain light ticket ID --node URL --genesis FILE [--state FILE] [--witness URL] [--json]
+    afterchain light ticket ID [--node URL] [--genesis FILE] [--state FILE] [--witness URL] [--json]
     afterchain light product GTIN SERIAL ... | light quality ORG ... | light state KEYHEX ...
-    afterchain light status --genesis FILE [--state FILE]
+    afterchain light status [--genesis FILE] [--state FILE]
+
+Without --node / --genesis, the first node and the genesis of the local network in
+``$AFTERCHAIN_CLUSTER_DIR`` (default ``.cluster``: ``network.json``, ``genesis.json``) are
+used. The trusted state lives in ``~/.afterchain/light/<chain id>-<genesis hash>.json``
+unless --state names a file.
 
 Exit codes: 0 verified (including a key proven absent), 1 refused (the reason is printed:
 ``refused: light.<reason>: ...``; with --json ``{"verified": false, "reason": ...}``), 2 usage
@@ -12,6 +17,7 @@ or local file error, 3 the node (or the witness) could not be reached.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -28,8 +34,10 @@ from afterchain.node.client.light.client import (
     trust_from_genesis,
     trust_from_hash,
 )
+from afterchain.node.client.light.passport import passport_lines, passport_view, quality_lines
 from afterchain.protocol.errors import ProtocolError
 from afterchain.protocol.light import DEFAULT_TRUSTING_PERIOD_MS, LightError, Reason
+from afterchain.protocol.passport import quality_report
 
 __all__ = ["light", "register"]
 
@@ -51,9 +59,39 @@ def _load_genesis(path: str) -> Any:
         sys.exit(EXIT_USAGE)
 
 
+def _cluster_dir() -> Path:
+    return Path(os.environ.get("AFTERCHAIN_CLUSTER_DIR", ".cluster"))
+
+
+def _genesis_path(given: str | None) -> str:
+    if given:
+        return given
+    path = _cluster_dir() / "genesis.json"
+    if not path.exists():
+        click.echo(f"error: no --genesis given and no {path} (run inside a directory with a local network, or pass "
+                   "--genesis FILE)", err=True)
+        sys.exit(EXIT_USAGE)
+    return str(path)
+
+
+def _node_url(given: str | None) -> str:
+    if given:
+        return given
+    manifest = _cluster_dir() / "network.json"
+    try:
+        nodes = json.loads(manifest.read_text())["nodes"]
+        return f"http://127.0.0.1:{int(nodes[0]['api_port'])}"
+    except FileNotFoundError:
+        click.echo(f"error: no --node given and no {manifest} (pass --node URL)", err=True)
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+        click.echo(f"error: cannot read the first node's URL from {manifest}: {exc!r}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
 def _client(opts: dict[str, Any]) -> LightClient:
-    g = _load_genesis(opts["genesis"])
-    state_path = Path(opts["state"]) if opts["state"] else default_state_path(g.chain_id)
+    g = _load_genesis(_genesis_path(opts["genesis"]))
+    opts["node"] = _node_url(opts["node"])
+    state_path = Path(opts["state"]) if opts["state"] else default_state_path(g.chain_id, g.hash())
     try:
         trust = load_trust(state_path, g)
     except ValueError as exc:
@@ -101,9 +139,12 @@ def _run(opts: dict[str, Any], read: Callable[[LightClient], tuple[dict[str, Any
 
 def _common(f: Callable[..., Any]) -> Callable[..., Any]:
     for opt in reversed([
-        click.option("--node", "node", required=True, help="URL of the node to ask (not trusted)"),
-        click.option("--genesis", "genesis", required=True, type=click.Path(dir_okay=False), help="genesis file (trusted)"),
-        click.option("--state", "state", default=None, help="trusted-state file (default ~/.afterchain/light/<chain>.json)"),
+        click.option("--node", "node", default=None,
+                     help="URL of the node to ask (not trusted; default: the first node of .cluster/network.json)"),
+        click.option("--genesis", "genesis", default=None, type=click.Path(dir_okay=False),
+                     help="genesis file (trusted; default: .cluster/genesis.json)"),
+        click.option("--state", "state", default=None,
+                     help="trusted-state file (default ~/.afterchain/light/<chain>-<genesis hash>.json)"),
         click.option("--witness", "witness", default=None, help="a second node: its header at the answer's height must match"),
         click.option("--trust-hash", "trust_hash", default=None, help="start from this header hash (hex) instead of genesis (when there is no state file yet)"),
         click.option("--trust-height", "trust_height", type=int, default=None, help="height of --trust-hash"),
@@ -168,16 +209,38 @@ def _generic(v: Verified, what: str) -> tuple[dict[str, Any], str]:
 @click.argument("serial")
 @_common
 def product_cmd(gtin: str, serial: str, **opts: Any) -> None:
-    """A product's verified record (owner, warranty, recent history)."""
-    _run(opts, lambda lc: _generic(lc.product(gtin, serial), f"product {gtin}/{serial}"))
+    """A product's verified passport: maker, model, batch, trace and custody, sale, warranty,
+    recall, tickets and the service organisation's quality figures, all proven against one
+    certified header (the history against the record's hash chain)."""
+
+    def read(lc: LightClient) -> tuple[dict[str, Any], str]:
+        from afterchain.node.common.files import jsonable
+
+        values, v = lc.passport(gtin, serial)
+        view = passport_view(gtin, serial, values)
+        # "value": the verified product record itself (as `light state` shows it)
+        return ({**view, "value": jsonable(v.decoded()), "proof": v.to_json()},
+                "\n".join([*passport_lines(view), _verified_text(v)]))
+
+    _run(opts, read)
 
 
 @light.command("quality")
 @click.argument("org")
 @_common
 def quality_cmd(org: str, **opts: Any) -> None:
-    """An organisation's verified service-quality record."""
-    _run(opts, lambda lc: _generic(lc.quality(org), f"quality of {org}"))
+    """An organisation's verified service-quality figures (which medians are exact, which bounds)."""
+
+    def read(lc: LightClient) -> tuple[dict[str, Any], str]:
+        v = lc.quality(org)
+        raw = v.decoded()
+        q = None if raw is None else quality_report(raw)
+        from afterchain.node.common.files import jsonable
+
+        return {"org": org, "quality": q, "value": jsonable(raw), "proof": v.to_json()}, "\n".join(
+            [f"service quality of {org}", *quality_lines(org, q), _verified_text(v)])
+
+    _run(opts, read)
 
 
 @light.command("state")
@@ -194,13 +257,13 @@ def state_cmd(key_hex: str, **opts: Any) -> None:
 
 
 @light.command("status")
-@click.option("--genesis", "genesis", required=True, type=click.Path(dir_okay=False))
+@click.option("--genesis", "genesis", default=None, type=click.Path(dir_okay=False))
 @click.option("--state", "state", default=None)
 @click.option("--json", "as_json", is_flag=True)
-def status_cmd(genesis: str, state: str | None, as_json: bool) -> None:
+def status_cmd(genesis: str | None, state: str | None, as_json: bool) -> None:
     """What this light client trusts now."""
-    g = _load_genesis(genesis)
-    path = Path(state) if state else default_state_path(g.chain_id)
+    g = _load_genesis(_genesis_path(genesis))
+    path = Path(state) if state else default_state_path(g.chain_id, g.hash())
     try:
         trust = load_trust(path, g) or trust_from_genesis(g)
     except ValueError as exc:

@@ -46,6 +46,8 @@ from afterchain.protocol.light import (
     genesis_trust,
     verify_answer,
 )
+from afterchain.protocol.passport import MAX_PASSPORT_PAGES, MAX_PASSPORT_TICKETS, verify_passport
+from afterchain.protocol.smt import SmtProof
 from afterchain.protocol.types import Hash32, Height
 
 __all__ = [
@@ -64,12 +66,18 @@ MAX_RESPONSE_BYTES = 1 << 20
 WITNESS_WAIT_S = 5.0
 """A witness slightly behind gets this long to reach the answer's height."""
 STATE_FILE_VERSION = 1
+MAX_PASSPORT_ENTRIES = 3 + MAX_PASSPORT_PAGES + 2 * MAX_PASSPORT_TICKETS + 1
+"""Keys of a passport: product, policy, recall, pages, tickets, their orgs' quality and the service org's."""
+MAX_PASSPORT_BYTES = 4 << 20
+"""A passport answer (up to 1,024 history entries and 32 tickets with their proofs, as hex)."""
 MAX_CHANGE_PAGES = 1000
 """Pages of ``/v1/headers?changes=1`` per answer (a node scans up to 10,000 heights a page)."""
 
 
-def default_state_path(chain_id: str) -> Path:
-    return Path(os.path.expanduser("~")) / ".afterchain" / "light" / f"{chain_id}.json"
+def default_state_path(chain_id: str, genesis_hash: bytes) -> Path:
+    """``~/.afterchain/light/<chain id>-<first 16 hex of the genesis hash>.json``: a chain
+    recreated under the same id (``scripts/cluster reset``) gets its own file."""
+    return Path(os.path.expanduser("~")) / ".afterchain" / "light" / f"{chain_id}-{genesis_hash.hex()[:16]}.json"
 
 
 def _now_ms() -> int:
@@ -105,7 +113,9 @@ def load_trust(path: Path, genesis: Genesis | None = None) -> TrustedState | Non
     except (ValueError, KeyError, TypeError, ProtocolError) as exc:
         raise ValueError(f"trusted state {path} is corrupt: {exc}") from None
     if genesis is not None and (trust.genesis_hash != genesis.hash() or trust.chain_id != genesis.chain_id):
-        raise ValueError(f"trusted state {path} is for another chain or genesis than the genesis file")
+        raise ValueError(f"trusted state {path} is for another chain or genesis than the genesis file "
+                         f"(chain {trust.chain_id}, genesis {trust.genesis_hash.hex()[:16]}...): give another --state "
+                         "file, or leave --state out to use the genesis's own default file")
     return trust
 
 
@@ -211,13 +221,14 @@ class LightClient:
         self.close()
 
     # ---- HTTP
-    def _get(self, http: httpx.Client, url: str) -> dict[str, Any]:
-        doc = self._get_opt(http, url, allow_404=False)
+    def _get(self, http: httpx.Client, url: str, *, max_bytes: int = MAX_RESPONSE_BYTES) -> dict[str, Any]:
+        doc = self._get_opt(http, url, allow_404=False, max_bytes=max_bytes)
         if doc is None:  # pragma: no cover - only with allow_404
             raise LightError(Reason.NODE_UNAVAILABLE, f"{url}: not found")
         return doc
 
-    def _get_opt(self, http: httpx.Client, url: str, *, allow_404: bool = True) -> dict[str, Any] | None:
+    def _get_opt(self, http: httpx.Client, url: str, *, allow_404: bool = True,
+                 max_bytes: int = MAX_RESPONSE_BYTES) -> dict[str, Any] | None:
         self.downloads += 1
         try:
             r = http.get(url)
@@ -227,7 +238,7 @@ class LightClient:
             return None
         if r.status_code != 200:
             raise LightError(Reason.NODE_UNAVAILABLE, f"{url}: HTTP {r.status_code} {r.text[:200]}")
-        if len(r.content) > MAX_RESPONSE_BYTES:
+        if len(r.content) > max_bytes:
             raise LightError(Reason.MALFORMED, f"{url}: answer of {len(r.content)} bytes")
         try:
             doc = r.json()
@@ -326,6 +337,48 @@ class LightClient:
     def product(self, gtin: str, serial: str) -> Verified:
         key = state_keys.product(state_keys.product_id(gtin, serial))
         return self.verify_path(f"/v1/proofs/products/{quote(gtin, safe='')}/{quote(serial, safe='')}", key)
+
+    def passport(self, gtin: str, serial: str) -> tuple[dict[bytes, bytes | None], Verified]:
+        """A product's passport: every key of `protocol.passport.passport_keys`, verified
+        against one certified header (``/v1/proofs/passports/{gtin}/{serial}``)."""
+        start = self.downloads
+        doc = self._get(self._http, f"{self.node_url}/v1/proofs/passports/{quote(gtin, safe='')}/{quote(serial, safe='')}",
+                        max_bytes=MAX_PASSPORT_BYTES)
+        certified = self._certified(doc)
+        root = self._hex(doc, "state_root")
+        items = doc.get("entries")
+        if not isinstance(items, list) or root is None or len(items) > MAX_PASSPORT_ENTRIES:
+            raise LightError(Reason.MALFORMED, f"entries: a list of at most {MAX_PASSPORT_ENTRIES} is expected")
+        entries: list[tuple[bytes, bytes | None, SmtProof]] = []
+        proof_bytes = 0
+        for item in items:
+            if not isinstance(item, dict):
+                raise LightError(Reason.MALFORMED, "entries: objects expected")
+            key, proof = self._hex(item, "key"), self._hex(item, "proof")
+            if key is None or proof is None:  # pragma: no cover - _hex raises first
+                raise LightError(Reason.MALFORMED, "entries: key and proof")
+            try:
+                p = SmtProof.decode(proof)
+            except ProtocolError as exc:
+                raise LightError(Reason.MALFORMED, f"proof of {key.hex()}: {exc}") from None
+            proof_bytes += len(proof)
+            entries.append((key, self._hex(item, "value", optional=True), p))
+        header = certified.header
+        changes: list[CertifiedHeader] = []
+        if header.validators_hash != self.trust.validators.hash() and header.height > self.trust.height:
+            changes = self._changes(self.trust.height, header.height)
+        values, new_trust = verify_passport(self.trust, gtin, serial, certified, root, entries, changes,
+                                            now_ms=self._now_ms(), trusting_period_ms=self.trusting_period_ms)
+        self._witness(header)
+        if new_trust != self.trust:
+            self.trust = new_trust
+            if self.state_path is not None:
+                save_trust(self.state_path, new_trust)
+        key = state_keys.product(state_keys.product_id(gtin, serial))
+        return values, Verified(key=key, value=values.get(key), height=header.height, header_hash=header.hash(),
+                                state_height=header.state_height, state_root=header.state_root, proof_bytes=proof_bytes,
+                                answer_bytes=proof_bytes + sum(len(v or b"") for v in values.values()),
+                                downloads=self.downloads - start)
 
     def quality(self, org: str) -> Verified:
         return self.verify_path(f"/v1/proofs/quality/{quote(org, safe='')}", state_keys.quality(org))

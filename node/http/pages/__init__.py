@@ -1,12 +1,12 @@
-"""Customer pages that verify in the browser: `page_routes(genesis_bytes)`.
+"""Customer pages that verify in the browser: `page_routes()`.
 
 - ``GET /01/{gtin}/21/{serial}``: a product passport at its GS1 Digital Link path;
 - ``GET /t/{id}``: a ticket page;
 - ``GET /pages/{file}``, ``/pages/vendor/{file}``, ``/pages/vendor/noble-hashes/{file}``:
   the pages' own script and style (`static/`) and the libraries vendored by
   ``scripts/vendor_page_libs`` (`static/vendor/`, with their licences and ``VERSION``);
-- ``GET /v1/genesis``: the genesis the pages hash against the link's ``g=`` (added here
-  only because the pages need it; issue 24's other branch owns the route's final form).
+The genesis the pages hash against the link's ``g=`` comes from ``GET /v1/genesis``
+(`node.http.proofs`).
 
 The HTML is one static shell (`static/page.html`) with the path's parameters filled in
 (escaped) and a relative root, so the pages also work behind a proxy that mounts the node
@@ -26,11 +26,10 @@ import html
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, Response
 
 from afterchain.node.http.params import GTIN, HEX32, SERIAL, Param, enum_kind
 from afterchain.node.http.spec import ApiRoute, Op, Resp
-from afterchain.protocol.codec import sha256
 
 __all__ = ["ASSETS", "STATIC_DIR", "page_routes"]
 
@@ -61,9 +60,9 @@ def _shell(kind: str, root: str, data: dict[str, str]) -> str:
     return text.replace("{{ROOT}}", root).replace("{{KIND}}", kind).replace("{{DATA}}", attrs)
 
 
-def page_routes(genesis_bytes: bytes | None = None) -> list[ApiRoute]:
-    """The customer pages and their assets; with `genesis_bytes` (the canonical encoding of
-    the node's genesis) also ``/v1/genesis``."""
+def page_routes() -> list[ApiRoute]:
+    """The customer pages and their assets (the genesis they hash comes from ``/v1/genesis``,
+    `node.http.proofs`)."""
     cache: dict[tuple[str, bool], bytes] = {}
 
     def page(kind: str, root: str, data: dict[str, str]) -> Response:
@@ -108,16 +107,4 @@ def page_routes(genesis_bytes: bytes | None = None) -> list[ApiRoute]:
             description="Query: g = the genesis hash to trust (hex), w = a witness node's URL (repeatable).")),
         *(asset_route(folder) for folder in ASSETS),
     ]
-    if genesis_bytes is not None:
-        doc = {"hash": sha256(genesis_bytes).hex(), "genesis": genesis_bytes.hex()}
-
-        async def genesis(request: Request) -> Response:
-            return JSONResponse(doc, headers={"Access-Control-Allow-Origin": "*"})
-
-        routes.append(ApiRoute("/v1/genesis", genesis, Op(
-            "The genesis document", "light",
-            {200: Resp("the genesis: its hash and its canonical encoding (hex)",
-                       {"type": "object", "required": ["hash", "genesis"],
-                        "properties": {"hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-                                       "genesis": {"type": "string", "pattern": "^([0-9a-f]{2})+$"}}})})))
     return routes

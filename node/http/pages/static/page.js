@@ -146,7 +146,7 @@ class Session {
 
 async function loadGenesis(anchor) {
   const j = await getJson(api("v1/genesis"), "genesis");
-  const bytes = fromHex(j.genesis ?? "", "genesis");
+  const bytes = fromHex(j.encoded ?? "", "genesis");
   const g = decodeGenesis(bytes);
   if (toHex(g.hash) !== anchor) {
     throw new LightError("light.wrong_genesis", `the node's genesis hashes to ${toHex(g.hash).slice(0, 16)}..., the link trusts ${anchor.slice(0, 16)}...`);
