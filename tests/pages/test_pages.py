@@ -116,7 +116,7 @@ class Proxy:
         mode = self.mode
         if mode == "other_genesis" and path == "/v1/genesis":
             g = other_genesis().encode()
-            body = json.dumps({"hash": "00" * 32, "genesis": g.hex()}).encode()
+            body = json.dumps({"hash": "00" * 32, "encoded": g.hex()}).encode()
         elif mode == "stale" and path in self.replay:
             body = json.dumps(self.replay[path]).encode()
         elif mode is not None and path.startswith("/v1/proofs/") and status == 200:
