@@ -394,8 +394,7 @@ class Relay:
             if src is not None and src in self.peers:
                 self.peers[src].failed_until = self.now + self.p.ban_ticks
             self._strike(src, "invalid_block")
-            if self.missing_since is None:
-                self.missing_since = self.now - self.p.fetch_delay_ticks
+            self._fetch_now()
         self._advance()
         self._maybe_fetch()
 
@@ -473,6 +472,11 @@ class Relay:
             else:
                 self._status_to.add(p)
 
+    def _fetch_now(self) -> None:
+        """No more waiting for a push: the next fetch goes out as soon as a member has it."""
+        since = self.now - self.p.fetch_delay_ticks
+        self.missing_since = since if self.missing_since is None else min(self.missing_since, since)
+
     def _maybe_fetch(self) -> None:
         if self.inflight is not None or self.is_validator or "fetch" in self.mutations:
             return
@@ -506,8 +510,7 @@ class Relay:
             if st is not None:
                 st.failed_until = now + 4 * self.p.fetch_timeout_ticks
             self._strike(inflight.peer, "request_timeout")
-            if self.missing_since is None:
-                self.missing_since = now - self.p.fetch_delay_ticks
+            self._fetch_now()
         for peer, deadline in list(self.dialing.items()):
             if deadline <= now:
                 del self.dialing[peer]
