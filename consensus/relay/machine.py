@@ -20,7 +20,8 @@ The protocol (PROTOCOL.md section 11 is the normative text):
   keys up to `d`; it accepts inbound connections up to `d_hi`; above `d_hi` it closes
   random inbound ones down to `d`. Every `rotate_ticks` it swaps one outbound peer for a
   random new one (the overlay re-randomises, so a partition that healed is bridged); a
-  node that knows no path to a validator dials one more peer every heartbeat. Validators
+  member that knows no path to a validator, or delivered nothing for `stale_ticks`, dials
+  one more peer every heartbeat (up to `d_hi`). Validators
   do not dial each other here (they have their consensus links).
 - **Blocks.** A node verifies blocks strictly in height order (block h is asked for
   verification only after h - 1 is delivered) and relays only blocks it has delivered
@@ -104,6 +105,9 @@ class RelayParams:
     """A peer silent this long (no status, no message) is closed."""
     dial_timeout_ticks: int = 20
     rotate_ticks: int = 300
+    stale_ticks: int = 30
+    """A member that delivered nothing for this long dials one more peer every heartbeat
+    (up to `d_hi`): its peers may all be cut off from the validators."""
     max_ahead: int = 2 * MAX_RELAY_BLOCKS
     """Unverified blocks kept above the delivered height."""
     event_fanout: int = 2
@@ -215,6 +219,8 @@ class Relay:
         self.stats = RelayStats()
         self._next_heartbeat = 0
         self._next_rotate = self.p.rotate_ticks
+        self._progress = 0
+        """Tick of the last new height."""
         self._out = RelayReady()
         self._status_to: set[bytes] = set()
         self._events_to: dict[bytes, list[bytes]] = {}
@@ -445,6 +451,7 @@ class Relay:
     def _accept(self, cb: CertifiedBlock, source: bytes | None, *, deliver: bool) -> None:
         h = int(cb.block.header.height)
         self.height = h
+        self._progress = self.now
         self.missing_since = None
         if deliver:
             self._out.deliver.append(cb)
@@ -541,7 +548,7 @@ class Relay:
         want = 0
         if n < p.d_lo:
             want = p.d - n
-        elif not self.is_validator and self.hops() >= MAX_HOPS and n < p.d_hi:
+        elif not self.is_validator and n < p.d_hi and (self.hops() >= MAX_HOPS or now - self._progress > p.stale_ticks):
             want = 1
         if now >= self._next_rotate:
             self._next_rotate = now + p.rotate_ticks
