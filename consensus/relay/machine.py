@@ -49,11 +49,10 @@ The protocol (PROTOCOL.md section 11 is the normative text):
 
 from __future__ import annotations
 
-import random
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from afterchain.protocol.codec import sha256
 from afterchain.protocol.types import Height
@@ -71,6 +70,19 @@ MUTATIONS = frozenset({
     "fetch",        # missed blocks are never requested (push and announcements only)
     "event_retry",  # an origin sends an event once and forgets it
 })
+
+
+T = TypeVar("T")
+
+
+class Rng(Protocol):
+    """What the relay uses of a seeded `random.Random` (the shell passes one in)."""
+
+    def random(self) -> float: ...
+
+    def choice(self, seq: Sequence[T]) -> T: ...
+
+    def sample(self, population: Sequence[T], k: int) -> list[T]: ...
 
 
 class BlockSource(Protocol):
@@ -190,7 +202,7 @@ class Relay:
         validators: Iterable[bytes],
         admitted: Iterable[bytes],
         store: BlockSource,
-        rng: random.Random,
+        rng: Rng,
         params: RelayParams | None = None,
         mutations: Iterable[str] = (),
     ) -> None:
