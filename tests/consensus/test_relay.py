@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -78,8 +79,19 @@ def test_messages_round_trip(msg: RelayMessage) -> None:
     assert RelayMessage.decode(msg.encode()) == msg
 
 
-def test_status_bytes_are_as_documented() -> None:
-    assert RelayStatus(height=Height(7), hops=2).encode().hex() == "94cca0010702"
+def test_bytes_are_as_documented_in_protocol_md() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "PROTOCOL.md").read_text()
+    section = doc[doc.index("## 11. Dissemination"):]
+    for msg, text in [
+        (RelayStatus(height=Height(7), hops=2), "`RelayStatus{height 7, hops 2}` = `94 cca0 01 07 02`"),
+        (RelayStatus(height=Height(300), hops=16), "300, hops 16}` = `94 cca0 01 cd012c 10`"),
+        (RelayRequest(from_height=Height(5), count=3), "`RelayRequest{from_height 5, count 3}` =\n`94 cca1 01 05 03`"),
+        (RelayBlocks(blocks=()), "`RelayBlocks{}` (none) = `93 cca2 01 90`"),
+        (RelayEvents(events=(b"ab",)), "`RelayEvents{[\"ab\"]}` =\n`93 cca3 01 91 c4026162`"),
+    ]:
+        assert text in section
+        documented = text.rsplit("`", 2)[-2].replace(" ", "")
+        assert msg.encode().hex() == documented
 
 
 @pytest.mark.parametrize(("msg", "field"), [
