@@ -48,13 +48,12 @@ HTTP_CODES = {
 """Codes of the errors the framework raises (starlette's `HTTPException`), by status;
 any other such status gets ``http.<status>``."""
 
-_log = get_logger()
 
 
 def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     rid = REQUEST_ID.get()
     if status == 500:
-        _log.error("http_error", status=status, code=code, message=message, request_id=rid)
+        get_logger().error("http_error", status=status, code=code, message=message, request_id=rid)
     return JSONResponse({"error": {"code": code, "message": message, "request_id": rid}}, status_code=status,
                         headers=headers)
 

@@ -26,7 +26,6 @@ __all__ = ["CORS_CLOSED_PREFIXES", "REQUEST_ID_HEADER", "ReadCors", "RequestCont
 REQUEST_ID_HEADER = "X-Request-Id"
 _SANE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
-_log = get_logger()
 
 
 def request_id_of(given: str | None) -> str:
@@ -58,7 +57,7 @@ class RequestContext:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
-            _log.error("http_internal_error", request_id=rid, method=scope.get("method"), path=scope.get("path"),
+            get_logger().error("http_internal_error", request_id=rid, method=scope.get("method"), path=scope.get("path"),
                        exc_info=exc)
             if started:  # too late for an answer: the server closes the connection
                 raise
