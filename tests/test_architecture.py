@@ -28,7 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     # the process entries assemble every production room
     "entry": {"protocol", "consensus", "common", "app", "transport", "runtime", "http", "client", "tools"},
     # benchmarks measure the internals; test-only behaviours are injected into the runtime
-    "bench": {"protocol", "consensus", "common", "app", "transport", "runtime", "http", "client", "tools"},
+    "bench": {"protocol", "consensus", "common", "app", "transport", "runtime", "http", "client", "tools", "entry"},
     "testing": {"protocol", "consensus", "common", "app", "transport", "runtime", "http", "client", "tools", "entry"},
 }
 ENTRY_MODULES = {"afterchain.node", "afterchain.node.cli", "afterchain.node.server"}
