@@ -92,7 +92,7 @@ class Event(_CachedId):
 
     @property
     def id(self) -> Hash32:
-        eid = self.cached_id()  # (no exception on the first call: ~1 us)
+        eid = self.cached_id()  # (no exception on the first call)
         if eid is not None:
             return eid
         eid = Hash32(sha256(encode(self)))

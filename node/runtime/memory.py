@@ -1,11 +1,9 @@
 """The node process's memory: glibc malloc settings, a periodic trim, and diagnostics.
 
-Measured (issue 10, `./scripts/bench cluster --events 300000` with the reports below): a
-node's Python objects and RocksDB's caches level off after ~100k events, but glibc's heap
-kept growing: memory freed inside it (RocksDB memtable arenas and blocks, Python objects
-over 512 B such as raw events and block encodings, freed by threads in up to 16 arenas)
-stayed resident, 40 MB at 100k events and 88 MB at 300k, most of the remaining growth.
-So a node (`tune_malloc`, called first thing in `run_node`):
+A node's Python objects and RocksDB's caches level off under load, but glibc's heap kept
+growing: memory freed inside it (RocksDB memtable arenas and blocks, Python objects over
+512 B such as raw events and block encodings, freed by threads in up to 16 arenas) stayed
+resident, most of the remaining growth (docs/ARCHITECTURE.md, "Measurements behind the code"). So a node (`tune_malloc`, called first thing in `run_node`):
 - caps malloc arenas at `MALLOC_ARENAS_MAX` (glibc's default is 8 per core);
 - runs `malloc_trim(0)` every `MALLOC_TRIM_INTERVAL_S` on a worker thread (`trimmer`),
   which hands free pages inside the heaps back to the kernel.

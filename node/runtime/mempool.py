@@ -66,14 +66,13 @@ def decode_and_verify(raw: bytes, chain_id: str) -> SignedEvent | ProtocolError:
 
 
 VERIFY_INLINE_BELOW_EVENTS = 8
-"""Batches smaller than this are checked on the calling (trio) thread: a thread hop costs ~80-110 us
-of CPU (thread wake-up, trio's wake-up socket, GIL hand-over), about two verifications."""
+"""Batches smaller than this are checked on the calling (trio) thread: a thread hop (thread
+wake-up, trio's wake-up socket, GIL hand-over) costs about two verifications."""
 VERIFY_CHUNK_MIN_EVENTS = 1024
 """A batch is split over several worker threads only in chunks of at least this many events.
 Each extra chunk costs a thread hop, and two threads of one node decoding at once contend for
-the GIL: measured on this machine, 52 us of CPU per event on one worker thread against
-57-63 us on two for 200-event batches (58 against 64-77 us for 30-event batches). Several
-batches (API requests, gossip, pre-prepares) still verify concurrently, each on its thread."""
+the GIL, so one thread per batch costs less CPU per event (docs/ARCHITECTURE.md, "Measurements behind the code"). Several batches (API
+requests, gossip, pre-prepares) still verify concurrently, each on its thread."""
 
 
 def _decode_and_verify_all(raws: Sequence[bytes], chain_id: str) -> list[SignedEvent | ProtocolError]:
@@ -287,7 +286,7 @@ class Mempool:
                 self._nonce_cache.pop(x, None)
         # a sender with nothing pending has nothing in flight: its cursor goes (under steady
         # load `_inflight` is never empty, so the clear above never ran and `_cursor` kept
-        # one entry per sender ever proposed: 13k after 300k bench events, issue 10)
+        # one entry per sender ever proposed)
         for x in self._cursor.keys() - self._by_sender.keys() if senders is None else senders:
             if x not in self._by_sender:
                 self._cursor.pop(x, None)

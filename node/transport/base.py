@@ -165,8 +165,8 @@ class TransportLimits:
     """Frames buffered per peer on the sending side before `send`/`broadcast` block."""
     send_queue_bytes: int = 32 << 20
     """Bytes buffered per peer on the sending side before `send`/`broadcast` block (a frame
-    into an empty queue is always taken). 256 gossip frames of up to ~1 MB queued for each
-    of 3 slow peers held 480 MB in one node (issue 10)."""
+    into an empty queue is always taken). Without a byte bound, full frame queues towards a
+    few slow peers held hundreds of MB in one node."""
     max_pending_requests: int = 1024
     """Outstanding outgoing requests across all peers (`request` blocks beyond)."""
     max_concurrent_handlers: int = 64
