@@ -4,7 +4,8 @@ Assembles the routes of each resource family over one `NodeService`:
 `node.http.writes` (submit, event status), `node.http.reads` (blocks, tickets,
 products, orgs, accounts, escrows, balances, evidence), `node.http.status` (status,
 health, metrics), `node.http.dashboard`, `node.http.proofs` (light clients),
-`node.http.governance`, `node.http.admin` and `node.http.reference` (``/openapi.json``,
+`node.http.governance`, `node.http.stream` (committed events as Server-Sent Events),
+`node.http.admin` and `node.http.reference` (``/openapi.json``,
 ``/docs``). Every route is an `ApiRoute` that carries its documentation. JSON everywhere
 unless stated; bytes are lowercase hex. Every answer carries ``X-Request-Id``
 (`node.http.middleware`); every error, unknown routes and methods and unexpected failures
@@ -29,6 +30,7 @@ from afterchain.node.http.proofs import proof_routes
 from afterchain.node.http.reads import read_routes
 from afterchain.node.http.reference import reference_routes
 from afterchain.node.http.status import status_routes
+from afterchain.node.http.stream import stream_routes
 from afterchain.node.http.writes import write_routes
 
 __all__ = ["build_app"]
@@ -44,6 +46,7 @@ def build_app(service: NodeService) -> Starlette:
             *dashboard_routes(),
             *proof_routes(service),
             *governance_routes(led),
+            *stream_routes(service.feed),
             *admin_routes(service.faults, service.admin_token),
         ],
         middleware=[Middleware(RequestContext)],
