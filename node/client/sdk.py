@@ -52,30 +52,32 @@ Usage::
 Batches: ``c.submit([c.build.product_register(...), ...])`` signs consecutive nonces and
 sends them in one msgpack request; ``c.wait_all(ids)`` follows them.
 
-An ERP connector with the async client (trio or asyncio): every few seconds, list the
-service organisation's newly opened tickets, create a work order for each (``ticket``
-gives product, fault and deadlines) and acknowledge it on the ledger::
+An ERP connector with the async client (trio or asyncio): follow the committed tickets
+opened for the service organisation (``stream``: Server-Sent Events, resumed after each
+event's ``cursor``), create a work order for each and acknowledge it on the ledger::
 
-    import trio
     from afterchain.node.client import AsyncClient, ClientError
 
-    async def acknowledge_new_tickets(nodes, key_file, org, create_work_order, every_s=5.0):
+    async def acknowledge_new_tickets(nodes, key_file, org, erp):
         async with AsyncClient(nodes, key=key_file) as c:
-            while True:
-                for tid in await c.org_tickets(org, status="opened"):
-                    ticket = await c.ticket(tid)
-                    await create_work_order(tid, ticket)        # the ERP's side, idempotent per tid
-                    try:
-                        await c.send(await c.build.ticket_ack(ticket_id=tid))
-                    except ClientError as exc:                  # Rejected, TimedOut, Unreachable
-                        print(f"ticket {tid}: not acknowledged yet ({exc.code}), next round")
-                await trio.sleep(every_s)
+            # after the last event the ERP stored (None the first time: from the next block)
+            async with c.stream(org=org, types="ticket.open", cursor=erp.last_cursor()) as events:
+                async for ev in events:
+                    ticket = await c.ticket(ev["ticket"])
+                    await erp.create_work_order(ev["ticket"], ticket)  # idempotent per ticket id
+                    if ticket["status"] == "opened":
+                        try:
+                            await c.send(await c.build.ticket_ack(ticket_id=ev["ticket"]))
+                        except ClientError as exc:  # Rejected, TimedOut, Unreachable
+                            print(f"ticket {ev['ticket']}: not acknowledged ({exc.code})")
+                    erp.save_cursor(ev["cursor"])  # a restart resumes after it
 
     # trio.run(acknowledge_new_tickets, ["http://127.0.0.1:8001"], ".cluster/keys/fixit.key",
-    #          "fixit", my_erp.create_work_order)
+    #          "fixit", my_erp)
 
-An acknowledged ticket leaves the ``opened`` list, so each is handled once; a ticket whose
-acknowledgement failed comes back in the next round.
+The stream reconnects by itself (another node, back-off) and resumes after the last event
+it yielded, so each ticket is handled once; a ticket whose acknowledgement failed is
+still ``opened`` and can be swept with ``org_tickets(org, status="opened")``.
 """
 
 from __future__ import annotations
