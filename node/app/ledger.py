@@ -460,6 +460,19 @@ class Ledger:
     def tickets_by_customer(self, customer: bytes, *, limit: int = 1000) -> list[bytes]:
         return queries.ids(self.state, K.tickets_by_customer(customer), limit)
 
+    def ticket_page(self, *, org: str | None = None, status: str | None = None, customer: bytes | None = None,
+                    limit: int, after: bytes | None = None) -> list[tuple[bytes, bytes]]:
+        """One page of an organisation's tickets (optionally of one status) or of a
+        customer's: (key suffix, ticket id) in index order, after the key suffix `after`
+        (the last suffix of the previous page)."""
+        if org is not None and customer is None:
+            prefix = K.tickets_by_org(org, status)
+        elif customer is not None and org is None:
+            prefix = K.tickets_by_customer(customer)
+        else:
+            raise ValueError("give org or customer")
+        return queries.id_page(self.state, prefix, limit, after)
+
     def tickets_by_product(self, gtin: str, serial: str, *, limit: int = 1000) -> list[bytes]:
         return queries.ids(self.state, K.tickets_by_product(K.product_id(gtin, serial)), limit)
 
@@ -481,10 +494,11 @@ class Ledger:
     def org(self, org_id: str) -> dict[str, Any] | None:
         return self.state.read(K.org(org_id))  # type: ignore[no-any-return]
 
-    def orgs(self, *, limit: int = 4096) -> list[tuple[str, dict[str, Any]]]:
+    def orgs(self, *, limit: int = 4096, after: bytes | None = None) -> list[tuple[str, dict[str, Any]]]:
         """(org id, record) of every organisation ever a member (removed ones carry
-        ``removed``), in org id order: genesis members and those admitted by governance."""
-        return queries.orgs(self.state, limit)
+        ``removed``), in org id order: genesis members and those admitted by governance;
+        with `after`, those whose id (UTF-8) sorts after it."""
+        return queries.orgs(self.state, limit, after)
 
     def node_keys(self, *, org: str | None = None, limit: int | None = 4096) -> list[tuple[bytes, dict[str, Any]]]:
         """(key, ``{org, since, height}``) of the registered member node keys, in key order:
@@ -528,6 +542,11 @@ class Ledger:
         """Recorded equivocation evidence (committed state), by validator, phase, view, seq."""
         return queries.evidence(self.state, validator, limit)
 
+    def evidence_page(self, *, validator: bytes | None = None, limit: int,
+                      after: bytes | None = None) -> list[tuple[bytes, dict[str, Any]]]:
+        """`evidence` as (key suffix, record), after the key suffix `after`."""
+        return queries.evidence_page(self.state, validator, limit, after)
+
     def validators(self) -> ValidatorSet:
         """The committed adopted set (``meta/validators``): votes on proposals count against it."""
         return queries.validators(self.state, self.genesis)
@@ -544,6 +563,11 @@ class Ledger:
         """Proposal ids: all in proposal order (oldest first), or the open ones by deadline.
         (An open one whose deadline passed stays listed until a block expires it.)"""
         return queries.proposal_ids(self.state, open_only, limit)
+
+    def proposal_page(self, *, open_only: bool = False, limit: int,
+                      after: bytes | None = None) -> list[tuple[bytes, bytes]]:
+        """`proposal_ids` as (key suffix, id), after the key suffix `after`."""
+        return queries.proposal_page(self.state, open_only, limit, after)
 
 
 def iter_blocks(led: Ledger, start: int = 1) -> Iterator[tuple[int, int, list[bytes]]]:

@@ -22,11 +22,14 @@ __all__ = [
     "current_params",
     "event_outcome",
     "evidence",
+    "evidence_page",
+    "id_page",
     "ids",
     "nonce",
     "orgs",
     "product_history",
     "proposal_ids",
+    "proposal_page",
     "quality",
     "stored_block",
     "upcoming_deadlines",
@@ -37,11 +40,25 @@ MAX_PROPOSALS_LISTED = 1000
 _DEADLINE_NAMES = ("first_response", "resolution", "auto_close")
 
 
+def _start(prefix: bytes, after: bytes | None) -> bytes:
+    """The first store key to scan: `prefix`, or the key right after ``prefix + after``
+    (start-after: any bytes are a valid `after`; keys sort bytewise)."""
+    return prefix if after is None else prefix + after + b"\x00"
+
+
 def ids(st: State, prefix: bytes, limit: int) -> list[bytes]:
     """The 32-byte ids ending the index keys under `prefix`, in key order."""
+    return [i for _, i in id_page(st, prefix, limit, None)]
+
+
+def id_page(st: State, prefix: bytes, limit: int, after: bytes | None) -> list[tuple[bytes, bytes]]:
+    """(key suffix after `prefix`, 32-byte id) of up to `limit` index keys under `prefix`,
+    in key order, starting after the suffix `after` (a page's last suffix is the next
+    page's `after`)."""
     out = []
-    for k, _ in st.scan(prefix, prefix + b"\xff" * 40):
-        out.append(k[-32:])
+    n = len(prefix)
+    for k, _ in st.scan(_start(prefix, after), prefix + b"\xff" * 80):
+        out.append((k[n:], k[-32:]))
         if len(out) >= limit:
             break
     return out
@@ -72,11 +89,12 @@ def product_history(st: State, gtin: str, serial: str) -> list[Any]:
     return out + list(p["hist"])
 
 
-def orgs(st: State, limit: int) -> list[tuple[str, dict[str, Any]]]:
-    """(org id, record) of every organisation ever a member, in org id order."""
+def orgs(st: State, limit: int, after: bytes | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """(org id, record) of every organisation ever a member, in org id order (after the
+    org id `after`, as bytes)."""
     start = K.stored_value(K.ORG)
     out = []
-    for k, raw in st.scan(start, start[:-1] + b"0"):
+    for k, raw in st.scan(_start(start, after), start[:-1] + b"0"):
         out.append((k[len(start):].decode(), unpack(raw)))
         if len(out) >= limit:
             break
@@ -116,10 +134,18 @@ def quality(st: State, org: str) -> dict[str, Any] | None:
 
 def evidence(st: State, validator: bytes | None, limit: int) -> list[dict[str, Any]]:
     """Recorded equivocation evidence, by validator, phase, view, seq."""
+    return [r for _, r in evidence_page(st, validator, limit, None)]
+
+
+def evidence_page(st: State, validator: bytes | None, limit: int,
+                  after: bytes | None) -> list[tuple[bytes, dict[str, Any]]]:
+    """(key suffix, record) of recorded evidence by validator, phase, view, seq, starting
+    after the key suffix `after` (relative to the validator's prefix when one is given)."""
     prefix = K.stored_value(K.EVIDENCE) + (validator + b"/" if validator is not None else b"")
     out = []
-    for _, raw in st.scan(prefix, prefix + b"\xff" * 80):
-        out.append(unpack(raw))
+    n = len(prefix)
+    for k, raw in st.scan(_start(prefix, after), prefix + b"\xff" * 80):
+        out.append((k[n:], unpack(raw)))
         if len(out) >= limit:
             break
     return out
@@ -146,3 +172,8 @@ def current_params(st: State, genesis: Genesis) -> tuple[ConsensusParams, VmPara
 def proposal_ids(st: State, open_only: bool, limit: int) -> list[bytes]:
     """Proposal ids: all in proposal order (oldest first), or the open ones by deadline."""
     return ids(st, K.PROPOSALS_BY_DEADLINE if open_only else K.PROPOSALS_BY_HEIGHT, limit)
+
+
+def proposal_page(st: State, open_only: bool, limit: int, after: bytes | None) -> list[tuple[bytes, bytes]]:
+    """`proposal_ids` as (key suffix, id), starting after the key suffix `after`."""
+    return id_page(st, K.PROPOSALS_BY_DEADLINE if open_only else K.PROPOSALS_BY_HEIGHT, limit, after)

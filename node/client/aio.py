@@ -15,29 +15,58 @@ Runs under any event loop anyio supports (trio, asyncio). Not task-safe: one
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
+from contextlib import aclosing
 from typing import Any, TypeVar
 
 import anyio
 import httpx
+from httpx_sse import SSEError, aconnect_sse
 
 from afterchain.node.client.builders import EventBuilder
 from afterchain.node.client.core import (
     DEFAULT_TIMEOUT_S,
     MAX_ATTEMPTS,
     REQUEST_TIMEOUT_S,
+    STREAM_READ_TIMEOUT_S,
     USER_AGENT,
     ClientCore,
     Op,
     Pause,
+    StreamCut,
+    StreamState,
+    stream_params,
 )
 from afterchain.node.client.outcomes import Outcome
 from afterchain.protocol.crypto import KeyPair
 from afterchain.protocol.events import EventBody, SignedEvent
 
-__all__ = ["AsyncClient"]
+__all__ = ["AsyncClient", "EventStream"]
 
 T = TypeVar("T")
+
+
+class EventStream:
+    """`AsyncClient.stream`'s events: an async iterator and an async context manager whose
+    exit closes the connection (an abandoned async generator would wait for the collector)."""
+
+    def __init__(self, events: AsyncGenerator[dict[str, Any], None]) -> None:
+        self._events = events
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        return await self._events.__anext__()
+
+    async def aclose(self) -> None:
+        await self._events.aclose()
+
+    async def __aenter__(self) -> EventStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
 
 class AsyncClient(ClientCore):
@@ -174,6 +203,60 @@ class AsyncClient(ClientCore):
 
     async def customer_tickets(self, customer: bytes | str | None = None) -> list[str]:
         return await self._run(self._customer_tickets(customer))
+
+    async def orgs(self) -> list[dict[str, Any]]:
+        return await self._run(self._orgs())
+
+    async def page(self, path: str, *, cursor: str | None = None, limit: int | None = None) -> dict[str, Any]:
+        """`Client.page`: one page of a list route, with ``next_cursor``."""
+        return await self._run(self._page(path, cursor, limit))
+
+    # ---- the stream of committed events
+    def stream(
+        self,
+        *,
+        org: str | None = None,
+        types: Iterable[str] | str | None = None,
+        ticket: bytes | str | None = None,
+        gtin: str | None = None,
+        serial: str | None = None,
+        refused: bool = False,
+        cursor: str | None = None,
+        from_height: int | None = None,
+    ) -> EventStream:
+        """`Client.stream`: committed events matching the filters, resumed across reconnects.
+        Use it in ``async with`` so that leaving the loop closes the connection at once::
+
+            async with c.stream(org="fixit", types=["ticket.open"]) as events:
+                async for ev in events:
+                    ...
+        """
+        return EventStream(self._events(stream_params(org=org, types=types, ticket=ticket, gtin=gtin, serial=serial,
+                                                      refused=refused, from_height=from_height), cursor))
+
+    async def _events(self, params: dict[str, str], cursor: str | None) -> AsyncGenerator[dict[str, Any], None]:
+        state = StreamState(self, params, cursor)
+        timeout = httpx.Timeout(self._http.timeout.connect, read=STREAM_READ_TIMEOUT_S)
+        while True:
+            url, query, headers = state.request()
+            try:
+                async with aconnect_sse(self._http, "GET", url, params=query, headers=headers,
+                                        timeout=timeout) as es:
+                    if es.response.status_code != 200:
+                        await es.response.aread()
+                    if state.opened(es.response):
+                        async with aclosing(es.aiter_sse()) as messages:
+                            async for sse in messages:
+                                ev = state.message(sse.event, sse.data, sse.id)
+                                if ev is not None:
+                                    yield ev
+                        state.dropped("the node closed the stream")
+            except (httpx.HTTPError, SSEError) as exc:
+                state.dropped(f"{type(exc).__name__}: {exc}")
+            except StreamCut as cut:
+                state.dropped(str(cut))
+            if state.pause():
+                await self._sleep(state.pause())
 
     async def escrow(self, escrow_id: bytes | str) -> dict[str, Any]:
         return await self._run(self._escrow(escrow_id))

@@ -17,6 +17,7 @@ retried. The policy itself is described in `node.client.sdk`.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Generator, Iterable, Sequence
@@ -42,7 +43,7 @@ from afterchain.protocol.errors import ProtocolError
 from afterchain.protocol.events import Event, EventBody, SignedEvent, sign_event
 from afterchain.protocol.types import PublicKey
 
-__all__ = ["ClientCore", "Op", "Pause", "Reply", "Send", "Step"]
+__all__ = ["ClientCore", "Op", "Pause", "Reply", "Send", "Step", "StreamCut", "StreamState", "stream_params"]
 
 DEFAULT_TIMEOUT_S = 30.0
 """How long `wait` / `send` wait for an outcome by default."""
@@ -60,6 +61,10 @@ MAX_REMEMBERED_TYPES = 10_000
 MAX_BATCH_EVENTS = 5000
 """Events in one submission (the node's default ``api.max_batch_events``)."""
 USER_AGENT = "afterchain-client/0.1"
+PAGE_LIMIT = 1000
+"""Items asked for per page when a read follows a list to its end."""
+STREAM_READ_TIMEOUT_S = 45.0
+"""A stream with nothing, not even the node's ping (every 15 s), for this long is reconnected."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,13 +319,35 @@ class ClientCore:
     def _quality(self, org: str) -> Op[dict[str, Any]]:
         return (yield from self._get_json(f"/v1/orgs/{seg(org)}/quality"))  # type: ignore[no-any-return]
 
+    def _page(self, path: str, cursor: str | None, limit: int | None) -> Op[dict[str, Any]]:
+        """One page of a list route: its answer, with ``next_cursor`` (None: the last page)."""
+        q = [f"cursor={seg(cursor)}"] if cursor else []
+        if limit is not None:
+            q.append(f"limit={int(limit)}")
+        sep = "&" if "?" in path else "?"
+        return (yield from self._get_json(path + (sep + "&".join(q) if q else "")))  # type: ignore[no-any-return]
+
+    def _all(self, path: str, field: str) -> Op[list[Any]]:
+        """Every item of a list route, following ``next_cursor`` page by page."""
+        out: list[Any] = []
+        cursor: str | None = None
+        while True:
+            page = yield from self._page(path, cursor, PAGE_LIMIT)
+            out.extend(page[field])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return out
+
     def _org_tickets(self, org: str, status: str | None) -> Op[list[str]]:
         q = f"?status={seg(status)}" if status else ""
-        return (yield from self._get_json(f"/v1/orgs/{seg(org)}/tickets{q}"))["tickets"]  # type: ignore[no-any-return]
+        return (yield from self._all(f"/v1/orgs/{seg(org)}/tickets{q}", "tickets"))
 
     def _customer_tickets(self, customer: bytes | str | None) -> Op[list[str]]:
         k = self._require_key().public if customer is None else as_key(customer)
-        return (yield from self._get_json(f"/v1/customers/{k.hex()}/tickets"))["tickets"]  # type: ignore[no-any-return]
+        return (yield from self._all(f"/v1/customers/{k.hex()}/tickets", "tickets"))
+
+    def _orgs(self) -> Op[list[dict[str, Any]]]:
+        return (yield from self._all("/v1/orgs", "orgs"))
 
     def _escrow(self, escrow_id: bytes | str) -> Op[dict[str, Any]]:
         return (yield from self._get_json(f"/v1/escrows/{as_id(escrow_id, 'escrow id').hex()}"))  # type: ignore[no-any-return]
@@ -333,7 +360,7 @@ class ClientCore:
 
     def _proposals(self, status: str | None) -> Op[list[dict[str, Any]]]:
         q = f"?status={seg(status)}" if status else ""
-        return (yield from self._get_json(f"/v1/governance/proposals{q}"))["proposals"]  # type: ignore[no-any-return]
+        return (yield from self._all(f"/v1/governance/proposals{q}", "proposals"))
 
     def _proposal(self, proposal_id: bytes | str) -> Op[dict[str, Any]]:
         pid = as_id(proposal_id, "proposal id").hex()
@@ -351,6 +378,131 @@ class ClientCore:
     def _node_keys(self, org: str | None) -> Op[list[dict[str, Any]]]:
         path = "/v1/nodes" if org is None else f"/v1/orgs/{seg(org)}/nodes"
         return (yield from self._get_json(path))["nodes"]  # type: ignore[no-any-return]
+
+
+class StreamCut(Exception):
+    """The node ended a stream with a reason (``event: error``): reconnect from the cursor."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class StreamState:
+    """A stream subscription's logic without its I/O (`Client.stream` / `AsyncClient.stream`):
+    the request to make (the node, the filters, where to resume), what an answer and each
+    SSE message mean, and when and how long to wait before reconnecting.
+
+    Resuming: every delivered event's ``cursor`` is remembered; a reconnect (a dropped
+    connection, a node that stops answering, a cut-off as too slow) asks the next node for
+    the events after it (``Last-Event-ID``), so the caller sees every event of its filter
+    once, in chain order, across reconnects and nodes. A 4xx other than 429 raises
+    `ClientError` (a bad filter: retrying cannot help); `max_attempts` rounds over the nodes
+    without an answer raise `Unreachable`.
+    """
+
+    def __init__(self, core: ClientCore, params: dict[str, str], cursor: str | None) -> None:
+        self.core = core
+        self.params = params
+        self.cursor = cursor
+        self.failed_rounds = 0
+        self.failures_in_round = 0
+        self.backoff = BACKOFF_FIRST_S
+        self.last_error = "no attempt made"
+        self.wait_s = 0.0
+
+    def request(self) -> tuple[str, dict[str, str], dict[str, str]]:
+        """(URL, query, headers) of the next connection."""
+        params = dict(self.params)
+        headers = {"accept": "text/event-stream"}
+        if self.cursor is not None:
+            params.pop("from_height", None)
+            headers["last-event-id"] = self.cursor
+        return self.core.nodes[0] + "/v1/stream", params, headers
+
+    def opened(self, r: httpx.Response) -> bool:
+        """The answer to a connection (its body read unless it is 200): True to read its
+        events; False to try again (after `pause`); raises `ClientError` for a refusal that
+        retrying cannot mend."""
+        if r.status_code == 200:
+            self.failed_rounds = self.failures_in_round = 0
+            self.backoff = BACKOFF_FIRST_S
+            return True
+        code, message = error_of(r)
+        if 400 <= r.status_code < 500 and r.status_code != 429:
+            raise ClientError(code, message)
+        self._failed(f"HTTP {r.status_code} {code}: {message}",
+                     min(retry_after(r), MAX_RETRY_AFTER_S) if r.status_code in (429, 503) else 0.0)
+        return False
+
+    def message(self, event: str, data: str, id_: str) -> dict[str, Any] | None:
+        """One SSE message: a committed event (returned, its cursor remembered), or None for
+        anything else; raises `StreamCut` for the node's ``error`` frame."""
+        if event == "error":
+            try:
+                doc = json.loads(data)
+                code, message = str(doc.get("code", "stream.error")), str(doc.get("message", ""))
+            except (ValueError, AttributeError):
+                code, message = "stream.error", data[:200]
+            raise StreamCut(code, message)
+        if event != "committed":
+            return None
+        ev: dict[str, Any] = json.loads(data)
+        self.cursor = str(ev.get("cursor") or id_)
+        return ev
+
+    def dropped(self, why: str) -> None:
+        """The connection ended (error, cut-off, or the node closed it): move on."""
+        self._failed(why, 0.0)
+
+    def _failed(self, why: str, wait_s: float) -> None:
+        self.last_error = f"{self.core.nodes[0]}: {why}"
+        nodes = self.core.nodes
+        nodes.append(nodes.pop(0))  # the next node first
+        self.failures_in_round += 1
+        self.wait_s = wait_s
+        if self.failures_in_round >= len(nodes):
+            self.failures_in_round = 0
+            self.failed_rounds += 1
+            if self.failed_rounds >= self.core.max_attempts:
+                raise Unreachable(f"no node served the stream after {self.core.max_attempts} rounds over "
+                                  f"{len(nodes)} node(s); last: {self.last_error}")
+            self.wait_s = max(wait_s, self.backoff)
+            self.backoff = min(self.backoff * 2, BACKOFF_MAX_S)
+
+    def pause(self) -> float:
+        """Seconds to wait before the next connection."""
+        return self.wait_s
+
+
+def stream_params(
+    *,
+    org: str | None,
+    types: Iterable[str] | str | None,
+    ticket: bytes | str | None,
+    gtin: str | None,
+    serial: str | None,
+    refused: bool,
+    from_height: int | None,
+) -> dict[str, str]:
+    """The query of ``/v1/stream`` for these filters."""
+    q: dict[str, str] = {}
+    if org is not None:
+        q["org"] = org
+    if types is not None:
+        q["type"] = types if isinstance(types, str) else ",".join(types)
+    if ticket is not None:
+        q["ticket"] = as_id(ticket, "ticket id").hex()
+    if gtin is not None:
+        q["gtin"] = gtin
+    if serial is not None:
+        q["serial"] = serial
+    if refused:
+        q["refused"] = "1"
+    if from_height is not None:
+        q["from_height"] = str(int(from_height))
+    return q
 
 
 # ---- error mapping and headers

@@ -52,40 +52,43 @@ Usage::
 Batches: ``c.submit([c.build.product_register(...), ...])`` signs consecutive nonces and
 sends them in one msgpack request; ``c.wait_all(ids)`` follows them.
 
-An ERP connector with the async client (trio or asyncio): every few seconds, list the
-service organisation's newly opened tickets, create a work order for each (``ticket``
-gives product, fault and deadlines) and acknowledge it on the ledger::
+An ERP connector with the async client (trio or asyncio): follow the committed tickets
+opened for the service organisation (``stream``: Server-Sent Events, resumed after each
+event's ``cursor``), create a work order for each and acknowledge it on the ledger::
 
-    import trio
     from afterchain.node.client import AsyncClient, ClientError
 
-    async def acknowledge_new_tickets(nodes, key_file, org, create_work_order, every_s=5.0):
+    async def acknowledge_new_tickets(nodes, key_file, org, erp):
         async with AsyncClient(nodes, key=key_file) as c:
-            while True:
-                for tid in await c.org_tickets(org, status="opened"):
-                    ticket = await c.ticket(tid)
-                    await create_work_order(tid, ticket)        # the ERP's side, idempotent per tid
-                    try:
-                        await c.send(await c.build.ticket_ack(ticket_id=tid))
-                    except ClientError as exc:                  # Rejected, TimedOut, Unreachable
-                        print(f"ticket {tid}: not acknowledged yet ({exc.code}), next round")
-                await trio.sleep(every_s)
+            # after the last event the ERP stored (None the first time: from the next block)
+            async with c.stream(org=org, types="ticket.open", cursor=erp.last_cursor()) as events:
+                async for ev in events:
+                    ticket = await c.ticket(ev["ticket"])
+                    await erp.create_work_order(ev["ticket"], ticket)  # idempotent per ticket id
+                    if ticket["status"] == "opened":
+                        try:
+                            await c.send(await c.build.ticket_ack(ticket_id=ev["ticket"]))
+                        except ClientError as exc:  # Rejected, TimedOut, Unreachable
+                            print(f"ticket {ev['ticket']}: not acknowledged ({exc.code})")
+                    erp.save_cursor(ev["cursor"])  # a restart resumes after it
 
     # trio.run(acknowledge_new_tickets, ["http://127.0.0.1:8001"], ".cluster/keys/fixit.key",
-    #          "fixit", my_erp.create_work_order)
+    #          "fixit", my_erp)
 
-An acknowledged ticket leaves the ``opened`` list, so each is handled once; a ticket whose
-acknowledgement failed comes back in the next round.
+The stream reconnects by itself (another node, back-off) and resumes after the last event
+it yielded, so each ticket is handled once; a ticket whose acknowledgement failed is
+still ``opened`` and can be swept with ``org_tickets(org, status="opened")``.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import httpx
+from httpx_sse import SSEError, connect_sse
 
 from afterchain.node.client.builders import BUILDERS, EventBuilder
 from afterchain.node.client.core import (
@@ -99,10 +102,14 @@ from afterchain.node.client.core import (
     POLL_FIRST_S,
     POLL_MAX_S,
     REQUEST_TIMEOUT_S,
+    STREAM_READ_TIMEOUT_S,
     USER_AGENT,
     ClientCore,
     Op,
     Pause,
+    StreamCut,
+    StreamState,
+    stream_params,
 )
 from afterchain.node.client.ids import as_id, as_key, content_hash, customer_account, load_client_key
 from afterchain.node.client.outcomes import (
@@ -293,12 +300,67 @@ class Client(ClientCore):
         return self._run(self._quality(org))
 
     def org_tickets(self, org: str, status: str | None = None) -> list[str]:
-        """Ids (hex) of the tickets assigned to `org`, optionally only those in `status`."""
+        """Ids (hex) of the tickets assigned to `org`, optionally only those in `status`
+        (every page, by status then id)."""
         return self._run(self._org_tickets(org, status))
 
     def customer_tickets(self, customer: bytes | str | None = None) -> list[str]:
-        """Ids (hex) of the tickets a customer key opened (default: the client's key)."""
+        """Ids (hex) of the tickets a customer key opened (default: the client's key; every page)."""
         return self._run(self._customer_tickets(customer))
+
+    def orgs(self) -> list[dict[str, Any]]:
+        """The member organisations (org_id, name, roles, keys), every page, by org id."""
+        return self._run(self._orgs())
+
+    def page(self, path: str, *, cursor: str | None = None, limit: int | None = None) -> dict[str, Any]:
+        """One page of a list route (e.g. ``/v1/orgs/fixit/tickets?status=opened``): its
+        answer with ``next_cursor`` (None on the last page; pass it back as `cursor`)."""
+        return self._run(self._page(path, cursor, limit))
+
+    # ---- the stream of committed events
+    def stream(
+        self,
+        *,
+        org: str | None = None,
+        types: Iterable[str] | str | None = None,
+        ticket: bytes | str | None = None,
+        gtin: str | None = None,
+        serial: str | None = None,
+        refused: bool = False,
+        cursor: str | None = None,
+        from_height: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Committed events (``GET /v1/stream``) matching the filters, in chain order, forever.
+
+        Each is a dict (`StreamEvent` of the API: cursor, height, index, time_ms, id, type,
+        sender, nonce, code, orgs, ticket, gtin, serial, body). Starts after `cursor` (an
+        event's ``cursor``, e.g. the last one the caller stored), else at `from_height`,
+        else with the next block. Reconnects by itself (next node, back-off) and resumes
+        after the last event yielded: nothing missed, nothing repeated. Raises
+        `ClientError` for a refused filter, `Unreachable` when no node serves it for
+        `max_attempts` rounds. Stop by leaving the loop (``break``) or closing the iterator.
+        """
+        state = StreamState(self, stream_params(org=org, types=types, ticket=ticket, gtin=gtin, serial=serial,
+                                                refused=refused, from_height=from_height), cursor)
+        timeout = httpx.Timeout(self._http.timeout.connect, read=STREAM_READ_TIMEOUT_S)
+        while True:
+            url, params, headers = state.request()
+            try:
+                with connect_sse(self._http, "GET", url, params=params, headers=headers, timeout=timeout) as es:
+                    if es.response.status_code != 200:
+                        es.response.read()
+                    if state.opened(es.response):
+                        for sse in es.iter_sse():
+                            ev = state.message(sse.event, sse.data, sse.id)
+                            if ev is not None:
+                                yield ev
+                        state.dropped("the node closed the stream")
+            except (httpx.HTTPError, SSEError) as exc:
+                state.dropped(f"{type(exc).__name__}: {exc}")
+            except StreamCut as cut:
+                state.dropped(str(cut))
+            if state.pause():
+                self._sleep(state.pause())
 
     def escrow(self, escrow_id: bytes | str) -> dict[str, Any]:
         return self._run(self._escrow(escrow_id))

@@ -5,7 +5,8 @@ Assembles the routes of each resource family over one `NodeService`:
 products, orgs, accounts, escrows, balances, evidence), `node.http.status` (status,
 health, metrics), `node.http.dashboard`, `node.http.proofs` (light clients),
 `node.http.pages` (customer pages verified in the browser),
-`node.http.governance`, `node.http.admin` and `node.http.reference` (``/openapi.json``,
+`node.http.governance`, `node.http.stream` (committed events as Server-Sent Events),
+`node.http.admin` and `node.http.reference` (``/openapi.json``,
 ``/docs``). Every route is an `ApiRoute` that carries its documentation. JSON everywhere
 unless stated; bytes are lowercase hex. GET requests of the read and proof routes carry CORS
 headers for the configured origins (``[api] cors_origins``; never writes, admin or
@@ -33,6 +34,7 @@ from afterchain.node.http.proofs import proof_routes
 from afterchain.node.http.reads import read_routes
 from afterchain.node.http.reference import reference_routes
 from afterchain.node.http.status import status_routes
+from afterchain.node.http.stream import stream_routes
 from afterchain.node.http.writes import write_routes
 
 __all__ = ["build_app"]
@@ -51,6 +53,7 @@ def build_app(service: NodeService, *, cors_origins: tuple[str, ...] = ("*",)) -
             *proof_routes(service),
             *page_routes(),  # customer pages
             *governance_routes(led),
+            *stream_routes(service.feed),
             *admin_routes(service.faults, service.admin_token),
         ],
         middleware=[Middleware(RequestContext), Middleware(ReadCors, origins=tuple(cors_origins))],

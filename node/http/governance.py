@@ -3,9 +3,10 @@
 Owns the JSON form of governance state (`proposal_json`, `validators_json`) and the routes
 mounted in the node's API by `node.http.app`:
 
-- ``GET /v1/governance/proposals[?status=S]``: ``{"status", "proposals": [proposal, ...]}``,
-  oldest first, at most `node.app.ledger.MAX_PROPOSALS_LISTED`; ``status=open`` reads
-  the open-proposal index (by deadline), any other status filters the full list.
+- ``GET /v1/governance/proposals[?status=S][&cursor=C&limit=N]``: ``{"status", "proposals":
+  [proposal, ...], "next_cursor"}``, a page (`node.http.paging`), oldest first;
+  ``status=open`` reads the open-proposal index (by deadline), any other status filters
+  the full list (a page may then hold fewer than N; only a null ``next_cursor`` ends it).
 - ``GET /v1/governance/proposals/{id}``: one proposal; 400 ``request.invalid`` for an id
   that is not 64 hex characters, 404 ``proposal.not_found`` for an unknown one.
 - ``GET /v1/validators``: the adopted set, the schedule and the pending change.
@@ -25,8 +26,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from afterchain.node.app.queries import MAX_PROPOSALS_LISTED
 from afterchain.node.http.errors import error
+from afterchain.node.http.paging import PAGE_PARAMS, filtered_page, read_page
 from afterchain.node.http.params import HEX32, ORG_ID, Param, enum_kind
 from afterchain.node.http.ports import GovernanceReads
 from afterchain.node.http.spec import ApiRoute, Err, Op, Resp
@@ -111,12 +112,19 @@ def _set_json(vs: Any) -> dict[str, Any] | None:
 def governance_routes(led: GovernanceReads) -> list[ApiRoute]:
     async def proposals(request: Request) -> Response:
         status = STATUS_P.read(request)
-        out = []
-        for pid in led.proposal_ids(open_only=status == "open"):
-            p = led.proposal(pid)
-            if p is not None and (status is None or p["status"] == status):
-                out.append(proposal_json(led, pid, p))
-        return JSONResponse({"status": status, "proposals": out})
+        page = read_page(request)
+
+        def fetch(after: bytes | None, n: int) -> list[tuple[bytes, tuple[bytes, bytes]]]:
+            return [(pos, (pos, pid)) for pos, pid in led.proposal_page(open_only=status == "open", limit=n, after=after)]
+
+        def keep(row: tuple[bytes, bytes]) -> dict[str, Any] | None:
+            p = led.proposal(row[1])
+            if p is None or (status is not None and p["status"] != status):
+                return None
+            return proposal_json(led, row[1], p)
+
+        out, nxt = filtered_page(page, fetch, keep)
+        return JSONResponse({"status": status, "proposals": out, "next_cursor": nxt})
 
     async def proposal(request: Request) -> Response:
         pid = PROPOSAL_P.read(request)
@@ -144,8 +152,8 @@ def governance_routes(led: GovernanceReads) -> list[ApiRoute]:
     return [
         ApiRoute("/v1/governance/proposals", proposals, Op(
             "Governance proposals", "governance",
-            {200: Resp(f"proposals, oldest first (at most {MAX_PROPOSALS_LISTED})", "$ref:Proposals")},
-            params=(STATUS_P,))),
+            {200: Resp("a page of proposals, oldest first (status=open: by deadline)", "$ref:Proposals")},
+            params=(STATUS_P, *PAGE_PARAMS))),
         ApiRoute("/v1/governance/proposals/{proposal_id}", proposal, Op(
             "A proposal, its votes and result", "governance",
             {200: Resp("the proposal (an open one with its live tally)", "$ref:Proposal"),

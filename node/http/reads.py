@@ -14,6 +14,9 @@
 - ``/v1/evidence[?validator=K]``: recorded equivocation evidence, and what this node
   observed and reported itself.
 
+List answers come in pages (`node.http.paging`): ``?cursor=&limit=`` in, ``next_cursor``
+out (null at the end).
+
 Parameters are parsed by `node.http.params` (400 ``request.invalid`` when malformed): keys
 and ids are 64 hex characters, heights decimal u64, organisation ids, GTINs and serials
 as the protocol defines them. Governance
@@ -29,6 +32,7 @@ from starlette.responses import JSONResponse, Response
 
 from afterchain.node.common.files import jsonable
 from afterchain.node.http.errors import error
+from afterchain.node.http.paging import PAGE_PARAMS, encode_cursor, filtered_page, read_page
 from afterchain.node.http.params import ACCOUNT, BOOL_FLAG, GTIN, HEIGHT, HEX32, ORG_ID, SERIAL, TICKET_STATUS, Param
 from afterchain.node.http.ports import LedgerReads, NodeReads
 from afterchain.node.http.spec import ApiRoute, Err, Op, Resp
@@ -76,9 +80,16 @@ def read_routes(chain: NodeReads, led: LedgerReads) -> list[ApiRoute]:
 
     async def product_history(request: Request) -> Response:
         gtin, serial = GTIN_P.read(request), SERIAL_P.read(request)
+        page = read_page(request)
         if led.product(gtin, serial) is None:
             return error(404, "product.not_found", f"no product {gtin}/{serial}")
-        return JSONResponse({"gtin": gtin, "serial": serial, "history": jsonable(led.product_history(gtin, serial))})
+        # append-only: the position is the index of the page's last entry
+        start = 0 if page.after is None else int.from_bytes(page.after, "big") + 1
+        hist = led.product_history(gtin, serial)
+        items = hist[start:start + page.limit]
+        more = start + page.limit < len(hist)
+        return JSONResponse({"gtin": gtin, "serial": serial, "history": jsonable(items),
+                             "next_cursor": encode_cursor((start + page.limit - 1).to_bytes(4, "big")) if more else None})
 
     async def quality(request: Request) -> Response:
         org = ORG_P.read(request)
@@ -90,12 +101,15 @@ def read_routes(chain: NodeReads, led: LedgerReads) -> list[ApiRoute]:
     async def org_tickets(request: Request) -> Response:
         org = ORG_P.read(request)
         status = STATUS_P.read(request)
-        ids = led.tickets_by_org(org, status)
-        return JSONResponse({"org": org, "status": status, "tickets": [i.hex() for i in ids]})
+        page = read_page(request)
+        ids, nxt = page.answer(led.ticket_page(org=org, status=status, limit=page.limit + 1, after=page.after))
+        return JSONResponse({"org": org, "status": status, "tickets": [i.hex() for i in ids], "next_cursor": nxt})
 
     async def customer_tickets(request: Request) -> Response:
         key = CUSTOMER_P.read(request)
-        return JSONResponse({"customer": key.hex(), "tickets": [i.hex() for i in led.tickets_by_customer(key)]})
+        page = read_page(request)
+        ids, nxt = page.answer(led.ticket_page(customer=key, limit=page.limit + 1, after=page.after))
+        return JSONResponse({"customer": key.hex(), "tickets": [i.hex() for i in ids], "next_cursor": nxt})
 
     async def account(request: Request) -> Response:
         key = ACCOUNT_KEY_P.read(request)
@@ -116,10 +130,19 @@ def read_routes(chain: NodeReads, led: LedgerReads) -> list[ApiRoute]:
 
     async def orgs(request: Request) -> Response:
         # the ledger's members (governance admits and removes them), removed ones left out
-        return JSONResponse({"orgs": [
-            {"org_id": org_id, "name": o["name"], "roles": o["roles"], "keys": [k.hex() for k in o["keys"]]}
-            for org_id, o in led.orgs() if o.get("removed") is None
-        ]})
+        page = read_page(request)
+
+        def fetch(after: bytes | None, n: int) -> list[tuple[bytes, tuple[str, dict[str, Any]]]]:
+            return [(org_id.encode(), (org_id, o)) for org_id, o in led.orgs(limit=n, after=after)]
+
+        def member(row: tuple[str, dict[str, Any]]) -> dict[str, Any] | None:
+            org_id, o = row
+            if o.get("removed") is not None:
+                return None
+            return {"org_id": org_id, "name": o["name"], "roles": o["roles"], "keys": [k.hex() for k in o["keys"]]}
+
+        items, nxt = filtered_page(page, fetch, member)
+        return JSONResponse({"orgs": items, "next_cursor": nxt})
 
     def node_json(key: bytes, rec: dict[str, Any]) -> dict[str, Any]:
         return {"key": key.hex(), "org": rec["org"], "since_ms": rec["since"],
@@ -136,9 +159,11 @@ def read_routes(chain: NodeReads, led: LedgerReads) -> list[ApiRoute]:
 
     async def evidence(request: Request) -> Response:
         key = VALIDATOR_P.read(request)
+        page = read_page(request)
+        records, nxt = page.answer(led.evidence_page(validator=key, limit=page.limit + 1, after=page.after))
         observed, reported = chain.evidence_seen()
         return JSONResponse({
-            "evidence": [jsonable(r) for r in led.evidence(validator=key, limit=1000)],
+            "evidence": [jsonable(r) for r in records], "next_cursor": nxt,
             "observed": {k.hex(): n for k, n in sorted(observed.items())},
             "reported": reported,
         })
@@ -156,18 +181,19 @@ def read_routes(chain: NodeReads, led: LedgerReads) -> list[ApiRoute]:
                                     404: Err("no such product", ("product.not_found",))}, params=(GTIN_P, SERIAL_P))),
         ApiRoute("/v1/products/{gtin}/{serial}/history", product_history, Op(
             "A product's history", "ledger",
-            {200: Resp("its history, oldest first", "$ref:ProductHistory"),
-             404: Err("no such product", ("product.not_found",))}, params=(GTIN_P, SERIAL_P))),
+            {200: Resp("a page of its history, oldest first", "$ref:ProductHistory"),
+             404: Err("no such product", ("product.not_found",))}, params=(GTIN_P, SERIAL_P, *PAGE_PARAMS))),
         ApiRoute("/v1/orgs/{org}/quality", quality, Op(
             "An organisation's service-quality report", "ledger",
             {200: Resp("the report (integers)", "$ref:Quality"),
              404: Err("no report for that organisation", ("org.not_found",))}, params=(ORG_P,))),
         ApiRoute("/v1/orgs/{org}/tickets", org_tickets, Op(
             "Tickets assigned to an organisation", "ledger",
-            {200: Resp("ticket ids (at most 1000)", "$ref:OrgTickets")}, params=(ORG_P, STATUS_P))),
+            {200: Resp("a page of ticket ids (by status, then id)", "$ref:OrgTickets")},
+            params=(ORG_P, STATUS_P, *PAGE_PARAMS))),
         ApiRoute("/v1/customers/{key}/tickets", customer_tickets, Op(
             "A customer's tickets", "ledger",
-            {200: Resp("ticket ids (at most 1000)", "$ref:CustomerTickets")}, params=(CUSTOMER_P,))),
+            {200: Resp("a page of ticket ids (by id)", "$ref:CustomerTickets")}, params=(CUSTOMER_P, *PAGE_PARAMS))),
         ApiRoute("/v1/accounts/{key}", account, Op(
             "A sender's nonces", "events",
             {200: Resp("the committed nonce and the next free one (the mempool included)", "$ref:Account")},
@@ -179,7 +205,8 @@ def read_routes(chain: NodeReads, led: LedgerReads) -> list[ApiRoute]:
             "An account's balance", "ledger", {200: Resp("the balance in minor units (0 for an unknown account)",
                                                          "$ref:Balance")}, params=(ACCOUNT_P,))),
         ApiRoute("/v1/orgs", orgs, Op(
-            "The member organisations", "ledger", {200: Resp("members (removed ones left out)", "$ref:Orgs")})),
+            "The member organisations", "ledger",
+            {200: Resp("a page of members by org id (removed ones left out)", "$ref:Orgs")}, params=PAGE_PARAMS)),
         ApiRoute("/v1/nodes", nodes, Op(
             "Registered member node keys", "ledger",
             {200: Resp(f"every organisation's node keys, in key order (at most {MAX_NODES_LISTED})", "$ref:NodeKeys")},
@@ -191,6 +218,6 @@ def read_routes(chain: NodeReads, led: LedgerReads) -> list[ApiRoute]:
             params=(ORG_P,))),
         ApiRoute("/v1/evidence", evidence, Op(
             "Equivocation evidence", "chain",
-            {200: Resp("recorded evidence (at most 1000), and what this node observed and reported itself",
-                       "$ref:Evidence")}, params=(VALIDATOR_P,))),
+            {200: Resp("a page of recorded evidence (by validator, phase, view, seq), and what this node "
+                       "observed and reported itself", "$ref:Evidence")}, params=(VALIDATOR_P, *PAGE_PARAMS))),
     ]

@@ -40,6 +40,10 @@ HEX: dict[str, Any] = {"type": "string", "pattern": "^(?:[0-9a-fA-F]{2})*$", "de
 HEX32: dict[str, Any] = {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "32 bytes as lowercase hex"}
 
 
+NEXT_CURSOR: dict[str, Any] = {"anyOf": [{"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}, {"type": "null"}],
+                                "description": "the cursor of the next page; null: this is the last page"}
+
+
 def nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return {"anyOf": [schema, {"type": "null"}]}
 
@@ -182,7 +186,8 @@ def answer_schemas() -> dict[str, dict[str, Any]]:
                      optional=("outcomes",)),
         "Ticket": obj({"id": HEX32}, more=True, description="a ticket as the ledger stores it (bytes as hex)"),
         "Product": obj({"gtin": {"type": "string"}, "serial": {"type": "string"}}, more=True),
-        "ProductHistory": obj({"gtin": {"type": "string"}, "serial": {"type": "string"}, "history": array({})}),
+        "ProductHistory": obj({"gtin": {"type": "string"}, "serial": {"type": "string"}, "history": array({}),
+                                "next_cursor": NEXT_CURSOR}),
         "Quality": obj({"org": {"type": "string"}, "since_ms": U64, "tickets": U64, "resolved": U64,
                         "resolution_rate_permille": U64, "median_first_response_ms": int_or_null,
                         "median_first_response_bounds_ms": nullable(array(U64)),
@@ -193,19 +198,28 @@ def answer_schemas() -> dict[str, dict[str, Any]]:
                                    "(up to `exact_samples_max`); otherwise null, and `median_*_bounds_ms` = [lo, hi] "
                                    "holds the median (lo = hi when exact)"),
         "OrgTickets": obj({"org": {"type": "string"}, "status": nullable({"type": "string"}),
-                           "tickets": array(HEX32)}),
-        "CustomerTickets": obj({"customer": HEX32, "tickets": array(HEX32)}),
+                           "tickets": array(HEX32), "next_cursor": NEXT_CURSOR}),
+        "CustomerTickets": obj({"customer": HEX32, "tickets": array(HEX32), "next_cursor": NEXT_CURSOR}),
+        "StreamEvent": obj({
+            "cursor": {"type": "string", "pattern": "^[0-9]+-[0-9]+$", "description": "<height>-<index>: resume after it"},
+            "height": U64, "index": U64, "time_ms": U64, "id": HEX32, "type": {"type": "string"}, "sender": HEX32,
+            "nonce": U64, "code": {"type": "string", "description": '"ok", or the ledger\'s refusal code'},
+            "orgs": array({"type": "string"}), "ticket": nullable(HEX32), "gtin": nullable({"type": "string"}),
+            "serial": nullable({"type": "string"}), "body": {"type": "object", "description": "the event's body "
+                                                                                            "(JSON form, by type)"},
+        }, description="one committed event of GET /v1/stream (the data of an `event: committed` frame)"),
         "Account": obj({"key": HEX32, "nonce": U64, "next_nonce": U64}),
         "Escrow": obj({"id": HEX32}, more=True),
         "Balance": obj({"account": {"type": "string"}, "balance": U64}),
         "Orgs": obj({"orgs": array(obj({"org_id": {"type": "string"}, "name": {"type": "string"},
-                                        "roles": array({"type": "string"}), "keys": array(HEX32)}))}),
+                                        "roles": array({"type": "string"}), "keys": array(HEX32)})),
+                     "next_cursor": NEXT_CURSOR}),
         "NodeKeys": obj({"nodes": array(ref("NodeKey")), "truncated": {"type": "boolean"}}),
         "OrgNodeKeys": obj({"org": {"type": "string"}, "nodes": array(ref("NodeKey"))}),
         "NodeKey": obj({"key": HEX32, "org": {"type": "string"}, "since_ms": U64, "height": U64}),
         "Org": obj({"org_id": {"type": "string"}, "name": {"type": "string"}, "roles": array({"type": "string"}),
                     "keys": array(HEX32), "since_ms": int_or_null, "removed_ms": int_or_null}),
-        "Evidence": obj({"evidence": array({"type": "object"}),
+        "Evidence": obj({"evidence": array({"type": "object"}), "next_cursor": NEXT_CURSOR,
                          "observed": {"type": "object", "additionalProperties": U64,
                                       "description": "equivocations this node saw, by validator key (hex)"},
                          "reported": U64}),
@@ -223,7 +237,8 @@ def answer_schemas() -> dict[str, dict[str, Any]]:
         }),
         "Health": obj({"ok": {"type": "boolean"}, "reason": {"type": "string"}}),
         "Proposal": proposal,
-        "Proposals": obj({"status": nullable({"type": "string"}), "proposals": array(ref("Proposal"))}),
+        "Proposals": obj({"status": nullable({"type": "string"}), "proposals": array(ref("Proposal")),
+                           "next_cursor": NEXT_CURSOR}),
         "Validators": obj({
             "height": U64, "adopted": _validator_set(), "voting_next": nullable(_validator_set()),
             "schedule": array(_validator_set(more={"first_height": U64, "consensus": ref("ConsensusParams")})),

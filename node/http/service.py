@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from afterchain.node.http.ports import FaultControl, HeaderStore, NodeLedger
+from afterchain.node.http.ports import EventStream, FaultControl, HeaderStore, NodeLedger
 from afterchain.node.runtime.mempool import AddOutcome
 from afterchain.protocol.errors import ProtocolError
 from afterchain.protocol.genesis import Genesis
@@ -41,6 +41,10 @@ class NodeHttp:
     @property
     def genesis(self) -> Genesis:
         return self.node.genesis
+
+    @property
+    def feed(self) -> EventStream:
+        return self.node.feed
 
     @property
     def faults(self) -> FaultControl | None:

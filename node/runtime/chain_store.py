@@ -11,6 +11,7 @@ Layout (one RocksDB at ``<data_dir>/chain``, raw byte keys, big-endian heights):
 | ``L`` | consensus key | bytes the consensus core asked to persist |
 | ``M`` | event id (32) | encoded `SignedEvent` accepted by the mempool, not yet committed |
 | ``X`` | event id (32) | msgpack [code, message] of an accepted event the mempool dropped |
+| ``E`` | height (8) | msgpack tags of the block's events for the event feed (`node.runtime.feed`; not synced) |
 | ``m`` | ``head`` | the highest stored height (8) |
 
 Invariants:
@@ -103,6 +104,15 @@ class ChainStore:
 
     def certificate_bytes(self, height: int) -> bytes | None:
         v = self._db.get(b"C" + _h(height))
+        return bytes(v) if v is not None else None
+
+    # ------------------------------------------------------------------ event feed tags
+    def put_feed_tags(self, height: int, packed: bytes) -> None:
+        """The feed's tags of an executed block (not synced: they are taken again when missing)."""
+        self._db.put(b"E" + _h(height), packed, self._nosync)
+
+    def feed_tags(self, height: int) -> bytes | None:
+        v = self._db.get(b"E" + _h(height))
         return bytes(v) if v is not None else None
 
     # ------------------------------------------------------------------ consensus log

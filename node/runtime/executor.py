@@ -19,6 +19,7 @@ from afterchain.consensus.params import ConsensusParams as ReplicaParams
 from afterchain.node.app.ledger import Ledger
 from afterchain.node.runtime import threads
 from afterchain.node.runtime.chain_store import ChainStore
+from afterchain.node.runtime.feed import EventFeed
 from afterchain.node.runtime.intake import KnownEvents
 from afterchain.node.runtime.mempool import Mempool
 from afterchain.node.runtime.metrics import NodeMetrics
@@ -44,8 +45,9 @@ class ExecutedSink(Protocol):
     def executed(self, height: int) -> None: ...
 
 
-def replay_stored(store: ChainStore, ledger: Ledger, known: KnownEvents, log: Any) -> None:
-    """Execute stored blocks the ledger has not (a crash between store and execute)."""
+def replay_stored(store: ChainStore, ledger: Ledger, known: KnownEvents, log: Any, feed: EventFeed | None = None) -> None:
+    """Execute stored blocks the ledger has not (a crash between store and execute); the
+    feed (if any) tags them as `BlockExecutor.execute` does."""
     while ledger.height < store.head:
         h = ledger.height + 1
         block = store.block(h)
@@ -53,14 +55,17 @@ def replay_stored(store: ChainStore, ledger: Ledger, known: KnownEvents, log: An
             break
         _, decoded = known.decode_committed(block)
         preverified = {d.id for d in decoded if d is not None}
-        ledger.apply_block(h, block.header.time_ms, block.events, preverified=preverified, decoded=decoded)
+        before = feed.prepare(decoded) if feed is not None else None
+        result = ledger.apply_block(h, block.header.time_ms, block.events, preverified=preverified, decoded=decoded)
+        if feed is not None and before is not None:
+            feed.executed(block, decoded, result, before)
         log.info("ledger_replayed_block", height=h)
 
 
 class BlockExecutor:
     def __init__(self, *, store: ChainStore, ledger: Ledger, mempool: Mempool, known: KnownEvents,
                  arrival: dict[bytes, float], replica: ExecutedSink, on_checkpoint: Callable[[], None],
-                 metrics: NodeMetrics, log: Any) -> None:
+                 metrics: NodeMetrics, log: Any, feed: EventFeed | None = None) -> None:
         self.store = store
         self.ledger = ledger
         self.mempool = mempool
@@ -72,6 +77,8 @@ class BlockExecutor:
         there) and after a block that registered or removed member node keys."""
         self.metrics = metrics
         self.log = log
+        self.feed = feed
+        """Told of each block around its execution (`node.runtime.feed`: stream subscribers)."""
         self.dirty_height = 0  # last executed height whose block had events
         self.verified_height = 0
         """The highest height whose state root matched a certified header here."""
@@ -110,6 +117,14 @@ class BlockExecutor:
                 "from the validators'; the node stops (restore its data from a trusted node and check its version)")
         self.verified_height = max(self.verified_height, hdr.state_height)
 
+    def _feed_call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """The feed serves clients: a failure there is logged, never the consensus loop's."""
+        try:
+            return fn(*args)
+        except Exception:
+            self.log.exception("feed_failed", height=args[0].header.height if isinstance(args[0], Block) else None)
+            return None
+
     async def execute(self, block: Block, cert: CommitCertificate, stored: Decoded | None = None) -> None:
         """Store (synced) and execute one committed block; `stored`: already stored by
         `store_commits`, with its `decode_committed` result."""
@@ -123,7 +138,11 @@ class BlockExecutor:
             t0 = time.perf_counter()
             await threads.run_sync(self.store.commit_block, block, cert, ids)
             self.metrics.fsync_latency.observe(time.perf_counter() - t0)
+        feed = self.feed
+        before = self._feed_call(feed.prepare, decoded) if feed is not None else None
         result = self.ledger.apply_block(h, block.header.time_ms, block.events, preverified=preverified, decoded=decoded)
+        if feed is not None and before is not None:
+            self._feed_call(feed.executed, block, decoded, result, before)
         all_ids = [o.event_id for o in result.outcomes]
         if result.sla_breaches:
             self.metrics.sla_breaches.inc(result.sla_breaches)

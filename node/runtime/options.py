@@ -45,6 +45,11 @@ class NodeOptions:
     check) while this many are pending here (mempool + gossip backlog + being verified).
     Pending events wait ~ pending / throughput, so this bounds finality latency under
     overload; peers' gossip is still admitted up to `max_events`."""
+    stream_max_subscribers: int = 256
+    stream_max_per_client: int = 16
+    stream_queue_events: int = 10_000
+    """Event streams (`node.runtime.feed`): subscribers in total and per client address, and
+    events queued per subscriber before it is cut off as too slow."""
     gossip_backlog_events: int = 20_000
     """Gossiped events from peers queued for verification; a batch beyond it is dropped
     (counted): its origin keeps the events and re-gossips them, and a block carrying them

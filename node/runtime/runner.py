@@ -38,6 +38,7 @@ from afterchain.node.runtime.chain_store import ChainStore
 from afterchain.node.runtime.consensus_loop import ConsensusLoop, ConsensusWal, Proposer, SendHook
 from afterchain.node.runtime.evidence import EvidenceReporter
 from afterchain.node.runtime.executor import BlockExecutor, replay_stored
+from afterchain.node.runtime.feed import EventFeed
 from afterchain.node.runtime.gossip import Gossip, GossipQueue, Outboxes
 from afterchain.node.runtime.inputs import InputQueue
 from afterchain.node.runtime.intake import Intake, KnownEvents, stateful_check
@@ -122,7 +123,10 @@ class Node:
                                                   log=log)
         self.started = trio.Event()
         self._chain_peers: set[bytes] = set()  # the allowlist `_sync_peers` derived from the chain last
-        replay_stored(store, ledger, known, log)
+        self.feed = feed = EventFeed(store=store, ledger=ledger, max_subscribers=opts.stream_max_subscribers,
+                                     max_per_client=opts.stream_max_per_client, queue_events=opts.stream_queue_events,
+                                     log=log)
+        replay_stored(store, ledger, known, log, feed)
         self.app = ConsensusApp(ledger=ledger, mempool=mempool, known=known, params_for=self.consensus_params,
                                 counters=self.counters)
         self.wal = ConsensusWal(store, metrics)
@@ -132,7 +136,7 @@ class Node:
                                raw_by_hash=known.raw_by_hash, log=log)
         self.executor = executor = BlockExecutor(store=store, ledger=ledger, mempool=mempool, known=known,
                                                  arrival=self.arrival, replica=replica, on_checkpoint=self._sync_peers,
-                                                 metrics=metrics, log=log)
+                                                 metrics=metrics, log=log, feed=feed)
         self.proposer = Proposer(replica=replica, mempool=mempool, ledger=ledger, options=opts,
                                  params_for=self.consensus_params, dirty_height=lambda: executor.dirty_height)
         self.loop = ConsensusLoop(replica=replica, inputs=inputs, wal=self.wal, proposer=self.proposer,

@@ -62,3 +62,40 @@ async def memory_cluster(tmp_path: Path, n: int = 4, **options: Any) -> AsyncIte
             await nursery.start(node.run)
         yield nodes, net
         nursery.cancel_scope.cancel()
+
+
+async def asgi_head(app: Any, url: str) -> tuple[int, dict[str, str], bytes]:
+    """GET `url` from an ASGI `app` and hang up once the answer has started: (status,
+    headers, first body chunk). For streams, which httpx's ASGI transport would read forever."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+             "scheme": "http", "path": parts.path, "raw_path": parts.path.encode(), "root_path": "",
+             "query_string": parts.query.encode(), "headers": [(b"host", b"node")], "client": ("127.0.0.1", 1),
+             "server": ("node", 80)}
+    got: dict[str, Any] = {"body": b""}
+    started = trio.Event()
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await started.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            got["status"] = message["status"]
+            got["headers"] = {k.decode().lower(): v.decode() for k, v in message.get("headers", [])}
+        elif message["type"] == "http.response.body":
+            if not got["body"]:
+                got["body"] = message.get("body", b"")
+            if got["body"] or not message.get("more_body", False):
+                started.set()
+
+    with trio.fail_after(10):
+        await app(scope, receive, send)
+    return got["status"], got["headers"], got["body"]
