@@ -26,6 +26,16 @@ What it does:
 Sustained throughput is measured after a warm-up (the first 20% of the run). Results go
 to `DIR/cluster.json` and a plot `DIR/cluster.png` (throughput and latency over time).
 
+`--members M` (issue 23) runs the cluster twice at the same offered rate, without and with
+M member nodes (registered on the ledger by the demo organisations; the load still goes
+to the validators), and compares: the validators' CPU and upload bytes (the transport's
+`bytes_sent`, from `/v1/status`) per committed event, the members' CPU per event, and
+how far each member's executed height trails the validators' (seconds from the first
+validator executing a height to the member executing it: p50, p99; status polled every
+`LAG_POLL_S`). With `--rate max` a first validators-only run at full speed finds the
+sustained rate S and both compared runs offer 0.8 S (the issue's operating point).
+Results: `DIR/cluster-members.json` and `DIR/cluster-members.png`.
+
 `--profile` also samples every node in the middle of the run and prints where its CPU
 goes, in microseconds per committed event by component (`node/bench/cpu_profile.py`).
 """
@@ -57,6 +67,11 @@ from afterchain.protocol.types import Hash32
 __all__ = ["main"]
 
 TICKET_SHARE = 0.3
+LAG_POLL_S = 0.1
+"""How often every node's executed height is read for the member lag (its resolution)."""
+MEMBER_TARGETS = {"validator_overhead_max": 0.15, "member_lag_p99_s_max": 1.0, "member_cpu_ratio_max": 0.5}
+"""The issue's targets for member nodes (issue 23): members add at most 15% to validators'
+CPU and upload per event; member lag p99 <= 1 s; a member's CPU per event <= half a validator's."""
 
 
 # --------------------------------------------------------------------------- ceiling
@@ -177,7 +192,7 @@ def _proc_sample(pid: int) -> tuple[float, int]:
 
 
 # --------------------------------------------------------------------------- the run
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace, *, members: int = 0) -> dict[str, Any]:
     from afterchain.node.app.vm.contracts import source
     from afterchain.node.client.sdk import Client
     from afterchain.node.tools.localnet import LocalNet
@@ -192,11 +207,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     net_dir = Path(tempfile.mkdtemp(prefix="afterchain-bench-"))
     net = LocalNet(net_dir / "net")
-    net.create(args.nodes, chain_id="afterchain-bench", block_interval_ms=args.block_interval_ms)
+    net.create(args.nodes, chain_id="afterchain-bench", block_interval_ms=args.block_interval_ms, members=members)
     try:
-        net.start_all()
-        net.wait_healthy(timeout_s=90)
-        urls = [n.api_url for n in net.nodes()]
+        net.start_all(timeout_s=120)
+        net.wait_healthy(timeout_s=120)
+        urls = [n.api_url for n in net.validators()]  # the load goes to the validators (members: --members)
         chain_id = net.manifest()["chain_id"]
         with Client(urls, key=net.member_key("acme")) as acme:
             cid = acme.send(acme.build.contract_deploy(vm_id="wasm", name="bench-service", code=source("service", "wasm"))).id
@@ -255,6 +270,30 @@ def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, ar
     stop = threading.Event()
     lock = threading.Lock()
     view_changes0 = _view_changes(_statuses(urls))
+    all_urls = {n.name: n.api_url for n in net.nodes()}
+    roles = {n.name: n.role for n in net.nodes()}
+    sent0 = _bytes_sent(all_urls)
+    reached: dict[str, dict[int, float]] = {name: {} for name in all_urls}  # node -> height -> first seen executed
+
+    def lag_sampler() -> None:
+        """Every node's executed height every LAG_POLL_S: when it first executed each height."""
+        last = dict.fromkeys(all_urls, 0)
+        with httpx.Client(timeout=2) as c:
+            while not stop.is_set():
+                for name, u in all_urls.items():
+                    try:
+                        h = int(c.get(f"{u}/v1/status").json()["executed_height"])
+                    except (httpx.HTTPError, ValueError, KeyError):
+                        continue
+                    now = time.time()
+                    for k in range(last[name] + 1, h + 1):
+                        reached[name][k] = now
+                    last[name] = max(last[name], h)
+                time.sleep(LAG_POLL_S)
+
+    lag_th = threading.Thread(target=lag_sampler, daemon=True) if any(r == "member" for r in roles.values()) else None
+    if lag_th is not None:
+        lag_th.start()
     rss_curve: list[dict[str, Any]] = []
     block_sizes: list[tuple[float, int]] = []  # (time seen, events) of every block followed
 
@@ -409,9 +448,14 @@ def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, ar
     drain_deadline = time.time() + max(30, min(args.duration, 600) / 2)
     while time.time() < drain_deadline and any(i not in commit_t for i in list(submit_t)):
         time.sleep(0.2)
+    if lag_th is not None:  # the members' last blocks: let them arrive before the sampler stops
+        time.sleep(3.0)
     stop.set()
     th.join(timeout=5)
     rel.join(timeout=5)
+    if lag_th is not None:
+        lag_th.join(timeout=10)
+    sent1 = _bytes_sent(all_urls)
     bench_cpu = time.process_time() - bench_cpu0
     samples = {name: _proc_sample(pid) for name, pid in pids.items() if pid}
     statuses = _statuses(urls)
@@ -478,6 +522,9 @@ def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, ar
                             "cpu_ms_per_committed_event": round(1000 * (samples[name][0] - cpu0.get(name, 0))
                                                                 / max(1, len(commit_t)), 3),
                             "peak_rss_mb": round(samples[name][1] / 2**20, 1)} for name in samples},
+        "roles": roles,
+        "bytes_sent": {name: sent1[name] - sent0[name] for name in sent1 if name in sent0},
+        "member_lag_s": _member_lag(reached, roles),
         "intake_counters": intake,
         "consensus_signatures": vote_sigs,
         "rss_curve": rss_curve,
@@ -490,6 +537,131 @@ def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, ar
     (out_dir / "cluster.json").write_text(json.dumps(result, indent=2) + "\n")
     _plot(result, out_dir / "cluster.png")
     return result
+
+
+def _bytes_sent(urls: dict[str, str]) -> dict[str, int]:
+    """The transport's `bytes_sent` of each node that answers (`/v1/status`)."""
+    out = {}
+    for name, u in urls.items():
+        with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
+            out[name] = int(httpx.get(f"{u}/v1/status", timeout=5).json()["transport"]["bytes_sent"])
+    return out
+
+
+def _member_lag(reached: dict[str, dict[int, float]], roles: dict[str, str]) -> dict[str, Any] | None:
+    """Seconds from the first validator executing a height to each member executing it
+    (p50, p99, max over every height and member)."""
+    vals = [n for n, r in roles.items() if r == "validator"]
+    mems = [n for n, r in roles.items() if r == "member"]
+    if not mems:
+        return None
+    first: dict[int, float] = {}
+    for v in vals:
+        for h, t in reached[v].items():
+            first[h] = min(t, first.get(h, t))
+    lags = sorted(max(0.0, reached[m][h] - first[h]) for m in mems for h in reached[m] if h in first)
+    missing = sum(1 for m in mems for h in first if h not in reached[m])
+    return {"p50": _pct(lags, 50), "p99": _pct(lags, 99), "max": round(lags[-1], 3) if lags else None,
+            "samples": len(lags), "heights_not_reached": missing, "poll_s": LAG_POLL_S}
+
+
+def compare_members(args: argparse.Namespace) -> dict[str, Any]:
+    """`--members M`: the cluster without and with M member nodes at the same offered rate."""
+    out_dir = Path(args.out)
+    rate = args.rate
+    calibration = None
+    if rate == "max":
+        print("members: a validators-only run at full speed to find the sustained rate ...", flush=True)
+        calibration = run(args)
+        rate = str(round(0.8 * calibration["sustained_events_per_s"], 1))
+        print(f"  sustained {calibration['sustained_events_per_s']} events/s: both runs offer 80% of it, {rate}/s", flush=True)
+    phase = argparse.Namespace(**{**vars(args), "rate": rate})
+    print(f"members: validators only at {rate} events/s ...", flush=True)
+    without = run(phase)
+    print(f"members: {args.members} member nodes at {rate} events/s ...", flush=True)
+    with_m = run(phase, members=args.members)
+
+    def side(res: dict[str, Any]) -> dict[str, Any]:
+        n = max(1, res["committed"])
+        roles = res["roles"]
+        vals = [k for k, r in roles.items() if r == "validator"]
+        mems = [k for k, r in roles.items() if r == "member"]
+        def mean(xs: list[float]) -> float | None:
+            return round(statistics.mean(xs), 3) if xs else None
+        return {
+            "committed": res["committed"], "sustained_events_per_s": res["sustained_events_per_s"],
+            "latency_s": res["latency_s"],
+            "validator_cpu_ms_per_event": mean([1000 * res["per_node"][k]["cpu_s"] / n for k in vals if k in res["per_node"]]),
+            "validator_upload_bytes_per_event": mean([res["bytes_sent"][k] / n for k in vals if k in res["bytes_sent"]]),
+            "member_cpu_ms_per_event": mean([1000 * res["per_node"][k]["cpu_s"] / n for k in mems if k in res["per_node"]]),
+            "member_upload_bytes_per_event": mean([res["bytes_sent"][k] / n for k in mems if k in res["bytes_sent"]]),
+            "member_lag_s": res["member_lag_s"],
+        }
+
+    a, b = side(without), side(with_m)
+
+    def ratio(x: float | None, y: float | None) -> float | None:
+        return round(x / y, 3) if x is not None and y else None
+
+    cpu_over = ratio(b["validator_cpu_ms_per_event"], a["validator_cpu_ms_per_event"])
+    up_over = ratio(b["validator_upload_bytes_per_event"], a["validator_upload_bytes_per_event"])
+    mem_ratio = ratio(b["member_cpu_ms_per_event"], b["validator_cpu_ms_per_event"])
+    lag = b["member_lag_s"] or {}
+    t = MEMBER_TARGETS
+    result = {
+        "nodes": args.nodes, "members": args.members, "offered_rate": float(rate), "duration_s": args.duration,
+        "calibration_sustained_events_per_s": calibration["sustained_events_per_s"] if calibration else None,
+        "without_members": a, "with_members": b,
+        "validator_cpu_per_event_ratio": cpu_over, "validator_upload_per_event_ratio": up_over,
+        "member_to_validator_cpu_ratio": mem_ratio,
+        "targets": t,
+        "targets_met": {
+            "validator_cpu": cpu_over is not None and cpu_over <= 1 + t["validator_overhead_max"],
+            "validator_upload": up_over is not None and up_over <= 1 + t["validator_overhead_max"],
+            "member_lag_p99": lag.get("p99") is not None and lag["p99"] <= t["member_lag_p99_s_max"],
+            "member_cpu": mem_ratio is not None and mem_ratio <= t["member_cpu_ratio_max"],
+        },
+        "runs": {"without_members": without, "with_members": with_m, **({"calibration": calibration} if calibration else {})},
+    }
+    (out_dir / "cluster-members.json").write_text(json.dumps(result, indent=2) + "\n")
+    _plot_members(result, out_dir / "cluster-members.png")
+    return result
+
+
+def _plot_members(result: dict[str, Any], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    a, b = result["without_members"], result["with_members"]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.2))
+    ax = axes[0]
+    labels = ["validators only", f"+{result['members']} members"]
+    ax.bar(labels, [a["validator_cpu_ms_per_event"] or 0, b["validator_cpu_ms_per_event"] or 0], color="#2f6fde")
+    ax.axhline((a["validator_cpu_ms_per_event"] or 0) * 1.15, color="#b54708", ls="--", label="+15%")
+    ax.set_title("validator CPU ms / event")
+    ax.legend()
+    ax = axes[1]
+    ax.bar(labels, [(a["validator_upload_bytes_per_event"] or 0) / 1000, (b["validator_upload_bytes_per_event"] or 0) / 1000],
+           color="#2f6fde")
+    ax.axhline((a["validator_upload_bytes_per_event"] or 0) * 1.15 / 1000, color="#b54708", ls="--", label="+15%")
+    ax.set_title("validator upload kB / event")
+    ax.legend()
+    ax = axes[2]
+    lag = b["member_lag_s"] or {}
+    ax.bar(["lag p50 (s)", "lag p99 (s)", "member/validator CPU"],
+           [lag.get("p50") or 0, lag.get("p99") or 0, result["member_to_validator_cpu_ratio"] or 0], color="#12b76a")
+    ax.axhline(1.0, color="#b54708", ls="--", label="lag p99 target 1 s")
+    ax.axhline(0.5, color="#7a5af8", ls=":", label="CPU ratio target 0.5")
+    ax.set_title("members")
+    ax.legend(fontsize=8)
+    fig.suptitle(f"{result['nodes']} validators, {result['members']} members, {result['offered_rate']:.0f} events/s offered")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def _statuses(urls: list[str]) -> list[dict[str, Any]]:
@@ -540,6 +712,8 @@ def _plot(result: dict[str, Any], path: Path) -> None:
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="./scripts/bench cluster", description=__doc__.split("\n\n")[0])
     ap.add_argument("--nodes", type=int, default=4)
+    ap.add_argument("--members", type=int, default=0,
+                    help="compare runs without and with this many member nodes at the same offered rate (issue 23)")
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of submission")
     ap.add_argument("--rate", default="max", help="events/s to offer, or 'max'")
     ap.add_argument("--out", default="bench-out", help="directory for cluster.json and cluster.png")
@@ -562,6 +736,8 @@ def main(argv: list[str]) -> int:
         args.duration = 3600.0
     if args.quick:
         args.duration, args.rate, args.ceiling_s, args.stage_gap_s = 8.0, "200", 1.0, 2.0
+    if args.members:
+        return _report_members(compare_members(args), args)
     res = run(args)
     lat = res["latency_s"]
     print(f"\nsubmitted {res['submitted']:,}  committed {res['committed']:,} (ok {res['committed_ok']:,})"
@@ -595,6 +771,28 @@ def main(argv: list[str]) -> int:
     print(f"results: {Path(args.out) / 'cluster.json'}, plot: {Path(args.out) / 'cluster.png'}")
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(res, indent=2) + "\n")
+    return 0
+
+
+def _report_members(r: dict[str, Any], args: argparse.Namespace) -> int:
+    a, b = r["without_members"], r["with_members"]
+    print(f"\n{r['nodes']} validators, offered {r['offered_rate']} events/s for {r['duration_s']} s"
+          + (f" (80% of the {r['calibration_sustained_events_per_s']} events/s sustained validators-only)"
+             if r["calibration_sustained_events_per_s"] else ""))
+    for name, x in (("validators only", a), (f"with {r['members']} members", b)):
+        print(f"  {name}: committed {x['committed']:,}, sustained {x['sustained_events_per_s']} events/s, finality p50 "
+              f"{x['latency_s']['p50']} s p99 {x['latency_s']['p99']} s; validator CPU {x['validator_cpu_ms_per_event']} ms and "
+              f"upload {x['validator_upload_bytes_per_event']} B per event")
+    lag = b["member_lag_s"] or {}
+    print(f"  members: CPU {b['member_cpu_ms_per_event']} ms per event ({r['member_to_validator_cpu_ratio']} of a validator's), "
+          f"upload {b['member_upload_bytes_per_event']} B per event; lag behind the validators p50 {lag.get('p50')} s, "
+          f"p99 {lag.get('p99')} s, max {lag.get('max')} s ({lag.get('samples')} samples, {lag.get('heights_not_reached')} "
+          f"heights never reached, status polled every {lag.get('poll_s')} s)")
+    print(f"validators with members / without: CPU per event x{r['validator_cpu_per_event_ratio']}, upload per event "
+          f"x{r['validator_upload_per_event_ratio']}; targets met: {r['targets_met']}")
+    print(f"results: {Path(args.out) / 'cluster-members.json'}, plot: {Path(args.out) / 'cluster-members.png'}")
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(r, indent=2) + "\n")
     return 0
 
 

@@ -234,6 +234,7 @@ def answer_schemas() -> dict[str, dict[str, Any]]:
             "validators": array(HEX32), "role": {"type": "string", "enum": ["validator", "member"]},
             "certified_height_known": U64, "lag": U64, "state_verified_height": U64,
             "p2p": nullable(obj({"peer_id": {"type": "string"}, "multiaddrs": array({"type": "string"})})),
+            "transport": obj({"frames_sent": U64, "bytes_sent": U64}),
         }),
         "Health": obj({"ok": {"type": "boolean"}, "reason": {"type": "string"}}),
         "Proposal": proposal,

@@ -109,6 +109,8 @@ class NodeStatus:
             "lag": known - self.ledger.height,
             "state_verified_height": self.verified_height(),
             "p2p": self.identity or None,
+            # what this node's transport has written to its peers since start (upload)
+            "transport": {"frames_sent": self.transport.stats.frames_sent, "bytes_sent": self.transport.stats.bytes_sent},
         }
 
     def health(self) -> tuple[bool, str]:

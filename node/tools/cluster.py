@@ -26,7 +26,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from afterchain.node.tools.localnet import LocalNet
+from afterchain.node.tools.localnet import MAX_MEMBER_NODES, LocalNet
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / ".cluster"
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -67,7 +67,7 @@ def _progress_printer() -> Any:
 
 def _summary_table(net: LocalNet) -> Table:
     t = Table(title=f"afterchain network {net.manifest()['chain_id']} ({net.root})")
-    for col in ("node", "role", "API", "dashboard", "pid"):
+    for col in ("node", "role", "organisation", "API", "dashboard", "pid"):
         t.add_column(col)
     statuses = {n.name: net.status(n.name) for n in net.nodes()}
     for n in net.nodes():
@@ -75,14 +75,15 @@ def _summary_table(net: LocalNet) -> Table:
         role = st.get("role", n.role) if st is not None else n.role
         if st is not None and st.get("is_primary"):
             role += " (primary)"
-        t.add_row(n.name, role, n.api_url, f"{n.api_url}/", str(net.pid(n.name) or "-"))
+        t.add_row(n.name, role, n.org or "-", n.api_url, f"{n.api_url}/", str(net.pid(n.name) or "-"))
     return t
 
 
 @cluster.command()
 @click.option("--nodes", type=click.IntRange(4, 16), default=4, show_default=True, help="Validators to create (first time only).")
-@click.option("--members", type=click.IntRange(0, 64), default=0, show_default=True,
-              help="Member nodes to create (first time only): full nodes that never vote.")
+@click.option("--members", type=click.IntRange(0, MAX_MEMBER_NODES), default=0, show_default=True,
+              help="Member nodes to create (first time only): full nodes that never vote, each registered on the "
+                   "ledger by one demo organisation.")
 @dir_option
 @click.option("--demo", is_flag=True, help="Then run the after-sales demo story against the network.")
 @click.option("--timeout", "timeout_s", type=float, default=90, show_default=True, help="Seconds to wait for health.")
@@ -104,9 +105,9 @@ def up(nodes: int, members: int, dir_: Path | None, demo: bool, timeout_s: float
     else:
         console.print(f"creating a network of {nodes} validators and {members} member nodes in {net.root}")
         net.create(nodes, members=members)
-    net.start_all()
     console.print("waiting for the nodes to connect and become healthy")
     try:
+        net.start_all(timeout_s=timeout_s, progress=console.print)
         net.wait_healthy(timeout_s=timeout_s, progress=_progress_printer())
     except (TimeoutError, RuntimeError) as exc:
         console.print(f"[red]{exc}[/red]\nsee ./scripts/cluster logs NODE")

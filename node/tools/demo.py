@@ -62,7 +62,10 @@ class _Story:
         self.net = net
         self.console = console
         self.urls = [n.api_url for n in net.nodes()]
-        self.orgs = {org: Client(self.urls, key=net.member_key(org)) for org in ("acme", "shopmart", "fixit", "quickship")}
+        # a company that runs member nodes writes and reads through its own nodes first
+        own = {org: [n.api_url for n in net.nodes() if n.org == org] for org in ("acme", "shopmart", "fixit", "quickship")}
+        self.orgs = {org: Client(own[org] + [u for u in self.urls if u not in own[org]], key=net.member_key(org))
+                     for org in own}
         self.customers = {name: KeyPair.generate() for name in ("alice", "bob", "carol")}
         self.cust = {name: Client(self.urls, key=kp) for name, kp in self.customers.items()}
         self.run_tag = time.strftime("%H%M%S")

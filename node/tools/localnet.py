@@ -8,7 +8,9 @@ one directory::
       genesis.json
       keys/<org>.key        member keys (the demo's companies), mode 0600
       nodeN/node.toml  nodeN/node.key  nodeN/data/  nodeN/node.log  nodeN/node.pid
-      memberN/...           member nodes (`create(..., members=M)`): full nodes that never vote
+      memberN/...           member nodes (`create(..., members=M)`): full nodes that never vote,
+                            each run by one demo organisation, which registers its key on
+                            the ledger (`node.register`) before it starts (`start_all`)
 
 Ports are chosen free at creation (bound then released) and kept in network.json so a
 restarted node comes back on the same addresses.
@@ -32,9 +34,10 @@ import httpx
 
 from afterchain.node.common.keys import load_key, write_key
 from afterchain.node.tools.genesis import MemberSpec, build_genesis
+from afterchain.protocol.bodies import MAX_NODE_KEYS_PER_ORG
 from afterchain.protocol.crypto import KeyPair
 
-__all__ = ["DEMO_MEMBERS", "LocalNet", "NodeInfo", "free_ports"]
+__all__ = ["DEMO_MEMBERS", "MAX_MEMBER_NODES", "LocalNet", "NodeInfo", "free_ports"]
 
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 """Processes this Python process started (kept so they are reaped, not garbage-collected)."""
@@ -47,6 +50,9 @@ DEMO_MEMBERS: tuple[tuple[str, str, tuple[str, ...], int], ...] = (
     ("watchdog", "Consumer Watchdog", ("auditor",), 0),
 )
 """The demo consortium: org id, name, roles, opening balance (minor units)."""
+MAX_MEMBER_NODES = len(DEMO_MEMBERS) * MAX_NODE_KEYS_PER_ORG
+"""Member nodes a local network can have: each demo organisation registers at most
+`MAX_NODE_KEYS_PER_ORG` node keys (the ledger's bound)."""
 
 
 def free_ports(n: int) -> list[int]:
@@ -71,6 +77,8 @@ class NodeInfo:
     api_port: int
     role: str = "validator"
     """"validator" (in the genesis set) or "member" (a full node that never votes)."""
+    org: str | None = None
+    """A member node's organisation (the demo company that registers its key)."""
 
     @property
     def api_url(self) -> str:
@@ -106,18 +114,20 @@ class LocalNet:
 
     def create(self, n_nodes: int = 4, *, chain_id: str = "afterchain-local", view_timeout_ms: int = 2000,
                block_interval_ms: int | None = None, consensus: Any = None, members: int = 0) -> None:
-        """`n_nodes` validators (the genesis set) and `members` member nodes: each member
-        lists every validator as its peer, and every validator lists the members.
-        TODO(wt-23a): once member node keys are registered on the ledger by their
-        organisations (and the allowlist follows the chain), register them with the demo
-        organisations instead of listing them in the validators' configs."""
+        """`n_nodes` validators (the genesis set) and `members` member nodes. Member node i
+        belongs to demo organisation i mod 5 (`NodeInfo.org`), which registers its key on
+        the ledger when the network starts (`start_all`, `register_members`): the
+        validators admit it through the allowlist they derive from the chain, not through
+        their configuration. A member's own config lists the validators (how it finds them);
+        a validator's lists the other validators only."""
         if self.exists():
             raise FileExistsError(f"a network already exists in {self.root}")
         if n_nodes < 4:
             raise ValueError("a BFT network needs at least 4 nodes (f = 1)")
         self.root.mkdir(parents=True, exist_ok=True)
-        if members < 0:
-            raise ValueError("members is a count (>= 0)")
+        if not 0 <= members <= MAX_MEMBER_NODES:
+            raise ValueError(f"members is 0..{MAX_MEMBER_NODES} ({len(DEMO_MEMBERS)} demo organisations, at most "
+                             f"{MAX_NODE_KEYS_PER_ORG} node keys each)")
         ports = free_ports(2 * (n_nodes + members))
         nodes: list[NodeInfo] = []
         for i in range(n_nodes + members):
@@ -127,7 +137,9 @@ class LocalNet:
             d.mkdir(exist_ok=True)
             kp = KeyPair.generate()
             write_key(d / "node.key", kp, overwrite=True)
-            nodes.append(NodeInfo(name=name, key=kp.public.hex(), p2p_port=ports[2 * i], api_port=ports[2 * i + 1], role=role))
+            org = None if role == "validator" else DEMO_MEMBERS[(i - n_nodes) % len(DEMO_MEMBERS)][0]
+            nodes.append(NodeInfo(name=name, key=kp.public.hex(), p2p_port=ports[2 * i], api_port=ports[2 * i + 1], role=role,
+                                  org=org))
         validators = [n for n in nodes if n.role == "validator"]
         member_specs = []
         for org, name, roles, balance in DEMO_MEMBERS:
@@ -147,8 +159,8 @@ class LocalNet:
                           validators=[bytes.fromhex(n.key) for n in validators], members=member_specs, consensus=params)
         (self.root / "genesis.json").write_text(g.to_json() + "\n")
         for n in nodes:
-            # validators: every other node; members: the validators
-            self._write_config(n, [p for p in (nodes if n.role == "validator" else validators) if p.name != n.name])
+            # every node lists the validators; members reach the validators, never each other
+            self._write_config(n, [p for p in validators if p.name != n.name])
         targets = ", ".join(f'"127.0.0.1:{n.api_port}"' for n in nodes)
         (self.root / "prometheus.yml").write_text(
             "# Prometheus scrape configuration for this local network (prometheus --config.file=prometheus.yml)\n"
@@ -187,7 +199,7 @@ class LocalNet:
         kp = KeyPair.generate()
         write_key(d / "node.key", kp, overwrite=True)
         info = NodeInfo(name=f"node{i}", key=kp.public.hex(), p2p_port=p2p_port, api_port=api_port)
-        self._write_config(info, nodes)
+        self._write_config(info, [n for n in nodes if n.role == "validator"])
         import dataclasses
 
         m["nodes"].append(dataclasses.asdict(info))
@@ -235,9 +247,88 @@ class LocalNet:
         (d / "node.pid").write_text(f"{proc.pid}\n")
         return proc.pid
 
-    def start_all(self) -> None:
-        for n in self.nodes():
-            self.start(n.name)
+    def validators(self) -> list[NodeInfo]:
+        return [n for n in self.nodes() if n.role == "validator"]
+
+    def members(self) -> list[NodeInfo]:
+        return [n for n in self.nodes() if n.role == "member"]
+
+    def set_peers(self, name: str, peers: list[str]) -> None:
+        """Rewrite node `name`'s static peers (node names) in its node.toml (drills)."""
+        self._write_config(self.node(name), [self.node(p) for p in peers])
+
+    def start_all(self, *, timeout_s: float = 90.0, progress: Any = None,
+                  entries: dict[str, tuple[str, dict[str, str]]] | None = None) -> None:
+        """Start every node. With member nodes: start the validators, wait until they are
+        healthy, have each member's organisation register its key (`register_members`),
+        then start the members (a validator admits a member once the registration has
+        committed). `progress(text)` is told each step. `entries`: nodes started from
+        another module with extra environment variables (test-only nodes, `start`)."""
+        entries = entries or {}
+
+        def start(name: str) -> None:
+            entry, env = entries.get(name, ("afterchain.node.cli", {}))
+            self.start(name, extra_env=env, entry=entry)
+
+        members = self.members()
+        for n in self.validators():
+            start(n.name)
+        if not members:
+            return
+        if any(self.pid(m.name) is None for m in members):
+            self.wait_healthy([n.name for n in self.validators()], timeout_s=timeout_s)
+            done = self.register_members(timeout_s=timeout_s)
+            if progress is not None and done:
+                progress(f"registered {len(done)} member node keys on the ledger: "
+                         + ", ".join(f"{m} ({org})" for m, org in done))
+        for m in members:
+            start(m.name)
+        # a member answers reads (an organisation's next nonce among them) from its own
+        # state: wait until each has executed what the validators had when it started
+        target = max((int(st["executed_height"]) for v in self.validators() if (st := self.status(v.name)) is not None),
+                     default=0)
+        self.wait_executed([m.name for m in members], target, timeout_s=timeout_s)
+
+    def wait_executed(self, names: list[str], height: int, *, timeout_s: float = 60.0) -> None:
+        """Wait until every named node has executed `height` (raises `TimeoutError`, or
+        `RuntimeError` when one exited)."""
+        deadline = time.monotonic() + timeout_s
+        for n in names:
+            while (st := self.status(n)) is None or int(st["executed_height"]) < height:
+                if self.pid(n) is None:
+                    tail = (self.root / n / "node.log").read_text(errors="replace").splitlines()[-15:]
+                    raise RuntimeError(f"{n} exited; last log lines:\n" + "\n".join(tail))
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{n} has not executed height {height} after {timeout_s:.0f} s "
+                                       f"(at {st['executed_height'] if st else 'not answering'})")
+                time.sleep(0.1)
+
+    def register_members(self, *, timeout_s: float = 60.0) -> list[tuple[str, str]]:
+        """Have each member node's organisation register the node's key on the ledger
+        (`node.register`, signed with the organisation's member key, through the SDK
+        against the validators), unless it is registered already. Returns the (node, org)
+        pairs registered now; raises `RuntimeError` if a registration is not committed."""
+        from afterchain.node.client.sdk import Client
+
+        urls = [n.api_url for n in self.validators()]
+        by_org: dict[str, list[NodeInfo]] = {}
+        for m in self.members():
+            if m.org is None:
+                raise RuntimeError(f"{m.name} has no organisation in {self.manifest_path} (laid out by an older version?)")
+            by_org.setdefault(m.org, []).append(m)
+        done: list[tuple[str, str]] = []
+        for org, nodes in by_org.items():
+            with Client(urls, key=self.member_key(org)) as c:
+                have = {r["key"] for r in c.node_keys(org)}
+                todo = [n for n in nodes if n.key not in have]
+                if not todo:
+                    continue
+                out = c.send(c.build.node_register(keys=[n.key for n in todo]), timeout_s=timeout_s)
+                if not out.committed:
+                    raise RuntimeError(f"{org} could not register node keys of {', '.join(n.name for n in todo)}: "
+                                       f"{out.status} {out.code} {out.message}")
+                done += [(n.name, org) for n in todo]
+        return done
 
     def stop(self, name: str, *, sig: int = signal.SIGTERM, timeout_s: float = 15.0) -> bool:
         pid = self.pid(name)

@@ -33,6 +33,25 @@ Scenarios (faults by signal, by the transport's fault switch through the admin A
   (``python -m afterchain.node.testing.byzantine``, guarded by its environment switches) from the
   start (conflicting PREPARE/COMMIT votes and, as primary, pre-prepares); the three
   honest nodes keep committing and agree; evidence naming it is committed.
+
+Member-node scenarios (issue 23) run 4 validators and 2 member nodes (registered on the
+ledger by their organisations); the load writes through ``member0`` first (failing over
+to the validators), so the member's relay is on the path of what is acknowledged. The
+checks above cover every node, members included, and the member must have caught up:
+
+- ``member-kill``: SIGKILL ``member0`` twice under load, restarting it each time;
+- ``member-pause``: SIGSTOP ``member0`` for 3x the view timeout (the validators keep
+  committing meanwhile), then SIGCONT;
+- ``member-partition``: cut ``member0`` off from every other node with the fault switch
+  (both sides) for 3x the view timeout, the validators keep committing; heal;
+- ``member-byzantine``: ``member0`` runs the test-only lying member
+  (``python -m afterchain.node.testing.byzantine_member``): it answers other members'
+  follow requests with forged, short or tampered certificates, blocks that do not chain
+  and replays, and floods the validators with requests. ``member1`` lists it as a peer
+  and is cut off from the validators for a while, so it can only ask the liar: it must
+  refuse every lie (counted by reason), disconnect the liar, commit nothing while cut
+  off, and catch up from the validators after the heal; the validators keep committing
+  throughout (the load goes to the validators here).
 """
 
 from __future__ import annotations
@@ -69,13 +88,16 @@ class Load:
     the API acknowledged with 202."""
 
     net: LocalNet
+    first: str | None = None
+    """The node the load writes to first (default: node0), failing over to the others."""
     acked: set[bytes] = field(default_factory=set)
     stop: threading.Event = field(default_factory=threading.Event)
     errors: int = 0
     threads: list[threading.Thread] = field(default_factory=list)
 
     def start(self) -> None:
-        urls = [n.api_url for n in self.net.nodes()]
+        nodes = self.net.nodes()
+        urls = [n.api_url for n in nodes if n.name == self.first] + [n.api_url for n in nodes if n.name != self.first]
         for i, org in enumerate(("acme",)):
             t = threading.Thread(target=self._run, args=(org, urls[i:] + urls[:i]), daemon=True)
             t.start()
@@ -127,6 +149,10 @@ def _primary(net: LocalNet) -> str:
         if st is not None:
             return keys.get(st["primary"], n.name)
     raise RuntimeError("no node answers")
+
+
+def _validators(net: LocalNet) -> list[str]:
+    return [n.name for n in net.nodes() if n.role == "validator"]
 
 
 def _heights(net: LocalNet) -> dict[str, int]:
@@ -288,6 +314,119 @@ def byzantine(net: LocalNet, report: dict[str, Any]) -> None:
     report["problems"].append("no evidence against the Byzantine node committed within 30 s")
 
 
+# --------------------------------------------------------------------------- member nodes
+MEMBER = "member0"
+MEMBER_FAULT_S = 3 * VIEW_TIMEOUT_MS / 1000
+
+
+def _catch_up(net: LocalNet, name: str, report: dict[str, Any], timeout_s: float = 60.0) -> None:
+    """Wait until `name` has executed what the validators had committed when called."""
+    target = max(v for k, v in _heights(net).items() if k in _validators(net))
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        st = _status(net, name)
+        if st is not None and int(st["executed_height"]) >= target:
+            report.setdefault("member_catch_up_s", []).append(round(time.monotonic() - t0, 2))
+            return
+        time.sleep(0.1)
+    report["problems"].append(f"{name} did not catch up to height {target} within {timeout_s:.0f} s "
+                              f"(at {_heights(net).get(name)})")
+
+
+def member_kill(net: LocalNet, report: dict[str, Any]) -> None:
+    for _ in range(2):
+        net.kill(MEMBER)
+        report["faults"].append(f"SIGKILL {MEMBER}")
+        report["resume_s"].append(_wait_progress(net, _validators(net), 6 * VIEW_TIMEOUT_MS / 1000))
+        time.sleep(1.0)
+        net.start(MEMBER)
+        net.wait_healthy([MEMBER], timeout_s=60)
+        _catch_up(net, MEMBER, report)
+
+
+def member_pause(net: LocalNet, report: dict[str, Any]) -> None:
+    pid = net.pid(MEMBER)
+    if pid is None:
+        raise RuntimeError(f"{MEMBER} is not running")
+    os.kill(pid, signal.SIGSTOP)
+    report["faults"].append(f"SIGSTOP {MEMBER} for {MEMBER_FAULT_S:.1f} s")
+    try:
+        report["resume_s"].append(_wait_progress(net, _validators(net), 6 * VIEW_TIMEOUT_MS / 1000))
+        time.sleep(MEMBER_FAULT_S)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    report["faults"].append(f"SIGCONT {MEMBER}")
+    net.wait_healthy([MEMBER], timeout_s=60)
+    _catch_up(net, MEMBER, report)
+
+
+def member_partition(net: LocalNet, report: dict[str, Any]) -> None:
+    others = [n.name for n in net.nodes() if n.name != MEMBER]
+    _partition(net, [[MEMBER], others])
+    report["faults"].append(f"partition {MEMBER} from {', '.join(others)}")
+    try:
+        report["resume_s"].append(_wait_progress(net, _validators(net), 6 * VIEW_TIMEOUT_MS / 1000))
+        time.sleep(MEMBER_FAULT_S)
+    finally:
+        _heal(net)
+    report["faults"].append("heal")
+    _catch_up(net, MEMBER, report)
+
+
+BYZANTINE_MEMBER_ENTRY = "afterchain.node.testing.byzantine_member"
+BYZANTINE_MEMBER_ENV = {"AFTERCHAIN_TEST_BYZANTINE": "member", "AFTERCHAIN_TEST_SWITCHES": "1"}
+HONEST_MEMBER = "member1"
+
+
+def _member_refusals(net: LocalNet, name: str) -> tuple[dict[str, int], int]:
+    """(refused blocks by reason, peers banned) from `name`'s /metrics."""
+    text = httpx.get(f"{net.node(name).api_url}/metrics", timeout=5).text
+    refused: dict[str, int] = {}
+    banned = 0
+    for ln in text.splitlines():
+        if ln.startswith("afterchain_member_blocks_refused_total{"):
+            reason = ln.split('reason="', 1)[1].split('"', 1)[0]
+            refused[reason] = int(float(ln.rsplit(" ", 1)[1]))
+        elif ln.startswith("afterchain_member_peers_banned_total "):
+            banned = int(float(ln.rsplit(" ", 1)[1]))
+    return refused, banned
+
+
+def _setup_member_byzantine(net: LocalNet) -> None:
+    net.set_peers(HONEST_MEMBER, [*_validators(net), MEMBER])  # it also knows the liar
+
+
+def member_byzantine(net: LocalNet, report: dict[str, Any]) -> None:
+    report["faults"].append(f"{MEMBER} lies to members and floods the validators (test entry) from the start")
+    vals = _validators(net)
+    before = _heights(net).get(HONEST_MEMBER, 0)
+    _partition(net, [[HONEST_MEMBER, MEMBER], vals])  # the liar is the honest member's only source
+    keys = {n.name: n.key for n in net.nodes()}
+    _set_faults(net, MEMBER, [])  # the liar still follows the validators (it has real blocks to falsify)
+    for v in vals:
+        _set_faults(net, v, [keys[HONEST_MEMBER]])
+    report["faults"].append(f"cut {HONEST_MEMBER} off from the validators")
+    try:
+        report["resume_s"].append(_wait_progress(net, vals, 6 * VIEW_TIMEOUT_MS / 1000))
+        deadline = time.monotonic() + 20
+        refused, banned = _member_refusals(net, HONEST_MEMBER)
+        while not banned and time.monotonic() < deadline:
+            time.sleep(0.2)
+            refused, banned = _member_refusals(net, HONEST_MEMBER)
+        report["member_refused"], report["member_banned"] = refused, banned
+        if not banned:
+            report["problems"].append(f"{HONEST_MEMBER} did not disconnect the lying member (refused {refused})")
+        during = _heights(net).get(HONEST_MEMBER, 0)
+        target = max(v for k, v in _heights(net).items() if k in vals)
+        if during > before and during >= target:
+            report["problems"].append(f"{HONEST_MEMBER} kept up while it could only hear the liar")
+        report["member_progress_while_cut_off"] = during - before
+    finally:
+        _heal(net)
+    report["faults"].append("heal")
+    _catch_up(net, HONEST_MEMBER, report)
+
+
 SCENARIOS: dict[str, Callable[[LocalNet, dict[str, Any]], None]] = {
     "kill-primary": kill_primary,
     "kill-replica": kill_replica,
@@ -296,10 +435,23 @@ SCENARIOS: dict[str, Callable[[LocalNet, dict[str, Any]], None]] = {
     "partition-primary": partition_primary,
     "split": split,
     "byzantine": byzantine,
+    "member-kill": member_kill,
+    "member-pause": member_pause,
+    "member-partition": member_partition,
+    "member-byzantine": member_byzantine,
 }
-START_ENV: dict[str, dict[str, tuple[str, dict[str, str]]]] = {"byzantine": {BYZANTINE_NODE: (BYZANTINE_ENTRY, BYZANTINE_ENV)}}
+START_ENV: dict[str, dict[str, tuple[str, dict[str, str]]]] = {
+    "byzantine": {BYZANTINE_NODE: (BYZANTINE_ENTRY, BYZANTINE_ENV)},
+    "member-byzantine": {MEMBER: (BYZANTINE_MEMBER_ENTRY, BYZANTINE_MEMBER_ENV)},
+}
 """Per scenario: nodes started from another entry module, with extra environment variables
 (test switches)."""
+MEMBERS: dict[str, int] = {"member-kill": 2, "member-pause": 2, "member-partition": 2, "member-byzantine": 2}
+"""Per scenario: member nodes next to the 4 validators (none when absent)."""
+LOAD_FIRST: dict[str, str] = {"member-kill": MEMBER, "member-pause": MEMBER, "member-partition": MEMBER}
+"""Per scenario: the node the load writes to first."""
+SETUP: dict[str, Callable[[LocalNet], None]] = {"member-byzantine": _setup_member_byzantine}
+"""Per scenario: changes to the laid-out network before it starts."""
 
 
 # --------------------------------------------------------------------------- checker
@@ -390,15 +542,15 @@ def check(net: LocalNet, load: Load, report: dict[str, Any]) -> None:
 
 def run_scenario(name: str, workdir: Path, *, load_s: float = 4.0) -> dict[str, Any]:
     net = LocalNet(workdir / name)
-    net.create(4, chain_id=f"nemesis-{name}", view_timeout_ms=VIEW_TIMEOUT_MS)
+    net.create(4, chain_id=f"nemesis-{name}", view_timeout_ms=VIEW_TIMEOUT_MS, members=MEMBERS.get(name, 0))
+    if name in SETUP:
+        SETUP[name](net)
     report: dict[str, Any] = {"scenario": name, "faults": [], "resume_s": [], "problems": []}
     t0 = time.monotonic()
     try:
-        for node_name, (entry, env) in START_ENV.get(name, {}).items():
-            net.start(node_name, extra_env=env, entry=entry)
-        net.start_all()
+        net.start_all(timeout_s=60, entries=START_ENV.get(name, {}))
         net.wait_healthy(timeout_s=60)
-        load = Load(net)
+        load = Load(net, first=LOAD_FIRST.get(name))
         load.start()
         time.sleep(load_s)
         SCENARIOS[name](net, report)

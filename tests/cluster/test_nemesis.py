@@ -1,5 +1,6 @@
 """The nemesis on real processes: the short form (partition the primary under load, heal)
-runs in the default suite; every other scenario runs under `-m slow` (`./scripts/nemesis --all`)."""
+runs in the default suite; every other scenario runs under `-m slow`
+(`./scripts/nemesis --all`)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ def _assert_clean(r: dict) -> None:  # type: ignore[type-arg]
     assert r["equivocators_committed"] == (["node3"] if byzantine else []) and bool(r["evidence_records"]) == byzantine
     if r["scenario"] == "split":
         assert r["commits_during_split"] == 0
+    if r["scenario"].startswith("member-"):
+        assert r["member_catch_up_s"]  # the member caught up after each fault
+    if r["scenario"] == "member-byzantine":
+        assert r["member_banned"] >= 1 and sum(r["member_refused"].values()) >= 3, r
 
 
 def test_partitioned_primary_under_load_loses_nothing(tmp_path: Path) -> None:
@@ -28,7 +33,14 @@ def test_partitioned_primary_under_load_loses_nothing(tmp_path: Path) -> None:
     assert len(r["resume_s"]) == 2 and "catch_up_s" in r
 
 
+@pytest.mark.slow  # about 4 min on the shared 2-core machine (six processes, the checker reads every block of each)
+def test_lying_member_is_refused_and_disconnected_and_nothing_is_lost(tmp_path: Path) -> None:
+    r = run_scenario("member-byzantine", tmp_path, load_s=2.0)
+    _assert_clean(r)
+    assert set(r["member_refused"]) <= {"signature_invalid", "no_quorum", "not_chained", "replay"}, r["member_refused"]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [n for n in SCENARIOS if n != "partition-primary"])
+@pytest.mark.parametrize("name", [n for n in SCENARIOS if n not in ("partition-primary", "member-byzantine")])
 def test_every_nemesis_scenario(name: str, tmp_path: Path) -> None:
     _assert_clean(run_scenario(name, tmp_path))
