@@ -3,7 +3,7 @@
 Assembles the routes of each resource family over one `NodeService`:
 `node.http.writes` (submit, event status), `node.http.reads` (blocks, tickets,
 products, orgs, accounts, escrows, balances, evidence), `node.http.status` (status,
-health, metrics), `node.http.dashboard`, `node.http.proofs` (light clients),
+liveness, readiness, health, metrics), `node.http.dashboard`, `node.http.proofs` (light clients),
 `node.http.governance`, `node.http.admin` and `node.http.reference` (``/openapi.json``,
 ``/docs``). Every route is an `ApiRoute` that carries its documentation. JSON everywhere
 unless stated; bytes are lowercase hex. Every answer carries ``X-Request-Id``
@@ -14,11 +14,10 @@ Paths of different families never overlap, so their order does not matter.
 
 from __future__ import annotations
 
-from importlib import metadata
-
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from afterchain.node.common.version import package_version
 from afterchain.node.http.admin import admin_routes
 from afterchain.node.http.dashboard import dashboard_routes
 from afterchain.node.http.errors import error_handlers
@@ -34,7 +33,9 @@ from afterchain.node.http.writes import write_routes
 __all__ = ["build_app"]
 
 
-def build_app(service: NodeService) -> Starlette:
+def build_app(service: NodeService, *, access_log: bool = False) -> Starlette:
+    """The API over `service`; `access_log`: one ``http_access`` log line per request
+    (`node.http.middleware`)."""
     led = service.ledger
     app = Starlette(
         routes=[
@@ -46,15 +47,8 @@ def build_app(service: NodeService) -> Starlette:
             *governance_routes(led),
             *admin_routes(service.faults, service.admin_token),
         ],
-        middleware=[Middleware(RequestContext)],
+        middleware=[Middleware(RequestContext, access_log=access_log)],
         exception_handlers=error_handlers(),
     )
-    app.router.routes.extend(reference_routes(lambda: app.routes, version=_version()))
+    app.router.routes.extend(reference_routes(lambda: app.routes, version=package_version()))
     return app
-
-
-def _version() -> str:
-    try:
-        return metadata.version("afterchain")
-    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
-        return "0.0.0"

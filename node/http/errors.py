@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from afterchain.node.common.log import get_logger
+from afterchain.node.common.log import module_logger
 
 __all__ = [
     "HTTP_CODES",
@@ -48,7 +48,7 @@ HTTP_CODES = {
 """Codes of the errors the framework raises (starlette's `HTTPException`), by status;
 any other such status gets ``http.<status>``."""
 
-_log = get_logger()
+_log = module_logger()
 
 
 def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
