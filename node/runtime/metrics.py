@@ -106,6 +106,8 @@ class NodeMetrics:
         self.evidence = Counter("afterchain_evidence", "Equivocation evidence records seen", registry=r)
         self.peer_messages_rejected = Counter(
             "afterchain_peer_messages_rejected", "Peer messages rejected (bad signature, malformed, ...)", ["reason"], registry=r)
+        for reason in ("decode", "gossip_decode", "consensus"):  # present (at 0) before the first one
+            self.peer_messages_rejected.labels(reason)
         self.data_bytes = Gauge("afterchain_data_bytes", "Bytes on disk of the node's stores (chain, state)", ["store"],
                                 registry=r)
         self.disk_free = Gauge("afterchain_disk_free_bytes", "Free bytes on the file system of the data directory",
