@@ -184,6 +184,7 @@ def configure(*, json: bool | None = None, level: str = "info", stream: Any = No
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, structlog.processors.format_exc_info,
                     renderer],
     )
+    _reattach_library_loggers()
     root = logging.getLogger()
     for h in list(root.handlers):
         if isinstance(h, _Sink):
@@ -194,6 +195,21 @@ def configure(*, json: bool | None = None, level: str = "info", stream: Any = No
     logging.captureWarnings(True)  # warnings.warn(...) -> the "py.warnings" logger -> a JSON line
     _hooks(get_logger())
     set_level(level)
+
+
+def _reattach_library_loggers() -> None:
+    """A library that gave its logger a console handler of its own, or cut it off from the
+    root logger, would write plain text (or, with no handler left, reach Python's
+    last-resort handler): its records go to the root logger's sink like everyone's. (A
+    library imported later does the same itself: `node.transport.p2p.route_libp2p_logging`.)"""
+    for lg in list(logging.root.manager.loggerDict.values()):
+        if not isinstance(lg, logging.Logger):
+            continue
+        for h in list(lg.handlers):
+            if type(h) is logging.StreamHandler and getattr(h, "stream", None) in (sys.stderr, sys.stdout):
+                lg.removeHandler(h)
+        if not lg.propagate and not lg.handlers:
+            lg.propagate = True
 
 
 def set_level(level: str, logger: str | None = None) -> None:

@@ -59,7 +59,7 @@ from afterchain.node.transport.frames import LENGTH_PREFIX, FrameError
 from afterchain.protocol.types import PublicKey
 
 __all__ = ["PROTOCOL_ID", "PROTOCOL_PREFIX", "AllowlistNoise", "P2PTransport", "libp2p_key_pair", "peer_id_for",
-           "protocol_id", "quiet_libp2p_logging", "tune_yamux"]
+           "protocol_id", "quiet_libp2p_logging", "route_libp2p_logging", "tune_yamux"]
 
 PROTOCOL_PREFIX = "/afterchain/transport/"
 
@@ -96,6 +96,17 @@ def tune_yamux() -> None:
     read (py-libp2p's `PY_YAMUX_RELEASE_ON_READ`, read by its yamux at call time; an
     operator's own setting of that variable wins). See the module docstring."""
     os.environ.setdefault("PY_YAMUX_RELEASE_ON_READ", "0")
+
+
+def route_libp2p_logging() -> None:
+    """Send py-libp2p's records to the process's log (node.common.log renders them like
+    every other line). At import, py-libp2p detaches its ``libp2p`` logger (no handler,
+    no propagation, level WARNING): its records then reached Python's last-resort handler,
+    plain text on stderr. Its level (WARNING) is kept; an operator lowers it at run time
+    with ``POST /v1/admin/log {"logger": "libp2p", "level": "debug"}``."""
+    lg = logging.getLogger("libp2p")
+    lg.handlers.clear()
+    lg.propagate = True
 
 
 def quiet_libp2p_logging() -> None:
@@ -284,6 +295,7 @@ class P2PTransport:
         """`protocol_versions`: the node-to-node protocol versions to speak, newest first
         (the default is this software's; tests and upgrades may narrow or widen it)."""
         tune_yamux()
+        route_libp2p_logging()
         if not protocol_versions:
             raise ValueError("protocol_versions: at least one version")
         self.protocols = [protocol_id(v) for v in protocol_versions]

@@ -70,6 +70,41 @@ def test_our_lines_and_library_records_are_json_with_the_same_fields(out: io.Str
         assert {"timestamp", "level", "event"} <= set(entry)
 
 
+def test_a_library_logger_cut_off_from_the_root_is_reattached() -> None:
+    # what py-libp2p does at import: its logger without a handler, not propagating (its
+    # records went to Python's last-resort handler: plain text on stderr)
+    lib = logging.getLogger("somelib.cut_off")
+    lib.handlers.clear()
+    lib.propagate = False
+    own = logging.StreamHandler(sys.stderr)
+    chatty = logging.getLogger("otherlib")
+    chatty.addHandler(own)
+    buf = io.StringIO()
+    saved_config = structlog.get_config()
+    root = logging.getLogger()
+    saved = list(root.handlers), sys.excepthook, threading.excepthook, sys.unraisablehook
+    try:
+        nlog.configure(json=True, stream=buf)
+        lib.warning("from the cut-off library")
+        chatty.warning("from the library with its own console handler")
+    finally:
+        root.handlers[:] = saved[0]
+        sys.excepthook, threading.excepthook, sys.unraisablehook = saved[1], saved[2], saved[3]
+        logging.captureWarnings(False)
+        structlog.configure(**saved_config)
+        chatty.removeHandler(own)
+    assert lib.propagate and own not in chatty.handlers
+    assert [e["logger"] for e in lines(buf)] == ["somelib.cut_off", "otherlib"]
+
+
+def test_the_libp2p_transport_routes_py_libp2p_records_to_the_log() -> None:
+    from afterchain.node.transport.p2p import P2PTransport
+
+    logging.getLogger("libp2p").propagate = False  # as py-libp2p leaves it at import
+    P2PTransport(seed=bytes(32), listen_addr="/ip4/127.0.0.1/tcp/0", peers={})
+    assert logging.getLogger("libp2p").propagate and not logging.getLogger("libp2p").handlers
+
+
 def test_uncaught_exceptions_become_log_lines(out: io.StringIO) -> None:
     def boom() -> None:
         raise RuntimeError("in a thread")
@@ -90,18 +125,18 @@ def test_uncaught_exceptions_become_log_lines(out: io.StringIO) -> None:
 def test_a_level_change_reaches_loggers_bound_before_it(out: io.StringIO) -> None:
     early = nlog.get_logger(node="n0")
     early.debug("hidden")
-    logging.getLogger("libp2p.x").debug("hidden too")
+    logging.getLogger("vendorlib.x").debug("hidden too")
     nlog.set_level("debug")
     early.debug("shown")
-    logging.getLogger("libp2p.x").debug("shown too")
+    logging.getLogger("vendorlib.x").debug("shown too")
     nlog.set_level("warning")
     early.info("hidden again")
     early.warning("shown again")
-    nlog.set_level("error", "libp2p")
-    logging.getLogger("libp2p.x").warning("quiet library")
+    nlog.set_level("error", "vendorlib")
+    logging.getLogger("vendorlib.x").warning("quiet library")
     assert [e["event"] for e in lines(out)] == ["shown", "shown too", "shown again"]
-    assert nlog.current_levels()["loggers"]["libp2p"] == "error"
-    logging.getLogger("libp2p").setLevel(logging.NOTSET)
+    assert nlog.current_levels()["loggers"]["vendorlib"] == "error"
+    logging.getLogger("vendorlib").setLevel(logging.NOTSET)
     with pytest.raises(ValueError, match="not one of"):
         nlog.set_level("loud")
 
