@@ -49,7 +49,7 @@ def lines(buf: io.StringIO) -> list[dict[str, Any]]:
 def test_our_lines_and_library_records_are_json_with_the_same_fields(out: io.StringIO) -> None:
     nlog.bind_process(node="acme-1", node_key="51fd05d4337bee16")
     nlog.get_logger(peer=nlog.short_id(bytes(range(32)))).info("transport_peer_connected", seed="00" * 32)
-    logging.getLogger("libp2p.network.swarm").warning("dial failed:\n  Error: %s\n  more", "refused")
+    logging.getLogger("vendorlib.net").warning("dial failed:\n  Error: %s\n  more", "refused")
     try:
         raise ValueError("bad\nthing")
     except ValueError:
@@ -61,7 +61,7 @@ def test_our_lines_and_library_records_are_json_with_the_same_fields(out: io.Str
     ours, lib, lib_exc, our_exc, warn = lines(out)
     assert ours["event"] == "transport_peer_connected" and ours["peer"] == "0001020304050607"
     assert ours["seed"] == "[redacted]"
-    assert lib["event"] == "dial failed:\n  Error: refused\n  more" and lib["logger"] == "libp2p.network.swarm"
+    assert lib["event"] == "dial failed:\n  Error: refused\n  more" and lib["logger"] == "vendorlib.net"
     assert lib_exc["level"] == "error" and "ValueError: bad\nthing" in lib_exc["exception"]
     assert our_exc["event"] == "handler_failed" and "Traceback" in our_exc["exception"]
     assert warn["logger"] == "py.warnings" and "deprecated thing" in warn["event"]
