@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import httpx
+import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 from afterchain.node.common import log as nlog
@@ -187,3 +188,32 @@ async def test_log_levels_change_at_run_time_over_the_admin_api(tmp_path: Path) 
     finally:
         nlog.set_level(before)
         logging.getLogger("libp2p.test.child").setLevel(logging.NOTSET)
+
+
+async def test_an_observer_is_not_ready_before_it_has_heard_a_height_and_caught_up(tmp_path: Path) -> None:
+    from afterchain.node.runtime.runner import NodeOptions
+
+    from .util import genesis, k
+
+    async with memory_cluster(tmp_path) as (nodes, net):
+        for i in range(1, 4):
+            await nodes[0].submit([product_event(i).encode()])
+        watcher = Node(key=k("watcher"), genesis=genesis(), data_dir=tmp_path / "watcher",
+                       transport=net.add(k("watcher").public), options=NodeOptions(name="watcher", tick_ms=20))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(watcher.run)
+            await wait_for(lambda: len(watcher.transport.connected_peers()) == 4)
+            # a key governance never admitted: the validators do not answer it, so it has
+            # heard no height and stays at 0 (/health used to call this healthy: 4 peers >= 2f)
+            r = watcher.readiness()
+            assert r["role"] == "observer" and r["peers"] == 4 and r["peers_needed"] == 1
+            assert not r["ready"] and r["reasons"] == ["no peer has reported its height yet"]
+            head = r["max_lag"] + 1  # once a validator tells it a height further on than the bound
+            watcher.replica.peer_committed[VALIDATORS[0].public] = head
+            r = watcher.readiness()
+            assert not r["ready"] and r["reasons"] == [f"catching up: at height 0, peers at {head}"]
+            assert r["lag"] == head and r["peer_height"] == head
+            # the validators count it as an observer, not toward their 2f
+            assert nodes[0].status.peers_by_role() == {"validator": 3, "observer": 1}
+            assert nodes[0].readiness()["peers"] == 3
+            nursery.cancel_scope.cancel()
