@@ -35,11 +35,14 @@ async def serve_api(node: Node, host: str, port: int, *, admin_token: str | None
                     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
     """`access_log`: one ``http_access`` line per request (our middleware writes them;
     hypercorn's own text access log stays off). Hypercorn's errors go to the standard
-    logger ``hypercorn.error``, rendered like every other line (node.common.log)."""
+    logger ``hypercorn.error`` (from level warning), rendered like every other line
+    (node.common.log)."""
     cfg = HyperConfig()
     cfg.bind = [f"{host}:{port}"]
     cfg.accesslog = None
-    cfg.errorlog = logging.getLogger("hypercorn.error")
+    cfg.errorlog = errorlog = logging.getLogger("hypercorn.error")
+    if errorlog.level == logging.NOTSET:  # its info lines ("Running on ...") repeat our api_listening
+        errorlog.setLevel(logging.WARNING)
     cfg.keep_alive_timeout = 30
     app = build_app(NodeHttp(node, admin_token=admin_token), access_log=access_log)
     await serve(app, cfg, task_status=task_status)  # type: ignore[arg-type]
