@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from afterchain.node.common.keys import load_key, write_key
+from afterchain.node.common.version import PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS
 from afterchain.protocol.crypto import KeyPair
 from afterchain.protocol.errors import ProtocolError
 
@@ -57,6 +58,9 @@ class _LazyGroup(click.Group):
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="afterchain", prog_name="afterchain",
+                      message=f"%(prog)s %(version)s (protocol {PROTOCOL_VERSION}; speaks "
+                              f"{', '.join(map(str, SUPPORTED_PROTOCOL_VERSIONS))})")
 def cli() -> None:
     """afterchain: a shared ledger for after-sales service (nodes, keys, client, light client)."""
 
@@ -108,7 +112,10 @@ def node_run(config_path: Path) -> None:
     try:
         trio.run(run_node, config)
     except (ValueError, ProtocolError) as exc:
-        click.echo(f"cannot start the node: {exc}", err=True)
+        # the node's log is set up by now: the reason is a line of it (JSON in JSON mode)
+        from afterchain.node.common.log import get_logger
+
+        get_logger().error("node_start_failed", error=str(exc), hint="cannot start the node; fix and retry")
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         pass

@@ -8,6 +8,7 @@ Also owns the process's GC and malloc tuning. Routes live in `node.http`.
 from __future__ import annotations
 
 import gc
+import logging
 import signal
 from functools import partial
 
@@ -17,7 +18,7 @@ from hypercorn.trio import serve
 
 from afterchain.node.common.files import load_genesis
 from afterchain.node.common.keys import load_key
-from afterchain.node.common.log import configure, get_logger
+from afterchain.node.common.log import bind_process, configure, get_logger, short_id
 from afterchain.node.http.admin import load_admin_token
 from afterchain.node.http.app import build_app
 from afterchain.node.http.service import NodeHttp
@@ -31,14 +32,20 @@ __all__ = ["run_node", "serve_api"]
 
 
 async def serve_api(node: Node, host: str, port: int, *, admin_token: str | None = None,
-                    cors_origins: tuple[str, ...] = ("*",),
+                    cors_origins: tuple[str, ...] = ("*",), access_log: bool = False,
                     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+    """`access_log`: one ``http_access`` line per request (our middleware writes them;
+    hypercorn's own text access log stays off). Hypercorn's errors go to the standard
+    logger ``hypercorn.error`` (from level warning), rendered like every other line
+    (node.common.log)."""
     cfg = HyperConfig()
     cfg.bind = [f"{host}:{port}"]
     cfg.accesslog = None
-    cfg.errorlog = None
+    cfg.errorlog = errorlog = logging.getLogger("hypercorn.error")
+    if errorlog.level == logging.NOTSET:  # its info lines ("Running on ...") repeat our api_listening
+        errorlog.setLevel(logging.WARNING)
     cfg.keep_alive_timeout = 30
-    app = build_app(NodeHttp(node, admin_token=admin_token), cors_origins=cors_origins)
+    app = build_app(NodeHttp(node, admin_token=admin_token), cors_origins=cors_origins, access_log=access_log)
     await serve(app, cfg, task_status=task_status)  # type: ignore[arg-type]
 
 
@@ -59,8 +66,9 @@ async def run_node(config: NodeConfig, *, send_hook: SendHook | None = None) -> 
     """`send_hook`: test only (node/testing/byzantine.py); production passes none."""
     tune_malloc()  # before RocksDB's and trio's threads exist (node.memory)
     configure(json=None if config.log.format == "auto" else config.log.format == "json", level=config.log.level)
-    log = get_logger(node=config.name)
     key = load_key(config.key_file)
+    bind_process(node=config.name, node_key=short_id(key.public))  # on every line, library records included
+    log = get_logger()
     genesis = load_genesis(config.genesis_file)
     admin_token = load_admin_token(config.api.admin_token_file)
     from afterchain.node.app.vm.agreements import VmAgreementHooks, VmContractHost
@@ -99,7 +107,8 @@ async def run_node(config: NodeConfig, *, send_hook: SendHook | None = None) -> 
         pid = str(peer_id_for(key.public))
         node.status.identity = {"peer_id": pid, "multiaddrs": [f"{a}/p2p/{pid}" for a in transport.listen_addrs()]}
         log.info("node_identity", role=node.role(), key=key.public.hex(), **node.status.identity)
-        bound = await nursery.start(partial(serve_api, admin_token=admin_token, cors_origins=config.api.cors_origins),
+        bound = await nursery.start(partial(serve_api, admin_token=admin_token, cors_origins=config.api.cors_origins,
+                                          access_log=config.log.access_log),
                                   node, config.api.host, config.api.port)
         log.info("api_listening", addrs=bound)
         _tune_gc()

@@ -12,6 +12,13 @@ Owns: who may call an admin route, and the routes themselves.
   ``{"drop_rate": 0..1}``: replaces what it names (``{"block": []}`` heals); answers the
   new state. Bad input is 400 ``request.invalid`` and changes nothing. Each change is
   logged by the transport (``transport_faults_set``) and here (``admin_faults_set``).
+- ``GET /v1/admin/log``: ``{"level": the node's level, "loggers": {name: level}}`` (the
+  standard loggers of libraries that have a level of their own).
+- ``POST /v1/admin/log`` with ``{"level": "debug"}`` (the node's own lines and every
+  library's default) or ``{"level": "debug", "logger": "libp2p"}`` (one library's standard
+  logger and those below it): takes effect at once, until changed again or the node
+  restarts (``log.level`` in the configuration is the level at start). Logged
+  (``admin_log_level_set``); bad input is 400 ``request.invalid`` and changes nothing.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from afterchain.node.common.log import get_logger
+from afterchain.node.common.log import LEVELS, current_levels, module_logger, set_level
 from afterchain.node.http.errors import error
 from afterchain.node.http.ports import FaultControl
 from afterchain.node.http.spec import ApiRoute, Body, Err, Op, Resp
@@ -37,7 +44,7 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 MAX_ADMIN_BODY_BYTES = 256 * 1024
 MAX_TOKEN_BYTES = 4096
 
-_log = get_logger()
+_log = module_logger()
 
 
 def load_admin_token(path: str | os.PathLike[str] | None) -> str | None:
@@ -89,19 +96,14 @@ def admin_routes(switch: FaultControl | None, token: str | None) -> list[ApiRout
 
     async def faults(request: Request) -> Response:
         if not is_admin(request, token):
-            _log.warning("admin_forbidden", path=request.url.path, client=request.client.host if request.client else None)
-            return error(403, "admin.forbidden", "admin routes answer loopback clients or a valid bearer token only")
+            return _forbidden(request)
         if switch is None:
             return error(501, "admin.unsupported", "this transport has no fault switch")
         if request.method == "GET":
             return JSONResponse(switch.describe())
-        body = await request.body()
-        if len(body) > MAX_ADMIN_BODY_BYTES:
-            return error(413, "request.too_large", f"at most {MAX_ADMIN_BODY_BYTES} bytes")
-        try:
-            doc = json.loads(body)
-        except (ValueError, RecursionError):
-            return error(400, "decode.malformed", "the body is not JSON")
+        doc, bad = await _json_body(request)
+        if bad is not None:
+            return bad
         if not isinstance(doc, dict) or not doc or set(doc) - {"block", "drop_rate"}:
             return error(400, "request.invalid", 'expected {"block": [peer key hex, ...]} and/or {"drop_rate": 0..1}')
         block = doc.get("block")
@@ -121,7 +123,43 @@ def admin_routes(switch: FaultControl | None, token: str | None) -> list[ApiRout
         _log.warning("admin_faults_set", blocked=len(state["block"]), drop_rate=state["drop_rate"])
         return JSONResponse(state)
 
-    return [ApiRoute("/v1/admin/faults", faults, _FAULTS_OP, methods=["GET", "POST"])]
+    async def log_levels(request: Request) -> Response:
+        if not is_admin(request, token):
+            return _forbidden(request)
+        if request.method == "GET":
+            return JSONResponse(current_levels())
+        doc, bad = await _json_body(request)
+        if bad is not None:
+            return bad
+        if not isinstance(doc, dict) or set(doc) - {"level", "logger"} or "level" not in doc:
+            return error(400, "request.invalid", 'expected {"level": "debug|info|warning|error|critical"} '
+                                                 'and optionally "logger": a library logger\'s name')
+        level, logger = doc["level"], doc.get("logger")
+        if not isinstance(level, str) or level not in LEVELS:
+            return error(400, "request.invalid", f"'level' is not one of {', '.join(LEVELS)}")
+        if logger is not None and not (isinstance(logger, str) and 0 < len(logger) <= 200):
+            return error(400, "request.invalid", "'logger' is a logger's name (1-200 characters)")
+        set_level(level, logger)
+        _log.warning("admin_log_level_set", level=level, logger=logger)
+        return JSONResponse(current_levels())
+
+    return [ApiRoute("/v1/admin/faults", faults, _FAULTS_OP, methods=["GET", "POST"]),
+            ApiRoute("/v1/admin/log", log_levels, _LOG_OP, methods=["GET", "POST"])]
+
+
+def _forbidden(request: Request) -> Response:
+    _log.warning("admin_forbidden", path=request.url.path, client=request.client.host if request.client else None)
+    return error(403, "admin.forbidden", "admin routes answer loopback clients or a valid bearer token only")
+
+
+async def _json_body(request: Request) -> tuple[object, Response | None]:
+    body = await request.body()
+    if len(body) > MAX_ADMIN_BODY_BYTES:
+        return None, error(413, "request.too_large", f"at most {MAX_ADMIN_BODY_BYTES} bytes")
+    try:
+        return json.loads(body), None
+    except (ValueError, RecursionError):
+        return None, error(400, "decode.malformed", "the body is not JSON")
 
 
 _FAULTS_OP = Op(
@@ -134,4 +172,16 @@ _FAULTS_OP = Op(
     description="Loopback clients, or `Authorization: Bearer <token>` (the node's api.admin_token_file). POST "
                 "replaces what the body names: `block` (peer keys to cut off; [] heals) and/or `drop_rate` (0..1).",
     body=Body("the change", {"application/json": "$ref:FaultsChange"}, {"application/json": {"block": []}}),
+)
+
+_LOG_OP = Op(
+    "Log levels, changed at run time", "admin",
+    {200: Resp("the levels (after the change, for POST)", "$ref:LogLevels"),
+     400: Err("the change is malformed; nothing changed", ("request.invalid", "decode.malformed")),
+     403: Err("neither a loopback client nor a valid bearer token", ("admin.forbidden",)),
+     413: Err("the body is too large", ("request.too_large",))},
+    description="Loopback clients, or `Authorization: Bearer <token>`. POST `{\"level\": \"debug\"}` sets the node's "
+                "level (its own lines and every library's default); with `\"logger\"` (e.g. `libp2p`), that library "
+                "logger's level. It lasts until changed again or the node restarts.",
+    body=Body("the change", {"application/json": "$ref:LogLevelChange"}, {"application/json": {"level": "debug"}}),
 )

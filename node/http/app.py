@@ -3,7 +3,7 @@
 Assembles the routes of each resource family over one `NodeService`:
 `node.http.writes` (submit, event status), `node.http.reads` (blocks, tickets,
 products, orgs, accounts, escrows, balances, evidence), `node.http.status` (status,
-health, metrics), `node.http.dashboard`, `node.http.proofs` (light clients),
+liveness, readiness, health, metrics), `node.http.dashboard`, `node.http.proofs` (light clients),
 `node.http.pages` (customer pages verified in the browser),
 `node.http.governance`, `node.http.stream` (committed events as Server-Sent Events),
 `node.http.admin` and `node.http.reference` (``/openapi.json``,
@@ -18,11 +18,10 @@ Paths of different families never overlap, so their order does not matter.
 
 from __future__ import annotations
 
-from importlib import metadata
-
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from afterchain.node.common.version import package_version
 from afterchain.node.http.admin import admin_routes
 from afterchain.node.http.dashboard import dashboard_routes
 from afterchain.node.http.errors import error_handlers
@@ -40,9 +39,10 @@ from afterchain.node.http.writes import write_routes
 __all__ = ["build_app"]
 
 
-def build_app(service: NodeService, *, cors_origins: tuple[str, ...] = ("*",)) -> Starlette:
+def build_app(service: NodeService, *, cors_origins: tuple[str, ...] = ("*",), access_log: bool = False) -> Starlette:
     """The API over `service`; `cors_origins`: the origins whose browser pages may GET the
-    read and proof routes (`node.http.middleware.ReadCors`; () = none)."""
+    read and proof routes (`node.http.middleware.ReadCors`; () = none); `access_log`: one
+    ``http_access`` log line per request (`node.http.middleware`)."""
     led = service.ledger
     app = Starlette(
         routes=[
@@ -56,15 +56,8 @@ def build_app(service: NodeService, *, cors_origins: tuple[str, ...] = ("*",)) -
             *stream_routes(service.feed),
             *admin_routes(service.faults, service.admin_token),
         ],
-        middleware=[Middleware(RequestContext), Middleware(ReadCors, origins=tuple(cors_origins))],
+        middleware=[Middleware(RequestContext, access_log=access_log), Middleware(ReadCors, origins=tuple(cors_origins))],
         exception_handlers=error_handlers(),
     )
-    app.router.routes.extend(reference_routes(lambda: app.routes, version=_version()))
+    app.router.routes.extend(reference_routes(lambda: app.routes, version=package_version()))
     return app
-
-
-def _version() -> str:
-    try:
-        return metadata.version("afterchain")
-    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
-        return "0.0.0"

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from afterchain.node.common.log import get_logger
+from afterchain.node.common.log import module_logger
 
 __all__ = [
     "HTTP_CODES",
@@ -48,12 +48,13 @@ HTTP_CODES = {
 """Codes of the errors the framework raises (starlette's `HTTPException`), by status;
 any other such status gets ``http.<status>``."""
 
+_log = module_logger()
 
 
 def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     rid = REQUEST_ID.get()
     if status == 500:
-        get_logger().error("http_error", status=status, code=code, message=message, request_id=rid)
+        _log.error("http_error", status=status, code=code, message=message, request_id=rid)
     return JSONResponse({"error": {"code": code, "message": message, "request_id": rid}}, status_code=status,
                         headers=headers)
 

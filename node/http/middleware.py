@@ -6,11 +6,17 @@ fresh random one), the id is visible to handlers through `node.http.errors.REQUE
 (so error bodies carry it), and an exception that escapes a route is logged with the
 request id, method and path and answered 500 ``internal`` in the error shape. Nothing of
 the exception reaches the client. Cancellation (a BaseException) passes through.
+
+With `access_log` (``log.access_log`` in the node's configuration; off by default: a busy
+node answers thousands of requests a second), every answered request is one
+``http_access`` line: method, path (without the query string, which may carry an
+account), status, ``duration_ms``, ``request_id`` and the client's address.
 """
 
 from __future__ import annotations
 
 import re
+import time
 import uuid
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -18,7 +24,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from afterchain.node.common.log import get_logger
+from afterchain.node.common.log import module_logger
 from afterchain.node.http.errors import INTERNAL, REQUEST_ID
 
 __all__ = ["CORS_CLOSED_PREFIXES", "REQUEST_ID_HEADER", "ReadCors", "RequestContext", "request_id_of"]
@@ -26,6 +32,7 @@ __all__ = ["CORS_CLOSED_PREFIXES", "REQUEST_ID_HEADER", "ReadCors", "RequestCont
 REQUEST_ID_HEADER = "X-Request-Id"
 _SANE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
+_log = module_logger()
 
 
 def request_id_of(given: str | None) -> str:
@@ -36,8 +43,9 @@ def request_id_of(given: str | None) -> str:
 
 
 class RequestContext:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, access_log: bool = False) -> None:
         self.app = app
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -46,18 +54,21 @@ class RequestContext:
         rid = request_id_of(Headers(scope=scope).get(REQUEST_ID_HEADER))
         token = REQUEST_ID.set(rid)
         started = False
+        status = 0
+        t0 = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
-            nonlocal started
+            nonlocal started, status
             if message["type"] == "http.response.start":
                 started = True
+                status = message["status"]
                 MutableHeaders(scope=message)[REQUEST_ID_HEADER] = rid
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
-            get_logger().error("http_internal_error", request_id=rid, method=scope.get("method"), path=scope.get("path"),
+            _log.error("http_internal_error", request_id=rid, method=scope.get("method"), path=scope.get("path"),
                        exc_info=exc)
             if started:  # too late for an answer: the server closes the connection
                 raise
@@ -67,6 +78,11 @@ class RequestContext:
             await response(scope, receive, send_with_id)
         finally:
             REQUEST_ID.reset(token)
+            if self.access_log:
+                client = scope.get("client")
+                _log.info("http_access", method=scope.get("method"), path=scope.get("path"), status=status,
+                          duration_ms=round((time.perf_counter() - t0) * 1000, 3), request_id=rid,
+                          client=client[0] if client else None)
 
 
 CORS_CLOSED_PREFIXES = ("/v1/admin", "/metrics")

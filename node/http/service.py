@@ -65,6 +65,9 @@ class NodeHttp:
     def health(self) -> tuple[bool, str]:
         return self.node.health()
 
+    def readiness(self) -> dict[str, Any]:
+        return self.node.readiness()
+
     def metrics_text(self) -> tuple[bytes, str]:
         return self.node.metrics.render()
 

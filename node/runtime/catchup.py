@@ -25,6 +25,7 @@ from afterchain.consensus.messages import (
     EventsRequest,
     EventsResponse,
 )
+from afterchain.node.common.log import short_id
 from afterchain.node.runtime.chain_store import ChainStore
 from afterchain.node.runtime.inputs import PEER_MESSAGE_MAX_BYTES, FetchedBlocks, InputQueue
 from afterchain.node.transport.base import Transport, TransportError
@@ -178,6 +179,6 @@ class CatchUp:
                     break  # done, a peer answering out of range, or this node has the range already
                 nxt = top + 1
         except (TransportError, ProtocolError) as exc:
-            self.log.info("fetch_failed", peer=peer.hex()[:12], from_height=from_height, error=str(exc))
+            self.log.info("fetch_failed", peer=short_id(peer), from_height=from_height, error=str(exc))
         finally:
             self.fetching.discard(key)

@@ -29,6 +29,7 @@ Example::
     [log]
     level = "info"
     format = "auto"                  # auto | json | console
+    access_log = false               # one http_access line per API request
 
     [member]                         # read while this node's key is not a validator's
     verify_event_signatures = false  # true: re-check every event of a certified block
@@ -95,6 +96,7 @@ class MemberConfig:
 class LogConfig:
     level: str = "info"
     format: str = "auto"
+    access_log: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +215,7 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None,
         token_path = Path(_str(api, "api", "admin_token_file"))
         token_path = token_path if token_path.is_absolute() else base / token_path
     mp = _section(raw, "mempool", {"max_events", "max_bytes", "per_sender_quota"})
-    lg = _section(raw, "log", {"level", "format"})
+    lg = _section(raw, "log", {"level", "format", "access_log"})
     level = _str(lg, "log", "level", "info")
     if level not in {"debug", "info", "warning", "error"}:
         raise ConfigError("log.level", f"{level!r} is not one of debug, info, warning, error")
@@ -224,6 +226,9 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None,
     fmt = _str(lg, "log", "format", "auto")
     if fmt not in {"auto", "json", "console"}:
         raise ConfigError("log.format", f"{fmt!r} is not one of auto, json, console")
+    access_log = lg.get("access_log", False)
+    if not isinstance(access_log, bool):
+        raise ConfigError("log.access_log", f"expected true or false, got {access_log!r}")
 
     return NodeConfig(
         name=_str(node, "node", "name", "node"),
@@ -242,7 +247,7 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None,
             max_bytes=_int(mp, "mempool", "max_bytes", 256 * 1024 * 1024, 1024, 16 * 1024**3),
             per_sender_quota=_int(mp, "mempool", "per_sender_quota", 20_000, 1, 10_000_000),
         ),
-        log=LogConfig(level=level, format=fmt),
+        log=LogConfig(level=level, format=fmt, access_log=access_log),
         member=MemberConfig(verify_event_signatures=verify_events, poll_ms=_int(mb, "member", "poll_ms", 100, 10, 10_000)),
         source=source,
     )

@@ -29,6 +29,7 @@ import trio
 from afterchain.consensus.messages import CheckpointProof, ConsensusMessage, PrePrepareMsg
 from afterchain.consensus.replica import Ready, Replica, prunable
 from afterchain.node.app.ledger import Ledger
+from afterchain.node.common.log import short_id
 from afterchain.node.runtime import threads
 from afterchain.node.runtime.chain_store import ChainStore
 from afterchain.node.runtime.evidence import EvidenceReporter
@@ -176,7 +177,7 @@ class ConsensusLoop:
                 if isinstance(item, PeerMessage):
                     if not r.step(item.msg, item.sender):
                         self.metrics.peer_messages_rejected.labels("consensus").inc()
-                        self.log.debug("peer_message_rejected", peer=item.sender.hex()[:12], kind=type(item.msg).__name__)
+                        self.log.debug("peer_message_rejected", peer=short_id(item.sender), kind=type(item.msg).__name__)
                 elif isinstance(item, Tick):
                     self._tick_queued = False
                     r.tick()
@@ -232,7 +233,7 @@ class ConsensusLoop:
         for ev in rd.evidence:
             self.metrics.evidence.inc()
             self.log.warning("equivocation_evidence", kind=type(ev).__name__,
-                             validator=bytes(ev.first.body.replica).hex()[:12])  # type: ignore[attr-defined]
+                             validator=short_id(bytes(ev.first.body.replica)))  # type: ignore[attr-defined]
             self.evidence.record(ev)
         if rd.stable_seq > self._stable_seen:
             self._stable_seen = rd.stable_seq
@@ -242,6 +243,5 @@ class ConsensusLoop:
             if r.view > self._view_seen:
                 self.metrics.view_changes.inc()
                 self.mempool.release_inflight()
-                self.log.info("view_changed", view=r.view, primary=r.primary.hex()[:12])
+                self.log.info("view_changed", view=r.view, primary=short_id(r.primary))
             self._view_seen = r.view
-            self.metrics.view.set(r.view)

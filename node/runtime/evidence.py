@@ -25,6 +25,7 @@ from typing import Any
 import trio
 
 from afterchain.consensus.messages import Evidence, SignedMessage, phase_key
+from afterchain.node.common.log import short_id
 from afterchain.node.runtime.mempool import AddOutcome
 from afterchain.protocol import bodies as B
 from afterchain.protocol.crypto import KeyPair
@@ -72,7 +73,7 @@ class EvidenceReporter:
         self.observed[who] = self.observed.get(who, 0) + 1
         if len(self._queue) >= MAX_QUEUED:
             self.dropped += 1
-            self.log.warning("evidence_report_dropped", validator=who.hex()[:12], reason="queue_full")
+            self.log.warning("evidence_report_dropped", validator=short_id(who), reason="queue_full")
             return
         self._queue.append(ev)
         self._wakeup.set()
@@ -95,7 +96,7 @@ class EvidenceReporter:
                 (out,) = await self.submit([signed.encode()])
                 if out.ok:
                     self.submitted += 1
-                    self.log.warning("evidence_reported", validator=bytes(ev.first.body.replica).hex()[:12],  # type: ignore[attr-defined]
+                    self.log.warning("evidence_reported", validator=short_id(bytes(ev.first.body.replica)),  # type: ignore[attr-defined]
                                      kind=type(ev.first).__name__, event_id=signed.id.hex()[:16])
                     break
                 retry = out.code == "mempool.full" or out.code.startswith("nonce.")  # busy, or the key signed elsewhere

@@ -171,9 +171,6 @@ class BlockExecutor:
             self.metrics.block_interval.observe(now - self._last_commit_s)
         self._last_commit_s = now
         self.last_commit_wall_ms = int(time.time() * 1000)
-        self.metrics.height.set(h)
-        self.metrics.mempool_size.set(len(self.mempool))
-        self.metrics.mempool_bytes.set(self.mempool.bytes)
         self.log.debug("block_committed", height=h, events=len(block.events), accepted=result.accepted)
         if h % self.replica.params.checkpoint_interval == 0 or result.node_keys_changed:
             self.on_checkpoint()

@@ -20,6 +20,7 @@ from typing import Any
 
 import trio
 
+from afterchain.node.common.log import short_id
 from afterchain.node.runtime.mempool import Mempool
 from afterchain.node.runtime.metrics import NodeMetrics
 from afterchain.node.transport.base import Transport, TransportError
@@ -96,7 +97,7 @@ class Gossip:
                 batch = EventBatch.decode(data, max_bytes=GOSSIP_MAX_BYTES * 2)
             except ProtocolError as exc:
                 self.metrics.peer_messages_rejected.labels("gossip_decode").inc()
-                self.log.warning("gossip_batch_rejected", peer=sender.hex()[:12], code=str(exc.code), error=str(exc))
+                self.log.warning("gossip_batch_rejected", peer=short_id(sender), code=str(exc.code), error=str(exc))
                 continue
             self.offer(sender, list(batch.events))
 
@@ -186,4 +187,4 @@ class Outboxes:
             try:
                 await self.transport.send(peer, data)
             except TransportError as exc:
-                self.log.debug("send_failed", peer=peer.hex()[:12], error=str(exc))
+                self.log.debug("send_failed", peer=short_id(peer), error=str(exc))

@@ -22,6 +22,7 @@ from typing import Any
 import trio
 
 from afterchain.node.app.ledger import Ledger
+from afterchain.node.common.log import short_id
 from afterchain.node.runtime.chain_store import ChainStore
 from afterchain.node.runtime.gossip import GOSSIP_MAX_EVENTS
 from afterchain.node.runtime.mempool import AddOutcome, Mempool, decode_and_verify, verify_batch
@@ -299,8 +300,6 @@ class Intake:
         if journal:
             self.store.journal_add(journal)
         if any_accepted:
-            self.metrics.mempool_size.set(len(self.mempool))
-            self.metrics.mempool_bytes.set(self.mempool.bytes)
             self.nudge()
         rejected = [o for o in outcomes if o is not None and o.status == "rejected"]
         for o in rejected:
@@ -314,7 +313,7 @@ class Intake:
         n = len(raws)
         if self.backlog_events + n > self.options.gossip_backlog_events:
             self.counters["gossip_dropped_events"] += n
-            self.log.info("gossip_batch_dropped", peer=sender.hex()[:12], events=n, backlog=self.backlog_events)
+            self.log.info("gossip_batch_dropped", peer=short_id(sender), events=n, backlog=self.backlog_events)
             return
         hashes = [sha256(r) for r in raws]
         self.known.incoming.update(zip(hashes, raws, strict=True))

@@ -1,21 +1,91 @@
 """Prometheus metrics of one node (a registry per node, so several nodes can share a
-process in tests). Names are stable: dashboards and alerts depend on them."""
+process in tests). Names are stable: dashboards (docs/grafana-dashboard.json) and alerts
+depend on them.
+
+Counters and histograms are updated where things happen. Gauges that describe the node's
+state (height, view, peers, mempool, lag, disk) are *live*: `NodeMetrics.bind_live` gives
+each a function read at every scrape, so they are current whoever asks and whenever (a
+gauge set only on some event would stay stale, e.g. at 0 after a restart until the first
+commit). The registry also holds the process's own metrics (``process_*``: CPU, memory,
+open files; ``python_*``: the interpreter and its garbage collector) and
+``afterchain_build_info`` (the software and protocol versions, as labels).
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import functools
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-__all__ = ["NodeMetrics"]
+from afterchain.node.common.version import PROTOCOL_VERSION, package_version
+
+__all__ = ["LiveReads", "NodeMetrics", "dir_bytes"]
 
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 _FSYNC_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+def dir_bytes(path: Path) -> int:
+    """Bytes of the files under `path` (0 if it does not exist). Files RocksDB removes
+    while we walk are skipped."""
+    total = 0
+    try:
+        entries = list(os.scandir(path))
+    except OSError:
+        return 0
+    for e in entries:
+        try:
+            if e.is_dir(follow_symlinks=False):
+                total += dir_bytes(Path(e.path))
+            elif e.is_file(follow_symlinks=False):
+                total += e.stat(follow_symlinks=False).st_size
+        except OSError:
+            continue
+    return total
+
+
+class LiveReads:
+    """What the live gauges read: one function per value (`NodeStatus` supplies them)."""
+
+    def __init__(self, *, height: Callable[[], int], executed_height: Callable[[], int], view: Callable[[], int],
+                 peer_height: Callable[[], int], peers_by_role: Callable[[], dict[str, int]],
+                 mempool_events: Callable[[], int], mempool_bytes: Callable[[], int], data_dir: Path) -> None:
+        self.height = height
+        self.executed_height = executed_height
+        self.view = view
+        self.peer_height = peer_height
+        self.peers_by_role = peers_by_role
+        self.mempool_events = mempool_events
+        self.mempool_bytes = mempool_bytes
+        self.data_dir = data_dir
+
+
+def _role_count(live: LiveReads, role: str) -> int:
+    return live.peers_by_role().get(role, 0)
 
 
 class NodeMetrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
         self.height = Gauge("afterchain_height", "Height of the last committed block", registry=r)
+        self.executed_height = Gauge("afterchain_executed_height", "Height of the last block the ledger executed",
+                                     registry=r)
+        self.peer_height = Gauge("afterchain_peer_height", "Highest committed height a peer reported", registry=r)
         self.view = Gauge("afterchain_view", "Current PBFT view", registry=r)
         self.view_changes = Counter("afterchain_view_changes", "View changes this node entered", registry=r)
         self.commit_latency = Histogram(
@@ -27,7 +97,9 @@ class NodeMetrics:
         self.events_rejected = Counter("afterchain_events_rejected", "Events rejected, by reason", ["code"], registry=r)
         self.mempool_size = Gauge("afterchain_mempool_events", "Events waiting in the mempool", registry=r)
         self.mempool_bytes = Gauge("afterchain_mempool_bytes", "Bytes waiting in the mempool", registry=r)
-        self.peers = Gauge("afterchain_peers", "Connected validator peers", registry=r)
+        self.peers = Gauge("afterchain_peers", "Connected peers (validators and other nodes)", registry=r)
+        self.peers_by_role = Gauge("afterchain_peers_connected", "Connected peers by their role in the current "
+                                   "validator set (validator, member)", ["role"], registry=r)
         self.fsync_latency = Histogram(
             "afterchain_fsync_seconds", "Synced writes of blocks and consensus records", buckets=_FSYNC_BUCKETS, registry=r)
         self.sla_breaches = Counter("afterchain_sla_breaches", "SLA deadlines passed (ledger)", registry=r)
@@ -43,6 +115,39 @@ class NodeMetrics:
         self.replica_sends_withheld = Counter(
             "afterchain_replica_sends_withheld", "Replica messages a member did not send (it signs no consensus message)",
             registry=r)
+        for reason in ("decode", "gossip_decode", "consensus"):  # present (at 0) before the first one
+            self.peer_messages_rejected.labels(reason)
+        self.data_bytes = Gauge("afterchain_data_bytes", "Bytes on disk of the node's stores (chain, state)", ["store"],
+                                registry=r)
+        self.disk_free = Gauge("afterchain_disk_free_bytes", "Free bytes on the file system of the data directory",
+                               registry=r)
+        Info("afterchain_build", "The node's software and node-to-node protocol versions", registry=r).info(
+            {"version": package_version(), "protocol_version": str(PROTOCOL_VERSION)})
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+
+    def bind_live(self, live: LiveReads) -> None:
+        """Read the state gauges from `live` at each scrape (see the module docstring)."""
+        self.height.set_function(live.height)
+        self.executed_height.set_function(live.executed_height)
+        self.view.set_function(live.view)
+        self.peer_height.set_function(live.peer_height)
+        self.mempool_size.set_function(live.mempool_events)
+        self.mempool_bytes.set_function(live.mempool_bytes)
+        self.peers.set_function(lambda: sum(live.peers_by_role().values()))
+        for role in ("validator", "member"):
+            self.peers_by_role.labels(role).set_function(functools.partial(_role_count, live, role))
+        for store in ("chain", "state"):
+            self.data_bytes.labels(store).set_function(functools.partial(dir_bytes, live.data_dir / store))
+
+        def free() -> int:
+            try:
+                return shutil.disk_usage(live.data_dir).free
+            except OSError:
+                return 0
+
+        self.disk_free.set_function(free)
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

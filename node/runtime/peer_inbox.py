@@ -21,6 +21,7 @@ from afterchain.consensus.messages import (
     EventsResponse,
     PrePrepareMsg,
 )
+from afterchain.node.common.log import short_id
 from afterchain.node.runtime.inputs import PEER_MESSAGE_MAX_BYTES, InputQueue, PeerMessage
 from afterchain.node.runtime.intake import KnownEvents
 from afterchain.node.runtime.metrics import NodeMetrics
@@ -65,7 +66,7 @@ class PeerInbox:
                 msg = decode_as(ConsensusMessage, data, max_bytes=PEER_MESSAGE_MAX_BYTES)
             except ProtocolError as exc:
                 self.metrics.peer_messages_rejected.labels("decode").inc()
-                self.log.warning("peer_message_rejected", peer=sender.hex()[:12], code=str(exc.code), error=str(exc))
+                self.log.warning("peer_message_rejected", peer=short_id(sender), code=str(exc.code), error=str(exc))
                 continue
             if isinstance(msg, CompactPrePrepareMsg):
                 full = self.expand(msg, sender)
@@ -91,7 +92,7 @@ class PeerInbox:
         if waiting >= COMPACT_WAITING_MAX or self.nursery is None:
             # the sender retransmits a pre-prepare its backups have not prepared
             self.counters["preprepare_dropped"] += 1
-            self.log.info("compact_preprepare_dropped", peer=sender.hex()[:12], seq=int(msg.preprepare.body.seq),
+            self.log.info("compact_preprepare_dropped", peer=short_id(sender), seq=int(msg.preprepare.body.seq),
                           missing=len(missing), reason="too many waiting for this peer")
             return None
         self.expanding[sender] = waiting + 1
@@ -111,7 +112,7 @@ class PeerInbox:
                 got = {sha256(r): r for r in EventsResponse.decode(data, max_bytes=PEER_MESSAGE_MAX_BYTES).events}
             except (TransportError, ProtocolError) as exc:
                 self.counters["preprepare_dropped"] += 1
-                self.log.info("compact_preprepare_dropped", peer=sender.hex()[:12], seq=seq, missing=len(missing),
+                self.log.info("compact_preprepare_dropped", peer=short_id(sender), seq=seq, missing=len(missing),
                               reason=f"asking for its events failed: {exc}")
                 return
             find = self.known.raw_by_hash
@@ -119,7 +120,7 @@ class PeerInbox:
             lacking = sum(1 for r in full if r is None)
             if lacking:
                 self.counters["preprepare_dropped"] += 1
-                self.log.info("compact_preprepare_dropped", peer=sender.hex()[:12], seq=seq, missing=lacking,
+                self.log.info("compact_preprepare_dropped", peer=short_id(sender), seq=seq, missing=lacking,
                               reason="the sender did not have every event it named")
                 return
             self.counters["preprepare_events_fetched"] += len(missing)

@@ -31,7 +31,7 @@ import trio
 from afterchain.consensus.evidence import check_evidence
 from afterchain.consensus.replica import PersistedState, Replica
 from afterchain.node.app.ledger import Ledger
-from afterchain.node.common.log import get_logger
+from afterchain.node.common.log import get_logger, short_id
 from afterchain.node.runtime.app_adapter import ConsensusApp
 from afterchain.node.runtime.catchup import CatchUp
 from afterchain.node.runtime.chain_store import ChainStore
@@ -88,7 +88,7 @@ class Node:
         self.transport = transport
         self.data_dir = Path(data_dir)
         self.metrics = metrics = NodeMetrics()
-        self.log = log = get_logger(node=opts.name, key=key.public.hex()[:12])
+        self.log = log = get_logger(node=opts.name, node_key=short_id(key.public))
         self.store = store = ChainStore(self.data_dir / "chain")
         # the chain store keeps the blocks; the ledger need not keep a second copy. Nor need
         # it fsync: a block is in the chain store (synced) before the ledger applies it, the
@@ -156,7 +156,7 @@ class Node:
                                  mempool=mempool, replica=replica, transport=transport, metrics=metrics,
                                  counters=self.counters, pending_intake=intake.pending,
                                  gossip_backlog=lambda: intake.backlog_events,
-                                 last_commit_wall_ms=lambda: executor.last_commit_wall_ms,
+                                 last_commit_wall_ms=lambda: executor.last_commit_wall_ms, data_dir=self.data_dir,
                                  known_head=self.follower.known_head, verified_height=lambda: executor.verified_height)
 
     def _restore_replica(self) -> Replica:
@@ -260,4 +260,7 @@ class Node:
 
     def health(self) -> tuple[bool, str]:
         return self.status.health()
+
+    def readiness(self) -> dict[str, Any]:
+        return self.status.readiness()
 

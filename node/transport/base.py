@@ -193,6 +193,8 @@ class TransportStats:
     dropped and its connection closed."""
     refused_peers: int = 0
     """Connections refused because the remote key is not in the allowlist."""
+    refused_version: int = 0
+    """Dials that found a peer speaking no protocol version this node speaks (libp2p)."""
     redials: int = 0
     per_topic_received: dict[str, int] = field(default_factory=dict)
 

@@ -129,7 +129,7 @@ class MemoryTransport:
         self.network = network
         self.me = me
         self.stats = TransportStats()
-        self.log = _log.bind(node=me.hex()[:16])
+        self.log = _log.bind(node_key=me.hex()[:16])  # `node` is the name (node.common.log)
         self._dispatch = Dispatcher(me, network.limits, self.stats, self.log)
         self.faults = FaultSwitch(self.log, seed=int.from_bytes(me[:8], "big"))
         self._nursery: trio.Nursery | None = None

@@ -7,6 +7,13 @@ Every queue is bounded: a full one blocks its sender for a bounded time, then th
 declared stalled and redialed. Why each of these choices, and what was measured for them:
 docs/ARCHITECTURE.md, "The transport".
 
+Protocol versions: the stream's libp2p protocol id carries the node-to-node protocol
+version (`protocol_id`: ``/afterchain/transport/<version>.0.0``). A node offers the versions
+it speaks, newest first, and answers each of them; a peer that speaks none of them is
+refused with a warning (`transport_peer_version_unsupported`, naming both sides' versions,
+which the dialer learns with multistream's ``ls``), counted (`stats.refused_version`), its
+connection closed, and redialed with back-off (it may be upgraded).
+
 Use: `t = P2PTransport(seed=..., listen_addr="/ip4/127.0.0.1/tcp/7001", peers={key: addr})`,
 then `await nursery.start(t.run)`; `t.listen_addrs()` gives the bound address (port 0 in
 tests). A transport object runs once; a restarted node builds a new one.
@@ -16,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import multiaddr
@@ -28,12 +35,16 @@ from libp2p.crypto.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from libp2p.crypto.keys import KeyPair as Libp2pKeyPair
 from libp2p.crypto.x25519 import create_new_key_pair as new_x25519_key_pair
 from libp2p.custom_types import TProtocol
+from libp2p.host.exceptions import StreamFailure
 from libp2p.network.config import ConnectionConfig, RetryConfig
 from libp2p.peer.id import ID
+from libp2p.protocol_muxer.exceptions import MultiselectClientError
 from libp2p.security.exceptions import HandshakeFailure
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 
+from afterchain.node.common.log import short_id
+from afterchain.node.common.version import SUPPORTED_PROTOCOL_VERSIONS
 from afterchain.node.transport.base import (
     PEER_KEY_BYTES,
     FaultSwitch,
@@ -47,9 +58,19 @@ from afterchain.node.transport.dispatch import Dispatcher
 from afterchain.node.transport.frames import LENGTH_PREFIX, FrameError
 from afterchain.protocol.types import PublicKey
 
-__all__ = ["PROTOCOL_ID", "AllowlistNoise", "P2PTransport", "libp2p_key_pair", "peer_id_for", "quiet_libp2p_logging", "tune_yamux"]
+__all__ = ["PROTOCOL_ID", "PROTOCOL_PREFIX", "AllowlistNoise", "P2PTransport", "libp2p_key_pair", "peer_id_for",
+           "protocol_id", "quiet_libp2p_logging", "route_libp2p_logging", "tune_yamux"]
 
-PROTOCOL_ID = TProtocol("/afterchain/transport/1.0.0")
+PROTOCOL_PREFIX = "/afterchain/transport/"
+
+
+def protocol_id(version: int) -> TProtocol:
+    """The libp2p protocol id of node-to-node protocol `version`."""
+    return TProtocol(f"{PROTOCOL_PREFIX}{version}.0.0")
+
+
+PROTOCOL_ID = protocol_id(SUPPORTED_PROTOCOL_VERSIONS[0])
+"""The newest version's protocol id."""
 
 _log = structlog.get_logger("afterchain.transport.p2p")
 _READ_CHUNK_BYTES = 256 * 1024
@@ -77,10 +98,22 @@ def tune_yamux() -> None:
     os.environ.setdefault("PY_YAMUX_RELEASE_ON_READ", "0")
 
 
+def route_libp2p_logging() -> None:
+    """Send py-libp2p's records to the process's log (node.common.log renders them like
+    every other line). At import, py-libp2p detaches its ``libp2p`` logger (no handler,
+    no propagation, level WARNING): its records then reached Python's last-resort handler,
+    plain text on stderr. Its level (WARNING) is kept; an operator lowers it at run time
+    with ``POST /v1/admin/log {"logger": "libp2p", "level": "debug"}``."""
+    lg = logging.getLogger("libp2p")
+    lg.handlers.clear()
+    lg.propagate = True
+
+
 def quiet_libp2p_logging() -> None:
     """Silence py-libp2p's ERROR lines for events this module logs itself (a dial to a peer
-    that is down, a refused handshake): they would repeat at every redial."""
-    for name in ("libp2p.transport.tcp.tcp", "libp2p.network.swarm"):
+    that is down, a refused handshake, a stream a peer would not open): they would repeat
+    at every redial."""
+    for name in ("libp2p.transport.tcp.tcp", "libp2p.network.swarm", "libp2p.host.basic_host"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
@@ -157,14 +190,26 @@ class AllowlistNoise(NoiseTransport):
             return secure
         reason = "not_allowlisted" if remote not in self.allowed else "blocked_by_fault_switch"
         self.stats.refused_peers += 1
-        self.log.warning("transport_peer_refused", direction=direction, remote_peer=str(remote), reason=reason)
+        self.log.warning("transport_peer_refused", direction=direction, **_peer_fields(remote), reason=reason)
         await secure.close()
         raise HandshakeFailure(f"peer {remote} refused: {reason}")
 
 
+def _peer_fields(peer_id: ID) -> dict[str, str]:
+    """A remote in log lines: ``peer`` (its key's short id) when its peer id embeds an
+    Ed25519 key, as every node's does, else ``remote_peer`` (the libp2p id)."""
+    try:
+        key = peer_id.extract_public_key()
+    except Exception:
+        key = None
+    if isinstance(key, Ed25519PublicKey):
+        return {"peer": short_id(key.to_bytes())}
+    return {"remote_peer": str(peer_id)}
+
+
 class _Peer:
     __slots__ = ("addr", "came_back", "connected", "drained", "end_session", "key", "peer_id", "queue_recv",
-                 "queue_send", "queued_bytes", "removed")
+                 "queue_send", "queued_bytes", "refused_versions", "removed")
 
     def __init__(self, key: bytes, addr: multiaddr.Multiaddr | None, queue_len: int) -> None:
         self.key = key
@@ -182,6 +227,9 @@ class _Peer:
         up again, so the redial back-off (up to `redial_max_s`) is cut short."""
         self.removed = trio.CancelScope()
         """Cancelled when `remove_peers` takes the peer off: its `_maintain` task ends."""
+        self.refused_versions: tuple[str, ...] | None = None
+        """The protocol ids the peer offered when it was last refused for its version
+        (logged as a warning once per change, then at debug level)."""
 
     def try_put(self, frame: bytes, max_bytes: int) -> bool:
         """Queue `frame` if the queue has room for it (by count and by bytes)."""
@@ -244,13 +292,20 @@ class P2PTransport:
         max_connections_per_peer: int = 3,
         max_connections: int | None = None,
         inbound_upgrade_timeout_s: float = 5.0,
+        protocol_versions: Sequence[int] = SUPPORTED_PROTOCOL_VERSIONS,
     ) -> None:
+        """`protocol_versions`: the node-to-node protocol versions to speak, newest first
+        (the default is this software's; tests and upgrades may narrow or widen it)."""
         tune_yamux()
+        route_libp2p_logging()
+        if not protocol_versions:
+            raise ValueError("protocol_versions: at least one version")
+        self.protocols = [protocol_id(v) for v in protocol_versions]
         key_pair = libp2p_key_pair(seed)
         self.me = key_pair.public_key.to_bytes()
         self.limits = limits or TransportLimits()
         self.stats = TransportStats()
-        self.log = _log.bind(node=self.me.hex()[:16])
+        self.log = _log.bind(node_key=short_id(self.me))
         self.redial_min_s = redial_min_s
         self.redial_max_s = redial_max_s
         self.dial_timeout_s = dial_timeout_s
@@ -328,7 +383,8 @@ class P2PTransport:
     async def _run_host(self, host_scope: trio.CancelScope, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         with host_scope:
             async with self.host.run([self._listen]), trio.open_nursery() as nursery:
-                self.host.set_stream_handler(PROTOCOL_ID, self._on_stream)
+                for proto in self.protocols:
+                    self.host.set_stream_handler(proto, self._on_stream)
                 self._dispatch.nursery = nursery
                 nursery.start_soon(self._maintain_all)
                 nursery.start_soon(self._enforce_faults)
@@ -362,7 +418,7 @@ class P2PTransport:
             self._peers[key] = p
             self._by_id[p.peer_id] = p
             self._allowed.add(p.peer_id)
-            self.log.info("transport_peer_added", peer=key.hex()[:16], addr=addr)
+            self.log.info("transport_peer_added", peer=short_id(key), addr=addr)
             self._size_connection_limit()
             if self._maintain_nursery is not None:
                 self._maintain_nursery.start_soon(self._maintain, p)
@@ -420,7 +476,7 @@ class P2PTransport:
                     try:
                         await self.host.get_network().close_peer(p.peer_id)
                     except Exception as e:
-                        self.log.debug("transport_close_failed", peer=p.key.hex()[:16], error=repr(e))
+                        self.log.debug("transport_close_failed", peer=short_id(p.key), error=repr(e))
 
     def _size_connection_limit(self) -> None:
         cfg = self.connection_config
@@ -474,11 +530,11 @@ class P2PTransport:
 
     def _count_fault(self, peer: bytes) -> None:
         self.stats.dropped_fault += 1
-        self.log.debug("transport_frame_dropped", peer=peer.hex()[:16], reason="fault_switch")
+        self.log.debug("transport_frame_dropped", peer=short_id(peer), reason="fault_switch")
 
     def _count_not_connected(self, peer: bytes) -> None:
         self.stats.dropped_not_connected += 1
-        self.log.debug("transport_frame_dropped", peer=peer.hex()[:16], reason="not_connected")
+        self.log.debug("transport_frame_dropped", peer=short_id(peer), reason="not_connected")
 
     async def _send_frame(self, peer: bytes, frame: bytes) -> None:
         """Queue `frame` for `peer`: blocks while its queue is full (backpressure), but at
@@ -486,14 +542,14 @@ class P2PTransport:
         or not reading): its connection is closed (redialed later) and the frame dropped."""
         p = self._peers.get(peer)
         if p is None:
-            raise PeerUnavailable(f"peer {peer.hex()[:16]} is not in the allowlist")
+            raise PeerUnavailable(f"peer {short_id(peer)} is not in the allowlist")
         if self.faults.drops_outgoing(peer):
             self._count_fault(peer)
             if self.faults.blocks(peer):
-                raise PeerBlocked(f"peer {peer.hex()[:16]} is blocked by the fault switch")
+                raise PeerBlocked(f"peer {short_id(peer)} is blocked by the fault switch")
             return
         if not p.connected:
-            raise PeerUnavailable(f"peer {peer.hex()[:16]} is not connected")
+            raise PeerUnavailable(f"peer {short_id(peer)} is not connected")
         if p.try_put(frame, self.limits.send_queue_bytes):
             return
         with trio.move_on_after(self.send_stall_timeout_s):
@@ -501,9 +557,9 @@ class P2PTransport:
             return
         if p.connected:
             self.stats.stalled_peers += 1
-            self.log.warning("transport_peer_stalled", peer=peer.hex()[:16], waited_s=self.send_stall_timeout_s)
+            self.log.warning("transport_peer_stalled", peer=short_id(peer), waited_s=self.send_stall_timeout_s)
             p.end_session.set()
-        raise PeerUnavailable(f"peer {peer.hex()[:16]} stalled: its send queue stayed full for {self.send_stall_timeout_s} s")
+        raise PeerUnavailable(f"peer {short_id(peer)} stalled: its send queue stayed full for {self.send_stall_timeout_s} s")
 
     async def _maintain(self, p: _Peer) -> None:
         """Keep one outbound stream to `p`: dial, pump the send queue, redial on loss; until
@@ -520,7 +576,9 @@ class P2PTransport:
             try:
                 stream = await self._open(p)
             except Exception as e:  # any dial/upgrade/negotiation failure: back off, retry
-                self.log.debug("transport_dial_failed", peer=p.key.hex()[:16], error=repr(e), retry_in_s=backoff_s)
+                if isinstance(e, StreamFailure) and isinstance(e.__cause__, MultiselectClientError):
+                    await self._check_version(p)
+                self.log.debug("transport_dial_failed", peer=short_id(p.key), error=repr(e), retry_in_s=backoff_s)
                 # a restarted peer dials us as soon as it is up: redial then, not after the
                 # rest of the back-off (its first STATUS, and so its catch-up, waited on it)
                 with trio.move_on_after(backoff_s):
@@ -534,7 +592,8 @@ class P2PTransport:
             first = False
             p.end_session = trio.Event()
             p.connected = True
-            self.log.info("transport_peer_connected", peer=p.key.hex()[:16])
+            p.refused_versions = None
+            self.log.info("transport_peer_connected", peer=short_id(p.key), protocol=str(stream.get_protocol()))
             try:
                 await self._pump(p, stream)
             finally:
@@ -549,7 +608,7 @@ class P2PTransport:
                 p.took(dropped_bytes)
                 self.stats.dropped_not_connected += dropped
                 self._dispatch.peer_lost(p.key)
-                self.log.info("transport_peer_lost", peer=p.key.hex()[:16], dropped_frames=dropped)
+                self.log.info("transport_peer_lost", peer=short_id(p.key), dropped_frames=dropped)
                 with trio.CancelScope(shield=True), trio.move_on_after(self.close_timeout_s):
                     try:
                         await stream.reset()
@@ -558,15 +617,39 @@ class P2PTransport:
                     except Exception as e:
                         self.log.debug("transport_stream_reset_failed", error=repr(e))
 
+    async def _check_version(self, p: _Peer) -> None:
+        """The peer would not open our protocol: ask it (multistream ``ls``) which
+        afterchain protocol versions it speaks; if it speaks some, but none of ours, refuse it:
+        log it (a warning the first time, or when its versions change), count it and close
+        its connection (redialed with back-off: it may be upgraded)."""
+        with trio.move_on_after(self.dial_timeout_s):
+            try:
+                offered = await self.host.send_command(p.peer_id, "ls")  # type: ignore[attr-defined]  # BasicHost's
+            except Exception as e:
+                self.log.debug("transport_version_query_failed", peer=short_id(p.key), error=repr(e))
+                return
+            theirs = tuple(sorted(x for x in offered if x.startswith(PROTOCOL_PREFIX)))
+            if not theirs or set(theirs) & set(self.protocols):
+                return  # not a version mismatch (a peer still starting, a transient failure)
+            self.stats.refused_version += 1
+            log = self.log.warning if theirs != p.refused_versions else self.log.debug
+            p.refused_versions = theirs
+            log("transport_peer_version_unsupported", peer=short_id(p.key), ours=list(self.protocols),
+                theirs=list(theirs), action="refused: no protocol version in common; upgrade one side")
+            try:
+                await self.host.get_network().close_peer(p.peer_id)
+            except Exception as e:
+                self.log.debug("transport_close_failed", peer=short_id(p.key), error=repr(e))
+
     async def _open(self, p: _Peer) -> INetStream:
         swarm: Any = self.host.get_network()
         with trio.fail_after(self.dial_timeout_s):
             if not [c for c in swarm.get_connections(p.peer_id) if not c.is_closed]:
                 if p.addr is None:  # no address: wait for the peer to dial us (see add_peers)
-                    raise PeerUnavailable(f"peer {p.key.hex()[:16]} has no known address and is not connected")
+                    raise PeerUnavailable(f"peer {short_id(p.key)} has no known address and is not connected")
                 swarm.unblock_peer(p.peer_id)
                 await swarm.dial_addr(p.addr, p.peer_id)
-            return await self.host.new_stream(p.peer_id, [PROTOCOL_ID])
+            return await self.host.new_stream(p.peer_id, self.protocols)
 
     async def _pump(self, p: _Peer, stream: INetStream) -> None:
         """Write queued frames until the stream or its connection fails."""
@@ -601,7 +684,7 @@ class P2PTransport:
                         self.stats.frames_sent += count
                         self.stats.bytes_sent += size
                 except Exception as e:  # the stream or connection broke
-                    self.log.info("transport_stream_write_failed", peer=p.key.hex()[:16], error=repr(e))
+                    self.log.info("transport_stream_write_failed", peer=short_id(p.key), error=repr(e))
                 nursery.cancel_scope.cancel()
 
             nursery.start_soon(watch_connection)
@@ -617,7 +700,7 @@ class P2PTransport:
             return
         if p is None:  # the Noise gate should have refused it already
             self.stats.refused_peers += 1
-            self.log.warning("transport_peer_refused", direction="stream", remote_peer=str(stream.muxed_conn.peer_id))
+            self.log.warning("transport_peer_refused", direction="stream", **_peer_fields(stream.muxed_conn.peer_id))
             await stream.reset()
             return
         if not p.connected:
@@ -635,7 +718,7 @@ class P2PTransport:
                     (length,) = LENGTH_PREFIX.unpack(await reader.exactly(LENGTH_PREFIX.size))
                     if length > self.limits.max_frame_bytes:
                         self.stats.refused_oversize += 1
-                        self.log.warning("transport_frame_too_large", direction="in", peer=p.key.hex()[:16], frame_bytes=length)
+                        self.log.warning("transport_frame_too_large", direction="in", peer=short_id(p.key), frame_bytes=length)
                         break
                     data = await reader.exactly(length)
                     if self.faults.blocks(p.key):
@@ -643,13 +726,13 @@ class P2PTransport:
                         continue
                     await self._dispatch.deliver(p.key, data, self._send_frame)
             if scope.cancelled_caught:
-                self.log.debug("transport_stream_superseded", peer=p.key.hex()[:16])
+                self.log.debug("transport_stream_superseded", peer=short_id(p.key))
                 await stream.reset()
                 return
         except FrameError as e:
-            self.log.warning("transport_bad_frame", peer=p.key.hex()[:16], error=str(e))
+            self.log.warning("transport_bad_frame", peer=short_id(p.key), error=str(e))
         except Exception as e:  # EOF, reset, connection closed: the peer redials
-            self.log.debug("transport_stream_ended", peer=p.key.hex()[:16], error=repr(e))
+            self.log.debug("transport_stream_ended", peer=short_id(p.key), error=repr(e))
             return
         finally:
             if self._inbound.get(p.key) is scope:

@@ -193,6 +193,8 @@ async def test_live_answers_validate_against_their_schemas(tmp_path: Path) -> No
                 ("/v1/evidence", f"/v1/evidence?validator={key}"),
                 ("/v1/status", "/v1/status"),
                 ("/health", "/health"),
+                ("/livez", "/livez"),
+                ("/readyz", "/readyz"),
                 ("/metrics", "/metrics"),
                 ("/v1/governance/proposals", "/v1/governance/proposals"),
                 ("/v1/governance/proposals", "/v1/governance/proposals?status=open"),
@@ -208,6 +210,7 @@ async def test_live_answers_validate_against_their_schemas(tmp_path: Path) -> No
                 ("/v1/headers", "/v1/headers?from=1&to=3"),
                 ("/v1/headers", "/v1/headers?changes=1"),
                 ("/v1/admin/faults", "/v1/admin/faults"),
+                ("/v1/admin/log", "/v1/admin/log"),
                 ("/openapi.json", "/openapi.json"),
                 ("/docs", "/docs"),
                 ("/", "/"),
@@ -218,6 +221,9 @@ async def test_live_answers_validate_against_their_schemas(tmp_path: Path) -> No
             assert r.status_code == 200 and r.json()["gtin"] == GTIN
             check_answer(doc, "/v1/admin/faults", "post", await c.post("/v1/admin/faults", json={"block": []}))
             check_answer(doc, "/v1/admin/faults", "post", await c.post("/v1/admin/faults", json={"nope": 1}))
+            check_answer(doc, "/v1/admin/log", "post", await c.post("/v1/admin/log", json={"level": "info",
+                                                                                           "logger": "openapi.test"}))
+            check_answer(doc, "/v1/admin/log", "post", await c.post("/v1/admin/log", json={"level": "loud"}))
             # a refused submission: the error shape with the results
             stranger = sign_event(ACME, Event(chain_id="other", type=ev.event.type, sender=ACME.public, nonce=5,
                                               time_ms=ev.event.time_ms, body=ev.event.body))
