@@ -33,7 +33,7 @@ __all__ = ["run_node", "serve_api"]
 async def serve_api(node: Node, host: str, port: int, *, admin_token: str | None = None,
                     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
     cfg = HyperConfig()
-    cfg.bind = [f"{host}:{port}"]
+    cfg.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]  # an IPv6 address goes in brackets
     cfg.accesslog = None
     cfg.errorlog = None
     cfg.keep_alive_timeout = 30
@@ -59,13 +59,13 @@ async def run_node(config: NodeConfig, *, send_hook: SendHook | None = None) -> 
     tune_malloc()  # before RocksDB's and trio's threads exist (node.memory)
     configure(json=None if config.log.format == "auto" else config.log.format == "json", level=config.log.level)
     log = get_logger(node=config.name)
-    key = load_key(config.key_file)
+    key = load_key(config.key_file, passphrase_file=config.key_passphrase_file)
     genesis = load_genesis(config.genesis_file)
     admin_token = load_admin_token(config.api.admin_token_file)
     from afterchain.node.app.vm.agreements import VmAgreementHooks, VmContractHost
     from afterchain.node.transport.p2p import P2PTransport
 
-    peers = {p.key: f"/ip4/{p.host}/tcp/{p.port}" for p in config.p2p.peers}
+    peers = {p.key: p.multiaddr for p in config.p2p.peers}  # a name is resolved at each dial (transport)
     me = ValidatorId(key.public)  # a validator is known by its public key
     if me in genesis.validators:
         missing = [v.hex()[:16] for v in genesis.validators.validators if v != me and v not in peers]
@@ -78,7 +78,7 @@ async def run_node(config: NodeConfig, *, send_hook: SendHook | None = None) -> 
             raise ValueError(f"p2p.peers: key {key.public.hex()[:16]}... is not a genesis validator, so this node "
                              "joins an existing network: list at least one running node to catch up from")
         log.info("node_joining", key=key.public.hex(), peers=len(peers))
-    transport = P2PTransport(seed=key.seed, listen_addr=f"/ip4/{config.p2p.host}/tcp/{config.p2p.port}", peers=peers)
+    transport = P2PTransport(seed=key.seed, listen_addr=config.p2p.listen_multiaddr, peers=peers)
     host = VmContractHost()
     start_tracing()  # AFTERCHAIN_TRACEMALLOC (diagnostics, off by default)
     options = NodeOptions(
