@@ -14,7 +14,14 @@ from pathlib import Path
 
 import click
 
-from afterchain.node.common.keys import load_key, write_key
+from afterchain.node.common.keys import (
+    ENV_PASSPHRASE,
+    ENV_PASSPHRASE_FILE,
+    KDF_LIMITS,
+    read_passphrase,
+    read_public,
+    write_key,
+)
 from afterchain.node.common.version import PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS
 from afterchain.protocol.crypto import KeyPair
 from afterchain.protocol.errors import ProtocolError
@@ -65,24 +72,53 @@ def cli() -> None:
     """afterchain: a shared ledger for after-sales service (nodes, keys, client, light client)."""
 
 
+def _new_passphrase(passphrase_file: Path | None) -> bytes:
+    import os
+
+    if passphrase_file is not None:
+        return read_passphrase(passphrase_file)
+    if os.environ.get(ENV_PASSPHRASE_FILE):
+        return read_passphrase(os.environ[ENV_PASSPHRASE_FILE])
+    if os.environ.get(ENV_PASSPHRASE):
+        return os.environ[ENV_PASSPHRASE].encode()
+    if not sys.stdin.isatty():
+        raise click.UsageError(f"--encrypt: give the passphrase with --passphrase-file, ${ENV_PASSPHRASE_FILE} or "
+                               f"${ENV_PASSPHRASE} (no terminal to ask on)")
+    text: str = click.prompt("Passphrase", hide_input=True, confirmation_prompt=True)
+    if not text:
+        raise click.UsageError("the passphrase is empty")
+    return text.encode()
+
+
 @cli.command()
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Key file to write (mode 0600).")
 @click.option("--force", is_flag=True, help="Overwrite an existing key file.")
-def keygen(out: Path, force: bool) -> None:
+@click.option("--encrypt", is_flag=True,
+              help=f"Encrypt the key file with a passphrase (Argon2id + secretbox), read from --passphrase-file, "
+                   f"${ENV_PASSPHRASE_FILE}, ${ENV_PASSPHRASE} or asked for on the terminal.")
+@click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="With --encrypt: a file holding the passphrase (mode 0600; one trailing newline ignored).")
+@click.option("--kdf", type=click.Choice(list(KDF_LIMITS)), default="moderate", show_default=True,
+              help="With --encrypt: the Argon2id work limits (moderate: 256 MiB, ~1.6 s to open on a small server).")
+def keygen(out: Path, force: bool, encrypt: bool, passphrase_file: Path | None, kdf: str) -> None:
     """Create an Ed25519 key pair and write it to a key file; print the public key."""
+    if passphrase_file is not None and not encrypt:
+        raise click.UsageError("--passphrase-file goes with --encrypt")
     try:
-        write_key(out, KeyPair.generate(), overwrite=force)
+        passphrase = _new_passphrase(passphrase_file) if encrypt else None
+        key = KeyPair.generate()
+        write_key(out, key, overwrite=force, passphrase=passphrase, kdf=kdf)
+        click.echo(read_public(out).hex())
     except ProtocolError as exc:
         raise click.ClickException(exc.message) from None
-    click.echo(load_key(out).public.hex())
 
 
 @cli.command()
 @click.argument("key_file", type=click.Path(dir_okay=False, path_type=Path))
 def pubkey(key_file: Path) -> None:
-    """Print the public key of KEY_FILE."""
+    """Print the public key of KEY_FILE (an encrypted one too: no passphrase needed)."""
     try:
-        click.echo(load_key(key_file).public.hex())
+        click.echo(read_public(key_file).hex())
     except ProtocolError as exc:
         raise click.ClickException(exc.message) from None
 
@@ -103,6 +139,7 @@ def node_run(config_path: Path) -> None:
     from afterchain.node.runtime.executor import StateDivergence
     from afterchain.node.runtime.member import CertifiedBlockInvalid
     from afterchain.node.server import run_node
+    from afterchain.node.transport.p2p import AddressError
 
     try:
         config = load_config(config_path)
@@ -120,6 +157,12 @@ def node_run(config_path: Path) -> None:
     except KeyboardInterrupt:
         pass
     except BaseExceptionGroup as eg:
+        bad = eg.subgroup(lambda e: isinstance(e, AddressError))
+        if bad is not None:  # p2p.listen names a host this machine cannot resolve
+            while isinstance(bad, BaseExceptionGroup):
+                bad = bad.exceptions[0]
+            click.echo(f"cannot start the node: p2p.listen: {bad}", err=True)
+            sys.exit(EXIT_USAGE)
         stop = eg.subgroup(lambda e: isinstance(e, StateDivergence | CertifiedBlockInvalid))
         if stop is None:
             raise

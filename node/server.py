@@ -39,7 +39,7 @@ async def serve_api(node: Node, host: str, port: int, *, admin_token: str | None
     logger ``hypercorn.error`` (from level warning), rendered like every other line
     (node.common.log)."""
     cfg = HyperConfig()
-    cfg.bind = [f"{host}:{port}"]
+    cfg.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]  # an IPv6 address goes in brackets
     cfg.accesslog = None
     cfg.errorlog = errorlog = logging.getLogger("hypercorn.error")
     if errorlog.level == logging.NOTSET:  # its info lines ("Running on ...") repeat our api_listening
@@ -66,7 +66,7 @@ async def run_node(config: NodeConfig, *, send_hook: SendHook | None = None) -> 
     """`send_hook`: test only (node/testing/byzantine.py); production passes none."""
     tune_malloc()  # before RocksDB's and trio's threads exist (node.memory)
     configure(json=None if config.log.format == "auto" else config.log.format == "json", level=config.log.level)
-    key = load_key(config.key_file)
+    key = load_key(config.key_file, passphrase_file=config.key_passphrase_file)
     bind_process(node=config.name, node_key=short_id(key.public))  # on every line, library records included
     log = get_logger()
     genesis = load_genesis(config.genesis_file)
@@ -74,7 +74,7 @@ async def run_node(config: NodeConfig, *, send_hook: SendHook | None = None) -> 
     from afterchain.node.app.vm.agreements import VmAgreementHooks, VmContractHost
     from afterchain.node.transport.p2p import P2PTransport
 
-    peers = {p.key: f"/ip4/{p.host}/tcp/{p.port}" for p in config.p2p.peers}
+    peers = {p.key: p.multiaddr for p in config.p2p.peers}  # a name is resolved at each dial (transport)
     me = ValidatorId(key.public)  # a validator is known by its public key
     if me in genesis.validators:
         missing = [v.hex()[:16] for v in genesis.validators.validators if v != me and v not in peers]
@@ -87,7 +87,7 @@ async def run_node(config: NodeConfig, *, send_hook: SendHook | None = None) -> 
             raise ValueError(f"p2p.peers: key {key.public.hex()[:16]}... is not a genesis validator, so this node "
                              "joins an existing network: list at least one running node to catch up from")
         log.info("node_joining", key=key.public.hex(), peers=len(peers))
-    transport = P2PTransport(seed=key.seed, listen_addr=f"/ip4/{config.p2p.host}/tcp/{config.p2p.port}", peers=peers)
+    transport = P2PTransport(seed=key.seed, listen_addr=config.p2p.listen_multiaddr, peers=peers)
     host = VmContractHost()
     start_tracing()  # AFTERCHAIN_TRACEMALLOC (diagnostics, off by default)
     options = NodeOptions(

@@ -9,6 +9,7 @@ Example::
     name = "acme-repairs"           # free text, shown in logs and the dashboard
     data_dir = "data"                # RocksDB stores live here
     key_file = "node.key"            # Ed25519 validator/member key (mode 0600)
+    # key_passphrase_file = "/run/secrets/key_passphrase"  # when the key file is encrypted
     genesis_file = "genesis.json"
 
     [p2p]
@@ -34,16 +35,40 @@ Example::
     [member]                         # read while this node's key is not a validator's
     verify_event_signatures = false  # true: re-check every event of a certified block
     poll_ms = 100                    # how often a member asks a peer for new blocks
+
+Addresses (`p2p.listen`, `p2p.peers[].addr`, `api.listen`): `host:port` where host is an
+IPv4 address or a DNS name, `[IPv6]:port`, or (p2p only) a multiaddr `/ip4/A/tcp/P`,
+`/ip6/A/tcp/P`, `/dns4/NAME/tcp/P`, `/dns6/NAME/tcp/P`, `/dns/NAME/tcp/P`. Names are
+checked for form here and resolved by the system resolver (hosts file, then DNS) at each
+dial (`node.transport.p2p`), so a peer whose address changes after a restart is found
+again; a listen name is resolved once at start.
+
+Environment: every setting can be overridden by `AFTERCHAIN_<SECTION>_<KEY>` (upper
+case: `AFTERCHAIN_P2P_LISTEN`, `AFTERCHAIN_MEMPOOL_MAX_EVENTS`, `AFTERCHAIN_NODE_DATA_DIR`).
+The value is read as a TOML value (`5000`, `true`, `[{ key = "..", addr = ".." }]`) and
+taken as a plain string when it is not one; `AFTERCHAIN_P2P_PEERS` also takes
+`KEYHEX@ADDR,KEYHEX@ADDR`. Relative paths are relative to the config file's directory. An
+`AFTERCHAIN_<SECTION>_...` name that is not a setting is an error (a typo would otherwise
+be ignored); variables outside the sections (`AFTERCHAIN_KEY`, `AFTERCHAIN_NODE`, ...) are
+not the node's configuration and are left alone.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ApiConfig", "ConfigError", "LogConfig", "MemberConfig", "MempoolConfig", "NodeConfig", "P2PConfig", "PeerAddr", "load_config", "parse_hostport"]
+__all__ = ["ENV_PREFIX", "SECTIONS", "ApiConfig", "ConfigError", "LogConfig", "MemberConfig", "MempoolConfig", "NodeConfig", "P2PConfig",
+           "PeerAddr", "env_overrides", "load_config", "multiaddr_of", "parse_address", "parse_hostport"]
+
+ENV_PREFIX = "AFTERCHAIN_"
+SECTIONS = ("node", "p2p", "api", "mempool", "log", "member")
 
 
 class ConfigError(ValueError):
@@ -54,11 +79,22 @@ class ConfigError(ValueError):
         super().__init__(f"{field_name}: {message}")
 
 
+def multiaddr_of(kind: str, host: str, port: int) -> str:
+    """`/ip4/1.2.3.4/tcp/7001`, `/ip6/::1/tcp/7001`, `/dns4/v1/tcp/7001`, ..."""
+    return f"/{kind}/{host}/tcp/{port}"
+
+
 @dataclass(frozen=True, slots=True)
 class PeerAddr:
     key: bytes
     host: str
     port: int
+    kind: str = "ip4"
+    """`ip4` | `ip6` (literal addresses) | `dns` | `dns4` | `dns6` (a name, resolved at each dial)."""
+
+    @property
+    def multiaddr(self) -> str:
+        return multiaddr_of(self.kind, self.host, self.port)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +102,11 @@ class P2PConfig:
     host: str = "127.0.0.1"
     port: int = 7001
     peers: tuple[PeerAddr, ...] = ()
+    kind: str = "ip4"
+
+    @property
+    def listen_multiaddr(self) -> str:
+        return multiaddr_of(self.kind, self.host, self.port)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +146,7 @@ class NodeConfig:
     data_dir: Path
     key_file: Path
     genesis_file: Path
+    key_passphrase_file: Path | None = None
     p2p: P2PConfig = field(default_factory=P2PConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     mempool: MempoolConfig = field(default_factory=MempoolConfig)
@@ -113,18 +155,86 @@ class NodeConfig:
     source: Path | None = None
 
 
-def parse_hostport(value: Any, field_name: str) -> tuple[str, int]:
-    if not isinstance(value, str) or value.count(":") != 1:
-        raise ConfigError(field_name, f"expected 'host:port', got {value!r}")
-    host, _, port_s = value.partition(":")
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+_ADDR_FORMS = "'host:port', '[IPv6]:port' or a multiaddr such as '/dns4/NAME/tcp/PORT'"
+
+
+def _port(port_s: str, field_name: str) -> int:
+    if not port_s.isdigit():
+        raise ConfigError(field_name, f"port {port_s!r} is not a number")
+    port = int(port_s)
+    if not 0 <= port <= 65535:
+        raise ConfigError(field_name, f"port {port} is not in 0..65535")
+    return port
+
+
+def _host_kind(host: str, field_name: str) -> str:
+    """`ip4`, `ip6` or `dns` for a host given in `host:port` form (checked)."""
     if not host:
         raise ConfigError(field_name, "the host is empty")
     try:
-        port = int(port_s)
+        ip = ipaddress.ip_address(host)
     except ValueError:
-        raise ConfigError(field_name, f"port {port_s!r} is not a number") from None
-    if not 0 <= port <= 65535:
-        raise ConfigError(field_name, f"port {port} is not in 0..65535")
+        pass
+    else:
+        return "ip4" if ip.version == 4 else "ip6"
+    _check_name(host, field_name)
+    return "dns"
+
+
+def _check_name(name: str, field_name: str) -> None:
+    labels = name.removesuffix(".").split(".")
+    if len(name) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        raise ConfigError(field_name, f"{name!r} is neither an IP address nor a DNS name (dot-separated labels of letters, digits and '-')")
+    if all(label.isdigit() for label in labels):
+        raise ConfigError(field_name, f"{name!r} is not a valid IPv4 address")
+
+
+def parse_address(value: Any, field_name: str, *, multiaddr: bool = True) -> tuple[str, str, int]:
+    """`(kind, host, port)` of an address: `host:port` (IPv4 address or DNS name),
+    `[IPv6]:port`, or (with `multiaddr`) `/ip4|ip6|dns|dns4|dns6/HOST/tcp/PORT`.
+    `kind` is `ip4`, `ip6`, `dns`, `dns4` or `dns6`; names are checked, not resolved."""
+    forms = _ADDR_FORMS if multiaddr else "'host:port' or '[IPv6]:port'"
+    if not isinstance(value, str) or not value:
+        raise ConfigError(field_name, f"expected {forms}, got {value!r}")
+    if value.startswith("/"):
+        if not multiaddr:
+            raise ConfigError(field_name, f"expected {forms}, got the multiaddr {value!r}")
+        parts = value.split("/")
+        if len(parts) != 5 or parts[3] != "tcp" or parts[1] not in {"ip4", "ip6", "dns", "dns4", "dns6"}:
+            raise ConfigError(field_name, f"{value!r}: a multiaddr here is /ip4|ip6|dns|dns4|dns6/HOST/tcp/PORT")
+        kind, host, port = parts[1], parts[2], _port(parts[4], field_name)
+        if kind in {"ip4", "ip6"}:
+            try:
+                ip = ipaddress.ip_address(host)
+            except ValueError:
+                raise ConfigError(field_name, f"{value!r}: {host!r} is not an IP address (for a name use /dns/{host}/tcp/{port})") from None
+            if ip.version != int(kind[2]):
+                raise ConfigError(field_name, f"{value!r}: {host} is an IPv{ip.version} address (use /ip{ip.version}/)")
+        else:
+            _check_name(host, field_name)
+        return kind, host, port
+    if value.startswith("["):
+        inner, sep, port_s = value[1:].partition("]:")
+        try:
+            ok = bool(sep) and ipaddress.ip_address(inner).version == 6
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ConfigError(field_name, f"{value!r}: expected '[IPv6]:port', for example '[::1]:7001'")
+        return "ip6", inner, _port(port_s, field_name)
+    if value.count(":") > 1:
+        raise ConfigError(field_name, f"{value!r}: an IPv6 address goes in brackets, as in '[::1]:7001'")
+    if value.count(":") != 1:
+        raise ConfigError(field_name, f"expected {forms}, got {value!r}")
+    host, _, port_s = value.partition(":")
+    port = _port(port_s, field_name)
+    return _host_kind(host, field_name), host, port
+
+
+def parse_hostport(value: Any, field_name: str) -> tuple[str, int]:
+    """`(host, port)` of `host:port` or `[IPv6]:port` (the host without brackets)."""
+    _, host, port = parse_address(value, field_name, multiaddr=False)
     return host, port
 
 
@@ -154,7 +264,38 @@ def _str(sec: dict[str, Any], name: str, key: str, default: str | None = None) -
     return v
 
 
-def load_config(path: str | Path, *, check_files: bool = True) -> NodeConfig:
+def _env_value(name: str, key: str, text: str) -> Any:
+    if key == "peers" and not text.lstrip().startswith("["):
+        peers = []
+        for i, item in enumerate(x.strip() for x in text.split(",")):
+            k, sep, addr = item.partition("@")
+            if not sep:
+                raise ConfigError(name, f"entry {i} {item!r}: expected KEYHEX@ADDR (comma-separated) or a TOML array")
+            peers.append({"key": k.strip(), "addr": addr.strip()})
+        return peers
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def env_overrides(env: Mapping[str, str]) -> dict[tuple[str, str], tuple[str, Any]]:
+    """`{(section, key): (VAR, value)}` from `AFTERCHAIN_<SECTION>_<KEY>` variables."""
+    out: dict[tuple[str, str], tuple[str, Any]] = {}
+    for name, text in env.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        section, sep, key = name[len(ENV_PREFIX):].partition("_")
+        if not sep or not key or section.lower() not in SECTIONS:
+            continue
+        out[(section.lower(), key.lower())] = (name, _env_value(name, key.lower(), text))
+    return out
+
+
+def load_config(path: str | Path, *, check_files: bool = True, env: Mapping[str, str] | None = None) -> NodeConfig:
+    """Read `path`, apply the `AFTERCHAIN_<SECTION>_<KEY>` overrides of `env` (default:
+    the process environment; pass `{}` for none) and validate. An error in an overridden
+    setting names the variable."""
     p = Path(path)
     try:
         raw = tomllib.loads(p.read_text())
@@ -162,14 +303,27 @@ def load_config(path: str | Path, *, check_files: bool = True) -> NodeConfig:
         raise ConfigError("config", f"{p} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("config", f"{p} is not valid TOML: {exc}") from None
-    return parse_config(raw, base=p.parent, source=p, check_files=check_files)
+    overrides = env_overrides(os.environ if env is None else env)
+    for (section, key), (_, value) in overrides.items():
+        sec = raw.setdefault(section, {})
+        if not isinstance(sec, dict):
+            raise ConfigError(section, "must be a table")
+        sec[key] = value
+    try:
+        return parse_config(raw, base=p.parent, source=p, check_files=check_files)
+    except ConfigError as exc:
+        for (section, key), (name, _) in overrides.items():
+            f = f"{section}.{key}"
+            if exc.field == f or exc.field.startswith((f + "[", f + ".")):
+                raise ConfigError(exc.field, f"{str(exc).removeprefix(exc.field + ': ')} (the value of ${name})") from None
+        raise
 
 
 def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None, check_files: bool = True) -> NodeConfig:
     unknown = set(raw) - {"node", "p2p", "api", "mempool", "log", "member"}
     if unknown:
         raise ConfigError(sorted(unknown)[0], "unknown section (known: node, p2p, api, mempool, log, member)")
-    node = _section(raw, "node", {"name", "data_dir", "key_file", "genesis_file"})
+    node = _section(raw, "node", {"name", "data_dir", "key_file", "genesis_file", "key_passphrase_file"})
     if "node" not in raw:
         raise ConfigError("node", "the [node] section is required")
 
@@ -181,7 +335,7 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None,
         return q
 
     p2p = _section(raw, "p2p", {"listen", "peers"})
-    host, port = parse_hostport(p2p.get("listen", "127.0.0.1:7001"), "p2p.listen")
+    kind, host, port = parse_address(p2p.get("listen", "127.0.0.1:7001"), "p2p.listen")
     peers_raw = p2p.get("peers", [])
     if not isinstance(peers_raw, list):
         raise ConfigError("p2p.peers", "must be a list of { key = HEX, addr = 'host:port' }")
@@ -196,8 +350,8 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None,
             raise ConfigError(f"{fname}.key", "is not hex") from None
         if len(key) != 32:
             raise ConfigError(f"{fname}.key", f"an Ed25519 public key is 32 bytes, got {len(key)}")
-        ph, pp = parse_hostport(pr["addr"], f"{fname}.addr")
-        peers.append(PeerAddr(key=key, host=ph, port=pp))
+        pk, ph, pp = parse_address(pr["addr"], f"{fname}.addr")
+        peers.append(PeerAddr(key=key, host=ph, port=pp, kind=pk))
     if len({pa.key for pa in peers}) != len(peers):
         raise ConfigError("p2p.peers", "a peer key is listed twice")
 
@@ -235,7 +389,8 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None,
         data_dir=path_of("data_dir", False),
         key_file=path_of("key_file", True),
         genesis_file=path_of("genesis_file", True),
-        p2p=P2PConfig(host=host, port=port, peers=tuple(peers)),
+        key_passphrase_file=path_of("key_passphrase_file", True) if "key_passphrase_file" in node else None,
+        p2p=P2PConfig(host=host, port=port, peers=tuple(peers), kind=kind),
         api=ApiConfig(
             host=ahost, port=aport, admin_token_file=token_path,
             max_request_bytes=_int(api, "api", "max_request_bytes", 8 * 1024 * 1024, 1024, 256 * 1024 * 1024),

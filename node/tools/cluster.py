@@ -8,8 +8,9 @@
     ./scripts/cluster down                                  stop every node (data kept)
     ./scripts/cluster reset                                 stop and delete the network directory
 
-The network lives in `.cluster/` at the repository root unless `--dir` (or
-`AFTERCHAIN_CLUSTER_DIR`) says otherwise. See docs/OPERATIONS.md.
+The network lives in `.cluster/` in the working directory (`./scripts/cluster` runs from
+the repository root) unless `--dir` (or `AFTERCHAIN_CLUSTER_DIR`) says otherwise; never in
+the installation (site-packages). See docs/OPERATIONS.md.
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ from rich.table import Table
 
 from afterchain.node.tools.localnet import MAX_MEMBER_NODES, LocalNet
 
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / ".cluster"
+DEFAULT_DIR = Path(".cluster")
+"""Relative to the working directory at use (where the client CLI looks for it too)."""
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 def _net(dir_: Path | None) -> LocalNet:
-    d = dir_ or Path(os.environ.get("AFTERCHAIN_CLUSTER_DIR", DEFAULT_DIR))
+    d = dir_ or Path(os.environ.get("AFTERCHAIN_CLUSTER_DIR", DEFAULT_DIR)).absolute()
     return LocalNet(d)
 
 
@@ -44,7 +46,7 @@ def _need(net: LocalNet) -> None:
 
 
 dir_option = click.option("--dir", "dir_", type=click.Path(file_okay=False, path_type=Path), default=None,
-                          help="Network directory (default: .cluster at the repository root).")
+                          help="Network directory (default: $AFTERCHAIN_CLUSTER_DIR, else .cluster in the working directory).")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -17,12 +17,22 @@ connection closed, and redialed with back-off (it may be upgraded).
 Use: `t = P2PTransport(seed=..., listen_addr="/ip4/127.0.0.1/tcp/7001", peers={key: addr})`,
 then `await nursery.start(t.run)`; `t.listen_addrs()` gives the bound address (port 0 in
 tests). A transport object runs once; a restarted node builds a new one.
+
+Addresses are `/ip4/A/tcp/P`, `/ip6/A/tcp/P` or a name: `/dns4/N/tcp/P` (IPv4 only),
+`/dns6/N/tcp/P` (IPv6 only), `/dns/N/tcp/P` (both). A peer's name is resolved by the
+system resolver (`getaddrinfo`: the hosts file, then DNS, as the machine is configured)
+at *each* dial, so a peer that comes back under another address (a container restarted,
+a DNS record changed) is found again; its addresses are tried in the resolver's order.
+A name that does not resolve is logged (`transport_peer_unresolved`, once per change of
+error) and retried with the redial back-off. A listen name is resolved once at start; if
+it does not resolve, `run` fails with `AddressError`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -58,8 +68,8 @@ from afterchain.node.transport.dispatch import Dispatcher
 from afterchain.node.transport.frames import LENGTH_PREFIX, FrameError
 from afterchain.protocol.types import PublicKey
 
-__all__ = ["PROTOCOL_ID", "PROTOCOL_PREFIX", "AllowlistNoise", "P2PTransport", "libp2p_key_pair", "peer_id_for",
-           "protocol_id", "quiet_libp2p_logging", "route_libp2p_logging", "tune_yamux"]
+__all__ = ["PROTOCOL_ID", "PROTOCOL_PREFIX", "AddressError", "AllowlistNoise", "P2PTransport", "libp2p_key_pair",
+           "peer_id_for", "protocol_id", "quiet_libp2p_logging", "resolve_addr", "route_libp2p_logging", "tune_yamux"]
 
 PROTOCOL_PREFIX = "/afterchain/transport/"
 
@@ -89,6 +99,41 @@ def peer_id_for(key: bytes) -> ID:
     if len(key) != PEER_KEY_BYTES:
         raise ValueError(f"a validator key is {PEER_KEY_BYTES} bytes")
     return ID.from_pubkey(Ed25519PublicKey.from_bytes(key))
+
+
+_NAME_FAMILIES = {"dns": socket.AF_UNSPEC, "dns4": socket.AF_INET, "dns6": socket.AF_INET6}
+
+
+class AddressError(ValueError):
+    """An address whose name the system resolver cannot resolve (the message says which)."""
+
+
+async def resolve_addr(addr: multiaddr.Multiaddr) -> list[multiaddr.Multiaddr]:
+    """`/dns|dns4|dns6/NAME/tcp/P` -> its `/ip4|ip6/A/tcp/P` addresses, in the order of the
+    system resolver (`getaddrinfo`: hosts file, then DNS); other addresses as they are.
+    Raises `AddressError` naming the name and the resolver's reason."""
+    protocols = [p.name for p in addr.protocols()]
+    family = _NAME_FAMILIES.get(protocols[0]) if protocols else None
+    if family is None:
+        return [addr]
+    name = addr.value_for_protocol(protocols[0])
+    port = int(addr.value_for_protocol("tcp"))
+    try:
+        infos = await trio.socket.getaddrinfo(name, port, family=family, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        wanted = {"dns4": "an IPv4 address", "dns6": "an IPv6 address"}.get(protocols[0], "an address")
+        raise AddressError(f"cannot resolve {name!r} to {wanted} ({addr}): {e.strerror}") from None
+    out: list[multiaddr.Multiaddr] = []
+    for fam, _, _, _, sockaddr in infos:
+        ip = str(sockaddr[0])
+        if "%" in ip:  # a link-local IPv6 address with a zone: not dialable by multiaddr
+            continue
+        a = multiaddr.Multiaddr(f"/{'ip6' if fam == socket.AF_INET6 else 'ip4'}/{ip}/tcp/{port}")
+        if a not in out:
+            out.append(a)
+    if not out:
+        raise AddressError(f"cannot resolve {name!r} ({addr}): no usable address")
+    return out
 
 
 def tune_yamux() -> None:
@@ -209,12 +254,14 @@ def _peer_fields(peer_id: ID) -> dict[str, str]:
 
 class _Peer:
     __slots__ = ("addr", "came_back", "connected", "drained", "end_session", "key", "peer_id", "queue_recv",
-                 "queue_send", "queued_bytes", "refused_versions", "removed")
+                 "queue_send", "queued_bytes", "refused_versions", "removed", "unresolved")
 
     def __init__(self, key: bytes, addr: multiaddr.Multiaddr | None, queue_len: int) -> None:
         self.key = key
         self.peer_id = peer_id_for(key)
         self.addr = addr
+        self.unresolved: str | None = None
+        """The last resolver error for `addr` (logged once per change), None once it resolves."""
         self.connected = False
         self.queue_send, self.queue_recv = trio.open_memory_channel[bytes](queue_len)
         self.queued_bytes = 0
@@ -382,7 +429,8 @@ class P2PTransport:
 
     async def _run_host(self, host_scope: trio.CancelScope, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         with host_scope:
-            async with self.host.run([self._listen]), trio.open_nursery() as nursery:
+            listen = await resolve_addr(self._listen)
+            async with self.host.run(listen), trio.open_nursery() as nursery:
                 for proto in self.protocols:
                     self.host.set_stream_handler(proto, self._on_stream)
                 self._dispatch.nursery = nursery
@@ -647,8 +695,25 @@ class P2PTransport:
             if not [c for c in swarm.get_connections(p.peer_id) if not c.is_closed]:
                 if p.addr is None:  # no address: wait for the peer to dial us (see add_peers)
                     raise PeerUnavailable(f"peer {short_id(p.key)} has no known address and is not connected")
+                try:
+                    addrs = await resolve_addr(p.addr)  # at each dial: the peer may have moved
+                except AddressError as e:
+                    if p.unresolved != str(e):
+                        self.log.warning("transport_peer_unresolved", peer=short_id(p.key), addr=str(p.addr), error=str(e))
+                    p.unresolved = str(e)
+                    raise
+                if p.unresolved is not None:
+                    self.log.info("transport_peer_resolved", peer=short_id(p.key), addr=str(p.addr),
+                                  resolved=[str(a) for a in addrs])
+                    p.unresolved = None
                 swarm.unblock_peer(p.peer_id)
-                await swarm.dial_addr(p.addr, p.peer_id)
+                for i, a in enumerate(addrs):  # in the resolver's order; the last failure is raised
+                    try:
+                        await swarm.dial_addr(a, p.peer_id)
+                        break
+                    except Exception:
+                        if i == len(addrs) - 1:
+                            raise
             return await self.host.new_stream(p.peer_id, self.protocols)
 
     async def _pump(self, p: _Peer, stream: INetStream) -> None:
