@@ -3,7 +3,7 @@ order, across chunk boundaries, and b"" at the end of the stream."""
 
 from __future__ import annotations
 
-from afterchain.node.transport.p2p import _BufferedReads
+from afterchain.node.transport.libp2p_parts import _BufferedReads
 
 
 class _Chunks:
