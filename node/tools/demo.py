@@ -192,19 +192,22 @@ class _Story:
         """QR codes of the products' passports (GS1 Digital Link) in the network directory,
         and the links of the tickets' pages, as a company prints and mails them."""
         from afterchain.node.client.links import product_link, ticket_link, write_qr
+        from afterchain.node.common.files import load_genesis
 
         base = self.urls[0]
+        # the trust anchor from the network's own genesis file; the second node is the witness
+        anchor, witnesses = load_genesis(self.net.root / "genesis.json").hash(), self.urls[1:2]
         out = self.net.root / "qr"
         out.mkdir(exist_ok=True)
         t = Table(title="Customer links (a QR code per product in " + str(out) + ")")
         for col in ("customer", "what", "link"):
             t.add_column(col, overflow="fold")
         for name, (gtin, serial) in products.items():
-            link = product_link(base, gtin, serial)
+            link = product_link(base, gtin, serial, anchor, witnesses)
             write_qr(link, out / f"{gtin}-{serial}.svg")
             t.add_row(name, f"passport {gtin}/{serial} ({gtin}-{serial}.svg)", link)
         for name, tid in tickets.items():
-            t.add_row(name, "ticket", ticket_link(base, tid))
+            t.add_row(name, "ticket", ticket_link(base, tid, anchor, witnesses))
         self.console.print(t)
 
     def _all_committed(self, who: Client, evs: list[Any], what: str) -> None:

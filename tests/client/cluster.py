@@ -37,6 +37,7 @@ def seeded(name: str) -> KeyPair:
 @dataclass
 class Cluster:
     root: Path
+    spare_validators: int = 0  # nodes with keys val4, val5, ... outside the genesis set (observers until governance adds them)
     urls: list[str] = field(default_factory=list)
     nodes: list[Node] = field(default_factory=list)
     _thread: threading.Thread | None = None
@@ -67,6 +68,7 @@ class Cluster:
         configure(json=True, level="info", stream=self._log)
 
         validators = [seeded(f"val{i}") for i in range(4)]
+        spares = [seeded(f"val{4 + i}") for i in range(self.spare_validators)]
         members = []
         for org, name, roles, balance in MEMBERS:
             kp = seeded(org)
@@ -85,7 +87,7 @@ class Cluster:
             self._stop = trio.Event()
             net = MemoryNetwork()
             async with trio.open_nursery() as nursery:
-                for i, v in enumerate(validators):
+                for i, v in enumerate([*validators, *spares]):
                     host = VmContractHost()  # contracts as in `node.service.run_node`
                     n = Node(
                         key=v,
@@ -115,7 +117,7 @@ class Cluster:
         self._thread = threading.Thread(target=run, name="client-test-cluster", daemon=True)
         self._thread.start()
         self._ready.wait(60)
-        if self._error is not None or len(self.urls) != 4:
+        if self._error is not None or len(self.urls) != 4 + self.spare_validators:
             raise RuntimeError(f"cluster did not start: {self._error!r}")
 
     def stop(self) -> None:

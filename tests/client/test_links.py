@@ -15,8 +15,21 @@ from PIL import Image
 from afterchain.node.cli import cli
 from afterchain.node.client.links import product_link, ticket_link
 
+from ..node.util import genesis
+
 GTIN = "09506000134352"
 BASE = "https://service.example/passports"
+G = genesis()
+GHASH = G.hash().hex()
+
+
+@pytest.fixture(autouse=True)
+def genesis_file(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A local network's genesis file (the links' default trust anchor), and no other network."""
+    d = tmp_path_factory.mktemp("cluster")
+    (d / "genesis.json").write_text(G.to_json())
+    monkeypatch.setenv("AFTERCHAIN_CLUSTER_DIR", str(d))
+    return d / "genesis.json"
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
@@ -29,8 +42,8 @@ def test_product_qr_png_decodes_to_the_digital_link(tmp_path: Path, serial: str)
     out = tmp_path / "p.png"
     code, stdout, err = run("product", "qr", GTIN, serial, "--base-url", BASE + "/", "--out", str(out))
     assert code == 0, err
-    link = product_link(BASE, GTIN, serial)
-    assert link == f"{BASE}/01/{GTIN}/21/" + serial.replace("/", "%2F").replace("%x", "%25x")
+    link = product_link(BASE, GTIN, serial, GHASH)
+    assert link == f"{BASE}/01/{GTIN}/21/" + serial.replace("/", "%2F").replace("%x", "%25x") + f"?g={GHASH}"
     assert link in stdout
     (found,) = zxingcpp.read_barcodes(Image.open(out))
     assert found.format == zxingcpp.BarcodeFormat.QRCode and found.text == link
@@ -40,7 +53,7 @@ def test_product_qr_svg_and_json(tmp_path: Path) -> None:
     out = tmp_path / "p.svg"
     code, stdout, err = run("product", "qr", GTIN, "S1", "--base-url", BASE, "--out", str(out), "--json")
     assert code == 0, err
-    assert json.loads(stdout) == {"link": f"{BASE}/01/{GTIN}/21/S1", "file": str(out)}
+    assert json.loads(stdout) == {"link": f"{BASE}/01/{GTIN}/21/S1?g={GHASH}", "file": str(out)}
     assert out.read_text().lstrip().startswith(("<?xml", "<svg")) and "<path" in out.read_text()
 
 
@@ -57,11 +70,34 @@ def test_product_qr_refuses_bad_input(tmp_path: Path) -> None:
 def test_ticket_link() -> None:
     tid = "ab" * 32
     code, stdout, err = run("ticket", "link", tid, "--base-url", BASE)
-    assert code == 0 and stdout.strip() == f"{BASE}/t/{tid}" == ticket_link(BASE, bytes.fromhex(tid)), err
+    assert code == 0 and stdout.strip() == f"{BASE}/t/{tid}?g={GHASH}" == ticket_link(BASE, bytes.fromhex(tid), GHASH), err
     code, stdout, _ = run("ticket", "link", tid, env={"AFTERCHAIN_LINK_BASE": "http://127.0.0.1:8001"})
-    assert code == 0 and stdout.strip() == f"http://127.0.0.1:8001/t/{tid}"
+    assert code == 0 and stdout.strip() == f"http://127.0.0.1:8001/t/{tid}?g={GHASH}"
     code, _, err = run("ticket", "link", "abc", "--base-url", BASE)
     assert code == 2 and "64 hex" in err
+
+
+def test_links_carry_the_anchor_and_witnesses(tmp_path: Path, genesis_file: Path) -> None:
+    other = tmp_path / "other.json"
+    g2 = genesis()
+    g2 = type(g2).from_json(g2.to_json().replace('"chain_id": "', '"chain_id": "x'))
+    other.write_text(g2.to_json())
+    tid = "ab" * 32
+    code, stdout, err = run("ticket", "link", tid, "--base-url", BASE, "--genesis", str(other),
+                            "--witness", "http://127.0.0.1:8002/", "--witness", "https://w.example")
+    assert code == 0, err
+    assert stdout.strip() == f"{BASE}/t/{tid}?g={g2.hash().hex()}&w=http://127.0.0.1:8002&w=https://w.example"
+    assert g2.hash() != G.hash()
+    code, _, err = run("ticket", "link", tid, "--base-url", BASE, "--witness", "ftp://w")
+    assert code == 2 and "base URL" in err
+    code, _, err = run("ticket", "link", tid, "--base-url", BASE, "--genesis", str(tmp_path / "missing.json"))
+    assert code == 2 and "missing.json" in err
+    with pytest.raises(Exception, match="genesis hash"):
+        ticket_link(BASE, tid, "abc")
+    # no genesis file and no node: the command says it has no node to ask
+    genesis_file.unlink()
+    code, _, err = run("ticket", "link", tid, "--base-url", BASE, env={"AFTERCHAIN_NODE": ""})
+    assert code == 2 and "no node" in err
 
 
 def test_light_defaults_to_the_local_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

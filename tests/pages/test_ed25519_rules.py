@@ -76,13 +76,17 @@ def cases() -> dict[str, tuple[bytes, bytes]]:
 
 
 JS = """
-import { verifyEd25519, verifyNobleStrict, fromHex } from "%s";
+import { verifyEd25519, verifyEd25519Js, verifyNobleStrict, preverifySignatures, fromHex } from "%s";
 const cases = JSON.parse(process.argv[1]);
 const msg = fromHex(cases.msg);
 const out = {};
+const items = Object.values(cases.cases).map(([pk, sig]) => ({ publicKey: fromHex(pk), message: msg, signature: fromHex(sig) }));
+const native = await preverifySignatures(items);  // Node's WebCrypto Ed25519 (OpenSSL)
 for (const [name, [pk, sig]] of Object.entries(cases.cases)) {
-  out[name] = [verifyEd25519(fromHex(pk), msg, fromHex(sig)), verifyNobleStrict(fromHex(pk), msg, fromHex(sig))];
+  const args = [fromHex(pk), msg, fromHex(sig)];
+  out[name] = [verifyEd25519Js(...args), verifyNobleStrict(...args), verifyEd25519(...args)];
 }
+out.native = native;
 console.log(JSON.stringify(out));
 """
 
@@ -101,9 +105,52 @@ def test_verify_js_accepts_exactly_what_libsodium_accepts() -> None:
     assert sodium["valid"] and sodium["hand-made valid"]
     assert sum(sodium.values()) == 2, sodium  # every edge case is refused by libsodium
     for name in cs:
-        assert js[name][0] == sodium[name], (name, js[name], sodium[name])
+        assert js[name][0] == sodium[name], (name, js[name], sodium[name])  # the JavaScript equation
+        assert js[name][2] == sodium[name], (name, js[name], sodium[name])  # WebCrypto after the byte checks
+    assert js["native"] == 2  # the platform's Ed25519 passed the two valid ones (and no edge case)
     # noble's strict (cofactored) mode alone would accept these two: why verify.js adds the checks
     assert js["small-order R"][1] and js["mixed-order R"][1]
+
+
+JS_AGREE = """
+import { verifyEd25519, verifyEd25519Js, verifyEd25519Separate, preverifySignatures, fromHex } from "%s";
+const rows = JSON.parse(process.argv[1]).map((r) => r.map(fromHex));
+await preverifySignatures(rows.map(([publicKey, message, signature]) => ({ publicKey, message, signature })));
+const out = rows.map((args) => [verifyEd25519Js(...args), verifyEd25519Separate(...args), verifyEd25519(...args)]);
+console.log(JSON.stringify(out));
+"""
+
+
+def test_the_one_pass_equation_agrees_with_separate_multiplications_and_libsodium() -> None:
+    """verify.js computes [S]B - [k]A in one pass (Straus, width-5 digits), or lets the
+    platform's Ed25519 (WebCrypto) decide after its byte checks; on valid signatures and on
+    near misses (another message, S + 1, S = 0, S = L - 1, R of another valid signature),
+    the one-pass equation, noble's separate multiplications, the WebCrypto path and PyNaCl
+    give the same verdict."""
+    import random
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("`node` is not installed: the JavaScript side of the Ed25519 rules did not run")
+    rnd = random.Random(24)
+    rows: list[tuple[bytes, bytes, bytes]] = []
+    for _ in range(12):
+        pk, sk = nb.crypto_sign_seed_keypair(rnd.randbytes(32))
+        msg = rnd.randbytes(rnd.randrange(0, 200))
+        sig = nb.crypto_sign(msg, sk)[:64]
+        s_int = int.from_bytes(sig[32:], "little")
+        other = nb.crypto_sign(msg + b"x", sk)[:64]
+        rows += [(pk, msg, sig), (pk, msg + b"!", sig), (pk, msg, sig[:32] + scalar(s_int + 1)),
+                 (pk, msg, sig[:32] + scalar(0)), (pk, msg, sig[:32] + scalar(L - 1)), (pk, msg, other[:32] + sig[32:])]
+    arg = json.dumps([[pk.hex(), m.hex(), sig.hex()] for pk, m, sig in rows])
+    p = subprocess.run([node, "--input-type=module", "-e", JS_AGREE % (STATIC_DIR / "verify.js").as_uri(), arg],
+                       capture_output=True, text=True, timeout=120, check=False)
+    assert p.returncode == 0, p.stderr
+    got = json.loads(p.stdout)
+    sodium = [verify_raw(pk, sig, m) for pk, m, sig in rows]
+    assert sum(sodium) == 12  # the valid ones; every near miss is refused
+    for row, (one_pass, separate, native), want in zip(rows, got, sodium, strict=True):
+        assert one_pass == separate == native == want, (row, one_pass, separate, native, want)
 
 
 def test_the_vendored_libraries_are_pinned_licensed_and_packaged() -> None:

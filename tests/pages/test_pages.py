@@ -298,3 +298,30 @@ def test_a_link_without_a_trust_anchor_is_refused(world: World, tmp_path: Path) 
     r = open_page(f"{world.forger_url}/01/{GTIN}/21/{SERIAL}", tmp_path / "p")
     assert r["status"] == "refused" and r["reason"] == "light.no_anchor"
     assert "does not say which network to trust" in r["dom"]
+
+
+def test_the_qr_code_of_product_qr_opens_the_verified_passport(world: World, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """`afterchain product qr` with the trust anchor from the node (no genesis file here: a
+    warning says so) writes a QR code; zxing-cpp decodes it to exactly the printed link, and
+    that link, opened in Chromium, shows the passport verified, the witness agreeing."""
+    import zxingcpp
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from afterchain.node.cli import cli
+
+    world.forger.mode = None
+    monkeypatch.setenv("AFTERCHAIN_CLUSTER_DIR", str(tmp_path / "no-cluster"))
+    out = tmp_path / "label.png"
+    r = CliRunner().invoke(cli, ["product", "qr", GTIN, SERIAL, "--node", world.cluster.urls[0], "--base-url", world.forger_url,
+                                 "--witness", world.witness_url, "--out", str(out)])
+    assert r.exit_code == 0, r.stderr
+    assert "without verification" in r.stderr and world.genesis_hash[:16] in r.stderr
+    link = r.stdout.splitlines()[0]
+    assert link == passport_url(world, world.forger_url)
+    (found,) = zxingcpp.read_barcodes(Image.open(out))
+    assert found.format == zxingcpp.BarcodeFormat.QRCode and found.text == link
+    page = open_page(found.text, tmp_path / "p")
+    assert page["status"] == "verified", page.get("reason", "") + page.get("detail", "") + page["dom"][-2000:]
+    assert page["witness"] == "agrees" and "Kettle 2000" in page["dom"]

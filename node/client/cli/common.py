@@ -41,7 +41,7 @@ from afterchain.node.common.keys import load_key
 __all__ = [
     "CLUSTER_MANIFEST", "EXIT_OK", "EXIT_REJECTED", "EXIT_TIMEOUT", "EXIT_UNREACHABLE", "EXIT_USAGE",
     "Common", "base_url_option", "client_errors", "console", "customer_key", "echo_json", "fail", "fmt_count", "fmt_dur",
-    "fmt_ms", "hash_text", "json_option", "kv_table", "link_base", "node_option", "print_outcome", "read", "reading",
+    "fmt_ms", "hash_text", "json_option", "kv_table", "link_anchor", "link_base", "link_options", "node_option", "print_outcome", "read", "reading",
     "send", "short", "signing",
 ]
 
@@ -316,6 +316,46 @@ def link_base(c: Common, base_url: str | None) -> str:
 def base_url_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--base-url", "base_url", default=None, metavar="URL",
                         help="Where customers open the pages (default: $AFTERCHAIN_LINK_BASE, else the first node).")(f)
+
+
+def link_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--base-url, --genesis FILE and --witness URL (repeatable) of a command that makes a customer link."""
+    f = click.option("--witness", "witnesses", multiple=True, metavar="URL",
+                     help="Another node the page asks for its latest header (freshness); repeatable.")(f)
+    f = click.option("--genesis", "genesis_file", default=None, metavar="FILE",
+                     help="The network's genesis file: its hash is the link's trust anchor (?g=). Default: "
+                          "$AFTERCHAIN_CLUSTER_DIR/genesis.json (.cluster), else the node's /v1/genesis (unverified).")(f)
+    return base_url_option(f)
+
+
+def link_anchor(c: Common, genesis_file: str | None) -> str:
+    """The genesis hash (hex) a customer link carries as its trust anchor: of --genesis FILE,
+    else of the local network's genesis.json, else of the genesis the node serves: then a
+    warning on stderr says it was not verified (a node could serve another chain's)."""
+    from afterchain.node.common.files import load_genesis
+    from afterchain.protocol.errors import ProtocolError
+    from afterchain.protocol.genesis import Genesis
+
+    local = Path(os.environ.get("AFTERCHAIN_CLUSTER_DIR", ".cluster")) / "genesis.json"
+    path = genesis_file or (str(local) if local.exists() else None)
+    if path is not None:
+        try:
+            return load_genesis(path).hash().hex()
+        except ValueError as exc:
+            raise InvalidInput("client.invalid_genesis", str(exc)) from None
+    with c.client(signing=False) as cl:
+        doc = cl.get_json("/v1/genesis")
+        url = cl.nodes[0]  # the node that answered
+    try:
+        g = Genesis.decode(bytes.fromhex(doc["encoded"]))
+    except (KeyError, TypeError, ValueError, ProtocolError) as exc:
+        raise ClientError("client.bad_answer", f"{url}/v1/genesis is not a genesis: {exc}") from None
+    if g.hash().hex() != doc.get("hash"):
+        raise ClientError("client.bad_answer", f"{url}/v1/genesis: its hash does not match its encoding")
+    click.echo(f"warning: the link's trust anchor (genesis {g.hash().hex()[:16]}..., chain {g.chain_id!r}) was taken "
+               f"from {url} without verification; compare it with your network's genesis, or pass --genesis FILE",
+               err=True)
+    return g.hash().hex()
 
 
 def hash_text(text: str | None) -> bytes | None:

@@ -12,7 +12,6 @@ from rich.table import Table
 from afterchain.node.client import content_hash
 from afterchain.node.client.cli.common import (
     Common,
-    base_url_option,
     client_errors,
     console,
     customer_key,
@@ -21,7 +20,9 @@ from afterchain.node.client.cli.common import (
     fmt_ms,
     hash_text,
     kv_table,
+    link_anchor,
     link_base,
+    link_options,
     read,
     reading,
     send,
@@ -41,16 +42,19 @@ def product() -> None:
 @product.command("qr")
 @click.argument("gtin")
 @click.argument("serial")
-@base_url_option
+@link_options
 @click.option("--out", "out", required=True, metavar="FILE", help="The QR code file: FILE.svg or FILE.png.")
 @reading
-def product_qr(c: Common, gtin: str, serial: str, base_url: str | None, out: str) -> None:
-    """Write a QR code of product GTIN/SERIAL's GS1 Digital Link (BASE/01/GTIN/21/SERIAL),
-    which opens its verified passport; print the link."""
+def product_qr(c: Common, gtin: str, serial: str, base_url: str | None, genesis_file: str | None,
+               witnesses: tuple[str, ...], out: str) -> None:
+    """Write a QR code of product GTIN/SERIAL's GS1 Digital Link
+    (BASE/01/GTIN/21/SERIAL?g=GENESIS_HASH[&w=WITNESS]), which opens its verified passport;
+    print the link."""
     from afterchain.node.client.links import product_link, write_qr
 
     with client_errors(c):
-        link = product_link(link_base(c, base_url), gtin, serial)
+        base = link_base(c, base_url)
+        link = product_link(base, gtin, serial, link_anchor(c, genesis_file), witnesses)
         path = write_qr(link, out)
     if c.as_json:
         echo_json({"link": link, "file": str(path)})

@@ -13,7 +13,6 @@ from rich.table import Table
 from afterchain.node.client import Client, content_hash
 from afterchain.node.client.cli.common import (
     Common,
-    base_url_option,
     client_errors,
     console,
     customer_key,
@@ -21,7 +20,9 @@ from afterchain.node.client.cli.common import (
     fmt_ms,
     hash_text,
     kv_table,
+    link_anchor,
     link_base,
+    link_options,
     read,
     reading,
     send,
@@ -278,14 +279,17 @@ def ticket_show(c: Common, ticket_id: str) -> None:
 
 @ticket.command("link")
 @click.argument("ticket_id")
-@base_url_option
+@link_options
 @reading
-def ticket_link_cmd(c: Common, ticket_id: str, base_url: str | None) -> None:
-    """Print the link of ticket TICKET_ID's page (BASE/t/ID), for a service email or SMS."""
+def ticket_link_cmd(c: Common, ticket_id: str, base_url: str | None, genesis_file: str | None,
+                    witnesses: tuple[str, ...]) -> None:
+    """Print the link of ticket TICKET_ID's page (BASE/t/ID?g=GENESIS_HASH[&w=WITNESS]), for a
+    service email or SMS."""
     from afterchain.node.client.links import ticket_link
 
     with client_errors(c):
-        link = ticket_link(link_base(c, base_url), ticket_id)
+        base = link_base(c, base_url)
+        link = ticket_link(base, ticket_id, link_anchor(c, genesis_file), witnesses)
     if c.as_json:
         echo_json({"link": link})
     else:

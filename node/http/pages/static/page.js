@@ -6,7 +6,7 @@
 // asked for its newest certified header, to say how fresh the answer is.
 import {
   LightError, REASONS, decodeAnswer, decodeCertified, decodeGenesis, decodeValue, fromHex, genesisTrust, keys, toHex,
-  trustFromJson, trustToJson, verifyHeader, verifyProof,
+  preverifyCertified, trustFromJson, trustToJson, verifyHeader, verifyProof,
 } from "./verify.js";
 
 const PLAIN = {
@@ -118,6 +118,9 @@ class Session {
     const changes = certified.header.validatorsHash.every((x, i) => x === this.start.validators.hash[i]) ? []
       : await this.changeHeaders(base, certified);
     const t0 = performance.now();
+    // the browser's own Ed25519 (WebCrypto) checks the signatures first where it has it;
+    // verifyHeader applies every rule and falls back to JavaScript for anything it did not pass
+    await preverifyCertified(this.start.chainId, [certified, ...changes]);
     const r = verifyHeader(this.start, certified, changes, { nowMs: Date.now() });
     const out = { signers: r.signers, validators: r.validators, header: certified.header, ms: performance.now() - t0 };
     this.verified.set(h, out);

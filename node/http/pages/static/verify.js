@@ -11,8 +11,10 @@
 // the cofactorless equation: the encoding of [S]B - [k]A must equal R byte for byte.
 // noble's own `verify(..., {zip215: false})` checks the cofactored equation, which also
 // accepts an R with a small-order component that libsodium refuses; so the equation is
-// computed here with noble's audited point arithmetic (tests/pages/test_ed25519_rules.py
-// runs the edge cases through both PyNaCl and this module).
+// computed here with noble's audited point arithmetic, in one pass (verifyEd25519Js), or,
+// where the platform has Ed25519 in WebCrypto (Chromium, Node), by the platform after the
+// byte checks above (preverifySignatures: only its "valid" verdicts are used). Both paths
+// run the edge cases against PyNaCl in tests/pages/test_ed25519_rules.py.
 import { decode, encode } from "./vendor/msgpack.js";
 import * as ed from "./vendor/noble-ed25519.js";
 import { sha256, sha512 } from "./vendor/noble-hashes/sha2.js";
@@ -218,31 +220,136 @@ function hasSmallOrder(b) {
   return SMALL_ORDER.some((s) => equal(s, c));
 }
 const leNumber = (b) => { let n = 0n; for (let i = b.length - 1; i >= 0; i--) n = (n << 8n) | BigInt(b[i]); return n; };
-const publicPoints = new Map();
 
-/** libsodium's crypto_sign_verify_detached, with noble's point arithmetic. */
+// The equation [S]B - [k]A is computed in ONE pass (Straus' method with width-5 signed
+// digits, as libsodium's ge25519_double_scalarmult_vartime): about 253 doublings and 85
+// additions, with the odd multiples 1..15 of B (made once, 8 points) and of -A (made once
+// per key and cached). The result is the same point as noble's separate multiplications
+// would give; only the work differs: noble's [S]B first builds a 4224-point table of B,
+// which cost a cold page most of its first answer (OPERATIONS.md 2b). Only public data is
+// multiplied (a verifier holds no secret), so variable time is fine, as in libsodium.
+const oddMultiples = (P) => {
+  const out = [P];
+  const P2 = P.double();
+  for (let i = 1; i < 8; i++) out.push(out[i - 1].add(P2));
+  return out;
+};
+/** Width-5 non-adjacent form of 0 <= n: digits (least significant first) in {0, +-1, +-3, ..., +-15}. */
+function naf5(n) {
+  const digits = [];
+  while (n > 0n) {
+    let d = 0;
+    if (n & 1n) {
+      d = Number(n & 31n);
+      if (d > 16) d -= 32;
+      n -= BigInt(d);
+    }
+    digits.push(d);
+    n >>= 1n;
+  }
+  return digits;
+}
+let baseOdd = null;
+/** [a]P + [b]Q from the odd multiples of P and Q (variable time: public inputs only). */
+function doubleScalarMul(a, pOdd, b, qOdd) {
+  const da = naf5(a), db = naf5(b);
+  let acc = ed.Point.ZERO;
+  for (let i = Math.max(da.length, db.length) - 1; i >= 0; i--) {
+    acc = acc.double();
+    const x = da[i] ?? 0, y = db[i] ?? 0;
+    if (x > 0) acc = acc.add(pOdd[x >> 1]); else if (x < 0) acc = acc.subtract(pOdd[-x >> 1]);
+    if (y > 0) acc = acc.add(qOdd[y >> 1]); else if (y < 0) acc = acc.subtract(qOdd[-y >> 1]);
+  }
+  return acc;
+}
+const publicPoints = new Map(); // key hex -> odd multiples of -A, or null for a refused key
+const P_FIELD = 2n ** 255n - 19n;
+/** libsodium's checks on the bytes alone: S < L, R and A not small-order encodings, A's y < p. */
+function bytesAcceptable(publicKey, signature) {
+  if (!isBytes(publicKey) || publicKey.length !== 32 || !isBytes(signature) || signature.length !== 64) return false;
+  const yA = publicKey.slice();
+  yA[31] &= 0x7f;
+  return leNumber(signature.subarray(32)) < L && !hasSmallOrder(signature.subarray(0, 32)) && !hasSmallOrder(publicKey) &&
+    leNumber(yA) < P_FIELD;
+}
+
+// Signatures the browser's own Ed25519 (WebCrypto) verified, after `bytesAcceptable`:
+// preverifySignatures fills it before a header is verified. The native verifiers compute the
+// same cofactorless equation on a canonical, not small-order A and compare R (BoringSSL in
+// Chromium, OpenSSL in Node); a key that is not a curve point fails there. Only `true`
+// verdicts are kept: anything else is decided by the JavaScript equation below.
+const nativeVerified = new Set();
+const sigKey = (publicKey, message, signature) => `${toHex(publicKey)}${toHex(signature)}${toHex(message)}`;
+let nativeEd25519 = globalThis.crypto?.subtle ? undefined : null; // undefined: not probed yet
+
+/** Verify `items` ({publicKey, message, signature}) with WebCrypto where the platform has
+ * Ed25519; the verdicts feed `verifyEd25519`. Never throws: without WebCrypto Ed25519,
+ * verification falls back to the JavaScript equation. */
+export async function preverifySignatures(items) {
+  if (nativeEd25519 === null) return 0;
+  const subtle = globalThis.crypto.subtle;
+  let n = 0;
+  await Promise.all(items.map(async ({ publicKey, message, signature }) => {
+    if (!bytesAcceptable(publicKey, signature)) return;
+    const k = sigKey(publicKey, message, signature);
+    if (nativeVerified.has(k)) return;
+    try {
+      const key = await subtle.importKey("raw", publicKey, { name: "Ed25519" }, false, ["verify"]);
+      if (await subtle.verify({ name: "Ed25519" }, key, signature, message)) {
+        if (nativeVerified.size > 4096) nativeVerified.clear();
+        nativeVerified.add(k);
+        n++;
+      }
+      nativeEd25519 = true;
+    } catch (e) {
+      if (nativeEd25519 === undefined && e?.name === "NotSupportedError") nativeEd25519 = null;
+    }
+  }));
+  return n;
+}
+
+/** libsodium's crypto_sign_verify_detached, with noble's point arithmetic (or the verdict of
+ * the platform's Ed25519 for a signature `preverifySignatures` passed). */
 export function verifyEd25519(publicKey, message, signature) {
+  if (!bytesAcceptable(publicKey, signature)) return false;
+  if (nativeVerified.has(sigKey(publicKey, message, signature))) return true;
+  return verifyEd25519Js(publicKey, message, signature);
+}
+
+/** The same verdict by the JavaScript equation alone (no platform Ed25519). */
+export function verifyEd25519Js(publicKey, message, signature) {
+  if (!bytesAcceptable(publicKey, signature)) return false;
+  const r = signature.subarray(0, 32);
+  const s = leNumber(signature.subarray(32));
+  const pkHex = toHex(publicKey);
+  let negA = publicPoints.get(pkHex);
+  if (negA === undefined) {
+    negA = null;
+    try {
+      const p = ed.Point.fromBytes(publicKey, false); // zip215: false: y < p, canonical
+      if (!p.isSmallOrder()) negA = oddMultiples(p.negate());
+    } catch { negA = null; }
+    if (publicPoints.size > 4096) publicPoints.clear();
+    publicPoints.set(pkHex, negA);
+  }
+  if (negA === null) return false;
+  const k = leNumber(sha512(concat(r, publicKey, message))) % L;
+  baseOdd ??= oddMultiples(ed.Point.BASE);
+  const rCheck = doubleScalarMul(s, baseOdd, k, negA); // [S]B + [k](-A)
+  return equal(rCheck.toBytes(), r);
+}
+
+/** The same equation with noble's separate multiplications (the previous code): for tests. */
+export function verifyEd25519Separate(publicKey, message, signature) {
   if (!isBytes(publicKey) || publicKey.length !== 32 || !isBytes(signature) || signature.length !== 64) return false;
   const r = signature.subarray(0, 32);
   const s = leNumber(signature.subarray(32));
-  if (s >= L || hasSmallOrder(r)) return false;
-  const pkHex = toHex(publicKey);
-  let A = publicPoints.get(pkHex);
-  if (A === undefined) {
-    A = null;
-    if (!hasSmallOrder(publicKey)) {
-      try {
-        const p = ed.Point.fromBytes(publicKey, false); // zip215: false: y < p, canonical
-        if (!p.isSmallOrder()) A = p;
-      } catch { A = null; }
-    }
-    if (publicPoints.size > 4096) publicPoints.clear();
-    publicPoints.set(pkHex, A);
-  }
-  if (A === null) return false;
+  if (s >= L || hasSmallOrder(r) || hasSmallOrder(publicKey)) return false;
+  let A;
+  try { A = ed.Point.fromBytes(publicKey, false); } catch { return false; }
+  if (A.isSmallOrder()) return false;
   const k = leNumber(sha512(concat(r, publicKey, message))) % L;
-  const rCheck = ed.Point.BASE.multiply(s, false).subtract(A.multiply(k, false));
-  return equal(rCheck.toBytes(), r);
+  return equal(ed.Point.BASE.multiply(s, false).subtract(A.multiply(k, false)).toBytes(), r);
 }
 
 /** noble's own strict verification (cofactored): for comparison in tests only. */
@@ -253,6 +360,20 @@ export function verifyNobleStrict(publicKey, message, signature) {
 // ------------------------------------------------------------------ certificates and headers (sections 5, 8)
 
 const COMMIT_PREFIX = utf8.encode("afterchain/v1/COMMIT\0");
+
+/** What each COMMIT signature of `cert` signs: [{publicKey, message, signature}]. */
+export function certificateSignatures(chainId, cert) {
+  const prefix = concat(COMMIT_PREFIX, utf8.encode(chainId));
+  return cert.signatures.map((sig) => ({
+    publicKey: sig.replica, signature: sig.signature,
+    message: concat(prefix, encode([0x13, 1, cert.view, cert.height, cert.headerHash, sig.replica])),
+  }));
+}
+
+/** `preverifySignatures` of every signature of the certified headers `certifieds`. */
+export function preverifyCertified(chainId, certifieds) {
+  return preverifySignatures(certifieds.flatMap((c) => certificateSignatures(chainId, c.certificate)));
+}
 
 export function verifyCertificate(chainId, validators, header, cert) {
   if (!equal(cert.headerHash, header.hash) || cert.height !== header.height) {
@@ -266,10 +387,8 @@ export function verifyCertificate(chainId, validators, header, cert) {
     if (seen.has(h)) fail("light.signer_duplicate", `${h.slice(0, 16)}... signs twice`);
     seen.add(h);
   });
-  const prefix = concat(COMMIT_PREFIX, utf8.encode(chainId));
-  cert.signatures.forEach((sig, i) => {
-    const vote = encode([0x13, 1, cert.view, cert.height, cert.headerHash, sig.replica]);
-    if (!verifyEd25519(sig.replica, concat(prefix, vote), sig.signature)) {
+  certificateSignatures(chainId, cert).forEach(({ publicKey, message, signature }, i) => {
+    if (!verifyEd25519(publicKey, message, signature)) {
       fail("light.signature_invalid", `signature ${i} by ${toHex(sig.replica).slice(0, 16)}... does not verify`);
     }
   });
