@@ -108,9 +108,12 @@ def _preprepare(node: Any, raws: list[bytes], height: int, time_ms: int, *, comp
 
     primary = _validators()[0]
     vh = node.genesis.validators.hash()
+    # the certified header names the state root after `state_height` (genesis here): every
+    # node checks it against its own before executing
     header = BlockHeader(chain_id=_CHAIN, height=Height(height), view=View(0), time_ms=time_ms, prev_hash=Hash32(b"\0" * 32),
                          events_root=merkle_root([sha256(r) for r in raws]), event_count=len(raws), state_height=Height(0),
-                         state_root=Hash32(b"\0" * 32), validators_hash=vh, next_validators_hash=vh, proposer=primary.public)
+                         state_root=Hash32(node.ledger.root_at(0)), validators_hash=vh, next_validators_hash=vh,
+                         proposer=primary.public)
     body = PrePrepare(view=View(0), seq=Seq(height), digest=Hash32(header.hash()), replica=primary.public)
     sig = primary.sign(Domain.PREPREPARE, _CHAIN, body)
     msg = PrePrepareMsg(preprepare=SignedPrePrepare(body=body, signature=sig), block=Block(header=header, events=tuple(raws)))
