@@ -175,3 +175,90 @@ def test_restore_refuses_a_data_dir_in_use(snap: tuple[Path, dict[str, Any]], tm
     with pytest.raises(SnapshotError, match="is not empty"):
         restore_snapshot(snap[0], data, genesis(), now_ms=NOW())
     assert [p.name for p in data.iterdir()] == ["chain"]
+
+
+def _cli_config(tmp: Path) -> Path:
+    from afterchain.node.common.keys import write_key
+
+    write_key(tmp / "node.key", VALIDATORS[3])
+    (tmp / "genesis.json").write_text(genesis().to_json() + "\n")
+    p = tmp / "node.toml"
+    p.write_text(f"""
+[node]
+name = "n3"
+data_dir = "data"
+key_file = "node.key"
+genesis_file = "genesis.json"
+[p2p]
+listen = "127.0.0.1:7001"
+peers = [{{ key = "{VALIDATORS[0].public.hex()}", addr = "127.0.0.1:7002" }}]
+""")
+    return p
+
+
+def test_cli_restore_and_its_refusal(snap: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from afterchain.node.cli import cli
+
+    cfg = _cli_config(tmp_path)
+    bad = _copy(snap[0], tmp_path / "bad")
+    s = snap[1]["manifest"]["state_height"]
+    _edit_state(bad, lambda kv: kv.write({K.root(s): b"\x07" * 32}))
+    r = CliRunner().invoke(cli, ["node", "restore", "--config", str(cfg), "--from", str(bad)])
+    assert r.exit_code == 1 and "snapshot refused, nothing written" in r.output and "certified root" in r.output
+    assert not (tmp_path / "data").exists()
+    r = CliRunner().invoke(cli, ["node", "restore", "--config", str(cfg), "--from", str(snap[0])])
+    assert r.exit_code == 0, r.output
+    assert f"state at height {s}" in r.output
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["chain", "restored-from.json", "state"]
+    r = CliRunner().invoke(cli, ["node", "restore", "--config", str(cfg), "--from", str(snap[0])])
+    assert r.exit_code == 1 and "not empty" in r.output  # never over a node's data
+
+
+def test_cli_snapshot_names_an_unreachable_node(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from afterchain.node.cli import cli
+
+    cfg = _cli_config(tmp_path)
+    cfg.write_text(cfg.read_text() + '[api]\nlisten = "127.0.0.1:9"\n')
+    r = CliRunner().invoke(cli, ["node", "snapshot", "--config", str(cfg), "--out", str(tmp_path / "s")])
+    assert r.exit_code == 3 and "does not answer" in r.output
+    assert not (tmp_path / "s").exists()
+
+
+async def test_admin_snapshot_route(tmp_path: Path) -> None:
+    import httpx
+
+    from afterchain.node.http.app import build_app
+    from afterchain.node.http.service import NodeHttp
+
+    def client(node: Node, host: str = "127.0.0.1") -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=build_app(NodeHttp(node, admin_token=None)), client=(host, 4242))
+        return httpx.AsyncClient(transport=transport, base_url="http://node")
+
+    async with memory_cluster(tmp_path, n=4) as (nodes, _):
+        await nodes[0].submit([product_event(1).encode()])
+        await wait_for(lambda: nodes[0].ledger.height >= 1)
+        async with client(nodes[0], host="10.1.2.3") as c:
+            r = await c.post("/v1/admin/snapshot", json={"dir": str(tmp_path / "x")})
+            assert r.status_code == 403 and not (tmp_path / "x").exists()
+        async with client(nodes[0]) as c:
+            for body in ({"dir": "relative/path"}, {"dir": 1}, {}, {"dir": "/a", "more": 1}, []):
+                r = await c.post("/v1/admin/snapshot", json=body)
+                assert r.status_code == 400 and r.json()["error"]["code"] == "request.invalid", body
+            busy = tmp_path / "busy"
+            busy.mkdir()
+            (busy / "keep").write_text("x")
+            r = await c.post("/v1/admin/snapshot", json={"dir": str(busy)})
+            assert r.status_code == 409 and r.json()["error"]["code"] == "snapshot.failed"
+            assert [p.name for p in busy.iterdir()] == ["keep"]
+            r = await c.post("/v1/admin/snapshot", json={"dir": str(tmp_path / "ok")})
+            assert r.status_code == 200, r.text
+            doc = r.json()
+            assert doc["chain_height"] > doc["state_height"] >= 1
+            assert (tmp_path / "ok" / "chain" / "CURRENT").is_file() and (tmp_path / "ok" / "state" / "CURRENT").is_file()
+    m = finish_snapshot(tmp_path / "ok", genesis())
+    info = verify_snapshot(tmp_path / "ok", genesis(), now_ms=NOW())
+    assert (info.state_height, info.chain_height) == (m["state_height"], m["chain_height"])
