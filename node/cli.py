@@ -172,6 +172,111 @@ def node_run(config_path: Path) -> None:
         sys.exit(EXIT_DIVERGED)
 
 
+def _load_node_config(config_path: Path) -> object:
+    from afterchain.node.runtime.config import ConfigError, load_config
+
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        click.echo(f"bad config {config_path}: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+
+
+@node.command("snapshot")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The running node's TOML configuration.")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Directory to write (absent or empty; on the node's machine).")
+@click.option("--timeout", "timeout_s", type=float, default=120.0, show_default=True,
+              help="Seconds to wait for the node's answer.")
+def node_snapshot(config_path: Path, out: Path, timeout_s: float) -> None:
+    """Write an online, consistent snapshot of a running node's data (docs/OPERATIONS.md,
+    "Backups and upgrades"): the node checkpoints its stores through its admin API, then
+    this command brings the copy to the state a certified header commits to and writes the
+    manifest."""
+    import httpx
+
+    from afterchain.node.app.vm.agreements import VmAgreementHooks, VmContractHost
+    from afterchain.node.common.files import load_genesis
+    from afterchain.node.http.admin import load_admin_token
+    from afterchain.node.runtime.config import NodeConfig
+    from afterchain.node.runtime.snapshot import SnapshotError, finish_snapshot
+
+    config = _load_node_config(config_path)
+    assert isinstance(config, NodeConfig)
+    out = out.resolve()
+    try:
+        genesis = load_genesis(config.genesis_file)
+        token = load_admin_token(config.api.admin_token_file)
+    except (ValueError, OSError, ProtocolError) as exc:
+        click.echo(f"cannot read the node's files: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(config.api.host, config.api.host)
+    url = f"http://{f'[{host}]' if ':' in host else host}:{config.api.port}/v1/admin/snapshot"
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        r = httpx.post(url, json={"dir": str(out)}, headers=headers, timeout=timeout_s)
+    except httpx.TimeoutException:
+        click.echo(f"the node at {url} did not answer within {timeout_s:g} s", err=True)
+        sys.exit(EXIT_TIMEOUT)
+    except httpx.HTTPError as exc:
+        click.echo(f"the node's API at {url} does not answer ({exc}); a snapshot is taken from a running node "
+                   "(a stopped node's data directory can be copied as it is)", err=True)
+        sys.exit(EXIT_UNREACHABLE)
+    if r.status_code != 200:
+        try:
+            err = r.json().get("error", {})
+            why = f"{err.get('code')}: {err.get('message')}"
+        except ValueError:
+            why = r.text[:200]
+        click.echo(f"the node refused the snapshot ({r.status_code} {why})", err=True)
+        sys.exit(EXIT_REJECTED)
+    taken = r.json()
+    host_ = VmContractHost()
+    try:
+        m = finish_snapshot(out, genesis, hooks=VmAgreementHooks(host_), contracts=host_)
+    except (SnapshotError, ProtocolError) as exc:
+        click.echo(f"cannot finish the snapshot in {out}: {exc}", err=True)
+        sys.exit(EXIT_REJECTED)
+    click.echo(f"snapshot {out}: state at height {m['state_height']} (root {m['state_root'][:16]}...), chain to "
+               f"{m['chain_height']}, certified; checkpoint taken at state {taken['state_height']}")
+
+
+@node.command("restore")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The configuration of the node to restore (its data_dir must be absent or empty).")
+@click.option("--from", "src", type=click.Path(file_okay=False, exists=True, path_type=Path), required=True,
+              help="A snapshot directory written by `afterchain node snapshot`.")
+@click.option("--max-age-days", type=float, default=None,
+              help="Refuse a snapshot whose certified header is older than this many days (default: any age).")
+def node_restore(config_path: Path, src: Path, max_age_days: float | None) -> None:
+    """Lay a snapshot into an empty data directory after checking it: its header against the
+    genesis and the validator-set chain, its blocks against that header, its state against
+    the certified state root. A refused snapshot writes nothing."""
+    import time
+
+    from afterchain.node.common.files import load_genesis
+    from afterchain.node.runtime.config import NodeConfig
+    from afterchain.node.runtime.snapshot import SnapshotError, restore_snapshot
+
+    config = _load_node_config(config_path)
+    assert isinstance(config, NodeConfig)
+    try:
+        genesis = load_genesis(config.genesis_file)
+    except (ValueError, OSError, ProtocolError) as exc:
+        click.echo(f"cannot read the genesis file: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    try:
+        info = restore_snapshot(src, config.data_dir, genesis, now_ms=int(time.time() * 1000),
+                                max_age_ms=None if max_age_days is None else int(max_age_days * 86_400_000),
+                                progress=lambda m: click.echo(f"  {m}"))
+    except SnapshotError as exc:
+        click.echo(f"snapshot refused, nothing written: {exc}", err=True)
+        sys.exit(EXIT_REJECTED)
+    click.echo(f"restored {config.data_dir}: state at height {info.state_height} ({info.values} values), chain to "
+               f"{info.chain_height}; start the node to follow the chain from there")
+
+
 def _parse_member(text: str) -> tuple[str, str, tuple[str, ...], tuple[bytes, ...], int]:
     parts = text.split(",")
     if len(parts) not in (4, 5):

@@ -128,6 +128,13 @@ class RocksKV:
     def close(self) -> None:
         self._db.close()
 
+    def checkpoint(self, path: str) -> None:
+        """A RocksDB checkpoint at `path` (a new directory): the store at one instant, each
+        block's batch in or out whole (snapshots: `node.runtime.snapshot`)."""
+        from rocksdict import Checkpoint
+
+        Checkpoint(self._db).create_checkpoint(path)
+
 
 def open_kv(path: str | None, *, sync: bool = True, compression: bool = False) -> KV:
     return MemoryKV() if path is None else RocksKV(path, sync=sync, compression=compression)

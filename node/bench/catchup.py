@@ -9,6 +9,13 @@ node is started again, and the time until it has executed the same height is mea
 (from process start, so start-up is included). The catch-up rate is (events and blocks it
 had to fetch, verify and execute) / (catch-up time), and is reported as a multiple of the
 production rate (target of issue 10: >= 10x).
+
+With ``--state-sync`` the same node then joins a second time the other way (issue 25): it
+is stopped and its data directory emptied; ``afterchain node snapshot`` takes a snapshot of
+node0, ``afterchain node restore`` verifies it and lays it into the empty directory, and
+the node is started; the time from the snapshot command to the node having executed the
+same height is compared with the replay above (``state_sync_speedup``). The snapshot is
+copied on one machine (no transfer between peers yet).
 """
 
 from __future__ import annotations
@@ -114,7 +121,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         excl_rate = events_after_up / max(1e-9, t3 - (t_up or t3))
         prod_rate = total / production_s
         catch_rate = total / catchup_s
-        return {
+        sync = _state_sync(net, net_dir, victim, h1, http) if args.state_sync else {}
+        if sync:
+            sync["state_sync_speedup"] = round(catchup_s / sync["state_sync_total_s"], 2)
+        return {**sync, **{
             "events": total, "blocks": blocks, "production_s": round(production_s, 2),
             "production_events_per_s": round(prod_rate, 1), "production_blocks_per_s": round(blocks / production_s, 2),
             "catchup_s_including_start": round(catchup_s, 2), "catchup_events_per_s": round(catch_rate, 1),
@@ -123,7 +133,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "catchup_events_per_s_excluding_start": round(excl_rate, 1),
             "ratio_excluding_start": round(excl_rate / prod_rate, 2),
             "timeline": timeline,
-        }
+        }}
     finally:
         http.close()
         net.stop_all()
@@ -136,6 +146,34 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(net_dir, ignore_errors=True)
 
 
+def _state_sync(net: Any, net_dir: Path, victim: str, h1: int, http: httpx.Client) -> dict[str, Any]:
+    """Join again from a snapshot of node0 (module docstring): the times of each step."""
+    net.stop(victim)
+    vdir = net_dir / "net" / victim
+    shutil.rmtree(vdir / "data")
+    snap = net_dir / "snapshot"
+    cli = [sys.executable, "-m", "afterchain.node.cli", "node"]
+    t0 = time.time()
+    subprocess.run([*cli, "snapshot", "--config", str(net_dir / "net" / "node0" / "node.toml"), "--out", str(snap)],
+                   check=True, capture_output=True)
+    t1 = time.time()
+    subprocess.run([*cli, "restore", "--config", str(vdir / "node.toml"), "--from", str(snap)], check=True, capture_output=True)
+    t2 = time.time()
+    net.start(victim)
+    vurl = net.node(victim).api_url
+    while True:
+        try:
+            if int(http.get(f"{vurl}/v1/status", timeout=2).json()["executed_height"]) >= h1:
+                break
+        except (httpx.HTTPError, ValueError, KeyError):
+            pass
+        time.sleep(0.05)
+    t3 = time.time()
+    size = sum(f.stat().st_size for f in snap.rglob("*") if f.is_file())
+    return {"snapshot_s": round(t1 - t0, 2), "restore_s": round(t2 - t1, 2), "start_to_head_s": round(t3 - t2, 2),
+            "state_sync_total_s": round(t3 - t0, 2), "snapshot_mb": round(size / 1e6, 1)}
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="./scripts/bench catchup", description=__doc__.split("\n\n")[0])
     ap.add_argument("--down", type=float, default=30.0, help="seconds the node is down while the chain grows")
@@ -143,6 +181,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--out", default="bench-out")
     ap.add_argument("--quick", action="store_true", help="smoke run: 4 s at 200 events/s")
     ap.add_argument("--json", dest="json_path", default=None)
+    ap.add_argument("--state-sync", action="store_true",
+                    help="then join again from a snapshot of node0 (snapshot, restore, start) and compare")
     ap.add_argument("--profile", default=None, metavar="FILE",
                     help="py-spy record the returning node (raw format, idle included) from its start until caught up")
     args = ap.parse_args(argv)
@@ -159,6 +199,10 @@ def main(argv: list[str]) -> int:
           + (f" ({res['executed_at_start']} blocks were executed before the API answered)" if res["executed_at_start"] >= 0
              else f" (its executed height came back {-res['executed_at_start']} blocks below where it stopped:"
                   " it executes those blocks again)"))
+    if "state_sync_total_s" in res:
+        print(f"joining from a snapshot: snapshot {res['snapshot_s']} s ({res['snapshot_mb']} MB), restore (verify) "
+              f"{res['restore_s']} s, start to the same height {res['start_to_head_s']} s: {res['state_sync_total_s']} s "
+              f"in all = {res['state_sync_speedup']}x faster than the catch-up above")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "catchup.json").write_text(json.dumps(res, indent=2) + "\n")

@@ -19,6 +19,13 @@ Owns: who may call an admin route, and the routes themselves.
   logger and those below it): takes effect at once, until changed again or the node
   restarts (``log.level`` in the configuration is the level at start). Logged
   (``admin_log_level_set``); bad input is 400 ``request.invalid`` and changes nothing.
+- ``POST /v1/admin/snapshot`` with ``{"dir": "/absolute/path"}``: RocksDB checkpoints of
+  the node's state store and chain store into that directory (on the node's own
+  file system; absent or empty), consistent between two blocks
+  (`node.runtime.snapshot.take_checkpoints`); answers ``{"dir", "state_height",
+  "chain_height"}``. ``afterchain node snapshot`` calls it, then finishes the snapshot
+  offline. 400 ``request.invalid`` for a bad path, 409 ``snapshot.failed`` when it
+  cannot be taken (the message says why); nothing is left in the directory then.
 """
 
 from __future__ import annotations
@@ -28,7 +35,9 @@ import ipaddress
 import json
 import os
 import stat
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -90,9 +99,16 @@ def is_admin(request: Request, token: str | None) -> bool:
     return hmac.compare_digest(given[len("Bearer "):].strip().encode(), token.encode())
 
 
-def admin_routes(switch: FaultControl | None, token: str | None) -> list[ApiRoute]:
+SnapshotTaker = Callable[[str], Awaitable[dict[str, Any]]]
+"""Takes the node's checkpoints into a directory; raises `ValueError` (bad path) or another
+exception whose text says why it failed."""
+
+
+def admin_routes(switch: FaultControl | None, token: str | None,
+                 snapshot: SnapshotTaker | None = None) -> list[ApiRoute]:
     """The admin routes over the transport's fault switch (None: the transport has none,
-    and the routes answer 501 ``admin.unsupported`` to an admin)."""
+    and the routes answer 501 ``admin.unsupported`` to an admin) and the node's snapshot
+    taker (None: 501)."""
 
     async def faults(request: Request) -> Response:
         if not is_admin(request, token):
@@ -143,8 +159,30 @@ def admin_routes(switch: FaultControl | None, token: str | None) -> list[ApiRout
         _log.warning("admin_log_level_set", level=level, logger=logger)
         return JSONResponse(current_levels())
 
+    async def take_snapshot(request: Request) -> Response:
+        if not is_admin(request, token):
+            return _forbidden(request)
+        if snapshot is None:
+            return error(501, "admin.unsupported", "this node cannot take snapshots")
+        doc, bad = await _json_body(request)
+        if bad is not None:
+            return bad
+        if not isinstance(doc, dict) or set(doc) != {"dir"} or not isinstance(doc["dir"], str) \
+                or not os.path.isabs(doc["dir"]) or len(doc["dir"]) > 4096:
+            return error(400, "request.invalid", 'expected {"dir": an absolute path on the node\'s file system}')
+        try:
+            taken = await snapshot(doc["dir"])
+        except ValueError as exc:
+            return error(400, "request.invalid", str(exc))
+        except Exception as exc:  # the taker's own refusals and the file system's
+            _log.warning("admin_snapshot_failed", dir=doc["dir"], error=str(exc))
+            return error(409, "snapshot.failed", str(exc))
+        _log.warning("admin_snapshot_taken", **taken)
+        return JSONResponse(taken)
+
     return [ApiRoute("/v1/admin/faults", faults, _FAULTS_OP, methods=["GET", "POST"]),
-            ApiRoute("/v1/admin/log", log_levels, _LOG_OP, methods=["GET", "POST"])]
+            ApiRoute("/v1/admin/log", log_levels, _LOG_OP, methods=["GET", "POST"]),
+            ApiRoute("/v1/admin/snapshot", take_snapshot, _SNAPSHOT_OP, methods=["POST"])]
 
 
 def _forbidden(request: Request) -> Response:
@@ -184,4 +222,25 @@ _LOG_OP = Op(
                 "level (its own lines and every library's default); with `\"logger\"` (e.g. `libp2p`), that library "
                 "logger's level. It lasts until changed again or the node restarts.",
     body=Body("the change", {"application/json": "$ref:LogLevelChange"}, {"application/json": {"level": "debug"}}),
+)
+
+_SNAPSHOT_OP = Op(
+    "Checkpoint the node's stores for a snapshot", "admin",
+    {200: Resp("the checkpoints taken", {"type": "object", "required": ["dir", "state_height", "chain_height"],
+                                         "properties": {"dir": {"type": "string"},
+                                                        "state_height": {"type": "integer", "minimum": 0},
+                                                        "chain_height": {"type": "integer", "minimum": 0}}}),
+     400: Err("the body or the path is malformed; nothing written", ("request.invalid", "decode.malformed")),
+     403: Err("neither a loopback client nor a valid bearer token", ("admin.forbidden",)),
+     409: Err("the snapshot could not be taken (the message says why); nothing left in the directory",
+              ("snapshot.failed",)),
+     413: Err("the body is too large", ("request.too_large",)),
+     501: Err("this node cannot take snapshots", ("admin.unsupported",))},
+    description="Loopback clients, or `Authorization: Bearer <token>`. Writes RocksDB checkpoints of the state store "
+                "and the chain store into `dir` (absent or empty, on the node's file system), consistent between two "
+                "blocks; `afterchain node snapshot` calls this and then completes the snapshot (docs/OPERATIONS.md, "
+                "\"Backups and upgrades\").",
+    body=Body("where to write", {"application/json": {"type": "object", "required": ["dir"],
+                                                      "properties": {"dir": {"type": "string"}}}},
+              {"application/json": {"dir": "/var/lib/afterchain/snapshots/2026-12-07"}}),
 )

@@ -54,7 +54,7 @@ def build_app(service: NodeService, *, cors_origins: tuple[str, ...] = ("*",), a
             *page_routes(),  # customer pages
             *governance_routes(led),
             *stream_routes(service.feed),
-            *admin_routes(service.faults, service.admin_token),
+            *admin_routes(service.faults, service.admin_token, getattr(service, "take_snapshot", None)),
         ],
         middleware=[Middleware(RequestContext, access_log=access_log), Middleware(ReadCors, origins=tuple(cors_origins))],
         exception_handlers=error_handlers(),

@@ -50,6 +50,10 @@ class NodeHttp:
     def faults(self) -> FaultControl | None:
         return getattr(self.node.transport, "faults", None)
 
+    async def take_snapshot(self, out: str) -> dict[str, Any]:
+        """The admin snapshot route's checkpoints (`Node.snapshot`)."""
+        return await self.node.snapshot(out)
+
     async def submit(self, raws: list[bytes], pre_errors: dict[int, ProtocolError]) -> list[AddOutcome]:
         return await self.node.submit(raws, pre_errors)
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import cast
 
 import msgpack
-from rocksdict import Rdict, WriteBatch, WriteOptions
+from rocksdict import Checkpoint, Rdict, WriteBatch, WriteOptions
 
 from afterchain.node.common.rocks import rocksdb_options
 from afterchain.protocol.block import Block, CommitCertificate
@@ -64,6 +64,28 @@ class ChainStore:
 
     def close(self) -> None:
         self._db.close()
+
+    # ------------------------------------------------------------------ snapshots
+    def checkpoint(self, path: str | Path) -> None:
+        """A RocksDB checkpoint of the store at `path` (a new directory; hard links where it
+        is on the same file system): consistent at one instant, every write batch in or out
+        whole (`node.runtime.snapshot`)."""
+        Checkpoint(self._db).create_checkpoint(str(path))
+
+    def truncate_for_restore(self, height: int) -> None:
+        """Keep the chain up to `height` and nothing of this node's own: blocks, certificates
+        and feed tags above `height` go, and so do the consensus log (another node's votes),
+        the mempool journal and its drop records (`node.runtime.snapshot.restore_snapshot`,
+        on the staged copy of a snapshot)."""
+        wb = WriteBatch(raw_mode=True)
+        for k, _ in self._items(b""):
+            p = k[:1]
+            if p in (b"L", b"M", b"X") or (p in (b"B", b"C", b"E") and len(k) == 9 and _H.unpack(k[1:])[0] > height):
+                wb.delete(k)
+        wb.put(b"mhead", _h(height))
+        self._db.write(wb, self._sync)
+        self.head = height
+        self._journaled.clear()
 
     # ------------------------------------------------------------------ blocks
     def commit_block(self, block: Block, cert: CommitCertificate, event_ids: Sequence[bytes]) -> None:

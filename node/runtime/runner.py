@@ -234,6 +234,19 @@ class Node:
             return
         self.intake.offer(sender, raws)
 
+    async def snapshot(self, out: str | Path, *, timeout_s: float = 60.0) -> dict[str, Any]:
+        """Checkpoints of both stores into `out`, consistent between two blocks
+        (`node.runtime.snapshot.take_checkpoints`; `afterchain node snapshot` finishes them)."""
+        from afterchain.node.runtime.snapshot import SnapshotError, take_checkpoints
+
+        try:
+            taken = await take_checkpoints(ledger=self.ledger, store=self.store, out=Path(out), timeout_s=timeout_s)
+        except SnapshotError as exc:
+            self.log.warning("snapshot_failed", dir=str(out), error=str(exc))
+            raise
+        self.log.info("snapshot_checkpointed", dir=str(out), **taken)
+        return {"dir": str(out), **taken}
+
     def close(self) -> None:
         """Close the chain store and the ledger (`run` does it when it ends; a node that was
         never started, as in benches and tests, is closed with this)."""

@@ -1,0 +1,449 @@
+"""Snapshots of a node's data, and restoring one into an empty data directory.
+
+A snapshot is a directory::
+
+    DIR/chain/          RocksDB checkpoint of the chain store (blocks, certificates)
+    DIR/state/          RocksDB checkpoint of the ledger's state store
+    DIR/manifest.json   what it holds and the certified header that commits to its state
+
+Taking one (`take_checkpoints`, on a running node's own trio loop, then `finish_snapshot`
+on the copy, offline):
+
+1. The state store is checkpointed between two blocks (the ledger applies a block on the
+   loop's thread, so no block is half applied; RocksDB checkpoints are consistent at one
+   instant). Its height is ``h_L``.
+2. The node waits (at most `timeout_s`) until its chain store holds a block whose header
+   commits to a state at or after ``h_L`` (``state_height >= h_L``: every header commits to
+   an executed height, and a primary proposes at least every half view timeout, empty
+   blocks too, so this comes within a few blocks), then checkpoints the chain store.
+3. `finish_snapshot` opens the copies, takes the lowest such header ``H`` (state height
+   ``S``), executes the copied ledger from ``h_L`` to ``S`` with the copied blocks, cuts the
+   copied chain at ``H`` and writes the manifest: ``S``, ``H.state_root``, ``H`` with its
+   certificate, and the validator-set change headers from genesis to ``H``.
+
+So the snapshot's state is exactly the state ``H`` certifies, and its chain ends at ``H``.
+
+Restoring (`restore_snapshot`) refuses, writing nothing into the data directory, unless:
+
+- the manifest is for this genesis (chain id and genesis hash);
+- ``H`` verifies from genesis through the change headers (`protocol.light.verify_header`:
+  a quorum of the right validator set signed it). The genesis file is the anchor and does
+  not expire (as for a node replaying from genesis); `max_age_ms` optionally refuses a
+  header older than that;
+- the copied chain's block at ``H.height`` is ``H`` with the same certificate, and every
+  block below links to it by ``prev_hash`` down to height 1 (events match
+  ``events_root``);
+- the state store's height is ``S``, its stored root at ``S`` is ``H.state_root``, every
+  SMT node reachable from that root hashes to its name, and the stored state values are
+  exactly the tree's leaves (the same keys, each value's SHA-256 the leaf's).
+
+Not covered by the state root, copied as they are: the ledger's per-event outcomes and
+query indexes. The consensus log, the mempool journal and the feed tags of the source
+node are dropped (another node's votes must never become this node's).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from afterchain.node.app.ledger import Ledger
+from afterchain.node.app.store import RocksKV
+from afterchain.node.runtime.chain_store import ChainStore
+from afterchain.node.runtime.intake import KnownEvents
+from afterchain.protocol import state_keys as K
+from afterchain.protocol.block import Block, ValidatorSet
+from afterchain.protocol.errors import ProtocolError
+from afterchain.protocol.genesis import Genesis
+from afterchain.protocol.light import (
+    DEFAULT_TRUSTING_PERIOD_MS,
+    CertifiedHeader,
+    LightError,
+    genesis_trust,
+    verify_header,
+)
+
+__all__ = [
+    "MANIFEST",
+    "SNAPSHOT_FORMAT",
+    "SnapshotError",
+    "SnapshotInfo",
+    "finish_snapshot",
+    "restore_snapshot",
+    "take_checkpoints",
+    "verify_snapshot",
+]
+
+MANIFEST = "manifest.json"
+SNAPSHOT_FORMAT = 1
+
+
+class SnapshotError(Exception):
+    """A snapshot cannot be taken, or is refused: the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    state_height: int
+    state_root: bytes
+    chain_height: int
+    values: int
+
+
+def _hex(b: bytes | None) -> str | None:
+    return None if b is None else b.hex()
+
+
+# ---------------------------------------------------------------------------- taking
+
+
+async def take_checkpoints(*, ledger: Ledger, store: ChainStore, out: Path, timeout_s: float = 60.0,
+                           poll_s: float = 0.05) -> dict[str, int]:
+    """Steps 1 and 2 of the module docstring, on the node's loop: ``out/state`` then
+    ``out/chain``. `out` must not exist or be empty. Returns the heights taken."""
+    kv = ledger.kv
+    if not isinstance(kv, RocksKV):
+        raise SnapshotError("this node's ledger is in memory: nothing to snapshot")
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise SnapshotError(f"{out} exists and is not an empty directory")
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        h_l = ledger.height
+        kv.checkpoint(str(out / "state"))  # no await before: between two blocks
+        with trio.move_on_after(timeout_s) as scope:
+            while not _certified_at_or_after(store, h_l):
+                await trio.sleep(poll_s)
+        if scope.cancelled_caught:
+            raise SnapshotError(f"no block committed to the state at height {h_l} within {timeout_s:g} s "
+                                "(is the network making blocks?)")
+        store.checkpoint(out / "chain")
+    except BaseException:
+        for part in ("state", "chain"):
+            shutil.rmtree(out / part, ignore_errors=True)
+        raise
+    return {"state_height": h_l, "chain_height": store.head}
+
+
+def _certified_at_or_after(store: ChainStore, h_l: int) -> bool:
+    block = store.block(store.head) if store.head > h_l else None
+    return block is not None and block.header.state_height >= h_l
+
+
+def finish_snapshot(out: Path, genesis: Genesis, *, hooks: Any = None, contracts: Any = None) -> dict[str, Any]:
+    """Step 3: bring the copied ledger to the certified state, cut the chain there, write the
+    manifest (returned)."""
+    out = Path(out)
+    store = ChainStore(out / "chain")
+    try:
+        ledger = Ledger.open(str(out / "state"), genesis, hooks, contracts, keep_blocks=False)
+        try:
+            h_l = ledger.height
+            target: Block | None = None
+            for h in range(h_l + 1, store.head + 1):
+                b = store.block(h)
+                if b is not None and b.header.state_height >= h_l:
+                    target = b
+                    break
+            if target is None:
+                raise SnapshotError(f"the copied chain (head {store.head}) has no block committing to the state at {h_l}")
+            s = target.header.state_height
+            _execute(store, ledger, s, KnownEvents(genesis.chain_id, {}))
+            cert = store.certificate(target.header.height)
+            if cert is None:
+                raise SnapshotError(f"block {target.header.height} has no certificate in the copied chain")
+            sets = ledger.validator_sets_by_hash()
+        finally:
+            ledger.close()
+        store.truncate_for_restore(target.header.height)
+        changes = _change_headers(store, target.header.height, sets)
+    finally:
+        store.close()
+    manifest = {
+        "format": SNAPSHOT_FORMAT,
+        "chain_id": genesis.chain_id,
+        "genesis_hash": genesis.hash().hex(),
+        "state_height": s,
+        "state_root": target.header.state_root.hex(),
+        "chain_height": target.header.height,
+        "header": target.header.encode().hex(),
+        "certificate": cert.encode().hex() if cert is not None else None,
+        "next_validators": _hex(_next_set(target, sets)),
+        "changes": changes,
+        "created_ms": int(time.time() * 1000),
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def _execute(store: ChainStore, ledger: Ledger, to: int, known: KnownEvents) -> None:
+    """Apply the copied blocks ledger.height+1 .. `to` to the copied ledger."""
+    while ledger.height < to:
+        h = ledger.height + 1
+        block = store.block(h)
+        if block is None:
+            raise SnapshotError(f"the copied chain lacks block {h}")
+        _, decoded = known.decode_committed(block)
+        ledger.apply_block(h, block.header.time_ms, block.events, preverified={d.id for d in decoded if d is not None},
+                           decoded=decoded)
+
+
+def _next_set(block: Block, sets: dict[bytes, ValidatorSet]) -> bytes | None:
+    hdr = block.header
+    if hdr.next_validators_hash == hdr.validators_hash:
+        return None
+    vs = sets.get(hdr.next_validators_hash)
+    if vs is None:
+        raise SnapshotError(f"header {hdr.height} announces a validator set the ledger does not know")
+    return vs.encode()
+
+
+def _change_headers(store: ChainStore, below: int, sets: dict[bytes, ValidatorSet]) -> list[dict[str, str | None]]:
+    out: list[dict[str, str | None]] = []
+    for h in range(1, below):
+        b = store.block(h)
+        if b is None:
+            raise SnapshotError(f"the copied chain lacks block {h}")
+        if b.header.next_validators_hash != b.header.validators_hash:
+            c = store.certificate_bytes(h)
+            out.append({"header": b.header.encode().hex(), "certificate": _hex(c), "next_validators": _hex(_next_set(b, sets))})
+    return out
+
+
+# ---------------------------------------------------------------------------- checking
+
+
+def _load_manifest(src: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads((src / MANIFEST).read_text())
+    except FileNotFoundError:
+        raise SnapshotError(f"{src} holds no {MANIFEST}: not a snapshot") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SnapshotError(f"{src / MANIFEST} is unreadable: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("format") != SNAPSHOT_FORMAT:
+        raise SnapshotError(f"{src / MANIFEST}: not a snapshot manifest of format {SNAPSHOT_FORMAT}")
+    for name in ("state_height", "chain_height"):
+        if not isinstance(doc.get(name), int) or doc[name] < 0:
+            raise SnapshotError(f"{src / MANIFEST}: '{name}' is not a height")
+    return doc
+
+
+def _bytes(doc: dict[str, Any], name: str, *, optional: bool = False) -> bytes | None:
+    v = doc.get(name)
+    if v is None and optional:
+        return None
+    try:
+        return bytes.fromhex(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise SnapshotError(f"manifest: '{name}' is not hex") from None
+
+
+def _certified(doc: dict[str, Any], what: str) -> CertifiedHeader:
+    from afterchain.protocol.light import decode_certified
+
+    try:
+        return decode_certified(_bytes(doc, "header") or b"", _bytes(doc, "certificate") or b"",
+                                _bytes(doc, "next_validators", optional=True))
+    except LightError as exc:
+        raise SnapshotError(f"manifest: {what}: {exc}") from None
+
+
+def verify_snapshot(src: Path, genesis: Genesis, *, now_ms: int, max_age_ms: int | None = None,
+                    progress: Callable[[str], None] | None = None) -> SnapshotInfo:
+    """Every check of the module docstring over the snapshot at `src` (which it opens and may
+    write to: pass a copy). Raises `SnapshotError` naming the first failure."""
+    say = progress or (lambda _m: None)
+    doc = _load_manifest(src)
+    if doc.get("chain_id") != genesis.chain_id or doc.get("genesis_hash") != genesis.hash().hex():
+        raise SnapshotError(f"the snapshot is of chain {doc.get('chain_id')!r} (genesis {str(doc.get('genesis_hash'))[:16]}...), "
+                            f"this node's genesis is {genesis.chain_id!r} ({genesis.hash().hex()[:16]}...)")
+    target = _certified(doc, "header")
+    changes = doc.get("changes")
+    if not isinstance(changes, list) or not all(isinstance(c, dict) for c in changes):
+        raise SnapshotError("manifest: 'changes' is not a list of certified headers")
+    chs = [_certified(c, f"change header {i}") for i, c in enumerate(changes)]
+    trust = genesis_trust(genesis.chain_id, genesis.hash(), genesis.genesis_time_ms, genesis.validators)
+    # The anchor is the genesis file this node runs with, trusted as a node replaying from
+    # genesis trusts it: it does not expire, nor do the change headers since. (A light
+    # client's trusting period guards a client that holds only a recent header.)
+    since_genesis = max(0, now_ms - genesis.genesis_time_ms) + DEFAULT_TRUSTING_PERIOD_MS
+    try:
+        verify_header(trust, target, chs, now_ms=now_ms, trusting_period_ms=since_genesis)
+    except LightError as exc:
+        raise SnapshotError(f"the snapshot's header {target.header.height} is not certified by the chain's "
+                            f"validators: {exc}") from None
+    hdr = target.header
+    if max_age_ms is not None and hdr.time_ms + max_age_ms < now_ms:
+        raise SnapshotError(f"the snapshot's header {hdr.height} is {(now_ms - hdr.time_ms) / 86_400_000:.1f} days old, "
+                            f"more than the {max_age_ms / 86_400_000:g} allowed")
+    if doc["chain_height"] != hdr.height or doc["state_height"] != hdr.state_height \
+            or doc.get("state_root") != hdr.state_root.hex():
+        raise SnapshotError("manifest: chain_height, state_height or state_root differ from its certified header's")
+    say(f"header {hdr.height} certified (state {hdr.state_height}, root {hdr.state_root.hex()[:16]}...)")
+    _verify_chain(src / "chain", target)
+    say(f"blocks 1..{hdr.height} link to it")
+    values = _verify_state(src / "state", genesis, hdr.state_height, hdr.state_root)
+    say(f"state at {hdr.state_height}: {values} values match the certified root")
+    return SnapshotInfo(state_height=hdr.state_height, state_root=bytes(hdr.state_root), chain_height=hdr.height,
+                        values=values)
+
+
+def _verify_chain(path: Path, target: CertifiedHeader) -> None:
+    if not (path / "CURRENT").is_file():
+        raise SnapshotError(f"{path} is not a RocksDB store")
+    store = ChainStore(path)
+    try:
+        top = target.header.height
+        if store.head != top:
+            raise SnapshotError(f"the snapshot's chain ends at {store.head}, its manifest at {top}")
+        if store.block_bytes(top) is None or store.certificate_bytes(top) != target.certificate.encode():
+            raise SnapshotError(f"the snapshot's block {top} or its certificate is not the manifest's")
+        want = target.header.hash()
+        for h in range(top, 0, -1):
+            try:
+                block = store.block(h)
+            except ProtocolError as exc:
+                raise SnapshotError(f"the snapshot's block {h} does not decode (or its events do not match its "
+                                    f"events_root): {exc}") from None
+            if block is None:
+                raise SnapshotError(f"the snapshot's chain lacks block {h}")
+            if block.header.hash() != want:
+                raise SnapshotError(f"the snapshot's block {h} is not the one the certified header {top} links to")
+            want = block.header.prev_hash
+    finally:
+        store.close()
+
+
+_NODE_BYTES = 65
+_EMPTY = b"\0" * 32
+
+
+def _tree_leaves(kv: RocksKV, root: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """(path, value hash) of every leaf under `root`, in path order, checking that each node
+    read is the preimage of its hash."""
+    if root == _EMPTY:
+        return
+    sha = hashlib.sha256
+    stack = [root]
+    while stack:
+        h = stack.pop()
+        enc = kv.get(K.smt_node(h))
+        if enc is None:
+            raise SnapshotError(f"SMT node {h.hex()[:16]}... under the certified root is missing from the snapshot")
+        enc = bytes(enc)
+        if len(enc) != _NODE_BYTES or sha(enc).digest() != h:
+            raise SnapshotError(f"SMT node {h.hex()[:16]}... is not the preimage of its hash (tampered)")
+        if enc[0] == 0:
+            yield enc[1:33], enc[33:65]
+        elif enc[0] == 1:
+            left, right = enc[1:33], enc[33:65]
+            if right != _EMPTY:
+                stack.append(right)
+            if left != _EMPTY:
+                stack.append(left)
+        else:
+            raise SnapshotError(f"SMT node {h.hex()[:16]}... has an unknown kind")
+
+
+def _verify_state(path: Path, genesis: Genesis, height: int, root: bytes) -> int:
+    if not (path / "CURRENT").is_file():
+        raise SnapshotError(f"{path} is not a RocksDB store")
+    from rocksdict import Options, Rdict
+
+    kv = RocksKV(str(path), sync=False)
+    sort_dir = path.parent / ".sort"
+    try:
+        if kv.get(K.STORE_GENESIS) != genesis.hash():
+            raise SnapshotError("the snapshot's state store was created from another genesis")
+        raw_h = kv.get(K.STORE_HEIGHT)
+        if raw_h is None or int.from_bytes(raw_h, "big") != height:
+            got = None if raw_h is None else int.from_bytes(raw_h, "big")
+            raise SnapshotError(f"the snapshot's state is at height {got}, its certified header's at {height}")
+        stored_root = kv.get(K.root(height))
+        if stored_root != root:
+            raise SnapshotError(f"the snapshot's state root at {height} is {_hex(stored_root)}, the certified root is "
+                                f"{root.hex()}")
+        # the stored values, sorted by their tree path (an external sort in a scratch RocksDB)
+        shutil.rmtree(sort_dir, ignore_errors=True)
+        scratch = Rdict(str(sort_dir), Options(raw_mode=True))
+        sha = hashlib.sha256
+        n = 0
+        try:
+            for k, v in kv.scan(K.VALUE, bytes([K.VALUE[0] + 1])):
+                key = bytes(k[len(K.VALUE):])
+                scratch[sha(key).digest()] = sha(bytes(v)).digest() + key
+                n += 1
+            values = iter(scratch.items())
+            leaves = _tree_leaves(kv, root)
+            for path_, vh in leaves:
+                nxt = next(values, None)
+                if nxt is None:
+                    raise SnapshotError(f"the certified root holds a key (path {path_.hex()[:16]}...) whose value is "
+                                        "missing from the snapshot")
+                p2, rec = nxt
+                if p2 != path_:
+                    first = min(p2, path_)
+                    if first == p2:
+                        raise SnapshotError(f"state key {bytes(rec[32:]).hex()} is in the snapshot but not under the "
+                                            "certified root (added)")
+                    raise SnapshotError(f"the certified root holds a key (path {path_.hex()[:16]}...) whose value is "
+                                        "missing from the snapshot")
+                if rec[:32] != vh:
+                    raise SnapshotError(f"the value of state key {bytes(rec[32:]).hex()} is not the one the certified "
+                                        "root commits to (tampered)")
+            extra = next(values, None)
+            if extra is not None:
+                raise SnapshotError(f"state key {bytes(extra[1][32:]).hex()} is in the snapshot but not under the "
+                                    "certified root (added)")
+        finally:
+            scratch.close()
+            shutil.rmtree(sort_dir, ignore_errors=True)
+        return n
+    finally:
+        kv.close()
+
+
+# ---------------------------------------------------------------------------- restoring
+
+
+def restore_snapshot(src: Path, data_dir: Path, genesis: Genesis, *, now_ms: int, max_age_ms: int | None = None,
+                     progress: Callable[[str], None] | None = None) -> SnapshotInfo:
+    """Copy the snapshot at `src` next to `data_dir`, verify the copy (`verify_snapshot`),
+    drop the source node's own records, and only then move it into `data_dir` (absent or
+    empty). On any refusal the copy is removed and `data_dir` is left as it was."""
+    src, data_dir = Path(src), Path(data_dir)
+    if data_dir.exists() and (not data_dir.is_dir() or any(data_dir.iterdir())):
+        raise SnapshotError(f"the data directory {data_dir} is not empty: restore only into an empty one")
+    if not (src / MANIFEST).is_file():
+        raise SnapshotError(f"{src} holds no {MANIFEST}: not a snapshot")
+    staging = data_dir.parent / f".{data_dir.name}.restoring-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staging.mkdir(parents=True)
+        for part in ("chain", "state"):
+            if not (src / part).is_dir():
+                raise SnapshotError(f"{src} lacks {part}/: not a snapshot")
+            shutil.copytree(src / part, staging / part)
+        shutil.copy2(src / MANIFEST, staging / MANIFEST)
+        info = verify_snapshot(staging, genesis, now_ms=now_ms, max_age_ms=max_age_ms, progress=progress)
+        store = ChainStore(staging / "chain")
+        try:
+            store.truncate_for_restore(info.chain_height)
+        finally:
+            store.close()
+        (staging / MANIFEST).rename(staging / "restored-from.json")
+        data_dir.mkdir(parents=True, exist_ok=True)
+        for part in ("chain", "state", "restored-from.json"):
+            (staging / part).rename(data_dir / part)
+        return info
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
