@@ -65,6 +65,10 @@ def test_cluster_up_demo_status_drill_down_and_dashboard(tmp_path: Path) -> None
         r = cli.invoke(cluster, ["start", "node2", "--dir", str(d)])
         assert r.exit_code == 0 and "healthy" in r.output
         r = cli.invoke(cluster, ["logs", "node2", "--dir", str(d), "-n", "5"])
+        assert r.exit_code == 0 and len(r.output.splitlines()) == 5
+        assert all(json.loads(ln)["node"] == "node2" for ln in r.output.splitlines())
+        # the restart is in its log (after node_started a node now logs its identity and peers)
+        r = cli.invoke(cluster, ["logs", "node2", "--dir", str(d), "-n", "200"])
         assert r.exit_code == 0 and "node_started" in r.output
 
         # metrics
