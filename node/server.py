@@ -94,6 +94,8 @@ async def run_node(config: NodeConfig, *, send_hook: SendHook | None = None) -> 
         name=config.name, max_events=config.mempool.max_events, max_bytes=config.mempool.max_bytes,
         per_sender_quota=config.mempool.per_sender_quota, max_request_bytes=config.api.max_request_bytes,
         max_batch_events=config.api.max_batch_events,
+        stream_max_subscribers=config.api.stream_max_subscribers,
+        stream_max_per_client=config.api.stream_max_per_client, stream_queue_events=config.api.stream_queue_events,
         verify_event_signatures=config.member.verify_event_signatures, member_poll_ms=config.member.poll_ms,
     )
     node = Node(key=key, genesis=genesis, data_dir=config.data_dir, transport=transport, options=options,

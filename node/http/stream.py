@@ -82,7 +82,7 @@ class _SseResponse(StreamingResponse):
     """Drops the subscription however the response ends (done, client gone, cancelled)."""
 
     def __init__(self, sub: Subscription, ping_s: float) -> None:
-        self.frames = sub.frames(ping_s=ping_s)
+        self.frames = sub.frames(ping_s=ping_s, batch=True)  # a write per block, not per event
         super().__init__(self.frames, media_type="text/event-stream",
                          headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
         self.sub = sub

@@ -21,6 +21,9 @@ Example::
     listen = "127.0.0.1:8001"
     admin_token_file = "admin.token" # optional; admin endpoints need it unless called from localhost
     cors_origins = ["*"]             # origins whose pages may GET read and proof routes ([] = none)
+    stream_max_subscribers = 256     # GET /v1/stream: open streams in total (503 stream.busy past it)
+    stream_max_per_client = 16       # ... from one client address (429 stream.too_many past it)
+    stream_queue_events = 10000      # undelivered events a stream may hold before it is cut off (stream.too_slow)
 
     [mempool]
     max_events = 200000
@@ -118,6 +121,10 @@ class ApiConfig:
     max_batch_events: int = 5000
     cors_origins: tuple[str, ...] = ("*",)
     """Origins allowed to GET the read and proof routes from a browser (never writes or admin)."""
+    stream_max_subscribers: int = 256
+    stream_max_per_client: int = 16
+    stream_queue_events: int = 10_000
+    """The bounds of ``GET /v1/stream`` (`node.http.stream`, docs/INTEGRATION.md)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,7 +362,8 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None,
     if len({pa.key for pa in peers}) != len(peers):
         raise ConfigError("p2p.peers", "a peer key is listed twice")
 
-    api = _section(raw, "api", {"listen", "admin_token_file", "max_request_bytes", "max_batch_events", "cors_origins"})
+    api = _section(raw, "api", {"listen", "admin_token_file", "max_request_bytes", "max_batch_events", "cors_origins",
+                                "stream_max_subscribers", "stream_max_per_client", "stream_queue_events"})
     cors = api.get("cors_origins", ["*"])
     if not isinstance(cors, list) or not all(isinstance(o, str) and o and o == o.strip() for o in cors):
         raise ConfigError("api.cors_origins", f'expected a list of origins ("*" or e.g. "https://shop.example"), got {cors!r}')
@@ -396,6 +404,9 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None,
             max_request_bytes=_int(api, "api", "max_request_bytes", 8 * 1024 * 1024, 1024, 256 * 1024 * 1024),
             max_batch_events=_int(api, "api", "max_batch_events", 5000, 1, 100_000),
             cors_origins=tuple(cors),
+            stream_max_subscribers=_int(api, "api", "stream_max_subscribers", 256, 0, 100_000),
+            stream_max_per_client=_int(api, "api", "stream_max_per_client", 16, 0, 100_000),
+            stream_queue_events=_int(api, "api", "stream_queue_events", 10_000, 1, 10_000_000),
         ),
         mempool=MempoolConfig(
             max_events=_int(mp, "mempool", "max_events", 200_000, 1, 10_000_000),

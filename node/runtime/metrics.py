@@ -6,7 +6,9 @@ Counters and histograms are updated where things happen. Gauges that describe th
 state (height, view, peers, mempool, lag, disk) are *live*: `NodeMetrics.bind_live` gives
 each a function read at every scrape, so they are current whoever asks and whenever (a
 gauge set only on some event would stay stale, e.g. at 0 after a restart until the first
-commit). The registry also holds the process's own metrics (``process_*``: CPU, memory,
+commit). The event feed's figures (``afterchain_stream_*``: open subscriptions, those cut
+off as too slow) are read from the feed at each scrape too (`NodeMetrics.bind_feed`). The
+registry also holds the process's own metrics (``process_*``: CPU, memory,
 open files; ``python_*``: the interpreter and its garbage collector) and
 ``afterchain_build_info`` (the software and protocol versions, as labels).
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from prometheus_client import (
@@ -30,7 +32,9 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 from afterchain.node.common.version import PROTOCOL_VERSION, package_version
 
@@ -73,6 +77,27 @@ class LiveReads:
         self.mempool_events = mempool_events
         self.mempool_bytes = mempool_bytes
         self.data_dir = data_dir
+
+
+class _FeedCollector(Collector):
+    """The event feed's figures (`EventFeed.stats`), read at each scrape."""
+
+    def __init__(self, stats: Callable[[], dict[str, int]]) -> None:
+        self._stats = stats
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())  # names known only at collect: no duplicate check needed for these
+
+    def collect(self) -> Iterator[Metric]:
+        s = self._stats()
+        yield GaugeMetricFamily("afterchain_stream_subscribers", "Open event streams (GET /v1/stream)",
+                                value=s["subscribers"])
+        yield GaugeMetricFamily("afterchain_stream_live", "Open event streams that follow new blocks "
+                                "(past their replay)", value=s["live"])
+        yield CounterMetricFamily("afterchain_stream_cut_off", "Event streams cut off as too slow (stream.too_slow)",
+                                  value=s["cut_off"])
+        yield CounterMetricFamily("afterchain_stream_untagged_replays", "Stored blocks replayed to a stream without "
+                                  "their stored tags (tagged again from the current state)", value=s["untagged_replays"])
 
 
 def _role_count(live: LiveReads, role: str) -> int:
@@ -148,6 +173,11 @@ class NodeMetrics:
                 return 0
 
         self.disk_free.set_function(free)
+
+    def bind_feed(self, stats: Callable[[], dict[str, int]]) -> None:
+        """Report the event feed's `stats` (subscribers, live, cut_off, untagged_replays)
+        at each scrape, as ``afterchain_stream_*``."""
+        self.registry.register(_FeedCollector(stats))
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

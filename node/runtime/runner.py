@@ -126,6 +126,7 @@ class Node:
         self.feed = feed = EventFeed(store=store, ledger=ledger, max_subscribers=opts.stream_max_subscribers,
                                      max_per_client=opts.stream_max_per_client, queue_events=opts.stream_queue_events,
                                      log=log)
+        metrics.bind_feed(feed.stats)
         replay_stored(store, ledger, known, log, feed)
         self.app = ConsensusApp(ledger=ledger, mempool=mempool, known=known, params_for=self.consensus_params,
                                 counters=self.counters)

@@ -3,7 +3,8 @@
 `Flavour("sync")` makes a `Client`; `Flavour("trio")` / `Flavour("asyncio")` make an
 `AsyncClient` whose every call (methods and builders) is awaited on an event loop of that
 backend, run by an anyio blocking portal in its own thread. The test reads the same
-methods and results either way; only the ``await`` is done for it.
+methods and results either way; only the ``await`` is done for it (`stream`'s events too:
+`BlockingEvents` is a plain iterator with ``close``, as `Client.stream`'s generator).
 """
 
 from __future__ import annotations
@@ -39,12 +40,36 @@ class _Awaiting:
         return lambda *a, **kw: self._portal.call(_awaited, value, a, kw)
 
 
+class BlockingEvents:
+    """`AsyncClient.stream`'s `EventStream` as a synchronous iterator: each ``next`` awaits
+    the next event on the portal's loop; ``close`` closes the connection."""
+
+    def __init__(self, portal: anyio.from_thread.BlockingPortal, events: Any) -> None:
+        self._portal = portal
+        self._events = events
+
+    def __iter__(self) -> BlockingEvents:
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        try:
+            return self._portal.call(self._events.__anext__)  # type: ignore[no-any-return]
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+    def close(self) -> None:
+        self._portal.call(self._events.aclose)
+
+
 class Blocking(_Awaiting):
     """An `AsyncClient` with `Client`'s synchronous face (context manager, `chain_id` property)."""
 
     def __init__(self, portal: anyio.from_thread.BlockingPortal, client: AsyncClient) -> None:
         super().__init__(portal, client)
         self.build = _Awaiting(portal, client.build)
+
+    def stream(self, **kw: Any) -> BlockingEvents:
+        return BlockingEvents(self._portal, self._target.stream(**kw))
 
     @property
     def chain_id(self) -> str:

@@ -93,6 +93,10 @@ async def test_the_erp_example_acknowledges_a_new_ticket(cluster: Cluster) -> No
             with trio.fail_after(30):
                 while (await alice.ticket(tid))["status"] != "acknowledged":
                     await trio.sleep(0.05)
+                # the connector saves the cursor once its `send` has seen the ack committed on
+                # its node, which can be after another node showed it to alice
+                while len(cursors) == 1:
+                    await trio.sleep(0.05)
             nursery.cancel_scope.cancel()
     assert orders[tid]["status"] == "opened" and orders[tid]["org"] == "fixit"
     assert list(orders) == [tid] and cursors[-1].startswith(f"{opened.height}-")  # the ticket's event, once
