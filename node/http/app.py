@@ -60,4 +60,7 @@ def build_app(service: NodeService, *, cors_origins: tuple[str, ...] = ("*",), a
         exception_handlers=error_handlers(),
     )
     app.router.routes.extend(reference_routes(lambda: app.routes, version=package_version()))
+    # a path that differs from a route only by a trailing slash is not that route: it gets
+    # the JSON 404 of every unknown path, never starlette's redirect (307) to the other one
+    app.router.redirect_slashes = False
     return app

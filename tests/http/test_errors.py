@@ -40,6 +40,9 @@ async def test_unknown_routes_methods_and_bad_parameters_answer_json(tmp_path: P
     async with memory_cluster(tmp_path, n=1) as (nodes, _):
         async with client(build_app(NodeHttp(nodes[0]))) as c:
             shape(await c.get("/v1/nope"), 404, "route.not_found")
+            # a trailing slash (an encoded one too) is an unknown path, not a redirect
+            shape(await c.get("/v1/status/"), 404, "route.not_found")
+            shape(await c.get("/v1/escrows/%F1%BC%BF%96%7DMk%20%2F"), 404, "route.not_found")
             shape(await c.get("/v1/events"), 405, "method.not_allowed")
             r = await c.delete("/v1/status")
             shape(r, 405, "method.not_allowed")
