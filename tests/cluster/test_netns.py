@@ -176,6 +176,12 @@ def configure(net: LocalNet, v6: bool) -> dict[str, Path]:
             if v6 and n == "v2":  # v2 is reachable over IPv6 only and reaches its peers over IPv6 only
                 form = f"/dns6/{host}/tcp/{P2P}"
             peers.append(f'{{ key = "{p["key"]}", addr = "{form}" }}')
+        if n != "m1":  # the rehearsal admits its member by the validators' static peers (what a
+            # company does before its organisation's node.register is on the ledger; see
+            # tests/cluster/test_members.py for admission by registration)
+            member = next(k for k, v in name_of.items() if v == "m1")
+            if all(p["key"] != member for p in old["p2p"]["peers"]):
+                peers.append(f'{{ key = "{member}", addr = "m1:{P2P}" }}')
         listen = f"[::]:{P2P}" if v6 else f"0.0.0.0:{P2P}"
         if v6 and n == "v2":
             listen = f"/dns6/v2/tcp/{P2P}"
