@@ -200,6 +200,9 @@ async def test_an_observer_is_not_ready_before_it_has_heard_a_height_and_caught_
             await nodes[0].submit([product_event(i).encode()])
         watcher = Node(key=k("watcher"), genesis=genesis(), data_dir=tmp_path / "watcher",
                        transport=net.add(k("watcher").public), options=NodeOptions(name="watcher", tick_ms=20))
+        # this test is about readiness, not following: without its follower (which would ask
+        # the validators for blocks and learn their height at once) the watcher hears no height
+        watcher.follower.run = trio.sleep_forever  # type: ignore[method-assign]
         async with trio.open_nursery() as nursery:
             await nursery.start(watcher.run)
             await wait_for(lambda: len(watcher.transport.connected_peers()) == 4)
