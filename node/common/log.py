@@ -192,7 +192,10 @@ def configure(*, json: bool | None = None, level: str = "info", stream: Any = No
     sink = _Sink(out)
     sink.setFormatter(formatter)
     root.addHandler(sink)
-    logging.captureWarnings(True)  # warnings.warn(...) -> the "py.warnings" logger -> a JSON line
+    # warnings.warn(...) -> the "py.warnings" logger -> a JSON line. Off, then on: a second
+    # `configure` re-installs the capture over whatever replaced `warnings.showwarning` since.
+    logging.captureWarnings(False)
+    logging.captureWarnings(True)
     _hooks(get_logger())
     set_level(level)
 

@@ -24,6 +24,8 @@ from afterchain.node.tools.cluster import cluster
 from afterchain.node.tools.demo import gtin14
 from afterchain.node.tools.localnet import LocalNet
 
+from .clihelp import status_json
+
 pytestmark = pytest.mark.cluster
 
 
@@ -66,7 +68,7 @@ def _members_up_demo_and_checks(tmp_path: Path, members: int) -> None:
         # registered on the ledger by their organisations, and the role follows
         listed = {n["key"]: n["org"] for n in httpx.get(f"{vals[0].api_url}/v1/nodes", timeout=5).json()["nodes"]}
         assert listed == {m.key: m.org for m in mems}
-        st = json.loads(cli.invoke(cluster, ["status", "--dir", str(d), "--json"]).output)
+        st = status_json(cli, d)
         roles = {n["node"]: n["role"] for n in st["nodes"]}
         assert roles == {**{v.name: "validator" for v in vals}, **{m.name: "member" for m in mems}}
         for row in st["nodes"]:
@@ -105,7 +107,6 @@ def _members_up_demo_and_checks(tmp_path: Path, members: int) -> None:
         assert all(pid is None for pid in LocalNet(d).running().values())
 
 
-@pytest.mark.slow  # passes alone (42-95 s) but failed in the fresh-clone full runs after the other cluster tests: see the session note
 def test_cluster_up_with_two_members_registered_on_the_ledger(tmp_path: Path) -> None:
     _members_up_demo_and_checks(tmp_path, 2)
 
