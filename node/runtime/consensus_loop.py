@@ -114,7 +114,7 @@ class Proposer:
         cp = self.params_for(r.next_seq)
         if since_ms < cp.block_interval_ms:
             return
-        has_events = bool(self.mempool.select(1, 1 << 30))
+        has_events = self.mempool.any_proposable()
         opts = self.options
         if (has_events and self.last_events >= opts.busy_block_events and since_ms < opts.busy_block_interval_ms
                 and self.mempool.unproposed() < min(opts.full_block_events, cp.max_block_events)):
