@@ -317,6 +317,10 @@ class Mempool:
         backup forwards to the primary when a request timer passes T1."""
         return [e.raw for d in digests if (e := self._held_by_digest.get(d)) is not None]
 
+    def held_event_id(self, digest: bytes) -> bytes | None:
+        e = self._held_by_digest.get(digest)
+        return e.event_id if e is not None else None
+
     def held_count(self) -> int:
         return len(self._held_by_digest)
 
