@@ -245,7 +245,7 @@ class ConsensusLoop:
             if self.relay is not None:
                 for raw in raws:
                     self.relay(raw)
-            self.log.info("request_forwarded", events=len(raws), primary=short_id(r.primary), view=rd.view)
+            self.log.debug("request_forwarded", events=len(raws), primary=short_id(r.primary), view=rd.view)
         for digest, primary, reason in rd.expired:
             self.metrics.request_timer_expiries.labels(reason).inc()
             eid = self.mempool.held_event_id(digest)
