@@ -6,9 +6,11 @@ node *holds*: valid, not committed, and proposable now (for the node, each sende
 consecutive nonces from the next one the chain expects; `node.runtime.mempool`). Time is
 counted in ticks; nothing here reads a clock.
 
-- T1 (`forward_ticks`): a backup that has held an event for T1 ticks relays it once to the
+- T1 (`forward_ticks`): a backup that has held an event for T1 ticks relays it to the
   other validators, the primary included (``Ready.forwards``): the primary may never have
-  received it, and the other backups start their own timers on it.
+  received it, and the other backups start their own timers on it. While it is still held
+  the event is relayed again every T2 ticks (a relay lost to a faulty network, or sent
+  while the others were in another view, is repeated).
 - T2 (`timeout_ticks`, > T1): a backup that has held an event for T2 ticks without it being
   committed votes for a view change (``Ready.expired`` names the event and the primary).
 - Every timer restarts when a new view is installed (or the validator set changes): the
@@ -62,6 +64,8 @@ class HeldRequests:
         self.timers = timers
         self.since: dict[bytes, int] = {}
         self.unforwarded: dict[bytes, int] = {}
+        self.relayed: dict[bytes, int] = {}
+        """Digest -> tick of its last relay, oldest first (all re-relays use one period)."""
         self.underfilled = 0
         self.expiries = 0
         self.forwarded = 0
@@ -79,23 +83,33 @@ class HeldRequests:
         for d in digests:
             if self.since.pop(d, None) is not None:
                 self.unforwarded.pop(d, None)
+                self.relayed.pop(d, None)
 
     def restart(self, now: int) -> None:
         """A new view (or validator set): every timer starts again at `now`."""
         self.since = dict.fromkeys(self.since, now)
         self.unforwarded = dict(self.since)
+        self.relayed = {}
         self.underfilled = 0
 
     def due_forwards(self, now: int) -> list[bytes]:
-        """Digests held for T1 ticks and not yet relayed (each is relayed once per view)."""
+        """Digests held for T1 ticks and not yet relayed in this view, then those relayed
+        T2 ticks ago and still held."""
         out: list[bytes] = []
         limit = now - self.timers.forward_ticks
         for d, t in self.unforwarded.items():
             if t > limit:
                 break
             out.append(d)
+        again_limit = now - self.timers.timeout_ticks
+        for d, t in self.relayed.items():
+            if t > again_limit:
+                break
+            out.append(d)
         for d in out:
-            del self.unforwarded[d]
+            self.unforwarded.pop(d, None)
+            self.relayed.pop(d, None)
+            self.relayed[d] = now
         self.forwarded += len(out)
         return out
 

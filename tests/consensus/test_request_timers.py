@@ -17,7 +17,8 @@ def test_held_requests_forward_once_at_t1_and_expire_at_t2() -> None:
     h.hold([b"b", b"a"], now=2)  # holding again keeps the first start
     assert h.due_forwards(2) == []
     assert h.due_forwards(3) == [b"a"]
-    assert h.due_forwards(5) == [b"b"] and h.due_forwards(9) == []  # each once
+    assert h.due_forwards(5) == [b"b"] and h.due_forwards(9) == []  # once per T2
+    assert h.due_forwards(11) == [b"a"] and h.due_forwards(13) == [b"b"]  # still held: relayed again
     assert h.expired(7) is None and h.expired(8) == b"a"
     h.release([b"a"])
     assert h.expired(9) is None and h.expired(10) == b"b"
