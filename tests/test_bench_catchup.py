@@ -16,3 +16,4 @@ def test_catchup_bench_quick(tmp_path: Path) -> None:
     assert catchup.main(["--quick", "--out", str(tmp_path)]) == 0
     res = json.loads((tmp_path / "catchup.json").read_text())
     assert res["events"] == 800 and res["blocks"] > 0 and res["ratio"] > 0
+    assert res["catchup_cpu_s"] > 0 and res["catchup_events_per_cpu_s"] > 0
