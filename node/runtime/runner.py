@@ -256,6 +256,13 @@ class Node:
         self.log.info("snapshot_checkpointed", dir=str(out), **taken)
         return {"dir": str(out), **taken}
 
+    async def offer_snapshot(self) -> dict[str, Any]:
+        """A snapshot now, offered to peers for state sync (`statesync.SnapshotServer.take`)."""
+        offer = await self.snapshots.take()
+        path = next((str(s.path) for s in self.snapshots.served if s.offer is offer), None)
+        return {"dir": path, "state_height": offer.state_height,
+                "chain_height": offer.height, "bytes": offer.total_bytes, "chunks": len(offer.chunk_hashes)}
+
     def close(self) -> None:
         """Close the chain store and the ledger (`run` does it when it ends; a node that was
         never started, as in benches and tests, is closed with this)."""

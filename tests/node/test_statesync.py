@@ -154,3 +154,60 @@ def test_offer_chunks_cut_the_files_and_refuse_bad_requests(tmp_path: Path) -> N
                 await nodes[0].catchup.on_request(b"p" * 32, ChunkRequest(snapshot=b"\1" * 32, index=0).encode())
 
     trio.run(main)
+
+
+def test_a_member_joins_by_state_sync_and_follows(tmp_path: Path) -> None:
+    from tests.node.util import k
+
+    member_key = k("member-ss")
+
+    async def main() -> dict[str, Any]:
+        async with memory_cluster(tmp_path, n=4, snapshot_interval=3) as (nodes, net):
+            evs = [product_event(i + 1) for i in range(40)]
+            await nodes[0].submit([e.encode() for e in evs])
+            await wait_for(lambda: all(n.snapshots.served for n in nodes), timeout=60)  # periodic snapshots
+            t = net.add(member_key.public)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(t.run)
+                info, _ = await state_sync(t, genesis(), tmp_path / "m", structlog.get_logger(), discovery_s=5)
+                nursery.cancel_scope.cancel()
+            member = Node(key=member_key, genesis=genesis(), data_dir=tmp_path / "m", transport=t,
+                          options=NodeOptions(name="m", tick_ms=20, member_poll_ms=20))
+            more = [product_event(40 + i) for i in range(1, 21)]
+            async with trio.open_nursery() as nursery:
+                await nursery.start(member.run)
+                assert member.role() == "member"
+                await nodes[0].submit([e.encode() for e in more])
+                await wait_for(lambda: all(member.ledger.event_outcome(e.id) is not None for e in evs + more), timeout=60)
+                h = min(member.ledger.height, nodes[0].ledger.height)
+                roots = (member.ledger.root_at(h), nodes[0].ledger.root_at(h))
+                nursery.cancel_scope.cancel()
+            return {"info": info, "roots": roots}
+
+    out = trio.run(main)
+    assert out["info"].state_height >= 1
+    a, b = out["roots"]
+    assert a is not None and a == b
+
+
+async def test_admin_route_offers_a_snapshot(tmp_path: Path) -> None:
+    import httpx
+
+    from afterchain.node.http.app import build_app
+    from afterchain.node.http.service import NodeHttp
+
+    async with memory_cluster(tmp_path, n=4) as (nodes, _):
+        await nodes[0].submit([product_event(1).encode()])
+        await wait_for(lambda: nodes[0].ledger.height >= 1)
+        app = build_app(NodeHttp(nodes[0], admin_token=None))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("127.0.0.1", 4242)),
+                                     base_url="http://node") as c:
+            for body in ({"offer": False}, {"offer": True, "dir": "/x"}):
+                r = await c.post("/v1/admin/snapshot", json=body)
+                assert r.status_code == 400 and r.json()["error"]["code"] == "request.invalid", body
+            r = await c.post("/v1/admin/snapshot", json={"offer": True})
+            assert r.status_code == 200, r.text
+            doc = r.json()
+        served = nodes[0].snapshots.served
+        assert len(served) == 1 and doc["chain_height"] == served[0].offer.height and doc["dir"] == str(served[0].path)
+        assert doc["chunks"] == len(served[0].offer.chunk_hashes) >= 1
