@@ -96,6 +96,9 @@ MAX_FILES = 100_000
 MAX_OFFERS = 4
 MAX_MANIFEST_BYTES = 4 << 20
 MAX_CHUNKS_IN_FLIGHT_PER_PEER = 4
+MAX_CHUNK_FAILURES = 5
+"""Failed chunk requests (timeouts, lost connections) after which a peer is not asked again
+for that snapshot (a chunk that does not match its hash: at once)."""
 _NAME = re.compile(r"(chain|state)/[A-Za-z0-9._-]{1,128}")
 
 # ---------------------------------------------------------------------------- messages
@@ -404,26 +407,39 @@ class _Candidate:
     peers: list[bytes]
 
 
-async def _discover(transport: Transport, log: Any, *, wait_s: float, timeout_s: float) -> list[_Candidate]:
-    with trio.move_on_after(wait_s):
-        while not transport.connected_peers():
-            await trio.sleep(0.05)
+async def _discover(transport: Transport, log: Any, *, wait_s: float, timeout_s: float,
+                    grace_s: float = 1.0) -> list[_Candidate]:
+    """Ask each connected peer for its offers, again on a timeout (a peer answers on its own
+    stream to us, which may not be up yet right after we dialed), for at most `wait_s`;
+    once one peer answered, the others get `grace_s` more."""
     by_hash: dict[bytes, _Candidate] = {}
+    answered: set[bytes] = set()
+    asking: set[bytes] = set()
+    first: list[float] = []
 
     async def ask(peer: bytes) -> None:
         try:
             raw = await transport.request(peer, SnapshotsRequest(limit=MAX_OFFERS).encode(), timeout_s=timeout_s)
             resp = SnapshotsResponse.decode(raw, max_bytes=PEER_MESSAGE_MAX_BYTES)
         except (TransportError, ProtocolError) as exc:
-            log.info("statesync_peer_no_offers", peer=short_id(peer), error=str(exc))
+            log.debug("statesync_peer_no_offers", peer=short_id(peer), error=str(exc))
             return
+        finally:
+            asking.discard(peer)
+        answered.add(peer)
+        first.append(time.monotonic())
         for offer in resp.snapshots:
             h = offer.snapshot_hash()
             by_hash.setdefault(h, _Candidate(offer, h, [])).peers.append(peer)
 
+    deadline = time.monotonic() + wait_s
     async with trio.open_nursery() as nursery:
-        for peer in sorted(transport.connected_peers()):
-            nursery.start_soon(ask, peer)
+        while time.monotonic() < deadline and not (first and time.monotonic() > first[0] + grace_s):
+            for peer in sorted(transport.connected_peers() - answered - asking):
+                asking.add(peer)
+                nursery.start_soon(ask, peer)
+            await trio.sleep(0.05)
+        nursery.cancel_scope.cancel()
     return sorted(by_hash.values(), key=lambda c: (c.offer.height, len(c.peers)), reverse=True)
 
 
@@ -442,6 +458,7 @@ async def _fetch(transport: Transport, cand: _Candidate, staging: Path, log: Any
     todo = list(range(len(offer.chunk_hashes)))
     todo.reverse()
     turn = 0
+    failures: dict[bytes, int] = {}
 
     def write(index: int, data: bytes) -> None:
         pos = 0
@@ -468,8 +485,9 @@ async def _fetch(transport: Transport, cand: _Candidate, staging: Path, log: Any
                     await trio.sleep(0.05)
                     continue
                 log.info("statesync_chunk_failed", peer=short_id(peer), index=index, error=str(exc))
-                if peer in good and len(good) > 1:
-                    good.remove(peer)  # unreachable or lost the snapshot: ask the others
+                failures[peer] = failures.get(peer, 0) + 1
+                if peer in good and failures[peer] >= MAX_CHUNK_FAILURES:
+                    good.remove(peer)  # unreachable, or it lost the snapshot: ask the others
                 await trio.sleep(0.1)
                 continue
             if (resp.snapshot, resp.index) != (cand.hash, index) or \
@@ -494,7 +512,7 @@ async def _fetch(transport: Transport, cand: _Candidate, staging: Path, log: Any
 
 
 async def state_sync(transport: Transport, genesis: Genesis, data_dir: Path, log: Any, *,
-                     discovery_s: float = 10.0, request_timeout_s: float = 30.0, parallel: int = 4,
+                     discovery_s: float = 10.0, request_timeout_s: float = 10.0, parallel: int = 4,
                      attempts: int = 3, now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
                      max_age_ms: int | None = None) -> tuple[SnapshotInfo, dict[str, Any]]:
     """Fill the empty `data_dir` from a snapshot fetched from peers, verified (module
@@ -508,7 +526,7 @@ async def state_sync(transport: Transport, genesis: Genesis, data_dir: Path, log
     stats = {"chunks": 0, "bytes": 0, "chunks_refused": 0, "chunk_retries": 0, "snapshots_refused": 0}
     t0 = time.monotonic()
     for attempt in range(attempts):
-        cands = [c for c in await _discover(transport, log, wait_s=discovery_s, timeout_s=request_timeout_s)
+        cands = [c for c in await _discover(transport, log, wait_s=discovery_s, timeout_s=min(2.0, request_timeout_s))
                  if c.hash not in refused]
         log.info("statesync_offers", attempt=attempt, offers=[{"height": c.offer.height, "peers": len(c.peers),
                                                                "bytes": c.offer.total_bytes} for c in cands])
