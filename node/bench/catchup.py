@@ -218,8 +218,9 @@ def _state_sync(net: Any, net_dir: Path, name: str, h1: int, http: httpx.Client)
                     ev = json.loads(line)
                 except ValueError:
                     continue
-                out.update({f"state_sync_{k}": ev[k] for k in ("fetch_s", "verify_install_s", "total_s", "bytes",
-                                                               "chunks", "values", "height") if k in ev})
+                out.update({f"state_sync_{k}": ev[k] for k in ("fetch_s", "verify_install_s", "bytes", "chunks",
+                                                               "values", "height") if k in ev})
+                out["state_sync_discover_fetch_install_s"] = ev.get("total_s")
     return out
 
 
@@ -259,7 +260,8 @@ def main(argv: list[str]) -> int:
             replay = res["catchup_s_including_start"] if not p else res["member_catchup_s_including_start"]
             print(f"{who}: by replay {replay} s; by state sync from peers {res[f'{p}state_sync_total_s']} s "
                   f"(fetch {res.get(f'{p}state_sync_fetch_s')} s of {res.get(f'{p}state_sync_bytes')} bytes, "
-                  f"verify+install {res.get(f'{p}state_sync_verify_install_s')} s, "
+                  f"verify+install {res.get(f'{p}state_sync_verify_install_s')} s, discovery+fetch+install "
+                  f"{res.get(f'{p}state_sync_discover_fetch_install_s')} s, "
                   f"{res.get(f'{p}state_sync_values')} state values) = {res[f'{p}state_sync_speedup']}x faster, "
                   "process start included")
     out = Path(args.out)
