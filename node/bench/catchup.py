@@ -153,11 +153,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         http.close()
         net.stop_all()
         # the returning node's log (its start-up and fetch timeline) outlives the network
-        log = net_dir / "net" / victim / "node.log"
-        if log.exists():
-            out = Path(args.out)
-            out.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(log, out / "returning-node.log")
+        for name, dest in ((victim, "returning-node.log"), ("member0", "returning-member.log")):
+            log = net_dir / "net" / name / "node.log"
+            if log.exists():
+                out = Path(args.out)
+                out.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(log, out / dest)
         shutil.rmtree(net_dir, ignore_errors=True)
 
 

@@ -521,6 +521,33 @@ async def state_sync(transport: Transport, genesis: Genesis, data_dir: Path, log
     data_dir = Path(data_dir)
     if data_dir.exists() and any(data_dir.iterdir()):
         raise StateSyncError(f"the data directory {data_dir} is not empty: state sync fills only an empty one")
+    # Peers send a validator consensus messages as soon as it is connected; nobody reads
+    # them yet, and a full inbox would stall each peer's stream to us, answers included.
+    result: tuple[SnapshotInfo, dict[str, Any]] | StateSyncError | None = None
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_drain, transport)
+        try:
+            result = await _state_sync(transport, genesis, data_dir, log, discovery_s=discovery_s,
+                                       request_timeout_s=request_timeout_s, parallel=parallel, attempts=attempts,
+                                       now_ms=now_ms, max_age_ms=max_age_ms)
+        except StateSyncError as exc:
+            result = exc
+        finally:
+            nursery.cancel_scope.cancel()
+    if isinstance(result, StateSyncError):
+        raise result
+    assert result is not None
+    return result
+
+
+async def _drain(transport: Transport) -> None:
+    async for _ in transport.inbox():
+        pass
+
+
+async def _state_sync(transport: Transport, genesis: Genesis, data_dir: Path, log: Any, *, discovery_s: float,
+                      request_timeout_s: float, parallel: int, attempts: int, now_ms: Callable[[], int],
+                      max_age_ms: int | None) -> tuple[SnapshotInfo, dict[str, Any]]:
     refused: set[bytes] = set()
     reasons: list[str] = []
     stats = {"chunks": 0, "bytes": 0, "chunks_refused": 0, "chunk_retries": 0, "snapshots_refused": 0}
