@@ -68,10 +68,10 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["ENV_PREFIX", "SECTIONS", "ApiConfig", "ConfigError", "LogConfig", "MemberConfig", "MempoolConfig", "NodeConfig", "P2PConfig",
-           "PeerAddr", "env_overrides", "load_config", "multiaddr_of", "parse_address", "parse_hostport"]
+           "PeerAddr", "StateSyncConfig", "env_overrides", "load_config", "multiaddr_of", "parse_address", "parse_hostport"]
 
 ENV_PREFIX = "AFTERCHAIN_"
-SECTIONS = ("node", "p2p", "api", "mempool", "log", "member")
+SECTIONS = ("node", "p2p", "api", "mempool", "log", "member", "statesync")
 
 
 class ConfigError(ValueError):
@@ -141,6 +141,18 @@ class MemberConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StateSyncConfig:
+    """`[statesync]` (node.runtime.statesync): `enable` fetches a snapshot from peers when
+    the node starts on an empty data directory; `snapshot_interval` (blocks, 0 = none) and
+    `snapshot_keep` are the snapshots this node offers to peers."""
+
+    enable: bool = False
+    snapshot_interval: int = 0
+    snapshot_keep: int = 2
+    discovery_s: int = 10
+
+
+@dataclass(frozen=True, slots=True)
 class LogConfig:
     level: str = "info"
     format: str = "auto"
@@ -159,6 +171,7 @@ class NodeConfig:
     mempool: MempoolConfig = field(default_factory=MempoolConfig)
     log: LogConfig = field(default_factory=LogConfig)
     member: MemberConfig = field(default_factory=MemberConfig)
+    statesync: StateSyncConfig = field(default_factory=StateSyncConfig)
     source: Path | None = None
 
 
@@ -327,9 +340,9 @@ def load_config(path: str | Path, *, check_files: bool = True, env: Mapping[str,
 
 
 def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None, check_files: bool = True) -> NodeConfig:
-    unknown = set(raw) - {"node", "p2p", "api", "mempool", "log", "member"}
+    unknown = set(raw) - set(SECTIONS)
     if unknown:
-        raise ConfigError(sorted(unknown)[0], "unknown section (known: node, p2p, api, mempool, log, member)")
+        raise ConfigError(sorted(unknown)[0], f"unknown section (known: {', '.join(SECTIONS)})")
     node = _section(raw, "node", {"name", "data_dir", "key_file", "genesis_file", "key_passphrase_file"})
     if "node" not in raw:
         raise ConfigError("node", "the [node] section is required")
@@ -388,6 +401,10 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None,
     fmt = _str(lg, "log", "format", "auto")
     if fmt not in {"auto", "json", "console"}:
         raise ConfigError("log.format", f"{fmt!r} is not one of auto, json, console")
+    ss = _section(raw, "statesync", {"enable", "snapshot_interval", "snapshot_keep", "discovery_s"})
+    ss_enable = ss.get("enable", False)
+    if not isinstance(ss_enable, bool):
+        raise ConfigError("statesync.enable", f"expected true or false, got {ss_enable!r}")
     access_log = lg.get("access_log", False)
     if not isinstance(access_log, bool):
         raise ConfigError("log.access_log", f"expected true or false, got {access_log!r}")
@@ -415,5 +432,10 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None,
         ),
         log=LogConfig(level=level, format=fmt, access_log=access_log),
         member=MemberConfig(verify_event_signatures=verify_events, poll_ms=_int(mb, "member", "poll_ms", 100, 10, 10_000)),
+        statesync=StateSyncConfig(
+            enable=ss_enable, snapshot_interval=_int(ss, "statesync", "snapshot_interval", 0, 0, 10_000_000),
+            snapshot_keep=_int(ss, "statesync", "snapshot_keep", 2, 1, 100),
+            discovery_s=_int(ss, "statesync", "discovery_s", 10, 1, 3600),
+        ),
         source=source,
     )

@@ -60,6 +60,11 @@ class NodeOptions:
     `[member]`; off: it relies on the certificate, docs/PROTOCOL.md "Member nodes")."""
     member_poll_ms: int = 100
     """How often a member asks a peer for new blocks when the last ask brought none."""
+    snapshot_interval: int = 0
+    """Take a snapshot for state sync each time the executed height reaches a multiple of
+    this (0: none; node.toml `[statesync]`, node.runtime.statesync)."""
+    snapshot_keep: int = 2
+    """Snapshots kept and offered to peers (the newest)."""
 
 
 def replica_params(c: GenesisConsensusParams, tick_ms: int) -> ReplicaParams:
