@@ -6,6 +6,7 @@ blocks it lost are executed again from the chain store."""
 
 from __future__ import annotations
 
+import os
 import resource
 import subprocess
 import sys
@@ -155,3 +156,44 @@ def test_the_fault_is_reported_once_per_handler(faults: list[StorageFault]) -> N
     assert len(faults) == 1
     with pytest.raises(ValueError), rocks.storage_guard("chain", "read"):
         raise ValueError("not a storage error")
+
+
+_UNDER_SHIM = textwrap.dedent("""
+    import sys, time
+    from afterchain.node.common.rocks import StorageFault
+    from afterchain.node.runtime.chain_store import ChainStore
+    from afterchain.node.tools import faultfs
+    store = ChainStore(sys.argv[1] + "/data/chain")
+    store.persist([(b"before", b"x" * 100)])
+    with open(sys.argv[1] + "/node.log", "a") as f:
+        f.write("a log line outside the data directory\\n")
+    faultfs.arm(sys.argv[2], sys.argv[3])
+    time.sleep(0.05)  # the shim looks at the trigger every 20 ms
+    try:
+        store.persist([(b"after", b"y" * 100)])
+    except StorageFault as exc:
+        with open(sys.argv[1] + "/node.log", "a") as f:  # the rest of the machine still writes
+            f.write("still writing\\n")
+        print(exc.kind, exc.op)
+        sys.exit(0)
+    print("no fault")
+    sys.exit(1)
+""")
+
+
+@pytest.mark.parametrize(("mode", "kind"), [("enospc", "disk_full"), ("eio-fsync", "io_error")])
+def test_the_faultfs_shim_fails_only_the_data_directory(tmp_path: Path, mode: str, kind: str) -> None:
+    from afterchain.node.tools import faultfs
+
+    lib = faultfs.build(tmp_path / "shim")
+    if lib is None:
+        pytest.skip("no C compiler to build the LD_PRELOAD shim")
+    (tmp_path / "data").mkdir()
+    trigger = tmp_path / "trigger"
+    env = {**os.environ, **faultfs.env(lib, tmp_path / "data", trigger)}
+    r = subprocess.run([sys.executable, "-c", _UNDER_SHIM, str(tmp_path), str(trigger), mode], env=env,
+                       capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.splitlines()[-1].split(maxsplit=1) == [kind, "consensus log"]
+    assert "storage_fault" in r.stdout  # logged (critical) before it is raised
+    assert (tmp_path / "node.log").read_text().splitlines() == ["a log line outside the data directory", "still writing"]
