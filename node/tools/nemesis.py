@@ -73,7 +73,9 @@ from typing import Any
 import httpx
 
 from afterchain.node.client.sdk import Client, ClientError, content_hash
+from afterchain.node.tools import faultfs
 from afterchain.node.tools.demo import gtin14
+from afterchain.node.tools.localnet import _CHILDREN as _LOCALNET_CHILDREN
 from afterchain.node.tools.localnet import LocalNet
 
 __all__ = ["SCENARIOS", "main", "run_scenario"]
@@ -427,6 +429,160 @@ def member_byzantine(net: LocalNet, report: dict[str, Any]) -> None:
     _catch_up(net, HONEST_MEMBER, report)
 
 
+# --------------------------------------------------------------------------- storage faults (issue 28)
+STORAGE_NODE = "node2"
+"""The node whose disk fails (a backup at the start: the primary of view 0 is node0)."""
+EXIT_STORAGE = 6
+"""`afterchain node run`'s exit code on a storage fault (`node.cli.EXIT_STORAGE`)."""
+STORAGE_STOP_S = 30.0
+
+
+def _faultfs_paths(net: LocalNet) -> tuple[Path, Path]:
+    return net.root / "faultfs" / "libfaultfs.so", net.root / "faultfs" / "trigger"
+
+
+def _setup_faultfs(net: LocalNet, name: str) -> None:
+    """Build the LD_PRELOAD shim into the network's directory and start `STORAGE_NODE` under
+    it (disarmed). No C compiler: the scenario cannot run (RuntimeError names why)."""
+    lib = faultfs.build(net.root / "faultfs")
+    if lib is None:
+        raise RuntimeError("no C compiler (gcc/cc) to build the faultfs LD_PRELOAD shim")
+    _, trigger = _faultfs_paths(net)
+    START_ENV[name] = {STORAGE_NODE: ("afterchain.node.cli",
+                                      faultfs.env(lib, net.root / STORAGE_NODE / "data", trigger))}
+
+
+def _wait_exit(net: LocalNet, name: str, pid: int, timeout_s: float) -> tuple[float, int | None]:
+    """(seconds until process `pid` of `name` exited, its exit code); raises after timeout."""
+    t0 = time.monotonic()
+    proc = _LOCALNET_CHILDREN.get(pid)
+    while time.monotonic() - t0 < timeout_s:
+        code = proc.poll() if proc is not None else (None if net.pid(name) is not None else -1)
+        if code is not None:
+            return time.monotonic() - t0, (None if code == -1 and proc is None else code)
+        time.sleep(0.02)
+    raise AssertionError(f"{name} did not stop within {timeout_s:.0f} s of its storage fault")
+
+
+def _check_stopped(net: LocalNet, name: str, pid: int, kind: str, report: dict[str, Any], t_fault: float) -> None:
+    """`name` must stop with exit code 6, having logged ``storage_fault`` of `kind` and said
+    why on stderr; the others keep committing meanwhile."""
+    elapsed, code = _wait_exit(net, name, pid, STORAGE_STOP_S)
+    report.setdefault("fault_to_stop_s", []).append(round(time.monotonic() - t_fault, 3))
+    report.setdefault("exit_codes", []).append(code)
+    (net.root / name / "node.pid").unlink(missing_ok=True)
+    log = (net.root / name / "node.log").read_text(errors="replace")
+    if code != EXIT_STORAGE:
+        report["problems"].append(f"{name} exited with {code}, expected {EXIT_STORAGE}")
+    logged = []
+    for ln in log.splitlines():
+        try:
+            rec = json.loads(ln)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and rec.get("event") == "storage_fault":
+            logged.append(rec.get("kind"))
+    if kind not in logged:
+        report["problems"].append(f"{name} did not log a storage_fault of kind {kind} (logged {logged})")
+    stop_lines = [ln for ln in log.splitlines() if ln.startswith("node stopped: storage fault")]
+    if not stop_lines:
+        report["problems"].append(f"{name} did not say why it stopped")
+    else:
+        report.setdefault("stop_messages", []).append(stop_lines[-1][:300])
+    others = [n.name for n in net.nodes() if n.name != name]
+    report["resume_s"].append(_wait_progress(net, others, 6 * VIEW_TIMEOUT_MS / 1000))
+
+
+def _rejoin(net: LocalNet, name: str, report: dict[str, Any], t_repair: float) -> None:
+    net.start(name, extra_env=START_ENV.get(report["scenario"], {}).get(name, ("", {}))[1])
+    net.wait_healthy([name], timeout_s=90)
+    target = max(v for k, v in _heights(net).items() if k != name)
+    t_end = time.monotonic() + 90
+    while time.monotonic() < t_end and _heights(net).get(name, -1) < target:
+        time.sleep(0.1)
+    report.setdefault("repair_to_caught_up_s", []).append(round(time.monotonic() - t_repair, 2))
+    if _heights(net).get(name, -1) < target:
+        report["problems"].append(f"{name} did not catch up to height {target} after the repair")
+
+
+def _disk_fault(net: LocalNet, report: dict[str, Any], mode: str, kind: str, what: str) -> None:
+    name = STORAGE_NODE
+    lib, trigger = _faultfs_paths(net)
+    pid = net.pid(name)
+    if pid is None:
+        raise RuntimeError(f"{name} is not running")
+    t_fault = time.monotonic()
+    faultfs.arm(trigger, mode)
+    report["faults"].append(f"{what} on {name} (LD_PRELOAD shim: {mode} under its data directory)")
+    try:
+        _check_stopped(net, name, pid, kind, report, t_fault)
+    finally:
+        faultfs.disarm(trigger)
+    report["faults"].append(f"repair: {'space freed' if mode == 'enospc' else 'disk healthy again'}, restart {name}")
+    _rejoin(net, name, report, time.monotonic())
+
+
+def disk_full(net: LocalNet, report: dict[str, Any]) -> None:
+    _disk_fault(net, report, "enospc", "disk_full", "disk full")
+
+
+def fsync_fail(net: LocalNet, report: dict[str, Any]) -> None:
+    _disk_fault(net, report, "eio-fsync", "io_error", "fsync fails")
+
+
+def _flip_table(data_dir: Path) -> Path | None:
+    """Flip a byte in every 4 KiB of the largest table file under `data_dir` (None: none)."""
+    tables = sorted(data_dir.rglob("*.sst"), key=lambda p: p.stat().st_size)
+    if not tables:
+        return None
+    sst = tables[-1]
+    raw = bytearray(sst.read_bytes())
+    for i in range(100, max(101, len(raw) - 200), 4096):
+        raw[i] ^= 0xFF
+    sst.write_bytes(bytes(raw))
+    return sst
+
+
+def _truncate_chain_wal(data_dir: Path) -> Path | None:
+    logs = sorted((data_dir / "chain").glob("*.log"), key=lambda p: p.stat().st_size)
+    if not logs or not logs[-1].stat().st_size:
+        return None
+    wal = logs[-1]
+    with wal.open("r+b") as f:
+        f.truncate(wal.stat().st_size // 2 + 17)
+    return wal
+
+
+def corrupt(net: LocalNet, report: dict[str, Any]) -> None:
+    """Two faults on `STORAGE_NODE`, one after the other: a damaged table file (stopped
+    cleanly, bytes flipped in its largest SST), then a truncated chain-store write-ahead
+    log (SIGKILLed under load, its log cut in half). Each time it must refuse to start
+    (exit 6, never serving the damaged state); the repair is the operator's: delete the
+    data directory and start it, it resyncs from its peers."""
+    name = STORAGE_NODE
+    data = net.root / name / "data"
+    for fault in ("table", "wal"):
+        if fault == "table":
+            net.stop(name)
+            damaged = _flip_table(data)
+        else:
+            net.kill(name)
+            damaged = _truncate_chain_wal(data)
+        if damaged is None:
+            report["problems"].append(f"{name}: no {'table file' if fault == 'table' else 'write-ahead log'} to damage")
+            net.start(name)
+            net.wait_healthy([name], timeout_s=90)
+            continue
+        report["faults"].append(f"{'flip bytes in' if fault == 'table' else 'truncate'} {damaged.relative_to(net.root)}")
+        t_fault = time.monotonic()
+        pid = net.start(name)
+        _check_stopped(net, name, pid, "corruption", report, t_fault)
+        shutil.rmtree(data)
+        report["faults"].append(f"repair: delete {name}'s data directory, restart (resync from peers)")
+        _rejoin(net, name, report, time.monotonic())
+        time.sleep(1.0)  # a little load on the repaired node before the next fault
+
+
 SCENARIOS: dict[str, Callable[[LocalNet, dict[str, Any]], None]] = {
     "kill-primary": kill_primary,
     "kill-replica": kill_replica,
@@ -439,6 +595,9 @@ SCENARIOS: dict[str, Callable[[LocalNet, dict[str, Any]], None]] = {
     "member-pause": member_pause,
     "member-partition": member_partition,
     "member-byzantine": member_byzantine,
+    "disk-full": disk_full,
+    "fsync-fail": fsync_fail,
+    "corrupt": corrupt,
 }
 START_ENV: dict[str, dict[str, tuple[str, dict[str, str]]]] = {
     "byzantine": {BYZANTINE_NODE: (BYZANTINE_ENTRY, BYZANTINE_ENV)},
@@ -450,7 +609,11 @@ MEMBERS: dict[str, int] = {"member-kill": 2, "member-pause": 2, "member-partitio
 """Per scenario: member nodes next to the 4 validators (none when absent)."""
 LOAD_FIRST: dict[str, str] = {"member-kill": MEMBER, "member-pause": MEMBER, "member-partition": MEMBER}
 """Per scenario: the node the load writes to first."""
-SETUP: dict[str, Callable[[LocalNet], None]] = {"member-byzantine": _setup_member_byzantine}
+SETUP: dict[str, Callable[[LocalNet], None]] = {
+    "member-byzantine": _setup_member_byzantine,
+    "disk-full": lambda net: _setup_faultfs(net, "disk-full"),
+    "fsync-fail": lambda net: _setup_faultfs(net, "fsync-fail"),
+}
 """Per scenario: changes to the laid-out network before it starts."""
 
 
@@ -602,6 +765,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"commits resumed after {r['resume_s'] or '-'} s"
                   + (f", isolated node caught up in {r['catch_up_s']} s" if "catch_up_s" in r else "")
                   + (f", commits during the split {r['commits_during_split']}" if "commits_during_split" in r else "")
+                  + (f", fault to clean stop {r['fault_to_stop_s']} s (exit {r.get('exit_codes')}), repair to caught up "
+                     f"{r.get('repair_to_caught_up_s')} s" if "fault_to_stop_s" in r else "")
                   + f"; {r['seconds']} s", flush=True)
     finally:
         if not args.dir:
