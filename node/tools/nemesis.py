@@ -452,14 +452,18 @@ def _setup_faultfs(net: LocalNet, name: str) -> None:
                                       faultfs.env(lib, net.root / STORAGE_NODE / "data", trigger))}
 
 
-def _wait_exit(net: LocalNet, name: str, pid: int, timeout_s: float) -> tuple[float, int | None]:
-    """(seconds until process `pid` of `name` exited, its exit code); raises after timeout."""
-    t0 = time.monotonic()
+def _wait_exit(net: LocalNet, name: str, pid: int, timeout_s: float) -> int | None:
+    """The exit code of process `pid` of `name` once it exited (None: not started by this
+    process, so unknown); raises after `timeout_s`."""
     proc = _LOCALNET_CHILDREN.get(pid)
-    while time.monotonic() - t0 < timeout_s:
-        code = proc.poll() if proc is not None else (None if net.pid(name) is not None else -1)
-        if code is not None:
-            return time.monotonic() - t0, (None if code == -1 and proc is None else code)
+    t_end = time.monotonic() + timeout_s
+    while time.monotonic() < t_end:
+        if proc is not None:
+            code = proc.poll()
+            if code is not None:
+                return code
+        elif net.pid(name) is None:
+            return None
         time.sleep(0.02)
     raise AssertionError(f"{name} did not stop within {timeout_s:.0f} s of its storage fault")
 
@@ -467,7 +471,7 @@ def _wait_exit(net: LocalNet, name: str, pid: int, timeout_s: float) -> tuple[fl
 def _check_stopped(net: LocalNet, name: str, pid: int, kind: str, report: dict[str, Any], t_fault: float) -> None:
     """`name` must stop with exit code 6, having logged ``storage_fault`` of `kind` and said
     why on stderr; the others keep committing meanwhile."""
-    elapsed, code = _wait_exit(net, name, pid, STORAGE_STOP_S)
+    code = _wait_exit(net, name, pid, STORAGE_STOP_S)
     report.setdefault("fault_to_stop_s", []).append(round(time.monotonic() - t_fault, 3))
     report.setdefault("exit_codes", []).append(code)
     (net.root / name / "node.pid").unlink(missing_ok=True)
@@ -507,7 +511,7 @@ def _rejoin(net: LocalNet, name: str, report: dict[str, Any], t_repair: float) -
 
 def _disk_fault(net: LocalNet, report: dict[str, Any], mode: str, kind: str, what: str) -> None:
     name = STORAGE_NODE
-    lib, trigger = _faultfs_paths(net)
+    _, trigger = _faultfs_paths(net)
     pid = net.pid(name)
     if pid is None:
         raise RuntimeError(f"{name} is not running")
