@@ -587,6 +587,135 @@ def corrupt(net: LocalNet, report: dict[str, Any]) -> None:
         time.sleep(1.0)  # a little load on the repaired node before the next fault
 
 
+# --------------------------------------------------------------------------- clocks (issue 28)
+CLOCK_ENTRY = "afterchain.node.testing.clock_skew"
+CLOCK_JUMP_MS = 5 * 60_000
+BLOCK_TIME_FUTURE_MS = 2_000
+BLOCK_TIME_PAST_MS = 10_000
+"""The bound backups hold a proposed block's time to (`node.runtime.app_adapter`; the tools
+do not import the runtime): at most this far ahead of / behind their clocks."""
+
+
+def _setup_clock(net: LocalNet) -> None:
+    """Every validator runs the test-only skewed-clock entry, each with its own (absent:
+    no skew) clock file, so the scenario can jump whichever is primary."""
+    START_ENV["clock-jump"] = {n.name: (CLOCK_ENTRY, {"AFTERCHAIN_TEST_CLOCK_FILE": str(net.root / n.name / "clock_skew"),
+                                                      "AFTERCHAIN_TEST_SWITCHES": "1"})
+                               for n in net.nodes()}
+
+
+def _skew(net: LocalNet, name: str, offset_ms: int, drift_ms_per_s: float = 0.0) -> None:
+    path = net.root / name / "clock_skew"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(f"{offset_ms} {drift_ms_per_s}\n")
+    os.replace(tmp, path)
+
+
+@dataclass
+class _CommitTimes:
+    """Polls every node's height: the real time (this machine's clock, ms) each height was
+    first seen committed somewhere."""
+
+    net: LocalNet
+    seen: dict[int, int] = field(default_factory=dict)
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        urls = [n.api_url for n in self.net.nodes()]
+        with httpx.Client(timeout=2) as http:
+            while not self.stop.is_set():
+                for u in urls:
+                    try:
+                        h = int(http.get(f"{u}/v1/status").json()["height"])
+                    except (httpx.HTTPError, ValueError, KeyError):
+                        continue
+                    now = int(time.time() * 1000)
+                    top = max(self.seen, default=0)
+                    for x in range(top + 1, h + 1):
+                        self.seen.setdefault(x, now)
+                time.sleep(0.05)
+
+    def halt(self) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout=10)
+
+
+def clock_jump(net: LocalNet, report: dict[str, Any]) -> None:
+    """The primary's clock jumps 5 minutes ahead (its blocks are refused, the view changes);
+    a while later it is right again and the next primary's jumps 5 minutes behind (its
+    blocks lag until they are refused, the view changes), then is right again. Each block
+    committed meanwhile must carry a time within the bound of the real time it was seen
+    committed at, and every node (the wrong-clock ones too) ends on the same chain."""
+    watch = _CommitTimes(net)
+    watch.start()
+    first = max(_heights(net).values())
+    try:
+        ahead = _primary(net)
+        _skew(net, ahead, CLOCK_JUMP_MS)
+        report["faults"].append(f"{ahead}'s clock jumps {CLOCK_JUMP_MS // 60_000} min ahead (while primary)")
+        others = [n.name for n in net.nodes() if n.name != ahead]
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 15 and _primary(net) == ahead:
+            time.sleep(0.1)
+        report["resume_s"].append(_wait_progress(net, others, 6 * VIEW_TIMEOUT_MS / 1000))
+        report.setdefault("fault_to_commit_s", []).append(round(time.monotonic() - t0, 2))
+        time.sleep(2.0)
+        # (two wrong clocks at once would be two faults: n = 4 tolerates one)
+        _skew(net, ahead, 0)
+        report["faults"].append(f"{ahead}'s clock right again")
+        behind = _primary(net)
+        if behind == ahead:
+            report["problems"].append(f"{ahead} is still primary 15 s after its clock jumped ahead")
+            return
+        _skew(net, behind, -CLOCK_JUMP_MS)
+        report["faults"].append(f"{behind}'s clock jumps {CLOCK_JUMP_MS // 60_000} min behind (while primary)")
+        t1 = time.monotonic()
+        while time.monotonic() - t1 < BLOCK_TIME_PAST_MS / 1000 + 15 and _primary(net) == behind:
+            time.sleep(0.1)
+        rest = [n.name for n in net.nodes() if n.name not in (ahead, behind)]
+        report["resume_s"].append(_wait_progress(net, rest, 6 * VIEW_TIMEOUT_MS / 1000))
+        report.setdefault("fault_to_commit_s", []).append(round(time.monotonic() - t1, 2))
+        if _primary(net) == behind:
+            report["problems"].append(f"{behind} is still primary {BLOCK_TIME_PAST_MS / 1000 + 15:.0f} s after its "
+                                      "clock jumped behind")
+        time.sleep(2.0)
+        _skew(net, behind, 0)
+        report["faults"].append(f"{behind}'s clock right again")
+    finally:
+        watch.halt()
+        for n in net.nodes():
+            _skew(net, n.name, 0)
+    last = max(watch.seen, default=first)
+    http = httpx.Client(timeout=10)
+    try:
+        url = net.node(_validators(net)[0]).api_url
+        skews = []
+        for h in range(first + 1, last + 1):
+            if h not in watch.seen:
+                continue
+            b = http.get(f"{url}/v1/blocks/{h}").json()
+            t = int(b["header"]["time_ms"]) if "header" in b else int(b["time_ms"])
+            skews.append(t - watch.seen[h])
+    finally:
+        http.close()
+    # a block is seen committed after it was proposed: the poll (50 ms a round) and the
+    # commit latency make it look older; 3 s of slack for those on a loaded machine
+    report["block_time_ahead_ms"] = max(skews, default=0)
+    report["block_time_behind_ms"] = -min(skews, default=0)
+    report["blocks_timed"] = len(skews)
+    if report["block_time_ahead_ms"] > BLOCK_TIME_FUTURE_MS + 500:
+        report["problems"].append(f"a block time {report['block_time_ahead_ms']} ms ahead of the real time")
+    if report["block_time_behind_ms"] > BLOCK_TIME_PAST_MS + 3_000:
+        report["problems"].append(f"a block time {report['block_time_behind_ms']} ms behind the real time")
+    report["resume_s"].append(_wait_progress(net, [n.name for n in net.nodes()], 6 * VIEW_TIMEOUT_MS / 1000))
+
+
 SCENARIOS: dict[str, Callable[[LocalNet, dict[str, Any]], None]] = {
     "kill-primary": kill_primary,
     "kill-replica": kill_replica,
@@ -602,6 +731,7 @@ SCENARIOS: dict[str, Callable[[LocalNet, dict[str, Any]], None]] = {
     "disk-full": disk_full,
     "fsync-fail": fsync_fail,
     "corrupt": corrupt,
+    "clock-jump": clock_jump,
 }
 START_ENV: dict[str, dict[str, tuple[str, dict[str, str]]]] = {
     "byzantine": {BYZANTINE_NODE: (BYZANTINE_ENTRY, BYZANTINE_ENV)},
@@ -617,6 +747,7 @@ SETUP: dict[str, Callable[[LocalNet], None]] = {
     "member-byzantine": _setup_member_byzantine,
     "disk-full": lambda net: _setup_faultfs(net, "disk-full"),
     "fsync-fail": lambda net: _setup_faultfs(net, "fsync-fail"),
+    "clock-jump": _setup_clock,
 }
 """Per scenario: changes to the laid-out network before it starts."""
 
@@ -769,6 +900,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"commits resumed after {r['resume_s'] or '-'} s"
                   + (f", isolated node caught up in {r['catch_up_s']} s" if "catch_up_s" in r else "")
                   + (f", commits during the split {r['commits_during_split']}" if "commits_during_split" in r else "")
+                  + (f", fault to commit {r['fault_to_commit_s']} s, block time minus the real time it was seen "
+                     f"committed from {-r['block_time_behind_ms']} to {r['block_time_ahead_ms']} ms ({r['blocks_timed']} "
+                     "blocks)"
+                     if "fault_to_commit_s" in r else "")
                   + (f", fault to clean stop {r['fault_to_stop_s']} s (exit {r.get('exit_codes')}), repair to caught up "
                      f"{r.get('repair_to_caught_up_s')} s" if "fault_to_stop_s" in r else "")
                   + f"; {r['seconds']} s", flush=True)
