@@ -52,6 +52,28 @@ checks above cover every node, members included, and the member must have caught
   refuse every lie (counted by reason), disconnect the liar, commit nothing while cut
   off, and catch up from the validators after the heal; the validators keep committing
   throughout (the load goes to the validators here).
+
+Storage and clock scenarios (issue 28; docs/OPERATIONS.md, "Storage faults" and "Clocks"):
+
+- ``disk-full``: ``node2`` runs under the LD_PRELOAD shim (`node.tools.faultfs`); mid-load
+  every write under its data directory fails with ENOSPC: it must stop with exit code 6,
+  having logged ``storage_fault`` (``disk_full``) and said why; the others go on; the shim
+  is disarmed (space freed) and the node restarted: it catches up;
+- ``fsync-fail``: the same with fsync failing with EIO (``io_error``);
+- ``corrupt``: ``node2`` stopped and bytes flipped in its largest table file, then (after
+  its repair) SIGKILLed and its chain-store write-ahead log cut in half: each time it must
+  refuse to start (exit 6, ``corruption``); repaired by deleting its data directory, it
+  resyncs from its peers;
+- ``clock-jump``: every validator runs the test-only skewed-clock entry
+  (``python -m afterchain.node.testing.clock_skew``); the primary's clock jumps 5 minutes
+  ahead, later the next primary's 5 minutes behind (one wrong clock at a time): the view
+  changes each time, commits go on, and every block committed meanwhile carries a time
+  within the bound (docs/PROTOCOL.md, "Block time") of the real time it was seen committed.
+
+Each reports, besides the checks above, the time from the fault to the node's clean stop
+(``fault_to_stop_s``, ``exit_codes``) and from the repair to its catch-up
+(``repair_to_caught_up_s``), or from the clock jump to the next commit
+(``fault_to_commit_s``) and the block times' distance from the real time.
 """
 
 from __future__ import annotations

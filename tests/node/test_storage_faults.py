@@ -197,3 +197,24 @@ def test_the_faultfs_shim_fails_only_the_data_directory(tmp_path: Path, mode: st
     assert r.stdout.splitlines()[-1].split(maxsplit=1) == [kind, "consensus log"]
     assert "storage_fault" in r.stdout  # logged (critical) before it is raised
     assert (tmp_path / "node.log").read_text().splitlines() == ["a log line outside the data directory", "still writing"]
+
+
+def test_node_run_refuses_a_truncated_chain_log_with_exit_code_6(tmp_path: Path) -> None:
+    """The whole `afterchain node run` path: a node whose chain-store log was cut stops
+    before it serves anything, with exit code 6, the `storage_fault` line and the reason on
+    stderr."""
+    from afterchain.node.tools.localnet import LocalNet
+
+    net = LocalNet(tmp_path / "net")
+    net.create(4, chain_id="storage-exit")
+    data = net.root / "node1" / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-c", _CRASH_AFTER_WRITES, str(data)], check=True, timeout=60)
+    _truncate_wal(data / "chain")
+    r = subprocess.run([sys.executable, "-m", "afterchain.node.cli", "node", "run", "--config",
+                        str(net.root / "node1" / "node.toml")], capture_output=True, text=True, timeout=120,
+                       check=False, cwd=str(net.root / "node1"))
+    assert r.returncode == 6, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "node stopped: storage fault (corruption) in the chain store during open: Corruption" in r.stderr
+    out = r.stdout + r.stderr  # (the log's stream)
+    assert '"event": "storage_fault"' in out and '"kind": "corruption"' in out
