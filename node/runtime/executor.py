@@ -17,6 +17,7 @@ import trio
 from afterchain.consensus.messages import CertifiedBlock
 from afterchain.consensus.params import ConsensusParams as ReplicaParams
 from afterchain.node.app.ledger import Ledger
+from afterchain.node.common.rocks import StorageFault, report_storage_fault
 from afterchain.node.runtime import threads
 from afterchain.node.runtime.chain_store import ChainStore
 from afterchain.node.runtime.feed import EventFeed
@@ -47,7 +48,18 @@ class ExecutedSink(Protocol):
 
 def replay_stored(store: ChainStore, ledger: Ledger, known: KnownEvents, log: Any, feed: EventFeed | None = None) -> None:
     """Execute stored blocks the ledger has not (a crash between store and execute); the
-    feed (if any) tags them as `BlockExecutor.execute` does."""
+    feed (if any) tags them as `BlockExecutor.execute` does.
+
+    A ledger ahead of the chain store means the chain store lost blocks it had synced (each
+    block is stored, synced, before the ledger applies it): a damaged or truncated data
+    file. That is a `StorageFault` (the node stops); the node never votes on a chain that
+    forgot what it signed."""
+    if ledger.height > store.head:
+        fault = StorageFault("corruption", "chain", "start",
+                             f"the state store has executed height {ledger.height} but the chain store ends at "
+                             f"{store.head}: the chain store lost blocks it had synced")
+        report_storage_fault(fault)
+        raise fault
     while ledger.height < store.head:
         h = ledger.height + 1
         block = store.block(h)

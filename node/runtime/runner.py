@@ -64,6 +64,8 @@ _COUNTERS = (
     # compact pre-prepares taken, events they carried (prefilled), events asked of their
     # sender, and those dropped for want of events
     "preprepare_compact", "preprepare_prefilled", "preprepare_events_fetched", "preprepare_dropped",
+    # proposed blocks refused for their time: ahead of / behind this node's clock beyond the bound
+    "block_time_future", "block_time_past",
 )
 
 
@@ -131,7 +133,7 @@ class Node:
         metrics.bind_feed(feed.stats)
         replay_stored(store, ledger, known, log, feed)
         self.app = ConsensusApp(ledger=ledger, mempool=mempool, known=known, params_for=self.consensus_params,
-                                counters=self.counters)
+                                counters=self.counters, log=log)
         self.wal = ConsensusWal(store, metrics)
         self.replica = replica = self._restore_replica()
         self.app.attach(replica)
