@@ -123,6 +123,8 @@ async def run_node(config: NodeConfig, *, send_hook: SendHook | None = None) -> 
         stream_max_per_client=config.api.stream_max_per_client, stream_queue_events=config.api.stream_queue_events,
         verify_event_signatures=config.member.verify_event_signatures, member_poll_ms=config.member.poll_ms,
         snapshot_interval=config.statesync.snapshot_interval, snapshot_keep=config.statesync.snapshot_keep,
+        request_forward_ms=config.consensus.request_forward_ms,
+        request_timeout_ms=config.consensus.request_timeout_ms, slow_blocks=config.consensus.slow_blocks,
     )
 
     def snapshot_vm() -> dict[str, Any]:  # a fresh VM host for each snapshot (finished on a worker thread)

@@ -30,6 +30,11 @@ Example::
     max_bytes = 268435456
     per_sender_quota = 20000
 
+    [consensus]                      # request timers (docs/PROTOCOL.md, "Censorship resistance")
+    request_forward_ms = 2000        # T1: relay an event held this long to the other validators
+    request_timeout_ms = 8000        # T2: vote the primary out when one is held this long (0 = off)
+    slow_blocks = 3                  # ... or after this many underfilled blocks in a row (0 = off)
+
     [log]
     level = "info"
     format = "auto"                  # auto | json | console
@@ -67,11 +72,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ENV_PREFIX", "SECTIONS", "ApiConfig", "ConfigError", "LogConfig", "MemberConfig", "MempoolConfig", "NodeConfig", "P2PConfig",
-           "PeerAddr", "StateSyncConfig", "env_overrides", "load_config", "multiaddr_of", "parse_address", "parse_hostport"]
+__all__ = ["ENV_PREFIX", "SECTIONS", "ApiConfig", "ConfigError", "ConsensusConfig", "LogConfig", "MemberConfig", "MempoolConfig",
+           "NodeConfig", "P2PConfig", "PeerAddr", "StateSyncConfig", "env_overrides", "load_config", "multiaddr_of", "parse_address",
+           "parse_hostport"]
 
 ENV_PREFIX = "AFTERCHAIN_"
-SECTIONS = ("node", "p2p", "api", "mempool", "log", "member", "statesync")
+SECTIONS = ("node", "p2p", "api", "mempool", "log", "member", "statesync", "consensus")
 
 
 class ConfigError(ValueError):
@@ -153,6 +159,15 @@ class StateSyncConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ConsensusConfig:
+    """Request timers (`NodeOptions.request_forward_ms` etc.)."""
+
+    request_forward_ms: int = 2000
+    request_timeout_ms: int = 8000
+    slow_blocks: int = 3
+
+
+@dataclass(frozen=True, slots=True)
 class LogConfig:
     level: str = "info"
     format: str = "auto"
@@ -172,6 +187,7 @@ class NodeConfig:
     log: LogConfig = field(default_factory=LogConfig)
     member: MemberConfig = field(default_factory=MemberConfig)
     statesync: StateSyncConfig = field(default_factory=StateSyncConfig)
+    consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
     source: Path | None = None
 
 
@@ -395,6 +411,11 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None,
     if level not in {"debug", "info", "warning", "error"}:
         raise ConfigError("log.level", f"{level!r} is not one of debug, info, warning, error")
     mb = _section(raw, "member", {"verify_event_signatures", "poll_ms"})
+    cs = _section(raw, "consensus", {"request_forward_ms", "request_timeout_ms", "slow_blocks"})
+    t1 = _int(cs, "consensus", "request_forward_ms", 2000, 10, 3_600_000)
+    t2 = _int(cs, "consensus", "request_timeout_ms", 8000, 0, 3_600_000)
+    if t2 and t2 <= t1:
+        raise ConfigError("consensus.request_timeout_ms", f"must be greater than request_forward_ms ({t1}), or 0 (off)")
     verify_events = mb.get("verify_event_signatures", False)
     if not isinstance(verify_events, bool):
         raise ConfigError("member.verify_event_signatures", "must be true or false")
@@ -437,5 +458,7 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None,
             snapshot_keep=_int(ss, "statesync", "snapshot_keep", 2, 1, 100),
             discovery_s=_int(ss, "statesync", "discovery_s", 10, 1, 3600),
         ),
+        consensus=ConsensusConfig(request_forward_ms=t1, request_timeout_ms=t2,
+                                  slow_blocks=_int(cs, "consensus", "slow_blocks", 3, 0, 1000)),
         source=source,
     )

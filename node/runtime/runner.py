@@ -45,7 +45,7 @@ from afterchain.node.runtime.intake import Intake, KnownEvents, stateful_check
 from afterchain.node.runtime.member import BlockReceiver, Follower, MemberSendGate
 from afterchain.node.runtime.mempool import AddOutcome, Mempool
 from afterchain.node.runtime.metrics import NodeMetrics
-from afterchain.node.runtime.options import NodeOptions, consensus_params_at, replica_params
+from afterchain.node.runtime.options import NodeOptions, consensus_params_at, replica_params, request_timers
 from afterchain.node.runtime.peer_inbox import PeerInbox
 from afterchain.node.runtime.statesync import SnapshotServer
 from afterchain.node.runtime.status import NodeStatus
@@ -153,7 +153,8 @@ class Node:
                                   executor=executor, outboxes=self.outboxes, unsent=self.gossip_queue.unsent,
                                   fetch=self.catchup.fetch, evidence=self.evidence_reporter, mempool=mempool,
                                   me=key.public, tick_ms=opts.tick_ms, counters=self.counters, metrics=metrics,
-                                  log=log, send_hook=send_hook, may_send=self.send_gate.allows)
+                                  log=log, send_hook=send_hook, may_send=self.send_gate.allows,
+                                  relay=self.gossip_queue.put)
         self.receiver = BlockReceiver(chain_id=self.chain_id, genesis_hash=genesis.hash(), store=store, ledger=ledger,
                                       known=known, inputs=inputs, transport=transport,
                                       checkpoint_interval=lambda: replica.params.checkpoint_interval,
@@ -178,6 +179,7 @@ class Node:
         return Replica(
             self.key, self.genesis.validators, params, self.app, persisted,
             chain_id=self.chain_id, genesis_hash=self.genesis.hash(), genesis_time_ms=self.genesis.genesis_time_ms,
+            timers=request_timers(self.options),
         )
 
     def _sync_peers(self) -> None:
