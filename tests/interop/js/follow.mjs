@@ -34,7 +34,7 @@ const TAG = { VALIDATOR_SET: 0x10, HEADER: 0x11, BLOCK: 0x12, COMMIT: 0x13, COMM
 const FOLLOW_COUNT = 128;
 const POLL_MS = 100;
 const REQUEST_TIMEOUT_MS = 2_000;
-const REQUEST_TRIES = 5; // a request the node could not answer yet (its stream to us not ready) gets no answer
+const REQUEST_TRIES = 10; // a request the node could not answer yet (its stream to us not ready) gets no answer
 
 class Refused extends Error {}
 const refuse = (msg) => { throw new Refused(msg); };
@@ -251,7 +251,7 @@ async function main() {
   const out = await node.dialProtocol(multiaddr(a.peer), PROTOCOL);
   const q = queue();
   out.sink(q).catch((e) => process.stderr.write(`outbound stream ended: ${e.message}\n`));
-  await Promise.race([inboundOpen, new Promise((_, rej) => setTimeout(() => rej(new Error("the node opened no stream to us")), 10_000))]);
+  await Promise.race([inboundOpen, new Promise((_, rej) => setTimeout(() => rej(new Error("the node opened no stream to us")), 30_000))]);
 
   let nextId = 1n;
   let retried = 0;
