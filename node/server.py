@@ -97,6 +97,7 @@ async def run_node(config: NodeConfig, *, send_hook: SendHook | None = None) -> 
         stream_max_subscribers=config.api.stream_max_subscribers,
         stream_max_per_client=config.api.stream_max_per_client, stream_queue_events=config.api.stream_queue_events,
         verify_event_signatures=config.member.verify_event_signatures, member_poll_ms=config.member.poll_ms,
+        relay=config.member.relay,
     )
     node = Node(key=key, genesis=genesis, data_dir=config.data_dir, transport=transport, options=options,
                 ledger_hooks=VmAgreementHooks(host), contracts=host, send_hook=send_hook)

@@ -122,6 +122,8 @@ class CatchUp:
         self.raw_by_hash = raw_by_hash
         self.log = log
         self.fetching: set[tuple[bytes, int]] = set()
+        self.limiter: Any = None
+        """A `ratelimit.PeerLimiter` (set by the node): `FollowRequest`s served per peer."""
 
     async def on_request(self, sender: bytes, data: bytes) -> bytes:
         req = decode(data, max_bytes=PEER_MESSAGE_MAX_BYTES)
@@ -130,6 +132,8 @@ class CatchUp:
         if isinstance(req, EventsRequest):
             return self.events_response(req)
         if isinstance(req, FollowRequest):
+            if self.limiter is not None and not self.limiter.allow(sender, "FollowRequest"):
+                raise ProtocolError(Code.FIELD_OUT_OF_RANGE, "too many FollowRequests: rate limited")
             return follow_response_bytes(self.store, req)
         raise ProtocolError(Code.DECODE_UNKNOWN_TAG, f"{type(req).__name__} is not a request")
 

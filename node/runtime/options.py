@@ -60,6 +60,10 @@ class NodeOptions:
     `[member]`; off: it relies on the certificate, docs/PROTOCOL.md "Member nodes")."""
     member_poll_ms: int = 100
     """How often a member asks a peer for new blocks when the last ask brought none."""
+    relay: bool = True
+    """The dissemination relay (docs/PROTOCOL.md section 11) carries certified blocks to
+    members and members' events towards the validators (node.toml `[member] relay`); off:
+    members follow by polling (`FollowRequest`) and gossip their events to validators."""
 
 
 def replica_params(c: GenesisConsensusParams, tick_ms: int) -> ReplicaParams:

@@ -15,6 +15,10 @@ what it uses), starts their tasks in `run` and closes the stores. The components
 - `member`: the member role (a key in no current validator set): `BlockReceiver` (the one
   door for certified blocks), `Follower` (polls peers for them), `MemberSendGate` (a
   member's replica sends nothing);
+- `relay.RelayService`: the dissemination relay (docs/PROTOCOL.md section 11) of certified
+  blocks to every node and of members' events towards the validators, over a bounded set
+  of peers (`NodeOptions.relay`; off: members follow by polling only);
+- `ratelimit.PeerLimiter`: per-peer limits on `FollowRequest`s and relay messages served;
 - `status.NodeStatus`: the API's reads.
 
 A test-only `send_hook` (node/testing/byzantine.py) may be given; production passes none.
@@ -47,6 +51,8 @@ from afterchain.node.runtime.mempool import AddOutcome, Mempool
 from afterchain.node.runtime.metrics import NodeMetrics
 from afterchain.node.runtime.options import NodeOptions, consensus_params_at, replica_params
 from afterchain.node.runtime.peer_inbox import PeerInbox
+from afterchain.node.runtime.ratelimit import PeerLimiter
+from afterchain.node.runtime.relay import RelayService, event_checker
 from afterchain.node.runtime.status import NodeStatus
 from afterchain.node.transport.base import Transport
 from afterchain.protocol.crypto import KeyPair
@@ -110,7 +116,7 @@ class Node:
         self.inputs = inputs = InputQueue()
         self.gossip_queue = GossipQueue()
         self.intake = intake = Intake(known=known, mempool=mempool, store=store, options=opts, metrics=metrics, log=log,
-                                      counters=self.counters, arrival=self.arrival, gossip=self.gossip_queue.put,
+                                      counters=self.counters, arrival=self.arrival, gossip=self._gossip_event,
                                       nudge=inputs.nudge)
         self.send_gate = MemberSendGate(key.public)
         self.gossip = Gossip(transport=transport, queue=self.gossip_queue, mempool=mempool, arrival=self.arrival,
@@ -153,6 +159,20 @@ class Node:
         self.follower = Follower(me=key.public, receiver=self.receiver, transport=transport, store=store,
                                  executed=lambda: ledger.height, validators=lambda: replica.validators, log=log,
                                  poll_s=opts.member_poll_ms / 1000)
+        self.limiter = limiter = PeerLimiter(log=log, counters=self.counters, transport=transport,
+                                             strike=self.receiver.refuse)
+        self.catchup.limiter = limiter
+        self.relay = relay = RelayService(
+            me=key.public, transport=transport, store=store, receiver=self.receiver,
+            validators=lambda: replica.validators.validators, admitted=lambda: self._chain_peers,
+            executed=lambda: ledger.height, check_events=event_checker(known, stateful_check(ledger)),
+            admit_events=lambda sender, raws: intake.submit(raws), heads=self.follower.heads,
+            counters=self.counters, log=log, enabled=opts.relay, limiter=limiter)
+        if opts.relay:
+            self.receiver.on_accept = relay.on_follower_blocks
+            executor.on_executed = relay.on_executed
+            self.follower.relay_active = relay.active
+        self.inbox.relay = relay.offer_frame
         self.status = NodeStatus(name=opts.name, chain_id=self.chain_id, me=key.public, store=store, ledger=ledger,
                                  mempool=mempool, replica=replica, transport=transport, metrics=metrics,
                                  counters=self.counters, pending_intake=intake.pending,
@@ -214,9 +234,10 @@ class Node:
                 nursery.start_soon(self.loop.run)
                 nursery.start_soon(self.evidence_reporter.run)
                 nursery.start_soon(self.follower.run)
+                nursery.start_soon(self.relay.run)
                 self.log.info("node_started", height=self.store.head, view=self.replica.view,
                               validators=self.replica.validators.n, role=self.role(),
-                              verify_event_signatures=self.options.verify_event_signatures)
+                              verify_event_signatures=self.options.verify_event_signatures, relay=self.options.relay)
                 self.started.set()
                 task_status.started()
         finally:
@@ -225,6 +246,15 @@ class Node:
     def role(self) -> str:
         """"validator" while this node's key is in its current validator set, else "member"."""
         return "validator" if self.key.public in self.replica.validators else "member"
+
+    def _gossip_event(self, raw: bytes) -> None:
+        """An event this node's intake accepted from a client (or its journal): a member
+        with the relay on sends it towards the validators through the relay (which keeps
+        and re-sends it until a block holds it); otherwise it is gossiped (`EventBatch`)."""
+        if self.options.relay and self.key.public not in self.replica.validators:
+            self.relay.submit_local(raw)
+        else:
+            self.gossip_queue.put(raw)
 
     def _offer_gossip(self, sender: bytes, raws: list[bytes]) -> None:
         """Peers' event gossip goes to the intake, except on a member that no scheduled
@@ -270,7 +300,9 @@ class Node:
         return self.status.block_json(height, outcomes=outcomes)
 
     def status_json(self) -> dict[str, Any]:
-        return self.status.status_json()
+        st = self.status.status_json()
+        st["relay"] = self.relay.describe()
+        return st
 
     def health(self) -> tuple[bool, str]:
         return self.status.health()
