@@ -121,6 +121,7 @@ class Node:
         self.send_gate = MemberSendGate(key.public)
         self.gossip = Gossip(transport=transport, queue=self.gossip_queue, mempool=mempool, arrival=self.arrival,
                              offer=self._offer_gossip, metrics=metrics, log=log)
+        self.gossip.gossip_to = lambda: self._validator_keys
         self.outboxes = Outboxes(transport, log)
         self.inbox = PeerInbox(transport=transport, known=known, inputs=inputs, counters=self.counters,
                                metrics=metrics, log=log)
@@ -129,6 +130,7 @@ class Node:
                                                   log=log)
         self.started = trio.Event()
         self._chain_peers: set[bytes] = set()  # the allowlist `_sync_peers` derived from the chain last
+        self._validator_keys: frozenset[bytes] = frozenset(genesis.validators.validators)  # of every scheduled set
         self.feed = feed = EventFeed(store=store, ledger=ledger, max_subscribers=opts.stream_max_subscribers,
                                      max_per_client=opts.stream_max_per_client, queue_events=opts.stream_queue_events,
                                      log=log)
@@ -202,6 +204,7 @@ class Node:
         connections. Peers of the node's static configuration unknown to the chain stay."""
         sets = list(self.ledger.validator_sets_by_hash().values())
         keys: set[bytes] = {k for vs in sets for k in vs.validators}
+        self._validator_keys = frozenset(keys)
         keys.update(k for k, _ in self.ledger.node_keys(limit=None))
         gone = self._chain_peers - keys
         if gone:
