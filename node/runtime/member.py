@@ -116,6 +116,8 @@ class BlockReceiver:
         """Told of the blocks `receive` accepted (the relay follows them: `node.runtime.relay`)."""
         self._recent: dict[int, bytes] = {}  # height -> header hash of blocks accepted and maybe not stored yet
         self._relayed: set[int] = set()  # heights of those `offer` accepted
+        self._lock = trio.Lock()
+        """`receive` and `offer` one at a time: blocks reach the consensus loop in height order."""
         self.resync()
 
     def resync(self) -> None:
@@ -196,6 +198,10 @@ class BlockReceiver:
             faults.set(block=faults.blocked | {peer})  # closes its connections, refuses it until unbanned
 
     async def receive(self, peer: bytes, blocks: Sequence[CertifiedBlock]) -> int:
+        async with self._lock:
+            return await self._receive(peer, blocks)
+
+    async def _receive(self, peer: bytes, blocks: Sequence[CertifiedBlock]) -> int:
         if self.banned_now(peer):
             return 0
         if self.store.head > self.tip_height:
@@ -246,6 +252,10 @@ class BlockReceiver:
         accepted the same block already, by the follower: not a fault), "refused" (logged,
         counted, a strike), "wait" (V(h) or V(h + 1) not known yet, or execution is
         `FOLLOW_BATCH_BLOCKS` behind: offer it again later), "banned" (the peer is)."""
+        async with self._lock:
+            return await self._offer(peer, cb, executed)
+
+    async def _offer(self, peer: bytes, cb: CertifiedBlock, executed: int) -> str:
         if self.banned_now(peer):
             return "banned"
         if self.store.head > self.tip_height:
@@ -330,7 +340,12 @@ class Follower:
         ok = [p for p in connected if not self.receiver.banned_now(p)]
         if not ok:
             return None
-        first = sorted(p for p in ok if p in vs) or sorted(ok)
+        if self.relay_active is not None and self.relay_active():
+            # filling gaps while the relay delivers: ask members first (they have the blocks;
+            # the validators' upload is the scarce one)
+            first = sorted(p for p in ok if p not in vs) or sorted(ok)
+        else:
+            first = sorted(p for p in ok if p in vs) or sorted(ok)
         self._turn += 1
         return first[self._turn % len(first)]
 

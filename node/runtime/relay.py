@@ -54,7 +54,7 @@ from afterchain.protocol.codec import decode_as, sha256
 from afterchain.protocol.errors import ProtocolError
 from afterchain.protocol.events import SignedEvent
 
-__all__ = ["CACHE_BLOCKS", "INBOX_LEN", "SHUT_S", "RelayService", "is_relay_frame"]
+__all__ = ["CACHE_BLOCKS", "INBOX_LEN", "NODE_PARAMS", "SHUT_S", "RelayService", "event_checker", "is_relay_frame"]
 
 INBOX_LEN = 1024
 """Relay messages queued for the relay task; beyond it they are dropped (counted)."""
@@ -66,6 +66,11 @@ ACTIVE_S = 3.0
 """The relay counts as delivering while it took a new block this recently."""
 EVENT_TASKS_MAX = 16
 """Batches of peers' events being checked at once; more are dropped (their origins re-send)."""
+
+
+NODE_PARAMS = RelayParams(validator_push_rotate=True)
+"""The relay's parameters in a node: PROTOCOL.md section 11's, with the validators taking
+turns to push (one push per block for the whole validator set)."""
 
 
 def is_relay_frame(data: bytes) -> bool:
@@ -129,7 +134,7 @@ class RelayService:
         self.source = _Source(store)
         self.limiter = limiter or PeerLimiter(log=log, counters=counters, transport=transport)
         self.machine = Relay(me, height=store.head, validators=list(validators()), admitted=list(admitted()),
-                             store=self.source, rng=random.Random(seed), params=params)
+                             store=self.source, rng=random.Random(seed), params=params or NODE_PARAMS)
         self.outboxes = Outboxes(transport, log)
         send, self._recv = trio.open_memory_channel[tuple[bytes, bytes]](INBOX_LEN)
         self._send = send
@@ -217,12 +222,15 @@ class RelayService:
             self._nursery = self.outboxes.nursery = nursery
             next_tick = trio.current_time() + TICK_MS / 1000
             while True:
-                with trio.move_on_at(next_tick):
-                    sender, data = await self._recv.receive()
-                    if data:
-                        self._on_frame(sender, data)
+                got: tuple[bytes, bytes] | None = None
+                with trio.move_on_at(next_tick):  # (only the wait: what follows must not be cancelled)
+                    got = await self._recv.receive()
+                if got is not None:
+                    if got[1]:
+                        self._on_frame(*got)
                     await self._drain()
-                    continue
+                    if trio.current_time() < next_tick:
+                        continue
                 next_tick = trio.current_time() + TICK_MS / 1000
                 self._sync()
                 self.machine.tick()
@@ -284,8 +292,9 @@ class RelayService:
                 data = encoded.get(id(msg))
                 if data is None:
                     data = encoded[id(msg)] = msg.encode()
+                self.counters["relay_out"] += 1
                 if self.outboxes.put(peer, data):
-                    self.counters["relay_out"] += 1
+                    self.counters["relay_dropped"] += 1
             for cb in out.deliver:
                 self.source.put(cb)
             for cb in out.verify:

@@ -16,6 +16,8 @@ process only (class attributes patched before the node is built):
   real certificate (``tampered``), blocks that skip a height (``not_chained``) and blocks
   the asker already has (``replay``). Catch-up (`BlockRequest`) and event requests are
   answered honestly;
+- every `RelayBlocks` its dissemination relay sends (pushes and answers to other members'
+  `RelayRequest`s) carries the same lies, in turn;
 - while it runs, it floods every connected validator with small `FollowRequest`s
   (`FLOOD_PER_S` a second in total, at most `FLOOD_IN_FLIGHT` outstanding), counting
   what it sent in the log line ``byzantine_member_flood``.
@@ -122,6 +124,29 @@ def _patch() -> None:
             nursery.start_soon(flood)
             await honest_run(self)
 
+    from afterchain.consensus.relay import RelayBlocks
+    from afterchain.node.runtime import relay as relay_mod
+
+    honest_init = relay_mod.RelayService.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        honest_init(self, *args, **kwargs)
+        put = self.outboxes.put
+        store = self.store
+
+        def lying_put(peer: bytes, data: bytes) -> bool:
+            if relay_mod.is_relay_frame(data) and data[2] == RelayBlocks.TAG:
+                msg = RelayBlocks.decode(data, max_bytes=PEER_MESSAGE_MAX_BYTES)
+                if msg.blocks:
+                    kind = LIES[turn["n"] % len(LIES)]
+                    turn["n"] += 1
+                    bad = lie(kind, store, int(msg.blocks[0].block.header.height), len(msg.blocks))
+                    data = RelayBlocks(blocks=tuple(bad)).encode()
+            return bool(put(peer, data))
+
+        self.outboxes.put = lying_put
+
+    relay_mod.RelayService.__init__ = init  # type: ignore[method-assign]
     catchup.CatchUp.on_request = on_request  # type: ignore[method-assign]
     member.Follower.run = run  # type: ignore[method-assign]
 
