@@ -65,6 +65,8 @@ FOLLOW_BATCH_BLOCKS = MAX_FETCH_BLOCKS // 2
 """Blocks asked for at once; also how far accepted blocks may run ahead of execution."""
 POLL_S = 0.1
 """Pause between polls when the last one brought nothing new (bounds a member's lag)."""
+VALIDATOR_POLL_EVERY = 5
+"""With the relay on, one poll in this many goes to a validator (the others to members)."""
 RELAY_POLL_S = 2.0
 """Pause between polls while the dissemination relay delivers blocks (the poll only fills gaps)."""
 
@@ -340,13 +342,13 @@ class Follower:
         ok = [p for p in connected if not self.receiver.banned_now(p)]
         if not ok:
             return None
-        if self.relay_active is not None and self.relay_active():
-            # filling gaps while the relay delivers: ask members first (they have the blocks;
-            # the validators' upload is the scarce one)
+        self._turn += 1
+        if self.relay_active is not None and self._turn % VALIDATOR_POLL_EVERY:
+            # with the relay on, the poll fills gaps: members first (they have the blocks; the
+            # validators' upload is the scarce one), a validator every VALIDATOR_POLL_EVERY-th
             first = sorted(p for p in ok if p not in vs) or sorted(ok)
         else:
             first = sorted(p for p in ok if p in vs) or sorted(ok)
-        self._turn += 1
         return first[self._turn % len(first)]
 
     async def step(self) -> bool:

@@ -8,12 +8,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import trio
 
-from afterchain.consensus.relay import RelayRequest, RelayStatus
+from afterchain.consensus.relay import RelayBlocks, RelayRequest, RelayStatus
 from afterchain.node.runtime.catchup import FollowRequest
 from afterchain.node.runtime.member import MAX_STRIKES
 from afterchain.node.runtime.ratelimit import PeerLimiter
@@ -23,7 +24,7 @@ from afterchain.node.transport.frames import Kind, decode_frame
 from afterchain.node.transport.memory import MemoryNetwork
 from afterchain.protocol.codec import decode
 from afterchain.protocol.errors import ProtocolError
-from afterchain.protocol.types import Height
+from afterchain.protocol.types import Height, Signature
 from tests.node.util import VALIDATORS, genesis, k, product_event, wait_for
 
 MEMBERS = [k(f"member-{i}") for i in range(3)]
@@ -181,3 +182,47 @@ async def test_follow_request_and_relay_floods_are_refused_then_disconnected(tmp
 
 
 
+
+
+async def test_forged_relayed_blocks_are_refused_counted_and_the_sender_cut_off(tmp_path: Path) -> None:
+    """A peer that pushes blocks with forged or short certificates over the relay is
+    refused (BlockReceiver's reasons), counted, and blocked at the 3rd strike; the member
+    keeps following the honest peers."""
+    net = MemoryNetwork()
+    async with network(tmp_path, net, 1) as (vals, mems):
+        m = mems[0]
+        liar_key = k("liar")
+        liar = net.add(liar_key.public)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(liar.run)
+            await wait_for(lambda: vals[0].store.head >= 2)
+            evs = [product_event(i + 1) for i in range(5)]
+            await vals[0].submit([e.encode() for e in evs])
+            await wait_for(lambda: _committed([*vals, m], {e.id for e in evs}), timeout=60)
+
+            def refused() -> float:
+                return float(sum(m.metrics.member_blocks_refused.labels(r)._value.get()
+                                 for r in ("signature_invalid", "no_quorum")))
+
+            # the liar is the member's only peer for a while (the honest ones cannot push h first)
+            net.partition([m.key.public, liar_key.public], [v.public for v in VALIDATORS])
+            h = m.relay.machine.height + 1
+            await wait_for(lambda: vals[0].store.head >= h)
+            cb = vals[0].relay.source.blocks(h, 1)[0]
+            cert = cb.certificate
+            for turn in range(MAX_STRIKES):
+                sigs = cert.signatures[:1] if turn % 2 else tuple(
+                    replace(s, signature=Signature(bytes(64))) for s in cert.signatures)
+                bad = replace(cb, certificate=replace(cert, signatures=sigs))
+                before = refused()
+                await liar.send(m.key.public, RelayStatus(height=Height(h), hops=1).encode())
+                await liar.send(m.key.public, RelayBlocks(blocks=(bad,)).encode())
+                await wait_for(lambda before=before: refused() > before)
+            assert refused() == MAX_STRIKES and m.relay.machine.stats.invalid_blocks == MAX_STRIKES
+            assert liar_key.public in m.transport.faults.blocked and m.ledger.height < h
+            net.heal()
+            # the member still follows the chain from honest peers
+            more = [product_event(i + 6) for i in range(5)]
+            await vals[1].submit([e.encode() for e in more])
+            await wait_for(lambda: _committed([m], {e.id for e in more}), timeout=60)
+            nursery.cancel_scope.cancel()
