@@ -14,7 +14,8 @@ process only (class attributes patched before the node is built):
   (`LIES`): a certificate whose signatures are all flipped (``forged``), one with fewer
   signatures than a quorum (``short``), a header whose state root was changed under its
   real certificate (``tampered``), blocks that skip a height (``not_chained``) and blocks
-  the asker already has (``replay``). Catch-up (`BlockRequest`) and event requests are
+  the asker already has (``replay``); when the asker is ahead of it, a block of its own
+  head re-labelled with the height asked for (``not_chained`` at the asker). Catch-up (`BlockRequest`) and event requests are
   answered honestly;
 - every `RelayBlocks` its dissemination relay sends (pushes and answers to other members'
   `RelayRequest`s) carries the same lies, in turn;
@@ -69,6 +70,14 @@ def lie(kind: str, store: Any, from_height: int, count: int) -> list[CertifiedBl
             block = Block(header=header, events=block.events)
             cert = dataclasses.replace(cert, header_hash=Hash32(header.hash()))
         out.append(CertifiedBlock(block=block, certificate=cert))
+    if not out and store.head >= 1 and kind != "replay":
+        # the asker is ahead of this node (the validators cut its request flood off): a
+        # block of its own head re-labelled with the height asked for (it chains to nothing)
+        block, cert = store.block(store.head), store.certificate(store.head)
+        if block is not None and cert is not None:
+            header = dataclasses.replace(block.header, height=Height(from_height))
+            out.append(CertifiedBlock(block=Block(header=header, events=block.events),
+                                      certificate=dataclasses.replace(cert, height=Height(from_height))))
     return out
 
 
