@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
 from afterchain.consensus.relay import RelayBlocks, RelayRequest, RelayStatus
@@ -226,3 +227,13 @@ async def test_forged_relayed_blocks_are_refused_counted_and_the_sender_cut_off(
             await vals[1].submit([e.encode() for e in more])
             await wait_for(lambda: _committed([m], {e.id for e in more}), timeout=60)
             nursery.cancel_scope.cancel()
+
+
+def test_member_relay_setting(tmp_path: Path) -> None:
+    from afterchain.node.runtime.config import ConfigError, load_config
+    from tests.node.test_config_addresses_env import BASE, cfg_file
+
+    assert load_config(cfg_file(tmp_path), env={}).member.relay is True  # on by default
+    assert load_config(cfg_file(tmp_path, BASE + "[member]\nrelay = false\n"), env={}).member.relay is False
+    with pytest.raises(ConfigError, match=r"member\.relay"):
+        load_config(cfg_file(tmp_path, BASE + '[member]\nrelay = "no"\n'), env={})
