@@ -39,7 +39,15 @@ from typing import Any
 import trio
 
 from afterchain.consensus.messages import CertifiedBlock
-from afterchain.consensus.relay import MAX_HOPS, Relay, RelayMessage, RelayParams, RelayRequest, RelayStatus
+from afterchain.consensus.relay import (
+    MAX_HOPS,
+    Relay,
+    RelayEvents,
+    RelayMessage,
+    RelayParams,
+    RelayRequest,
+    RelayStatus,
+)
 from afterchain.consensus.relay.machine import TICK_MS
 from afterchain.node.common.log import short_id
 from afterchain.node.runtime.catchup import certified_block_parts
@@ -269,7 +277,7 @@ class RelayService:
             self.limiter.strike(sender, "malformed")
             return
         m = self.machine
-        if type(msg) in (RelayRequest, RelayStatus) and not self.limiter.allow(sender, type(msg).__name__):
+        if type(msg) in (RelayRequest, RelayStatus, RelayEvents) and not self.limiter.allow(sender, type(msg).__name__):
             return
         if sender not in m.peers:
             if sender not in self.transport.connected_peers():
