@@ -49,10 +49,11 @@ from afterchain.node.runtime.intake import Intake, KnownEvents, stateful_check
 from afterchain.node.runtime.member import BlockReceiver, Follower, MemberSendGate
 from afterchain.node.runtime.mempool import AddOutcome, Mempool
 from afterchain.node.runtime.metrics import NodeMetrics
-from afterchain.node.runtime.options import NodeOptions, consensus_params_at, replica_params
+from afterchain.node.runtime.options import NodeOptions, consensus_params_at, replica_params, request_timers
 from afterchain.node.runtime.peer_inbox import PeerInbox
 from afterchain.node.runtime.ratelimit import PeerLimiter
 from afterchain.node.runtime.relay import RelayService, event_checker
+from afterchain.node.runtime.statesync import SnapshotServer
 from afterchain.node.runtime.status import NodeStatus
 from afterchain.node.transport.base import Transport
 from afterchain.protocol.crypto import KeyPair
@@ -69,6 +70,8 @@ _COUNTERS = (
     # compact pre-prepares taken, events they carried (prefilled), events asked of their
     # sender, and those dropped for want of events
     "preprepare_compact", "preprepare_prefilled", "preprepare_events_fetched", "preprepare_dropped",
+    # proposed blocks refused for their time: ahead of / behind this node's clock beyond the bound
+    "block_time_future", "block_time_past",
 )
 
 
@@ -86,6 +89,7 @@ class Node:
         ledger_hooks: Any = None,
         contracts: Any = None,
         send_hook: SendHook | None = None,
+        snapshot_finish_args: Any = None,
     ) -> None:
         self.key = key
         self.genesis = genesis
@@ -137,12 +141,17 @@ class Node:
         metrics.bind_feed(feed.stats)
         replay_stored(store, ledger, known, log, feed)
         self.app = ConsensusApp(ledger=ledger, mempool=mempool, known=known, params_for=self.consensus_params,
-                                counters=self.counters)
+                                counters=self.counters, log=log)
         self.wal = ConsensusWal(store, metrics)
         self.replica = replica = self._restore_replica()
         self.app.attach(replica)
+        # state sync: periodic snapshots offered to peers (`snapshot_finish_args()`: the
+        # hooks and contracts `finish_snapshot` executes with, a fresh VM host each time)
+        self.snapshots = SnapshotServer(ledger=ledger, store=store, genesis=genesis, data_dir=self.data_dir, log=log,
+                                        interval=opts.snapshot_interval, keep=opts.snapshot_keep,
+                                        finish_args=snapshot_finish_args or dict)
         self.catchup = CatchUp(store=store, transport=transport, inputs=inputs, preprepared=replica.preprepared_blocks,
-                               raw_by_hash=known.raw_by_hash, log=log)
+                               raw_by_hash=known.raw_by_hash, log=log, more=self.snapshots)
         self.executor = executor = BlockExecutor(store=store, ledger=ledger, mempool=mempool, known=known,
                                                  arrival=self.arrival, replica=replica, on_checkpoint=self._sync_peers,
                                                  metrics=metrics, log=log, feed=feed)
@@ -152,7 +161,8 @@ class Node:
                                   executor=executor, outboxes=self.outboxes, unsent=self.gossip_queue.unsent,
                                   fetch=self.catchup.fetch, evidence=self.evidence_reporter, mempool=mempool,
                                   me=key.public, tick_ms=opts.tick_ms, counters=self.counters, metrics=metrics,
-                                  log=log, send_hook=send_hook, may_send=self.send_gate.allows)
+                                  log=log, send_hook=send_hook, may_send=self.send_gate.allows,
+                                  relay=self.gossip_queue.put)
         self.receiver = BlockReceiver(chain_id=self.chain_id, genesis_hash=genesis.hash(), store=store, ledger=ledger,
                                       known=known, inputs=inputs, transport=transport,
                                       checkpoint_interval=lambda: replica.params.checkpoint_interval,
@@ -191,6 +201,7 @@ class Node:
         return Replica(
             self.key, self.genesis.validators, params, self.app, persisted,
             chain_id=self.chain_id, genesis_hash=self.genesis.hash(), genesis_time_ms=self.genesis.genesis_time_ms,
+            timers=request_timers(self.options),
         )
 
     def _sync_peers(self) -> None:
@@ -238,6 +249,7 @@ class Node:
                 nursery.start_soon(self.evidence_reporter.run)
                 nursery.start_soon(self.follower.run)
                 nursery.start_soon(self.relay.run)
+                nursery.start_soon(self.snapshots.run)
                 self.log.info("node_started", height=self.store.head, view=self.replica.view,
                               validators=self.replica.validators.n, role=self.role(),
                               verify_event_signatures=self.options.verify_event_signatures, relay=self.options.relay)
@@ -280,6 +292,13 @@ class Node:
             raise
         self.log.info("snapshot_checkpointed", dir=str(out), **taken)
         return {"dir": str(out), **taken}
+
+    async def offer_snapshot(self) -> dict[str, Any]:
+        """A snapshot now, offered to peers for state sync (`statesync.SnapshotServer.take`)."""
+        offer = await self.snapshots.take()
+        path = next((str(s.path) for s in self.snapshots.served if s.offer is offer), None)
+        return {"dir": path, "state_height": offer.state_height,
+                "chain_height": offer.height, "bytes": offer.total_bytes, "chunks": len(offer.chunk_hashes)}
 
     def close(self) -> None:
         """Close the chain store and the ledger (`run` does it when it ends; a node that was
