@@ -122,6 +122,7 @@ async def run_node(config: NodeConfig, *, send_hook: SendHook | None = None) -> 
         stream_max_subscribers=config.api.stream_max_subscribers,
         stream_max_per_client=config.api.stream_max_per_client, stream_queue_events=config.api.stream_queue_events,
         verify_event_signatures=config.member.verify_event_signatures, member_poll_ms=config.member.poll_ms,
+        relay=config.member.relay,
         snapshot_interval=config.statesync.snapshot_interval, snapshot_keep=config.statesync.snapshot_keep,
         request_forward_ms=config.consensus.request_forward_ms,
         request_timeout_ms=config.consensus.request_timeout_ms, slow_blocks=config.consensus.slow_blocks,

@@ -123,6 +123,8 @@ class CatchUp:
         self.raw_by_hash = raw_by_hash
         self.log = log
         self.fetching: set[tuple[bytes, int]] = set()
+        self.limiter: Any = None
+        """A `ratelimit.PeerLimiter` (set by the node): `FollowRequest`s served per peer."""
 
     async def on_request(self, sender: bytes, data: bytes) -> bytes:
         req = decode(data, max_bytes=PEER_MESSAGE_MAX_BYTES)
@@ -131,6 +133,8 @@ class CatchUp:
         if isinstance(req, EventsRequest):
             return self.events_response(req)
         if isinstance(req, FollowRequest):
+            if self.limiter is not None and not self.limiter.allow(sender, "FollowRequest"):
+                raise ProtocolError(Code.FIELD_OUT_OF_RANGE, "too many FollowRequests: rate limited")
             return follow_response_bytes(self.store, req)
         if self.more is not None and self.more.handles(req):
             return bytes(await self.more.on_request(sender, req))

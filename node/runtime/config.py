@@ -43,6 +43,7 @@ Example::
     [member]                         # read while this node's key is not a validator's
     verify_event_signatures = false  # true: re-check every event of a certified block
     poll_ms = 100                    # how often a member asks a peer for new blocks
+    relay = true                     # the dissemination relay (PROTOCOL.md section 11); false: poll only
 
 Addresses (`p2p.listen`, `p2p.peers[].addr`, `api.listen`): `host:port` where host is an
 IPv4 address or a DNS name, `[IPv6]:port`, or (p2p only) a multiaddr `/ip4/A/tcp/P`,
@@ -144,6 +145,7 @@ class MempoolConfig:
 class MemberConfig:
     verify_event_signatures: bool = False
     poll_ms: int = 100
+    relay: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -410,7 +412,10 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None,
     level = _str(lg, "log", "level", "info")
     if level not in {"debug", "info", "warning", "error"}:
         raise ConfigError("log.level", f"{level!r} is not one of debug, info, warning, error")
-    mb = _section(raw, "member", {"verify_event_signatures", "poll_ms"})
+    mb = _section(raw, "member", {"verify_event_signatures", "poll_ms", "relay"})
+    relay = mb.get("relay", True)
+    if not isinstance(relay, bool):
+        raise ConfigError("member.relay", "must be true or false")
     cs = _section(raw, "consensus", {"request_forward_ms", "request_timeout_ms", "slow_blocks"})
     t1 = _int(cs, "consensus", "request_forward_ms", 2000, 10, 3_600_000)
     t2 = _int(cs, "consensus", "request_timeout_ms", 8000, 0, 3_600_000)
@@ -452,7 +457,8 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None,
             per_sender_quota=_int(mp, "mempool", "per_sender_quota", 20_000, 1, 10_000_000),
         ),
         log=LogConfig(level=level, format=fmt, access_log=access_log),
-        member=MemberConfig(verify_event_signatures=verify_events, poll_ms=_int(mb, "member", "poll_ms", 100, 10, 10_000)),
+        member=MemberConfig(verify_event_signatures=verify_events, poll_ms=_int(mb, "member", "poll_ms", 100, 10, 10_000),
+                            relay=relay),
         statesync=StateSyncConfig(
             enable=ss_enable, snapshot_interval=_int(ss, "statesync", "snapshot_interval", 0, 0, 10_000_000),
             snapshot_keep=_int(ss, "statesync", "snapshot_keep", 2, 1, 100),

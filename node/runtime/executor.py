@@ -93,6 +93,8 @@ class BlockExecutor:
         self.log = log
         self.feed = feed
         """Told of each block around its execution (`node.runtime.feed`: stream subscribers)."""
+        self.on_executed: Callable[[Block, CommitCertificate], None] | None = None
+        """Told of each executed block (the dissemination relay, `node.runtime.relay`)."""
         self.dirty_height = 0  # last executed height whose block had events
         self.verified_height = 0
         """The highest height whose state root matched a certified header here."""
@@ -196,3 +198,5 @@ class BlockExecutor:
         if h % self.replica.params.checkpoint_interval == 0 or result.node_keys_changed:
             self.on_checkpoint()
         self.replica.executed(h)
+        if self.on_executed is not None:
+            self.on_executed(block, cert)
