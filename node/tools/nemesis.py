@@ -66,7 +66,8 @@ Storage and clock scenarios (issue 28; docs/OPERATIONS.md, "Storage faults" and 
   resyncs from its peers;
 - ``clock-jump``: every validator runs the test-only skewed-clock entry
   (``python -m afterchain.node.testing.clock_skew``); the primary's clock jumps 5 minutes
-  ahead, later the next primary's 5 minutes behind (one wrong clock at a time): the view
+  ahead, later the next primary's 5 minutes behind, then the next one's drifts ahead by
+  250 ms a second (one wrong clock at a time): the view
   changes each time, commits go on, and every block committed meanwhile carries a time
   within the bound (docs/PROTOCOL.md, "Block time") of the real time it was seen committed.
 
