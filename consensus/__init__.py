@@ -5,6 +5,7 @@
 - `consensus.safety.SafetyRules`: the safety checks a replica enforces (all of them, except
   in the simulator's mutation runs).
 - `consensus.messages`: wire and WAL messages (tags 0x40-0x5F).
+- `consensus.requests`: request timers (censorship resistance, the slow-primary rule).
 - `consensus.params.ConsensusParams`: K, L, timeouts, block limits (genesis carries it).
 - `consensus.app.Application`: the calls consensus makes into the application.
 - `consensus.epochs`: which validator set votes on which height (`epoch_start`,

@@ -32,6 +32,11 @@ Protocol (sequence number = block height; digest = header hash):
   reject a NEW-VIEW that differs. f+1 view changes for higher views make a replica join.
   The timeout doubles for each view change that does not complete (capped) and resets to
   `view_timeout_ticks` after a commit.
+- 4.5.2 request timers (`consensus.requests`, off unless `timers` is given): the shell
+  says which events it holds (`hold` / `release`); an active backup relays an event held
+  for T1 ticks (`Ready.forwards`) and votes for a view change when one is held for T2
+  ticks, or after `slow_blocks` underfilled blocks in a row (`Ready.expired`); the timers
+  restart with every new view.
 - Catch-up: STATUS heartbeats and stable checkpoints above the committed height make a
   replica request blocks; a fetched block is accepted only as the next height, chained to
   the committed header and with a commit certificate verified against the validator set.
@@ -137,6 +142,7 @@ from .messages import (
     phase_key,
 )
 from .params import ConsensusParams
+from .requests import NO_TIMERS, HeldRequests, RequestTimers
 from .safety import ALL_RULES, SafetyRules
 from .signer import CachingVerifier, Ed25519Signer, Ed25519Verifier, Signer, Verifier, quorum_size, verify_certificate
 
@@ -185,9 +191,15 @@ class Ready:
     """The stable checkpoint when this Ready was made (for `prunable`)."""
     view: int = 0
     """The replica's view when this Ready was made (for `prunable`)."""
+    forwards: list[bytes] = field(default_factory=list)
+    """Request timers: digests of held events to relay to the other validators (T1)."""
+    expired: list[tuple[bytes, ValidatorId, str]] = field(default_factory=list)
+    """Request timers: (event digest, primary, reason) of a view change this replica voted
+    for because of them; reason ``request_timeout`` (T2) or ``slow_primary``."""
 
     def empty(self) -> bool:
-        return not (self.persist or self.sends or self.commits or self.evidence or self.fetches)
+        return not (self.persist or self.sends or self.commits or self.evidence or self.fetches
+                    or self.forwards or self.expired)
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +296,7 @@ class Replica:
         genesis_time_ms: int = 0,
         verifier: Verifier | None = None,
         rules: SafetyRules = ALL_RULES,
+        timers: RequestTimers = NO_TIMERS,
     ) -> None:
         self.signer: Signer = Ed25519Signer(me) if isinstance(me, KeyPair) else me
         self.me = ValidatorId(self.signer.public)
@@ -297,6 +310,9 @@ class Replica:
         self.verifier: CachingVerifier = CachingVerifier(verifier if verifier is not None else Ed25519Verifier())
         self.rules = rules
         """The safety rules enforced: all of them except in the fault simulator's mutation runs."""
+        self.held = HeldRequests(timers)
+        """Request timers (`consensus.requests`): the events this node holds, by digest."""
+        self._slow_vote = False
         # an application without validators_for keeps the genesis set forever
         self._vsets_fn: Callable[[int], ValidatorSet | None] | None = getattr(app, "validators_for", None)
         self._vset_cache: dict[int, ValidatorSet] = {}
@@ -476,6 +492,17 @@ class Replica:
         require(ready is self._given, "advance() takes the Ready last returned by ready()")
         self._given = None
 
+    def hold(self, digests: Iterable[bytes]) -> None:
+        """Request timers: the shell now holds these events (valid, proposable, not
+        committed); their timers start at this tick (see `consensus.requests`)."""
+        if self.held.timers.enabled:
+            self.held.hold(digests, self.ticks)
+
+    def release(self, digests: Iterable[bytes]) -> None:
+        """Request timers: the shell no longer holds these events (committed, superseded).
+        Events of committed blocks are released here too."""
+        self.held.release(digests)
+
     def tick(self) -> None:
         self.ticks += 1
         if not self.is_member or self.epoch_pending:
@@ -487,9 +514,45 @@ class Replica:
                 # 4.5.2: the timer for v+1 runs only once 2f+1 view changes for v are in;
                 # until then keep waiting (and re-sending), so one replica cannot run ahead.
                 self.deadline = self.ticks + self._timeout()
+        if self.held.timers.enabled:
+            self._request_timers()
         if self.ticks % self.params.retransmit_ticks == 0:
             self._retransmit()
         self._progress()
+
+    def _request_timers(self) -> None:
+        """PBFT's request timers (`consensus.requests`): relay at T1, vote out at T2 or
+        after `slow_blocks` underfilled blocks in a row. Only an active backup acts."""
+        held = self.held
+        if not self.is_member or self.epoch_pending or (self.is_primary and self.active):
+            self._slow_vote = False
+            return
+        fwd = held.due_forwards(self.ticks)  # relaying helps even during a view change
+        if fwd:
+            self._out.forwards.extend(fwd)
+        if not self.active or self._behind():
+            # a replica catching up has not seen the blocks that carry its held events:
+            # it has nothing to judge the primary by yet
+            self._slow_vote = False
+            return
+        late = held.expired(self.ticks)
+        reason = "request_timeout"
+        if late is None and self._slow_vote:
+            oldest = held.oldest()
+            late, reason = (oldest[0] if oldest is not None else b""), "slow_primary"
+        self._slow_vote = False
+        if late is not None:
+            held.expiries += 1
+            self._out.expired.append((late, self.primary, reason))
+            self._start_view_change(self.view + 1)
+
+    def _behind(self) -> bool:
+        """f+1 peers (so at least one correct one) say they committed more than K blocks
+        above this replica (STATUS and CHECKPOINT heights lag a little: K is the margin)."""
+        f = len(self.validators.validators) - self.quorum
+        floor = self.committed_seq + self.params.checkpoint_interval
+        above = sum(1 for h in self.peer_committed.values() if h > floor)
+        return above >= f + 1
 
     def executed(self, height: int) -> None:
         """The application has executed up to `height`: re-check deferred pre-prepares,
@@ -780,6 +843,7 @@ class Replica:
         self.active = True
         self.vc_attempt = 0
         self.deadline = self.ticks + self._timeout()
+        self.held.restart(self.ticks)
         self.next_seq = max(self.next_seq, base + 1, self.committed_seq + 1)
         self._gc_evidence()
 
@@ -1041,6 +1105,14 @@ class Replica:
         self.committed_hash = cb.certificate.header_hash
         self.next_seq = max(self.next_seq, s + 1)
         self._out.commits.append(cb)
+        if len(self.held):
+            self.held.release(sha256(e) for e in cb.block.events)
+            hdr = cb.block.header
+            if self.active and hdr.view == self.view and hdr.proposer == self.primary != self.me:
+                room = (hdr.event_count < self.params.max_block_events
+                        and 2 * sum(len(e) for e in cb.block.events) <= self.params.max_block_bytes)
+                if self.held.on_block(self.ticks, has_room=room):
+                    self._slow_vote = True
         self.vc_attempt = 0
         self.last_commit_tick = self.ticks
         if self.active:
@@ -1288,6 +1360,7 @@ class Replica:
         # never below the stable checkpoint: the guard forgets keys at or below it
         self.next_seq = max(top, self.committed_seq, self.stable.seq) + 1
         self.deadline = self.ticks + self._timeout()
+        self.held.restart(self.ticks)
         self._gc_views()
         self._gc_evidence()
 

@@ -14,6 +14,7 @@ from typing import Any
 from afterchain.protocol.codec import sha256
 
 from ..params import ConsensusParams
+from ..requests import NO_TIMERS, RequestTimers
 
 __all__ = [
     "ALL_FAULTS", "BYZANTINE_FAULTS", "CHAIN_ID", "GENESIS_HASH", "NETWORK_FAULTS", "RECONFIG", "SERVE_MAX_BLOCKS",
@@ -52,6 +53,8 @@ class SimConfig:
     params: ConsensusParams = SIM_PARAMS
     exec_blocks_max: int = 2
     """A replica executes 0..this many committed blocks per tick (uniform): execution lags."""
+    timers: RequestTimers = NO_TIMERS
+    """Request timers of every replica (off by default; `sim.censor` switches them on)."""
 
     @property
     def reconfig(self) -> bool:

@@ -92,8 +92,19 @@ class Sim:
 
     # ------------------------------------------------------------------ nodes
 
+    def _make_app(self, node: SimNode) -> SimApp:
+        """A fresh application for `node` (a start or restart); `sim.censor` overrides it."""
+        return SimApp(node.index, self.schedule, self.cfg.params.checkpoint_interval)
+
+    def _may_propose(self, node: SimNode) -> bool:
+        """Whether `node`, able to propose, proposes this tick (`sim.censor`: a slow primary)."""
+        return True
+
+    def _started(self, node: SimNode) -> None:
+        """Called after `node`'s replica is (re)created (`sim.censor`: re-holds its pool)."""
+
     def _start(self, node: SimNode) -> None:
-        node.app = SimApp(node.index, self.schedule, self.cfg.params.checkpoint_interval)
+        node.app = self._make_app(node)
         for cb in node.store:
             node.app.execute(cb.block)
         node.exec_queue = []
@@ -101,9 +112,10 @@ class Sim:
         node.replica = Replica(
             node.signer, self.validators, self.cfg.params, node.app, persisted,
             chain_id=CHAIN_ID, genesis_hash=GENESIS_HASH, genesis_time_ms=0, verifier=self.verifier,
-            rules=self.rules,
+            rules=self.rules, timers=self.cfg.timers,
         )
         node.ev_seen = {}
+        self._started(node)
         self._drain(node)
 
     def _crash(self, node: SimNode, duration: int) -> None:
@@ -250,7 +262,7 @@ class Sim:
                 if done:
                     r.executed(node.app.executed)
             r.tick()
-            if r.can_propose():
+            if r.can_propose() and self._may_propose(node):
                 r.propose(now * TICK_MS)
             self._drain(node)
 

@@ -33,8 +33,9 @@ class KV(Protocol):
         """Items with start <= key < end, in key order."""
         ...
 
-    def write(self, items: Mapping[bytes, bytes | None]) -> None:
-        """Apply puts (and deletes for None) atomically and durably."""
+    def write(self, items: Mapping[bytes, bytes | None], *, sync: bool = True) -> None:
+        """Apply puts (and deletes for None) atomically, and durably unless `sync` is False
+        (then a later synced write makes it durable too: writes reach the disk in order)."""
         ...
 
     def close(self) -> None: ...
@@ -63,7 +64,7 @@ class MemoryKV:
         for k in keys:
             yield k, self.data[k]
 
-    def write(self, items: Mapping[bytes, bytes | None]) -> None:
+    def write(self, items: Mapping[bytes, bytes | None], *, sync: bool = True) -> None:
         data, srt = self.data, self._sorted
         for k, v in items.items():
             tracked = k[:1] in self.SORTED_PREFIXES
@@ -81,7 +82,7 @@ class MemoryKV:
 
 class RocksKV:
     """RocksDB via rocksdict in raw mode; `write` is one WriteBatch with sync=True (unless
-    `sync` is False); tables uncompressed unless `compression`."""
+    `sync` is False here or in the call); tables uncompressed unless `compression`."""
 
     def __init__(self, path: str, *, sync: bool = True, compression: bool = False) -> None:
         from rocksdict import DBCompressionType, Rdict, WriteOptions
@@ -107,6 +108,8 @@ class RocksKV:
             self._db = Rdict(path, opts)
         self._wo = WriteOptions()
         self._wo.sync = sync
+        self._wo_nosync = WriteOptions()
+        self._wo_nosync.sync = False
 
     def get(self, key: bytes) -> bytes | None:
         try:
@@ -136,7 +139,7 @@ class RocksKV:
             except Exception as exc:
                 self._raise(exc, "state", "scan")
 
-    def write(self, items: Mapping[bytes, bytes | None]) -> None:
+    def write(self, items: Mapping[bytes, bytes | None], *, sync: bool = True) -> None:
         from rocksdict import WriteBatch
 
         wb = WriteBatch(raw_mode=True)
@@ -147,7 +150,7 @@ class RocksKV:
             else:
                 put(k, v)
         with self._guard("state", "block commit"):
-            self._db.write(wb, self._wo)
+            self._db.write(wb, self._wo if sync else self._wo_nosync)
 
     def close(self) -> None:
         with self._guard("state", "close"):

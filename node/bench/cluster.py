@@ -360,6 +360,7 @@ def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, ar
     samples = {name: _proc_sample(pid) for name, pid in pids.items() if pid}
     statuses = _statuses(urls)
     view_changes = _view_changes(statuses) - view_changes0
+    timer_expiries = _timer_expiries(urls)
     intake = {st["node"]: st["intake"] for st in statuses if "node" in st and "intake" in st}
     vote_sigs = {st["node"]: st["consensus_signatures"] for st in statuses if "node" in st and "consensus_signatures" in st}
     pending = [i for i in submit_t if i not in commit_t]
@@ -413,6 +414,7 @@ def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, ar
         "ceiling": ceiling, "bound_events_per_s": round(bound, 1),
         "ratio_to_bound": round(sustained / bound, 3) if bound else None,
         "view_changes": view_changes,
+        "request_timer_expiries": timer_expiries,
         "blocks_per_s": round(len(window_blocks) / span, 2),
         "events_per_block": round(statistics.mean(window_blocks), 1) if window_blocks else None,
         "block_interval_ms": args.block_interval_ms,
@@ -471,6 +473,23 @@ def _statuses(urls: list[str]) -> list[dict[str, Any]]:
     for u in urls:
         with contextlib.suppress(httpx.HTTPError, ValueError):
             out.append(httpx.get(f"{u}/v1/status", timeout=5).json())
+    return out
+
+
+def _timer_expiries(urls: list[str]) -> dict[str, int]:
+    """Request-timer votes against the primary (false alarms under an honest load), by
+    reason, summed over the nodes (`afterchain_request_timer_expiries_total`)."""
+    out: dict[str, int] = {}
+    with httpx.Client(timeout=5) as c:
+        for u in urls:
+            try:
+                text = c.get(f"{u}/metrics").text
+            except httpx.HTTPError:
+                continue
+            for line in text.splitlines():
+                if line.startswith("afterchain_request_timer_expiries_total{"):
+                    reason = line.split('reason="', 1)[1].split('"', 1)[0]
+                    out[reason] = out.get(reason, 0) + int(float(line.rsplit(" ", 1)[1]))
     return out
 
 
@@ -551,7 +570,8 @@ def main(argv: list[str]) -> int:
           f" after, bound = mean / {res['nodes']} nodes)")
     print(f"  (committed incl. events their handler refused: {res['sustained_committed_incl_refused_per_s']:,.0f}/s)")
     print(f"finality (submit -> commit): p50 {lat['p50']} s, p99 {lat['p99']} s, max {lat['max']} s")
-    print(f"view changes: {res['view_changes']}; ledger verdicts on the committed events: {res['ledger_outcomes']}")
+    print(f"view changes: {res['view_changes']}; request timer expiries (false alarms): {res['request_timer_expiries']}")
+    print(f"ledger verdicts on the committed events: {res['ledger_outcomes']}")
     print(f"blocks: {res['blocks_per_s']}/s, {res['events_per_block']} events per block on average"
           f" (block interval {res['block_interval_ms'] or 'default'} ms)")
     print(f"the bench process itself used {res['bench_cpu_s']} CPU s")

@@ -174,8 +174,19 @@ def run_pages(*, rounds: int = 3) -> dict[str, Any]:
             raise RuntimeError(f"the {name} page was not verified: {runs}")
         per_answer = [float(x) for r in runs for x in r["verify-ms"].split(",")]
         firsts = [float(r["verify-ms"].split(",")[0]) for r in runs]
+        parts: dict[str, list[float]] = {}
+        for r in runs:
+            for item in filter(None, r.get("first-parts", "").split(",")):
+                k, v = item.split(":")
+                parts.setdefault(k, []).append(float(v))
         out[name] = {"answers": int(runs[0]["answers"]), "verify_ms_per_answer_median": statistics.median(per_answer),
                      "verify_ms_per_answer_max": max(per_answer), "verify_ms_first_answer_median": statistics.median(firsts),
+                     "first_answer_parts_ms_median": {k: statistics.median(v) for k, v in parts.items()},
+                     "verify_ms_by_round": [[float(x) for x in r["verify-ms"].split(",")] for r in runs],
+                     "first_answer_parts_by_round": [r.get("first-parts", "") for r in runs],
+                     "headers_verified_by_round": [int(r.get("headers", "0")) for r in runs],
+                     "warm_up_ms_median": statistics.median(float(r.get("warm-ms", "nan")) for r in runs),
+                     "platform_ed25519": runs[0].get("native") == "true",
                      "page_bytes_cold": int(runs[0]["page-bytes"]), "data_bytes": int(runs[0]["data-bytes"]),
                      "total_ms_median": statistics.median(float(r["total-ms"]) for r in runs), "rounds": len(runs)}
     return out
@@ -188,7 +199,11 @@ def report_pages(r: dict[str, Any]) -> str:
     for name, s in r.items():
         lines.append(f"  {name}: {s['answers']} answers; verification per answer median {s['verify_ms_per_answer_median']:.1f} ms, "
                      f"max {s['verify_ms_per_answer_max']:.1f} ms (first answer, with the signatures: median "
-                     f"{s['verify_ms_first_answer_median']:.1f} ms); page and scripts {s['page_bytes_cold']:,} bytes "
+                     f"{s['verify_ms_first_answer_median']:.1f} ms: "
+                     + ", ".join(f"{k} {v:.1f}" for k, v in s["first_answer_parts_ms_median"].items())
+                     + f"; the self-test warm-up during the first fetches, not counted: median {s['warm_up_ms_median']:.1f} ms, "
+                     + ("WebCrypto Ed25519" if s["platform_ed25519"] else "JavaScript Ed25519")
+                     + f"); page and scripts {s['page_bytes_cold']:,} bytes "
                      f"transferred, answers {s['data_bytes']:,} bytes; whole page {s['total_ms_median']:.0f} ms "
                      f"({s['rounds']} rounds)")
     return "\n".join(lines)

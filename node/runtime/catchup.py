@@ -114,8 +114,9 @@ class CatchUp:
 
     def __init__(self, *, store: ChainStore, transport: Transport, inputs: InputQueue,
                  preprepared: Callable[[], Mapping[int, Block]], raw_by_hash: Callable[[bytes], bytes | None],
-                 log: Any) -> None:
+                 log: Any, more: Any = None) -> None:
         self.store = store
+        self.more = more  # more requests (node.runtime.statesync.SnapshotServer): handles(req), on_request
         self.transport = transport
         self.inputs = inputs
         self.preprepared = preprepared
@@ -131,6 +132,8 @@ class CatchUp:
             return self.events_response(req)
         if isinstance(req, FollowRequest):
             return follow_response_bytes(self.store, req)
+        if self.more is not None and self.more.handles(req):
+            return bytes(await self.more.on_request(sender, req))
         raise ProtocolError(Code.DECODE_UNKNOWN_TAG, f"{type(req).__name__} is not a request")
 
     def events_response(self, req: EventsRequest) -> bytes:

@@ -30,6 +30,11 @@ Example::
     max_bytes = 268435456
     per_sender_quota = 20000
 
+    [consensus]                      # request timers (docs/PROTOCOL.md, "Censorship resistance")
+    request_forward_ms = 2000        # T1: relay an event held this long to the other validators
+    request_timeout_ms = 8000        # T2: vote the primary out when one is held this long (0 = off)
+    slow_blocks = 3                  # ... or after this many underfilled blocks in a row (0 = off)
+
     [log]
     level = "info"
     format = "auto"                  # auto | json | console
@@ -67,11 +72,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ENV_PREFIX", "SECTIONS", "ApiConfig", "ConfigError", "LogConfig", "MemberConfig", "MempoolConfig", "NodeConfig", "P2PConfig",
-           "PeerAddr", "env_overrides", "load_config", "multiaddr_of", "parse_address", "parse_hostport"]
+__all__ = ["ENV_PREFIX", "SECTIONS", "ApiConfig", "ConfigError", "ConsensusConfig", "LogConfig", "MemberConfig", "MempoolConfig",
+           "NodeConfig", "P2PConfig", "PeerAddr", "StateSyncConfig", "env_overrides", "load_config", "multiaddr_of", "parse_address",
+           "parse_hostport"]
 
 ENV_PREFIX = "AFTERCHAIN_"
-SECTIONS = ("node", "p2p", "api", "mempool", "log", "member")
+SECTIONS = ("node", "p2p", "api", "mempool", "log", "member", "statesync", "consensus")
 
 
 class ConfigError(ValueError):
@@ -141,6 +147,27 @@ class MemberConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StateSyncConfig:
+    """`[statesync]` (node.runtime.statesync): `enable` fetches a snapshot from peers when
+    the node starts on an empty data directory; `snapshot_interval` (blocks, 0 = none) and
+    `snapshot_keep` are the snapshots this node offers to peers."""
+
+    enable: bool = False
+    snapshot_interval: int = 0
+    snapshot_keep: int = 2
+    discovery_s: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class ConsensusConfig:
+    """Request timers (`NodeOptions.request_forward_ms` etc.)."""
+
+    request_forward_ms: int = 2000
+    request_timeout_ms: int = 8000
+    slow_blocks: int = 3
+
+
+@dataclass(frozen=True, slots=True)
 class LogConfig:
     level: str = "info"
     format: str = "auto"
@@ -159,6 +186,8 @@ class NodeConfig:
     mempool: MempoolConfig = field(default_factory=MempoolConfig)
     log: LogConfig = field(default_factory=LogConfig)
     member: MemberConfig = field(default_factory=MemberConfig)
+    statesync: StateSyncConfig = field(default_factory=StateSyncConfig)
+    consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
     source: Path | None = None
 
 
@@ -327,9 +356,9 @@ def load_config(path: str | Path, *, check_files: bool = True, env: Mapping[str,
 
 
 def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None, check_files: bool = True) -> NodeConfig:
-    unknown = set(raw) - {"node", "p2p", "api", "mempool", "log", "member"}
+    unknown = set(raw) - set(SECTIONS)
     if unknown:
-        raise ConfigError(sorted(unknown)[0], "unknown section (known: node, p2p, api, mempool, log, member)")
+        raise ConfigError(sorted(unknown)[0], f"unknown section (known: {', '.join(SECTIONS)})")
     node = _section(raw, "node", {"name", "data_dir", "key_file", "genesis_file", "key_passphrase_file"})
     if "node" not in raw:
         raise ConfigError("node", "the [node] section is required")
@@ -382,12 +411,21 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None,
     if level not in {"debug", "info", "warning", "error"}:
         raise ConfigError("log.level", f"{level!r} is not one of debug, info, warning, error")
     mb = _section(raw, "member", {"verify_event_signatures", "poll_ms"})
+    cs = _section(raw, "consensus", {"request_forward_ms", "request_timeout_ms", "slow_blocks"})
+    t1 = _int(cs, "consensus", "request_forward_ms", 2000, 10, 3_600_000)
+    t2 = _int(cs, "consensus", "request_timeout_ms", 8000, 0, 3_600_000)
+    if t2 and t2 <= t1:
+        raise ConfigError("consensus.request_timeout_ms", f"must be greater than request_forward_ms ({t1}), or 0 (off)")
     verify_events = mb.get("verify_event_signatures", False)
     if not isinstance(verify_events, bool):
         raise ConfigError("member.verify_event_signatures", "must be true or false")
     fmt = _str(lg, "log", "format", "auto")
     if fmt not in {"auto", "json", "console"}:
         raise ConfigError("log.format", f"{fmt!r} is not one of auto, json, console")
+    ss = _section(raw, "statesync", {"enable", "snapshot_interval", "snapshot_keep", "discovery_s"})
+    ss_enable = ss.get("enable", False)
+    if not isinstance(ss_enable, bool):
+        raise ConfigError("statesync.enable", f"expected true or false, got {ss_enable!r}")
     access_log = lg.get("access_log", False)
     if not isinstance(access_log, bool):
         raise ConfigError("log.access_log", f"expected true or false, got {access_log!r}")
@@ -415,5 +453,12 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None,
         ),
         log=LogConfig(level=level, format=fmt, access_log=access_log),
         member=MemberConfig(verify_event_signatures=verify_events, poll_ms=_int(mb, "member", "poll_ms", 100, 10, 10_000)),
+        statesync=StateSyncConfig(
+            enable=ss_enable, snapshot_interval=_int(ss, "statesync", "snapshot_interval", 0, 0, 10_000_000),
+            snapshot_keep=_int(ss, "statesync", "snapshot_keep", 2, 1, 100),
+            discovery_s=_int(ss, "statesync", "discovery_s", 10, 1, 3600),
+        ),
+        consensus=ConsensusConfig(request_forward_ms=t1, request_timeout_ms=t2,
+                                  slow_blocks=_int(cs, "consensus", "slow_blocks", 3, 0, 1000)),
         source=source,
     )

@@ -114,7 +114,7 @@ class Proposer:
         cp = self.params_for(r.next_seq)
         if since_ms < cp.block_interval_ms:
             return
-        has_events = bool(self.mempool.select(1, 1 << 30))
+        has_events = self.mempool.any_proposable()
         opts = self.options
         if (has_events and self.last_events >= opts.busy_block_events and since_ms < opts.busy_block_interval_ms
                 and self.mempool.unproposed() < min(opts.full_block_events, cp.max_block_events)):
@@ -144,7 +144,8 @@ class ConsensusLoop:
                  executor: BlockExecutor, outboxes: Outboxes, unsent: Callable[[], set[bytes]],
                  fetch: Callable[[bytes, int, int], Any], evidence: EvidenceReporter, mempool: Mempool,
                  me: bytes, tick_ms: int, counters: dict[str, int], metrics: NodeMetrics, log: Any,
-                 send_hook: SendHook | None = None, may_send: Callable[[], bool] = lambda: True) -> None:
+                 send_hook: SendHook | None = None, may_send: Callable[[], bool] = lambda: True,
+                 relay: Callable[[bytes], None] | None = None) -> None:
         self.replica = replica
         self.inputs = inputs
         self.wal = wal
@@ -164,6 +165,8 @@ class ConsensusLoop:
         self.may_send = may_send
         """False on a member node (`member.MemberSendGate`): its replica's messages (STATUS
         only: it signs no vote) are withheld and counted."""
+        self.relay = relay
+        """Gossips one encoded event to the peers (request timers relay held events at T1)."""
         self._tick_queued = False
         self._stable_seen = 0
         self._view_seen = 0
@@ -180,6 +183,12 @@ class ConsensusLoop:
                         self.log.debug("peer_message_rejected", peer=short_id(item.sender), kind=type(item.msg).__name__)
                 elif isinstance(item, Tick):
                     self._tick_queued = False
+                    # request timers: the mempool's held / released events, then the tick
+                    hold, release = self.mempool.take_timer_changes()
+                    if release:
+                        r.release(release)
+                    if hold:
+                        r.hold(hold)
                     r.tick()
                 elif isinstance(item, FetchedBlocks):
                     for cb in item.blocks:
@@ -230,6 +239,19 @@ class ConsensusLoop:
         else:
             for cb in rd.commits:
                 await self.executor.execute(cb.block, cb.certificate)
+        if rd.forwards:
+            raws = self.mempool.raw_by_digest(rd.forwards)
+            self.metrics.request_forwards.inc(len(raws))
+            if self.relay is not None:
+                for raw in raws:
+                    self.relay(raw)
+            self.log.debug("request_forwarded", events=len(raws), primary=short_id(r.primary), view=rd.view)
+        for digest, primary, reason in rd.expired:
+            self.metrics.request_timer_expiries.labels(reason).inc()
+            eid = self.mempool.held_event_id(digest)
+            self.log.warning("request_timer_expired", reason=reason, primary=short_id(primary), new_view=rd.view,
+                             event_id=eid.hex() if eid is not None else None, event_digest=digest.hex(),
+                             held_events=len(r.held))
         for ev in rd.evidence:
             self.metrics.evidence.inc()
             self.log.warning("equivocation_evidence", kind=type(ev).__name__,

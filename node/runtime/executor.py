@@ -68,7 +68,9 @@ def replay_stored(store: ChainStore, ledger: Ledger, known: KnownEvents, log: An
         _, decoded = known.decode_committed(block)
         preverified = {d.id for d in decoded if d is not None}
         before = feed.prepare(decoded) if feed is not None else None
-        result = ledger.apply_block(h, block.header.time_ms, block.events, preverified=preverified, decoded=decoded)
+        # synced once, at the last stored block (see `BlockExecutor.store_commits`)
+        result = ledger.apply_block(h, block.header.time_ms, block.events, preverified=preverified, decoded=decoded,
+                                    sync=h >= store.head)
         if feed is not None and before is not None:
             feed.executed(block, decoded, result, before)
         log.info("ledger_replayed_block", height=h)
@@ -108,8 +110,12 @@ class BlockExecutor:
         t0 = time.perf_counter()
         await threads.run_sync(self.store.commit_blocks, items)
         self.metrics.fsync_latency.observe(time.perf_counter() - t0)
-        for cb, done in pre:
-            await self.execute(cb.block, cb.certificate, stored=done)
+        last = len(pre) - 1
+        for i, (cb, done) in enumerate(pre):
+            # The blocks are durable in the chain store: the ledger syncs its write only for
+            # the last one (a synced write makes the earlier ones durable too; after a crash
+            # `replay_stored` executes whatever the ledger lost).
+            await self.execute(cb.block, cb.certificate, stored=done, sync=i == last)
             await trio.lowlevel.checkpoint()  # let fetches, the transport and the API run between blocks
 
     def check_state_root(self, block: Block) -> None:
@@ -137,9 +143,11 @@ class BlockExecutor:
             self.log.exception("feed_failed", height=args[0].header.height if isinstance(args[0], Block) else None)
             return None
 
-    async def execute(self, block: Block, cert: CommitCertificate, stored: Decoded | None = None) -> None:
+    async def execute(self, block: Block, cert: CommitCertificate, stored: Decoded | None = None, *,
+                      sync: bool = True) -> None:
         """Store (synced) and execute one committed block; `stored`: already stored by
-        `store_commits`, with its `decode_committed` result."""
+        `store_commits`, with its `decode_committed` result; `sync=False`: the ledger's write
+        need not wait for the disk (see `store_commits`)."""
         h = block.header.height
         self.check_state_root(block)
         hashes, decoded = self.known.decode_committed(block) if stored is None else stored
@@ -152,7 +160,8 @@ class BlockExecutor:
             self.metrics.fsync_latency.observe(time.perf_counter() - t0)
         feed = self.feed
         before = self._feed_call(feed.prepare, decoded) if feed is not None else None
-        result = self.ledger.apply_block(h, block.header.time_ms, block.events, preverified=preverified, decoded=decoded)
+        result = self.ledger.apply_block(h, block.header.time_ms, block.events, preverified=preverified, decoded=decoded,
+                                         sync=sync)
         if feed is not None and before is not None:
             self._feed_call(feed.executed, block, decoded, result, before)
         all_ids = [o.event_id for o in result.outcomes]

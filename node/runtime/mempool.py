@@ -9,7 +9,13 @@ Invariants:
 - everything admitted here has passed the stateless checks (the caller verified the
   signature once; the node's cache of verified events lives in `node.runner`);
 - `select` returns, per sender, only runs of consecutive nonces starting at the next
-  nonce the chain expects (counting events already in this node's in-flight proposals);
+  nonce the chain expects (counting events already in this node's in-flight proposals),
+  oldest first across senders: each sender's next event competes by its admission order,
+  so a busy sender (or organisation, or event type) cannot starve one that came later;
+- the *held* events are the proposable ones (each sender's run of consecutive nonces from
+  the next one the chain expects); `take_timer_changes` hands the replica's request timers
+  (issue 28) the digests (sha256 of the encoded event) that became held or stopped being
+  held (committed, superseded, or no longer proposable) since the last call;
 - an accepted event leaves only by being committed (`on_commit`) or by being dropped
   with a reason the client can read (`dropped`, persisted by the caller);
 - never a silent drop: when full, `admit` answers `mempool.full` / `mempool.quota` and the
@@ -20,11 +26,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from heapq import heapify, heappop, heapreplace
 from typing import NamedTuple
 
 import trio
 
 from afterchain.node.runtime.threads import run_sync as _in_thread
+from afterchain.protocol.codec import sha256
 from afterchain.protocol.errors import ProtocolError
 from afterchain.protocol.events import MAX_CONTRACT_EVENT_BYTES, SignedEvent, verify_event
 
@@ -53,6 +61,7 @@ class _Entry:
     raw: bytes
     sender: bytes
     nonce: int
+    order: int  # admission order: oldest first across senders in `select`
 
 
 def decode_and_verify(raw: bytes, chain_id: str) -> SignedEvent | ProtocolError:
@@ -130,6 +139,12 @@ class Mempool:
         self.bytes = 0
         self._version = 0  # bumped by every change of the pending events
         self._ready_cache = (-1, 0, 0)  # (version, limit, count) of the last `ready_count`
+        self._order = 0
+        self._held: dict[bytes, dict[int, tuple[bytes, _Entry]]] = {}
+        """sender -> nonce -> (digest, entry) of its held (proposable) events, as last handed
+        out by `take_timer_changes`."""
+        self._held_by_digest: dict[bytes, _Entry] = {}
+        self._timer_dirty: dict[bytes, None] = {}  # senders whose held run may have changed
         self.changed = trio.Event()
 
     # ------------------------------------------------------------------ queries
@@ -199,7 +214,9 @@ class Mempool:
                 if verdict is not None:
                     out.append(AddOutcome(eid, "rejected", verdict[0], verdict[1]))
                     continue
-            entry = _Entry(eid, raw, ev.sender, ev.nonce)
+            entry = _Entry(eid, raw, ev.sender, ev.nonce, self._order)
+            self._order += 1
+            self._timer_dirty[ev.sender] = None
             self._by_id[eid] = entry
             self._id_by_raw[raw] = eid
             self._by_sender.setdefault(ev.sender, {})[ev.nonce] = entry
@@ -225,21 +242,87 @@ class Mempool:
 
     # ------------------------------------------------------------------ proposals
     def select(self, max_events: int, max_bytes: int) -> list[bytes]:
-        """Encoded events for the next proposal (not removed until committed)."""
+        """Encoded events for the next proposal (not removed until committed), oldest first
+        across senders (see the module docstring)."""
         chosen: list[bytes] = []
+        if max_events <= 0:
+            return chosen
         size = 0
+        heap: list[tuple[int, int, bytes]] = []
         for sender, pending in self._by_sender.items():
             nonce = max(self._cursor.get(sender, 0), self._expected(sender))
-            while True:
-                e = pending.get(nonce)
-                if e is None or e.event_id in self._inflight_ids:
-                    break
-                if len(chosen) >= max_events or size + len(e.raw) > max_bytes:
-                    return chosen
-                chosen.append(e.raw)
-                size += len(e.raw)
-                nonce += 1
+            e = pending.get(nonce)
+            if e is not None and e.event_id not in self._inflight_ids:
+                heap.append((e.order, nonce, sender))
+        heapify(heap)
+        while heap:
+            _, nonce, sender = heap[0]
+            pending = self._by_sender[sender]
+            e = pending[nonce]
+            if len(chosen) >= max_events or size + len(e.raw) > max_bytes:
+                return chosen
+            chosen.append(e.raw)
+            size += len(e.raw)
+            nxt = pending.get(nonce + 1)
+            if nxt is None or nxt.event_id in self._inflight_ids:
+                heappop(heap)
+            else:
+                heapreplace(heap, (nxt.order, nonce + 1, sender))
         return chosen
+
+    def any_proposable(self) -> bool:
+        """Whether `select` would return something (cheaper: stops at the first sender)."""
+        for sender, pending in self._by_sender.items():
+            e = pending.get(max(self._cursor.get(sender, 0), self._expected(sender)))
+            if e is not None and e.event_id not in self._inflight_ids:
+                return True
+        return False
+
+    # ------------------------------------------------------------------ request timers
+    def take_timer_changes(self) -> tuple[list[bytes], list[bytes]]:
+        """(held, released): digests of events that became proposable here, and of held
+        events that stopped being so (committed, superseded, or behind a new gap), since
+        the last call. The replica's request timers run on these (consensus.replica)."""
+        hold: list[bytes] = []
+        release: list[bytes] = []
+        for sender in self._timer_dirty:
+            old = self._held.get(sender, {})
+            pending = self._by_sender.get(sender)
+            new: dict[int, tuple[bytes, _Entry]] = {}
+            if pending:
+                nonce = self._expected(sender)
+                while (e := pending.get(nonce)) is not None:
+                    prev = old.get(nonce)
+                    if prev is not None and prev[1] is e:
+                        new[nonce] = prev
+                    else:
+                        d = sha256(e.raw)
+                        new[nonce] = (d, e)
+                        hold.append(d)
+                        self._held_by_digest[d] = e
+                    nonce += 1
+            for nonce, (d, e) in old.items():
+                if new.get(nonce, (None, None))[1] is not e:
+                    release.append(d)
+                    self._held_by_digest.pop(d, None)
+            if new:
+                self._held[sender] = new
+            else:
+                self._held.pop(sender, None)
+        self._timer_dirty.clear()
+        return hold, release
+
+    def raw_by_digest(self, digests: Iterable[bytes]) -> list[bytes]:
+        """The encoded held events with these digests (unknown ones are skipped): what a
+        backup forwards to the primary when a request timer passes T1."""
+        return [e.raw for d in digests if (e := self._held_by_digest.get(d)) is not None]
+
+    def held_event_id(self, digest: bytes) -> bytes | None:
+        e = self._held_by_digest.get(digest)
+        return e.event_id if e is not None else None
+
+    def held_count(self) -> int:
+        return len(self._held_by_digest)
 
     def unproposed(self) -> int:
         """Pending events not in one of this node's uncommitted proposals (an upper bound on
@@ -284,6 +367,7 @@ class Mempool:
             senders = set(senders)
             for x in senders:
                 self._nonce_cache.pop(x, None)
+        self._timer_dirty.update(dict.fromkeys(self._by_sender if senders is None else senders))
         # a sender with nothing pending has nothing in flight: its cursor goes (under steady
         # load `_inflight` is never empty, so the clear above never ran and `_cursor` kept
         # one entry per sender ever proposed)
@@ -303,6 +387,7 @@ class Mempool:
 
     def _remove_from_sender(self, e: _Entry) -> None:
         self._id_by_raw.pop(e.raw, None)
+        self._timer_dirty[e.sender] = None
         pending = self._by_sender.get(e.sender)
         if pending is not None and pending.get(e.nonce) is e:
             del pending[e.nonce]

@@ -140,6 +140,14 @@ class NodeMetrics:
         self.replica_sends_withheld = Counter(
             "afterchain_replica_sends_withheld", "Replica messages a member did not send (it signs no consensus message)",
             registry=r)
+        self.request_timer_expiries = Counter(
+            "afterchain_request_timer_expiries", "View changes this backup voted for because of its request timers, "
+            "by reason (request_timeout: an event held T2; slow_primary: underfilled blocks)", ["reason"], registry=r)
+        self.request_forwards = Counter(
+            "afterchain_request_forwards", "Held events relayed to the other validators at T1 (request timers)",
+            registry=r)
+        for why in ("request_timeout", "slow_primary"):
+            self.request_timer_expiries.labels(why)
         for reason in ("decode", "gossip_decode", "consensus"):  # present (at 0) before the first one
             self.peer_messages_rejected.labels(reason)
         self.data_bytes = Gauge("afterchain_data_bytes", "Bytes on disk of the node's stores (chain, state)", ["store"],

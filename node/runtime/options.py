@@ -11,11 +11,12 @@ import math
 from dataclasses import dataclass
 
 from afterchain.consensus.params import ConsensusParams as ReplicaParams
+from afterchain.consensus.requests import RequestTimers
 from afterchain.node.app.ledger import Ledger
 from afterchain.protocol.genesis import ConsensusParams as GenesisConsensusParams
 from afterchain.protocol.genesis import Genesis
 
-__all__ = ["NodeOptions", "consensus_params_at", "replica_params"]
+__all__ = ["NodeOptions", "consensus_params_at", "replica_params", "request_timers"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,19 @@ class NodeOptions:
     `[member]`; off: it relies on the certificate, docs/PROTOCOL.md "Member nodes")."""
     member_poll_ms: int = 100
     """How often a member asks a peer for new blocks when the last ask brought none."""
+    snapshot_interval: int = 0
+    """Take a snapshot for state sync each time the executed height reaches a multiple of
+    this (0: none; node.toml `[statesync]`, node.runtime.statesync)."""
+    snapshot_keep: int = 2
+    """Snapshots kept and offered to peers (the newest)."""
+    request_forward_ms: int = 2000
+    request_timeout_ms: int = 8000
+    slow_blocks: int = 3
+    """Request timers (node.toml `[consensus]`; `consensus.requests`, docs/PROTOCOL.md
+    "Censorship resistance"): a backup relays an event it has held (proposable, not
+    committed) for `request_forward_ms` (T1) and votes for a view change when one is held
+    for `request_timeout_ms` (T2), or after `slow_blocks` underfilled blocks in a row
+    (0: that rule off). `request_timeout_ms` 0 switches the timers off."""
 
 
 def replica_params(c: GenesisConsensusParams, tick_ms: int) -> ReplicaParams:
@@ -73,6 +87,15 @@ def replica_params(c: GenesisConsensusParams, tick_ms: int) -> ReplicaParams:
         max_block_bytes=c.max_block_bytes,
         retransmit_ticks=max(1, math.ceil(500 / tick_ms)),
     )
+
+
+def request_timers(opts: NodeOptions) -> RequestTimers:
+    """The replica's request timers in ticks (off when `request_timeout_ms` is 0)."""
+    if opts.request_timeout_ms <= 0:
+        return RequestTimers()
+    t1 = max(1, math.ceil(opts.request_forward_ms / opts.tick_ms))
+    t2 = max(t1 + 1, math.ceil(opts.request_timeout_ms / opts.tick_ms))
+    return RequestTimers(forward_ticks=t1, timeout_ticks=t2, slow_blocks=max(0, opts.slow_blocks))
 
 
 def consensus_params_at(ledger: Ledger, genesis: Genesis, height: int) -> GenesisConsensusParams:

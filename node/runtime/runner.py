@@ -45,8 +45,9 @@ from afterchain.node.runtime.intake import Intake, KnownEvents, stateful_check
 from afterchain.node.runtime.member import BlockReceiver, Follower, MemberSendGate
 from afterchain.node.runtime.mempool import AddOutcome, Mempool
 from afterchain.node.runtime.metrics import NodeMetrics
-from afterchain.node.runtime.options import NodeOptions, consensus_params_at, replica_params
+from afterchain.node.runtime.options import NodeOptions, consensus_params_at, replica_params, request_timers
 from afterchain.node.runtime.peer_inbox import PeerInbox
+from afterchain.node.runtime.statesync import SnapshotServer
 from afterchain.node.runtime.status import NodeStatus
 from afterchain.node.transport.base import Transport
 from afterchain.protocol.crypto import KeyPair
@@ -82,6 +83,7 @@ class Node:
         ledger_hooks: Any = None,
         contracts: Any = None,
         send_hook: SendHook | None = None,
+        snapshot_finish_args: Any = None,
     ) -> None:
         self.key = key
         self.genesis = genesis
@@ -135,8 +137,13 @@ class Node:
         self.wal = ConsensusWal(store, metrics)
         self.replica = replica = self._restore_replica()
         self.app.attach(replica)
+        # state sync: periodic snapshots offered to peers (`snapshot_finish_args()`: the
+        # hooks and contracts `finish_snapshot` executes with, a fresh VM host each time)
+        self.snapshots = SnapshotServer(ledger=ledger, store=store, genesis=genesis, data_dir=self.data_dir, log=log,
+                                        interval=opts.snapshot_interval, keep=opts.snapshot_keep,
+                                        finish_args=snapshot_finish_args or dict)
         self.catchup = CatchUp(store=store, transport=transport, inputs=inputs, preprepared=replica.preprepared_blocks,
-                               raw_by_hash=known.raw_by_hash, log=log)
+                               raw_by_hash=known.raw_by_hash, log=log, more=self.snapshots)
         self.executor = executor = BlockExecutor(store=store, ledger=ledger, mempool=mempool, known=known,
                                                  arrival=self.arrival, replica=replica, on_checkpoint=self._sync_peers,
                                                  metrics=metrics, log=log, feed=feed)
@@ -146,7 +153,8 @@ class Node:
                                   executor=executor, outboxes=self.outboxes, unsent=self.gossip_queue.unsent,
                                   fetch=self.catchup.fetch, evidence=self.evidence_reporter, mempool=mempool,
                                   me=key.public, tick_ms=opts.tick_ms, counters=self.counters, metrics=metrics,
-                                  log=log, send_hook=send_hook, may_send=self.send_gate.allows)
+                                  log=log, send_hook=send_hook, may_send=self.send_gate.allows,
+                                  relay=self.gossip_queue.put)
         self.receiver = BlockReceiver(chain_id=self.chain_id, genesis_hash=genesis.hash(), store=store, ledger=ledger,
                                       known=known, inputs=inputs, transport=transport,
                                       checkpoint_interval=lambda: replica.params.checkpoint_interval,
@@ -171,6 +179,7 @@ class Node:
         return Replica(
             self.key, self.genesis.validators, params, self.app, persisted,
             chain_id=self.chain_id, genesis_hash=self.genesis.hash(), genesis_time_ms=self.genesis.genesis_time_ms,
+            timers=request_timers(self.options),
         )
 
     def _sync_peers(self) -> None:
@@ -216,6 +225,7 @@ class Node:
                 nursery.start_soon(self.loop.run)
                 nursery.start_soon(self.evidence_reporter.run)
                 nursery.start_soon(self.follower.run)
+                nursery.start_soon(self.snapshots.run)
                 self.log.info("node_started", height=self.store.head, view=self.replica.view,
                               validators=self.replica.validators.n, role=self.role(),
                               verify_event_signatures=self.options.verify_event_signatures)
@@ -249,6 +259,13 @@ class Node:
             raise
         self.log.info("snapshot_checkpointed", dir=str(out), **taken)
         return {"dir": str(out), **taken}
+
+    async def offer_snapshot(self) -> dict[str, Any]:
+        """A snapshot now, offered to peers for state sync (`statesync.SnapshotServer.take`)."""
+        offer = await self.snapshots.take()
+        path = next((str(s.path) for s in self.snapshots.served if s.offer is offer), None)
+        return {"dir": path, "state_height": offer.state_height,
+                "chain_height": offer.height, "bytes": offer.total_bytes, "chunks": len(offer.chunk_hashes)}
 
     def close(self) -> None:
         """Close the chain store and the ledger (`run` does it when it ends; a node that was

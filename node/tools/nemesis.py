@@ -34,6 +34,17 @@ Scenarios (faults by signal, by the transport's fault switch through the admin A
   start (conflicting PREPARE/COMMIT votes and, as primary, pre-prepares); the three
   honest nodes keep committing and agree; evidence naming it is committed.
 
+Censorship scenarios (issue 28): ``node0`` (the primary of view 0) runs the test-only
+entry ``python -m afterchain.node.testing.censor`` from the start; the honest backups'
+request timers (T1 2 s, T2 8 s: the node.toml defaults) must replace it. Each reports
+``fault_to_commit_s``: from the load's start (the fault is on from the start) to the
+proposal time of the first block at ``node1`` that carries the delayed events, and fails
+if that exceeds T2 + 2 view timeouts + 2 s:
+
+- ``censor``: ``node0`` leaves out every event of the load's organisation (acme) while
+  primary, and still proposes (empty) blocks on time, so no view timer fires;
+- ``slow``: ``node0`` proposes one event per block, each block at 0.8 x the view timeout.
+
 Member-node scenarios (issue 23) run 4 validators and 2 member nodes (registered on the
 ledger by their organisations); the load writes through ``member0`` first (failing over
 to the validators), so the member's relay is on the path of what is acknowledged. The
@@ -337,6 +348,69 @@ def byzantine(net: LocalNet, report: dict[str, Any]) -> None:
             pass
         time.sleep(0.2)
     report["problems"].append("no evidence against the Byzantine node committed within 30 s")
+
+
+# --------------------------------------------------------------------------- censorship
+CENSOR_NODE = "node0"
+CENSOR_ENTRY = "afterchain.node.testing.censor"
+REQUEST_TIMEOUT_MS = 8000  # node.toml [consensus] request_timeout_ms default
+
+
+def _setup_censor(net: LocalNet) -> None:
+    """The censoring node's environment names the load's organisation's key."""
+    START_ENV["censor"] = {CENSOR_NODE: (CENSOR_ENTRY, {
+        "AFTERCHAIN_TEST_CENSOR": "censor", "AFTERCHAIN_TEST_SWITCHES": "1",
+        "AFTERCHAIN_TEST_CENSOR_SENDERS": net.member_key("acme").public.hex()})}
+
+
+def _until_events_commit(net: LocalNet, report: dict[str, Any], min_events: int) -> None:
+    """`fault_to_commit_s`: from the load's start (the fault is on from the start) to the
+    proposal time of node1's first block with >= `min_events` events (the delayed ones, once
+    an honest primary proposes them); checked against the bound T2 + 2 view timeouts + 2 s."""
+    url = net.node("node1").api_url
+    bound = (REQUEST_TIMEOUT_MS + 2 * VIEW_TIMEOUT_MS) / 1000 + 2.0
+    t0 = time.monotonic()
+    h = 1
+    while time.monotonic() - t0 < 3 * bound:
+        head = int(httpx.get(f"{url}/v1/status", timeout=5).json()["height"])
+        while h <= head:
+            b = httpx.get(f"{url}/v1/blocks/{h}", timeout=5).json()
+            if len(b["event_ids"]) >= min_events:
+                took = int(b["header"]["time_ms"]) / 1000 - report["load_started_s"]
+                report["fault_to_commit_s"] = round(took, 2)
+                report["view_after"] = int(b["header"]["view"])
+                report["request_timer_expiries"] = _timer_expiries(net)
+                if not sum(report["request_timer_expiries"].values()):
+                    report["problems"].append("no honest validator's request timer fired: was node0 ever primary?")
+                if took > bound:
+                    report["problems"].append(f"delayed events committed after {took:.1f} s (> bound {bound:.1f} s)")
+                return
+            h += 1
+        time.sleep(0.1)
+    report["problems"].append(f"no block with >= {min_events} events at node1 within {3 * bound:.0f} s")
+
+
+def _timer_expiries(net: LocalNet) -> dict[str, int]:
+    """afterchain_request_timer_expiries_total by reason, summed over the honest validators."""
+    out: dict[str, int] = {}
+    for n in net.nodes():
+        if n.name == CENSOR_NODE or n.role != "validator":
+            continue
+        for line in httpx.get(f"{n.api_url}/metrics", timeout=5).text.splitlines():
+            if line.startswith("afterchain_request_timer_expiries_total{"):
+                reason = line.split('reason="', 1)[1].split('"', 1)[0]
+                out[reason] = out.get(reason, 0) + int(float(line.rsplit(" ", 1)[1]))
+    return out
+
+
+def censor(net: LocalNet, report: dict[str, Any]) -> None:
+    report["faults"].append(f"{CENSOR_NODE} leaves out every acme event while primary (test flag) from the start")
+    _until_events_commit(net, report, 1)
+
+
+def slow(net: LocalNet, report: dict[str, Any]) -> None:
+    report["faults"].append(f"{CENSOR_NODE} proposes one event per block at 0.8 x the view timeout (test flag)")
+    _until_events_commit(net, report, 2)
 
 
 # --------------------------------------------------------------------------- member nodes
@@ -774,10 +848,14 @@ SCENARIOS: dict[str, Callable[[LocalNet, dict[str, Any]], None]] = {
     "fsync-fail": fsync_fail,
     "corrupt": corrupt,
     "clock-jump": clock_jump,
+    "censor": censor,
+    "slow": slow,
 }
 START_ENV: dict[str, dict[str, tuple[str, dict[str, str]]]] = {
     "byzantine": {BYZANTINE_NODE: (BYZANTINE_ENTRY, BYZANTINE_ENV)},
     "member-byzantine": {MEMBER: (BYZANTINE_MEMBER_ENTRY, BYZANTINE_MEMBER_ENV)},
+    "slow": {CENSOR_NODE: (CENSOR_ENTRY, {"AFTERCHAIN_TEST_CENSOR": "slow", "AFTERCHAIN_TEST_SWITCHES": "1"})},
+    # "censor": filled in by its SETUP (the environment names a key made by `create`)
 }
 """Per scenario: nodes started from another entry module, with extra environment variables
 (test switches)."""
@@ -790,6 +868,7 @@ SETUP: dict[str, Callable[[LocalNet], None]] = {
     "disk-full": lambda net: _setup_faultfs(net, "disk-full"),
     "fsync-fail": lambda net: _setup_faultfs(net, "fsync-fail"),
     "clock-jump": _setup_clock,
+    "censor": _setup_censor,
 }
 """Per scenario: changes to the laid-out network before it starts."""
 
@@ -803,18 +882,26 @@ def check(net: LocalNet, load: Load, report: dict[str, Any]) -> None:
         # everything acknowledged reaches a final outcome on every node
         deadline = time.monotonic() + 60
         pending = {(n, i) for n in names for i in load.acked}
-        outcomes: dict[bytes, str] = {}
+        outcomes: dict[bytes, set[str]] = {}
         while pending and time.monotonic() < deadline:
             for n, i in list(pending):
                 r = http.get(f"{urls[n]}/v1/events/{i.hex()}")
                 if r.status_code == 200 and r.json()["status"] in ("committed", "rejected"):
                     pending.discard((n, i))
-                    outcomes[i] = r.json()["status"]
+                    outcomes.setdefault(i, set()).add(r.json()["status"])
+            # an event dropped with a reason after its 202 (e.g. its nonce used by another
+            # event while the node that took it was down) is known only to the nodes that
+            # held it: rejected there, unknown elsewhere, and final
+            rejected = {i for i, s in outcomes.items() if "rejected" in s}
+            pending = {(n, i) for n, i in pending if i not in rejected}
             if pending:
                 time.sleep(0.2)
         report["acknowledged"] = len(load.acked)
         report["lost"] = len({i for _, i in pending})
-        report["rejected_with_reason"] = sum(1 for s in outcomes.values() if s == "rejected")
+        report["rejected_with_reason"] = sum(1 for s in outcomes.values() if s == {"rejected"})
+        split = [i.hex()[:16] for i, s in outcomes.items() if len(s) > 1]
+        if split:
+            report["problems"].append(f"{len(split)} events committed on some nodes and rejected on others: {split[:5]}")
         # the same chain everywhere; no event in two blocks
         heights = {n: int(http.get(f"{urls[n]}/v1/status").json()["height"]) for n in names}
         top = min(heights.values())
@@ -891,6 +978,7 @@ def run_scenario(name: str, workdir: Path, *, load_s: float = 4.0) -> dict[str, 
         net.start_all(timeout_s=60, entries=START_ENV.get(name, {}))
         net.wait_healthy(timeout_s=60)
         load = Load(net, first=LOAD_FIRST.get(name))
+        report["load_started_s"] = time.time()
         load.start()
         time.sleep(load_s)
         SCENARIOS[name](net, report)
@@ -942,10 +1030,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"commits resumed after {r['resume_s'] or '-'} s"
                   + (f", isolated node caught up in {r['catch_up_s']} s" if "catch_up_s" in r else "")
                   + (f", commits during the split {r['commits_during_split']}" if "commits_during_split" in r else "")
-                  + (f", fault to commit {r['fault_to_commit_s']} s, block time minus the real time it was seen "
-                     f"committed from {-r['block_time_behind_ms']} to {r['block_time_ahead_ms']} ms ({r['blocks_timed']} "
-                     "blocks)"
-                     if "fault_to_commit_s" in r else "")
+                  + (f", fault to commit {r['fault_to_commit_s']} s" if "fault_to_commit_s" in r else "")
+                  + (f", block time minus the real time it was seen committed from {-r['block_time_behind_ms']} to "
+                     f"{r['block_time_ahead_ms']} ms ({r['blocks_timed']} blocks)" if "block_time_behind_ms" in r else "")
+                  + (f" (view {r.get('view_after')}, request timer expiries {r.get('request_timer_expiries')})"
+                     if "request_timer_expiries" in r else "")
                   + (f", fault to clean stop {r['fault_to_stop_s']} s (exit {r.get('exit_codes')}), repair to caught up "
                      f"{r.get('repair_to_caught_up_s')} s" if "fault_to_stop_s" in r else "")
                   + f"; {r['seconds']} s", flush=True)

@@ -23,6 +23,8 @@ def _assert_clean(r: dict) -> None:  # type: ignore[type-arg]
         assert r["commits_during_split"] == 0
     if r["scenario"].startswith("member-"):
         assert r["member_catch_up_s"]  # the member caught up after each fault
+    if r["scenario"] in ("censor", "slow"):
+        assert r["fault_to_commit_s"] > 0 and r["view_after"] >= 1, r  # the backups replaced node0
     if r["scenario"] == "member-byzantine":
         assert r["member_banned"] >= 1 and sum(r["member_refused"].values()) >= 3, r
     if r["scenario"] in ("disk-full", "fsync-fail", "corrupt"):  # the node stopped (exit 6) and rejoined after repair
