@@ -87,9 +87,15 @@ class RocksKV:
     def __init__(self, path: str, *, sync: bool = True, compression: bool = False) -> None:
         from rocksdict import DBCompressionType, Rdict, WriteOptions
 
-        from afterchain.node.common.rocks import LEDGER_BLOCK_CACHE_BYTES, rocksdb_options, storage_guard
+        from afterchain.node.common.rocks import (
+            LEDGER_BLOCK_CACHE_BYTES,
+            raise_storage_fault,
+            rocksdb_options,
+            storage_guard,
+        )
 
         self._guard = storage_guard
+        self._raise = raise_storage_fault
 
         opts = rocksdb_options(LEDGER_BLOCK_CACHE_BYTES)
         opts.increase_parallelism(2)
@@ -106,8 +112,10 @@ class RocksKV:
         self._wo_nosync.sync = False
 
     def get(self, key: bytes) -> bytes | None:
-        with self._guard("state", "read"):
+        try:
             return self._db.get(key)
+        except Exception as exc:
+            self._raise(exc, "state", "read")
 
     def scan(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
         from rocksdict import ReadOptions
@@ -123,11 +131,13 @@ class RocksKV:
                 it.status()  # a read error ends the iteration: raise it, never a short answer
         while valid:
             yield it.key(), it.value()
-            with guard("state", "scan"):
+            try:
                 it.next()
                 valid = it.valid()
                 if not valid:
                     it.status()
+            except Exception as exc:
+                self._raise(exc, "state", "scan")
 
     def write(self, items: Mapping[bytes, bytes | None], *, sync: bool = True) -> None:
         from rocksdict import WriteBatch

@@ -17,11 +17,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import NoReturn
 
 from rocksdict import BlockBasedOptions, Cache, DBRecoveryMode, Options
 
 __all__ = ["CHAIN_BLOCK_CACHE_BYTES", "LEDGER_BLOCK_CACHE_BYTES", "StorageFault", "classify_storage_error",
-           "report_storage_fault", "rocksdb_options", "set_storage_fault_handler", "storage_guard"]
+           "raise_storage_fault", "report_storage_fault", "rocksdb_options", "set_storage_fault_handler", "storage_guard"]
 
 WRITE_BUFFER_BYTES = 16 << 20
 WRITE_BUFFERS_MAX = 2
@@ -120,18 +121,25 @@ def set_storage_fault_handler(handler: Callable[[StorageFault], None] | None) ->
 @contextmanager
 def storage_guard(store: str, op: str) -> Iterator[None]:
     """Turn a RocksDB failure inside the block into a `StorageFault` (logged once per
-    process, then handed to the fault handler, then raised)."""
+    process, then handed to the fault handler, then raised). Hot paths (point reads) call
+    `raise_storage_fault` from their own ``except`` instead: a ``try`` costs nothing until
+    it raises, a context manager costs a generator per call."""
     try:
         yield
-    except StorageFault:
-        raise
     except Exception as exc:
-        kind = classify_storage_error(exc)
-        if kind is None:
-            raise
-        fault = StorageFault(kind, store, op, str(exc))
-        report_storage_fault(fault)
-        raise fault from exc
+        raise_storage_fault(exc, store, op)
+
+
+def raise_storage_fault(exc: Exception, store: str, op: str) -> NoReturn:
+    """Raise `exc` as a `StorageFault` (reported first) if it is one, else as it is."""
+    if isinstance(exc, StorageFault):
+        raise exc
+    kind = classify_storage_error(exc)
+    if kind is None:
+        raise exc
+    fault = StorageFault(kind, store, op, str(exc))
+    report_storage_fault(fault)
+    raise fault from exc
 
 
 def report_storage_fault(fault: StorageFault) -> None:

@@ -42,7 +42,7 @@ from typing import cast
 import msgpack
 from rocksdict import Checkpoint, Rdict, WriteBatch, WriteOptions
 
-from afterchain.node.common.rocks import rocksdb_options, storage_guard
+from afterchain.node.common.rocks import raise_storage_fault, rocksdb_options, storage_guard
 from afterchain.protocol.block import Block, CommitCertificate
 
 __all__ = ["ChainStore"]
@@ -74,8 +74,10 @@ class ChainStore:
             self._db.close()
 
     def _get(self, key: bytes) -> bytes | None:
-        with storage_guard("chain", "read"):
+        try:
             v = self._db.get(key)
+        except Exception as exc:
+            raise_storage_fault(exc, "chain", "read")
         return bytes(v) if v is not None else None
 
     def _write(self, wb: WriteBatch, opts: WriteOptions, op: str) -> None:
@@ -172,8 +174,10 @@ class ChainStore:
         with storage_guard("chain", "scan"):
             it = cast("Iterator[tuple[bytes, bytes]]", self._db.items(from_key=prefix))
         while True:
-            with storage_guard("chain", "scan"):
+            try:
                 item = next(it, None)
+            except Exception as exc:
+                raise_storage_fault(exc, "chain", "scan")
             if item is None:
                 return
             yield item

@@ -77,7 +77,8 @@ Storage and clock scenarios (issue 28; docs/OPERATIONS.md, "Storage faults" and 
   resyncs from its peers;
 - ``clock-jump``: every validator runs the test-only skewed-clock entry
   (``python -m afterchain.node.testing.clock_skew``); the primary's clock jumps 5 minutes
-  ahead, later the next primary's 5 minutes behind (one wrong clock at a time): the view
+  ahead, later the next primary's 5 minutes behind, then the next one's drifts ahead by
+  250 ms a second (one wrong clock at a time): the view
   changes each time, commits go on, and every block committed meanwhile carries a time
   within the bound (docs/PROTOCOL.md, "Block time") of the real time it was seen committed.
 
@@ -686,6 +687,7 @@ def corrupt(net: LocalNet, report: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- clocks (issue 28)
 CLOCK_ENTRY = "afterchain.node.testing.clock_skew"
 CLOCK_JUMP_MS = 5 * 60_000
+CLOCK_DRIFT_MS_PER_S = 250.0
 BLOCK_TIME_FUTURE_MS = 2_000
 BLOCK_TIME_PAST_MS = 10_000
 """The bound backups hold a proposed block's time to (`node.runtime.app_adapter`; the tools
@@ -745,7 +747,9 @@ class _CommitTimes:
 def clock_jump(net: LocalNet, report: dict[str, Any]) -> None:
     """The primary's clock jumps 5 minutes ahead (its blocks are refused, the view changes);
     a while later it is right again and the next primary's jumps 5 minutes behind (its
-    blocks lag until they are refused, the view changes), then is right again. Each block
+    blocks lag until they are refused, the view changes), then is right again; then the
+    next primary's clock drifts ahead by 250 ms a second (its blocks are refused once
+    they are more than the bound ahead), then is right again. Each block
     committed meanwhile must carry a time within the bound of the real time it was seen
     committed at, and every node (the wrong-clock ones too) ends on the same chain."""
     watch = _CommitTimes(net)
@@ -783,6 +787,22 @@ def clock_jump(net: LocalNet, report: dict[str, Any]) -> None:
         time.sleep(2.0)
         _skew(net, behind, 0)
         report["faults"].append(f"{behind}'s clock right again")
+        time.sleep(1.0)
+        drifting = _primary(net)
+        _skew(net, drifting, 0, CLOCK_DRIFT_MS_PER_S)
+        report["faults"].append(f"{drifting}'s clock gains {CLOCK_DRIFT_MS_PER_S:.0f} ms a second (while primary)")
+        t2 = time.monotonic()
+        limit = BLOCK_TIME_FUTURE_MS / CLOCK_DRIFT_MS_PER_S + 15
+        while time.monotonic() - t2 < limit and _primary(net) == drifting:
+            time.sleep(0.1)
+        rest = [n.name for n in net.nodes() if n.name != drifting]
+        report["resume_s"].append(_wait_progress(net, rest, 6 * VIEW_TIMEOUT_MS / 1000))
+        report.setdefault("fault_to_commit_s", []).append(round(time.monotonic() - t2, 2))
+        if _primary(net) == drifting:
+            report["problems"].append(f"{drifting} is still primary {limit:.0f} s after its clock began to drift")
+        time.sleep(2.0)
+        _skew(net, drifting, 0)
+        report["faults"].append(f"{drifting}'s clock right again")
     finally:
         watch.halt()
         for n in net.nodes():
