@@ -565,8 +565,9 @@ async def _state_sync(transport: Transport, genesis: Genesis, data_dir: Path, lo
             try:
                 doc = manifest_from_bytes(offer.manifest, "the offer's manifest")
                 target = verify_manifest(doc, genesis, now_ms=now_ms(), max_age_ms=max_age_ms)
-                if (target.header.height, target.header.state_height) != (offer.height, offer.state_height):
-                    raise SnapshotError("the offer's heights are not its certified header's")
+                if (target.header.height, target.header.state_height, doc["format"]) != \
+                        (offer.height, offer.state_height, offer.format):
+                    raise SnapshotError("the offer's heights or format are not its manifest's")
                 t1 = time.monotonic()
                 await _fetch(transport, cand, staging, log, parallel=parallel, timeout_s=request_timeout_s, stats=stats)
                 t2 = time.monotonic()

@@ -211,3 +211,18 @@ async def test_admin_route_offers_a_snapshot(tmp_path: Path) -> None:
         served = nodes[0].snapshots.served
         assert len(served) == 1 and doc["chain_height"] == served[0].offer.height and doc["dir"] == str(served[0].path)
         assert doc["chunks"] == len(served[0].offer.chunk_hashes) >= 1
+
+
+def test_statesync_settings(tmp_path: Path) -> None:
+    from afterchain.node.runtime.config import ConfigError, load_config
+    from tests.node.test_config_addresses_env import BASE, cfg_file
+
+    c = load_config(cfg_file(tmp_path), env={})
+    assert (c.statesync.enable, c.statesync.snapshot_interval, c.statesync.snapshot_keep) == (False, 0, 2)
+    c = load_config(cfg_file(tmp_path, BASE + "[statesync]\nsnapshot_interval = 500\nsnapshot_keep = 3\n"),
+                    env={"AFTERCHAIN_STATESYNC_ENABLE": "true"})
+    assert (c.statesync.enable, c.statesync.snapshot_interval, c.statesync.snapshot_keep) == (True, 500, 3)
+    with pytest.raises(ConfigError, match=r"statesync\.enable: expected true or false"):
+        load_config(cfg_file(tmp_path, BASE + '[statesync]\nenable = "yes"\n'), env={})
+    with pytest.raises(ConfigError, match=r"statesync\.snapshot_keep: 0 is not in 1\.\.100"):
+        load_config(cfg_file(tmp_path, BASE + "[statesync]\nsnapshot_keep = 0\n"), env={})
