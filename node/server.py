@@ -11,6 +11,7 @@ import gc
 import logging
 import signal
 from functools import partial
+from typing import Any
 
 import trio
 from hypercorn.config import Config as HyperConfig
@@ -47,6 +48,28 @@ async def serve_api(node: Node, host: str, port: int, *, admin_token: str | None
     cfg.keep_alive_timeout = 30
     app = build_app(NodeHttp(node, admin_token=admin_token), cors_origins=cors_origins, access_log=access_log)
     await serve(app, cfg, task_status=task_status)  # type: ignore[arg-type]
+
+
+async def _state_sync(config: NodeConfig, key: Any, genesis: Any, peers: dict[bytes, str], log: Any) -> None:
+    """`[statesync] enable`: on an empty data directory, fill it from a snapshot fetched
+    from peers (node.runtime.statesync) over a transport of its own, closed afterwards (the
+    node then starts its own on the same address). Without a usable snapshot the node
+    replays the chain from genesis, as without state sync."""
+    from afterchain.node.runtime.statesync import StateSyncError, state_sync
+    from afterchain.node.transport.p2p import P2PTransport
+
+    data = config.data_dir
+    if data.exists() and any(data.iterdir()):
+        log.info("statesync_skipped", reason="the data directory is not empty", data_dir=str(data))
+        return
+    transport = P2PTransport(seed=key.seed, listen_addr=config.p2p.listen_multiaddr, peers=peers)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(transport.run)
+        try:
+            await state_sync(transport, genesis, data, log, discovery_s=config.statesync.discovery_s)
+        except StateSyncError as exc:
+            log.error("statesync_failed", error=str(exc), fallback="replaying the chain from genesis")
+        nursery.cancel_scope.cancel()
 
 
 GC_THRESHOLDS = (20_000, 20, 20)
@@ -87,6 +110,8 @@ async def run_node(config: NodeConfig, *, send_hook: SendHook | None = None) -> 
             raise ValueError(f"p2p.peers: key {key.public.hex()[:16]}... is not a genesis validator, so this node "
                              "joins an existing network: list at least one running node to catch up from")
         log.info("node_joining", key=key.public.hex(), peers=len(peers))
+    if config.statesync.enable:
+        await _state_sync(config, key, genesis, peers, log)
     transport = P2PTransport(seed=key.seed, listen_addr=config.p2p.listen_multiaddr, peers=peers)
     host = VmContractHost()
     start_tracing()  # AFTERCHAIN_TRACEMALLOC (diagnostics, off by default)
@@ -97,11 +122,19 @@ async def run_node(config: NodeConfig, *, send_hook: SendHook | None = None) -> 
         stream_max_subscribers=config.api.stream_max_subscribers,
         stream_max_per_client=config.api.stream_max_per_client, stream_queue_events=config.api.stream_queue_events,
         verify_event_signatures=config.member.verify_event_signatures, member_poll_ms=config.member.poll_ms,
+        relay=config.member.relay,
+        snapshot_interval=config.statesync.snapshot_interval, snapshot_keep=config.statesync.snapshot_keep,
         request_forward_ms=config.consensus.request_forward_ms,
         request_timeout_ms=config.consensus.request_timeout_ms, slow_blocks=config.consensus.slow_blocks,
     )
+
+    def snapshot_vm() -> dict[str, Any]:  # a fresh VM host for each snapshot (finished on a worker thread)
+        h = VmContractHost()
+        return {"hooks": VmAgreementHooks(h), "contracts": h}
+
     node = Node(key=key, genesis=genesis, data_dir=config.data_dir, transport=transport, options=options,
-                ledger_hooks=VmAgreementHooks(host), contracts=host, send_hook=send_hook)
+                ledger_hooks=VmAgreementHooks(host), contracts=host, send_hook=send_hook,
+                snapshot_finish_args=snapshot_vm)
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
         # how other operators reach this node: its libp2p peer id (from its key) and full

@@ -16,3 +16,15 @@ def test_catchup_bench_quick(tmp_path: Path) -> None:
     assert catchup.main(["--quick", "--out", str(tmp_path)]) == 0
     res = json.loads((tmp_path / "catchup.json").read_text())
     assert res["events"] == 800 and res["blocks"] > 0 and res["ratio"] > 0
+    assert res["catchup_cpu_s"] > 0 and res["catchup_events_per_cpu_s"] > 0
+
+
+@pytest.mark.slow
+def test_catchup_bench_quick_state_sync_from_peers(tmp_path: Path) -> None:
+    """A validator and a member rejoin by replay, then on empty data directories by state
+    sync from their peers' snapshots (a smoke run; it asserts no speed)."""
+    assert catchup.main(["--quick", "--state-sync", "--member", "--out", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "catchup.json").read_text())
+    for p in ("", "member_"):
+        assert res[f"{p}state_sync_total_s"] > 0 and res[f"{p}state_sync_bytes"] > 0
+        assert res[f"{p}state_sync_values"] > 0 and res[f"{p}state_sync_height"] > 0

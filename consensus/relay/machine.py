@@ -106,6 +106,10 @@ class RelayParams:
     validator_eager: int = 1
     """Members a validator pushes a new block to (its upload per block is about this many
     blocks, whatever the number of members)."""
+    validator_push_rotate: bool = False
+    """Only the validator at index `h mod n` of the (sorted) current set pushes block `h`
+    (the others announce it): n validators together push each block `validator_eager`
+    times, not n times (the node turns it on; the simulator's figures are without it)."""
     validator_fetch_delay_ticks: int = 6
     """A member asks a validator for a block only when no member peer has had it for this
     long after the announcement (validators' upload is the scarce one)."""
@@ -394,6 +398,7 @@ class Relay:
         h = int(cb.block.header.height)
         if h != self.height + 1:
             self.height = max(self.height, h)  # a gap: the shell delivers in order, so move on
+            self._advance()
             return
         self._accept(cb, None, deliver=False)
         self._advance()
@@ -404,7 +409,9 @@ class Relay:
             self._reject("unexpected_verified")
             return
         self.verifying = None
-        if ok:
+        if ok and int(cb.block.header.height) <= self.height:
+            pass  # the shell took it as a local block meanwhile: nothing to deliver
+        elif ok:
             self._accept(cb, cur[1], deliver=True)
         else:
             self.stats.invalid_blocks += 1
@@ -448,6 +455,9 @@ class Relay:
     # ------------------------------------------------------------------ blocks
 
     def _advance(self) -> None:
+        cur = self.verifying
+        if cur is not None and int(cur[0].block.header.height) <= self.height:
+            self.verifying = None  # a local block passed it (its `verified` is then ignored)
         while self.verifying is None:
             entry = self.candidates.pop(self.height + 1, None)
             if entry is None:
@@ -481,6 +491,10 @@ class Relay:
         if not targets:
             return
         eager = self.p.validator_eager if self.is_validator else self.p.eager
+        if self.is_validator and self.p.validator_push_rotate:
+            order = sorted(self.validators)
+            if order[h % len(order)] != self.me:
+                eager = 0
         k = len(targets) if eager < 0 else min(eager, len(targets))
         push = set(self.rng.sample(targets, k)) if k else set()
         msg = RelayBlocks(blocks=(cb,))

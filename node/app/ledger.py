@@ -247,13 +247,17 @@ class Ledger:
     # ------------------------------------------------------------------ blocks
 
     def apply_block(self, height: int, time_ms: int, events: Sequence[bytes], *,
-                    preverified: Container[bytes] = (), decoded: Sequence[SignedEvent | None] | None = None) -> BlockResult:
+                    preverified: Container[bytes] = (), decoded: Sequence[SignedEvent | None] | None = None,
+                    sync: bool = True) -> BlockResult:
         """Execute a committed block and persist it atomically; returns the new root and outcomes.
 
         `events` are raw encoded `SignedEvent`s. Ids in `preverified` skip the signature
         check (the node verified them already). `decoded`, if given, holds the already
         decoded event at each position (None where unknown) to avoid decoding twice;
         a decoded event must be the decoding of the raw bytes at the same position.
+        `sync=False` writes the block's batch without waiting for the disk (the node does
+        so for all but the last block of a run it stored durably beforehand: a later synced
+        write covers it, and after a crash the stored blocks are executed again).
         """
         st, env = self.state, self.env
         require(height == st.height + 1, f"block {height} does not follow {st.height}")
@@ -294,7 +298,7 @@ class Ledger:
                 g = self.genesis
                 self.schedule.record(height, meta_raw(st, K.META_VALIDATORS, g.validators),
                                      meta_raw(st, K.META_CONSENSUS, g.consensus))
-            st.commit(height, time_ms, out_records)
+            st.commit(height, time_ms, out_records, sync=sync)
             self.schedule.block_committed()
         except BaseException:
             self.schedule.block_aborted()

@@ -143,9 +143,10 @@ class State:
             return self.get(key)
         return self.read(key)
 
-    def commit(self, height: int, time_ms: int, extra: Mapping[bytes, bytes | None] | None = None) -> None:
-        """Write the block's state, SMT nodes, indexes and `extra` store keys in one batch;
-        advance height, time and root."""
+    def commit(self, height: int, time_ms: int, extra: Mapping[bytes, bytes | None] | None = None, *,
+               sync: bool = True) -> None:
+        """Write the block's state, SMT nodes, indexes and `extra` store keys in one batch
+        (synced unless `sync` is False, see `KV.write`); advance height, time and root."""
         updates: dict[bytes, bytes | None] = {}
         batch: dict[bytes, bytes | None] = {}
         kv_get = self.kv.get
@@ -180,7 +181,7 @@ class State:
             batch[K.undo(height - KEEP_ROOTS)] = None
         batch[K.STORE_HEIGHT] = K.u64(height)
         batch[K.STORE_TIME] = K.u64(time_ms)
-        self.kv.write(batch)
+        self.kv.write(batch, sync=sync)
         self._absent = set()
         if len(self._cache) + len(self._dirty) > self._cache_max:
             self._cache_old = self._cache

@@ -33,8 +33,9 @@ class KV(Protocol):
         """Items with start <= key < end, in key order."""
         ...
 
-    def write(self, items: Mapping[bytes, bytes | None]) -> None:
-        """Apply puts (and deletes for None) atomically and durably."""
+    def write(self, items: Mapping[bytes, bytes | None], *, sync: bool = True) -> None:
+        """Apply puts (and deletes for None) atomically, and durably unless `sync` is False
+        (then a later synced write makes it durable too: writes reach the disk in order)."""
         ...
 
     def close(self) -> None: ...
@@ -63,7 +64,7 @@ class MemoryKV:
         for k in keys:
             yield k, self.data[k]
 
-    def write(self, items: Mapping[bytes, bytes | None]) -> None:
+    def write(self, items: Mapping[bytes, bytes | None], *, sync: bool = True) -> None:
         data, srt = self.data, self._sorted
         for k, v in items.items():
             tracked = k[:1] in self.SORTED_PREFIXES
@@ -81,12 +82,20 @@ class MemoryKV:
 
 class RocksKV:
     """RocksDB via rocksdict in raw mode; `write` is one WriteBatch with sync=True (unless
-    `sync` is False); tables uncompressed unless `compression`."""
+    `sync` is False here or in the call); tables uncompressed unless `compression`."""
 
     def __init__(self, path: str, *, sync: bool = True, compression: bool = False) -> None:
         from rocksdict import DBCompressionType, Rdict, WriteOptions
 
-        from afterchain.node.common.rocks import LEDGER_BLOCK_CACHE_BYTES, rocksdb_options
+        from afterchain.node.common.rocks import (
+            LEDGER_BLOCK_CACHE_BYTES,
+            raise_storage_fault,
+            rocksdb_options,
+            storage_guard,
+        )
+
+        self._guard = storage_guard
+        self._raise = raise_storage_fault
 
         opts = rocksdb_options(LEDGER_BLOCK_CACHE_BYTES)
         opts.increase_parallelism(2)
@@ -95,25 +104,42 @@ class RocksKV:
         # compaction) and a decompression on every block read from a table.
         if not compression:
             opts.set_compression_type(DBCompressionType.none())
-        self._db = Rdict(path, opts)
+        with storage_guard("state", "open"):
+            self._db = Rdict(path, opts)
         self._wo = WriteOptions()
         self._wo.sync = sync
+        self._wo_nosync = WriteOptions()
+        self._wo_nosync.sync = False
 
     def get(self, key: bytes) -> bytes | None:
-        return self._db.get(key)
+        try:
+            return self._db.get(key)
+        except Exception as exc:
+            self._raise(exc, "state", "read")
 
     def scan(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
         from rocksdict import ReadOptions
 
         ro = ReadOptions()
         ro.set_iterate_upper_bound(end)
-        it = self._db.iter(ro)
-        it.seek(start)
-        while it.valid():
+        guard = self._guard
+        with guard("state", "scan"):
+            it = self._db.iter(ro)
+            it.seek(start)
+            valid = it.valid()
+            if not valid:
+                it.status()  # a read error ends the iteration: raise it, never a short answer
+        while valid:
             yield it.key(), it.value()
-            it.next()
+            try:
+                it.next()
+                valid = it.valid()
+                if not valid:
+                    it.status()
+            except Exception as exc:
+                self._raise(exc, "state", "scan")
 
-    def write(self, items: Mapping[bytes, bytes | None]) -> None:
+    def write(self, items: Mapping[bytes, bytes | None], *, sync: bool = True) -> None:
         from rocksdict import WriteBatch
 
         wb = WriteBatch(raw_mode=True)
@@ -123,17 +149,20 @@ class RocksKV:
                 delete(k)
             else:
                 put(k, v)
-        self._db.write(wb, self._wo)
+        with self._guard("state", "block commit"):
+            self._db.write(wb, self._wo if sync else self._wo_nosync)
 
     def close(self) -> None:
-        self._db.close()
+        with self._guard("state", "close"):
+            self._db.close()
 
     def checkpoint(self, path: str) -> None:
         """A RocksDB checkpoint at `path` (a new directory): the store at one instant, each
         block's batch in or out whole (snapshots: `node.runtime.snapshot`)."""
         from rocksdict import Checkpoint
 
-        Checkpoint(self._db).create_checkpoint(path)
+        with self._guard("state", "checkpoint"):
+            Checkpoint(self._db).create_checkpoint(path)
 
 
 def open_kv(path: str | None, *, sync: bool = True, compression: bool = False) -> KV:

@@ -23,6 +23,8 @@ BENCHES: dict[str, str] = {
     "catchup": "a node stopped while the chain grows: catch-up rate as a multiple of the production rate",
     "transport": "libp2p transport between 2 hosts: round trips/s, msgs/s, MB/s",
     "member": "a member node following certified blocks: CPU per event relying on certificates vs re-checking signatures",
+    "soak": "a long run at a steady rate with crash drills and members leaving and joining: RSS and disk per node over time, 0 lost",
+    "codec": "decoding signed events: the project's decoder against msgspec Structs (issue 27)",
     "stream": "GET /v1/stream with 1, 10 and 100 subscribers: events/s delivered, the node's CPU per subscriber",
 }
 """Known benches (name -> what it measures). Some may not exist yet."""

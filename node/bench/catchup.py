@@ -11,11 +11,14 @@ had to fetch, verify and execute) / (catch-up time), and is reported as a multip
 production rate (target of issue 10: >= 10x).
 
 With ``--state-sync`` the same node then joins a second time the other way (issue 25): it
-is stopped and its data directory emptied; ``afterchain node snapshot`` takes a snapshot of
-node0, ``afterchain node restore`` verifies it and lays it into the empty directory, and
-the node is started; the time from the snapshot command to the node having executed the
-same height is compared with the replay above (``state_sync_speedup``). The snapshot is
-copied on one machine (no transfer between peers yet).
+is stopped and its data directory emptied; node0, node1 and node2 each take a snapshot
+and offer it to peers (``POST /v1/admin/snapshot {"offer": true}``: the serving side's
+cost, reported apart, as periodic snapshots would have been taken already), and the node is
+started with ``[statesync] enable = true``: it fetches a snapshot from its peers over the
+node-to-node transport, verifies it against its certified header and installs it, then
+catches up the rest. The time from its process start to the same executed height is
+compared with the replay above (``state_sync_speedup``). ``--member`` adds a member node,
+stopped with the validator, that rejoins both ways too (``member_*``).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ __all__ = ["main"]
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    from afterchain.node.bench.cpu_profile import stat_cpu_s
     from afterchain.node.tools.demo import gtin14
     from afterchain.node.tools.localnet import LocalNet
     from afterchain.protocol import bodies as B
@@ -46,7 +50,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     net_dir = Path(tempfile.mkdtemp(prefix="afterchain-catchup-"))
     net = LocalNet(net_dir / "net")
     victim = "node3"
-    net.create(4, chain_id="afterchain-catchup")
+    net.create(4, chain_id="afterchain-catchup", members=1 if args.member else 0)
+    member = net.members()[0].name if args.member else None
     http = httpx.Client(timeout=30)
     try:
         net.start_all()
@@ -62,6 +67,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                                                         production_time_ms=1))).encode()
                for i in range(total)]
         net.stop(victim)
+        if member:
+            net.stop(member)
         h0 = int(http.get(f"{urls[0]}/v1/status").json()["executed_height"])
         t0 = time.time()
         batch = max(1, int(args.rate / 10))
@@ -111,6 +118,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 pass
             time.sleep(0.05)
         t3 = time.time()
+        # its CPU time from process start (all threads): a figure a busy machine does not skew
+        # the way wall time is skewed (the neighbours' load still costs it cache and memory)
+        cpu_s = stat_cpu_s(Path(f"/proc/{vpid}/stat").read_text())
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(timeout=30)
@@ -121,10 +131,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         excl_rate = events_after_up / max(1e-9, t3 - (t_up or t3))
         prod_rate = total / production_s
         catch_rate = total / catchup_s
-        sync = _state_sync(net, net_dir, victim, h1, http) if args.state_sync else {}
-        if sync:
-            sync["state_sync_speedup"] = round(catchup_s / sync["state_sync_total_s"], 2)
-        return {**sync, **{
+        extra: dict[str, Any] = {}
+        if member:
+            m_s, _ = _rejoin(net, member, h1, http)
+            extra["member_catchup_s_including_start"] = round(m_s, 2)
+        if args.state_sync:
+            extra.update(_offer_snapshots(net, http))
+            extra.update(_state_sync(net, net_dir, victim, h1, http))
+            extra["state_sync_speedup"] = round(catchup_s / extra["state_sync_total_s"], 2)
+            if member:
+                extra.update({f"member_{k}": v for k, v in _state_sync(net, net_dir, member, h1, http).items()})
+                extra["member_state_sync_speedup"] = round(extra["member_catchup_s_including_start"]
+                                                           / extra["member_state_sync_total_s"], 2)
+        return {**extra, **{
             "events": total, "blocks": blocks, "production_s": round(production_s, 2),
             "production_events_per_s": round(prod_rate, 1), "production_blocks_per_s": round(blocks / production_s, 2),
             "catchup_s_including_start": round(catchup_s, 2), "catchup_events_per_s": round(catch_rate, 1),
@@ -132,46 +151,83 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "process_start_s": round(start_s, 2), "executed_at_start": h_up - h0,
             "catchup_events_per_s_excluding_start": round(excl_rate, 1),
             "ratio_excluding_start": round(excl_rate / prod_rate, 2),
+            "catchup_cpu_s": round(cpu_s, 2), "catchup_events_per_cpu_s": round(total / max(1e-9, cpu_s), 1),
             "timeline": timeline,
         }}
     finally:
         http.close()
         net.stop_all()
         # the returning node's log (its start-up and fetch timeline) outlives the network
-        log = net_dir / "net" / victim / "node.log"
-        if log.exists():
-            out = Path(args.out)
-            out.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(log, out / "returning-node.log")
+        for name, dest in ((victim, "returning-node.log"), ("member0", "returning-member.log")):
+            log = net_dir / "net" / name / "node.log"
+            if log.exists():
+                out = Path(args.out)
+                out.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(log, out / dest)
         shutil.rmtree(net_dir, ignore_errors=True)
 
 
-def _state_sync(net: Any, net_dir: Path, victim: str, h1: int, http: httpx.Client) -> dict[str, Any]:
-    """Join again from a snapshot of node0 (module docstring): the times of each step."""
-    net.stop(victim)
-    vdir = net_dir / "net" / victim
-    shutil.rmtree(vdir / "data")
-    snap = net_dir / "snapshot"
-    cli = [sys.executable, "-m", "afterchain.node.cli", "node"]
+def _rejoin(net: Any, name: str, h1: int, http: httpx.Client) -> tuple[float, float]:
+    """Start `name` and wait until it has executed `h1`: (seconds from process start, seconds
+    until its API answered)."""
     t0 = time.time()
-    subprocess.run([*cli, "snapshot", "--config", str(net_dir / "net" / "node0" / "node.toml"), "--out", str(snap)],
-                   check=True, capture_output=True)
-    t1 = time.time()
-    subprocess.run([*cli, "restore", "--config", str(vdir / "node.toml"), "--from", str(snap)], check=True, capture_output=True)
-    t2 = time.time()
-    net.start(victim)
-    vurl = net.node(victim).api_url
+    net.start(name)
+    url = net.node(name).api_url
+    t_up: float | None = None
     while True:
         try:
-            if int(http.get(f"{vurl}/v1/status", timeout=2).json()["executed_height"]) >= h1:
+            st = http.get(f"{url}/v1/status", timeout=2).json()
+            t_up = t_up or time.time()
+            if int(st["executed_height"]) >= h1:
                 break
         except (httpx.HTTPError, ValueError, KeyError):
             pass
+        if time.time() - t0 > 5 and net.pid(name) is None:  # (right after the fork its cmdline is still ours)
+            raise RuntimeError(f"{name} exited: see its node.log")
         time.sleep(0.05)
-    t3 = time.time()
-    size = sum(f.stat().st_size for f in snap.rglob("*") if f.is_file())
-    return {"snapshot_s": round(t1 - t0, 2), "restore_s": round(t2 - t1, 2), "start_to_head_s": round(t3 - t2, 2),
-            "state_sync_total_s": round(t3 - t0, 2), "snapshot_mb": round(size / 1e6, 1)}
+    return time.time() - t0, (t_up or time.time()) - t0
+
+
+def _offer_snapshots(net: Any, http: httpx.Client) -> dict[str, Any]:
+    """node0..node2 each take a snapshot and offer it (the serving side, timed apart)."""
+    times: list[float] = []
+    doc: dict[str, Any] = {}
+    for n in net.validators()[:3]:
+        t0 = time.time()
+        r = http.post(f"{n.api_url}/v1/admin/snapshot", json={"offer": True}, timeout=600)
+        r.raise_for_status()
+        times.append(time.time() - t0)
+        doc = r.json()
+    return {"offer_snapshot_s": [round(t, 2) for t in times], "snapshot_mb": round(doc["bytes"] / 1e6, 1),
+            "snapshot_chunks": doc["chunks"], "snapshot_height": doc["chain_height"]}
+
+
+def _state_sync(net: Any, net_dir: Path, name: str, h1: int, http: httpx.Client) -> dict[str, Any]:
+    """`name` joins again on an empty data directory by state sync from its peers (module
+    docstring): the total and, from its log, the fetch and verify steps."""
+    net.stop(name)
+    ndir = net_dir / "net" / name
+    shutil.rmtree(ndir / "data")
+    toml = ndir / "node.toml"
+    if "[statesync]" not in toml.read_text():
+        with toml.open("a") as f:
+            f.write("\n[statesync]\nenable = true\n")
+    log = ndir / "node.log"
+    mark = log.stat().st_size if log.exists() else 0
+    total, up = _rejoin(net, name, h1, http)
+    out: dict[str, Any] = {"state_sync_total_s": round(total, 2), "state_sync_api_up_s": round(up, 2)}
+    with log.open("rb") as f:
+        f.seek(mark)
+        for line in f:
+            if b"statesync_installed" in line:
+                try:
+                    ev = json.loads(line)
+                except ValueError:
+                    continue
+                out.update({f"state_sync_{k}": ev[k] for k in ("fetch_s", "verify_install_s", "bytes", "chunks",
+                                                               "values", "height") if k in ev})
+                out["state_sync_discover_fetch_install_s"] = ev.get("total_s")
+    return out
 
 
 def main(argv: list[str]) -> int:
@@ -182,7 +238,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--quick", action="store_true", help="smoke run: 4 s at 200 events/s")
     ap.add_argument("--json", dest="json_path", default=None)
     ap.add_argument("--state-sync", action="store_true",
-                    help="then join again from a snapshot of node0 (snapshot, restore, start) and compare")
+                    help="then join again on an empty data directory by state sync from peers, and compare")
+    ap.add_argument("--member", action="store_true",
+                    help="a member node is stopped too and rejoins both ways (by replay, by state sync)")
     ap.add_argument("--profile", default=None, metavar="FILE",
                     help="py-spy record the returning node (raw format, idle included) from its start until caught up")
     args = ap.parse_args(argv)
@@ -199,10 +257,21 @@ def main(argv: list[str]) -> int:
           + (f" ({res['executed_at_start']} blocks were executed before the API answered)" if res["executed_at_start"] >= 0
              else f" (its executed height came back {-res['executed_at_start']} blocks below where it stopped:"
                   " it executes those blocks again)"))
+    print(f"the returning node's CPU from process start until caught up: {res['catchup_cpu_s']} s "
+          f"= {res['catchup_events_per_cpu_s']:,} events per CPU-second (start included)")
     if "state_sync_total_s" in res:
-        print(f"joining from a snapshot: snapshot {res['snapshot_s']} s ({res['snapshot_mb']} MB), restore (verify) "
-              f"{res['restore_s']} s, start to the same height {res['start_to_head_s']} s: {res['state_sync_total_s']} s "
-              f"in all = {res['state_sync_speedup']}x faster than the catch-up above")
+        print(f"peers' snapshots (node0-2, offered for state sync): {res['offer_snapshot_s']} s each, "
+              f"{res['snapshot_mb']} MB in {res['snapshot_chunks']} chunks, height {res['snapshot_height']}")
+        for who, p in (("validator", ""), ("member", "member_")):
+            if f"{p}state_sync_total_s" not in res:
+                continue
+            replay = res["catchup_s_including_start"] if not p else res["member_catchup_s_including_start"]
+            print(f"{who}: by replay {replay} s; by state sync from peers {res[f'{p}state_sync_total_s']} s "
+                  f"(fetch {res.get(f'{p}state_sync_fetch_s')} s of {res.get(f'{p}state_sync_bytes')} bytes, "
+                  f"verify+install {res.get(f'{p}state_sync_verify_install_s')} s, discovery+fetch+install "
+                  f"{res.get(f'{p}state_sync_discover_fetch_install_s')} s, "
+                  f"{res.get(f'{p}state_sync_values')} state values) = {res[f'{p}state_sync_speedup']}x faster, "
+                  "process start included")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "catchup.json").write_text(json.dumps(res, indent=2) + "\n")

@@ -147,7 +147,8 @@ async def _stages(tmp: Path, raws: list[bytes], timings: dict[str, float],
         f'{{"results":{results_json(outcomes)}}}'.encode()
     timings["api"] += _clock() - t
     front.close()
-    blocks = [_preprepare(backup, raws[i : i + BLOCK_EVENTS], 1 + i // BLOCK_EVENTS, _T0 + i, compact=True)
+    now_ms = int(time.time() * 1000)  # proposed now: a backup refuses a block time far from its clock
+    blocks = [_preprepare(backup, raws[i : i + BLOCK_EVENTS], 1 + i // BLOCK_EVENTS, now_ms + i, compact=True)
               for i in range(0, len(raws), BLOCK_EVENTS)]
     mark("api")
 

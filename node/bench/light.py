@@ -186,6 +186,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--validators", type=int, nargs="+", default=None, help="validator-set sizes (default 4 16)")
     ap.add_argument("--json", default=None, help="also write the figures to this file")
     ap.add_argument("--pages-only", action="store_true", help="only the customer pages in headless Chromium")
+    ap.add_argument("--pages-host", default="127.0.0.1",
+                    help="serve the pages on this address (not 127.0.0.1: plain HTTP is not a secure context, so the "
+                         "browser has no WebCrypto and the JavaScript Ed25519 runs)")
     a = ap.parse_args(argv)
     keys = a.keys or (20_000 if a.quick else 1_000_000)
     r: dict[str, Any] = {}
@@ -196,7 +199,7 @@ def main(argv: list[str]) -> int:
     if not a.quick:
         from afterchain.node.bench.light_page import report_pages, run_pages
 
-        r["pages"] = run_pages()
+        r["pages"] = run_pages(host=a.pages_host)
         print(report_pages(r["pages"]))
     if a.json:
         with open(a.json, "w") as f:

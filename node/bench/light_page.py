@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import trio
 
@@ -59,7 +60,8 @@ def open_page(browser: str, url: str, profile: Path, timeout_s: float = 120.0) -
     DevTools protocol on a pipe (real time: the page's clocks run as they do for a user)."""
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", f"--user-data-dir={profile}",
+             f"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE {urlsplit(url).hostname}",
+             f"--user-data-dir={profile}",
              "--remote-debugging-pipe", "about:blank"]
     to_chrome_r, to_chrome_w = os.pipe()
     from_chrome_r, from_chrome_w = os.pipe()
@@ -96,14 +98,21 @@ def open_page(browser: str, url: str, profile: Path, timeout_s: float = 120.0) -
         target = call("Target.createTarget", {"url": url})["targetId"]
         session = call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         deadline = time.monotonic() + timeout_s
+        data: dict[str, str] = {}
         expr = "JSON.stringify(Object.assign({}, document.getElementById('result')?.dataset ?? {}))"
         while time.monotonic() < deadline:
-            r = call("Runtime.evaluate", {"expression": expr, "returnByValue": True}, session)
+            try:
+                r = call("Runtime.evaluate", {"expression": expr, "returnByValue": True}, session)
+            except RuntimeError as e:
+                if "execution context" not in str(e):  # still navigating: no document to ask yet
+                    raise
+                time.sleep(0.2)
+                continue
             data = json.loads(r["result"].get("value") or "{}")
             if data.get("status") not in (None, "checking") and "totalMs" in data:
                 return {re.sub(r"[A-Z]", lambda m: "-" + m.group(0).lower(), k): v for k, v in data.items()}
             time.sleep(0.2)
-        raise RuntimeError(f"the page did not finish in {timeout_s} s")
+        raise RuntimeError(f"the page did not finish in {timeout_s} s (its result element: {data})")
     finally:
         with contextlib.suppress(RuntimeError, OSError):
             call("Browser.close", {})
@@ -116,7 +125,7 @@ def open_page(browser: str, url: str, profile: Path, timeout_s: float = 120.0) -
             proc.wait()
 
 
-async def _network(root: Path, task_status: trio.TaskStatus[tuple[list[str], str, str]]) -> None:
+async def _network(root: Path, host: str, task_status: trio.TaskStatus[tuple[list[str], str, str]]) -> None:
     validators = [_key(f"val{i}") for i in range(4)]
     acme, fixit, ann = _key("acme"), _key("fixit"), _key("customer-ann")
     g = build_genesis(chain_id="bench-pages", genesis_time_ms=int(time.time() * 1000) - DAY_MS,
@@ -130,7 +139,7 @@ async def _network(root: Path, task_status: trio.TaskStatus[tuple[list[str], str
             node = Node(key=v, genesis=g, data_dir=root / f"n{i}", transport=net.add(v.public),
                         options=NodeOptions(name=f"n{i}", tick_ms=20))
             await nursery.start(node.run)
-            urls.append((await nursery.start(serve_api, node, "127.0.0.1", 0))[0])
+            urls.append((await nursery.start(serve_api, node, host, 0))[0])
         now = int(time.time() * 1000)
         async with AsyncClient(urls, key=acme) as a, AsyncClient(urls, key=fixit) as f, AsyncClient(urls, key=ann) as c:
             await a.submit_and_wait(await a.build.product_register(gtin=GTIN, serial=SERIAL, model="Kettle 2000", batch="B1",
@@ -148,8 +157,10 @@ async def _network(root: Path, task_status: trio.TaskStatus[tuple[list[str], str
         await trio.sleep_forever()
 
 
-def run_pages(*, rounds: int = 3) -> dict[str, Any]:
-    """Open each page `rounds` times, cold; the figures of every round."""
+def run_pages(*, rounds: int = 3, host: str = "127.0.0.1") -> dict[str, Any]:
+    """Open each page `rounds` times, cold; the figures of every round. `host`: the address
+    the nodes serve on; 127.0.0.1 is a secure context for the browser (WebCrypto's Ed25519
+    is there), a plain-HTTP page on another address is not (the JavaScript equation runs)."""
     browser = chromium()
     if browser is None:
         return {"skipped": "Chromium is not installed"}
@@ -159,7 +170,7 @@ def run_pages(*, rounds: int = 3) -> dict[str, Any]:
     async def main() -> None:
         with tempfile.TemporaryDirectory() as d:
             async with trio.open_nursery() as nursery:
-                urls, ghash, tid = await nursery.start(_network, Path(d))
+                urls, ghash, tid = await nursery.start(_network, Path(d), host)
                 pages = {"passport": f"{urls[0]}/01/{GTIN}/21/{SERIAL}?g={ghash}", "ticket": f"{urls[0]}/t/{tid}?g={ghash}"}
                 for name, url in pages.items():
                     runs = []
@@ -174,8 +185,19 @@ def run_pages(*, rounds: int = 3) -> dict[str, Any]:
             raise RuntimeError(f"the {name} page was not verified: {runs}")
         per_answer = [float(x) for r in runs for x in r["verify-ms"].split(",")]
         firsts = [float(r["verify-ms"].split(",")[0]) for r in runs]
+        parts: dict[str, list[float]] = {}
+        for r in runs:
+            for item in filter(None, r.get("first-parts", "").split(",")):
+                k, v = item.split(":")
+                parts.setdefault(k, []).append(float(v))
         out[name] = {"answers": int(runs[0]["answers"]), "verify_ms_per_answer_median": statistics.median(per_answer),
                      "verify_ms_per_answer_max": max(per_answer), "verify_ms_first_answer_median": statistics.median(firsts),
+                     "first_answer_parts_ms_median": {k: statistics.median(v) for k, v in parts.items()},
+                     "verify_ms_by_round": [[float(x) for x in r["verify-ms"].split(",")] for r in runs],
+                     "first_answer_parts_by_round": [r.get("first-parts", "") for r in runs],
+                     "headers_verified_by_round": [int(r.get("headers", "0")) for r in runs],
+                     "warm_up_ms_median": statistics.median(float(r.get("warm-ms", "nan")) for r in runs),
+                     "platform_ed25519": runs[0].get("native") == "true",
                      "page_bytes_cold": int(runs[0]["page-bytes"]), "data_bytes": int(runs[0]["data-bytes"]),
                      "total_ms_median": statistics.median(float(r["total-ms"]) for r in runs), "rounds": len(runs)}
     return out
@@ -188,7 +210,11 @@ def report_pages(r: dict[str, Any]) -> str:
     for name, s in r.items():
         lines.append(f"  {name}: {s['answers']} answers; verification per answer median {s['verify_ms_per_answer_median']:.1f} ms, "
                      f"max {s['verify_ms_per_answer_max']:.1f} ms (first answer, with the signatures: median "
-                     f"{s['verify_ms_first_answer_median']:.1f} ms); page and scripts {s['page_bytes_cold']:,} bytes "
+                     f"{s['verify_ms_first_answer_median']:.1f} ms: "
+                     + ", ".join(f"{k} {v:.1f}" for k, v in s["first_answer_parts_ms_median"].items())
+                     + f"; the self-test warm-up during the first fetches, not counted: median {s['warm_up_ms_median']:.1f} ms, "
+                     + ("WebCrypto Ed25519" if s["platform_ed25519"] else "JavaScript Ed25519")
+                     + f"); page and scripts {s['page_bytes_cold']:,} bytes "
                      f"transferred, answers {s['data_bytes']:,} bytes; whole page {s['total_ms_median']:.0f} ms "
                      f"({s['rounds']} rounds)")
     return "\n".join(lines)

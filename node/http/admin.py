@@ -19,7 +19,8 @@ Owns: who may call an admin route, and the routes themselves.
   logger and those below it): takes effect at once, until changed again or the node
   restarts (``log.level`` in the configuration is the level at start). Logged
   (``admin_log_level_set``); bad input is 400 ``request.invalid`` and changes nothing.
-- ``POST /v1/admin/snapshot`` with ``{"dir": "/absolute/path"}``: RocksDB checkpoints of
+- ``POST /v1/admin/snapshot`` with ``{"dir": "/absolute/path"}`` (or ``{"offer": true}``: a
+  complete snapshot in ``data_dir/snapshots/``, offered to peers, `node.runtime.statesync`): RocksDB checkpoints of
   the node's state store and chain store into that directory (on the node's own
   file system; absent or empty), consistent between two blocks
   (`node.runtime.snapshot.take_checkpoints`); answers ``{"dir", "state_height",
@@ -99,7 +100,7 @@ def is_admin(request: Request, token: str | None) -> bool:
     return hmac.compare_digest(given[len("Bearer "):].strip().encode(), token.encode())
 
 
-SnapshotTaker = Callable[[str], Awaitable[dict[str, Any]]]
+SnapshotTaker = Callable[[str | None], Awaitable[dict[str, Any]]]
 """Takes the node's checkpoints into a directory; raises `ValueError` (bad path) or another
 exception whose text says why it failed."""
 
@@ -167,15 +168,17 @@ def admin_routes(switch: FaultControl | None, token: str | None,
         doc, bad = await _json_body(request)
         if bad is not None:
             return bad
-        if not isinstance(doc, dict) or set(doc) != {"dir"} or not isinstance(doc["dir"], str) \
-                or not os.path.isabs(doc["dir"]) or len(doc["dir"]) > 4096:
-            return error(400, "request.invalid", 'expected {"dir": an absolute path on the node\'s file system}')
+        offer = doc == {"offer": True}  # a snapshot offered to peers for state sync (node.runtime.statesync)
+        if not offer and (not isinstance(doc, dict) or set(doc) != {"dir"} or not isinstance(doc["dir"], str)
+                          or not os.path.isabs(doc["dir"]) or len(doc["dir"]) > 4096):
+            return error(400, "request.invalid", 'expected {"dir": an absolute path on the node\'s file system} '
+                                                 'or {"offer": true}')
         try:
-            taken = await snapshot(doc["dir"])
+            taken = await snapshot(None if offer else doc["dir"])  # type: ignore[index]
         except ValueError as exc:
             return error(400, "request.invalid", str(exc))
         except Exception as exc:  # the taker's own refusals and the file system's
-            _log.warning("admin_snapshot_failed", dir=doc["dir"], error=str(exc))
+            _log.warning("admin_snapshot_failed", dir=None if offer else doc["dir"], error=str(exc))  # type: ignore[index]
             return error(409, "snapshot.failed", str(exc))
         _log.warning("admin_snapshot_taken", **taken)
         return JSONResponse(taken)
@@ -239,8 +242,10 @@ _SNAPSHOT_OP = Op(
     description="Loopback clients, or `Authorization: Bearer <token>`. Writes RocksDB checkpoints of the state store "
                 "and the chain store into `dir` (absent or empty, on the node's file system), consistent between two "
                 "blocks; `afterchain node snapshot` calls this and then completes the snapshot (docs/OPERATIONS.md, "
-                "\"Backups and upgrades\").",
-    body=Body("where to write", {"application/json": {"type": "object", "required": ["dir"],
-                                                      "properties": {"dir": {"type": "string"}}}},
+                "\"Backups and upgrades\"). `{\"offer\": true}` instead takes a complete snapshot under the node's "
+                "`data_dir/snapshots/` and offers it to peers for state sync (docs/OPERATIONS.md, \"State sync\").",
+    body=Body("where to write", {"application/json": {"type": "object",
+                                                      "properties": {"dir": {"type": "string"},
+                                                                     "offer": {"type": "boolean"}}}},
               {"application/json": {"dir": "/var/lib/afterchain/snapshots/2026-12-07"}}),
 )

@@ -50,8 +50,11 @@ class NodeHttp:
     def faults(self) -> FaultControl | None:
         return getattr(self.node.transport, "faults", None)
 
-    async def take_snapshot(self, out: str) -> dict[str, Any]:
-        """The admin snapshot route's checkpoints (`Node.snapshot`)."""
+    async def take_snapshot(self, out: str | None) -> dict[str, Any]:
+        """The admin snapshot route's checkpoints (`Node.snapshot`); None: a snapshot offered
+        to peers (`Node.offer_snapshot`)."""
+        if out is None:
+            return await self.node.offer_snapshot()
         return await self.node.snapshot(out)
 
     async def submit(self, raws: list[bytes], pre_errors: dict[int, ProtocolError]) -> list[AddOutcome]:

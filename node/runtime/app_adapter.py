@@ -7,31 +7,45 @@ replica is built with this adapter, so that view comes after construction).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 from afterchain.consensus.app import VerifyResult
 from afterchain.node.app.ledger import Ledger
+from afterchain.node.runtime import clock
 from afterchain.node.runtime.intake import KnownEvents
 from afterchain.node.runtime.mempool import Mempool, decode_and_verify
 from afterchain.protocol.block import Block, ValidatorSet
 from afterchain.protocol.errors import ProtocolError
 from afterchain.protocol.genesis import ConsensusParams as GenesisConsensusParams
 
-__all__ = ["ConsensusApp", "ProposalView"]
+__all__ = ["BLOCK_TIME_FUTURE_MS", "BLOCK_TIME_PAST_MS", "ConsensusApp", "ProposalView"]
+
+BLOCK_TIME_FUTURE_MS = 2_000
+"""A backup refuses a proposed block whose time is more than this ahead of its own clock."""
+BLOCK_TIME_PAST_MS = 10_000
+"""A backup refuses a block proposed in its current view whose time is more than this
+behind its own clock (a block a NEW-VIEW re-issues from an earlier view keeps its time
+and is not held to it). docs/PROTOCOL.md, "Block time"."""
 
 
 class ProposalView(Protocol):
     """What the adapter reads of the replica (`consensus.replica.Replica` is one)."""
 
     next_seq: int
+    view: int
 
     def preprepared_blocks(self) -> Mapping[int, Block]: ...
 
 
 class ConsensusApp:
     def __init__(self, *, ledger: Ledger, mempool: Mempool, known: KnownEvents,
-                 params_for: Callable[[int], GenesisConsensusParams], counters: dict[str, int]) -> None:
+                 params_for: Callable[[int], GenesisConsensusParams], counters: dict[str, int],
+                 block_time_future_ms: int = BLOCK_TIME_FUTURE_MS, block_time_past_ms: int = BLOCK_TIME_PAST_MS,
+                 log: Any = None) -> None:
         self.ledger = ledger
+        self.log = log
+        self.block_time_future_ms = block_time_future_ms
+        self.block_time_past_ms = block_time_past_ms
         self.mempool = mempool
         self.known = known
         self.params_for = params_for
@@ -67,7 +81,34 @@ class ConsensusApp:
             size += len(raw)
         return tuple(raws)
 
+    def check_block_time(self, block: Block) -> str | None:
+        """Why this node refuses the proposed block's time, None when it does not: more than
+        `block_time_future_ms` ahead of its clock, or (proposed in the current view or a
+        later one) more than `block_time_past_ms` behind it. The replica has checked that
+        it is after its parent's."""
+        hdr = block.header
+        now = clock.wall_ms()
+        if hdr.time_ms > now + self.block_time_future_ms:
+            self.counters["block_time_future"] += 1
+            if self.log is not None:
+                self.log.warning("block_time_refused", height=hdr.height, view=hdr.view, ahead_ms=hdr.time_ms - now,
+                                 bound_ms=self.block_time_future_ms, proposer=hdr.proposer.hex()[:16])
+            return (f"block {hdr.height} time {hdr.time_ms} is {hdr.time_ms - now} ms ahead of this node's clock "
+                    f"(at most {self.block_time_future_ms})")
+        view = self.view.view if self.view is not None else 0
+        if hdr.view >= view and hdr.time_ms < now - self.block_time_past_ms:
+            self.counters["block_time_past"] += 1
+            if self.log is not None:
+                self.log.warning("block_time_refused", height=hdr.height, view=hdr.view, behind_ms=now - hdr.time_ms,
+                                 bound_ms=self.block_time_past_ms, proposer=hdr.proposer.hex()[:16])
+            return (f"block {hdr.height} time {hdr.time_ms} is {now - hdr.time_ms} ms behind this node's clock "
+                    f"(at most {self.block_time_past_ms})")
+        return None
+
     def verify_payload(self, block: Block) -> VerifyResult:
+        late = self.check_block_time(block)
+        if late is not None:
+            return VerifyResult.reject(late)
         p = self.params_for(block.header.height)
         if len(block.events) > p.max_block_events:
             return VerifyResult.reject(f"{len(block.events)} events exceed max_block_events {p.max_block_events}")

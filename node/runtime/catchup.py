@@ -114,14 +114,17 @@ class CatchUp:
 
     def __init__(self, *, store: ChainStore, transport: Transport, inputs: InputQueue,
                  preprepared: Callable[[], Mapping[int, Block]], raw_by_hash: Callable[[bytes], bytes | None],
-                 log: Any) -> None:
+                 log: Any, more: Any = None) -> None:
         self.store = store
+        self.more = more  # more requests (node.runtime.statesync.SnapshotServer): handles(req), on_request
         self.transport = transport
         self.inputs = inputs
         self.preprepared = preprepared
         self.raw_by_hash = raw_by_hash
         self.log = log
         self.fetching: set[tuple[bytes, int]] = set()
+        self.limiter: Any = None
+        """A `ratelimit.PeerLimiter` (set by the node): `FollowRequest`s served per peer."""
 
     async def on_request(self, sender: bytes, data: bytes) -> bytes:
         req = decode(data, max_bytes=PEER_MESSAGE_MAX_BYTES)
@@ -130,7 +133,11 @@ class CatchUp:
         if isinstance(req, EventsRequest):
             return self.events_response(req)
         if isinstance(req, FollowRequest):
+            if self.limiter is not None and not self.limiter.allow(sender, "FollowRequest"):
+                raise ProtocolError(Code.FIELD_OUT_OF_RANGE, "too many FollowRequests: rate limited")
             return follow_response_bytes(self.store, req)
+        if self.more is not None and self.more.handles(req):
+            return bytes(await self.more.on_request(sender, req))
         raise ProtocolError(Code.DECODE_UNKNOWN_TAG, f"{type(req).__name__} is not a request")
 
     def events_response(self, req: EventsRequest) -> bytes:

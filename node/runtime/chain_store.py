@@ -24,6 +24,12 @@ Invariants:
   node a client submitted an event to journals it (a peer's gossiped copy is not: the
   origin keeps it and re-gossips it); `commit_block` / `journal_drop` delete only ``M``
   keys this store wrote (tracked in memory), never a tombstone for a key never written.
+
+Storage faults: every RocksDB call goes through `storage_guard` (``StorageFault``: disk
+full, I/O error, corruption; the node stops, exit code 6). The store opens its write-ahead
+log strictly (`rocksdb_options(strict_wal=True)`): a truncated or damaged log is refused
+at start rather than silently cut back to its last whole record, which would drop synced
+blocks and this validator's own votes.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from typing import cast
 import msgpack
 from rocksdict import Checkpoint, Rdict, WriteBatch, WriteOptions
 
-from afterchain.node.common.rocks import rocksdb_options
+from afterchain.node.common.rocks import raise_storage_fault, rocksdb_options, storage_guard
 from afterchain.protocol.block import Block, CommitCertificate
 
 __all__ = ["ChainStore"]
@@ -51,11 +57,12 @@ def _h(height: int) -> bytes:
 class ChainStore:
     def __init__(self, path: str | Path) -> None:
         Path(path).mkdir(parents=True, exist_ok=True)
-        self._db = Rdict(str(path), rocksdb_options())
+        with storage_guard("chain", "open"):
+            self._db = Rdict(str(path), rocksdb_options(strict_wal=True))
         self._sync = WriteOptions()
         self._sync.sync = True
         self._nosync = WriteOptions()
-        raw = self._db.get(b"mhead")
+        raw = self._get(b"mhead")
         self.head = _H.unpack(raw)[0] if raw else 0
         # ids with an ``M`` key: a block deletes only those (most events of a block were
         # never journaled here: they came by gossip), so no tombstone is written for a key
@@ -63,14 +70,27 @@ class ChainStore:
         self._journaled: set[bytes] = {eid for eid, _ in self.journal()}
 
     def close(self) -> None:
-        self._db.close()
+        with storage_guard("chain", "close"):
+            self._db.close()
+
+    def _get(self, key: bytes) -> bytes | None:
+        try:
+            v = self._db.get(key)
+        except Exception as exc:
+            raise_storage_fault(exc, "chain", "read")
+        return bytes(v) if v is not None else None
+
+    def _write(self, wb: WriteBatch, opts: WriteOptions, op: str) -> None:
+        with storage_guard("chain", op):
+            self._db.write(wb, opts)
 
     # ------------------------------------------------------------------ snapshots
     def checkpoint(self, path: str | Path) -> None:
         """A RocksDB checkpoint of the store at `path` (a new directory; hard links where it
         is on the same file system): consistent at one instant, every write batch in or out
         whole (`node.runtime.snapshot`)."""
-        Checkpoint(self._db).create_checkpoint(str(path))
+        with storage_guard("chain", "checkpoint"):
+            Checkpoint(self._db).create_checkpoint(str(path))
 
     def truncate_for_restore(self, height: int) -> None:
         """Keep the chain up to `height` and nothing of this node's own: blocks, certificates
@@ -83,7 +103,7 @@ class ChainStore:
             if p in (b"L", b"M", b"X") or (p in (b"B", b"C", b"E") and len(k) == 9 and _H.unpack(k[1:])[0] > height):
                 wb.delete(k)
         wb.put(b"mhead", _h(height))
-        self._db.write(wb, self._sync)
+        self._write(wb, self._sync, "truncate")
         self.head = height
         self._journaled.clear()
 
@@ -108,13 +128,12 @@ class ChainStore:
             wb.delete(b"M" + eid)
         if top > self.head:
             wb.put(b"mhead", _h(top))
-        self._db.write(wb, self._sync)
+        self._write(wb, self._sync, "block commit")
         self._journaled.difference_update(done)
         self.head = top
 
     def block_bytes(self, height: int) -> bytes | None:
-        v = self._db.get(b"B" + _h(height))
-        return bytes(v) if v is not None else None
+        return self._get(b"B" + _h(height))
 
     def block(self, height: int) -> Block | None:
         raw = self.block_bytes(height)
@@ -125,17 +144,16 @@ class ChainStore:
         return CommitCertificate.decode(raw) if raw is not None else None
 
     def certificate_bytes(self, height: int) -> bytes | None:
-        v = self._db.get(b"C" + _h(height))
-        return bytes(v) if v is not None else None
+        return self._get(b"C" + _h(height))
 
     # ------------------------------------------------------------------ event feed tags
     def put_feed_tags(self, height: int, packed: bytes) -> None:
         """The feed's tags of an executed block (not synced: they are taken again when missing)."""
-        self._db.put(b"E" + _h(height), packed, self._nosync)
+        with storage_guard("chain", "feed tags"):
+            self._db.put(b"E" + _h(height), packed, self._nosync)
 
     def feed_tags(self, height: int) -> bytes | None:
-        v = self._db.get(b"E" + _h(height))
-        return bytes(v) if v is not None else None
+        return self._get(b"E" + _h(height))
 
     # ------------------------------------------------------------------ consensus log
     def persist(self, items: Iterable[tuple[bytes, bytes | None]]) -> None:
@@ -149,11 +167,20 @@ class ChainStore:
             else:
                 wb.put(b"L" + k, v)
         if n:
-            self._db.write(wb, self._sync)
+            self._write(wb, self._sync, "consensus log")
 
     def _items(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Keys (and values) from `prefix` on, in order (raw mode: bytes)."""
-        return cast("Iterator[tuple[bytes, bytes]]", self._db.items(from_key=prefix))
+        with storage_guard("chain", "scan"):
+            it = cast("Iterator[tuple[bytes, bytes]]", self._db.items(from_key=prefix))
+        while True:
+            try:
+                item = next(it, None)
+            except Exception as exc:
+                raise_storage_fault(exc, "chain", "scan")
+            if item is None:
+                return
+            yield item
 
     def consensus_records(self) -> Iterator[tuple[bytes, bytes]]:
         for k, v in self._items(b"L"):
@@ -168,7 +195,7 @@ class ChainStore:
         for eid, raw in items:
             wb.put(b"M" + eid, raw)
             ids.append(eid)
-        self._db.write(wb, self._nosync)
+        self._write(wb, self._nosync, "mempool journal")
         self._journaled.update(ids)
 
     def journal_drop(self, items: Iterable[tuple[bytes, str, str]]) -> None:
@@ -180,7 +207,7 @@ class ChainStore:
                 wb.delete(b"M" + eid)
                 done.append(eid)
             wb.put(b"X" + eid, msgpack.packb([code, message]))
-        self._db.write(wb, self._nosync)
+        self._write(wb, self._nosync, "mempool journal")
         self._journaled.difference_update(done)
 
     def journal(self) -> Iterator[tuple[bytes, bytes]]:
@@ -190,7 +217,7 @@ class ChainStore:
             yield bytes(k[1:]), bytes(v)
 
     def dropped(self, event_id: bytes) -> tuple[str, str] | None:
-        raw = self._db.get(b"X" + event_id)
+        raw = self._get(b"X" + event_id)
         if raw is None:
             return None
         code, message = msgpack.unpackb(raw)

@@ -43,6 +43,7 @@ Example::
     [member]                         # read while this node's key is not a validator's
     verify_event_signatures = false  # true: re-check every event of a certified block
     poll_ms = 100                    # how often a member asks a peer for new blocks
+    relay = true                     # the dissemination relay (PROTOCOL.md section 11); false: poll only
 
 Addresses (`p2p.listen`, `p2p.peers[].addr`, `api.listen`): `host:port` where host is an
 IPv4 address or a DNS name, `[IPv6]:port`, or (p2p only) a multiaddr `/ip4/A/tcp/P`,
@@ -72,11 +73,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ENV_PREFIX", "SECTIONS", "ApiConfig", "ConfigError", "ConsensusConfig", "LogConfig", "MemberConfig", "MempoolConfig", "NodeConfig", "P2PConfig",
-           "PeerAddr", "env_overrides", "load_config", "multiaddr_of", "parse_address", "parse_hostport"]
+__all__ = ["ENV_PREFIX", "SECTIONS", "ApiConfig", "ConfigError", "ConsensusConfig", "LogConfig", "MemberConfig", "MempoolConfig",
+           "NodeConfig", "P2PConfig", "PeerAddr", "StateSyncConfig", "env_overrides", "load_config", "multiaddr_of", "parse_address",
+           "parse_hostport"]
 
 ENV_PREFIX = "AFTERCHAIN_"
-SECTIONS = ("node", "p2p", "api", "mempool", "log", "member", "consensus")
+SECTIONS = ("node", "p2p", "api", "mempool", "log", "member", "statesync", "consensus")
 
 
 class ConfigError(ValueError):
@@ -143,6 +145,19 @@ class MempoolConfig:
 class MemberConfig:
     verify_event_signatures: bool = False
     poll_ms: int = 100
+    relay: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class StateSyncConfig:
+    """`[statesync]` (node.runtime.statesync): `enable` fetches a snapshot from peers when
+    the node starts on an empty data directory; `snapshot_interval` (blocks, 0 = none) and
+    `snapshot_keep` are the snapshots this node offers to peers."""
+
+    enable: bool = False
+    snapshot_interval: int = 0
+    snapshot_keep: int = 2
+    discovery_s: int = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +188,7 @@ class NodeConfig:
     mempool: MempoolConfig = field(default_factory=MempoolConfig)
     log: LogConfig = field(default_factory=LogConfig)
     member: MemberConfig = field(default_factory=MemberConfig)
+    statesync: StateSyncConfig = field(default_factory=StateSyncConfig)
     consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
     source: Path | None = None
 
@@ -396,7 +412,10 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None,
     level = _str(lg, "log", "level", "info")
     if level not in {"debug", "info", "warning", "error"}:
         raise ConfigError("log.level", f"{level!r} is not one of debug, info, warning, error")
-    mb = _section(raw, "member", {"verify_event_signatures", "poll_ms"})
+    mb = _section(raw, "member", {"verify_event_signatures", "poll_ms", "relay"})
+    relay = mb.get("relay", True)
+    if not isinstance(relay, bool):
+        raise ConfigError("member.relay", "must be true or false")
     cs = _section(raw, "consensus", {"request_forward_ms", "request_timeout_ms", "slow_blocks"})
     t1 = _int(cs, "consensus", "request_forward_ms", 2000, 10, 3_600_000)
     t2 = _int(cs, "consensus", "request_timeout_ms", 8000, 0, 3_600_000)
@@ -408,6 +427,10 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None,
     fmt = _str(lg, "log", "format", "auto")
     if fmt not in {"auto", "json", "console"}:
         raise ConfigError("log.format", f"{fmt!r} is not one of auto, json, console")
+    ss = _section(raw, "statesync", {"enable", "snapshot_interval", "snapshot_keep", "discovery_s"})
+    ss_enable = ss.get("enable", False)
+    if not isinstance(ss_enable, bool):
+        raise ConfigError("statesync.enable", f"expected true or false, got {ss_enable!r}")
     access_log = lg.get("access_log", False)
     if not isinstance(access_log, bool):
         raise ConfigError("log.access_log", f"expected true or false, got {access_log!r}")
@@ -434,7 +457,13 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None,
             per_sender_quota=_int(mp, "mempool", "per_sender_quota", 20_000, 1, 10_000_000),
         ),
         log=LogConfig(level=level, format=fmt, access_log=access_log),
-        member=MemberConfig(verify_event_signatures=verify_events, poll_ms=_int(mb, "member", "poll_ms", 100, 10, 10_000)),
+        member=MemberConfig(verify_event_signatures=verify_events, poll_ms=_int(mb, "member", "poll_ms", 100, 10, 10_000),
+                            relay=relay),
+        statesync=StateSyncConfig(
+            enable=ss_enable, snapshot_interval=_int(ss, "statesync", "snapshot_interval", 0, 0, 10_000_000),
+            snapshot_keep=_int(ss, "statesync", "snapshot_keep", 2, 1, 100),
+            discovery_s=_int(ss, "statesync", "discovery_s", 10, 1, 3600),
+        ),
         consensus=ConsensusConfig(request_forward_ms=t1, request_timeout_ms=t2,
                                   slow_blocks=_int(cs, "consensus", "slow_blocks", 3, 0, 1000)),
         source=source,

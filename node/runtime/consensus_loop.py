@@ -30,7 +30,7 @@ from afterchain.consensus.messages import CheckpointProof, ConsensusMessage, Pre
 from afterchain.consensus.replica import Ready, Replica, prunable
 from afterchain.node.app.ledger import Ledger
 from afterchain.node.common.log import short_id
-from afterchain.node.runtime import threads
+from afterchain.node.runtime import clock, threads
 from afterchain.node.runtime.chain_store import ChainStore
 from afterchain.node.runtime.evidence import EvidenceReporter
 from afterchain.node.runtime.executor import BlockExecutor
@@ -127,7 +127,7 @@ class Proposer:
         if has_events or unpublished or since_ms >= heartbeat_ms:
             executed = self.ledger.height
             seq = r.next_seq
-            if r.propose(int(time.time() * 1000)):
+            if r.propose(clock.wall_ms()):
                 block = r.own_proposal(seq)
                 payload = block.events if block is not None else ()
                 self.last_propose_s = now

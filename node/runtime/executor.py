@@ -17,6 +17,7 @@ import trio
 from afterchain.consensus.messages import CertifiedBlock
 from afterchain.consensus.params import ConsensusParams as ReplicaParams
 from afterchain.node.app.ledger import Ledger
+from afterchain.node.common.rocks import StorageFault, report_storage_fault
 from afterchain.node.runtime import threads
 from afterchain.node.runtime.chain_store import ChainStore
 from afterchain.node.runtime.feed import EventFeed
@@ -47,7 +48,18 @@ class ExecutedSink(Protocol):
 
 def replay_stored(store: ChainStore, ledger: Ledger, known: KnownEvents, log: Any, feed: EventFeed | None = None) -> None:
     """Execute stored blocks the ledger has not (a crash between store and execute); the
-    feed (if any) tags them as `BlockExecutor.execute` does."""
+    feed (if any) tags them as `BlockExecutor.execute` does.
+
+    A ledger ahead of the chain store means the chain store lost blocks it had synced (each
+    block is stored, synced, before the ledger applies it): a damaged or truncated data
+    file. That is a `StorageFault` (the node stops); the node never votes on a chain that
+    forgot what it signed."""
+    if ledger.height > store.head:
+        fault = StorageFault("corruption", "chain", "start",
+                             f"the state store has executed height {ledger.height} but the chain store ends at "
+                             f"{store.head}: the chain store lost blocks it had synced")
+        report_storage_fault(fault)
+        raise fault
     while ledger.height < store.head:
         h = ledger.height + 1
         block = store.block(h)
@@ -56,7 +68,9 @@ def replay_stored(store: ChainStore, ledger: Ledger, known: KnownEvents, log: An
         _, decoded = known.decode_committed(block)
         preverified = {d.id for d in decoded if d is not None}
         before = feed.prepare(decoded) if feed is not None else None
-        result = ledger.apply_block(h, block.header.time_ms, block.events, preverified=preverified, decoded=decoded)
+        # synced once, at the last stored block (see `BlockExecutor.store_commits`)
+        result = ledger.apply_block(h, block.header.time_ms, block.events, preverified=preverified, decoded=decoded,
+                                    sync=h >= store.head)
         if feed is not None and before is not None:
             feed.executed(block, decoded, result, before)
         log.info("ledger_replayed_block", height=h)
@@ -79,6 +93,8 @@ class BlockExecutor:
         self.log = log
         self.feed = feed
         """Told of each block around its execution (`node.runtime.feed`: stream subscribers)."""
+        self.on_executed: Callable[[Block, CommitCertificate], None] | None = None
+        """Told of each executed block (the dissemination relay, `node.runtime.relay`)."""
         self.dirty_height = 0  # last executed height whose block had events
         self.verified_height = 0
         """The highest height whose state root matched a certified header here."""
@@ -96,8 +112,12 @@ class BlockExecutor:
         t0 = time.perf_counter()
         await threads.run_sync(self.store.commit_blocks, items)
         self.metrics.fsync_latency.observe(time.perf_counter() - t0)
-        for cb, done in pre:
-            await self.execute(cb.block, cb.certificate, stored=done)
+        last = len(pre) - 1
+        for i, (cb, done) in enumerate(pre):
+            # The blocks are durable in the chain store: the ledger syncs its write only for
+            # the last one (a synced write makes the earlier ones durable too; after a crash
+            # `replay_stored` executes whatever the ledger lost).
+            await self.execute(cb.block, cb.certificate, stored=done, sync=i == last)
             await trio.lowlevel.checkpoint()  # let fetches, the transport and the API run between blocks
 
     def check_state_root(self, block: Block) -> None:
@@ -125,9 +145,11 @@ class BlockExecutor:
             self.log.exception("feed_failed", height=args[0].header.height if isinstance(args[0], Block) else None)
             return None
 
-    async def execute(self, block: Block, cert: CommitCertificate, stored: Decoded | None = None) -> None:
+    async def execute(self, block: Block, cert: CommitCertificate, stored: Decoded | None = None, *,
+                      sync: bool = True) -> None:
         """Store (synced) and execute one committed block; `stored`: already stored by
-        `store_commits`, with its `decode_committed` result."""
+        `store_commits`, with its `decode_committed` result; `sync=False`: the ledger's write
+        need not wait for the disk (see `store_commits`)."""
         h = block.header.height
         self.check_state_root(block)
         hashes, decoded = self.known.decode_committed(block) if stored is None else stored
@@ -140,7 +162,8 @@ class BlockExecutor:
             self.metrics.fsync_latency.observe(time.perf_counter() - t0)
         feed = self.feed
         before = self._feed_call(feed.prepare, decoded) if feed is not None else None
-        result = self.ledger.apply_block(h, block.header.time_ms, block.events, preverified=preverified, decoded=decoded)
+        result = self.ledger.apply_block(h, block.header.time_ms, block.events, preverified=preverified, decoded=decoded,
+                                         sync=sync)
         if feed is not None and before is not None:
             self._feed_call(feed.executed, block, decoded, result, before)
         all_ids = [o.event_id for o in result.outcomes]
@@ -175,3 +198,5 @@ class BlockExecutor:
         if h % self.replica.params.checkpoint_interval == 0 or result.node_keys_changed:
             self.on_checkpoint()
         self.replica.executed(h)
+        if self.on_executed is not None:
+            self.on_executed(block, cert)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from typing import Any
 
 import trio
@@ -90,6 +90,9 @@ class Gossip:
         self.offer = offer
         self.metrics = metrics
         self.log = log
+        self.gossip_to: Callable[[], Container[bytes]] | None = None
+        """The keys event batches go to (set by the node: the keys of the scheduled validator
+        sets; a member takes no event gossip, so sending it some is wasted upload)."""
 
     async def receive(self) -> None:
         async for sender, data in self.transport.subscribe(EVENTS_TOPIC):
@@ -115,7 +118,8 @@ class Gossip:
             while queue.raws:
                 batch = queue.take_batch()
                 try:
-                    await self.transport.broadcast(EVENTS_TOPIC, EventBatch(events=tuple(batch)).encode())
+                    await self.transport.broadcast(EVENTS_TOPIC, EventBatch(events=tuple(batch)).encode(),
+                                                   only=self.gossip_to() if self.gossip_to is not None else None)
                 except TransportError as exc:
                     self.log.warning("gossip_broadcast_failed", error=str(exc), events=len(batch))
 

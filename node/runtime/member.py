@@ -6,7 +6,8 @@ replica's STATUS of a key in no scheduled validator set is dropped, counted, nev
 and follows the chain by receiving committed blocks with their commit certificates:
 
 - `BlockReceiver` is the one door certified blocks come in by (`receive(peer, blocks)`):
-  the follower below feeds it today; the dissemination relay can feed it later. Each block
+  the follower below feeds it (`receive`) and so does the dissemination relay
+  (`offer`, one block at a time: `node.runtime.relay`). Each block
   must be the next height after the last one accepted, chain to it (`prev_hash`), name the
   validator sets V(h) and V(h + 1) the ledger tracks (validator changes included, the same
   sets the replica uses) and carry a certificate of a quorum of V(h), checked with
@@ -53,7 +54,7 @@ from afterchain.protocol.errors import ProtocolError
 from afterchain.protocol.light import LightError, verify_certificate
 from afterchain.protocol.types import Height
 
-__all__ = ["BAN_S", "FOLLOW_BATCH_BLOCKS", "MAX_STRIKES", "BlockReceiver", "CertifiedBlockInvalid", "CertifiedBlockSink",
+__all__ = ["BAN_S", "FOLLOW_BATCH_BLOCKS", "MAX_STRIKES", "RELAY_POLL_S", "BlockReceiver", "CertifiedBlockInvalid", "CertifiedBlockSink",
            "Follower", "MemberSendGate"]
 
 MAX_STRIKES = 3
@@ -64,6 +65,10 @@ FOLLOW_BATCH_BLOCKS = MAX_FETCH_BLOCKS // 2
 """Blocks asked for at once; also how far accepted blocks may run ahead of execution."""
 POLL_S = 0.1
 """Pause between polls when the last one brought nothing new (bounds a member's lag)."""
+VALIDATOR_POLL_EVERY = 5
+"""With the relay on, one poll in this many goes to a validator (the others to members)."""
+RELAY_POLL_S = 2.0
+"""Pause between polls while the dissemination relay delivers blocks (the poll only fills gaps)."""
 
 
 class CertifiedBlockInvalid(Exception):
@@ -109,6 +114,12 @@ class BlockReceiver:
         self.strikes: dict[bytes, int] = {}
         self.banned: dict[bytes, float] = {}  # peer -> monotonic time its ban ends
         self._vset_hashes: dict[tuple[bytes, ...], bytes] = {}
+        self.on_accept: Callable[[Sequence[CertifiedBlock]], None] | None = None
+        """Told of the blocks `receive` accepted (the relay follows them: `node.runtime.relay`)."""
+        self._recent: dict[int, bytes] = {}  # height -> header hash of blocks accepted and maybe not stored yet
+        self._relayed: set[int] = set()  # heights of those `offer` accepted
+        self._lock = trio.Lock()
+        """`receive` and `offer` one at a time: blocks reach the consensus loop in height order."""
         self.resync()
 
     def resync(self) -> None:
@@ -189,12 +200,19 @@ class BlockReceiver:
             faults.set(block=faults.blocked | {peer})  # closes its connections, refuses it until unbanned
 
     async def receive(self, peer: bytes, blocks: Sequence[CertifiedBlock]) -> int:
+        async with self._lock:
+            return await self._receive(peer, blocks)
+
+    async def _receive(self, peer: bytes, blocks: Sequence[CertifiedBlock]) -> int:
         if self.banned_now(peer):
             return 0
         if self.store.head > self.tip_height:
             self.resync()
         good: list[CertifiedBlock] = []
         for cb in blocks:
+            h = cb.block.header.height
+            if h in self._relayed and h <= self.tip_height and self.accepted_hash(h) == cb.block.header.hash():
+                continue  # the relay brought it first (not a fault)
             try:
                 reason = self.check(cb)
             except _Unknown:
@@ -205,11 +223,67 @@ class BlockReceiver:
             if self.verify_event_signatures:
                 self._verify_events(cb)
             good.append(cb)
-            self.tip_height = cb.block.header.height
-            self.tip_hash = cb.block.header.hash()
+            self._set_tip(cb)
         if good:
             await self.inputs.put(FetchedBlocks(good))
+            if self.on_accept is not None:
+                self.on_accept(good)
         return len(good)
+
+    def _set_tip(self, cb: CertifiedBlock) -> None:
+        self.tip_height = h = cb.block.header.height
+        self.tip_hash = cb.block.header.hash()
+        recent = self._recent
+        recent[h] = self.tip_hash
+        if len(recent) > 2 * FOLLOW_BATCH_BLOCKS:
+            for old in sorted(recent)[: len(recent) - FOLLOW_BATCH_BLOCKS]:
+                del recent[old]
+                self._relayed.discard(old)
+
+    def accepted_hash(self, height: int) -> bytes | None:
+        """The header hash of the block this node accepted (or stored) at `height`, if known."""
+        h = self._recent.get(height)
+        if h is None and 0 < height <= self.store.head:
+            block = self.store.block(height)
+            h = block.header.hash() if block is not None else None
+        return h
+
+    async def offer(self, peer: bytes, cb: CertifiedBlock, *, executed: int) -> str:
+        """One block from the dissemination relay (`node.runtime.relay`), through the same
+        checks as `receive`: "accepted" (handed on to be committed), "known" (this node
+        accepted the same block already, by the follower: not a fault), "refused" (logged,
+        counted, a strike), "wait" (V(h) or V(h + 1) not known yet, or execution is
+        `FOLLOW_BATCH_BLOCKS` behind: offer it again later), "banned" (the peer is)."""
+        async with self._lock:
+            return await self._offer(peer, cb, executed)
+
+    async def _offer(self, peer: bytes, cb: CertifiedBlock, executed: int) -> str:
+        if self.banned_now(peer):
+            return "banned"
+        if self.store.head > self.tip_height:
+            self.resync()
+        h = cb.block.header.height
+        if h <= self.tip_height:
+            mine = self.accepted_hash(h)
+            if mine == cb.block.header.hash():
+                return "known"
+            self.refuse(peer, "replay", h)
+            return "refused"
+        if h == self.tip_height + 1 and self.tip_height - executed >= FOLLOW_BATCH_BLOCKS:
+            return "wait"
+        try:
+            reason = self.check(cb)
+        except _Unknown:
+            return "wait"
+        if reason is not None:
+            self.refuse(peer, reason, h)
+            return "refused"
+        if self.verify_event_signatures:
+            self._verify_events(cb)
+        self._set_tip(cb)
+        self._relayed.add(h)
+        await self.inputs.put(FetchedBlocks([cb]))
+        return "accepted"
 
 
 class MemberSendGate:
@@ -244,6 +318,9 @@ class Follower:
         self.poll_s = poll_s
         self.heads: dict[bytes, int] = {}
         self.polls = 0
+        self.relay_active: Callable[[], bool] | None = None
+        """Set when the dissemination relay runs (`node.runtime.relay`): while it delivers,
+        the follower only fills gaps, polling every `RELAY_POLL_S`."""
         self._turn = 0
         self._fed_at = 0.0  # monotonic time accepted blocks were last handed on
 
@@ -265,8 +342,13 @@ class Follower:
         ok = [p for p in connected if not self.receiver.banned_now(p)]
         if not ok:
             return None
-        first = sorted(p for p in ok if p in vs) or sorted(ok)
         self._turn += 1
+        if self.relay_active is not None and self._turn % VALIDATOR_POLL_EVERY:
+            # with the relay on, the poll fills gaps: members first (they have the blocks; the
+            # validators' upload is the scarce one), a validator every VALIDATOR_POLL_EVERY-th
+            first = sorted(p for p in ok if p not in vs) or sorted(ok)
+        else:
+            first = sorted(p for p in ok if p in vs) or sorted(ok)
         return first[self._turn % len(first)]
 
     async def step(self) -> bool:
@@ -306,5 +388,10 @@ class Follower:
             if not self.is_member():
                 await trio.sleep(self.poll_s * 10)
                 continue
+            if self.relay_active is not None and self.relay_active():
+                await trio.sleep(RELAY_POLL_S)
+                if self.relay_active():
+                    await self.step()  # gap filling only: the relay delivers
+                    continue
             if not await self.step():
                 await trio.sleep(self.poll_s)

@@ -61,6 +61,15 @@ class NodeOptions:
     `[member]`; off: it relies on the certificate, docs/PROTOCOL.md "Member nodes")."""
     member_poll_ms: int = 100
     """How often a member asks a peer for new blocks when the last ask brought none."""
+    relay: bool = True
+    """The dissemination relay (docs/PROTOCOL.md section 11) carries certified blocks to
+    members and members' events towards the validators (node.toml `[member] relay`); off:
+    members follow by polling (`FollowRequest`) and gossip their events to validators."""
+    snapshot_interval: int = 0
+    """Take a snapshot for state sync each time the executed height reaches a multiple of
+    this (0: none; node.toml `[statesync]`, node.runtime.statesync)."""
+    snapshot_keep: int = 2
+    """Snapshots kept and offered to peers (the newest)."""
     request_forward_ms: int = 2000
     request_timeout_ms: int = 8000
     slow_blocks: int = 3

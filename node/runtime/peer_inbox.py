@@ -10,6 +10,7 @@ checked once per node. `compact_bytes` is the sending side.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -25,6 +26,7 @@ from afterchain.node.common.log import short_id
 from afterchain.node.runtime.inputs import PEER_MESSAGE_MAX_BYTES, InputQueue, PeerMessage
 from afterchain.node.runtime.intake import KnownEvents
 from afterchain.node.runtime.metrics import NodeMetrics
+from afterchain.node.runtime.relay import is_relay_frame
 from afterchain.node.transport.base import Transport, TransportError
 from afterchain.protocol.codec import decode_as, sha256
 from afterchain.protocol.errors import ProtocolError
@@ -59,9 +61,14 @@ class PeerInbox:
         self.log = log
         self.expanding: dict[bytes, int] = {}  # peer -> its compact pre-prepares waiting for events asked of it
         self.nursery: trio.Nursery | None = None
+        self.relay: Callable[[bytes, bytes], None] | None = None
+        """Where the dissemination relay's messages go (`RelayService.offer_frame`)."""
 
     async def run(self) -> None:
         async for sender, data in self.transport.inbox():
+            if self.relay is not None and is_relay_frame(data):
+                self.relay(sender, data)
+                continue
             try:
                 msg = decode_as(ConsensusMessage, data, max_bytes=PEER_MESSAGE_MAX_BYTES)
             except ProtocolError as exc:

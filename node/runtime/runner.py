@@ -15,6 +15,10 @@ what it uses), starts their tasks in `run` and closes the stores. The components
 - `member`: the member role (a key in no current validator set): `BlockReceiver` (the one
   door for certified blocks), `Follower` (polls peers for them), `MemberSendGate` (a
   member's replica sends nothing);
+- `relay.RelayService`: the dissemination relay (docs/PROTOCOL.md section 11) of certified
+  blocks to every node and of members' events towards the validators, over a bounded set
+  of peers (`NodeOptions.relay`; off: members follow by polling only);
+- `ratelimit.PeerLimiter`: per-peer limits on `FollowRequest`s and relay messages served;
 - `status.NodeStatus`: the API's reads.
 
 A test-only `send_hook` (node/testing/byzantine.py) may be given; production passes none.
@@ -47,6 +51,9 @@ from afterchain.node.runtime.mempool import AddOutcome, Mempool
 from afterchain.node.runtime.metrics import NodeMetrics
 from afterchain.node.runtime.options import NodeOptions, consensus_params_at, replica_params, request_timers
 from afterchain.node.runtime.peer_inbox import PeerInbox
+from afterchain.node.runtime.ratelimit import PeerLimiter
+from afterchain.node.runtime.relay import RelayService, event_checker
+from afterchain.node.runtime.statesync import SnapshotServer
 from afterchain.node.runtime.status import NodeStatus
 from afterchain.node.transport.base import Transport
 from afterchain.protocol.crypto import KeyPair
@@ -63,6 +70,8 @@ _COUNTERS = (
     # compact pre-prepares taken, events they carried (prefilled), events asked of their
     # sender, and those dropped for want of events
     "preprepare_compact", "preprepare_prefilled", "preprepare_events_fetched", "preprepare_dropped",
+    # proposed blocks refused for their time: ahead of / behind this node's clock beyond the bound
+    "block_time_future", "block_time_past",
 )
 
 
@@ -80,6 +89,7 @@ class Node:
         ledger_hooks: Any = None,
         contracts: Any = None,
         send_hook: SendHook | None = None,
+        snapshot_finish_args: Any = None,
     ) -> None:
         self.key = key
         self.genesis = genesis
@@ -110,11 +120,12 @@ class Node:
         self.inputs = inputs = InputQueue()
         self.gossip_queue = GossipQueue()
         self.intake = intake = Intake(known=known, mempool=mempool, store=store, options=opts, metrics=metrics, log=log,
-                                      counters=self.counters, arrival=self.arrival, gossip=self.gossip_queue.put,
+                                      counters=self.counters, arrival=self.arrival, gossip=self._gossip_event,
                                       nudge=inputs.nudge)
         self.send_gate = MemberSendGate(key.public)
         self.gossip = Gossip(transport=transport, queue=self.gossip_queue, mempool=mempool, arrival=self.arrival,
                              offer=self._offer_gossip, metrics=metrics, log=log)
+        self.gossip.gossip_to = lambda: self._validator_keys
         self.outboxes = Outboxes(transport, log)
         self.inbox = PeerInbox(transport=transport, known=known, inputs=inputs, counters=self.counters,
                                metrics=metrics, log=log)
@@ -123,18 +134,24 @@ class Node:
                                                   log=log)
         self.started = trio.Event()
         self._chain_peers: set[bytes] = set()  # the allowlist `_sync_peers` derived from the chain last
+        self._validator_keys: frozenset[bytes] = frozenset(genesis.validators.validators)  # of every scheduled set
         self.feed = feed = EventFeed(store=store, ledger=ledger, max_subscribers=opts.stream_max_subscribers,
                                      max_per_client=opts.stream_max_per_client, queue_events=opts.stream_queue_events,
                                      log=log)
         metrics.bind_feed(feed.stats)
         replay_stored(store, ledger, known, log, feed)
         self.app = ConsensusApp(ledger=ledger, mempool=mempool, known=known, params_for=self.consensus_params,
-                                counters=self.counters)
+                                counters=self.counters, log=log)
         self.wal = ConsensusWal(store, metrics)
         self.replica = replica = self._restore_replica()
         self.app.attach(replica)
+        # state sync: periodic snapshots offered to peers (`snapshot_finish_args()`: the
+        # hooks and contracts `finish_snapshot` executes with, a fresh VM host each time)
+        self.snapshots = SnapshotServer(ledger=ledger, store=store, genesis=genesis, data_dir=self.data_dir, log=log,
+                                        interval=opts.snapshot_interval, keep=opts.snapshot_keep,
+                                        finish_args=snapshot_finish_args or dict)
         self.catchup = CatchUp(store=store, transport=transport, inputs=inputs, preprepared=replica.preprepared_blocks,
-                               raw_by_hash=known.raw_by_hash, log=log)
+                               raw_by_hash=known.raw_by_hash, log=log, more=self.snapshots)
         self.executor = executor = BlockExecutor(store=store, ledger=ledger, mempool=mempool, known=known,
                                                  arrival=self.arrival, replica=replica, on_checkpoint=self._sync_peers,
                                                  metrics=metrics, log=log, feed=feed)
@@ -154,6 +171,20 @@ class Node:
         self.follower = Follower(me=key.public, receiver=self.receiver, transport=transport, store=store,
                                  executed=lambda: ledger.height, validators=lambda: replica.validators, log=log,
                                  poll_s=opts.member_poll_ms / 1000)
+        self.limiter = limiter = PeerLimiter(log=log, counters=self.counters, transport=transport,
+                                             strike=self.receiver.refuse)
+        self.catchup.limiter = limiter
+        self.relay = relay = RelayService(
+            me=key.public, transport=transport, store=store, receiver=self.receiver,
+            validators=lambda: replica.validators.validators, admitted=lambda: self._chain_peers,
+            executed=lambda: ledger.height, check_events=event_checker(known, stateful_check(ledger)),
+            admit_events=lambda sender, raws: intake.submit(raws), heads=self.follower.heads,
+            counters=self.counters, log=log, enabled=opts.relay, limiter=limiter)
+        if opts.relay:
+            self.receiver.on_accept = relay.on_follower_blocks
+            executor.on_executed = relay.on_executed
+            self.follower.relay_active = relay.active
+        self.inbox.relay = relay.offer_frame
         self.status = NodeStatus(name=opts.name, chain_id=self.chain_id, me=key.public, store=store, ledger=ledger,
                                  mempool=mempool, replica=replica, transport=transport, metrics=metrics,
                                  counters=self.counters, pending_intake=intake.pending,
@@ -184,6 +215,7 @@ class Node:
         connections. Peers of the node's static configuration unknown to the chain stay."""
         sets = list(self.ledger.validator_sets_by_hash().values())
         keys: set[bytes] = {k for vs in sets for k in vs.validators}
+        self._validator_keys = frozenset(keys)
         keys.update(k for k, _ in self.ledger.node_keys(limit=None))
         gone = self._chain_peers - keys
         if gone:
@@ -216,9 +248,11 @@ class Node:
                 nursery.start_soon(self.loop.run)
                 nursery.start_soon(self.evidence_reporter.run)
                 nursery.start_soon(self.follower.run)
+                nursery.start_soon(self.relay.run)
+                nursery.start_soon(self.snapshots.run)
                 self.log.info("node_started", height=self.store.head, view=self.replica.view,
                               validators=self.replica.validators.n, role=self.role(),
-                              verify_event_signatures=self.options.verify_event_signatures)
+                              verify_event_signatures=self.options.verify_event_signatures, relay=self.options.relay)
                 self.started.set()
                 task_status.started()
         finally:
@@ -227,6 +261,15 @@ class Node:
     def role(self) -> str:
         """"validator" while this node's key is in its current validator set, else "member"."""
         return "validator" if self.key.public in self.replica.validators else "member"
+
+    def _gossip_event(self, raw: bytes) -> None:
+        """An event this node's intake accepted from a client (or its journal): a member
+        with the relay on sends it towards the validators through the relay (which keeps
+        and re-sends it until a block holds it); otherwise it is gossiped (`EventBatch`)."""
+        if self.options.relay and self.key.public not in self.replica.validators:
+            self.relay.submit_local(raw)
+        else:
+            self.gossip_queue.put(raw)
 
     def _offer_gossip(self, sender: bytes, raws: list[bytes]) -> None:
         """Peers' event gossip goes to the intake, except on a member that no scheduled
@@ -250,6 +293,13 @@ class Node:
         self.log.info("snapshot_checkpointed", dir=str(out), **taken)
         return {"dir": str(out), **taken}
 
+    async def offer_snapshot(self) -> dict[str, Any]:
+        """A snapshot now, offered to peers for state sync (`statesync.SnapshotServer.take`)."""
+        offer = await self.snapshots.take()
+        path = next((str(s.path) for s in self.snapshots.served if s.offer is offer), None)
+        return {"dir": path, "state_height": offer.state_height,
+                "chain_height": offer.height, "bytes": offer.total_bytes, "chunks": len(offer.chunk_hashes)}
+
     def close(self) -> None:
         """Close the chain store and the ledger (`run` does it when it ends; a node that was
         never started, as in benches and tests, is closed with this)."""
@@ -272,7 +322,9 @@ class Node:
         return self.status.block_json(height, outcomes=outcomes)
 
     def status_json(self) -> dict[str, Any]:
-        return self.status.status_json()
+        st = self.status.status_json()
+        st["relay"] = self.relay.describe()
+        return st
 
     def health(self) -> tuple[bool, str]:
         return self.status.health()

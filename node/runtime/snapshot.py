@@ -78,8 +78,11 @@ __all__ = [
     "SnapshotError",
     "SnapshotInfo",
     "finish_snapshot",
+    "install_snapshot",
+    "manifest_from_bytes",
     "restore_snapshot",
     "take_checkpoints",
+    "verify_manifest",
     "verify_snapshot",
 ]
 
@@ -257,12 +260,26 @@ def _certified(doc: dict[str, Any], what: str) -> CertifiedHeader:
         raise SnapshotError(f"manifest: {what}: {exc}") from None
 
 
-def verify_snapshot(src: Path, genesis: Genesis, *, now_ms: int, max_age_ms: int | None = None,
-                    progress: Callable[[str], None] | None = None) -> SnapshotInfo:
-    """Every check of the module docstring over the snapshot at `src` (which it opens and may
-    write to: pass a copy). Raises `SnapshotError` naming the first failure."""
-    say = progress or (lambda _m: None)
-    doc = _load_manifest(src)
+def manifest_from_bytes(raw: bytes, what: str = "the manifest") -> dict[str, Any]:
+    """A manifest's JSON document from its bytes (as a peer sends them, node.runtime.statesync),
+    with the shape checks of a manifest file."""
+    try:
+        doc = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SnapshotError(f"{what} is unreadable: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("format") != SNAPSHOT_FORMAT:
+        raise SnapshotError(f"{what}: not a snapshot manifest of format {SNAPSHOT_FORMAT}")
+    for name in ("state_height", "chain_height"):
+        if not isinstance(doc.get(name), int) or doc[name] < 0:
+            raise SnapshotError(f"{what}: '{name}' is not a height")
+    return doc
+
+
+def verify_manifest(doc: dict[str, Any], genesis: Genesis, *, now_ms: int,
+                    max_age_ms: int | None = None) -> CertifiedHeader:
+    """The manifest's checks of `verify_snapshot` (genesis, the certified header from genesis
+    through the change headers, its age, the heights and root named): the header it returns
+    certifies the state the snapshot claims. Raises `SnapshotError`."""
     if doc.get("chain_id") != genesis.chain_id or doc.get("genesis_hash") != genesis.hash().hex():
         raise SnapshotError(f"the snapshot is of chain {doc.get('chain_id')!r} (genesis {str(doc.get('genesis_hash'))[:16]}...), "
                             f"this node's genesis is {genesis.chain_id!r} ({genesis.hash().hex()[:16]}...)")
@@ -288,6 +305,16 @@ def verify_snapshot(src: Path, genesis: Genesis, *, now_ms: int, max_age_ms: int
     if doc["chain_height"] != hdr.height or doc["state_height"] != hdr.state_height \
             or doc.get("state_root") != hdr.state_root.hex():
         raise SnapshotError("manifest: chain_height, state_height or state_root differ from its certified header's")
+    return target
+
+
+def verify_snapshot(src: Path, genesis: Genesis, *, now_ms: int, max_age_ms: int | None = None,
+                    progress: Callable[[str], None] | None = None) -> SnapshotInfo:
+    """Every check of the module docstring over the snapshot at `src` (which it opens and may
+    write to: pass a copy). Raises `SnapshotError` naming the first failure."""
+    say = progress or (lambda _m: None)
+    target = verify_manifest(_load_manifest(src), genesis, now_ms=now_ms, max_age_ms=max_age_ms)
+    hdr = target.header
     say(f"header {hdr.height} certified (state {hdr.state_height}, root {hdr.state_root.hex()[:16]}...)")
     _verify_chain(src / "chain", target)
     say(f"blocks 1..{hdr.height} link to it")
@@ -415,6 +442,32 @@ def _verify_state(path: Path, genesis: Genesis, height: int, root: bytes) -> int
 # ---------------------------------------------------------------------------- restoring
 
 
+def install_snapshot(staging: Path, data_dir: Path, genesis: Genesis, *, now_ms: int, max_age_ms: int | None = None,
+                     progress: Callable[[str], None] | None = None) -> SnapshotInfo:
+    """`restore_snapshot` without the copy, for a snapshot directory this node owns (one it
+    fetched from peers, node.runtime.statesync): verify `staging` in place, drop the source
+    node's own records, then move its parts into `data_dir` (absent or empty). On a refusal
+    `data_dir` is left as it was (the caller removes `staging`)."""
+    staging, data_dir = Path(staging), Path(data_dir)
+    if data_dir.exists() and (not data_dir.is_dir() or any(data_dir.iterdir())):
+        raise SnapshotError(f"the data directory {data_dir} is not empty: restore only into an empty one")
+    info = verify_snapshot(staging, genesis, now_ms=now_ms, max_age_ms=max_age_ms, progress=progress)
+    _move_in(staging, data_dir, info)
+    return info
+
+
+def _move_in(staging: Path, data_dir: Path, info: SnapshotInfo) -> None:
+    store = ChainStore(staging / "chain")
+    try:
+        store.truncate_for_restore(info.chain_height)
+    finally:
+        store.close()
+    (staging / MANIFEST).rename(staging / "restored-from.json")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for part in ("chain", "state", "restored-from.json"):
+        (staging / part).rename(data_dir / part)
+
+
 def restore_snapshot(src: Path, data_dir: Path, genesis: Genesis, *, now_ms: int, max_age_ms: int | None = None,
                      progress: Callable[[str], None] | None = None) -> SnapshotInfo:
     """Copy the snapshot at `src` next to `data_dir`, verify the copy (`verify_snapshot`),
@@ -435,15 +488,7 @@ def restore_snapshot(src: Path, data_dir: Path, genesis: Genesis, *, now_ms: int
             shutil.copytree(src / part, staging / part)
         shutil.copy2(src / MANIFEST, staging / MANIFEST)
         info = verify_snapshot(staging, genesis, now_ms=now_ms, max_age_ms=max_age_ms, progress=progress)
-        store = ChainStore(staging / "chain")
-        try:
-            store.truncate_for_restore(info.chain_height)
-        finally:
-            store.close()
-        (staging / MANIFEST).rename(staging / "restored-from.json")
-        data_dir.mkdir(parents=True, exist_ok=True)
-        for part in ("chain", "state", "restored-from.json"):
-            (staging / part).rename(data_dir / part)
+        _move_in(staging, data_dir, info)
         return info
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -14,8 +14,11 @@ process only (class attributes patched before the node is built):
   (`LIES`): a certificate whose signatures are all flipped (``forged``), one with fewer
   signatures than a quorum (``short``), a header whose state root was changed under its
   real certificate (``tampered``), blocks that skip a height (``not_chained``) and blocks
-  the asker already has (``replay``). Catch-up (`BlockRequest`) and event requests are
+  the asker already has (``replay``); when the asker is ahead of it, a block of its own
+  head re-labelled with the height asked for (``not_chained`` at the asker). Catch-up (`BlockRequest`) and event requests are
   answered honestly;
+- every `RelayBlocks` its dissemination relay sends (pushes and answers to other members'
+  `RelayRequest`s) carries the same lies, in turn;
 - while it runs, it floods every connected validator with small `FollowRequest`s
   (`FLOOD_PER_S` a second in total, at most `FLOOD_IN_FLIGHT` outstanding), counting
   what it sent in the log line ``byzantine_member_flood``.
@@ -67,6 +70,14 @@ def lie(kind: str, store: Any, from_height: int, count: int) -> list[CertifiedBl
             block = Block(header=header, events=block.events)
             cert = dataclasses.replace(cert, header_hash=Hash32(header.hash()))
         out.append(CertifiedBlock(block=block, certificate=cert))
+    if not out and store.head >= 1 and kind != "replay":
+        # the asker is ahead of this node (the validators cut its request flood off): a
+        # block of its own head re-labelled with the height asked for (it chains to nothing)
+        block, cert = store.block(store.head), store.certificate(store.head)
+        if block is not None and cert is not None:
+            header = dataclasses.replace(block.header, height=Height(from_height))
+            out.append(CertifiedBlock(block=Block(header=header, events=block.events),
+                                      certificate=dataclasses.replace(cert, height=Height(from_height))))
     return out
 
 
@@ -122,6 +133,29 @@ def _patch() -> None:
             nursery.start_soon(flood)
             await honest_run(self)
 
+    from afterchain.consensus.relay import RelayBlocks
+    from afterchain.node.runtime import relay as relay_mod
+
+    honest_init = relay_mod.RelayService.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        honest_init(self, *args, **kwargs)
+        put = self.outboxes.put
+        store = self.store
+
+        def lying_put(peer: bytes, data: bytes) -> bool:
+            if relay_mod.is_relay_frame(data) and data[2] == RelayBlocks.TAG:
+                msg = RelayBlocks.decode(data, max_bytes=PEER_MESSAGE_MAX_BYTES)
+                if msg.blocks:
+                    kind = LIES[turn["n"] % len(LIES)]
+                    turn["n"] += 1
+                    bad = lie(kind, store, int(msg.blocks[0].block.header.height), len(msg.blocks))
+                    data = RelayBlocks(blocks=tuple(bad)).encode()
+            return bool(put(peer, data))
+
+        self.outboxes.put = lying_put
+
+    relay_mod.RelayService.__init__ = init  # type: ignore[method-assign]
     catchup.CatchUp.on_request = on_request  # type: ignore[method-assign]
     member.Follower.run = run  # type: ignore[method-assign]
 

@@ -53,6 +53,8 @@ DEMO_MEMBERS: tuple[tuple[str, str, tuple[str, ...], int], ...] = (
 MAX_MEMBER_NODES = len(DEMO_MEMBERS) * MAX_NODE_KEYS_PER_ORG
 """Member nodes a local network can have: each demo organisation registers at most
 `MAX_NODE_KEYS_PER_ORG` node keys (the ledger's bound)."""
+MEMBER_PEERS = 3
+"""Members each member node lists in its configuration besides the validators (a ring)."""
 
 
 def free_ports(n: int) -> list[int]:
@@ -158,9 +160,15 @@ class LocalNet:
         g = build_genesis(chain_id=chain_id, genesis_time_ms=int(time.time() * 1000),
                           validators=[bytes.fromhex(n.key) for n in validators], members=member_specs, consensus=params)
         (self.root / "genesis.json").write_text(g.to_json() + "\n")
+        mems = [n for n in nodes if n.role == "member"]
         for n in nodes:
-            # every node lists the validators; members reach the validators, never each other
-            self._write_config(n, [p for p in validators if p.name != n.name])
+            # every node lists the validators; a member also lists the next MEMBER_PEERS
+            # members (a ring): the dissemination relay's peers are among these connections
+            peers = [p for p in validators if p.name != n.name]
+            if n.role == "member" and len(mems) > 1:
+                i = mems.index(n)
+                peers += [mems[(i + j) % len(mems)] for j in range(1, min(MEMBER_PEERS, len(mems) - 1) + 1)]
+            self._write_config(n, peers)
         targets = ", ".join(f'"127.0.0.1:{n.api_port}"' for n in nodes)
         (self.root / "prometheus.yml").write_text(
             "# Prometheus scrape configuration for this local network (prometheus --config.file=prometheus.yml)\n"

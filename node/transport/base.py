@@ -35,7 +35,7 @@ Contract (every implementation):
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -211,8 +211,9 @@ class Transport(Protocol):
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen, dial the allowlisted peers, keep them connected; report ready once listening."""
 
-    async def broadcast(self, topic: str, data: bytes) -> None:
-        """Deliver `data` to the `topic` subscribers of every *connected* peer (not to me).
+    async def broadcast(self, topic: str, data: bytes, *, only: Container[bytes] | None = None) -> None:
+        """Deliver `data` to the `topic` subscribers of every *connected* peer (not to me);
+        with `only`, to those of them whose key it holds (the others are not counted as drops).
 
         Blocks while a peer's send queue is full (backpressure). Peers not connected at
         this moment miss it (counted in `stats.dropped_not_connected`). Raises

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 
 import structlog
 import trio
@@ -213,10 +213,10 @@ class MemoryTransport:
     def on_request(self, handler: RequestHandler) -> None:
         self._dispatch.on_request(handler)
 
-    async def broadcast(self, topic: str, data: bytes) -> None:
+    async def broadcast(self, topic: str, data: bytes, *, only: Container[bytes] | None = None) -> None:
         frame = self._dispatch.gossip_frame(topic, data)
         for peer in list(self.network.nodes):
-            if peer != self.me:
+            if peer != self.me and (only is None or peer in only):
                 await self._send_best_effort(peer, frame)
 
     async def send(self, peer: bytes, data: bytes) -> None:

@@ -30,7 +30,7 @@ it does not resolve, `run` fails with `AddressError`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from typing import Any
 
 import multiaddr
@@ -369,10 +369,12 @@ class P2PTransport:
     def on_request(self, handler: RequestHandler) -> None:
         self._dispatch.on_request(handler)
 
-    async def broadcast(self, topic: str, data: bytes) -> None:
+    async def broadcast(self, topic: str, data: bytes, *, only: Container[bytes] | None = None) -> None:
         frame = self._dispatch.gossip_frame(topic, data)
         slow: list[_Peer] = []
         for p in self._peers.values():
+            if only is not None and p.key not in only:
+                continue
             if self.faults.drops_outgoing(p.key):
                 self._count_fault(p.key)
                 continue

@@ -27,6 +27,13 @@ def _assert_clean(r: dict) -> None:  # type: ignore[type-arg]
         assert r["fault_to_commit_s"] > 0 and r["view_after"] >= 1, r  # the backups replaced node0
     if r["scenario"] == "member-byzantine":
         assert r["member_banned"] >= 1 and sum(r["member_refused"].values()) >= 3, r
+    if r["scenario"] in ("disk-full", "fsync-fail", "corrupt"):  # the node stopped (exit 6) and rejoined after repair
+        runs = 2 if r["scenario"] == "corrupt" else 1
+        assert r["exit_codes"] == [6] * runs and len(r["fault_to_stop_s"]) == runs, r
+        assert len(r["repair_to_caught_up_s"]) == runs and len(r["stop_messages"]) == runs, r
+    if r["scenario"] == "clock-jump":  # three wrong primaries replaced; block time within the bound (+ polling slack)
+        assert len(r["fault_to_commit_s"]) == 3 and r["blocks_timed"] > 0, r
+        assert r["block_time_ahead_ms"] <= 2_500 and r["block_time_behind_ms"] <= 13_000, r
 
 
 def test_partitioned_primary_under_load_loses_nothing(tmp_path: Path) -> None:

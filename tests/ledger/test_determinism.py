@@ -92,7 +92,7 @@ def test_failure_before_the_batch_write_leaves_the_last_block(tmp_path: Path, mo
     height, t, evs = blocks[-1]
     before = (led.height, led.state_root)
 
-    def crash(items: object) -> None:
+    def crash(items: object, **kwargs: object) -> None:
         raise OSError("disk gone")
 
     monkeypatch.setattr(led.kv, "write", crash)
@@ -130,6 +130,28 @@ def test_kill_mid_run_reopens_at_a_committed_block(tmp_path: Path) -> None:
         fresh.apply_block(h, t, evs)
     assert fresh.state_root == led.state_root
     led.close()
+
+
+def test_unsynced_block_writes_then_a_synced_one_reopen_at_the_same_state(tmp_path: Path) -> None:
+    """Catch-up writes the ledger's batches of a stored run of blocks unsynced but the last
+    (`BlockExecutor.store_commits`): same roots, and all of it there after a reopen."""
+    from .randomrun import Driver
+
+    src = Ledger.open(None, make_genesis(balance=300_000))
+    d = Driver(4, src)
+    d.setup()
+    for _ in range(10):
+        d.step()
+    store = str(tmp_path / "db")
+    led = Ledger.open(store, make_genesis(balance=300_000))
+    blocks = list(iter_blocks(src))
+    for i, (height, t, evs) in enumerate(blocks):
+        led.apply_block(height, t, evs, sync=i == len(blocks) - 1)
+        assert led.state_root == src.root_at(height)
+    led.close()
+    again = Ledger.open(store, make_genesis(balance=300_000))
+    assert (again.height, again.state_root) == (src.height, src.state_root)
+    again.close()
 
 
 def test_store_refuses_another_genesis(tmp_path: Path) -> None:

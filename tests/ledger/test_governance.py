@@ -308,7 +308,7 @@ def test_a_failed_block_leaves_the_schedule(w: World, monkeypatch: pytest.Monkey
     adopt(w, pid)
     _run_to(w, K - 1)
 
-    def boom(items: object) -> None:
+    def boom(items: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
     monkeypatch.setattr(w.led.kv, "write", boom)

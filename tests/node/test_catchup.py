@@ -4,6 +4,7 @@ pipelined ranges, stored in one synced batch per answer, executed to the same st
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -36,9 +37,20 @@ async def test_stopped_node_catches_up_and_serving_is_canonical(tmp_path: Path) 
         # the fourth validator starts now, with nothing, and catches up by fetching
         late = Node(key=VALIDATORS[3], genesis=genesis(), data_dir=tmp_path / "n3", transport=net.add(VALIDATORS[3].public),
                     options=NodeOptions(name="n3", tick_ms=20))
+        # the ledger syncs its write once per fetched answer: at the last block of each run
+        syncs: list[bool] = []
+        apply_block = late.ledger.apply_block
+
+        def recording(*args: Any, sync: bool = True, **kwargs: Any) -> Any:
+            syncs.append(sync)
+            return apply_block(*args, sync=sync, **kwargs)
+
+        late.ledger.apply_block = recording  # type: ignore[method-assign]
         async with trio.open_nursery() as nursery:
             await nursery.start(late.run)
             await wait_for(lambda: late.ledger.height >= head, timeout=60)
+            await wait_for(lambda: syncs[-1], timeout=10)  # (the run that reached `head` ends synced)
+            assert False in syncs, "a fetched answer of several blocks is synced once"
             assert late.ledger.root_at(head) == nodes[0].ledger.root_at(head)
             assert [late.store.block(h).header.hash() for h in range(1, head + 1)] == \
                 [nodes[0].store.block(h).header.hash() for h in range(1, head + 1)]  # type: ignore[union-attr]

@@ -91,11 +91,11 @@ async def test_member_follows_never_sends_consensus_and_relays_writes(tmp_path: 
         st = member.status_json()
         assert st["role"] == "member" and st["lag"] >= 0 and st["certified_height_known"] >= h
         assert vals[1].status_json()["role"] == "validator"
-        # it never signed or sent a consensus message: only gossip (its clients' events) and
-        # block requests left it (`MemberSendGate` withholds whatever its replica would
-        # send), and no validator rejected anything from it
-        assert not any(k.startswith("DIRECT") for k in sent), sent
-        assert sent["REQUEST:FollowRequest"] > 0 and sent["GOSSIP"] > 0
+        # it never signed or sent a consensus message: only its clients' events (through the
+        # dissemination relay), relay messages and block requests left it (`MemberSendGate`
+        # withholds whatever its replica would send), and no validator rejected anything from it
+        assert not any(k.startswith("DIRECT") and not k.startswith("DIRECT:Relay") for k in sent), sent
+        assert sent["REQUEST:FollowRequest"] > 0 and sent["DIRECT:RelayEvents"] > 0
         assert not any(v.replica.rejected.get("sender_not_validator") for v in vals)
         assert member.counters.get("verified_member", 0) == 0  # relies on the certificate (the default)
         nursery.cancel_scope.cancel()
@@ -239,7 +239,7 @@ async def test_member_catches_up_past_a_peer_serving_forged_blocks(tmp_path: Pat
         liar.on_request(lie)
         async with trio.open_nursery() as nursery:
             await nursery.start(liar.run)
-            member = _node(net, MEMBER, tmp_path, "m")
+            member = _node(net, MEMBER, tmp_path, "m", relay=False)  # the follower's polls (the relay: test_relay_node)
             await nursery.start(member.run)
             await wait_for(lambda: _committed([member], {e.id for e in evs}), timeout=60)
             await wait_for(lambda: VALIDATORS[3].public in member.receiver.banned, timeout=30)

@@ -12,6 +12,7 @@ import trio
 
 from afterchain.consensus.messages import ConsensusMessage
 from afterchain.node.bench import intake
+from afterchain.node.runtime import clock
 from afterchain.protocol.codec import decode_as, sha256
 
 N = 300
@@ -21,7 +22,7 @@ async def _race(tmp_path: Path, raws: list[bytes]) -> tuple[Any, Any, list[Any]]
     """Gossip `raws` to a backup and, while their signatures are being checked on a worker
     thread, hand it a pre-prepare of the same events."""
     node = intake._node(tmp_path, 1)
-    data, _ = intake._preprepare(node, raws, 1, intake._T0)
+    data, _ = intake._preprepare(node, raws, 1, clock.wall_ms())  # proposed now (backups check block time)
     block = decode_as(ConsensusMessage, data, max_bytes=64 << 20).block
     outcomes: list[Any] = []
 

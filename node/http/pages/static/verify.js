@@ -570,3 +570,49 @@ export const keys = {
   quality: (org) => utf8.encode(`q/${org}`),
   org: (org) => utf8.encode(`org/${org}`),
 };
+
+// ------------------------------------------------------------------ the self-test (warm-up)
+
+// A certified header (one validator: RFC 8032's test key 1) and a state proof, made and
+// checked by the Python reference: tests/pages/test_page_selftest.py regenerates it and
+// checks that this copy is the same.
+const SELF_TEST = {"chain_id": "afterchain-selftest", "time_ms": 1767225600000, "validators": "93100191c420d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a", "key": "73656c66746573742f62", "answer": {"key": "73656c66746573742f62", "value": "76616c75652062", "state_root": "7c1d37b35b8318c88032716b81d95a18bd92b9185aa5981cca42b78e9a5a8169", "proof": "97300102c401c092c4203271bec8c476999be3e389d38548af7f172418457668752aefbfd09af762e6bdc42049d24fff090fdbd94cd60d43bf7b2fc832d504d884be3521b292870e8ddd5ea9c0c0", "header": "9e1101b36166746572636861696e2d73656c66746573740100cf0000019b76daa800c4200000000000000000000000000000000000000000000000000000000000000000c42000000000000000000000000000000000000000000000000000000000000000000000c4207c1d37b35b8318c88032716b81d95a18bd92b9185aa5981cca42b78e9a5a8169c42005658cf876125bc166fe37dba4b84cec3ab02053b110d66a2a7ce30ca69f9bccc42005658cf876125bc166fe37dba4b84cec3ab02053b110d66a2a7ce30ca69f9bccc420d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a", "certificate": "9615010001c420f324cff32218817383c64508abe93682721ba1742a54763f5a1da56da497dca091941401c420d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511ac4405e053331c998bf06af19ec4be08c2d8d8afe830c7ba48f231a85743cf6d69ce3ade40a28a80ef6878bc5b7d8ecae8f78c381312a4567bdffa11b3c727d0cda06", "next_validators": null}};
+
+/** Verify the self-test vector with every routine an answer uses (hex, MessagePack decoding
+ * and the canonical re-encoding, SHA-256, the certificate and header rules, the platform's
+ * Ed25519, the state proof). A page runs it while its first fetches are in flight, so its
+ * first answer does not pay for compiling these functions (V8 compiles a function at its
+ * first call) nor for the first call into WebCrypto; the answer's own verification is not
+ * shortened: every answer is still checked in full. It also checks the platform's Ed25519
+ * before its verdicts are used: it must accept the vector's signature and refuse it with
+ * one bit changed, else only the JavaScript equation is used. Throws a LightError if the
+ * vector does not verify (this browser cannot be trusted to verify). */
+export async function warmUp() {
+  const st = SELF_TEST;
+  const validators = decodeValidatorSet(fromHex(st.validators));
+  const trust = { chainId: st.chain_id, genesisHash: new Uint8Array(32), height: 0, headerHash: new Uint8Array(32),
+    timeMs: st.time_ms, stateHeight: 0, validators };
+  const answer = decodeAnswer(st.answer);
+  const [good] = certificateSignatures(st.chain_id, answer.certified.certificate);
+  const bad = { ...good, signature: good.signature.slice() };
+  bad.signature[5] ^= 1;
+  if (nativeEd25519 !== null) {
+    await preverifySignatures([good, bad]);
+    if (nativeEd25519 === undefined || nativeVerified.has(sigKey(bad.publicKey, bad.message, bad.signature)) ||
+        !nativeVerified.has(sigKey(good.publicKey, good.message, good.signature))) {
+      nativeEd25519 = null; // absent, or wrong on a known answer: the JavaScript equation decides everything
+      nativeVerified.clear();
+    }
+  }
+  try {
+    const r = verifyAnswer(trust, answer, fromHex(st.key), [], { nowMs: st.time_ms });
+    if (!equal(r.value, fromHex(st.answer.value)) || r.signers !== 1) fail("light.malformed", "wrong value or signers");
+    // without the platform's Ed25519 the JavaScript equation decided: it must refuse the changed signature too
+    if (nativeEd25519 === null && verifyEd25519(bad.publicKey, bad.message, bad.signature)) {
+      fail("light.malformed", "a changed signature verified");
+    }
+  } catch (e) {
+    throw new LightError("light.malformed", `this browser failed the verifier's self-test: ${e.message}`);
+  }
+  return { native: nativeEd25519 === true };
+}
