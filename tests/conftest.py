@@ -33,6 +33,9 @@ def _loggers() -> dict[str, logging.Logger]:
 @pytest.fixture(autouse=True)
 def _logging_restored() -> Iterator[None]:
     root = logging.getLogger()
+    # a node log sink left on the root logger by an earlier set-up writes to a stream that
+    # pytest may have closed since ("I/O operation on closed file"): each test starts without
+    root.handlers[:] = [h for h in root.handlers if not isinstance(h, nlog._Sink)]
     saved_root = (list(root.handlers), root.level)
     saved_loggers: dict[str, tuple[Any, ...]] = {
         n: (lg.level, lg.propagate, list(lg.handlers), lg.disabled) for n, lg in _loggers().items()}

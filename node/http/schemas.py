@@ -238,7 +238,16 @@ def answer_schemas() -> dict[str, dict[str, Any]]:
             "certified_height_known": U64, "lag": U64, "state_verified_height": U64,
             "p2p": nullable(obj({"peer_id": {"type": "string"}, "multiaddrs": array({"type": "string"})})),
             "transport": obj({"frames_sent": U64, "bytes_sent": U64}),
-        }),
+            "relay": obj({
+                "enabled": {"type": "boolean"}, "height": U64, "hops": U64,
+                "peers": array({"type": "string", "description": "relay peers' short ids"}),
+                "blocks_received": U64, "duplicate_blocks": U64, "invalid_blocks": U64, "requests_sent": U64,
+                "requests_served": U64, "events_forwarded": U64, "pending_events": U64,
+                "rejected": {"type": "object", "additionalProperties": U64, "description": "refused relay messages by reason"},
+                "limited": {"type": "object", "additionalProperties": U64,
+                            "description": "messages refused over the per-peer rate limits, by kind"},
+            }, description="the dissemination relay (docs/PROTOCOL.md section 11)"),
+        }, optional=("relay",)),
         "Health": obj({"ok": {"type": "boolean"}, "reason": {"type": "string"}}),
         "Liveness": obj({"live": {"type": "boolean", "const": True}}),
         "Readiness": obj({
