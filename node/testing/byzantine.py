@@ -86,13 +86,12 @@ def equivocator(key: KeyPair, chain_id: str) -> Callable[[ConsensusMessage], Con
 
 def main(argv: list[str] | None = None) -> int:
     """``node run --config PATH``, as `afterchain node run`, with the equivocation hook."""
-    import trio
 
     from afterchain.node.common.files import load_genesis
     from afterchain.node.common.keys import load_key
     from afterchain.node.common.log import get_logger
     from afterchain.node.runtime.config import ConfigError, load_config
-    from afterchain.node.server import run_node
+    from afterchain.node.testing.entry import serve
     from afterchain.protocol.errors import ProtocolError
 
     args = sys.argv[1:] if argv is None else argv
@@ -110,14 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot start the byzantine node: {exc}", file=sys.stderr)
         return EXIT_USAGE
     get_logger(node=config.name).warning("byzantine_test_mode", mode=mode, note="this node misbehaves on purpose (test only)")
-    try:
-        trio.run(lambda: run_node(config, send_hook=hook))
-    except (ValueError, ProtocolError) as exc:
-        print(f"cannot start the node: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return serve(config, send_hook=hook)
 
 
 if __name__ == "__main__":

@@ -162,12 +162,10 @@ def _patch() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``node run --config PATH``, as `afterchain node run`, lying to other members."""
-    import trio
 
     from afterchain.node.common.log import get_logger
     from afterchain.node.runtime.config import ConfigError, load_config
-    from afterchain.node.server import run_node
-    from afterchain.protocol.errors import ProtocolError
+    from afterchain.node.testing.entry import serve
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 4 or args[:3] != ["node", "run", "--config"]:
@@ -185,14 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     _patch()
     get_logger(node=config.name).warning("byzantine_test_mode", mode=MODE, lies=list(LIES),
                                          note="this member node lies to other members on purpose (test only)")
-    try:
-        trio.run(lambda: run_node(config))
-    except (ValueError, ProtocolError) as exc:
-        print(f"cannot start the node: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return serve(config)
 
 
 if __name__ == "__main__":

@@ -99,13 +99,11 @@ def apply(node: Any, mode: str, senders: frozenset[bytes] = frozenset()) -> None
 def main(argv: list[str] | None = None) -> int:
     """``node run --config PATH``, as `afterchain node run`, with the test-only mode applied
     to the node it builds."""
-    import trio
 
     from afterchain.node.common.log import get_logger
     from afterchain.node.runtime import runner
     from afterchain.node.runtime.config import ConfigError, load_config
-    from afterchain.node.server import run_node
-    from afterchain.protocol.errors import ProtocolError
+    from afterchain.node.testing.entry import serve
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 4 or args[:3] != ["node", "run", "--config"]:
@@ -128,14 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         apply(self, mode, senders)
 
     runner.Node.__init__ = patched  # type: ignore[method-assign]
-    try:
-        trio.run(lambda: run_node(config))
-    except (ValueError, ProtocolError) as exc:
-        print(f"cannot start the node: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return serve(config)
 
 
 if __name__ == "__main__":
