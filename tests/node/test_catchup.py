@@ -18,8 +18,11 @@ async def test_stopped_node_catches_up_and_serving_is_canonical(tmp_path: Path) 
     async with memory_cluster(tmp_path, n=3) as (nodes, net):
         evs = [product_event(i + 1) for i in range(400)]
         for i in range(0, len(evs), 50):
+            before = nodes[0].store.head
             await nodes[0].submit([e.encode() for e in evs[i : i + 50]])
-            await trio.sleep(0.05)  # several blocks
+            # several blocks, whatever the machine's speed: each batch waits for a new block
+            # (a fixed pause gave 3 blocks in a loaded full-suite run)
+            await wait_for(lambda before=before: nodes[0].store.head > before, timeout=30)
         ids = {e.id for e in evs}
         await wait_for(lambda: all(nodes[0].ledger.event_outcome(i) is not None for i in ids), timeout=60)
         head = nodes[0].store.head
