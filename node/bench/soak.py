@@ -85,7 +85,7 @@ class PacedLoad:
             while not self.stop.is_set():
                 evs: list[Any] = []
                 while len(evs) + 2 <= BATCH:
-                    serial = f"S{os.getpid()}-{org}-{n:08d}"
+                    serial = f"S{os.getpid() % 100000}-{i}-{n}"  # <= 20 characters (GS1 serial)
                     n += 1
                     evs.append(c.build.product_register(gtin=GTIN, serial=serial, model="SOAK", batch=org,
                                                         production_time_ms=1))
