@@ -49,6 +49,14 @@ WRITERS = ("acme", "shopmart", "quickship")
 BATCH = 100
 """Events per request (at most): two per product, its registration and a trace record."""
 MEMBER_DRILLED = "member1"
+MANUFACTURER = "acme"
+TRACE_STEPS = {"shopmart": ("receiving", "inspecting"), "quickship": ("shipping", "receiving")}
+"""The trace records the retailer and the carrier add to each product (two each: their
+batches are as large as the manufacturer's, which carry two events per product)."""
+TRACE_AFTER_S = 3.0
+"""A product is traced this long after its registration was acknowledged (committed by
+then, unless a drill holds the chain: a trace of a product not yet registered is committed
+as rejected, which the checker counts as final, not lost)."""
 
 
 @dataclass
@@ -64,6 +72,10 @@ class PacedLoad:
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    registered: list[tuple[float, str]] = field(default_factory=list)
+    """(monotonic time, serial) of every product the manufacturer's writer registered."""
+    traced: dict[str, int] = field(default_factory=dict)
+    """Per tracing writer, how many of `registered` it has traced."""
 
     def start(self) -> None:
         per_writer = self.rate / len(WRITERS)
@@ -83,20 +95,21 @@ class PacedLoad:
         next_at = time.monotonic()
         with Client(self._urls(i), key=self.net.member_key(org), request_timeout_s=10, max_attempts=3) as c:
             while not self.stop.is_set():
-                evs: list[Any] = []
-                while len(evs) + 2 <= BATCH:
-                    serial = f"S{os.getpid() % 100000}-{i}-{n}"  # <= 20 characters (GS1 serial)
-                    n += 1
-                    evs.append(c.build.product_register(gtin=GTIN, serial=serial, model="SOAK", batch=org,
-                                                        production_time_ms=1))
-                    evs.append(c.build.trace_record(gtin=GTIN, serial=serial, biz_step="commissioning",
-                                                    disposition="active", location_hash=content_hash(org)))
+                evs = self._batch(c, org, n)
+                if not evs:  # a tracer waits for the manufacturer's first products
+                    self.stop.wait(0.2)
+                    continue
+                n += 1
                 try:
                     outs = c.submit(evs)
                     ok = [e.id for e, o in zip(evs, outs, strict=True) if o.status in ("accepted", "duplicate")]
                     with self.lock:
                         self.acked.update(ok)
                         self.sent += len(evs)
+                        if org == MANUFACTURER:  # the products the tracers may now trace
+                            self.registered.extend((time.monotonic(), e.event.body.serial)
+                                                   for e, o in zip(evs[::2], outs[::2], strict=True)
+                                                   if o.status in ("accepted", "duplicate"))
                     if len(ok) < len(evs):
                         c.resync_nonce()
                 except ClientError:
@@ -111,6 +124,37 @@ class PacedLoad:
                     self.stop.wait(delay)
                 elif delay < -5 * interval:
                     next_at = time.monotonic()  # behind (a drill): do not burst to catch up
+
+    def _batch(self, c: Client, org: str, n: int) -> list[Any]:
+        """The `n`th batch of writer `org`: the manufacturer registers products (and their
+        commissioning record); the retailer and the carrier add trace records to products it
+        registered at least `TRACE_AFTER_S` earlier (what their roles allow: a product
+        registration from them is refused at intake)."""
+        evs: list[Any] = []
+        if org == MANUFACTURER:
+            for k in range(BATCH // 2):
+                serial = f"S{os.getpid() % 100000}-{n}-{k}"  # <= 20 characters (GS1 serial)
+                evs.append(c.build.product_register(gtin=GTIN, serial=serial, model="SOAK", batch=org,
+                                                    production_time_ms=1))
+                evs.append(c.build.trace_record(gtin=GTIN, serial=serial, biz_step="commissioning",
+                                                disposition="active", location_hash=content_hash(org)))
+            return evs
+        steps = TRACE_STEPS[org]
+        ripe = time.monotonic() - TRACE_AFTER_S
+        with self.lock:
+            start = self.traced.get(org, 0)
+            end = start
+            while end < len(self.registered) and end - start < BATCH // len(steps) and self.registered[end][0] <= ripe:
+                end += 1
+            if end - start < BATCH // len(steps):
+                return []  # not enough ripe products yet: keep batches full
+            self.traced[org] = end
+            serials = [sn for _t, sn in self.registered[start:end]]
+        for serial in serials:
+            for step in steps:
+                evs.append(c.build.trace_record(gtin=GTIN, serial=serial, biz_step=step, disposition="active",
+                                                location_hash=content_hash(org)))
+        return evs
 
     def halt(self) -> None:
         self.stop.set()
