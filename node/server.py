@@ -117,7 +117,8 @@ async def run_node(config: NodeConfig, *, send_hook: SendHook | None = None) -> 
     start_tracing()  # AFTERCHAIN_TRACEMALLOC (diagnostics, off by default)
     options = NodeOptions(
         name=config.name, max_events=config.mempool.max_events, max_bytes=config.mempool.max_bytes,
-        per_sender_quota=config.mempool.per_sender_quota, max_request_bytes=config.api.max_request_bytes,
+        per_sender_quota=config.mempool.per_sender_quota,
+        max_gapped_events=config.mempool.max_gapped_events, max_gapped_per_sender=config.mempool.max_gapped_per_sender, max_request_bytes=config.api.max_request_bytes,
         max_batch_events=config.api.max_batch_events,
         stream_max_subscribers=config.api.stream_max_subscribers,
         stream_max_per_client=config.api.stream_max_per_client, stream_queue_events=config.api.stream_queue_events,

@@ -113,9 +113,12 @@ def read_routes(chain: NodeReads, led: LedgerReads) -> list[ApiRoute]:
 
     async def account(request: Request) -> Response:
         key = ACCOUNT_KEY_P.read(request)
-        pending = chain.pending_nonces(key)
+        pending = set(chain.pending_nonces(key))
         last = led.nonce(key)
-        return JSONResponse({"key": key.hex(), "nonce": last, "next_nonce": max([last, *pending]) + 1})
+        nxt = last + 1  # the first nonce no pending event holds: a rejected event's nonce is reused
+        while nxt in pending:
+            nxt += 1
+        return JSONResponse({"key": key.hex(), "nonce": last, "next_nonce": nxt})
 
     async def escrow(request: Request) -> Response:
         eid = ESCROW_P.read(request)

@@ -190,7 +190,8 @@ _SUBMIT = Op(
      400: Err("the body or an event is malformed, a signature does not verify, or the chain is wrong",
               ("decode.malformed", "request.invalid", "request.content_type", "request.empty", "request.too_many",
                "signature.invalid", "chain.wrong_id", "event.unknown_type", "field.invalid")),
-     409: Err("the sender's nonce was used already", ("nonce.replayed",)),
+     409: Err("the sender's nonce was used already, or is ahead of its first free nonce while this node holds "
+              "its limit of events behind nonce gaps", ("nonce.replayed", "nonce.conflict", "nonce.gap")),
      413: Err("the body exceeds the node's request limit", ("request.too_large",)),
      422: Err("the ledger's pre-check refused the event (state: membership, permissions, ...)", ("permission.not_member", "permission.role")),
      429: Err("the sender's share of the mempool is full", ("mempool.quota",), _RETRY),

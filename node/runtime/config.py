@@ -29,6 +29,8 @@ Example::
     max_events = 200000
     max_bytes = 268435456
     per_sender_quota = 20000
+    max_gapped_events = 20000        # events waiting behind a sender's nonce gap, in all
+    max_gapped_per_sender = 5000     # ... and per sender (beyond: rejected, nonce.gap)
 
     [consensus]                      # request timers (docs/PROTOCOL.md, "Censorship resistance")
     request_forward_ms = 2000        # T1: relay an event held this long to the other validators
@@ -139,6 +141,8 @@ class MempoolConfig:
     max_events: int = 200_000
     max_bytes: int = 256 * 1024 * 1024
     per_sender_quota: int = 20_000
+    max_gapped_events: int = 20_000
+    max_gapped_per_sender: int = 5_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,7 +411,8 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None,
     if tok is not None:
         token_path = Path(_str(api, "api", "admin_token_file"))
         token_path = token_path if token_path.is_absolute() else base / token_path
-    mp = _section(raw, "mempool", {"max_events", "max_bytes", "per_sender_quota"})
+    mp = _section(raw, "mempool", {"max_events", "max_bytes", "per_sender_quota", "max_gapped_events",
+                                   "max_gapped_per_sender"})
     lg = _section(raw, "log", {"level", "format", "access_log"})
     level = _str(lg, "log", "level", "info")
     if level not in {"debug", "info", "warning", "error"}:
@@ -455,6 +460,8 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None,
             max_events=_int(mp, "mempool", "max_events", 200_000, 1, 10_000_000),
             max_bytes=_int(mp, "mempool", "max_bytes", 256 * 1024 * 1024, 1024, 16 * 1024**3),
             per_sender_quota=_int(mp, "mempool", "per_sender_quota", 20_000, 1, 10_000_000),
+            max_gapped_events=_int(mp, "mempool", "max_gapped_events", 20_000, 0, 10_000_000),
+            max_gapped_per_sender=_int(mp, "mempool", "max_gapped_per_sender", 5_000, 0, 10_000_000),
         ),
         log=LogConfig(level=level, format=fmt, access_log=access_log),
         member=MemberConfig(verify_event_signatures=verify_events, poll_ms=_int(mb, "member", "poll_ms", 100, 10, 10_000),

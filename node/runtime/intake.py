@@ -218,8 +218,10 @@ class Intake:
         """Events waiting for this node's pipeline: the mempool's *ready* events (not those
         behind a nonce gap: refusing new batches because of them could refuse the very
         event that fills the gap), the gossip backlog, and API batches being verified.
-        Gapped events are capped apart: the API also refuses while the whole mempool holds
-        3 x `intake_limit_events` (then the mempool's own bounds cap peers' gossip)."""
+        Gapped events are capped apart (`max_gapped_events`): the API also refuses while the
+        mempool holds 3 x `intake_limit_events` events that are not behind a gap (then the
+        mempool's own bounds cap peers' gossip). Counting gapped ones there would let one
+        sender's gaps shut the API for everyone."""
         limit = self.options.intake_limit_events
         return self.mempool.ready_count(limit) + self.backlog_events + self.inflight
 
@@ -228,7 +230,7 @@ class Intake:
         """Stateless checks (threads), mempool admission, journal, gossip. One outcome per
         raw. `hashes`: sha256 of each raw, if the caller has them (no pre_errors then)."""
         pre_errors = pre_errors or {}
-        if not from_peer and (len(self.mempool) >= 3 * self.options.intake_limit_events
+        if not from_peer and (len(self.mempool) - self.mempool.gapped() >= 3 * self.options.intake_limit_events
                               or self.pending() >= self.options.intake_limit_events):
             # refuse before the (expensive) signature checks: the client retries later
             self.counters["intake_refused_events"] += len(raws)
@@ -284,6 +286,10 @@ class Intake:
                 continue
             admit.append((i, raw, res))  # (in `verified` already: the cache or `verify_once` put it there)
         admitted = self.mempool.admit([(raw, s) for _, raw, s in admit])
+        if evicted := self.mempool.take_evicted():
+            self.store.journal_drop(evicted)
+            self.metrics.events_rejected.labels("mempool.evicted").inc(len(evicted))
+            self.log.info("gapped_events_evicted", count=len(evicted))
         journal: list[tuple[bytes, bytes]] = []
         now = time.monotonic()
         any_accepted = False

@@ -119,8 +119,12 @@ class Mempool:
         expected_nonce: Callable[[bytes], int],
         stateful_check: Callable[[SignedEvent], tuple[str, str] | None] | None = None,
         is_committed: Callable[[bytes], bool] = lambda _eid: False,
+        max_gapped_events: int = 20_000,
+        max_gapped_per_sender: int = 5_000,
     ) -> None:
         self.max_events = max_events
+        self.max_gapped_events = max_gapped_events
+        self.max_gapped_per_sender = max_gapped_per_sender
         self.max_bytes = max_bytes
         self.per_sender_quota = per_sender_quota
         self._expected_nonce = expected_nonce
@@ -128,6 +132,11 @@ class Mempool:
         """sender -> next nonce the chain expects: the ledger changes only between a block's
         execution and `on_commit`, which forgets the block's senders (one ledger read per
         sender and block instead of one per event and per `select`)."""
+        self._hole: dict[bytes, int] = {}
+        """sender -> its first free nonce: the first one from `_expected` that no pending
+        event holds. Events above it are *gapped*: they wait for the missing nonce."""
+        self._gapped_cache = (-1, 0)  # (version, count) of the last `gapped`
+        self._evicted: list[tuple[bytes, str, str]] = []
         self._check = stateful_check
         self._is_committed = is_committed
         self._by_id: dict[bytes, _Entry] = {}
@@ -171,33 +180,69 @@ class Mempool:
         if self._ready_cache[:2] == (self._version, limit):
             return self._ready_cache[2]  # O(senders): computed once per change of the mempool
         n = 0
-        for sender, pending in self._by_sender.items():
-            nonce = self._expected(sender)
-            while nonce in pending:
-                n += 1
-                nonce += 1
+        for sender in self._by_sender:
+            n += self.first_free_nonce(sender) - self._expected(sender)
             if n >= limit:
                 break
         self._ready_cache = (self._version, limit, n)
         return n
 
+    def first_free_nonce(self, sender: bytes) -> int:
+        """The first nonce from the next one the chain expects that no pending event of
+        `sender` holds: the nonce its next event should carry (pending events above it wait
+        behind the gap until an event with it arrives)."""
+        h = self._hole.get(sender)
+        if h is None:
+            h = self._expected(sender)
+            pending = self._by_sender.get(sender)
+            if pending:
+                while h in pending:
+                    h += 1
+            self._hole[sender] = h
+        return h
+
+    def _gapped_of(self, sender: bytes) -> int:
+        pending = self._by_sender.get(sender)
+        return 0 if not pending else len(pending) - (self.first_free_nonce(sender) - self._expected(sender))
+
+    def gapped(self) -> int:
+        """Pending events behind a nonce gap (O(senders), once per change of the mempool)."""
+        if self._gapped_cache[0] != self._version:
+            self._gapped_cache = (self._version, sum(self._gapped_of(x) for x in self._by_sender))
+        return self._gapped_cache[1]
+
+    def take_evicted(self) -> list[tuple[bytes, str, str]]:
+        """(id, code, message) of accepted events `admit` gave up on since the last call
+        (gapped events evicted for ready ones): the caller records why, as for `on_commit`."""
+        out, self._evicted = self._evicted, []
+        return out
+
     # ------------------------------------------------------------------ admission
     def admit(self, items: Iterable[tuple[bytes, SignedEvent]]) -> list[AddOutcome]:
-        """Admit verified events. Returns one outcome per item, in order."""
+        """Admit verified events. Returns one outcome per item, in order.
+
+        Events behind a nonce gap are bounded apart (`max_gapped_per_sender`,
+        `max_gapped_events`): a sender that skips nonces (or whose events were refused
+        mid-run) cannot fill the mempool with events that can never be proposed. When the
+        mempool is full, an event that is ready (it carries its sender's first free nonce)
+        evicts gapped events, the highest nonces of the sender with the most of them first;
+        they are reported through `take_evicted`."""
         out: list[AddOutcome] = []
         added = False
+        gapped = self.gapped()
         for raw, signed in items:
             eid = signed.id
             if eid in self._by_id or self._is_committed(eid):
                 out.append(AddOutcome(eid, "duplicate"))
                 continue
             ev = signed.event
-            expected = self._expected(ev.sender)
+            sender = ev.sender
+            expected = self._expected(sender)
             if ev.nonce < expected:
                 out.append(AddOutcome(eid, "rejected", "nonce.replayed",
                                       f"nonce {ev.nonce} was already used; the next nonce of this sender is {expected}"))
                 continue
-            pending = self._by_sender.get(ev.sender)
+            pending = self._by_sender.get(sender)
             if pending is not None and ev.nonce in pending:
                 out.append(AddOutcome(eid, "rejected", "nonce.conflict",
                                       f"another pending event of this sender already has nonce {ev.nonce}"))
@@ -206,32 +251,73 @@ class Mempool:
                 out.append(AddOutcome(eid, "rejected", "mempool.quota",
                                       f"this sender already has {len(pending)} pending events (quota {self.per_sender_quota})"))
                 continue
-            if len(self._by_id) >= self.max_events or self.bytes + len(raw) > self.max_bytes:
-                out.append(AddOutcome(eid, "rejected", "mempool.full", "the mempool is full; retry later"))
+            hole = self.first_free_nonce(sender)
+            ready = ev.nonce == hole
+            if not ready and (gapped >= self.max_gapped_events or self._gapped_of(sender) >= self.max_gapped_per_sender):
+                out.append(AddOutcome(eid, "rejected", "nonce.gap",
+                                      f"nonce {ev.nonce} is ahead of this sender's next free nonce {hole}, and this "
+                                      "node holds as many events behind nonce gaps as it keeps; send nonce "
+                                      f"{hole} first"))
                 continue
+            if len(self._by_id) >= self.max_events or self.bytes + len(raw) > self.max_bytes:
+                if ready:
+                    gapped -= self._evict_gapped(len(raw))
+                if len(self._by_id) >= self.max_events or self.bytes + len(raw) > self.max_bytes:
+                    out.append(AddOutcome(eid, "rejected", "mempool.full", "the mempool is full; retry later"))
+                    continue
             if self._check is not None:
                 verdict = self._check(signed)
                 if verdict is not None:
                     out.append(AddOutcome(eid, "rejected", verdict[0], verdict[1]))
                     continue
-            entry = _Entry(eid, raw, ev.sender, ev.nonce, self._order)
+            entry = _Entry(eid, raw, sender, ev.nonce, self._order)
             self._order += 1
-            self._timer_dirty[ev.sender] = None
+            self._timer_dirty[sender] = None
             self._by_id[eid] = entry
             self._id_by_raw[raw] = eid
-            self._by_sender.setdefault(ev.sender, {})[ev.nonce] = entry
+            pending = self._by_sender.setdefault(sender, {})
+            pending[ev.nonce] = entry
             self.bytes += len(raw)
+            if ready:  # the run grows, over any gapped events it now reaches
+                h = hole + 1
+                while h in pending:
+                    h += 1
+                self._hole[sender] = h
+                gapped -= h - hole - 1
+            else:
+                gapped += 1
             added = True
             out.append(AddOutcome(eid, "accepted"))
-        if added:
+        if added or self._evicted:
             self._notify()
         return out
+
+    def _evict_gapped(self, room_bytes: int) -> int:
+        """Drop gapped events until one more event of `room_bytes` fits; returns how many."""
+        n = 0
+        while len(self._by_id) >= self.max_events or self.bytes + room_bytes > self.max_bytes:
+            victim = max(self._by_sender, key=self._gapped_of, default=None)
+            if victim is None or self._gapped_of(victim) == 0:
+                break
+            pending = self._by_sender[victim]
+            e = pending[max(pending)]  # the highest nonce is always behind the gap
+            if e.event_id in self._inflight_ids:
+                break
+            self._by_id.pop(e.event_id, None)
+            self._remove_from_sender(e)
+            self._evicted.append((e.event_id, "mempool.evicted",
+                                  f"nonce {e.nonce} waited behind a gap (this sender's next free nonce is "
+                                  f"{self.first_free_nonce(victim)}) and the mempool needed room for an event "
+                                  "that could be proposed"))
+            n += 1
+        return n
 
     def _expected(self, sender: bytes) -> int:
         n = self._nonce_cache.get(sender)
         if n is None:
             if len(self._nonce_cache) >= _NONCE_CACHE_MAX:
                 self._nonce_cache.clear()
+                self._hole.clear()
             n = self._nonce_cache[sender] = self._expected_nonce(sender)
         return n
 
@@ -363,10 +449,12 @@ class Mempool:
         # events whose nonce the chain has now passed can never commit: drop them with a reason
         if senders is None:
             self._nonce_cache.clear()
+            self._hole.clear()
         else:
             senders = set(senders)
             for x in senders:
                 self._nonce_cache.pop(x, None)
+                self._hole.pop(x, None)
         self._timer_dirty.update(dict.fromkeys(self._by_sender if senders is None else senders))
         # a sender with nothing pending has nothing in flight: its cursor goes (under steady
         # load `_inflight` is never empty, so the clear above never ran and `_cursor` kept
@@ -387,6 +475,7 @@ class Mempool:
 
     def _remove_from_sender(self, e: _Entry) -> None:
         self._id_by_raw.pop(e.raw, None)
+        self._hole.pop(e.sender, None)
         self._timer_dirty[e.sender] = None
         pending = self._by_sender.get(e.sender)
         if pending is not None and pending.get(e.nonce) is e:

@@ -39,6 +39,11 @@ class NodeOptions:
     max_events: int = 200_000
     max_bytes: int = 256 * 1024 * 1024
     per_sender_quota: int = 20_000
+    max_gapped_events: int = 20_000
+    max_gapped_per_sender: int = 5_000
+    """Events behind a nonce gap (they wait for a missing earlier nonce of their sender):
+    at most this many in all and per sender; beyond, rejected with `nonce.gap`. When the
+    mempool is full, ready events evict gapped ones (`mempool.evicted`)."""
     max_request_bytes: int = 8 * 1024 * 1024
     max_batch_events: int = 5000
     intake_limit_events: int = 4000

@@ -113,6 +113,7 @@ class Node:
         self.known = known = KnownEvents(self.chain_id, self.counters)
         self.mempool = mempool = Mempool(
             max_events=opts.max_events, max_bytes=opts.max_bytes, per_sender_quota=opts.per_sender_quota,
+            max_gapped_events=opts.max_gapped_events, max_gapped_per_sender=opts.max_gapped_per_sender,
             expected_nonce=lambda sender: ledger.nonce(sender) + 1,
             stateful_check=stateful_check(ledger), is_committed=ledger.has_outcome,
         )
