@@ -126,7 +126,11 @@ class Gossip:
     def regossip_stale(self, now: float) -> None:
         """Events pending here for a while may have missed a peer (down, partitioned):
         gossip them again so whichever node becomes primary has them."""
-        stale = [eid for eid, t in self.arrival.items() if now - t >= REGOSSIP_AFTER_S and eid in self.mempool]
+        old = [eid for eid, t in self.arrival.items() if now - t >= REGOSSIP_AFTER_S]
+        stale = [eid for eid in old if eid in self.mempool]
+        if len(stale) < len(old):  # dropped with a reason (superseded, evicted): never committed, so never popped
+            for eid in set(old).difference(stale):
+                del self.arrival[eid]
         for eid in stale[:GOSSIP_MAX_EVENTS]:
             raw = self.mempool.raw(eid)
             if raw is not None:

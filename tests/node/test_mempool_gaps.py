@@ -99,3 +99,20 @@ async def test_gapped_events_do_not_shut_the_api_and_the_account_points_at_the_g
             assert [o.status for o in out] == ["accepted"]
             r = await c.get(f"/v1/accounts/{ACME.public.hex()}")
             assert r.json()["next_nonce"] == 10 and node.mempool.ready_count(100) == 9
+
+
+def test_regossip_forgets_arrivals_of_events_that_left_without_committing() -> None:
+    """An event dropped with a reason (superseded, evicted) is never committed, so the
+    executor never pops its arrival time: the re-gossip pass forgets it (it grew for ever)."""
+    from afterchain.node.runtime.gossip import REGOSSIP_AFTER_S, Gossip, GossipQueue
+
+    mp = _mempool()
+    kept, gone = product_event(1), product_event(5, key=k("b"))
+    _admit(mp, kept)
+    arrival = {kept.id: 0.0, gone.id: 0.0}
+    queue = GossipQueue()
+    g = Gossip(transport=None, queue=queue, mempool=mp, arrival=arrival,  # type: ignore[arg-type]
+               offer=lambda _s, _r: None, metrics=None, log=None)  # type: ignore[arg-type]
+    g.regossip_stale(REGOSSIP_AFTER_S + 1)
+    assert arrival == {kept.id: REGOSSIP_AFTER_S + 1}
+    assert queue.take_batch() == [kept.encode()]
