@@ -145,7 +145,8 @@ class ConsensusLoop:
                  fetch: Callable[[bytes, int, int], Any], evidence: EvidenceReporter, mempool: Mempool,
                  me: bytes, tick_ms: int, counters: dict[str, int], metrics: NodeMetrics, log: Any,
                  send_hook: SendHook | None = None, may_send: Callable[[], bool] = lambda: True,
-                 relay: Callable[[bytes], None] | None = None) -> None:
+                 relay: Callable[[bytes], None] | None = None,
+                 arrived: Callable[[int], None] | None = None) -> None:
         self.replica = replica
         self.inputs = inputs
         self.wal = wal
@@ -167,6 +168,9 @@ class ConsensusLoop:
         only: it signs no vote) are withheld and counted."""
         self.relay = relay
         """Gossips one encoded event to the peers (request timers relay held events at T1)."""
+        self.arrived = arrived
+        """Told when the peer message being stepped came off the transport (0 after it):
+        `ConsensusApp.received_ms`, against which a proposed block's time is judged."""
         self._tick_queued = False
         self._stable_seen = 0
         self._view_seen = 0
@@ -178,7 +182,14 @@ class ConsensusLoop:
             self._fetchers = fetchers
             async for item in self.inputs.recv:
                 if isinstance(item, PeerMessage):
-                    if not r.step(item.msg, item.sender):
+                    if self.arrived is not None:
+                        self.arrived(item.received_ms)
+                    try:
+                        stepped = r.step(item.msg, item.sender)
+                    finally:
+                        if self.arrived is not None:
+                            self.arrived(0)
+                    if not stepped:
                         self.metrics.peer_messages_rejected.labels("consensus").inc()
                         self.log.debug("peer_message_rejected", peer=short_id(item.sender), kind=type(item.msg).__name__)
                 elif isinstance(item, Tick):

@@ -28,6 +28,10 @@ class PeerMessage:
 
     msg: ConsensusMessage
     sender: bytes
+    received_ms: int = 0
+    """Wall-clock ms when the frame came off the transport (0: unknown). A backup judges a
+    proposed block's time against it, not against the moment its consensus task gets to the
+    message: on an overloaded node that can be seconds later (`ConsensusApp.check_block_time`)."""
 
 
 @dataclass(frozen=True, slots=True)

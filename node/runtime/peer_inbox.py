@@ -23,6 +23,7 @@ from afterchain.consensus.messages import (
     PrePrepareMsg,
 )
 from afterchain.node.common.log import short_id
+from afterchain.node.runtime import clock
 from afterchain.node.runtime.inputs import PEER_MESSAGE_MAX_BYTES, InputQueue, PeerMessage
 from afterchain.node.runtime.intake import KnownEvents
 from afterchain.node.runtime.metrics import NodeMetrics
@@ -66,6 +67,7 @@ class PeerInbox:
 
     async def run(self) -> None:
         async for sender, data in self.transport.inbox():
+            received = clock.wall_ms()
             if self.relay is not None and is_relay_frame(data):
                 self.relay(sender, data)
                 continue
@@ -76,15 +78,15 @@ class PeerInbox:
                 self.log.warning("peer_message_rejected", peer=short_id(sender), code=str(exc.code), error=str(exc))
                 continue
             if isinstance(msg, CompactPrePrepareMsg):
-                full = self.expand(msg, sender)
+                full = self.expand(msg, sender, received)
                 if full is None:
                     continue  # events missing: being asked of the sender (`_expand_later`)
                 msg = full
             if isinstance(msg, PrePrepareMsg):
                 await self.known.preverify(msg.block)
-            await self.inputs.put(PeerMessage(msg, sender))
+            await self.inputs.put(PeerMessage(msg, sender, received))
 
-    def expand(self, msg: CompactPrePrepareMsg, sender: bytes) -> PrePrepareMsg | None:
+    def expand(self, msg: CompactPrePrepareMsg, sender: bytes, received_ms: int = 0) -> PrePrepareMsg | None:
         """The full pre-prepare of a compact one, from the events this node has; or None,
         after starting `_expand_later` (or dropping it: see `COMPACT_WAITING_MAX`)."""
         self.counters["preprepare_compact"] += 1
@@ -103,11 +105,11 @@ class PeerInbox:
                           missing=len(missing), reason="too many waiting for this peer")
             return None
         self.expanding[sender] = waiting + 1
-        self.nursery.start_soon(self._expand_later, msg, sender, events, missing)
+        self.nursery.start_soon(self._expand_later, msg, sender, events, missing, received_ms)
         return None
 
     async def _expand_later(self, msg: CompactPrePrepareMsg, sender: bytes, events: list[bytes | None],
-                            missing: list[Hash32]) -> None:
+                            missing: list[Hash32], received_ms: int = 0) -> None:
         """Ask the sender of a compact pre-prepare for the events this node lacks, then hand
         the full pre-prepare to the replica as if it had come so. On failure the message is
         dropped (logged): the primary retransmits it to backups whose PREPARE it lacks."""
@@ -133,7 +135,7 @@ class PeerInbox:
             self.counters["preprepare_events_fetched"] += len(missing)
             pp = msg.expand(tuple(full))  # type: ignore[arg-type]
             await self.known.preverify(pp.block)
-            await self.inputs.put(PeerMessage(pp, sender))
+            await self.inputs.put(PeerMessage(pp, sender, received_ms))
         finally:
             left = self.expanding[sender] - 1
             if left:

@@ -163,7 +163,7 @@ class Node:
                                   fetch=self.catchup.fetch, evidence=self.evidence_reporter, mempool=mempool,
                                   me=key.public, tick_ms=opts.tick_ms, counters=self.counters, metrics=metrics,
                                   log=log, send_hook=send_hook, may_send=self.send_gate.allows,
-                                  relay=self.gossip_queue.put)
+                                  relay=self.gossip_queue.put, arrived=self._set_arrival)
         self.receiver = BlockReceiver(chain_id=self.chain_id, genesis_hash=genesis.hash(), store=store, ledger=ledger,
                                       known=known, inputs=inputs, transport=transport,
                                       checkpoint_interval=lambda: replica.params.checkpoint_interval,
@@ -204,6 +204,9 @@ class Node:
             chain_id=self.chain_id, genesis_hash=self.genesis.hash(), genesis_time_ms=self.genesis.genesis_time_ms,
             timers=request_timers(self.options),
         )
+
+    def _set_arrival(self, received_ms: int) -> None:
+        self.app.received_ms = received_ms
 
     def _sync_peers(self) -> None:
         """The peer allowlist from chain state: every key of every validator set the chain

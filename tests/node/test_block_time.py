@@ -89,3 +89,20 @@ def test_the_test_entry_refuses_to_start_without_its_switches(monkeypatch: pytes
     monkeypatch.setenv("AFTERCHAIN_TEST_CLOCK_FILE", "/nonexistent")
     assert main(["node", "run", "--config", "x.toml"]) == 2
     assert "test-only switch" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("frozen")
+def test_the_past_bound_is_judged_from_the_proposal_s_arrival() -> None:
+    """The soak found an overloaded backup reaching a pre-prepare 10.5 s after it arrived
+    and refusing it as too old, and views changing for minutes: the time the message waited
+    for the node's own consensus task is not the proposer's doing."""
+    app = _app(view=3)
+    late = _block(NOW - BLOCK_TIME_PAST_MS - 2_000)
+    assert app.check_block_time(late) is not None  # judged now: refused
+    app.received_ms = NOW - 5_000  # it arrived 5 s ago, 7 s after its time
+    assert app.check_block_time(late) is None
+    app.received_ms = NOW - 1_000  # arrived 11 s after its time: the proposer's lateness
+    why = app.check_block_time(late)
+    assert why is not None and "11000 ms behind this node's clock when the proposal arrived" in why
+    app.received_ms = NOW + 60_000  # never later than now
+    assert app.check_block_time(_block(NOW - BLOCK_TIME_PAST_MS)) is None
