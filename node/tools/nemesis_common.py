@@ -96,9 +96,13 @@ def _validators(net: LocalNet) -> list[str]:
     return [n.name for n in net.nodes() if n.role == "validator"]
 
 
-def _heights(net: LocalNet) -> dict[str, int]:
+def _heights(net: LocalNet, names: list[str] | None = None) -> dict[str, int]:
+    """Each node's height (of `names` only, if given: asking a paused node costs `_status`'s
+    3 s timeout, which a measure of the others' progress must not include)."""
     out = {}
     for n in net.nodes():
+        if names is not None and n.name not in names:
+            continue
         st = _status(net, n.name)
         if st is not None:
             out[n.name] = int(st["height"])
@@ -107,10 +111,10 @@ def _heights(net: LocalNet) -> dict[str, int]:
 
 def _wait_progress(net: LocalNet, names: list[str], timeout_s: float) -> float:
     """Seconds until every named node committed a new block (raises after timeout)."""
-    start = {k: v for k, v in _heights(net).items() if k in names}
+    start = _heights(net, names)
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout_s:
-        now = _heights(net)
+        now = _heights(net, names)
         if all(now.get(k, -1) > start.get(k, 10**18) for k in names if k in start) and len(start) == len(names):
             return time.monotonic() - t0
         if len(start) < len(names):
