@@ -314,9 +314,14 @@ class SparseMerkleTree:
         if not items:
             return self._root
         batch: list[_Item] = []
+        append = batch.append
+        sha = _sha256
+        from_bytes = int.from_bytes
         for key, value in items.items():
-            path = _sha256(_check_key(key)).digest()
-            batch.append((int.from_bytes(path, "big"), path, None if value is None else _sha256(value).digest()))
+            if type(key) is not bytes or len(key) > MAX_KEY_BYTES:
+                _check_key(key)  # raises with the reason
+            path = sha(key).digest()
+            append((from_bytes(path, "big"), path, None if value is None else sha(value).digest()))
         batch.sort()
         out: dict[bytes, bytes] = {}
         root, _ = self._update(self._root, 0, batch, 0, len(batch), out)
@@ -366,32 +371,41 @@ class SparseMerkleTree:
         """`_update` for a single item: walk down iteratively, then rehash the path upward.
 
         Most of a block's work is here: below the first ~log2(batch) levels every touched
-        subtree receives one key, so this loop is kept free of calls and allocations.
+        subtree receives one key, so these loops are kept free of calls and allocations
+        they do not need. The walk down checks each node's kind only (a missing node makes
+        `get` return None: the TypeError is turned into an `InvariantError`; the terminal
+        leaf's length is checked). Upward, once the new subtree is an inner node (it holds
+        two or more keys), every parent on the path is an inner node whatever its other
+        child is, so the loop just re-encodes and hashes (`_join`'s cases apply only while
+        the subtree is empty or one leaf).
         """
         path_int, path, value_hash = item
         bits = format(path_int, "0256b")  # bits[d] == "1": go right at depth d (cheaper than big-int shifts)
         get = self._get
         empty: bytes = EMPTY_HASH
-        node_bytes = _NODE_BYTES
         parents: list[bytes] = []  # encodings of the inner nodes passed, top first
         append = parents.append
         h = node
         enc: bytes | None = None
-        while h != empty:
-            enc = get(h)
-            if enc is None or len(enc) != node_bytes:
-                raise InvariantError(f"SMT node {h.hex()} missing from the store")
-            if enc[0] == _LEAF:
-                break
-            append(enc)
-            h = enc[33:65] if bits[depth] == "1" else enc[1:33]
-            depth += 1
-        else:
-            enc = None
+        try:
+            while h != empty:
+                enc = get(h)
+                if enc[0] != _INNER:  # type: ignore[index]
+                    break  # a leaf (its encoding is checked below)
+                append(enc)  # type: ignore[arg-type]
+                h = enc[33:65] if bits[depth] == "1" else enc[1:33]  # type: ignore[index]
+                depth += 1
+            else:
+                enc = None
+        except (TypeError, IndexError):
+            raise InvariantError(f"SMT node {h.hex()} missing from the store") from None
         if depth > DEPTH_BITS:
             raise InvariantError("SMT deeper than 256 levels")
+        if enc is not None and (len(enc) != _NODE_BYTES or enc[0] != _LEAF):
+            raise InvariantError(f"SMT node {h.hex()} is not a node encoding")
         # h is the terminal: empty (enc None) or a leaf (enc its encoding).
         unchanged = node, (_INNER if parents else _EMPTY_KIND if enc is None else _LEAF)
+        new: bytes
         kind: int
         if enc is None or enc[1:33] == path:
             if value_hash is None:
@@ -408,43 +422,54 @@ class SparseMerkleTree:
         else:
             if value_hash is None:
                 return unchanged  # deleting an absent key
-            other: _Item = (int.from_bytes(enc[1:33], "big"), enc[1:33], enc[33:65])
-            pair = [item, other] if path_int < other[0] else [other, item]
-            new, kind = self._build(depth, pair, 0, 2, out)
+            new, kind = self._pair(depth, bits, path_int, path, value_hash, enc[1:33], h, out), _INNER
         sha = _sha256
         prefix = _INNER_PREFIX
-        for parent in reversed(parents):
+        i = len(parents)
+        while kind != _INNER and i:  # the new subtree is empty or one leaf: it may move up
+            i -= 1
             depth -= 1
-            if bits[depth] == "1":
-                sib = parent[1:33]
-                if sib != empty and new != empty:  # noqa: PLR1714
-                    enc = prefix + sib + new
-                elif sib == empty:
-                    if kind != _INNER:
-                        continue  # a leaf (or nothing) with an empty sibling moves up
-                    enc = prefix + sib + new
-                elif self._kind(sib) == _LEAF:
-                    new, kind = sib, _LEAF  # the sibling leaf moves up
-                    continue
-                else:
-                    enc = prefix + sib + new
-            else:
-                sib = parent[33:65]
-                if sib != empty and new != empty:  # noqa: PLR1714
-                    enc = prefix + new + sib
-                elif sib == empty:
-                    if kind != _INNER:
-                        continue
-                    enc = prefix + new + sib
-                elif self._kind(sib) == _LEAF:
-                    new, kind = sib, _LEAF
-                    continue
-                else:
-                    enc = prefix + new + sib
+            parent = parents[i]
+            right = bits[depth] == "1"
+            sib = parent[1:33] if right else parent[33:65]
+            if sib == empty:
+                continue  # a leaf (or nothing) with an empty sibling moves up
+            if new == empty and self._kind(sib) == _LEAF:
+                new, kind = sib, _LEAF  # the sibling leaf moves up
+                continue
+            enc = prefix + sib + new if right else prefix + new + sib
             new = sha(enc).digest()
             out[new] = enc
             kind = _INNER
+        if i:
+            top = depth - i
+            del parents[i:]
+            for parent, bit in zip(reversed(parents), bits[top:depth][::-1], strict=True):
+                enc = parent[:33] + new if bit == "1" else prefix + new + parent[33:65]
+                new = sha(enc).digest()
+                out[new] = enc
         return new, kind
+
+    def _pair(self, depth: int, bits: str, path_int: int, path: bytes, value_hash: bytes, other_path: bytes,
+              other_hash: bytes, out: dict[bytes, bytes]) -> bytes:
+        """The subtree at `depth` holding the new leaf (path, value_hash) and the stored leaf
+        of another key (`other_path`, whose first `depth` bits are the same, and its hash
+        `other_hash`; it is in the store already): an inner node where the two paths part
+        and, above it, one inner node with an empty child per further shared bit."""
+        split = DEPTH_BITS - (path_int ^ int.from_bytes(other_path, "big")).bit_length()
+        require(split < DEPTH_BITS, "two keys with the same path")
+        leaf = _LEAF_PREFIX + path + value_hash
+        h = _sha256(leaf).digest()
+        out[h] = leaf
+        enc = _INNER_PREFIX + other_hash + h if bits[split] == "1" else _INNER_PREFIX + h + other_hash
+        h = _sha256(enc).digest()
+        out[h] = enc
+        empty = EMPTY_HASH
+        for d in range(split - 1, depth - 1, -1):
+            enc = _INNER_PREFIX + empty + h if bits[d] == "1" else _INNER_PREFIX + h + empty
+            h = _sha256(enc).digest()
+            out[h] = enc
+        return h
 
     def _kind(self, node: bytes) -> int:
         if node == EMPTY_HASH:
