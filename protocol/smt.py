@@ -17,9 +17,11 @@ tree with no keys) is ``EMPTY_HASH``, 32 zero bytes.
 
 Nodes are kept in a `NodeStore` keyed by their hash; a node's stored encoding is exactly
 its hash preimage (65 bytes: ``0x00 || path || value_hash`` or ``0x01 || left || right``).
-Nodes are never deleted (no pruning yet), so every old root stays readable while its
-nodes are in the store. `SparseMerkleTree.update` writes every new node of a batch with
-one `NodeStore.put_many` call.
+The tree never deletes nodes, so every old root stays readable while its nodes are in the
+store. `SparseMerkleTree.update` writes every new node of a batch with one
+`NodeStore.put_many` call and, if asked, lists the nodes the new tree no longer holds
+(`stale`): a store that keeps a window of roots deletes them once no root in the window
+needs them (`node.app.state`).
 
 A proof (`SmtProof`) lists, from the root down, the non-empty siblings along the key's
 path to the *terminal* subtree where the search stops, with a bitmap marking which
@@ -235,7 +237,7 @@ class SparseMerkleTree:
     once per batch and writes the new nodes with one `put_many`.
     """
 
-    __slots__ = ("_get", "_root", "_store")
+    __slots__ = ("_get", "_root", "_stale", "_store")
 
     def __init__(self, store: NodeStore, root: bytes = EMPTY_ROOT) -> None:
         require(len(root) == 32, "an SMT root is 32 bytes")
@@ -243,6 +245,7 @@ class SparseMerkleTree:
         # The dict's own `get` for the in-memory store saves a call per node on hot paths.
         self._get = store.nodes.get if type(store) is MemoryNodeStore else store.get
         self._root = bytes(root)
+        self._stale: list[bytes] | None = None
 
     @property
     def root(self) -> bytes:
@@ -305,11 +308,15 @@ class SparseMerkleTree:
 
     # ------------------------------------------------------------------ writes
 
-    def update(self, items: Mapping[bytes, bytes | None]) -> bytes:
+    def update(self, items: Mapping[bytes, bytes | None], *, stale: list[bytes] | None = None) -> bytes:
         """Apply a batch (key -> value, or None to delete) and return the new root.
 
         The tree stores SHA-256(value) under path SHA-256(key). Deleting an absent key is
         a no-op. All new nodes go to the store in one `put_many`.
+
+        `stale`: if given, the hashes of the nodes of the old tree that the new tree no
+        longer holds are appended to it (each once): the nodes a store may delete once no
+        retained root needs them (`node.app.state` prunes with them).
         """
         if not items:
             return self._root
@@ -324,7 +331,16 @@ class SparseMerkleTree:
             append((from_bytes(path, "big"), path, None if value is None else sha(value).digest()))
         batch.sort()
         out: dict[bytes, bytes] = {}
-        root, _ = self._update(self._root, 0, batch, 0, len(batch), out)
+        if stale is not None:
+            self._stale = []
+            try:
+                root, _ = self._update(self._root, 0, batch, 0, len(batch), out)
+                # a node rebuilt with the same content is in `out`: it stays
+                stale.extend(h for h in dict.fromkeys(self._stale) if h not in out)
+            finally:
+                self._stale = None
+        else:
+            root, _ = self._update(self._root, 0, batch, 0, len(batch), out)
         if out:
             self._store.put_many(out)
         self._root = root
@@ -349,6 +365,8 @@ class SparseMerkleTree:
             if not replaced:
                 merged.append((leaf_int, enc[1:33], enc[33:65]))
                 merged.sort()
+            elif self._stale is not None:
+                self._stale.append(node)  # (kept if rebuilt unchanged: see `update`)
             return self._build(depth, merged, 0, len(merged), out)
         require(depth < DEPTH_BITS, "SMT deeper than 256 levels")
         shift = _TOP_BIT - depth
@@ -365,6 +383,8 @@ class SparseMerkleTree:
             new_right, rk = self._update(right, depth + 1, items, mid, hi, out)
         if new_left == left and new_right == right:
             return node, _INNER
+        if self._stale is not None:
+            self._stale.append(node)
         return self._join(new_left, lk, new_right, rk, out)
 
     def _update_one(self, node: bytes, depth: int, item: _Item, out: dict[bytes, bytes]) -> tuple[bytes, int]:
@@ -381,6 +401,7 @@ class SparseMerkleTree:
         """
         path_int, path, value_hash = item
         bits = format(path_int, "0256b")  # bits[d] == "1": go right at depth d (cheaper than big-int shifts)
+        start = depth
         get = self._get
         empty: bytes = EMPTY_HASH
         parents: list[bytes] = []  # encodings of the inner nodes passed, top first
@@ -423,6 +444,15 @@ class SparseMerkleTree:
             if value_hash is None:
                 return unchanged  # deleting an absent key
             new, kind = self._pair(depth, bits, path_int, path, value_hash, enc[1:33], h, out), _INNER
+        stale = self._stale
+        if stale is not None:  # the inner nodes passed, and the key's own leaf if it had one
+            if parents:
+                stale.append(node)
+                for d in range(start, depth - 1):
+                    parent = parents[d - start]
+                    stale.append(parent[33:65] if bits[d] == "1" else parent[1:33])
+            if enc is not None and enc[1:33] == path:
+                stale.append(h)
         sha = _sha256
         prefix = _INNER_PREFIX
         i = len(parents)

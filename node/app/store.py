@@ -12,6 +12,9 @@ the functions are `protocol.state_keys`):
 | ``o`` | event id | msgpack outcome ``[height, index, code, message, detail]`` |
 | ``b`` | height (8 bytes BE) | msgpack list of the block's raw events and its time |
 | ``r`` | height (8 bytes BE) | state root after that height |
+| ``u`` | height (8 bytes BE) | undo record of that height (`node.app.state`) |
+| ``s`` | height (8 bytes BE) | hashes of the SMT nodes that height's update left behind (32 bytes each, concatenated) |
+| ``w`` | SMT node hash | height (8 bytes BE) at which a block wrote that node again while a stale list named it |
 | ``m`` | ``height`` / ``genesis`` | meta: last committed height (8 bytes BE) / genesis hash |
 """
 
