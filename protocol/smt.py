@@ -365,9 +365,12 @@ class SparseMerkleTree:
             if not replaced:
                 merged.append((leaf_int, enc[1:33], enc[33:65]))
                 merged.sort()
+            result = self._build(depth, merged, 0, len(merged), out)
+            if node in out:
+                del out[node]  # the leaf is in the new subtree as it was: it is stored already
             elif self._stale is not None:
-                self._stale.append(node)  # (kept if rebuilt unchanged: see `update`)
-            return self._build(depth, merged, 0, len(merged), out)
+                self._stale.append(node)
+            return result
         require(depth < DEPTH_BITS, "SMT deeper than 256 levels")
         shift = _TOP_BIT - depth
         boundary = ((items[lo][0] >> (shift + 1)) << (shift + 1)) | (1 << shift)

@@ -41,6 +41,7 @@ __all__ = [
     "SMT_STALE",
     "STORE_GENESIS",
     "STORE_HEIGHT",
+    "STORE_PRUNED",
     "STORE_TIME",
     "TICKETS_BY_CUSTOMER",
     "TICKETS_BY_ORG",
@@ -237,6 +238,9 @@ SMT_REVIVED = b"w"
 STORE_HEIGHT = b"mheight"
 STORE_TIME = b"mtime"
 STORE_GENESIS = b"mgenesis"
+STORE_PRUNED = b"mpruned"
+"""Meta: the last height committed with the SMT pruning records (u64): a store whose height
+is past it was also written by code that does not keep them (`node.app.state`)."""
 
 TICKETS_BY_ORG = b"ito"
 TICKETS_BY_PRODUCT = b"itp"

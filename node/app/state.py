@@ -24,7 +24,9 @@ Invariants
   does not delete it. (Without a leaf written again and without deletes no new node can
   be in the store: every node above a leaf holds that leaf.) A mark is dropped once the
   stale lists older than it are gone. Stores written before pruning keep the nodes of
-  their earlier blocks (they have no stale lists).
+  their earlier blocks (they have no stale lists); a store that older code wrote blocks
+  into after this code (``mpruned`` behind the height) drops its stale lists and marks
+  when opened, keeping the nodes they named.
 - Values read with `get` are shared objects: a caller that changes one must `put` it back
   in the same block (or the block is aborted, which drops the caches).
 """
@@ -113,8 +115,21 @@ class State:
         self.root = root or EMPTY_ROOT
         tm = self.kv.get(K.STORE_TIME)
         self.time_ms = int.from_bytes(tm, "big") if tm else default_time_ms
+        pruned = self.kv.get(K.STORE_PRUNED)
+        if pruned is not None and int.from_bytes(pruned, "big") != self.height:
+            self._forget_stale_lists()
         end = bytes([K.SMT_REVIVED[0] + 1])
         self._revived = {bytes(k[1:]): int.from_bytes(v, "big") for k, v in self.kv.scan(K.SMT_REVIVED, end)}
+
+    def _forget_stale_lists(self) -> None:
+        """Drop every stale list and mark: blocks were committed without them (by older code),
+        so a node they name may be back in the tree unmarked. The nodes they name stay in
+        the store (as before pruning)."""
+        drop: dict[bytes, bytes | None] = {}
+        for prefix in (K.SMT_STALE, K.SMT_REVIVED):
+            drop.update((bytes(k), None) for k, _ in self.kv.scan(prefix, bytes([prefix[0] + 1])))
+        drop[K.STORE_PRUNED] = K.u64(self.height)
+        self.kv.write(drop)
 
     # ------------------------------------------------------------------ the current block
 
@@ -206,6 +221,7 @@ class State:
             batch[K.undo(height - self.keep_roots)] = None
         batch[K.STORE_HEIGHT] = K.u64(height)
         batch[K.STORE_TIME] = K.u64(time_ms)
+        batch[K.STORE_PRUNED] = K.u64(height)
         self.kv.write(batch, sync=sync)
         for node_hash in expired:
             del self._revived[node_hash]
@@ -231,13 +247,14 @@ class State:
         """The new SMT nodes of this block that the store already holds (see the module
         docstring): looked up only for the new leaves, and for every new node if a leaf
         is found or the block deletes a key."""
-        kv_get = self.kv.get
-        prefix = K.SMT_NODE
+        get_many = self.kv.get_many
+        add = K.SMT_NODE.__add__
         if not deletes:
             leaves = [h for h, enc in new_nodes.items() if enc[0] == 0]
-            if not any(kv_get(prefix + h) is not None for h in leaves):
+            if all(v is None for v in get_many(list(map(add, leaves)))):
                 return []
-        return [h for h in new_nodes if kv_get(prefix + h) is not None]
+        hashes = list(new_nodes)
+        return [h for h, v in zip(hashes, get_many(list(map(add, hashes))), strict=True) if v is not None]
 
     def _prune(self, height: int, stale: list[bytes], marks: list[bytes], batch: dict[bytes, bytes | None]) -> list[bytes]:
         """Add to `batch` this block's stale list and the deletion of the SMT nodes that only
@@ -263,14 +280,10 @@ class State:
         new_marks = set(marks)
         if hashes and (revived or new_marks):
             hashes = [h for h in hashes if h not in new_marks and revived.get(h, -1) <= old]
-        prefix = K.SMT_NODE
-        pruned = 0
-        for h in hashes:
-            key = prefix + h
-            if key not in batch:  # (never a node this block writes: the marks see to that)
-                batch[key] = None
-                pruned += 1
-        self.last_block_pruned_nodes = pruned
+        # (never a node this block writes: the marks see to that; checked all the same)
+        doomed = [k for k in map(K.SMT_NODE.__add__, hashes) if k not in batch]
+        batch.update(dict.fromkeys(doomed))
+        self.last_block_pruned_nodes = len(doomed)
         # a mark made at height m guards the stale lists of heights below m: gone after this
         expired = [h for h, m in revived.items() if m <= old + 1 and h not in new_marks]
         for node_hash in expired:

@@ -32,6 +32,10 @@ __all__ = ["KV", "MemoryKV", "NodeCache", "RocksKV", "open_kv"]
 class KV(Protocol):
     def get(self, key: bytes) -> bytes | None: ...
 
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        """`get` of each key (RocksDB: one multi-get)."""
+        ...
+
     def scan(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Items with start <= key < end, in key order."""
         ...
@@ -56,6 +60,10 @@ class MemoryKV:
 
     def get(self, key: bytes) -> bytes | None:
         return self.data.get(key)
+
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        get = self.data.get
+        return [get(k) for k in keys]
 
     def scan(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
         if start[:1] in self.SORTED_PREFIXES and end[:1] == start[:1]:
@@ -117,6 +125,15 @@ class RocksKV:
     def get(self, key: bytes) -> bytes | None:
         try:
             return self._db.get(key)
+        except Exception as exc:
+            self._raise(exc, "state", "read")
+
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        if not keys:
+            return []
+        try:
+            found: list[bytes | None] = self._db.get(keys)  # type: ignore[arg-type, assignment]
+            return found
         except Exception as exc:
             self._raise(exc, "state", "read")
 

@@ -152,3 +152,28 @@ def test_rocksdb_store_prunes_and_reopens(tmp_path: Any) -> None:
 def test_keep_roots_must_be_positive() -> None:
     with pytest.raises(Exception, match="keep_roots"):
         State(MemoryKV(), keep_roots=0)
+
+
+def test_blocks_written_without_the_records_make_the_store_forget_its_stale_lists() -> None:
+    """If older code (no stale lists, no marks) wrote blocks into the store, a node it
+    brought back would be unmarked: on opening, the stale lists and marks are dropped (the
+    nodes they named stay) and pruning starts over from there."""
+    kv = MemoryKV()
+    st_ = State(kv, keep_roots=4)
+    st_.commit(0, 1000, sync=False)
+    rng = random.Random(9)
+    _run(st_, rng, blocks=10, keys=5, values=2)
+    assert list(kv.scan(K.SMT_STALE, bytes([K.SMT_STALE[0] + 1])))
+    kv.write({K.STORE_PRUNED: K.u64(9)})  # as if block 10 had come from older code
+    nodes_before = _stored_nodes(kv)
+    st2 = State(kv, keep_roots=4)
+    st2.restore(1000)
+    assert not list(kv.scan(K.SMT_STALE, bytes([K.SMT_STALE[0] + 1])))
+    assert not list(kv.scan(K.SMT_REVIVED, bytes([K.SMT_REVIVED[0] + 1])))
+    assert _stored_nodes(kv) == nodes_before
+    for height in range(11, 25):
+        st2.put(b"k%d" % rng.randrange(5), rng.randrange(2))
+        st2.commit(height, 1000 + height, sync=False)
+    lo, hi = st2.history_window()
+    for h in range(lo, hi + 1):
+        _reachable(lambda x: kv.get(K.smt_node(x)), st2.root_at(h) or b"")
