@@ -73,12 +73,15 @@ class State:
     block's pending writes (state keys and index keys)."""
 
     def __init__(self, kv: KV, *, node_cache_nodes: int = 131_072, state_cache_entries: int = 32_768,
-                 keep_roots: int | None = None) -> None:
+                 keep_roots: int | None = None, prune_nodes: bool = True) -> None:
         keep = KEEP_ROOTS if keep_roots is None else keep_roots
         require(keep >= 1, "keep_roots is at least 1")
         self.kv = kv
         self.keep_roots = keep
         """Roots, undo records and SMT nodes of this many recent heights are kept."""
+        self.prune_nodes = prune_nodes
+        """False: no stale lists, marks or deletions (SMT nodes are kept for ever, as before
+        pruning); `mpruned` is not advanced, so pruning turned on again starts afresh."""
         self.nodes = NodeCache(kv, node_cache_nodes)
         self.height = 0
         self.time_ms = 0
@@ -115,6 +118,8 @@ class State:
         self.root = root or EMPTY_ROOT
         tm = self.kv.get(K.STORE_TIME)
         self.time_ms = int.from_bytes(tm, "big") if tm else default_time_ms
+        if not self.prune_nodes:
+            return
         pruned = self.kv.get(K.STORE_PRUNED)
         if pruned is not None and int.from_bytes(pruned, "big") != self.height:
             self._forget_stale_lists()
@@ -205,12 +210,19 @@ class State:
                 batch[vkey] = enc
             undo.append([key, prev])
         tree = SparseMerkleTree(self.nodes, self.root)
-        stale: list[bytes] = []
-        root = tree.update(updates, stale=stale)
+        marks: list[bytes] = []
+        expired: list[bytes] = []
+        if self.prune_nodes:
+            stale: list[bytes] = []
+            root = tree.update(updates, stale=stale)
+            marks = self._revivals(self.nodes.pending, None in updates.values())
+            batch.update(self.nodes.take_pending())
+            expired = self._prune(height, stale, marks, batch)
+            batch[K.STORE_PRUNED] = K.u64(height)
+        else:
+            root = tree.update(updates)
+            batch.update(self.nodes.take_pending())
         self.last_block_state_keys = len(updates)
-        marks = self._revivals(self.nodes.pending, None in updates.values())
-        batch.update(self.nodes.take_pending())
-        expired = self._prune(height, stale, marks, batch)
         batch.update(self._idx)
         if extra:
             batch.update(extra)
@@ -221,7 +233,6 @@ class State:
             batch[K.undo(height - self.keep_roots)] = None
         batch[K.STORE_HEIGHT] = K.u64(height)
         batch[K.STORE_TIME] = K.u64(time_ms)
-        batch[K.STORE_PRUNED] = K.u64(height)
         self.kv.write(batch, sync=sync)
         for node_hash in expired:
             del self._revived[node_hash]

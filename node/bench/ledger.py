@@ -18,8 +18,8 @@ Prints, from one run:
 `--prune-compare` (issue 27): two state stores on RocksDB (200k keys, `--prune-keep`
 roots kept, 16 by default, so pruning runs from the 17th block on), the same kind of
 500-key blocks (250 updates, 250 new keys) committed to each in turn, one with SMT
-pruning and one without its records (`State._revivals` / `State._prune` skipped): CPU ms
-per commit (RocksDB's threads included) and the SMT nodes each store holds at the end.
+pruning and one without (`prune_nodes=False`): CPU ms per commit (RocksDB's threads
+included) and the SMT nodes each store holds at the end.
 """
 
 from __future__ import annotations
@@ -190,17 +190,9 @@ def smt_block_cost(tree_keys: int, block_keys: list[bytes], rounds: int = 5) -> 
 def prune_cost(keys: int, blocks: int, keep: int) -> dict[str, Any]:
     """Median CPU ms of `State.commit` with and without SMT pruning (see the docstring)."""
     import statistics
-    from collections.abc import Mapping
 
     from afterchain.node.app.state import State
     from afterchain.node.app.store import RocksKV
-
-    class Unpruned(State):
-        def _revivals(self, new_nodes: Mapping[bytes, bytes], deletes: bool) -> list[bytes]:
-            return []
-
-        def _prune(self, height: int, stale: list[bytes], marks: list[bytes], batch: dict[bytes, bytes | None]) -> list[bytes]:
-            return []
 
     def key(i: int) -> bytes:
         return b"bench/" + i.to_bytes(8, "big")
@@ -208,8 +200,8 @@ def prune_cost(keys: int, blocks: int, keep: int) -> dict[str, Any]:
     tmp = tempfile.mkdtemp(prefix="bench-prune-")
     runs: dict[str, dict[str, Any]] = {}
     try:
-        for name, cls in (("pruned", State), ("unpruned", Unpruned)):
-            st = cls(RocksKV(os.path.join(tmp, name), sync=False), keep_roots=keep)
+        for name, prune in (("pruned", True), ("unpruned", False)):
+            st = State(RocksKV(os.path.join(tmp, name), sync=False), keep_roots=keep, prune_nodes=prune)
             st.commit(0, 0, sync=False)
             for lo in range(0, keys, 50_000):
                 for i in range(lo, min(keys, lo + 50_000)):

@@ -177,3 +177,35 @@ def test_blocks_written_without_the_records_make_the_store_forget_its_stale_list
     lo, hi = st2.history_window()
     for h in range(lo, hi + 1):
         _reachable(lambda x: kv.get(K.smt_node(x)), st2.root_at(h) or b"")
+
+
+def test_pruning_off_for_a_while_then_on_again_is_safe() -> None:
+    """With prune_nodes=False the store keeps every node and writes no lists, marks or
+    `mpruned`; turned on again, the older lists are dropped (a node brought back while it
+    was off is unmarked) and every root of the window stays readable."""
+    kv = MemoryKV()
+    rng = random.Random(11)
+    st_ = State(kv, keep_roots=3)
+    st_.commit(0, 1000, sync=False)
+    _run(st_, rng, blocks=8, keys=4, values=2)
+    off = State(kv, keep_roots=3, prune_nodes=False)
+    off.restore(1000)
+    before = _stored_nodes(kv)
+    for height in range(9, 15):
+        off.put(b"k%d" % rng.randrange(4), rng.randrange(2))
+        off.commit(height, 1000 + height, sync=False)
+    assert _stored_nodes(kv) >= before and kv.get(K.STORE_PRUNED) == K.u64(8)
+    on = State(kv, keep_roots=3)
+    on.restore(1000)
+    assert not list(kv.scan(K.SMT_STALE, bytes([K.SMT_STALE[0] + 1])))
+    for height in range(15, 30):
+        for _ in range(3):
+            k = b"k%d" % rng.randrange(4)
+            if rng.random() < 0.3:
+                on.delete(k)
+            else:
+                on.put(k, rng.randrange(2))
+        on.commit(height, 1000 + height, sync=False)
+        lo, hi = on.history_window()
+        for h in range(lo, hi + 1):
+            _reachable(lambda x: kv.get(K.smt_node(x)), on.root_at(h) or b"")
