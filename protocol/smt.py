@@ -17,9 +17,11 @@ tree with no keys) is ``EMPTY_HASH``, 32 zero bytes.
 
 Nodes are kept in a `NodeStore` keyed by their hash; a node's stored encoding is exactly
 its hash preimage (65 bytes: ``0x00 || path || value_hash`` or ``0x01 || left || right``).
-Nodes are never deleted (no pruning yet), so every old root stays readable while its
-nodes are in the store. `SparseMerkleTree.update` writes every new node of a batch with
-one `NodeStore.put_many` call.
+The tree never deletes nodes, so every old root stays readable while its nodes are in the
+store. `SparseMerkleTree.update` writes every new node of a batch with one
+`NodeStore.put_many` call and, if asked, lists the nodes the new tree no longer holds
+(`stale`): a store that keeps a window of roots deletes them once no root in the window
+needs them (`node.app.state`).
 
 A proof (`SmtProof`) lists, from the root down, the non-empty siblings along the key's
 path to the *terminal* subtree where the search stops, with a bitmap marking which
@@ -235,7 +237,7 @@ class SparseMerkleTree:
     once per batch and writes the new nodes with one `put_many`.
     """
 
-    __slots__ = ("_get", "_root", "_store")
+    __slots__ = ("_get", "_root", "_stale", "_store")
 
     def __init__(self, store: NodeStore, root: bytes = EMPTY_ROOT) -> None:
         require(len(root) == 32, "an SMT root is 32 bytes")
@@ -243,6 +245,7 @@ class SparseMerkleTree:
         # The dict's own `get` for the in-memory store saves a call per node on hot paths.
         self._get = store.nodes.get if type(store) is MemoryNodeStore else store.get
         self._root = bytes(root)
+        self._stale: list[bytes] | None = None
 
     @property
     def root(self) -> bytes:
@@ -305,21 +308,39 @@ class SparseMerkleTree:
 
     # ------------------------------------------------------------------ writes
 
-    def update(self, items: Mapping[bytes, bytes | None]) -> bytes:
+    def update(self, items: Mapping[bytes, bytes | None], *, stale: list[bytes] | None = None) -> bytes:
         """Apply a batch (key -> value, or None to delete) and return the new root.
 
         The tree stores SHA-256(value) under path SHA-256(key). Deleting an absent key is
         a no-op. All new nodes go to the store in one `put_many`.
+
+        `stale`: if given, the hashes of the nodes of the old tree that the new tree no
+        longer holds are appended to it (each once): the nodes a store may delete once no
+        retained root needs them (`node.app.state` prunes with them).
         """
         if not items:
             return self._root
         batch: list[_Item] = []
+        append = batch.append
+        sha = _sha256
+        from_bytes = int.from_bytes
         for key, value in items.items():
-            path = _sha256(_check_key(key)).digest()
-            batch.append((int.from_bytes(path, "big"), path, None if value is None else _sha256(value).digest()))
+            if type(key) is not bytes or len(key) > MAX_KEY_BYTES:
+                _check_key(key)  # raises with the reason
+            path = sha(key).digest()
+            append((from_bytes(path, "big"), path, None if value is None else sha(value).digest()))
         batch.sort()
         out: dict[bytes, bytes] = {}
-        root, _ = self._update(self._root, 0, batch, 0, len(batch), out)
+        if stale is not None:
+            self._stale = []
+            try:
+                root, _ = self._update(self._root, 0, batch, 0, len(batch), out)
+                # a node rebuilt with the same content is in `out`: it stays
+                stale.extend(h for h in dict.fromkeys(self._stale) if h not in out)
+            finally:
+                self._stale = None
+        else:
+            root, _ = self._update(self._root, 0, batch, 0, len(batch), out)
         if out:
             self._store.put_many(out)
         self._root = root
@@ -344,7 +365,12 @@ class SparseMerkleTree:
             if not replaced:
                 merged.append((leaf_int, enc[1:33], enc[33:65]))
                 merged.sort()
-            return self._build(depth, merged, 0, len(merged), out)
+            result = self._build(depth, merged, 0, len(merged), out)
+            if node in out:
+                del out[node]  # the leaf is in the new subtree as it was: it is stored already
+            elif self._stale is not None:
+                self._stale.append(node)
+            return result
         require(depth < DEPTH_BITS, "SMT deeper than 256 levels")
         shift = _TOP_BIT - depth
         boundary = ((items[lo][0] >> (shift + 1)) << (shift + 1)) | (1 << shift)
@@ -360,38 +386,50 @@ class SparseMerkleTree:
             new_right, rk = self._update(right, depth + 1, items, mid, hi, out)
         if new_left == left and new_right == right:
             return node, _INNER
+        if self._stale is not None:
+            self._stale.append(node)
         return self._join(new_left, lk, new_right, rk, out)
 
     def _update_one(self, node: bytes, depth: int, item: _Item, out: dict[bytes, bytes]) -> tuple[bytes, int]:
         """`_update` for a single item: walk down iteratively, then rehash the path upward.
 
         Most of a block's work is here: below the first ~log2(batch) levels every touched
-        subtree receives one key, so this loop is kept free of calls and allocations.
+        subtree receives one key, so these loops are kept free of calls and allocations
+        they do not need. The walk down checks each node's kind only (a missing node makes
+        `get` return None: the TypeError is turned into an `InvariantError`; the terminal
+        leaf's length is checked). Upward, once the new subtree is an inner node (it holds
+        two or more keys), every parent on the path is an inner node whatever its other
+        child is, so the loop just re-encodes and hashes (`_join`'s cases apply only while
+        the subtree is empty or one leaf).
         """
         path_int, path, value_hash = item
         bits = format(path_int, "0256b")  # bits[d] == "1": go right at depth d (cheaper than big-int shifts)
+        start = depth
         get = self._get
         empty: bytes = EMPTY_HASH
-        node_bytes = _NODE_BYTES
         parents: list[bytes] = []  # encodings of the inner nodes passed, top first
         append = parents.append
         h = node
         enc: bytes | None = None
-        while h != empty:
-            enc = get(h)
-            if enc is None or len(enc) != node_bytes:
-                raise InvariantError(f"SMT node {h.hex()} missing from the store")
-            if enc[0] == _LEAF:
-                break
-            append(enc)
-            h = enc[33:65] if bits[depth] == "1" else enc[1:33]
-            depth += 1
-        else:
-            enc = None
+        try:
+            while h != empty:
+                enc = get(h)
+                if enc[0] != _INNER:  # type: ignore[index]
+                    break  # a leaf (its encoding is checked below)
+                append(enc)  # type: ignore[arg-type]
+                h = enc[33:65] if bits[depth] == "1" else enc[1:33]  # type: ignore[index]
+                depth += 1
+            else:
+                enc = None
+        except (TypeError, IndexError):
+            raise InvariantError(f"SMT node {h.hex()} missing from the store") from None
         if depth > DEPTH_BITS:
             raise InvariantError("SMT deeper than 256 levels")
+        if enc is not None and (len(enc) != _NODE_BYTES or enc[0] != _LEAF):
+            raise InvariantError(f"SMT node {h.hex()} is not a node encoding")
         # h is the terminal: empty (enc None) or a leaf (enc its encoding).
         unchanged = node, (_INNER if parents else _EMPTY_KIND if enc is None else _LEAF)
+        new: bytes
         kind: int
         if enc is None or enc[1:33] == path:
             if value_hash is None:
@@ -408,43 +446,63 @@ class SparseMerkleTree:
         else:
             if value_hash is None:
                 return unchanged  # deleting an absent key
-            other: _Item = (int.from_bytes(enc[1:33], "big"), enc[1:33], enc[33:65])
-            pair = [item, other] if path_int < other[0] else [other, item]
-            new, kind = self._build(depth, pair, 0, 2, out)
+            new, kind = self._pair(depth, bits, path_int, path, value_hash, enc[1:33], h, out), _INNER
+        stale = self._stale
+        if stale is not None:  # the inner nodes passed, and the key's own leaf if it had one
+            if parents:
+                stale.append(node)
+                for d in range(start, depth - 1):
+                    parent = parents[d - start]
+                    stale.append(parent[33:65] if bits[d] == "1" else parent[1:33])
+            if enc is not None and enc[1:33] == path:
+                stale.append(h)
         sha = _sha256
         prefix = _INNER_PREFIX
-        for parent in reversed(parents):
+        i = len(parents)
+        while kind != _INNER and i:  # the new subtree is empty or one leaf: it may move up
+            i -= 1
             depth -= 1
-            if bits[depth] == "1":
-                sib = parent[1:33]
-                if sib != empty and new != empty:  # noqa: PLR1714
-                    enc = prefix + sib + new
-                elif sib == empty:
-                    if kind != _INNER:
-                        continue  # a leaf (or nothing) with an empty sibling moves up
-                    enc = prefix + sib + new
-                elif self._kind(sib) == _LEAF:
-                    new, kind = sib, _LEAF  # the sibling leaf moves up
-                    continue
-                else:
-                    enc = prefix + sib + new
-            else:
-                sib = parent[33:65]
-                if sib != empty and new != empty:  # noqa: PLR1714
-                    enc = prefix + new + sib
-                elif sib == empty:
-                    if kind != _INNER:
-                        continue
-                    enc = prefix + new + sib
-                elif self._kind(sib) == _LEAF:
-                    new, kind = sib, _LEAF
-                    continue
-                else:
-                    enc = prefix + new + sib
+            parent = parents[i]
+            right = bits[depth] == "1"
+            sib = parent[1:33] if right else parent[33:65]
+            if sib == empty:
+                continue  # a leaf (or nothing) with an empty sibling moves up
+            if new == empty and self._kind(sib) == _LEAF:
+                new, kind = sib, _LEAF  # the sibling leaf moves up
+                continue
+            enc = prefix + sib + new if right else prefix + new + sib
             new = sha(enc).digest()
             out[new] = enc
             kind = _INNER
+        if i:
+            top = depth - i
+            del parents[i:]
+            for parent, bit in zip(reversed(parents), bits[top:depth][::-1], strict=True):
+                enc = parent[:33] + new if bit == "1" else prefix + new + parent[33:65]
+                new = sha(enc).digest()
+                out[new] = enc
         return new, kind
+
+    def _pair(self, depth: int, bits: str, path_int: int, path: bytes, value_hash: bytes, other_path: bytes,
+              other_hash: bytes, out: dict[bytes, bytes]) -> bytes:
+        """The subtree at `depth` holding the new leaf (path, value_hash) and the stored leaf
+        of another key (`other_path`, whose first `depth` bits are the same, and its hash
+        `other_hash`; it is in the store already): an inner node where the two paths part
+        and, above it, one inner node with an empty child per further shared bit."""
+        split = DEPTH_BITS - (path_int ^ int.from_bytes(other_path, "big")).bit_length()
+        require(split < DEPTH_BITS, "two keys with the same path")
+        leaf = _LEAF_PREFIX + path + value_hash
+        h = _sha256(leaf).digest()
+        out[h] = leaf
+        enc = _INNER_PREFIX + other_hash + h if bits[split] == "1" else _INNER_PREFIX + h + other_hash
+        h = _sha256(enc).digest()
+        out[h] = enc
+        empty = EMPTY_HASH
+        for d in range(split - 1, depth - 1, -1):
+            enc = _INNER_PREFIX + empty + h if bits[d] == "1" else _INNER_PREFIX + h + empty
+            h = _sha256(enc).digest()
+            out[h] = enc
+        return h
 
     def _kind(self, node: bytes) -> int:
         if node == EMPTY_HASH:

@@ -37,8 +37,11 @@ __all__ = [
     "ROOT",
     "SCHEDULE",
     "SMT_NODE",
+    "SMT_REVIVED",
+    "SMT_STALE",
     "STORE_GENESIS",
     "STORE_HEIGHT",
+    "STORE_PRUNED",
     "STORE_TIME",
     "TICKETS_BY_CUSTOMER",
     "TICKETS_BY_ORG",
@@ -71,6 +74,8 @@ __all__ = [
     "root",
     "schedule",
     "smt_node",
+    "smt_revived",
+    "smt_stale",
     "stored_value",
     "ticket",
     "ticket_by_customer",
@@ -224,9 +229,18 @@ OUTCOME = b"o"
 BLOCK_RAW = b"b"
 ROOT = b"r"
 UNDO = b"u"
+SMT_STALE = b"s"
+"""Prefix: the SMT nodes block h's update left behind (``s`` + u64 h: their 32-byte hashes,
+concatenated), deleted with the root of the same height (`node.app.state`)."""
+SMT_REVIVED = b"w"
+"""Prefix: an SMT node that a block wrote again while a stale list still named it
+(``w`` + node hash: u64 height of that block): its stale lists must not delete it."""
 STORE_HEIGHT = b"mheight"
 STORE_TIME = b"mtime"
 STORE_GENESIS = b"mgenesis"
+STORE_PRUNED = b"mpruned"
+"""Meta: the last height committed with the SMT pruning records (u64): a store whose height
+is past it was also written by code that does not keep them (`node.app.state`)."""
 
 TICKETS_BY_ORG = b"ito"
 TICKETS_BY_PRODUCT = b"itp"
@@ -259,6 +273,14 @@ def raw_block(height: int) -> bytes:
 
 def root(height: int) -> bytes:
     return ROOT + u64(height)
+
+
+def smt_stale(height: int) -> bytes:
+    return SMT_STALE + u64(height)
+
+
+def smt_revived(node_hash: bytes) -> bytes:
+    return SMT_REVIVED + node_hash
 
 
 def undo(height: int) -> bytes:

@@ -39,3 +39,15 @@ def test_unknown_bench_prints_usage(capsys) -> None:  # type: ignore[no-untyped-
 def test_scripts_bench_dispatches_to_the_module() -> None:
     text = (ROOT / "scripts" / "bench").read_text()
     assert 'ensure_venv "dev,bench"' in text and "-m \"afterchain.node.bench.${name}\"" in text
+
+
+def test_protocol_bench_compares_two_smt_files(tmp_path: Path) -> None:
+    """--smt-compare loads another smt.py (here this one's own file) beside the current tree;
+    the same blocks must give the same roots through both, and both medians are saved."""
+    from afterchain.protocol import smt
+
+    out = tmp_path / "cmp.json"
+    assert main(["protocol", "--quick", "--smt-compare", smt.__file__, "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert figures["keys"] == 20_000 and figures["blocks"] == 4
+    assert figures["old_median_ms"] > 0 and figures["new_median_ms"] > 0

@@ -111,10 +111,11 @@ class Ledger:
 
     def __init__(self, kv: KV, genesis: Genesis, hooks: AgreementHooks | None, contracts: ContractHost | None,
                  *, evidence_check: EvidenceCheck | None = None, keep_blocks: bool = True,
-                 node_cache_nodes: int = 131_072, state_cache_entries: int = 32_768) -> None:
+                 node_cache_nodes: int = 131_072, state_cache_entries: int = 32_768, prune_nodes: bool = True) -> None:
         missing = set(EVENT_TYPES) - set(HANDLERS)
         require(not missing, f"event types without a handler: {sorted(missing)}")
-        self.state = State(kv, node_cache_nodes=node_cache_nodes, state_cache_entries=state_cache_entries)
+        self.state = State(kv, node_cache_nodes=node_cache_nodes, state_cache_entries=state_cache_entries,
+                           prune_nodes=prune_nodes)
         self.state.time_ms = genesis.genesis_time_ms
         self.genesis = genesis
         self.keep_blocks = keep_blocks
@@ -126,7 +127,8 @@ class Ledger:
     @classmethod
     def open(cls, path: str | None, genesis: Genesis, hooks: AgreementHooks | None = None,
              contracts: ContractHost | None = None, *, evidence_check: EvidenceCheck | None = None, sync: bool = True,
-             keep_blocks: bool = True, node_cache_nodes: int = 131_072, state_cache_entries: int = 32_768) -> Ledger:
+             keep_blocks: bool = True, node_cache_nodes: int = 131_072, state_cache_entries: int = 32_768,
+             prune_nodes: bool = True) -> Ledger:
         """Open (or create from `genesis`) the ledger at `path` (None: in memory).
 
         Raises `InvariantError` if the store was created from another genesis.
@@ -135,11 +137,12 @@ class Ledger:
         CPU path only). `keep_blocks` also stores each block's raw events (for
         `stored_block` / replay; a node that stores blocks itself can turn it off). The
         caches hold at most twice `node_cache_nodes` SMT nodes and twice
-        `state_cache_entries` decoded values.
+        `state_cache_entries` decoded values. `prune_nodes=False` keeps every SMT node
+        (`node.app.state`; safe to turn on and off between openings).
         """
         kv = open_kv(path, sync=sync)
         led = cls(kv, genesis, hooks, contracts, evidence_check=evidence_check, keep_blocks=keep_blocks,
-                  node_cache_nodes=node_cache_nodes, state_cache_entries=state_cache_entries)
+                  node_cache_nodes=node_cache_nodes, state_cache_entries=state_cache_entries, prune_nodes=prune_nodes)
         ghash = led.state.genesis_hash()
         if ghash is None:
             led._init_genesis()

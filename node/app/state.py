@@ -12,7 +12,21 @@ Invariants
   is the same, and no undo entry is written.
 - The undo record of block h holds [state key, value before h or nil] for every key h
   changed; it is pruned with the root of the same height, so `value_at` / `prove_at` read
-  any state of the last `KEEP_ROOTS` heights.
+  any state of the last `keep_roots` heights (`KEEP_ROOTS` by default).
+- SMT nodes are pruned with the same window: block h stores the hashes of the nodes its
+  update left behind (``s`` + h, `SparseMerkleTree.update`'s `stale`); only roots below h
+  need them, so the block that drops root h - 1 from the window (h - 1 + keep_roots)
+  deletes them. A node can come back: a key set back
+  to an earlier value (or a delete) rebuilds the same leaf (and perhaps the inner nodes
+  above it) while an older stale list still names it. So a block that writes a leaf the
+  store already holds, or that deletes a key, looks up its new nodes in the store, and
+  each one found gets a mark (``w`` + hash -> height): a stale list older than the mark
+  does not delete it. (Without a leaf written again and without deletes no new node can
+  be in the store: every node above a leaf holds that leaf.) A mark is dropped once the
+  stale lists older than it are gone. Stores written before pruning keep the nodes of
+  their earlier blocks (they have no stale lists); a store that older code wrote blocks
+  into after this code (``mpruned`` behind the height) drops its stale lists and marks
+  when opened, keeping the nodes they named.
 - Values read with `get` are shared objects: a caller that changes one must `put` it back
   in the same block (or the block is aborted, which drops the caches).
 """
@@ -58,8 +72,16 @@ class State:
     """The state store of one ledger: committed height / time / root, and the current
     block's pending writes (state keys and index keys)."""
 
-    def __init__(self, kv: KV, *, node_cache_nodes: int = 131_072, state_cache_entries: int = 32_768) -> None:
+    def __init__(self, kv: KV, *, node_cache_nodes: int = 131_072, state_cache_entries: int = 32_768,
+                 keep_roots: int | None = None, prune_nodes: bool = True) -> None:
+        keep = KEEP_ROOTS if keep_roots is None else keep_roots
+        require(keep >= 1, "keep_roots is at least 1")
         self.kv = kv
+        self.keep_roots = keep
+        """Roots, undo records and SMT nodes of this many recent heights are kept."""
+        self.prune_nodes = prune_nodes
+        """False: no stale lists, marks or deletions (SMT nodes are kept for ever, as before
+        pruning); `mpruned` is not advanced, so pruning turned on again starts afresh."""
         self.nodes = NodeCache(kv, node_cache_nodes)
         self.height = 0
         self.time_ms = 0
@@ -76,6 +98,9 @@ class State:
         # changes at a commit): `commit` need not read them again for the undo record
         self._absent: set[bytes] = set()
         self._undo_cache: dict[int, dict[bytes, bytes | None]] = {}  # height -> decoded undo record
+        self._revived: dict[bytes, int] = {}  # SMT node hash -> height of its mark (``w`` keys)
+        self.last_block_pruned_nodes = 0
+        """SMT nodes the last block deleted (a metric)."""
 
     # ------------------------------------------------------------------ opening
 
@@ -93,6 +118,23 @@ class State:
         self.root = root or EMPTY_ROOT
         tm = self.kv.get(K.STORE_TIME)
         self.time_ms = int.from_bytes(tm, "big") if tm else default_time_ms
+        if not self.prune_nodes:
+            return
+        pruned = self.kv.get(K.STORE_PRUNED)
+        if pruned is not None and int.from_bytes(pruned, "big") != self.height:
+            self._forget_stale_lists()
+        end = bytes([K.SMT_REVIVED[0] + 1])
+        self._revived = {bytes(k[1:]): int.from_bytes(v, "big") for k, v in self.kv.scan(K.SMT_REVIVED, end)}
+
+    def _forget_stale_lists(self) -> None:
+        """Drop every stale list and mark: blocks were committed without them (by older code),
+        so a node they name may be back in the tree unmarked. The nodes they name stay in
+        the store (as before pruning)."""
+        drop: dict[bytes, bytes | None] = {}
+        for prefix in (K.SMT_STALE, K.SMT_REVIVED):
+            drop.update((bytes(k), None) for k, _ in self.kv.scan(prefix, bytes([prefix[0] + 1])))
+        drop[K.STORE_PRUNED] = K.u64(self.height)
+        self.kv.write(drop)
 
     # ------------------------------------------------------------------ the current block
 
@@ -168,20 +210,33 @@ class State:
                 batch[vkey] = enc
             undo.append([key, prev])
         tree = SparseMerkleTree(self.nodes, self.root)
-        root = tree.update(updates)
+        marks: list[bytes] = []
+        expired: list[bytes] = []
+        if self.prune_nodes:
+            stale: list[bytes] = []
+            root = tree.update(updates, stale=stale)
+            marks = self._revivals(self.nodes.pending, None in updates.values())
+            batch.update(self.nodes.take_pending())
+            expired = self._prune(height, stale, marks, batch)
+            batch[K.STORE_PRUNED] = K.u64(height)
+        else:
+            root = tree.update(updates)
+            batch.update(self.nodes.take_pending())
         self.last_block_state_keys = len(updates)
-        batch.update(self.nodes.take_pending())
         batch.update(self._idx)
         if extra:
             batch.update(extra)
         batch[K.root(height)] = root
         batch[K.undo(height)] = pack(undo)
-        if height >= KEEP_ROOTS:
-            batch[K.root(height - KEEP_ROOTS)] = None
-            batch[K.undo(height - KEEP_ROOTS)] = None
+        if height >= self.keep_roots:
+            batch[K.root(height - self.keep_roots)] = None
+            batch[K.undo(height - self.keep_roots)] = None
         batch[K.STORE_HEIGHT] = K.u64(height)
         batch[K.STORE_TIME] = K.u64(time_ms)
         self.kv.write(batch, sync=sync)
+        for node_hash in expired:
+            del self._revived[node_hash]
+        self._revived.update(dict.fromkeys(marks, height))
         self._absent = set()
         if len(self._cache) + len(self._dirty) > self._cache_max:
             self._cache_old = self._cache
@@ -198,6 +253,53 @@ class State:
         self.height = height
         self.time_ms = time_ms
         self.root = root
+
+    def _revivals(self, new_nodes: Mapping[bytes, bytes], deletes: bool) -> list[bytes]:
+        """The new SMT nodes of this block that the store already holds (see the module
+        docstring): looked up only for the new leaves, and for every new node if a leaf
+        is found or the block deletes a key."""
+        get_many = self.kv.get_many
+        add = K.SMT_NODE.__add__
+        if not deletes:
+            leaves = [h for h, enc in new_nodes.items() if enc[0] == 0]
+            if all(v is None for v in get_many(list(map(add, leaves)))):
+                return []
+        hashes = list(new_nodes)
+        return [h for h, v in zip(hashes, get_many(list(map(add, hashes))), strict=True) if v is not None]
+
+    def _prune(self, height: int, stale: list[bytes], marks: list[bytes], batch: dict[bytes, bytes | None]) -> list[bytes]:
+        """Add to `batch` this block's stale list and the deletion of the SMT nodes that only
+        roots below the window needed: those of the stale list of height
+        ``height - keep_roots + 1`` (the nodes that block replaced were last needed by the
+        root before it, which leaves the window now). Returns the marks no longer needed
+        (the caller forgets them once the batch is written)."""
+        old = height - self.keep_roots + 1
+        if stale and old < height:
+            batch[K.smt_stale(height)] = b"".join(stale)
+        for node_hash in marks:
+            batch[K.smt_revived(node_hash)] = K.u64(height)
+        self.last_block_pruned_nodes = 0
+        if old < 1:
+            return []
+        if old == height:
+            hashes = stale
+        else:
+            raw = self.kv.get(K.smt_stale(old))
+            hashes = [raw[i:i + 32] for i in range(0, len(raw), 32)] if raw else []
+            batch[K.smt_stale(old)] = None
+        revived = self._revived
+        new_marks = set(marks)
+        if hashes and (revived or new_marks):
+            hashes = [h for h in hashes if h not in new_marks and revived.get(h, -1) <= old]
+        # (never a node this block writes: the marks see to that; checked all the same)
+        doomed = [k for k in map(K.SMT_NODE.__add__, hashes) if k not in batch]
+        batch.update(dict.fromkeys(doomed))
+        self.last_block_pruned_nodes = len(doomed)
+        # a mark made at height m guards the stale lists of heights below m: gone after this
+        expired = [h for h, m in revived.items() if m <= old + 1 and h not in new_marks]
+        for node_hash in expired:
+            batch[K.smt_revived(node_hash)] = None
+        return expired
 
     def abort(self) -> None:
         """Drop the block's writes (and the caches, which may hold changed shared values)."""
@@ -228,8 +330,8 @@ class State:
 
     def history_window(self) -> tuple[int, int]:
         """(lowest, highest) height whose state `value_at` / `prove_at` can read: the last
-        `KEEP_ROOTS` heights (the oldest one only if its undo records are all stored)."""
-        return max(0, self.height - KEEP_ROOTS + 1), self.height
+        `keep_roots` heights (the oldest one only if its undo records are all stored)."""
+        return max(0, self.height - self.keep_roots + 1), self.height
 
     def value_at(self, key: bytes, height: int) -> bytes | None:
         """The committed msgpack value of a state key as of `height` (None: absent then).

@@ -12,6 +12,9 @@ the functions are `protocol.state_keys`):
 | ``o`` | event id | msgpack outcome ``[height, index, code, message, detail]`` |
 | ``b`` | height (8 bytes BE) | msgpack list of the block's raw events and its time |
 | ``r`` | height (8 bytes BE) | state root after that height |
+| ``u`` | height (8 bytes BE) | undo record of that height (`node.app.state`) |
+| ``s`` | height (8 bytes BE) | hashes of the SMT nodes that height's update left behind (32 bytes each, concatenated) |
+| ``w`` | SMT node hash | height (8 bytes BE) at which a block wrote that node again while a stale list named it |
 | ``m`` | ``height`` / ``genesis`` | meta: last committed height (8 bytes BE) / genesis hash |
 """
 
@@ -28,6 +31,10 @@ __all__ = ["KV", "MemoryKV", "NodeCache", "RocksKV", "open_kv"]
 
 class KV(Protocol):
     def get(self, key: bytes) -> bytes | None: ...
+
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        """`get` of each key (RocksDB: one multi-get)."""
+        ...
 
     def scan(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Items with start <= key < end, in key order."""
@@ -53,6 +60,10 @@ class MemoryKV:
 
     def get(self, key: bytes) -> bytes | None:
         return self.data.get(key)
+
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        get = self.data.get
+        return [get(k) for k in keys]
 
     def scan(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
         if start[:1] in self.SORTED_PREFIXES and end[:1] == start[:1]:
@@ -114,6 +125,15 @@ class RocksKV:
     def get(self, key: bytes) -> bytes | None:
         try:
             return self._db.get(key)
+        except Exception as exc:
+            self._raise(exc, "state", "read")
+
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        if not keys:
+            return []
+        try:
+            found: list[bytes | None] = self._db.get(keys)  # type: ignore[arg-type, assignment]
+            return found
         except Exception as exc:
             self._raise(exc, "state", "read")
 

@@ -13,6 +13,13 @@ Prints, from one run:
     ./scripts/bench ledger                 # 100k events, 1M-key SMT
     ./scripts/bench ledger --quick         # a few seconds
     ./scripts/bench ledger --events 50000 --profile
+    ./scripts/bench ledger --prune-compare     # only: State.commit with and without SMT pruning
+
+`--prune-compare` (issue 27): two state stores on RocksDB (200k keys, `--prune-keep`
+roots kept, 16 by default, so pruning runs from the 17th block on), the same kind of
+500-key blocks (250 updates, 250 new keys) committed to each in turn, one with SMT
+pruning and one without (`prune_nodes=False`): CPU ms per commit (RocksDB's threads
+included) and the SMT nodes each store holds at the end.
 """
 
 from __future__ import annotations
@@ -180,6 +187,52 @@ def smt_block_cost(tree_keys: int, block_keys: list[bytes], rounds: int = 5) -> 
     return times[len(times) // 2] * 1000, cpu[len(cpu) // 2] * 1000
 
 
+def prune_cost(keys: int, blocks: int, keep: int) -> dict[str, Any]:
+    """Median CPU ms of `State.commit` with and without SMT pruning (see the docstring)."""
+    import statistics
+
+    from afterchain.node.app.state import State
+    from afterchain.node.app.store import RocksKV
+
+    def key(i: int) -> bytes:
+        return b"bench/" + i.to_bytes(8, "big")
+
+    tmp = tempfile.mkdtemp(prefix="bench-prune-")
+    runs: dict[str, dict[str, Any]] = {}
+    try:
+        for name, prune in (("pruned", True), ("unpruned", False)):
+            st = State(RocksKV(os.path.join(tmp, name), sync=False), keep_roots=keep, prune_nodes=prune)
+            st.commit(0, 0, sync=False)
+            for lo in range(0, keys, 50_000):
+                for i in range(lo, min(keys, lo + 50_000)):
+                    st.put(key(i), i)
+                st.commit(st.height + 1, 0, sync=False)
+            runs[name] = {"state": st, "rng": random.Random(1), "next": keys, "times": []}
+        for b in range(blocks):
+            for name in ("pruned", "unpruned") if b % 2 else ("unpruned", "pruned"):
+                r = runs[name]
+                st, rng = r["state"], r["rng"]
+                for _ in range(250):
+                    st.put(key(rng.randrange(r["next"])), rng.randrange(10**9))
+                for _ in range(250):
+                    st.put(key(r["next"]), 1)
+                    r["next"] += 1
+                c = time.process_time()
+                st.commit(st.height + 1, 0, sync=False)
+                if b >= 2 * keep:
+                    r["times"].append(time.process_time() - c)
+        out: dict[str, Any] = {"keys": keys, "blocks": blocks, "keep_roots": keep}
+        for name, r in runs.items():
+            st = r["state"]
+            out[name] = {"commit_cpu_ms": statistics.median(r["times"]) * 1e3,
+                         "smt_nodes": sum(1 for _ in st.kv.scan(b"n", b"o")),
+                         "last_block_pruned_nodes": st.last_block_pruned_nodes}
+            st.kv.close()
+        return out
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="bench ledger", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small run (a few seconds)")
@@ -187,7 +240,21 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--smt-keys", type=int, default=1_000_000)
     ap.add_argument("--profile", action="store_true", help="cProfile the decoded run, print the top functions")
     ap.add_argument("--json", help="write the figures to this file")
+    ap.add_argument("--prune-compare", action="store_true", help="only: State.commit with and without SMT pruning")
+    ap.add_argument("--prune-keep", type=int, default=16, help="roots kept in --prune-compare (default 16)")
     args = ap.parse_args(argv)
+    if args.prune_compare:
+        keys, blocks = (5_000, 4 * args.prune_keep) if args.quick else (200_000, 2 * args.prune_keep + 80)
+        pc = prune_cost(keys, blocks, args.prune_keep)
+        for name in ("unpruned", "pruned"):
+            f = pc[name]
+            print(f"State.commit, 500-key blocks, {keys:,} keys, {name:>8}: {f['commit_cpu_ms']:.2f} CPU ms per block "
+                  f"(median of the last {blocks - 2 * args.prune_keep}); {f['smt_nodes']:,} SMT nodes stored")
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump(pc, fh, indent=2)
+        return 0
     n = 3_000 if args.quick else args.events
     smt_keys = 20_000 if args.quick else args.smt_keys
     t = time.perf_counter()

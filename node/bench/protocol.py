@@ -3,6 +3,8 @@
     ./scripts/bench protocol              # full: SMT at 100k and 1M keys (~1 min, ~1.5 GB)
     ./scripts/bench protocol --quick      # smoke run, a few seconds (used by the tests)
     ./scripts/bench protocol --json out.json
+    git show REV:protocol/smt.py > /tmp/old_smt.py
+    ./scripts/bench protocol --smt-compare /tmp/old_smt.py   # old and new SMT, one run
 
 Figures:
 - raw PyNaCl verifies/s: ``VerifyKey(pk).verify(sign_bytes, sig)`` on prepared inputs;
@@ -17,6 +19,12 @@ Figures:
   machine does not count against the figures (cache contention still does);
 - SMT proofs: encoded size (median and max over a sample of present and absent keys) and
   `verify_smt_proof` time.
+
+`--smt-compare FILE` runs only the SMT figure, for the tree of this checkout and the one
+in FILE (another revision's protocol/smt.py), in one process: one 1M-key tree in one
+store, then blocks of each implementation in turn (each its own random blocks on its own
+copy of the root, the order alternating), and prints both medians and their ratio. The
+roots of a few shared blocks are compared first: they must be equal.
 """
 
 from __future__ import annotations
@@ -200,6 +208,66 @@ def bench_proofs(tree: SparseMerkleTree, key_count: int, samples: int, rng: rand
     }
 
 
+def _load_smt(path: str) -> Any:
+    """Import another revision's protocol/smt.py under a private name (its `SmtProof`
+    takes tag 0x30 while it is defined; the registry is given back to this checkout's)."""
+    import importlib.util
+
+    from afterchain.protocol import codec
+
+    spec = importlib.util.spec_from_file_location("afterchain.protocol._smt_compared", path)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    saved = codec._BY_TAG.pop(0x30)
+    sys.modules[spec.name] = module  # (dataclasses look their module up there)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        codec._BY_TAG[0x30] = saved
+        del sys.modules[spec.name]
+    return module
+
+
+def compare_smt(path: str, size: int, blocks: int) -> dict[str, Any]:
+    from afterchain.protocol import smt as new_mod
+
+    old_mod = _load_smt(path)
+    store = MemoryNodeStore()
+    start = _clock()
+    root = SparseMerkleTree(store).update({_key(i): b"v%d" % i for i in range(size)})
+    build_s = _clock() - start
+    check = random.Random(1)
+    for _ in range(3):  # same blocks through both: same roots
+        batch: dict[bytes, bytes | None] = {_key(check.randrange(size * 2)): check.randbytes(8) for _ in range(BLOCK_KEYS)}
+        batch.update({_key(check.randrange(size)): None for _ in range(5)})
+        a = old_mod.SparseMerkleTree(store, root).update(batch)
+        if new_mod.SparseMerkleTree(store, root).update(batch) != a:
+            raise RuntimeError("the two trees give different roots")
+    streams = []
+    for mod, seed in ((old_mod, 11), (new_mod, 12)):
+        streams.append({"tree": mod.SparseMerkleTree(store, root), "rng": random.Random(seed), "next": size, "times": []})
+
+    def step(s: dict[str, Any]) -> None:
+        rng = s["rng"]
+        batch: dict[bytes, bytes] = {}
+        while len(batch) < BLOCK_KEYS // 2:
+            batch[_key(rng.randrange(s["next"]))] = rng.randbytes(32)
+        for _ in range(BLOCK_KEYS - len(batch)):
+            batch[_key(s["next"])] = rng.randbytes(32)
+            s["next"] += 1
+        t = _clock()
+        s["tree"].update(batch)
+        s["times"].append(_clock() - t)
+
+    for i in range(blocks):
+        for s in (streams if i % 2 else streams[::-1]):
+            step(s)
+    old_ms, new_ms = (statistics.median(s["times"]) * 1e3 for s in streams)
+    return {"keys": size, "blocks": blocks, "build_s": build_s, "old_median_ms": old_ms, "new_median_ms": new_ms,
+            "new_over_old": new_ms / old_ms, "old_file": path}
+
+
 def run(quick: bool) -> dict[str, Any]:
     rng = random.Random(7)
     result: dict[str, Any] = {"quick": quick}
@@ -255,7 +323,19 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="./scripts/bench protocol", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, a few seconds")
     parser.add_argument("--json", metavar="FILE", help="also save the figures as JSON")
+    parser.add_argument("--smt-compare", metavar="FILE", help="only the SMT figure: this tree against FILE's (another smt.py)")
+    parser.add_argument("--blocks", type=int, default=60, help="blocks per tree with --smt-compare (default 60)")
     args = parser.parse_args(argv)
+    if args.smt_compare:
+        size = 20_000 if args.quick else 1_000_000
+        c = compare_smt(args.smt_compare, size, 4 if args.quick else args.blocks)
+        print(f"SMT update, {BLOCK_KEYS}-key block at {size:,} keys, {c['blocks']} blocks each, alternating, CPU ms: "
+              f"{c['old_file']} {c['old_median_ms']:.2f}, this checkout {c['new_median_ms']:.2f}, "
+              f"ratio {c['new_over_old']:.3f} (build {c['build_s']:.1f} s)")
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(c, f, indent=2)
+        return 0
     result = run(args.quick)
     print(report(result))
     if args.json:
