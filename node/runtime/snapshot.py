@@ -49,7 +49,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,14 +80,16 @@ __all__ = [
     "finish_snapshot",
     "install_snapshot",
     "manifest_from_bytes",
+    "rebuild_tree",
     "restore_snapshot",
+    "strip_state",
     "take_checkpoints",
     "verify_manifest",
     "verify_snapshot",
 ]
 
 MANIFEST = "manifest.json"
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2
 
 
 class SnapshotError(Exception):
@@ -167,6 +169,7 @@ def finish_snapshot(out: Path, genesis: Genesis, *, hooks: Any = None, contracts
             sets = ledger.validator_sets_by_hash()
         finally:
             ledger.close()
+        strip_state(out / "state", s)
         store.truncate_for_restore(target.header.height)
         changes = _change_headers(store, target.header.height, sets)
     finally:
@@ -350,44 +353,116 @@ def _verify_chain(path: Path, target: CertifiedHeader) -> None:
         store.close()
 
 
-_NODE_BYTES = 65
 _EMPTY = b"\0" * 32
+_NODE_WRITE_BATCH = 65_536
 
 
-def _tree_leaves(kv: RocksKV, root: bytes) -> Iterator[tuple[bytes, bytes]]:
-    """(path, value hash) of every leaf under `root`, in path order, checking that each node
-    read is the preimage of its hash."""
-    if root == _EMPTY:
-        return
+def _next_prefix(prefix: bytes) -> bytes:
+    return prefix[:-1] + bytes([prefix[-1] + 1])
+
+
+def strip_state(path: Path, state_height: int) -> None:
+    """What a format-2 snapshot's state store leaves out (`finish_snapshot`, on the copy):
+    every SMT node (the joining node rebuilds the tree from the values, `_verify_state`)
+    and the roots below `state_height` (their trees are not in the snapshot); then
+    compacted, so the table files a peer fetches hold none of it."""
+    kv = RocksKV(str(path), sync=False)
+    try:
+        kv.delete_range(K.SMT_NODE, _next_prefix(K.SMT_NODE), sync=False)
+        kv.delete_range(K.root(0), K.root(state_height), sync=True)
+        kv.compact()
+    finally:
+        kv.close()
+
+
+def rebuild_tree(records: list[bytes], emit: Callable[[dict[bytes, bytes]], None] | None = None,
+                 batch: int = _NODE_WRITE_BATCH) -> bytes:
+    """The root of the compact sparse Merkle tree (`protocol.smt`) holding `records`, each
+    ``path || value_hash`` (64 bytes), sorted, with distinct paths; in one bottom-up pass
+    over them. Every node of the tree is handed to `emit` as ``{store key: encoding}``, in
+    dicts of at most `batch` nodes (None: the root only).
+
+    The tree's inner nodes are the branch points of adjacent paths (the length of their
+    common prefix), plus a chain of inner nodes with one empty child above a branch point
+    that sits deeper than its parent's child depth; a leaf always hangs right under its
+    branch point (or is the root). A stack of pending branch points is closed as each new
+    path's branch point comes in higher."""
     sha = hashlib.sha256
-    stack = [root]
+    empty = _EMPTY
+    out: dict[bytes, bytes] = {}
+    node_key = K.smt_node
+
+    def put(h: bytes, enc: bytes) -> None:
+        if emit is not None:
+            out[node_key(h)] = enc
+            if len(out) >= batch:
+                emit(dict(out))
+                out.clear()
+
+    def lift(top: int, h: bytes, rep: int, to: int) -> bytes:
+        """The subtree rooted at depth `top` (a branch point; `top` < 0: a leaf) seen from
+        depth `to`: the chain of one-child inner nodes in between."""
+        for d in range(top - 1, to - 1, -1):
+            enc = b"\x01" + (empty + h if (rep >> (255 - d)) & 1 else h + empty)
+            h = sha(enc).digest()
+            put(h, enc)
+        return h
+
+    n = len(records)
+    if n == 0:
+        return empty
+    # a subtree: (depth of its root, or -1 for a leaf; its hash; one of its paths as an int)
+    stack: list[tuple[int, tuple[int, bytes, int]]] = []  # (branch depth, its left subtree)
+    rec = records[0]
+    enc = b"\x00" + rec
+    cur_h = sha(enc).digest()
+    put(cur_h, enc)
+    cur: tuple[int, bytes, int] = (-1, cur_h, int.from_bytes(rec[:32], "big"))
+    prev_int = cur[2]
+    for i in range(1, n):
+        rec = records[i]
+        p_int = int.from_bytes(rec[:32], "big")
+        x = prev_int ^ p_int
+        if x == 0 or p_int < prev_int:
+            raise SnapshotError("the snapshot's state values are not sorted by distinct tree paths")
+        depth = 256 - x.bit_length()  # the branch point of paths i-1 and i
+        while stack and stack[-1][0] > depth:
+            d, left = stack.pop()
+            cur = _branch(d, left, cur, lift, put)
+        stack.append((depth, cur))
+        enc = b"\x00" + rec
+        cur_h = sha(enc).digest()
+        put(cur_h, enc)
+        cur = (-1, cur_h, p_int)
+        prev_int = p_int
     while stack:
-        h = stack.pop()
-        enc = kv.get(K.smt_node(h))
-        if enc is None:
-            raise SnapshotError(f"SMT node {h.hex()[:16]}... under the certified root is missing from the snapshot")
-        enc = bytes(enc)
-        if len(enc) != _NODE_BYTES or sha(enc).digest() != h:
-            raise SnapshotError(f"SMT node {h.hex()[:16]}... is not the preimage of its hash (tampered)")
-        if enc[0] == 0:
-            yield enc[1:33], enc[33:65]
-        elif enc[0] == 1:
-            left, right = enc[1:33], enc[33:65]
-            if right != _EMPTY:
-                stack.append(right)
-            if left != _EMPTY:
-                stack.append(left)
-        else:
-            raise SnapshotError(f"SMT node {h.hex()[:16]}... has an unknown kind")
+        d, left = stack.pop()
+        cur = _branch(d, left, cur, lift, put)
+    top, h, rep = cur
+    root = h if top < 0 else lift(top, h, rep, 0)
+    if out and emit is not None:
+        emit(dict(out))
+    return root
+
+
+def _branch(d: int, left: tuple[int, bytes, int], right: tuple[int, bytes, int],
+            lift: Callable[[int, bytes, int, int], bytes], put: Callable[[bytes, bytes], None]) -> tuple[int, bytes, int]:
+    lh = left[1] if left[0] < 0 else lift(left[0], left[1], left[2], d + 1)
+    rh = right[1] if right[0] < 0 else lift(right[0], right[1], right[2], d + 1)
+    enc = b"\x01" + lh + rh
+    h = hashlib.sha256(enc).digest()
+    put(h, enc)
+    return d, h, left[2]
 
 
 def _verify_state(path: Path, genesis: Genesis, height: int, root: bytes) -> int:
+    """The state store against the certified root, in one pass over its values: each
+    value's (tree path, SHA-256) sorted by path, the tree rebuilt bottom-up from them and
+    its nodes written in large batches (whatever SMT nodes and older roots the store came
+    with are dropped first: only what the values give is kept), the root compared."""
     if not (path / "CURRENT").is_file():
         raise SnapshotError(f"{path} is not a RocksDB store")
-    from rocksdict import Options, Rdict
-
     kv = RocksKV(str(path), sync=False)
-    sort_dir = path.parent / ".sort"
     try:
         if kv.get(K.STORE_GENESIS) != genesis.hash():
             raise SnapshotError("the snapshot's state store was created from another genesis")
@@ -399,42 +474,19 @@ def _verify_state(path: Path, genesis: Genesis, height: int, root: bytes) -> int
         if stored_root != root:
             raise SnapshotError(f"the snapshot's state root at {height} is {_hex(stored_root)}, the certified root is "
                                 f"{root.hex()}")
-        # the stored values, sorted by their tree path (an external sort in a scratch RocksDB)
-        shutil.rmtree(sort_dir, ignore_errors=True)
-        scratch = Rdict(str(sort_dir), Options(raw_mode=True))
+        kv.delete_range(K.SMT_NODE, _next_prefix(K.SMT_NODE), sync=False)
+        kv.delete_range(K.root(0), K.root(height), sync=False)
         sha = hashlib.sha256
-        n = 0
-        try:
-            for k, v in kv.scan(K.VALUE, bytes([K.VALUE[0] + 1])):
-                key = bytes(k[len(K.VALUE):])
-                scratch[sha(key).digest()] = sha(bytes(v)).digest() + key
-                n += 1
-            values = iter(scratch.items())
-            leaves = _tree_leaves(kv, root)
-            for path_, vh in leaves:
-                nxt = next(values, None)
-                if nxt is None:
-                    raise SnapshotError(f"the certified root holds a key (path {path_.hex()[:16]}...) whose value is "
-                                        "missing from the snapshot")
-                p2, rec = nxt
-                if p2 != path_:
-                    first = min(p2, path_)
-                    if first == p2:
-                        raise SnapshotError(f"state key {bytes(rec[32:]).hex()} is in the snapshot but not under the "
-                                            "certified root (added)")
-                    raise SnapshotError(f"the certified root holds a key (path {path_.hex()[:16]}...) whose value is "
-                                        "missing from the snapshot")
-                if rec[:32] != vh:
-                    raise SnapshotError(f"the value of state key {bytes(rec[32:]).hex()} is not the one the certified "
-                                        "root commits to (tampered)")
-            extra = next(values, None)
-            if extra is not None:
-                raise SnapshotError(f"state key {bytes(extra[1][32:]).hex()} is in the snapshot but not under the "
-                                    "certified root (added)")
-        finally:
-            scratch.close()
-            shutil.rmtree(sort_dir, ignore_errors=True)
-        return n
+        skip = len(K.VALUE)
+        records = [sha(k[skip:]).digest() + sha(v).digest() for k, v in kv.scan(K.VALUE, _next_prefix(K.VALUE))]
+        records.sort()
+        got_root = rebuild_tree(records, lambda nodes: kv.write(nodes, sync=False))
+        if got_root != root:
+            raise SnapshotError(f"the snapshot's {len(records)} state values do not hash to the certified root "
+                                f"{root.hex()[:16]}... (they give {got_root.hex()[:16]}...): a value was changed, added "
+                                "or removed (tampered)")
+        kv.write({K.STORE_HEIGHT: K.u64(height)}, sync=True)  # the WAL, node writes included, on disk
+        return len(records)
     finally:
         kv.close()
 

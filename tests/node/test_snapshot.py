@@ -105,13 +105,13 @@ def test_a_changed_value_is_refused(snap: tuple[Path, dict[str, Any]], tmp_path:
     src = _copy(snap[0], tmp_path / "s")
     key = K.stored_value(K.org("acme"))
     _edit_state(src, lambda kv: kv.write({key: kv.get(key)[:-1] + b"\x01"}))  # type: ignore[index]
-    _refused(src, tmp_path, "is not the one the certified root commits to")
+    _refused(src, tmp_path, "do not hash to the certified root")
 
 
 def test_an_added_value_is_refused(snap: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
     src = _copy(snap[0], tmp_path / "s")
     _edit_state(src, lambda kv: kv.write({K.stored_value(K.org("mallory")): b"\x80"}))
-    _refused(src, tmp_path, "not under the certified root")
+    _refused(src, tmp_path, "do not hash to the certified root")
 
 
 def test_a_changed_state_root_is_refused(snap: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
