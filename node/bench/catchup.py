@@ -53,7 +53,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     net.create(4, chain_id="afterchain-catchup", members=1 if args.member else 0)
     member = net.members()[0].name if args.member else None
     http = httpx.Client(timeout=30)
+    prebuilt: dict[str, Any] = {}
     try:
+        if args.prebuilt:
+            prebuilt = _prebuild(net, net_dir, args.prebuilt)
         net.start_all()
         net.wait_healthy(timeout_s=90)
         urls = [n.api_url for n in net.nodes()]
@@ -69,6 +72,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         net.stop(victim)
         if member:
             net.stop(member)
+        if args.prebuilt:  # they replay the whole chain from genesis, the prebuilt blocks first
+            for name in (victim, member):
+                if name:
+                    shutil.rmtree(net_dir / "net" / name / "data")
         h0 = int(http.get(f"{urls[0]}/v1/status").json()["executed_height"])
         t0 = time.time()
         batch = max(1, int(args.rate / 10))
@@ -143,6 +150,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 extra.update({f"member_{k}": v for k, v in _state_sync(net, net_dir, member, h1, http).items()})
                 extra["member_state_sync_speedup"] = round(extra["member_catchup_s_including_start"]
                                                            / extra["member_state_sync_total_s"], 2)
+        if prebuilt:
+            extra["prebuilt"] = prebuilt
+            extra["events_to_join"] = total + prebuilt["events"]
         return {**extra, **{
             "events": total, "blocks": blocks, "production_s": round(production_s, 2),
             "production_events_per_s": round(prod_rate, 1), "production_blocks_per_s": round(blocks / production_s, 2),
@@ -165,6 +175,43 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 out.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(log, out / dest)
         shutil.rmtree(net_dir, ignore_errors=True)
+
+
+def _prebuild(net: Any, net_dir: Path, events: int) -> dict[str, Any]:
+    """Before the network starts: `events` product registrations by acme in certified
+    blocks (3 of the 4 validators' COMMIT signatures on each, the ledger executed, as
+    `bench snapshot` builds them), laid into every node's data directory (hard links of
+    the table files, `node.bench.snapshot.link_data`). The nodes then start at that
+    height; a node whose data is removed replays it all from its peers. With a member
+    node, the first block registers its key (the validators admit it from the chain)."""
+    from afterchain.node.bench.snapshot import build_chain, link_data
+    from afterchain.node.common.files import load_genesis
+    from afterchain.node.common.keys import load_key
+    from afterchain.protocol import bodies as B
+    from afterchain.protocol.events import Event, sign_event
+    from afterchain.protocol.types import PublicKey
+
+    g = load_genesis(net.root / "genesis.json")
+    signers = [load_key(net.root / n.name / "node.key") for n in net.validators()[:3]]
+    acme = net.member_key("acme")
+    first = []
+    nonces: dict[bytes, int] = {}
+    for m in net.members():
+        kp = net.member_key(m.org)
+        nonces[kp.public] = nonces.get(kp.public, 0) + 1
+        first.append(sign_event(kp, Event(chain_id=g.chain_id, type="node.register", sender=kp.public,
+                                          nonce=nonces[kp.public], time_ms=1,
+                                          body=B.NodeRegister(keys=(PublicKey(bytes.fromhex(m.key)),)))))
+    src = net_dir / "prebuilt"
+    print(f"building {events:,} events of chain for the network before it starts ...", flush=True)
+    fig = build_chain(src, events, g=g, sender=acme, signers=signers, first=first, serial_prefix="P",
+                      start_nonce=nonces.get(acme.public, 0) + 1,
+                      say=lambda m: print(m, flush=True) if "000 blocks" in m else None)
+    for n in net.nodes():
+        link_data(src, net_dir / "net" / n.name / "data")
+    shutil.rmtree(src)
+    print(f"built {fig['events']:,} events in {fig['blocks']} blocks in {fig['build_s']} s", flush=True)
+    return fig
 
 
 def _rejoin(net: Any, name: str, h1: int, http: httpx.Client) -> tuple[float, float]:
@@ -241,6 +288,9 @@ def main(argv: list[str]) -> int:
                     help="then join again on an empty data directory by state sync from peers, and compare")
     ap.add_argument("--member", action="store_true",
                     help="a member node is stopped too and rejoins both ways (by replay, by state sync)")
+    ap.add_argument("--prebuilt", type=int, default=0, metavar="EVENTS",
+                    help="before the network starts, build EVENTS events of certified chain into every node's data "
+                         "(the joining nodes then replay, or state-sync, those too: the way to 1M events)")
     ap.add_argument("--profile", default=None, metavar="FILE",
                     help="py-spy record the returning node (raw format, idle included) from its start until caught up")
     args = ap.parse_args(argv)
@@ -249,6 +299,9 @@ def main(argv: list[str]) -> int:
     res = run(args)
     print(f"chain production while the node was down: {res['events']:,} events in {res['blocks']} blocks over "
           f"{res['production_s']} s = {res['production_events_per_s']:,} events/s ({res['production_blocks_per_s']} blocks/s)")
+    if "prebuilt" in res:
+        print(f"prebuilt before the network started: {res['prebuilt']['events']:,} events in {res['prebuilt']['blocks']} "
+              f"blocks (built in {res['prebuilt']['build_s']} s); a joining node joins {res['events_to_join']:,} events")
     print(f"catch-up (process start to the same executed height): {res['catchup_s_including_start']} s = "
           f"{res['catchup_events_per_s']:,} events/s ({res['catchup_blocks_per_s']} blocks/s)")
     print(f"catch-up rate = {res['ratio']}x the production rate (target >= 10x), process start included")

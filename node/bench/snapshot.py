@@ -27,69 +27,101 @@ from pathlib import Path
 from typing import Any
 
 from afterchain.node.app.ledger import Ledger
-from afterchain.node.bench.ledger import BLOCK_EVENTS, CHAIN, GTIN, T0, _key, genesis
+from afterchain.node.bench.ledger import BLOCK_EVENTS, GTIN, _key, genesis
 from afterchain.node.runtime.chain_store import ChainStore
 from afterchain.protocol import bodies as B
 from afterchain.protocol.block import ZERO_HASH, Block, BlockHeader, Commit, CommitCertificate, CommitSig
-from afterchain.protocol.crypto import Domain
-from afterchain.protocol.events import Event, sign_event
+from afterchain.protocol.crypto import Domain, KeyPair
+from afterchain.protocol.events import Event, SignedEvent, sign_event
+from afterchain.protocol.genesis import Genesis
 from afterchain.protocol.merkle import merkle_root
 from afterchain.protocol.types import Hash32, Height, Seq, Signature, ValidatorId, View
 
-__all__ = ["build_snapshot", "main"]
+__all__ = ["build_chain", "build_snapshot", "link_data", "main"]
 
 
-def _certify(header: BlockHeader) -> CommitCertificate:
-    v = _key("v")
+def _certify(header: BlockHeader, signers: list[KeyPair]) -> CommitCertificate:
     hh = Hash32(header.hash())
-    vote = Commit(view=View(0), seq=Seq(header.height), digest=hh, replica=ValidatorId(v.public))
-    sig = CommitSig(replica=ValidatorId(v.public), signature=Signature(v.sign(Domain.COMMIT, CHAIN, vote)))
-    return CommitCertificate(view=View(0), height=header.height, header_hash=hh, signatures=(sig,))
+    sigs = []
+    for v in signers:
+        vote = Commit(view=View(0), seq=Seq(header.height), digest=hh, replica=ValidatorId(v.public))
+        sigs.append(CommitSig(replica=ValidatorId(v.public), signature=Signature(v.sign(Domain.COMMIT, header.chain_id, vote))))
+    return CommitCertificate(view=View(0), height=header.height, header_hash=hh, signatures=tuple(sigs))
 
 
-def build_chain(path: Path, events: int, *, say: Any = print) -> dict[str, Any]:
-    """A data directory (``path/state``, ``path/chain``) holding `events` product
-    registrations in certified blocks of 500, plus one empty block whose header commits to
-    the last state."""
-    g = genesis()
-    acme = _key("acme")
+def build_chain(path: Path, events: int, *, g: Genesis | None = None, sender: KeyPair | None = None,
+                signers: list[KeyPair] | None = None, first: list[SignedEvent] | None = None,
+                serial_prefix: str = "S", start_nonce: int = 1, say: Any = print) -> dict[str, Any]:
+    """A data directory (``path/state``, ``path/chain``) holding `first` and then `events`
+    product registrations by `sender` (nonces from `start_nonce`), in blocks of 500 each
+    certified by `signers` (a quorum of `g`'s validators), executed by the ledger, plus one
+    empty block whose header commits to the last state. Defaults: the `bench ledger`
+    genesis (one validator)."""
+    g = g or genesis()
+    sender = sender or _key("acme")
+    signers = signers or [_key("v")]
     vset_hash = g.validators.hash()
+    proposer = g.validators.primary(0)
+    pending: list[SignedEvent] = list(first or [])
     led = Ledger.open(str(path / "state"), g, sync=False, keep_blocks=False)
     store = ChainStore(path / "chain")
     prev: bytes = ZERO_HASH
     t = time.perf_counter()
-    nonce = 0
+    nonce = start_nonce - 1
+    made = 0
+    height = 0
+    gtin = GTIN
     try:
-        n_blocks = (events + BLOCK_EVENTS - 1) // BLOCK_EVENTS
-        for b in range(n_blocks + 1):
-            height = b + 1
-            k = min(BLOCK_EVENTS, events - b * BLOCK_EVENTS) if b < n_blocks else 0
-            signed = []
-            for _ in range(k):
+        while True:
+            height += 1
+            signed = pending[:BLOCK_EVENTS]
+            pending = pending[BLOCK_EVENTS:]
+            while len(signed) < BLOCK_EVENTS and made < events:
                 nonce += 1
-                signed.append(sign_event(acme, Event(
-                    chain_id=CHAIN, type="product.register", sender=acme.public, nonce=nonce, time_ms=T0,
-                    body=B.ProductRegister(gtin=GTIN, serial=f"S{nonce:09d}", model="M", batch="B",
-                                           production_time_ms=T0))))
+                made += 1
+                signed.append(sign_event(sender, Event(
+                    chain_id=g.chain_id, type="product.register", sender=sender.public, nonce=nonce, time_ms=1,
+                    body=B.ProductRegister(gtin=gtin, serial=f"{serial_prefix}{made:09d}", model="M", batch="B",
+                                           production_time_ms=1))))
             raws = tuple(e.encode() for e in signed)
-            time_ms = T0 + 1000 * height
-            header = BlockHeader(chain_id=CHAIN, height=Height(height), view=View(0), time_ms=time_ms,
-                                 prev_hash=Hash32(prev), events_root=Hash32(merkle_root([hashlib.sha256(r).digest() for r in raws])),
+            time_ms = g.genesis_time_ms + height
+            header = BlockHeader(chain_id=g.chain_id, height=Height(height), view=View(0), time_ms=time_ms,
+                                 prev_hash=Hash32(prev), events_root=merkle_root([hashlib.sha256(r).digest() for r in raws]),
                                  event_count=len(raws), state_height=Height(led.height),
                                  state_root=Hash32(led.state_root), validators_hash=Hash32(vset_hash),
-                                 next_validators_hash=Hash32(vset_hash), proposer=ValidatorId(_key("v").public))
-            block = Block(header=header, events=raws)
-            store.commit_block(block, _certify(header), [e.id for e in signed])
+                                 next_validators_hash=Hash32(vset_hash), proposer=proposer)
+            store.commit_block(Block(header=header, events=raws), _certify(header, signers), [e.id for e in signed])
             prev = header.hash()
-            if b < n_blocks:
-                led.apply_block(height, time_ms, raws, preverified={e.id for e in signed}, decoded=signed)
+            if not raws:
+                break  # the empty block on top: its header certifies the last state
+            res = led.apply_block(height, time_ms, raws, preverified={e.id for e in signed}, decoded=signed)
+            refused = [o for o in res.outcomes if not o.accepted]
+            if refused:
+                raise RuntimeError(f"block {height}: {len(refused)} events refused, first: {refused[0].code} "
+                                   f"{refused[0].message}")
             if height % 200 == 0:
-                say(f"  built {height} blocks, {nonce:,} events, {time.perf_counter() - t:.0f} s")
-        return {"blocks": n_blocks + 1, "events": nonce, "build_s": round(time.perf_counter() - t, 1),
-                "state_height": led.height}
+                say(f"  built {height} blocks, {made:,} events, {time.perf_counter() - t:.0f} s")
+        return {"blocks": height, "events": made + len(first or []), "build_s": round(time.perf_counter() - t, 1),
+                "state_height": led.height, "next_nonce": nonce + 1}
     finally:
         led.close()
         store.close()
+
+
+def link_data(src: Path, data_dir: Path) -> None:
+    """A node's data directory from a built one (``chain/``, ``state/``): the RocksDB table
+    files hard-linked (they never change), every other file copied (a store appends to its
+    log and manifest)."""
+    for part in ("chain", "state"):
+        dst = data_dir / part
+        dst.mkdir(parents=True)
+        for f in (src / part).iterdir():
+            if f.name == "LOCK":
+                continue
+            if f.suffix == ".sst":
+                os.link(f, dst / f.name)
+            else:
+                shutil.copy2(f, dst / f.name)
 
 
 def build_snapshot(work: Path, events: int, *, say: Any = print) -> tuple[Path, dict[str, Any]]:
