@@ -47,16 +47,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from afterchain.protocol import bodies as B
     from afterchain.protocol.events import Event, sign_event
 
-    net_dir = Path(tempfile.mkdtemp(prefix="afterchain-catchup-"))
+    keep = Path(args.prebuilt_dir).resolve() if args.prebuilt_dir else None
+    reuse = keep is not None and (keep / "net" / "network.json").is_file() and (keep / "prebuilt.json").is_file()
+    net_dir = keep if keep is not None else Path(tempfile.mkdtemp(prefix="afterchain-catchup-"))
     net = LocalNet(net_dir / "net")
     victim = "node3"
-    net.create(4, chain_id="afterchain-catchup", members=1 if args.member else 0)
+    if not reuse:
+        net_dir.mkdir(parents=True, exist_ok=True)
+        net.create(4, chain_id="afterchain-catchup", members=1 if args.member else 0)
     member = net.members()[0].name if args.member else None
     http = httpx.Client(timeout=30)
     prebuilt: dict[str, Any] = {}
     try:
-        if args.prebuilt:
-            prebuilt = _prebuild(net, net_dir, args.prebuilt)
+        if reuse:
+            prebuilt = _relink(net, net_dir)
+        elif args.prebuilt:
+            prebuilt = _prebuild(net, net_dir, args.prebuilt, keep_source=keep is not None)
+        if args.prepare_only:
+            return {"prepared": str(net_dir), "prebuilt": prebuilt}
         net.start_all()
         net.wait_healthy(timeout_s=90)
         urls = [n.api_url for n in net.nodes()]
@@ -174,10 +182,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 out = Path(args.out)
                 out.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(log, out / dest)
-        shutil.rmtree(net_dir, ignore_errors=True)
+        if keep is None:
+            shutil.rmtree(net_dir, ignore_errors=True)
 
 
-def _prebuild(net: Any, net_dir: Path, events: int) -> dict[str, Any]:
+def _prebuild(net: Any, net_dir: Path, events: int, *, keep_source: bool = False) -> dict[str, Any]:
     """Before the network starts: `events` product registrations by acme in certified
     blocks (3 of the 4 validators' COMMIT signatures on each, the ledger executed, as
     `bench snapshot` builds them), laid into every node's data directory (hard links of
@@ -209,8 +218,27 @@ def _prebuild(net: Any, net_dir: Path, events: int) -> dict[str, Any]:
                       say=lambda m: print(m, flush=True) if "000 blocks" in m else None)
     for n in net.nodes():
         link_data(src, net_dir / "net" / n.name / "data")
-    shutil.rmtree(src)
+    if keep_source:
+        (net_dir / "prebuilt.json").write_text(json.dumps(fig) + "\n")
+    else:
+        shutil.rmtree(src)
     print(f"built {fig['events']:,} events in {fig['blocks']} blocks in {fig['build_s']} s", flush=True)
+    return fig
+
+
+def _relink(net: Any, net_dir: Path) -> dict[str, Any]:
+    """A network `--prebuilt-dir` prepared before: every node's data laid again from the
+    kept prebuilt chain, state sync off in every configuration."""
+    from afterchain.node.bench.snapshot import link_data
+
+    for n in net.nodes():
+        ndir = net_dir / "net" / n.name
+        shutil.rmtree(ndir / "data", ignore_errors=True)
+        toml = ndir / "node.toml"
+        toml.write_text(toml.read_text().replace("\n[statesync]\nenable = true\n", ""))
+        link_data(net_dir / "prebuilt", ndir / "data")
+    fig: dict[str, Any] = json.loads((net_dir / "prebuilt.json").read_text())
+    print(f"reusing the network and the {fig['events']:,} prebuilt events in {net_dir}", flush=True)
     return fig
 
 
@@ -291,12 +319,20 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--prebuilt", type=int, default=0, metavar="EVENTS",
                     help="before the network starts, build EVENTS events of certified chain into every node's data "
                          "(the joining nodes then replay, or state-sync, those too: the way to 1M events)")
+    ap.add_argument("--prebuilt-dir", default=None, metavar="DIR",
+                    help="lay the network and the prebuilt chain out in DIR and keep them; a later run with the same "
+                         "DIR reuses both (the build is then not part of the run)")
+    ap.add_argument("--prepare-only", action="store_true",
+                    help="with --prebuilt-dir: lay out the network and build the chain, start nothing")
     ap.add_argument("--profile", default=None, metavar="FILE",
                     help="py-spy record the returning node (raw format, idle included) from its start until caught up")
     args = ap.parse_args(argv)
     if args.quick:
         args.down, args.rate = 4.0, 200.0
     res = run(args)
+    if args.prepare_only:
+        print(f"prepared {res['prepared']}: {res['prebuilt'].get('events', 0):,} prebuilt events")
+        return 0
     print(f"chain production while the node was down: {res['events']:,} events in {res['blocks']} blocks over "
           f"{res['production_s']} s = {res['production_events_per_s']:,} events/s ({res['production_blocks_per_s']} blocks/s)")
     if "prebuilt" in res:
