@@ -17,9 +17,10 @@ on the copy, offline):
    an executed height, and a primary proposes at least every half view timeout, empty
    blocks too, so this comes within a few blocks), then checkpoints the chain store.
 3. `finish_snapshot` opens the copies, takes the lowest such header ``H`` (state height
-   ``S``), executes the copied ledger from ``h_L`` to ``S`` with the copied blocks, cuts the
-   copied chain at ``H`` and writes the manifest: ``S``, ``H.state_root``, ``H`` with its
-   certificate, and the validator-set change headers from genesis to ``H``.
+   ``S``), executes the copied ledger from ``h_L`` to ``S`` with the copied blocks, drops
+   the copied state's SMT nodes and older roots (`strip_state`), cuts the copied chain at
+   ``H`` and writes the manifest: ``S``, ``H.state_root``, ``H`` with its certificate, and
+   the validator-set change headers from genesis to ``H``.
 
 So the snapshot's state is exactly the state ``H`` certifies, and its chain ends at ``H``.
 
@@ -33,9 +34,14 @@ Restoring (`restore_snapshot`) refuses, writing nothing into the data directory,
 - the copied chain's block at ``H.height`` is ``H`` with the same certificate, and every
   block below links to it by ``prev_hash`` down to height 1 (events match
   ``events_root``);
-- the state store's height is ``S``, its stored root at ``S`` is ``H.state_root``, every
-  SMT node reachable from that root hashes to its name, and the stored state values are
-  exactly the tree's leaves (the same keys, each value's SHA-256 the leaf's).
+- the state store's height is ``S``, its stored root at ``S`` is ``H.state_root``, and
+  the sparse Merkle tree rebuilt from the stored state values (`rebuild_tree`: one pass
+  over the values sorted by tree path, bottom-up) has the root ``H.state_root``.
+
+Format 2: a snapshot's state store holds no SMT node and no root below ``S`` (`strip_state`
+drops them when the snapshot is finished; far smaller: the store keeps every historical
+node). The restoring node drops whatever nodes a store came with anyway and writes the
+nodes of the rebuilt tree, in large write batches, as it hashes them.
 
 Not covered by the state root, copied as they are: the ledger's per-event outcomes and
 query indexes. The consensus log, the mempool journal and the feed tags of the source

@@ -27,7 +27,7 @@ Fetching (`state_sync`, a node started on an empty data directory with
    whose SHA-256 is not the offer's is refused (`statesync_chunk_refused`) and that peer is
    not asked again for this snapshot; the chunk is asked of another peer;
 4. verify the assembled snapshot as `afterchain node restore` does (blocks linked to the
-   header, every SMT node and state value against the certified root) and move it into the
+   header, the state tree rebuilt from the values against the certified root) and move it into the
    data directory (`snapshot.install_snapshot`). A snapshot that fails is refused
    (`statesync_snapshot_refused`, with the reason) and the next one is tried.
 
