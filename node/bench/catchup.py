@@ -1,6 +1,7 @@
 """Catch-up benchmark: a node stopped while the chain grows comes back and catches up.
 
     ./scripts/bench catchup [--down 30] [--rate 1000] [--out DIR] [--quick] [--profile FILE]
+    ./scripts/bench catchup --state-sync --member [--prebuilt 1000000 [--prebuilt-dir DIR]]
 
 A fresh 4-node `LocalNet`; one node is stopped; the other three commit a load of
 pre-signed product registrations at `--rate` events/s for `--down` seconds (the chain's
@@ -19,6 +20,15 @@ node-to-node transport, verifies it against its certified header and installs it
 catches up the rest. The time from its process start to the same executed height is
 compared with the replay above (``state_sync_speedup``). ``--member`` adds a member node,
 stopped with the validator, that rejoins both ways too (``member_*``).
+
+``--prebuilt N`` reaches large states without waiting for the chain to make them: before
+the network starts, N product registrations are built in this process into a certified
+chain (blocks of 500, each with the COMMIT signatures of 3 of the 4 validators, executed
+by the ledger: `node.bench.snapshot.build_chain`) and laid into every node's data
+directory. The stopped node (and member) then start on *empty* data directories, so the
+replay fetches, checks and executes the whole chain from genesis, and state sync checks a
+snapshot of all of it, as a real joiner would. ``--prebuilt-dir DIR --prepare-only``
+builds once and keeps it; a later run with the same ``DIR`` reuses it.
 """
 
 from __future__ import annotations
