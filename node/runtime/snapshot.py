@@ -341,21 +341,28 @@ def verify_snapshot(src: Path, genesis: Genesis, *, now_ms: int, max_age_ms: int
         say(f"blocks 1..{hdr.height} link to it")
         values = _verify_state(src / "state", genesis, hdr.state_height, hdr.state_root)
     else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        import subprocess
+        import sys
 
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            chain = pool.submit(_verify_chain, *chain_args)
-            state_error: SnapshotError | None = None
-            values = 0
-            try:
-                values = _verify_state(src / "state", genesis, hdr.state_height, hdr.state_root)
-            except SnapshotError as exc:
-                state_error = exc
-            chain.result()  # its SnapshotError first, as when checked in turn
-            say(f"blocks 1..{hdr.height} link to it (checked in a process of its own)")
-            if state_error is not None:
-                raise state_error
+        path_s, top, cert, want = chain_args
+        chain = subprocess.Popen([sys.executable, "-m", "afterchain.node.runtime.snapshot", "check-chain", path_s,
+                                  str(top), cert.hex(), want.hex()], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        state_error: SnapshotError | None = None
+        values = 0
+        try:
+            values = _verify_state(src / "state", genesis, hdr.state_height, hdr.state_root)
+        except SnapshotError as exc:
+            state_error = exc
+        finally:
+            out, err = chain.communicate()
+        if chain.returncode == 1:  # the chain's refusal first, as when checked in turn
+            raise SnapshotError(out.decode(errors="replace").strip())
+        if chain.returncode != 0:
+            raise SnapshotError(f"the chain check failed (exit {chain.returncode}): "
+                                f"{err.decode(errors='replace').strip()[-500:]}")
+        say(f"blocks 1..{hdr.height} link to it (checked in a process of its own)")
+        if state_error is not None:
+            raise state_error
     say(f"state at {hdr.state_height}: {values} values match the certified root")
     return SnapshotInfo(state_height=hdr.state_height, state_root=bytes(hdr.state_root), chain_height=hdr.height,
                         values=values)
@@ -581,3 +588,24 @@ def restore_snapshot(src: Path, data_dir: Path, genesis: Genesis, *, now_ms: int
         return info
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_chain_main(argv: list[str]) -> int:
+    """``python -m afterchain.node.runtime.snapshot check-chain PATH TOP CERT_HEX HASH_HEX``:
+    `_verify_chain` in a process of its own (`verify_snapshot`); exit 0, or 1 with the
+    refusal on stdout."""
+    if len(argv) != 5 or argv[0] != "check-chain":
+        print("usage: python -m afterchain.node.runtime.snapshot check-chain PATH TOP CERT_HEX HASH_HEX")
+        return 2
+    try:
+        _verify_chain(argv[1], int(argv[2]), bytes.fromhex(argv[3]), bytes.fromhex(argv[4]))
+    except SnapshotError as exc:
+        print(exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(_check_chain_main(sys.argv[1:]))
