@@ -317,7 +317,7 @@ def verify_manifest(doc: dict[str, Any], genesis: Genesis, *, now_ms: int,
     return target
 
 
-PARALLEL_CHAIN_BLOCKS = 200
+PARALLEL_CHAIN_BLOCKS = 1000
 """From this many blocks on (and with more than one core), `verify_snapshot` checks the
 chain in a process of its own while it checks the state: the two take about as long as the
 longer one instead of their sum."""
@@ -424,7 +424,7 @@ def rebuild_tree(records: list[bytes], emit: Callable[[dict[bytes, bytes]], None
     """The root of the compact sparse Merkle tree (`protocol.smt`) holding `records`, each
     ``path || value_hash`` (64 bytes), sorted, with distinct paths; in one bottom-up pass
     over them. Every node of the tree is handed to `emit` as ``{store key: encoding}``, in
-    dicts of at most `batch` nodes (None: the root only).
+    dicts of about `batch` nodes (None: the root only).
 
     The tree's inner nodes are the branch points of adjacent paths (the length of their
     common prefix), plus a chain of inner nodes with one empty child above a branch point
@@ -434,22 +434,15 @@ def rebuild_tree(records: list[bytes], emit: Callable[[dict[bytes, bytes]], None
     sha = hashlib.sha256
     empty = _EMPTY
     out: dict[bytes, bytes] = {}
-    node_key = K.smt_node
-
-    def put(h: bytes, enc: bytes) -> None:
-        if emit is not None:
-            out[node_key(h)] = enc
-            if len(out) >= batch:
-                emit(dict(out))
-                out.clear()
+    prefix = K.SMT_NODE
 
     def lift(top: int, h: bytes, rep: int, to: int) -> bytes:
-        """The subtree rooted at depth `top` (a branch point; `top` < 0: a leaf) seen from
-        depth `to`: the chain of one-child inner nodes in between."""
+        """The subtree rooted at depth `top` (a branch point) seen from depth `to` < `top`:
+        the chain of one-child inner nodes in between."""
         for d in range(top - 1, to - 1, -1):
             enc = b"\x01" + (empty + h if (rep >> (255 - d)) & 1 else h + empty)
             h = sha(enc).digest()
-            put(h, enc)
+            out[prefix + h] = enc
         return h
 
     n = len(records)
@@ -460,43 +453,49 @@ def rebuild_tree(records: list[bytes], emit: Callable[[dict[bytes, bytes]], None
     rec = records[0]
     enc = b"\x00" + rec
     cur_h = sha(enc).digest()
-    put(cur_h, enc)
+    out[prefix + cur_h] = enc
     cur: tuple[int, bytes, int] = (-1, cur_h, int.from_bytes(rec[:32], "big"))
     prev_int = cur[2]
-    for i in range(1, n):
-        rec = records[i]
-        p_int = int.from_bytes(rec[:32], "big")
-        x = prev_int ^ p_int
-        if x == 0 or p_int < prev_int:
-            raise SnapshotError("the snapshot's state values are not sorted by distinct tree paths")
-        depth = 256 - x.bit_length()  # the branch point of paths i-1 and i
+    i = 1
+    while True:
+        if i < n:
+            rec = records[i]
+            p_int = int.from_bytes(rec[:32], "big")
+            x = prev_int ^ p_int
+            if x == 0 or p_int < prev_int:
+                raise SnapshotError("the snapshot's state values are not sorted by distinct tree paths")
+            depth = 256 - x.bit_length()  # the branch point of paths i-1 and i
+        else:
+            depth = -1  # the end: close every pending branch point
         while stack and stack[-1][0] > depth:
-            d, left = stack.pop()
-            cur = _branch(d, left, cur, lift, put)
+            d, (lt, lh, lrep) = stack.pop()
+            ct, ch, crep = cur
+            if lt > d + 1:
+                lh = lift(lt, lh, lrep, d + 1)
+            if ct > d + 1:
+                ch = lift(ct, ch, crep, d + 1)
+            enc = b"\x01" + lh + ch
+            h = sha(enc).digest()
+            out[prefix + h] = enc
+            cur = (d, h, lrep)
+        if i >= n:
+            break
         stack.append((depth, cur))
         enc = b"\x00" + rec
         cur_h = sha(enc).digest()
-        put(cur_h, enc)
+        out[prefix + cur_h] = enc
         cur = (-1, cur_h, p_int)
         prev_int = p_int
-    while stack:
-        d, left = stack.pop()
-        cur = _branch(d, left, cur, lift, put)
+        i += 1
+        if len(out) >= batch:
+            if emit is not None:
+                emit(out)
+            out = {}
     top, h, rep = cur
-    root = h if top < 0 else lift(top, h, rep, 0)
+    root = h if top <= 0 else lift(top, h, rep, 0)
     if out and emit is not None:
-        emit(dict(out))
+        emit(out)
     return root
-
-
-def _branch(d: int, left: tuple[int, bytes, int], right: tuple[int, bytes, int],
-            lift: Callable[[int, bytes, int, int], bytes], put: Callable[[bytes, bytes], None]) -> tuple[int, bytes, int]:
-    lh = left[1] if left[0] < 0 else lift(left[0], left[1], left[2], d + 1)
-    rh = right[1] if right[0] < 0 else lift(right[0], right[1], right[2], d + 1)
-    enc = b"\x01" + lh + rh
-    h = hashlib.sha256(enc).digest()
-    put(h, enc)
-    return d, h, left[2]
 
 
 def _verify_state(path: Path, genesis: Genesis, height: int, root: bytes) -> int:
