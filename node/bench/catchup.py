@@ -226,6 +226,7 @@ def _prebuild(net: Any, net_dir: Path, events: int, *, keep_source: bool = False
     fig = build_chain(src, events, g=g, sender=acme, signers=signers, first=first, serial_prefix="P",
                       start_nonce=nonces.get(acme.public, 0) + 1,
                       say=lambda m: print(m, flush=True) if "000 blocks" in m else None)
+    _stable_checkpoint(src / "chain", g, signers)
     for n in net.nodes():
         link_data(src, net_dir / "net" / n.name / "data")
     if keep_source:
@@ -236,11 +237,46 @@ def _prebuild(net: Any, net_dir: Path, events: int, *, keep_source: bool = False
     return fig
 
 
+def _stable_checkpoint(chain: Path, g: Any, signers: list[Any]) -> None:
+    """The consensus log's stable checkpoint at the highest checkpoint boundary of the
+    built chain (a quorum's signed CHECKPOINTs over that block's header hash), as a running
+    network leaves it: without it the validators restart at sequence 0, and the next block
+    lies beyond their watermark window. Written once (none if the log has one)."""
+    from afterchain.consensus.messages import CheckpointBody, CheckpointProof, SignedCheckpoint
+    from afterchain.node.runtime.chain_store import ChainStore
+    from afterchain.protocol.crypto import Domain
+    from afterchain.protocol.types import Hash32, Seq, ValidatorId
+
+    store = ChainStore(chain)
+    try:
+        if any(True for _ in store.consensus_records()):
+            return
+        interval = g.consensus.checkpoint_interval
+        seq = store.head // interval * interval
+        block = store.block(seq)
+        if block is None:
+            return
+        digest = Hash32(block.header.hash())
+        cps = []
+        for kp in signers:
+            body = CheckpointBody(seq=Seq(seq), digest=digest, replica=ValidatorId(kp.public))
+            cps.append(SignedCheckpoint(body=body, signature=kp.sign(Domain.CHECKPOINT, g.chain_id, body)))
+        proof = CheckpointProof(seq=Seq(seq), digest=digest, checkpoints=tuple(cps))
+        store.persist([((0).to_bytes(8, "big"), proof.encode())])
+    finally:
+        store.close()
+
+
 def _relink(net: Any, net_dir: Path) -> dict[str, Any]:
     """A network `--prebuilt-dir` prepared before: every node's data laid again from the
     kept prebuilt chain, state sync off in every configuration."""
     from afterchain.node.bench.snapshot import link_data
+    from afterchain.node.common.files import load_genesis
+    from afterchain.node.common.keys import load_key
 
+    g = load_genesis(net.root / "genesis.json")
+    _stable_checkpoint(net_dir / "prebuilt" / "chain", g,
+                       [load_key(net.root / n.name / "node.key") for n in net.validators()[:3]])
     for n in net.nodes():
         ndir = net_dir / "net" / n.name
         shutil.rmtree(ndir / "data", ignore_errors=True)
