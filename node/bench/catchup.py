@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         net.stop(victim)
         if member:
             net.stop(member)
-        if args.prebuilt:  # they replay the whole chain from genesis, the prebuilt blocks first
+        if prebuilt:  # they replay the whole chain from genesis, the prebuilt blocks first
             for name in (victim, member):
                 if name:
                     shutil.rmtree(net_dir / "net" / name / "data")
