@@ -28,3 +28,14 @@ def test_catchup_bench_quick_state_sync_from_peers(tmp_path: Path) -> None:
     for p in ("", "member_"):
         assert res[f"{p}state_sync_total_s"] > 0 and res[f"{p}state_sync_bytes"] > 0
         assert res[f"{p}state_sync_values"] > 0 and res[f"{p}state_sync_height"] > 0
+
+
+@pytest.mark.slow
+def test_catchup_bench_quick_prebuilt_chain(tmp_path: Path) -> None:
+    """With a chain built before the network starts (`--prebuilt`), the joining validator
+    and member replay all of it, then state-sync it (a smoke run; it asserts no speed)."""
+    assert catchup.main(["--quick", "--prebuilt", "3000", "--state-sync", "--member", "--out", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "catchup.json").read_text())
+    assert res["prebuilt"]["events"] == 3001 and res["events_to_join"] == 3001 + res["events"]
+    for p in ("", "member_"):
+        assert res[f"{p}state_sync_values"] > 3000 and res[f"{p}state_sync_height"] > res["prebuilt"]["blocks"]

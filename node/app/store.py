@@ -172,6 +172,23 @@ class RocksKV:
         with self._guard("state", "block commit"):
             self._db.write(wb, self._wo if sync else self._wo_nosync)
 
+    def delete_range(self, start: bytes, end: bytes, *, sync: bool = True) -> None:
+        """Delete every key with start <= key < end (one range tombstone: snapshots drop
+        the SMT nodes this way, `node.runtime.snapshot`)."""
+        from rocksdict import WriteBatch
+
+        wb = WriteBatch(raw_mode=True)
+        wb.delete_range(start, end)
+        with self._guard("state", "delete range"):
+            self._db.write(wb, self._wo if sync else self._wo_nosync)
+
+    def compact(self, start: bytes | None = None, end: bytes | None = None) -> None:
+        """Flush and compact [start, end) (everything when both are None): deleted keys
+        leave the table files (a snapshot then holds only what it keeps)."""
+        with self._guard("state", "compact"):
+            self._db.flush()
+            self._db.compact_range(start, end)
+
     def close(self) -> None:
         with self._guard("state", "close"):
             self._db.close()

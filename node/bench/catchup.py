@@ -1,6 +1,7 @@
 """Catch-up benchmark: a node stopped while the chain grows comes back and catches up.
 
     ./scripts/bench catchup [--down 30] [--rate 1000] [--out DIR] [--quick] [--profile FILE]
+    ./scripts/bench catchup --state-sync --member [--prebuilt 1000000 [--prebuilt-dir DIR]]
 
 A fresh 4-node `LocalNet`; one node is stopped; the other three commit a load of
 pre-signed product registrations at `--rate` events/s for `--down` seconds (the chain's
@@ -19,6 +20,15 @@ node-to-node transport, verifies it against its certified header and installs it
 catches up the rest. The time from its process start to the same executed height is
 compared with the replay above (``state_sync_speedup``). ``--member`` adds a member node,
 stopped with the validator, that rejoins both ways too (``member_*``).
+
+``--prebuilt N`` reaches large states without waiting for the chain to make them: before
+the network starts, N product registrations are built in this process into a certified
+chain (blocks of 500, each with the COMMIT signatures of 3 of the 4 validators, executed
+by the ledger: `node.bench.snapshot.build_chain`) and laid into every node's data
+directory. The stopped node (and member) then start on *empty* data directories, so the
+replay fetches, checks and executes the whole chain from genesis, and state sync checks a
+snapshot of all of it, as a real joiner would. ``--prebuilt-dir DIR --prepare-only``
+builds once and keeps it; a later run with the same ``DIR`` reuses it.
 """
 
 from __future__ import annotations
@@ -47,13 +57,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from afterchain.protocol import bodies as B
     from afterchain.protocol.events import Event, sign_event
 
-    net_dir = Path(tempfile.mkdtemp(prefix="afterchain-catchup-"))
+    keep = Path(args.prebuilt_dir).resolve() if args.prebuilt_dir else None
+    reuse = keep is not None and (keep / "net" / "network.json").is_file() and (keep / "prebuilt.json").is_file()
+    net_dir = keep if keep is not None else Path(tempfile.mkdtemp(prefix="afterchain-catchup-"))
     net = LocalNet(net_dir / "net")
     victim = "node3"
-    net.create(4, chain_id="afterchain-catchup", members=1 if args.member else 0)
+    if not reuse:
+        net_dir.mkdir(parents=True, exist_ok=True)
+        net.create(4, chain_id="afterchain-catchup", members=1 if args.member else 0)
     member = net.members()[0].name if args.member else None
     http = httpx.Client(timeout=30)
+    prebuilt: dict[str, Any] = {}
     try:
+        if reuse:
+            prebuilt = _relink(net, net_dir)
+        elif args.prebuilt:
+            prebuilt = _prebuild(net, net_dir, args.prebuilt, keep_source=keep is not None)
+        if args.prepare_only:
+            return {"prepared": str(net_dir), "prebuilt": prebuilt}
         net.start_all()
         net.wait_healthy(timeout_s=90)
         urls = [n.api_url for n in net.nodes()]
@@ -69,6 +90,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         net.stop(victim)
         if member:
             net.stop(member)
+        if prebuilt:  # they replay the whole chain from genesis, the prebuilt blocks first
+            for name in (victim, member):
+                if name:
+                    shutil.rmtree(net_dir / "net" / name / "data")
         h0 = int(http.get(f"{urls[0]}/v1/status").json()["executed_height"])
         t0 = time.time()
         batch = max(1, int(args.rate / 10))
@@ -143,6 +168,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 extra.update({f"member_{k}": v for k, v in _state_sync(net, net_dir, member, h1, http).items()})
                 extra["member_state_sync_speedup"] = round(extra["member_catchup_s_including_start"]
                                                            / extra["member_state_sync_total_s"], 2)
+        if prebuilt:
+            extra["prebuilt"] = prebuilt
+            extra["events_to_join"] = total + prebuilt["events"]
         return {**extra, **{
             "events": total, "blocks": blocks, "production_s": round(production_s, 2),
             "production_events_per_s": round(prod_rate, 1), "production_blocks_per_s": round(blocks / production_s, 2),
@@ -164,7 +192,100 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 out = Path(args.out)
                 out.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(log, out / dest)
-        shutil.rmtree(net_dir, ignore_errors=True)
+        if keep is None:
+            shutil.rmtree(net_dir, ignore_errors=True)
+
+
+def _prebuild(net: Any, net_dir: Path, events: int, *, keep_source: bool = False) -> dict[str, Any]:
+    """Before the network starts: `events` product registrations by acme in certified
+    blocks (3 of the 4 validators' COMMIT signatures on each, the ledger executed, as
+    `bench snapshot` builds them), laid into every node's data directory (hard links of
+    the table files, `node.bench.snapshot.link_data`). The nodes then start at that
+    height; a node whose data is removed replays it all from its peers. With a member
+    node, the first block registers its key (the validators admit it from the chain)."""
+    from afterchain.node.bench.snapshot import build_chain, link_data
+    from afterchain.node.common.files import load_genesis
+    from afterchain.node.common.keys import load_key
+    from afterchain.protocol import bodies as B
+    from afterchain.protocol.events import Event, sign_event
+    from afterchain.protocol.types import PublicKey
+
+    g = load_genesis(net.root / "genesis.json")
+    signers = [load_key(net.root / n.name / "node.key") for n in net.validators()[:3]]
+    acme = net.member_key("acme")
+    first = []
+    nonces: dict[bytes, int] = {}
+    for m in net.members():
+        kp = net.member_key(m.org)
+        nonces[kp.public] = nonces.get(kp.public, 0) + 1
+        first.append(sign_event(kp, Event(chain_id=g.chain_id, type="node.register", sender=kp.public,
+                                          nonce=nonces[kp.public], time_ms=1,
+                                          body=B.NodeRegister(keys=(PublicKey(bytes.fromhex(m.key)),)))))
+    src = net_dir / "prebuilt"
+    print(f"building {events:,} events of chain for the network before it starts ...", flush=True)
+    fig = build_chain(src, events, g=g, sender=acme, signers=signers, first=first, serial_prefix="P",
+                      start_nonce=nonces.get(acme.public, 0) + 1,
+                      say=lambda m: print(m, flush=True) if "000 blocks" in m else None)
+    _stable_checkpoint(src / "chain", g, signers)
+    for n in net.nodes():
+        link_data(src, net_dir / "net" / n.name / "data")
+    if keep_source:
+        (net_dir / "prebuilt.json").write_text(json.dumps(fig) + "\n")
+    else:
+        shutil.rmtree(src)
+    print(f"built {fig['events']:,} events in {fig['blocks']} blocks in {fig['build_s']} s", flush=True)
+    return fig
+
+
+def _stable_checkpoint(chain: Path, g: Any, signers: list[Any]) -> None:
+    """The consensus log's stable checkpoint at the highest checkpoint boundary of the
+    built chain (a quorum's signed CHECKPOINTs over that block's header hash), as a running
+    network leaves it: without it the validators restart at sequence 0, and the next block
+    lies beyond their watermark window. Written once (none if the log has one)."""
+    from afterchain.consensus.messages import CheckpointBody, CheckpointProof, SignedCheckpoint
+    from afterchain.node.runtime.chain_store import ChainStore
+    from afterchain.protocol.crypto import Domain
+    from afterchain.protocol.types import Hash32, Seq, ValidatorId
+
+    store = ChainStore(chain)
+    try:
+        if any(True for _ in store.consensus_records()):
+            return
+        interval = g.consensus.checkpoint_interval
+        seq = store.head // interval * interval
+        block = store.block(seq)
+        if block is None:
+            return
+        digest = Hash32(block.header.hash())
+        cps = []
+        for kp in signers:
+            body = CheckpointBody(seq=Seq(seq), digest=digest, replica=ValidatorId(kp.public))
+            cps.append(SignedCheckpoint(body=body, signature=kp.sign(Domain.CHECKPOINT, g.chain_id, body)))
+        proof = CheckpointProof(seq=Seq(seq), digest=digest, checkpoints=tuple(cps))
+        store.persist([((0).to_bytes(8, "big"), proof.encode())])
+    finally:
+        store.close()
+
+
+def _relink(net: Any, net_dir: Path) -> dict[str, Any]:
+    """A network `--prebuilt-dir` prepared before: every node's data laid again from the
+    kept prebuilt chain, state sync off in every configuration."""
+    from afterchain.node.bench.snapshot import link_data
+    from afterchain.node.common.files import load_genesis
+    from afterchain.node.common.keys import load_key
+
+    g = load_genesis(net.root / "genesis.json")
+    _stable_checkpoint(net_dir / "prebuilt" / "chain", g,
+                       [load_key(net.root / n.name / "node.key") for n in net.validators()[:3]])
+    for n in net.nodes():
+        ndir = net_dir / "net" / n.name
+        shutil.rmtree(ndir / "data", ignore_errors=True)
+        toml = ndir / "node.toml"
+        toml.write_text(toml.read_text().replace("\n[statesync]\nenable = true\n", ""))
+        link_data(net_dir / "prebuilt", ndir / "data")
+    fig: dict[str, Any] = json.loads((net_dir / "prebuilt.json").read_text())
+    print(f"reusing the network and the {fig['events']:,} prebuilt events in {net_dir}", flush=True)
+    return fig
 
 
 def _rejoin(net: Any, name: str, h1: int, http: httpx.Client) -> tuple[float, float]:
@@ -241,14 +362,28 @@ def main(argv: list[str]) -> int:
                     help="then join again on an empty data directory by state sync from peers, and compare")
     ap.add_argument("--member", action="store_true",
                     help="a member node is stopped too and rejoins both ways (by replay, by state sync)")
+    ap.add_argument("--prebuilt", type=int, default=0, metavar="EVENTS",
+                    help="before the network starts, build EVENTS events of certified chain into every node's data "
+                         "(the joining nodes then replay, or state-sync, those too: the way to 1M events)")
+    ap.add_argument("--prebuilt-dir", default=None, metavar="DIR",
+                    help="lay the network and the prebuilt chain out in DIR and keep them; a later run with the same "
+                         "DIR reuses both (the build is then not part of the run)")
+    ap.add_argument("--prepare-only", action="store_true",
+                    help="with --prebuilt-dir: lay out the network and build the chain, start nothing")
     ap.add_argument("--profile", default=None, metavar="FILE",
                     help="py-spy record the returning node (raw format, idle included) from its start until caught up")
     args = ap.parse_args(argv)
     if args.quick:
         args.down, args.rate = 4.0, 200.0
     res = run(args)
+    if args.prepare_only:
+        print(f"prepared {res['prepared']}: {res['prebuilt'].get('events', 0):,} prebuilt events")
+        return 0
     print(f"chain production while the node was down: {res['events']:,} events in {res['blocks']} blocks over "
           f"{res['production_s']} s = {res['production_events_per_s']:,} events/s ({res['production_blocks_per_s']} blocks/s)")
+    if "prebuilt" in res:
+        print(f"prebuilt before the network started: {res['prebuilt']['events']:,} events in {res['prebuilt']['blocks']} "
+              f"blocks (built in {res['prebuilt']['build_s']} s); a joining node joins {res['events_to_join']:,} events")
     print(f"catch-up (process start to the same executed height): {res['catchup_s_including_start']} s = "
           f"{res['catchup_events_per_s']:,} events/s ({res['catchup_blocks_per_s']} blocks/s)")
     print(f"catch-up rate = {res['ratio']}x the production rate (target >= 10x), process start included")

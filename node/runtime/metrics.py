@@ -100,6 +100,42 @@ class _FeedCollector(Collector):
                                   "their stored tags (tagged again from the current state)", value=s["untagged_replays"])
 
 
+class _StateSyncCollector(Collector):
+    """State sync's figures (`statesync.SnapshotServer.metrics`), read at each scrape: the
+    snapshots this node takes and serves, and how its data directory was filled when it
+    joined by state sync (absent: it did not)."""
+
+    def __init__(self, figures: Callable[[], dict[str, float]]) -> None:
+        self._figures = figures
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        f = self._figures()
+        yield CounterMetricFamily("afterchain_statesync_snapshots_taken", "Snapshots this node took to offer to peers",
+                                  value=f["snapshots_taken"])
+        yield CounterMetricFamily("afterchain_statesync_snapshot_failures", "Snapshots this node failed to take",
+                                  value=f["snapshot_failures"])
+        yield GaugeMetricFamily("afterchain_statesync_snapshots_offered", "Snapshots this node offers to peers now",
+                                value=f["snapshots_offered"])
+        yield CounterMetricFamily("afterchain_statesync_chunks_served", "Snapshot chunks served to peers",
+                                  value=f["chunks_served"])
+        yield CounterMetricFamily("afterchain_statesync_chunks_refused_busy", "Chunk requests refused: too many in "
+                                  "flight for that peer", value=f["chunks_refused_busy"])
+        yield GaugeMetricFamily("afterchain_statesync_joined", "1 if this node's data was filled by state sync from "
+                                "peers, else 0", value=f["joined"])
+        yield GaugeMetricFamily("afterchain_statesync_duration_seconds", "That state sync: from its start to the "
+                                "snapshot installed (discovery, fetch, verification)", value=f["duration_s"])
+        yield GaugeMetricFamily("afterchain_statesync_chunks_fetched", "That state sync: chunks fetched and kept",
+                                value=f["chunks_fetched"])
+        yield GaugeMetricFamily("afterchain_statesync_chunks_refused", "That state sync: chunks refused (not the "
+                                "offer's SHA-256)", value=f["chunks_refused"])
+        yield GaugeMetricFamily("afterchain_statesync_snapshots_refused", "That state sync: snapshots refused "
+                                "(uncertified, a bad chunk, or state not matching the certified root)",
+                                value=f["snapshots_refused"])
+
+
 def _role_count(live: LiveReads, role: str) -> int:
     return live.peers_by_role().get(role, 0)
 
@@ -186,6 +222,10 @@ class NodeMetrics:
         """Report the event feed's `stats` (subscribers, live, cut_off, untagged_replays)
         at each scrape, as ``afterchain_stream_*``."""
         self.registry.register(_FeedCollector(stats))
+
+    def bind_statesync(self, figures: Callable[[], dict[str, float]]) -> None:
+        """Report state sync's `figures` at each scrape, as ``afterchain_statesync_*``."""
+        self.registry.register(_StateSyncCollector(figures))
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

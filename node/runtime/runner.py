@@ -151,6 +151,7 @@ class Node:
         self.snapshots = SnapshotServer(ledger=ledger, store=store, genesis=genesis, data_dir=self.data_dir, log=log,
                                         interval=opts.snapshot_interval, keep=opts.snapshot_keep,
                                         finish_args=snapshot_finish_args or dict)
+        metrics.bind_statesync(self.snapshots.metrics)
         self.catchup = CatchUp(store=store, transport=transport, inputs=inputs, preprepared=replica.preprepared_blocks,
                                raw_by_hash=known.raw_by_hash, log=log, more=self.snapshots)
         self.executor = executor = BlockExecutor(store=store, ledger=ledger, mempool=mempool, known=known,

@@ -17,9 +17,10 @@ on the copy, offline):
    an executed height, and a primary proposes at least every half view timeout, empty
    blocks too, so this comes within a few blocks), then checkpoints the chain store.
 3. `finish_snapshot` opens the copies, takes the lowest such header ``H`` (state height
-   ``S``), executes the copied ledger from ``h_L`` to ``S`` with the copied blocks, cuts the
-   copied chain at ``H`` and writes the manifest: ``S``, ``H.state_root``, ``H`` with its
-   certificate, and the validator-set change headers from genesis to ``H``.
+   ``S``), executes the copied ledger from ``h_L`` to ``S`` with the copied blocks, drops
+   the copied state's SMT nodes and older roots (`strip_state`), cuts the copied chain at
+   ``H`` and writes the manifest: ``S``, ``H.state_root``, ``H`` with its certificate, and
+   the validator-set change headers from genesis to ``H``.
 
 So the snapshot's state is exactly the state ``H`` certifies, and its chain ends at ``H``.
 
@@ -33,9 +34,14 @@ Restoring (`restore_snapshot`) refuses, writing nothing into the data directory,
 - the copied chain's block at ``H.height`` is ``H`` with the same certificate, and every
   block below links to it by ``prev_hash`` down to height 1 (events match
   ``events_root``);
-- the state store's height is ``S``, its stored root at ``S`` is ``H.state_root``, every
-  SMT node reachable from that root hashes to its name, and the stored state values are
-  exactly the tree's leaves (the same keys, each value's SHA-256 the leaf's).
+- the state store's height is ``S``, its stored root at ``S`` is ``H.state_root``, and
+  the sparse Merkle tree rebuilt from the stored state values (`rebuild_tree`: one pass
+  over the values sorted by tree path, bottom-up) has the root ``H.state_root``.
+
+Format 2: a snapshot's state store holds no SMT node and no root below ``S`` (`strip_state`
+drops them when the snapshot is finished; far smaller: the store keeps every historical
+node). The restoring node drops whatever nodes a store came with anyway and writes the
+nodes of the rebuilt tree, in large write batches, as it hashes them.
 
 Not covered by the state root, copied as they are: the ledger's per-event outcomes and
 query indexes. The consensus log, the mempool journal and the feed tags of the source
@@ -49,7 +55,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,14 +86,16 @@ __all__ = [
     "finish_snapshot",
     "install_snapshot",
     "manifest_from_bytes",
+    "rebuild_tree",
     "restore_snapshot",
+    "strip_state",
     "take_checkpoints",
     "verify_manifest",
     "verify_snapshot",
 ]
 
 MANIFEST = "manifest.json"
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2
 
 
 class SnapshotError(Exception):
@@ -167,6 +175,7 @@ def finish_snapshot(out: Path, genesis: Genesis, *, hooks: Any = None, contracts
             sets = ledger.validator_sets_by_hash()
         finally:
             ledger.close()
+        strip_state(out / "state", s)
         store.truncate_for_restore(target.header.height)
         changes = _change_headers(store, target.header.height, sets)
     finally:
@@ -308,33 +317,71 @@ def verify_manifest(doc: dict[str, Any], genesis: Genesis, *, now_ms: int,
     return target
 
 
+PARALLEL_CHAIN_BLOCKS = 1000
+"""From this many blocks on (and with more than one core), `verify_snapshot` checks the
+chain in a process of its own while it checks the state: the two take about as long as the
+longer one instead of their sum."""
+
+
 def verify_snapshot(src: Path, genesis: Genesis, *, now_ms: int, max_age_ms: int | None = None,
-                    progress: Callable[[str], None] | None = None) -> SnapshotInfo:
+                    progress: Callable[[str], None] | None = None, parallel: bool | None = None) -> SnapshotInfo:
     """Every check of the module docstring over the snapshot at `src` (which it opens and may
-    write to: pass a copy). Raises `SnapshotError` naming the first failure."""
+    write to: pass a copy). Raises `SnapshotError` naming the first failure (the chain's
+    before the state's). `parallel`: check the chain in another process (None: from
+    `PARALLEL_CHAIN_BLOCKS` blocks on, when the machine has more than one core)."""
     say = progress or (lambda _m: None)
     target = verify_manifest(_load_manifest(src), genesis, now_ms=now_ms, max_age_ms=max_age_ms)
     hdr = target.header
     say(f"header {hdr.height} certified (state {hdr.state_height}, root {hdr.state_root.hex()[:16]}...)")
-    _verify_chain(src / "chain", target)
-    say(f"blocks 1..{hdr.height} link to it")
-    values = _verify_state(src / "state", genesis, hdr.state_height, hdr.state_root)
+    chain_args = (str(src / "chain"), hdr.height, target.certificate.encode(), hdr.hash())
+    if parallel is None:
+        parallel = hdr.height >= PARALLEL_CHAIN_BLOCKS and (os.cpu_count() or 1) > 1
+    if not parallel:
+        _verify_chain(*chain_args)
+        say(f"blocks 1..{hdr.height} link to it")
+        values = _verify_state(src / "state", genesis, hdr.state_height, hdr.state_root)
+    else:
+        import subprocess
+        import sys
+
+        path_s, top, cert, want = chain_args
+        chain = subprocess.Popen([sys.executable, "-m", "afterchain.node.runtime.snapshot", "check-chain", path_s,
+                                  str(top), cert.hex(), want.hex()], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        state_error: SnapshotError | None = None
+        values = 0
+        try:
+            values = _verify_state(src / "state", genesis, hdr.state_height, hdr.state_root)
+        except SnapshotError as exc:
+            state_error = exc
+        finally:
+            out, err = chain.communicate()
+        if chain.returncode == 1:  # the chain's refusal first, as when checked in turn
+            raise SnapshotError(out.decode(errors="replace").strip())
+        if chain.returncode != 0:
+            raise SnapshotError(f"the chain check failed (exit {chain.returncode}): "
+                                f"{err.decode(errors='replace').strip()[-500:]}")
+        say(f"blocks 1..{hdr.height} link to it (checked in a process of its own)")
+        if state_error is not None:
+            raise state_error
     say(f"state at {hdr.state_height}: {values} values match the certified root")
     return SnapshotInfo(state_height=hdr.state_height, state_root=bytes(hdr.state_root), chain_height=hdr.height,
                         values=values)
 
 
-def _verify_chain(path: Path, target: CertifiedHeader) -> None:
+def _verify_chain(path_s: str, top: int, cert: bytes, want: bytes) -> None:
+    """Blocks `top` .. 1 of the chain store at `path_s`: block `top` and its certificate are
+    the manifest's (header hash `want`), each block decodes (events match its events_root)
+    and is the one its successor links to. Arguments are plain values: it may run in
+    another process."""
+    path = Path(path_s)
     if not (path / "CURRENT").is_file():
         raise SnapshotError(f"{path} is not a RocksDB store")
     store = ChainStore(path)
     try:
-        top = target.header.height
         if store.head != top:
             raise SnapshotError(f"the snapshot's chain ends at {store.head}, its manifest at {top}")
-        if store.block_bytes(top) is None or store.certificate_bytes(top) != target.certificate.encode():
+        if store.block_bytes(top) is None or store.certificate_bytes(top) != cert:
             raise SnapshotError(f"the snapshot's block {top} or its certificate is not the manifest's")
-        want = target.header.hash()
         for h in range(top, 0, -1):
             try:
                 block = store.block(h)
@@ -350,44 +397,115 @@ def _verify_chain(path: Path, target: CertifiedHeader) -> None:
         store.close()
 
 
-_NODE_BYTES = 65
 _EMPTY = b"\0" * 32
+_NODE_WRITE_BATCH = 65_536
 
 
-def _tree_leaves(kv: RocksKV, root: bytes) -> Iterator[tuple[bytes, bytes]]:
-    """(path, value hash) of every leaf under `root`, in path order, checking that each node
-    read is the preimage of its hash."""
-    if root == _EMPTY:
-        return
+def _next_prefix(prefix: bytes) -> bytes:
+    return prefix[:-1] + bytes([prefix[-1] + 1])
+
+
+def strip_state(path: Path, state_height: int) -> None:
+    """What a format-2 snapshot's state store leaves out (`finish_snapshot`, on the copy):
+    every SMT node (the joining node rebuilds the tree from the values, `_verify_state`)
+    and the roots below `state_height` (their trees are not in the snapshot); then
+    compacted, so the table files a peer fetches hold none of it."""
+    kv = RocksKV(str(path), sync=False)
+    try:
+        kv.delete_range(K.SMT_NODE, _next_prefix(K.SMT_NODE), sync=False)
+        kv.delete_range(K.root(0), K.root(state_height), sync=True)
+        kv.compact()
+    finally:
+        kv.close()
+
+
+def rebuild_tree(records: list[bytes], emit: Callable[[dict[bytes, bytes]], None] | None = None,
+                 batch: int = _NODE_WRITE_BATCH) -> bytes:
+    """The root of the compact sparse Merkle tree (`protocol.smt`) holding `records`, each
+    ``path || value_hash`` (64 bytes), sorted, with distinct paths; in one bottom-up pass
+    over them. Every node of the tree is handed to `emit` as ``{store key: encoding}``, in
+    dicts of about `batch` nodes (None: the root only).
+
+    The tree's inner nodes are the branch points of adjacent paths (the length of their
+    common prefix), plus a chain of inner nodes with one empty child above a branch point
+    that sits deeper than its parent's child depth; a leaf always hangs right under its
+    branch point (or is the root). A stack of pending branch points is closed as each new
+    path's branch point comes in higher."""
     sha = hashlib.sha256
-    stack = [root]
-    while stack:
-        h = stack.pop()
-        enc = kv.get(K.smt_node(h))
-        if enc is None:
-            raise SnapshotError(f"SMT node {h.hex()[:16]}... under the certified root is missing from the snapshot")
-        enc = bytes(enc)
-        if len(enc) != _NODE_BYTES or sha(enc).digest() != h:
-            raise SnapshotError(f"SMT node {h.hex()[:16]}... is not the preimage of its hash (tampered)")
-        if enc[0] == 0:
-            yield enc[1:33], enc[33:65]
-        elif enc[0] == 1:
-            left, right = enc[1:33], enc[33:65]
-            if right != _EMPTY:
-                stack.append(right)
-            if left != _EMPTY:
-                stack.append(left)
+    empty = _EMPTY
+    out: dict[bytes, bytes] = {}
+    prefix = K.SMT_NODE
+
+    def lift(top: int, h: bytes, rep: int, to: int) -> bytes:
+        """The subtree rooted at depth `top` (a branch point) seen from depth `to` < `top`:
+        the chain of one-child inner nodes in between."""
+        for d in range(top - 1, to - 1, -1):
+            enc = b"\x01" + (empty + h if (rep >> (255 - d)) & 1 else h + empty)
+            h = sha(enc).digest()
+            out[prefix + h] = enc
+        return h
+
+    n = len(records)
+    if n == 0:
+        return empty
+    # a subtree: (depth of its root, or -1 for a leaf; its hash; one of its paths as an int)
+    stack: list[tuple[int, tuple[int, bytes, int]]] = []  # (branch depth, its left subtree)
+    rec = records[0]
+    enc = b"\x00" + rec
+    cur_h = sha(enc).digest()
+    out[prefix + cur_h] = enc
+    cur: tuple[int, bytes, int] = (-1, cur_h, int.from_bytes(rec[:32], "big"))
+    prev_int = cur[2]
+    i = 1
+    while True:
+        if i < n:
+            rec = records[i]
+            p_int = int.from_bytes(rec[:32], "big")
+            x = prev_int ^ p_int
+            if x == 0 or p_int < prev_int:
+                raise SnapshotError("the snapshot's state values are not sorted by distinct tree paths")
+            depth = 256 - x.bit_length()  # the branch point of paths i-1 and i
         else:
-            raise SnapshotError(f"SMT node {h.hex()[:16]}... has an unknown kind")
+            depth = -1  # the end: close every pending branch point
+        while stack and stack[-1][0] > depth:
+            d, (lt, lh, lrep) = stack.pop()
+            ct, ch, crep = cur
+            if lt > d + 1:
+                lh = lift(lt, lh, lrep, d + 1)
+            if ct > d + 1:
+                ch = lift(ct, ch, crep, d + 1)
+            enc = b"\x01" + lh + ch
+            h = sha(enc).digest()
+            out[prefix + h] = enc
+            cur = (d, h, lrep)
+        if i >= n:
+            break
+        stack.append((depth, cur))
+        enc = b"\x00" + rec
+        cur_h = sha(enc).digest()
+        out[prefix + cur_h] = enc
+        cur = (-1, cur_h, p_int)
+        prev_int = p_int
+        i += 1
+        if len(out) >= batch:
+            if emit is not None:
+                emit(out)
+            out = {}
+    top, h, rep = cur
+    root = h if top <= 0 else lift(top, h, rep, 0)
+    if out and emit is not None:
+        emit(out)
+    return root
 
 
 def _verify_state(path: Path, genesis: Genesis, height: int, root: bytes) -> int:
+    """The state store against the certified root, in one pass over its values: each
+    value's (tree path, SHA-256) sorted by path, the tree rebuilt bottom-up from them and
+    its nodes written in large batches (whatever SMT nodes and older roots the store came
+    with are dropped first: only what the values give is kept), the root compared."""
     if not (path / "CURRENT").is_file():
         raise SnapshotError(f"{path} is not a RocksDB store")
-    from rocksdict import Options, Rdict
-
     kv = RocksKV(str(path), sync=False)
-    sort_dir = path.parent / ".sort"
     try:
         if kv.get(K.STORE_GENESIS) != genesis.hash():
             raise SnapshotError("the snapshot's state store was created from another genesis")
@@ -399,42 +517,19 @@ def _verify_state(path: Path, genesis: Genesis, height: int, root: bytes) -> int
         if stored_root != root:
             raise SnapshotError(f"the snapshot's state root at {height} is {_hex(stored_root)}, the certified root is "
                                 f"{root.hex()}")
-        # the stored values, sorted by their tree path (an external sort in a scratch RocksDB)
-        shutil.rmtree(sort_dir, ignore_errors=True)
-        scratch = Rdict(str(sort_dir), Options(raw_mode=True))
+        kv.delete_range(K.SMT_NODE, _next_prefix(K.SMT_NODE), sync=False)
+        kv.delete_range(K.root(0), K.root(height), sync=False)
         sha = hashlib.sha256
-        n = 0
-        try:
-            for k, v in kv.scan(K.VALUE, bytes([K.VALUE[0] + 1])):
-                key = bytes(k[len(K.VALUE):])
-                scratch[sha(key).digest()] = sha(bytes(v)).digest() + key
-                n += 1
-            values = iter(scratch.items())
-            leaves = _tree_leaves(kv, root)
-            for path_, vh in leaves:
-                nxt = next(values, None)
-                if nxt is None:
-                    raise SnapshotError(f"the certified root holds a key (path {path_.hex()[:16]}...) whose value is "
-                                        "missing from the snapshot")
-                p2, rec = nxt
-                if p2 != path_:
-                    first = min(p2, path_)
-                    if first == p2:
-                        raise SnapshotError(f"state key {bytes(rec[32:]).hex()} is in the snapshot but not under the "
-                                            "certified root (added)")
-                    raise SnapshotError(f"the certified root holds a key (path {path_.hex()[:16]}...) whose value is "
-                                        "missing from the snapshot")
-                if rec[:32] != vh:
-                    raise SnapshotError(f"the value of state key {bytes(rec[32:]).hex()} is not the one the certified "
-                                        "root commits to (tampered)")
-            extra = next(values, None)
-            if extra is not None:
-                raise SnapshotError(f"state key {bytes(extra[1][32:]).hex()} is in the snapshot but not under the "
-                                    "certified root (added)")
-        finally:
-            scratch.close()
-            shutil.rmtree(sort_dir, ignore_errors=True)
-        return n
+        skip = len(K.VALUE)
+        records = [sha(k[skip:]).digest() + sha(v).digest() for k, v in kv.scan(K.VALUE, _next_prefix(K.VALUE))]
+        records.sort()
+        got_root = rebuild_tree(records, lambda nodes: kv.write(nodes, sync=False))
+        if got_root != root:
+            raise SnapshotError(f"the snapshot's {len(records)} state values do not hash to the certified root "
+                                f"{root.hex()[:16]}... (they give {got_root.hex()[:16]}...): a value was changed, added "
+                                "or removed (tampered)")
+        kv.write({K.STORE_HEIGHT: K.u64(height)}, sync=True)  # the WAL, node writes included, on disk
+        return len(records)
     finally:
         kv.close()
 
@@ -492,3 +587,24 @@ def restore_snapshot(src: Path, data_dir: Path, genesis: Genesis, *, now_ms: int
         return info
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_chain_main(argv: list[str]) -> int:
+    """``python -m afterchain.node.runtime.snapshot check-chain PATH TOP CERT_HEX HASH_HEX``:
+    `_verify_chain` in a process of its own (`verify_snapshot`); exit 0, or 1 with the
+    refusal on stdout."""
+    if len(argv) != 5 or argv[0] != "check-chain":
+        print("usage: python -m afterchain.node.runtime.snapshot check-chain PATH TOP CERT_HEX HASH_HEX")
+        return 2
+    try:
+        _verify_chain(argv[1], int(argv[2]), bytes.fromhex(argv[3]), bytes.fromhex(argv[4]))
+    except SnapshotError as exc:
+        print(exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(_check_chain_main(sys.argv[1:]))

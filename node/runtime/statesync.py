@@ -27,7 +27,7 @@ Fetching (`state_sync`, a node started on an empty data directory with
    whose SHA-256 is not the offer's is refused (`statesync_chunk_refused`) and that peer is
    not asked again for this snapshot; the chunk is asked of another peer;
 4. verify the assembled snapshot as `afterchain node restore` does (blocks linked to the
-   header, every SMT node and state value against the certified root) and move it into the
+   header, the state tree rebuilt from the values against the certified root) and move it into the
    data directory (`snapshot.install_snapshot`). A snapshot that fails is refused
    (`statesync_snapshot_refused`, with the reason) and the next one is tried.
 
@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import math
 import os
 import re
@@ -96,6 +97,8 @@ MAX_FILES = 100_000
 MAX_OFFERS = 4
 MAX_MANIFEST_BYTES = 4 << 20
 MAX_CHUNKS_IN_FLIGHT_PER_PEER = 4
+JOINED = "statesync.json"
+"""In a data directory filled by state sync: the figures of that sync (the metrics read them)."""
 MAX_CHUNK_FAILURES = 5
 """Failed chunk requests (timeouts, lost connections) after which a peer is not asked again
 for that snapshot (a chunk that does not match its hash: at once)."""
@@ -297,12 +300,32 @@ class SnapshotServer:
     finish_args: Callable[[], dict[str, Any]] = field(default=lambda: {})
     served: list[_Served] = field(default_factory=list)
     _busy: dict[bytes, int] = field(default_factory=dict)
+    _joined: dict[str, Any] | None = None
     stats: dict[str, int] = field(default_factory=lambda: {"chunks_served": 0, "chunks_refused_busy": 0,
                                                            "snapshots_taken": 0, "snapshot_failures": 0})
 
     @property
     def root(self) -> Path:
         return self.data_dir / "snapshots"
+
+    def metrics(self) -> dict[str, float]:
+        """The serving figures, and those of the state sync that filled this data directory
+        (`JOINED`, written by `state_sync`; zeros when there was none)."""
+        if self._joined is None:
+            try:
+                doc = json.loads((self.data_dir / JOINED).read_text())
+                self._joined = doc if isinstance(doc, dict) else {}
+            except (OSError, ValueError):
+                self._joined = {}
+        j = self._joined
+
+        def num(name: str) -> float:
+            v = j.get(name, 0)
+            return float(v) if isinstance(v, int | float) else 0.0
+
+        return {**{k: float(v) for k, v in self.stats.items()}, "snapshots_offered": float(len(self.served)),
+                "joined": 1.0 if j else 0.0, "duration_s": num("total_s"), "chunks_fetched": num("chunks"),
+                "chunks_refused": num("chunks_refused"), "snapshots_refused": num("snapshots_refused")}
 
     async def load(self) -> None:
         """Offer the snapshots a previous run left (packaged again: the hashes are not stored)."""
@@ -587,6 +610,10 @@ async def _state_sync(transport: Transport, genesis: Genesis, data_dir: Path, lo
                        "fetch_s": round(t2 - t1, 3), "verify_install_s": round(t3 - t2, 3),
                        "total_s": round(t3 - t0, 3), "peers": len(cand.peers)}
             log.info("statesync_installed", **figures)
+            try:
+                (data_dir / JOINED).write_text(json.dumps(figures) + "\n")
+            except OSError as exc:  # a figure for the metrics only: the node starts without it
+                log.warning("statesync_figures_not_written", error=str(exc))
             return info, figures
         await trio.sleep(min(5.0, 0.5 * 2 ** attempt))
     why = "; ".join(reasons[-4:]) if reasons else "no connected peer offered a snapshot"

@@ -105,13 +105,13 @@ def test_a_changed_value_is_refused(snap: tuple[Path, dict[str, Any]], tmp_path:
     src = _copy(snap[0], tmp_path / "s")
     key = K.stored_value(K.org("acme"))
     _edit_state(src, lambda kv: kv.write({key: kv.get(key)[:-1] + b"\x01"}))  # type: ignore[index]
-    _refused(src, tmp_path, "is not the one the certified root commits to")
+    _refused(src, tmp_path, "do not hash to the certified root")
 
 
 def test_an_added_value_is_refused(snap: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
     src = _copy(snap[0], tmp_path / "s")
     _edit_state(src, lambda kv: kv.write({K.stored_value(K.org("mallory")): b"\x80"}))
-    _refused(src, tmp_path, "not under the certified root")
+    _refused(src, tmp_path, "do not hash to the certified root")
 
 
 def test_a_changed_state_root_is_refused(snap: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
@@ -262,3 +262,20 @@ async def test_admin_snapshot_route(tmp_path: Path) -> None:
     m = finish_snapshot(tmp_path / "ok", genesis())
     info = verify_snapshot(tmp_path / "ok", genesis(), now_ms=NOW())
     assert (info.state_height, info.chain_height) == (m["state_height"], m["chain_height"])
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_a_missing_block_is_refused_whoever_checks_the_chain(snap: tuple[Path, dict[str, Any]], tmp_path: Path,
+                                                             parallel: bool) -> None:
+    """The chain is checked in this process or, for long chains, in a process of its own
+    while this one checks the state (`parallel`): the same result and the same refusal."""
+    from rocksdict import Options, Rdict
+
+    info = verify_snapshot(_copy(snap[0], tmp_path / "ok"), genesis(), now_ms=NOW(), parallel=parallel)
+    assert info.values > 120
+    src = _copy(snap[0], tmp_path / "s")
+    db = Rdict(str(src / "chain"), Options(raw_mode=True))
+    db.delete(b"B" + (1).to_bytes(8, "big"))
+    db.close()
+    with pytest.raises(SnapshotError, match="the snapshot's chain lacks block 1"):
+        verify_snapshot(src, genesis(), now_ms=NOW(), parallel=parallel)

@@ -30,14 +30,15 @@ from afterchain.protocol.codec import decode
 from tests.node.util import VALIDATORS, genesis, memory_cluster, product_event, wait_for
 
 
-def _tamper_chunks(node: Node) -> None:
-    """`node` answers every chunk with one byte changed (its offers stay honest)."""
+def _tamper_chunks(node: Node, only: int | None = None) -> None:
+    """`node` answers every chunk (or only chunk `only`) with one byte changed (its offers
+    stay honest)."""
     server = node.snapshots
     real = server.on_request
 
     async def bad(sender: bytes, req: Any) -> bytes:
         raw = await real(sender, req)
-        if isinstance(req, ChunkRequest):
+        if isinstance(req, ChunkRequest) and (only is None or req.index == only):
             r = ChunkResponse.decode(raw, max_bytes=64 << 20)
             data = bytes([r.data[0] ^ 1]) + r.data[1:]
             return ChunkResponse(snapshot=r.snapshot, index=r.index, data=data).encode()
@@ -69,7 +70,10 @@ async def _scenario(tmp: Path, bad: str) -> dict[str, Any]:
         await wait_for(lambda: all(n.ledger.event_outcome(e.id) is not None for n in nodes for e in evs), timeout=60)
         newer = await nodes[1].snapshots.take()  # the newest offer, so it is tried first
         assert newer.height > honest.height and len(newer.chunk_hashes) > 3
-        (_tamper_chunks if bad == "chunk" else _forge_root)(nodes[1])
+        if bad == "mid":  # honest chunks, then one bad chunk in the middle of the stream
+            _tamper_chunks(nodes[1], only=len(newer.chunk_hashes) // 2)
+        else:
+            (_tamper_chunks if bad == "chunk" else _forge_root)(nodes[1])
         # node 3 (a genesis validator that never ran) joins by state sync
         t = net.add(VALIDATORS[3].public)
         with structlog.testing.capture_logs() as logs:
@@ -81,6 +85,7 @@ async def _scenario(tmp: Path, bad: str) -> dict[str, Any]:
         late = Node(key=VALIDATORS[3], genesis=genesis(), data_dir=tmp / "n3", transport=t,
                     options=NodeOptions(name="n3", tick_ms=20))
         out["started_at"] = late.ledger.height
+        out["metrics"] = late.metrics.render()[0].decode()
         more = [product_event(90 + i) for i in range(1, 31)]
         async with trio.open_nursery() as nursery:
             await nursery.start(late.run)
@@ -98,7 +103,7 @@ async def _scenario(tmp: Path, bad: str) -> dict[str, Any]:
     return out
 
 
-@pytest.mark.parametrize("bad", ["chunk", "root"])
+@pytest.mark.parametrize("bad", ["chunk", "mid", "root"])
 def test_a_validator_joins_by_state_sync_and_commits(tmp_path: Path, bad: str) -> None:
     out = trio.run(_scenario, tmp_path, bad)
     info, figures, logs = out["info"], out["figures"], out["logs"]
@@ -107,7 +112,7 @@ def test_a_validator_joins_by_state_sync_and_commits(tmp_path: Path, bad: str) -
     assert figures["snapshots_refused"] == 1
     refused = [e for e in logs if e["event"] == "statesync_snapshot_refused"]
     assert len(refused) == 1
-    if bad == "chunk":
+    if bad in ("chunk", "mid"):
         assert figures["chunks_refused"] >= 1
         assert any(e["event"] == "statesync_chunk_refused" for e in logs)
         assert "did not match its hash" in refused[0]["reason"]
@@ -118,6 +123,11 @@ def test_a_validator_joins_by_state_sync_and_commits(tmp_path: Path, bad: str) -
     a, b = out["roots"]
     assert a is not None and a == b
     assert out["late_signed"]  # it signed commit certificates of new blocks: it votes
+    text = out["metrics"]  # its /metrics say how it joined
+    assert "afterchain_statesync_joined 1.0" in text
+    assert f"afterchain_statesync_chunks_fetched {float(figures['chunks'])}" in text
+    assert f"afterchain_statesync_snapshots_refused {float(figures['snapshots_refused'])}" in text
+    assert "afterchain_statesync_duration_seconds " in text and "afterchain_statesync_chunks_served_total 0.0" in text
 
 
 def test_no_snapshot_offered_is_a_clear_error(tmp_path: Path) -> None:
