@@ -563,11 +563,16 @@ class P2PTransport:
                         frame = await p.queue_recv.receive()
                         parts = [LENGTH_PREFIX.pack(len(frame)), frame]
                         size, count = len(frame), 1
+                        count_sent = self.stats.count_sent if self.stats.label is not None else None
+                        if count_sent is not None:
+                            count_sent(p.key, frame)
                         while size < self.write_batch_bytes:
                             try:
                                 frame = p.queue_recv.receive_nowait()
                             except trio.WouldBlock:
                                 break
+                            if count_sent is not None:
+                                count_sent(p.key, frame)
                             parts += (LENGTH_PREFIX.pack(len(frame)), frame)
                             size += len(frame)
                             count += 1
