@@ -60,7 +60,7 @@ from afterchain.protocol.types import Height
 from ..messages import CertifiedBlock
 from .messages import MAX_HOPS, MAX_RELAY_BLOCKS, RelayBlocks, RelayEvents, RelayMessage, RelayRequest, RelayStatus
 
-__all__ = ["MUTATIONS", "TICK_MS", "BlockSource", "Relay", "RelayParams", "RelayReady"]
+__all__ = ["MUTATIONS", "NODE_PARAMS", "TICK_MS", "BlockSource", "Relay", "RelayParams", "RelayReady"]
 
 TICK_MS = 100
 """How often the shell calls `tick()` (every timing below is in ticks)."""
@@ -110,6 +110,13 @@ class RelayParams:
     """Only the validator at index `h mod n` of the (sorted) current set pushes block `h`
     (the others announce it): n validators together push each block `validator_eager`
     times, not n times (the node turns it on; the simulator's figures are without it)."""
+    validator_announce: bool = True
+    """Whether a validator announces each new block (`RelayStatus`) to the member peers it
+    does not push it to. Off (the node), members learn a validator's height from its
+    heartbeat status only, and of each new block from the member that got the push: one
+    status per member peer per heartbeat instead of one per block, and a member does not
+    start the clock of its fallback to a validator (`validator_fetch_delay_ticks`) at the
+    validators' commit, when the push is still on its way through the members."""
     validator_fetch_delay_ticks: int = 6
     """A member asks a validator for a block only when no member peer has had it for this
     long after the announcement (validators' upload is the scarce one)."""
@@ -141,6 +148,13 @@ class RelayParams:
             raise ValueError("need 1 <= d_lo <= d <= d_hi")
         if self.eager < -1 or self.validator_eager < -1:
             raise ValueError("eager and validator_eager are -1 (all) or >= 0")
+
+
+NODE_PARAMS = RelayParams(validator_push_rotate=True, validator_announce=False)
+"""The relay's parameters in a node (`node/runtime/relay.py`; the simulator's
+`--node-params`): the defaults, with the validators taking turns to push (one push per
+block for the whole validator set) and announcing nothing but their heartbeat status to
+members (the members announce each block to each other)."""
 
 
 @dataclass(slots=True)
@@ -191,6 +205,10 @@ class RelayStats:
     invalid_blocks: int = 0
     requests_sent: int = 0
     requests_served: int = 0
+    blocks_pushed: int = 0
+    """Blocks sent unasked (rule 3)."""
+    blocks_served: int = 0
+    """Blocks sent in answers to requests (rule 5)."""
     events_forwarded: int = 0
     duplicate_events: int = 0
     event_retries: int = 0
@@ -376,6 +394,7 @@ class Relay:
                     break
                 blocks.append(cb)
         self.stats.requests_served += 1
+        self.stats.blocks_served += len(blocks)
         self._out.sends.append((sender, RelayBlocks(blocks=tuple(blocks))))
 
     def _on_events(self, sender: bytes, msg: RelayEvents) -> None:
@@ -498,11 +517,13 @@ class Relay:
         k = len(targets) if eager < 0 else min(eager, len(targets))
         push = set(self.rng.sample(targets, k)) if k else set()
         msg = RelayBlocks(blocks=(cb,))
+        announce = self.p.validator_announce or not self.is_validator
         for p in targets:
             if p in push:
+                self.stats.blocks_pushed += 1
                 self._out.sends.append((p, msg))
                 self.peers[p].height = max(self.peers[p].height, h - 1)
-            else:
+            elif announce:
                 self._status_to.add(p)
 
     def _fetch_now(self) -> None:

@@ -90,6 +90,12 @@ async def _run(members: int, rate: float, duration: float, root: Path) -> dict[s
                 e[0] += f - f0
                 e[1] += by - b0
         out["members_caught_up"] = all(m.ledger.height >= h1 for m in mnodes)
+        for who, group in (("validators", vnodes), ("members", mnodes)):
+            st = [n.relay.machine.stats for n in group]
+            out[f"{who}_relay"] = {"blocks_pushed": sum(s.blocks_pushed for s in st),
+                                   "blocks_served": sum(s.blocks_served for s in st),
+                                   "requests_sent": sum(s.requests_sent for s in st)}
+        out["member_polls"] = sum(m.follower.polls for m in mnodes)
         nursery.cancel_scope.cancel()
     blocks = max(1, h1 - h0)
     nv = len(vnodes)

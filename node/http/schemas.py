@@ -245,7 +245,7 @@ def answer_schemas() -> dict[str, dict[str, Any]]:
                 "enabled": {"type": "boolean"}, "height": U64, "hops": U64,
                 "peers": array({"type": "string", "description": "relay peers' short ids"}),
                 "blocks_received": U64, "duplicate_blocks": U64, "invalid_blocks": U64, "requests_sent": U64,
-                "requests_served": U64, "events_forwarded": U64, "pending_events": U64,
+                "requests_served": U64, "blocks_pushed": U64, "blocks_served": U64, "events_forwarded": U64, "pending_events": U64,
                 "rejected": {"type": "object", "additionalProperties": U64, "description": "refused relay messages by reason"},
                 "limited": {"type": "object", "additionalProperties": U64,
                             "description": "messages refused over the per-peer rate limits, by kind"},

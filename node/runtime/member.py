@@ -66,7 +66,9 @@ FOLLOW_BATCH_BLOCKS = MAX_FETCH_BLOCKS // 2
 POLL_S = 0.1
 """Pause between polls when the last one brought nothing new (bounds a member's lag)."""
 VALIDATOR_POLL_EVERY = 5
-"""With the relay on, one poll in this many goes to a validator (the others to members)."""
+"""With the relay on, one poll in this many goes to a validator (the others to members),
+asking for one block only: it keeps the validators' heads known (`known_head`), while the
+blocks come from members (a validator's upload is the scarce one)."""
 RELAY_POLL_S = 2.0
 """Pause between polls while the dissemination relay delivers blocks (the poll only fills gaps)."""
 
@@ -318,6 +320,8 @@ class Follower:
         self.poll_s = poll_s
         self.heads: dict[bytes, int] = {}
         self.polls = 0
+        self.polls_validators_gap = 0
+        """Gap-filling polls (the relay delivers) that went to a validator."""
         self.relay_active: Callable[[], bool] | None = None
         """Set when the dissemination relay runs (`node.runtime.relay`): while it delivers,
         the follower only fills gaps, polling every `RELAY_POLL_S`."""
@@ -351,8 +355,9 @@ class Follower:
             first = sorted(p for p in ok if p in vs) or sorted(ok)
         return first[self._turn % len(first)]
 
-    async def step(self) -> bool:
-        """One poll; True if it brought new blocks."""
+    async def step(self, *, gap_only: bool = False) -> bool:
+        """One poll; True if it brought new blocks. `gap_only`: the relay delivers, this
+        poll only fills gaps (a validator is then asked for one block)."""
         r = self.receiver
         if self.store.head > r.tip_height:
             r.resync()
@@ -365,9 +370,13 @@ class Follower:
         if peer is None:
             return False
         self.polls += 1
+        count = FOLLOW_BATCH_BLOCKS
+        if gap_only and peer in self.validators():
+            count = 1  # its head, and a block only if no member had it (see VALIDATOR_POLL_EVERY)
+            self.polls_validators_gap += 1
         try:
             data = await self.transport.request(
-                peer, FollowRequest(from_height=Height(r.tip_height + 1), count=FOLLOW_BATCH_BLOCKS).encode(),
+                peer, FollowRequest(from_height=Height(r.tip_height + 1), count=count).encode(),
                 timeout_s=FETCH_TIMEOUT_S)
             resp = FollowResponse.decode(data, max_bytes=PEER_MESSAGE_MAX_BYTES)
         except ProtocolError as exc:
@@ -391,7 +400,7 @@ class Follower:
             if self.relay_active is not None and self.relay_active():
                 await trio.sleep(RELAY_POLL_S)
                 if self.relay_active():
-                    await self.step()  # gap filling only: the relay delivers
+                    await self.step(gap_only=True)  # gap filling only: the relay delivers
                     continue
             if not await self.step():
                 await trio.sleep(self.poll_s)

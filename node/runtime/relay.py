@@ -48,7 +48,7 @@ from afterchain.consensus.relay import (
     RelayRequest,
     RelayStatus,
 )
-from afterchain.consensus.relay.machine import TICK_MS
+from afterchain.consensus.relay.machine import NODE_PARAMS, TICK_MS
 from afterchain.node.common.log import short_id
 from afterchain.node.runtime.catchup import certified_block_parts
 from afterchain.node.runtime.chain_store import ChainStore
@@ -76,9 +76,7 @@ EVENT_TASKS_MAX = 16
 """Batches of peers' events being checked at once; more are dropped (their origins re-send)."""
 
 
-NODE_PARAMS = RelayParams(validator_push_rotate=True)
-"""The relay's parameters in a node: PROTOCOL.md section 11's, with the validators taking
-turns to push (one push per block for the whole validator set)."""
+
 
 
 def is_relay_frame(data: bytes) -> bool:
@@ -217,6 +215,7 @@ class RelayService:
             "enabled": self.enabled, "height": m.height, "hops": m.hops(), "peers": sorted(short_id(p) for p in m.peers),
             "blocks_received": st.blocks_received, "duplicate_blocks": st.duplicate_blocks,
             "invalid_blocks": st.invalid_blocks, "requests_sent": st.requests_sent, "requests_served": st.requests_served,
+            "blocks_pushed": st.blocks_pushed, "blocks_served": st.blocks_served,
             "events_forwarded": st.events_forwarded, "pending_events": len(m.pending), "rejected": dict(st.rejected),
             "limited": self.limiter.describe(),
         }

@@ -21,6 +21,7 @@ from afterchain.consensus.relay import (
     RelayRequest,
     RelayStatus,
 )
+from afterchain.consensus.relay.machine import NODE_PARAMS
 from afterchain.consensus.relay.sim import RelaySimConfig, _Sim, main, run
 from afterchain.protocol.codec import registered, sha256
 from afterchain.protocol.errors import ProtocolError
@@ -223,6 +224,26 @@ def test_validators_get_no_blocks_pushed_and_are_never_dialed_by_validators() ->
     assert not set(relay.ready().dials) & set(KEYS[:4])
 
 
+def test_a_validator_with_the_node_params_pushes_on_its_turn_and_announces_nothing() -> None:
+    """NODE_PARAMS: validator `sorted(set)[h mod n]` pushes block h to one member; the
+    others send members nothing for it (their heartbeat status says their height)."""
+    order = sorted(KEYS[:4])
+    for h in (1, 2):
+        for v in KEYS[:4]:
+            relay = Relay(v, height=h - 1, validators=KEYS[:4], admitted=KEYS, store=Store(CHAIN[:h - 1]),
+                          rng=random.Random(5), params=NODE_PARAMS)
+            for p in (A, B, C):
+                relay.connected(p, outbound=False)
+            relay.ready()
+            relay.local_block(CHAIN[h - 1])
+            out = relay.ready()
+            pushed = [p for p, m in out.sends if isinstance(m, RelayBlocks)]
+            assert len(pushed) == (1 if order[h % 4] == v else 0)
+            assert not [m for _, m in out.sends if isinstance(m, RelayStatus)]
+            relay.tick()  # the heartbeat tells every peer the height
+            assert {p for p, m in relay.ready().sends if isinstance(m, RelayStatus) and m.height == h} == {A, B, C}
+
+
 def test_only_a_validator_is_zero_hops_away() -> None:
     relay = _relay()
     relay.connected(A, outbound=True)
@@ -304,6 +325,17 @@ def test_default_seed_suite_delivers_everything_and_safely() -> None:
     assert failures == []
 
 
+def test_node_params_deliver_everything_and_safely() -> None:
+    """The node's parameters (validators take turns to push, announce nothing) over the
+    default suite's seeds: 0 undelivered, every event committed once."""
+    failures = []
+    for seed in DEFAULT_SEEDS:
+        res = run(RelaySimConfig(seed=seed, params=NODE_PARAMS, **SMALL))  # type: ignore[arg-type]
+        if not res.ok:
+            failures.append((seed, res.violations[:3]))
+    assert failures == []
+
+
 def test_same_seed_same_trace() -> None:
     a = run(RelaySimConfig(seed=11, **SMALL))  # type: ignore[arg-type]
     b = run(RelaySimConfig(seed=11, **SMALL))  # type: ignore[arg-type]
@@ -351,6 +383,10 @@ def test_slow_seed_suite() -> None:
             failures.append((seed, res.violations[:3]))
     for seed in range(50):
         res = run(RelaySimConfig(seed=seed, members=100, blocks=8))
+        if not res.ok:
+            failures.append((seed, res.violations[:3]))
+    for seed in range(2000, 3000):  # the node's parameters
+        res = run(RelaySimConfig(seed=seed, params=NODE_PARAMS, **SMALL))  # type: ignore[arg-type]
         if not res.ok:
             failures.append((seed, res.violations[:3]))
     assert failures == []
