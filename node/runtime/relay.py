@@ -1,9 +1,11 @@
 """The dissemination relay in a running node: drives `consensus.relay.Relay` (the pure
 state machine of docs/PROTOCOL.md section 11) from trio.
 
-- **Wire.** The relay's messages (tags 0xA0-0xA3) travel as DIRECT frames on the node's
+- **Wire.** The relay's messages (tags 0xA0-0xA4) travel as DIRECT frames on the node's
   transport streams, like consensus messages; `PeerInbox` hands them here (`offer_frame`,
-  never blocking the peer's stream: a full queue drops them, counted).
+  never blocking the peer's stream: a full queue drops them, counted). Blocks go deflated
+  (`RelayBlocksDeflated`) when that is smaller; a received one is inflated (bounded) and
+  taken as the `RelayBlocks` inside.
 - **Peers.** The relay's peers are a bounded subset (`RelayParams.d_lo`..`d_hi`) of the
   node's live, authenticated transport connections to admitted keys. A *dial* of the
   machine takes a connected key as an outbound relay peer (it gets our `RelayStatus`), a
@@ -42,11 +44,14 @@ from afterchain.consensus.messages import CertifiedBlock
 from afterchain.consensus.relay import (
     MAX_HOPS,
     Relay,
+    RelayBlocks,
+    RelayBlocksDeflated,
     RelayEvents,
     RelayMessage,
     RelayParams,
     RelayRequest,
     RelayStatus,
+    deflate_blocks,
 )
 from afterchain.consensus.relay.machine import NODE_PARAMS, TICK_MS
 from afterchain.node.common.log import short_id
@@ -151,7 +156,7 @@ class RelayService:
         self._event_tasks = 0
         self._nursery: trio.Nursery | None = None
         for k in ("relay_in", "relay_out", "relay_dropped", "relay_decode", "relay_shut", "relay_blocks",
-                  "relay_events_in", "relay_events_refused"):
+                  "relay_events_in", "relay_events_refused", "relay_deflated", "relay_inflated"):
             counters.setdefault(k, 0)
 
     # ------------------------------------------------------------------ hooks other parts call
@@ -270,6 +275,9 @@ class RelayService:
             return
         try:
             msg = decode_as(RelayMessage, data, max_bytes=PEER_MESSAGE_MAX_BYTES)
+            if type(msg) is RelayBlocksDeflated:
+                self.counters["relay_inflated"] += 1
+                msg = msg.inflate()
         except ProtocolError as exc:
             self.counters["relay_decode"] += 1
             self.log.warning("relay_message_rejected", peer=short_id(sender), code=str(exc.code), error=str(exc))
@@ -298,7 +306,13 @@ class RelayService:
             for peer, msg in out.sends:
                 data = encoded.get(id(msg))
                 if data is None:
-                    data = encoded[id(msg)] = msg.encode()
+                    data = msg.encode()
+                    if type(msg) is RelayBlocks and msg.blocks:
+                        packed = deflate_blocks(msg, data)  # blocks go deflated (about half the bytes)
+                        if packed is not msg:
+                            self.counters["relay_deflated"] += 1
+                            data = packed.encode()
+                    encoded[id(msg)] = data
                 self.counters["relay_out"] += 1
                 if self.outboxes.put(peer, data):
                     self.counters["relay_dropped"] += 1

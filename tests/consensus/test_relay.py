@@ -4,6 +4,7 @@ and the seeded simulator (50 seeds here, 1,000+ in the slow suite, mutation chec
 from __future__ import annotations
 
 import random
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,13 +16,16 @@ from afterchain.consensus.relay import (
     MUTATIONS,
     Relay,
     RelayBlocks,
+    RelayBlocksDeflated,
     RelayEvents,
     RelayMessage,
     RelayParams,
     RelayRequest,
     RelayStatus,
+    deflate_blocks,
 )
 from afterchain.consensus.relay.machine import NODE_PARAMS
+from afterchain.consensus.relay.messages import MAX_INFLATED_BYTES
 from afterchain.consensus.relay.sim import RelaySimConfig, _Sim, main, run
 from afterchain.protocol.codec import registered, sha256
 from afterchain.protocol.errors import ProtocolError
@@ -66,7 +70,8 @@ def _sends(relay: Relay) -> list[tuple[bytes, RelayMessage]]:
 
 def test_tags_are_the_documented_free_range() -> None:
     tags = {cls.__name__: tag for tag, cls in registered().items() if 0xA0 <= tag <= 0xAF}
-    assert tags == {"RelayStatus": 0xA0, "RelayRequest": 0xA1, "RelayBlocks": 0xA2, "RelayEvents": 0xA3}
+    assert tags == {"RelayStatus": 0xA0, "RelayRequest": 0xA1, "RelayBlocks": 0xA2, "RelayEvents": 0xA3,
+                    "RelayBlocksDeflated": 0xA4}
 
 
 @pytest.mark.parametrize("msg", [
@@ -89,10 +94,42 @@ def test_bytes_are_as_documented_in_protocol_md() -> None:
         (RelayRequest(from_height=Height(5), count=3), "`RelayRequest{from_height 5, count 3}` =\n`94 cca1 01 05 03`"),
         (RelayBlocks(blocks=()), "`RelayBlocks{}` (none) = `93 cca2 01 90`"),
         (RelayEvents(events=(b"ab",)), "`RelayEvents{[\"ab\"]}` =\n`93 cca3 01 91 c4026162`"),
+        (RelayBlocksDeflated(size=5, data=bytes.fromhex("78019b7c6611e30400088c0293")),
+         "`RelayBlocksDeflated{size 5, data}` =\n`94 cca4 01 05 c40d 78019b7c6611e30400088c0293`"),
     ]:
         assert text in section
         documented = text.rsplit("`", 2)[-2].replace(" ", "")
         assert msg.encode().hex() == documented
+
+
+def test_deflated_blocks_inflate_to_the_blocks_and_only_to_them() -> None:
+    blocks = RelayBlocks(blocks=tuple(CHAIN[:3]))
+    raw = blocks.encode()
+    packed = deflate_blocks(blocks)
+    assert isinstance(packed, RelayBlocksDeflated) and len(packed.encode()) < len(raw)
+    got = RelayMessage.decode(packed.encode())
+    assert isinstance(got, RelayBlocksDeflated) and got.inflate() == blocks
+    assert deflate_blocks(RelayBlocks(blocks=())) == RelayBlocks(blocks=())  # too small to gain
+    # the documented example
+    doc = RelayMessage.decode(bytes.fromhex("94cca40105c40d78019b7c6611e30400088c0293"))
+    assert isinstance(doc, RelayBlocksDeflated) and doc.inflate() == RelayBlocks(blocks=())
+    z = zlib.compress(raw, 1)
+    for bad in [
+        RelayBlocksDeflated(size=len(raw) - 1, data=z),  # inflates to more than it says (never inflated past size)
+        RelayBlocksDeflated(size=len(raw) + 1, data=z),  # to less
+        RelayBlocksDeflated(size=len(raw), data=z[:-3]),  # truncated stream
+        RelayBlocksDeflated(size=len(raw), data=z + b"\x00"),  # bytes after the stream
+        RelayBlocksDeflated(size=len(raw), data=b"not zlib at all"),
+        RelayBlocksDeflated(size=5, data=zlib.compress(RelayStatus(height=Height(1), hops=0).encode())),  # not blocks
+    ]:
+        with pytest.raises(ProtocolError):
+            RelayMessage.decode(bad.encode()).inflate()  # type: ignore[attr-defined]
+    bomb = RelayBlocksDeflated(size=MAX_INFLATED_BYTES, data=zlib.compress(bytes(64 << 20)))
+    with pytest.raises(ProtocolError):
+        bomb.inflate()  # stops at MAX_INFLATED_BYTES
+    with pytest.raises(ProtocolError) as err:
+        RelayMessage.decode(RelayBlocksDeflated(size=MAX_INFLATED_BYTES + 1, data=b"x").encode())
+    assert err.value.field == "size"
 
 
 @pytest.mark.parametrize(("msg", "field"), [
