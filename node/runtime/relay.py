@@ -15,8 +15,9 @@ state machine of docs/PROTOCOL.md section 11) from trio.
   out), while its transport connection (consensus, catch-up) stays.
 - **Blocks.** A block to verify goes through `member.BlockReceiver.offer` (a member: the
   same checks as the follower's, then committed and executed through the consensus loop),
-  so a node relays only what it verified; a validator relays what it executed
-  (`BlockExecutor.on_executed`). Blocks the follower accepted are given to the machine as
+  so a node relays only what it verified; a validator relays what it committed (its
+  certificate from consensus), as soon as the state root check passed and before storing
+  and executing it (`BlockExecutor.on_committed`). Blocks the follower accepted are given to the machine as
   local blocks (`BlockReceiver.on_accept`). Verified blocks are kept in memory
   (`CACHE_BLOCKS`) to answer requests without reading the chain store.
 - **Events.** A member's own clients' events go to the machine (`submit_local`: re-sent
@@ -175,8 +176,9 @@ class RelayService:
         with contextlib.suppress(trio.WouldBlock):  # (full: the task drains the machine after each message anyway)
             self._send.send_nowait((b"", b""))
 
-    def on_executed(self, block: Block, cert: CommitCertificate) -> None:
-        """A block this node executed (a validator's commit; a member's too)."""
+    def on_committed(self, block: Block, cert: CommitCertificate) -> None:
+        """A block this node committed (a validator's; a member's too), about to be
+        stored and executed."""
         if not self.enabled:
             return
         h = block.header.height

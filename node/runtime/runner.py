@@ -183,7 +183,7 @@ class Node:
             counters=self.counters, log=log, enabled=opts.relay, limiter=limiter)
         if opts.relay:
             self.receiver.on_accept = relay.on_follower_blocks
-            executor.on_executed = relay.on_executed
+            executor.on_committed = relay.on_committed
             self.follower.relay_active = relay.active
         self.inbox.relay = relay.offer_frame
         # the upload's breakdown by peer role and message (`/v1/status` transport.sent_by)
