@@ -66,9 +66,10 @@ FOLLOW_BATCH_BLOCKS = MAX_FETCH_BLOCKS // 2
 POLL_S = 0.1
 """Pause between polls when the last one brought nothing new (bounds a member's lag)."""
 VALIDATOR_POLL_EVERY = 5
-"""With the relay on, one poll in this many goes to a validator (the others to members),
-asking for one block only: it keeps the validators' heads known (`known_head`), while the
-blocks come from members (a validator's upload is the scarce one)."""
+"""With the relay on but not delivering (catching up), one poll in this many goes to a
+validator, the others to members. While it delivers, the gap-filling polls go to members
+only (a validator's upload is the scarce one; the validators' heads come from their relay
+statuses), to a validator only when no member is connected."""
 RELAY_POLL_S = 2.0
 """Pause between polls while the dissemination relay delivers blocks (the poll only fills gaps)."""
 
@@ -340,14 +341,14 @@ class Follower:
         best = claims[f] if len(claims) > f else (claims[-1] if claims else 0)
         return max(self.store.head, best)
 
-    def pick_peer(self) -> bytes | None:
+    def pick_peer(self, *, gap_only: bool = False) -> bytes | None:
         vs = self.validators()
         connected = self.transport.connected_peers() - {self.me}
         ok = [p for p in connected if not self.receiver.banned_now(p)]
         if not ok:
             return None
         self._turn += 1
-        if self.relay_active is not None and self._turn % VALIDATOR_POLL_EVERY:
+        if gap_only or (self.relay_active is not None and self._turn % VALIDATOR_POLL_EVERY):
             # with the relay on, the poll fills gaps: members first (they have the blocks; the
             # validators' upload is the scarce one), a validator every VALIDATOR_POLL_EVERY-th
             first = sorted(p for p in ok if p not in vs) or sorted(ok)
@@ -357,7 +358,8 @@ class Follower:
 
     async def step(self, *, gap_only: bool = False) -> bool:
         """One poll; True if it brought new blocks. `gap_only`: the relay delivers, this
-        poll only fills gaps (a validator is then asked for one block)."""
+        poll only fills gaps (members are asked; a validator, only when no member is
+        connected, for one block)."""
         r = self.receiver
         if self.store.head > r.tip_height:
             r.resync()
@@ -366,13 +368,13 @@ class Follower:
             r.resync()  # what we accepted did not commit (the replica refused it): ask again
         if r.tip_height - self.executed() >= FOLLOW_BATCH_BLOCKS:
             return False  # execution is behind: let it catch up first
-        peer = self.pick_peer()
+        peer = self.pick_peer(gap_only=gap_only)
         if peer is None:
             return False
         self.polls += 1
         count = FOLLOW_BATCH_BLOCKS
         if gap_only and peer in self.validators():
-            count = 1  # its head, and a block only if no member had it (see VALIDATOR_POLL_EVERY)
+            count = 1  # no member connected: its head, and one block if the relay lost it
             self.polls_validators_gap += 1
         try:
             data = await self.transport.request(
