@@ -92,7 +92,10 @@ def _proc_sample(pid: int) -> tuple[float, int]:
 
 
 # --------------------------------------------------------------------------- the run
-def run(args: argparse.Namespace, *, members: int = 0) -> dict[str, Any]:
+def run(args: argparse.Namespace, *, members: int = 0, sample_heights: bool = False) -> dict[str, Any]:
+    """One cluster run. `sample_heights`: poll every node's status every `LAG_POLL_S`
+    (always with members, for their lag): the validators-only run of a members comparison
+    does it too, so both runs put the same polling load on the validators."""
     from afterchain.node.app.vm.contracts import source
     from afterchain.node.client.sdk import Client
     from afterchain.node.tools.localnet import LocalNet
@@ -191,7 +194,8 @@ def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, ar
                     last[name] = max(last[name], h)
                 time.sleep(LAG_POLL_S)
 
-    lag_th = threading.Thread(target=lag_sampler, daemon=True) if any(r == "member" for r in roles.values()) else None
+    lag_th = (threading.Thread(target=lag_sampler, daemon=True)
+              if sample_heights or any(r == "member" for r in roles.values()) else None)
     if lag_th is not None:
         lag_th.start()
     rss_curve: list[dict[str, Any]] = []

@@ -40,7 +40,9 @@ def compare_members(args: argparse.Namespace) -> dict[str, Any]:
         print(f"  sustained {calibration['sustained_events_per_s']} events/s: both runs offer 80% of it, {rate}/s", flush=True)
     phase = argparse.Namespace(**{**vars(args), "rate": rate})
     print(f"members: validators only at {rate} events/s ...", flush=True)
-    without = run(phase)
+    # the same status polling as the run with members (it samples every node's height for
+    # the members' lag): the validators serve it in both runs
+    without = run(phase, sample_heights=True)
     print(f"members: {args.members} member nodes at {rate} events/s ...", flush=True)
     with_m = run(phase, members=args.members)
 
