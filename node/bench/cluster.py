@@ -136,14 +136,14 @@ def run(args: argparse.Namespace, *, members: int = 0, sample_heights: bool = Fa
         p.join()
         records = msgpack.unpackb(Path(mix_path).read_bytes())
         print(f"  {len(records):,} events signed", flush=True)
-        return _drive(net, urls, records, rate, args, ceiling, bound, out_dir)
+        return _drive(net, urls, records, rate, args, ceiling, bound, out_dir, sample_heights=sample_heights)
     finally:
         net.stop_all()
         shutil.rmtree(net_dir, ignore_errors=True)  # a 1M-event run leaves ~2 GB of node data
 
 
 def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, args: argparse.Namespace,
-           ceiling: dict[str, float], bound: float, out_dir: Path) -> dict[str, Any]:
+           ceiling: dict[str, float], bound: float, out_dir: Path, *, sample_heights: bool = False) -> dict[str, Any]:
     from afterchain.protocol.events import SignedEvent
 
     n_products = max(i for _, i, _ in records) + 1
