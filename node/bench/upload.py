@@ -89,6 +89,9 @@ async def _run(members: int, rate: float, duration: float, root: Path) -> dict[s
                 e = sent.setdefault(k, [0, 0])
                 e[0] += f - f0
                 e[1] += by - b0
+        with trio.move_on_after(10.0):
+            while not all(m.ledger.height >= h1 for m in mnodes):
+                await trio.sleep(0.05)
         out["members_caught_up"] = all(m.ledger.height >= h1 for m in mnodes)
         for who, group in (("validators", vnodes), ("members", mnodes)):
             st = [n.relay.machine.stats for n in group]
