@@ -27,7 +27,9 @@ The protocol (PROTOCOL.md section 11 is the normative text):
   verification only after h - 1 is delivered) and relays only blocks it has delivered
   (verified). On delivering block h it pushes it whole (`RelayBlocks`) to `eager` random
   peers that are not validators and whose last status is below h, and announces it
-  (`RelayStatus` with the new height) to the other non-validator peers. A node that
+  (`RelayStatus` with the new height) to the other non-validator peers (a validator, with
+  `validator_push_rotate`, pushes only on its turn and, without `validator_announce`,
+  announces nothing: `NODE_PARAMS`). A node that
   learns from a status that a peer has a block it lacks waits `fetch_delay_ticks` for a
   push, then asks one peer that has it (`RelayRequest`, members preferred to validators);
   an unanswered request times out after `fetch_timeout_ticks` and goes to another peer.
