@@ -237,10 +237,13 @@ class _Sim:
                 continue
             self.upload[i] += len(msg.encode())
             self.push(self.now + self.latency(i, j), "msg", (i, j, msg))
-        for cb in out.verify:
-            relay.verified(cb, self.check(i, cb))
+        # delivered blocks first, as the node's shell does: one batch may deliver h - 1 and
+        # ask to verify h, which must then chain to h - 1 in the store (checked the other
+        # way round, h failed as "not chained" and its honest sender took a strike)
         for cb in out.deliver:
             self.deliver(i, cb)
+        for cb in out.verify:
+            relay.verified(cb, self.check(i, cb))
         for _sender, raw in out.events:
             if sha256(raw) not in self.genuine:
                 continue  # the intake refuses it
