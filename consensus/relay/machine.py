@@ -39,7 +39,9 @@ The protocol (PROTOCOL.md section 11 is the normative text):
 - **Events.** Statuses carry `hops`: 0 for a validator, else 1 + the least `hops` among
   the node's peers (a non-validator claiming 0 counts as 1). An event is sent to the
   `event_fanout` peers with the fewest hops (fewer than the node's own); each node
-  forwards an event once (de-duplicated by its SHA-256). The node where it was submitted
+  forwards an event once per wave of its origin's sends (de-duplicated by its SHA-256: a
+  copy that comes half a retry period or more after the node took it is taken again,
+  since the forward it made then may have been lost). The node where it was submitted
   (its *origin*) keeps it until a delivered block contains it and re-sends it every
   `event_retry_ticks` (to peers drawn again), so an event it accepted is never lost.
 - **Bad peers.** A block that fails verification, a request flood or an unanswered
@@ -213,6 +215,8 @@ class RelayStats:
     """Blocks sent in answers to requests (rule 5)."""
     events_forwarded: int = 0
     duplicate_events: int = 0
+    events_retaken: int = 0
+    """Events taken again: a copy that came a retry period after this node took it."""
     event_retries: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
 
@@ -251,7 +255,8 @@ class Relay:
         self.missing_since: int | None = None
         self.pending: dict[bytes, _Pending] = {}
         """Events submitted here, until a delivered block holds them."""
-        self.seen: OrderedDict[bytes, bytes | None] = OrderedDict()
+        self.seen: OrderedDict[bytes, tuple[bytes | None, int]] = OrderedDict()
+        """Events taken, by SHA-256: (the peer it came from, the tick it was taken)."""
         self.stats = RelayStats()
         self._next_heartbeat = 0
         self._next_rotate = self.p.rotate_ticks
@@ -401,16 +406,27 @@ class Relay:
 
     def _on_events(self, sender: bytes, msg: RelayEvents) -> None:
         seen = self.seen
+        window = self.p.event_retry_ticks // 2
         for raw in msg.events:
             h = sha256(raw)
-            if h in seen or h in self.pending:
+            if h in self.pending:
                 self.stats.duplicate_events += 1
                 continue
+            taken = seen.get(h)
+            if taken is not None and self.now - taken[1] < window:
+                self.stats.duplicate_events += 1  # another path's copy of the same send
+                continue
+            # new, or a copy that came a retry period later: the origin sent it again, so
+            # the forward this node made may have been lost on the way (it is taken again,
+            # checked and forwarded by the same rule: once per wave of the origin's sends)
+            if taken is not None:
+                self.stats.events_retaken += 1
             self._remember(h, sender)
             self._out.events.append((sender, raw))
 
     def _remember(self, h: bytes, sender: bytes | None) -> None:
-        self.seen[h] = sender
+        self.seen[h] = (sender, self.now)
+        self.seen.move_to_end(h)
         if len(self.seen) > self.p.seen_events:
             self.seen.popitem(last=False)
 
@@ -457,8 +473,9 @@ class Relay:
             self.pending[h] = _Pending(raw=raw, due=self.now + self.p.event_retry_ticks)
             if "event_retry" in self.mutations:
                 del self.pending[h]
-        sender = self.seen.get(h)
-        if h not in self.seen:
+        taken = self.seen.get(h)
+        sender = taken[0] if taken is not None else None
+        if taken is None:
             self._remember(h, None)
         if not self.is_validator:
             self._send_event(raw, sender)

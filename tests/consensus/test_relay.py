@@ -323,6 +323,23 @@ def test_relayed_events_are_handed_to_the_intake_once() -> None:
     assert relay.stats.duplicate_events == 1
 
 
+def test_a_copy_after_the_origins_retry_period_is_taken_again() -> None:
+    """The forward a node made may have been lost: the origin's next send (a retry period
+    later) gets through it again; copies of the same send by other paths do not."""
+    relay = _relay(event_retry_ticks=30)
+    relay.connected(A, outbound=True)
+    relay.connected(B, outbound=True)
+    relay.step(RelayEvents(events=(b"e1",)), A)
+    assert relay.ready().events == [(A, b"e1")]
+    for _ in range(14):
+        relay.tick()
+    relay.step(RelayEvents(events=(b"e1",)), B)  # the same wave, another path
+    assert relay.ready().events == [] and relay.stats.duplicate_events == 1
+    relay.tick()
+    relay.step(RelayEvents(events=(b"e1",)), B)  # half a retry period later: the next wave
+    assert relay.ready().events == [(B, b"e1")] and relay.stats.events_retaken == 1
+
+
 def test_inbound_connections_above_d_hi_are_refused_and_non_members_closed() -> None:
     relay = _relay(d=2, d_lo=1, d_hi=2)
     relay.connected(A, outbound=False)
