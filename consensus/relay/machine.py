@@ -38,7 +38,8 @@ The protocol (PROTOCOL.md section 11 is the normative text):
   by `d_hi` whatever the number of members.
 - **Events.** Statuses carry `hops`: 0 for a validator, else 1 + the least `hops` among
   the node's peers (a non-validator claiming 0 counts as 1). An event is sent to the
-  `event_fanout` peers with the fewest hops (fewer than the node's own); each node
+  `event_fanout` peers with the fewest hops (fewer than the node's own; an origin's
+  re-send, short of such peers, also goes to peers with as many hops as its own); each node
   forwards an event once per wave of its origin's sends (de-duplicated by its SHA-256: a
   copy that comes half a retry period or more after the node took it is taken again,
   since the forward it made then may have been lost). The node where it was submitted
@@ -481,12 +482,15 @@ class Relay:
             self._send_event(raw, sender)
         return True
 
-    def _send_event(self, raw: bytes, exclude: bytes | None) -> None:
+    def _send_event(self, raw: bytes, exclude: bytes | None, *, sideways: bool = False) -> None:
+        """To the `event_fanout` peers with the fewest hops, fewer than this node's;
+        `sideways` (an origin's re-send): short of such peers, the rest are drawn among the
+        peers with as many hops as this node (a way round a closer peer that drops it)."""
         mine = self.hops()
-        better = [(st.hops, self.rng.random(), p) for p, st in self.peers.items()
-                  if p != exclude and st.hops < mine]
-        better.sort()
-        for _, _, p in better[: self.p.event_fanout]:
+        ranked = [(st.hops, self.rng.random(), p) for p, st in self.peers.items()
+                  if p != exclude and (st.hops < mine or (sideways and st.hops == mine))]
+        ranked.sort()
+        for _, _, p in ranked[: self.p.event_fanout]:
             self._events_to.setdefault(p, []).append(raw)
             self.stats.events_forwarded += 1
 
@@ -592,7 +596,7 @@ class Relay:
                 if entry.due <= now:
                     entry.due = now + self.p.event_retry_ticks
                     self.stats.event_retries += 1
-                    self._send_event(entry.raw, None)
+                    self._send_event(entry.raw, None, sideways=True)
         if now >= self._next_heartbeat:
             self._heartbeat()
         self._maybe_fetch()

@@ -340,6 +340,24 @@ def test_a_copy_after_the_origins_retry_period_is_taken_again() -> None:
     assert relay.ready().events == [(B, b"e1")] and relay.stats.events_retaken == 1
 
 
+def test_an_origins_re_send_also_goes_sideways_when_few_peers_are_closer() -> None:
+    """One closer peer that drops events would hold an event for ever: the origin's re-send
+    also goes to a peer as far from the validators as itself."""
+    relay = _relay(event_retry_ticks=30)
+    for p, hops in ((A, 1), (B, 2), (C, 3)):
+        relay.connected(p, outbound=True)
+        relay.step(RelayStatus(height=Height(0), hops=hops), p)
+    assert relay.hops() == 2
+    relay.ready()
+    relay.submit_event(b"e1")
+    assert [p for p, m in relay.ready().sends if isinstance(m, RelayEvents)] == [A]  # closer peers only
+    for _ in range(30):
+        relay.tick()
+        for p, hops in ((A, 1), (B, 2), (C, 3)):
+            relay.step(RelayStatus(height=Height(0), hops=hops), p)
+    assert sorted(p for p, m in relay.ready().sends if isinstance(m, RelayEvents)) == sorted([A, B])
+
+
 def test_inbound_connections_above_d_hi_are_refused_and_non_members_closed() -> None:
     relay = _relay(d=2, d_lo=1, d_hi=2)
     relay.connected(A, outbound=False)
