@@ -122,6 +122,13 @@ class RelayParams:
     status per member peer per heartbeat instead of one per block, and a member does not
     start the clock of its fallback to a validator (`validator_fetch_delay_ticks`) at the
     validators' commit, when the push is still on its way through the members."""
+    members_first: bool = False
+    """A member dials members (validators only when no member is left to try, or when it
+    knows no path to a validator or delivered nothing for `stale_ticks`), and keeps
+    dialing one more member each heartbeat while it has fewer than `d_lo` member peers
+    (a dial of a key it has no connection to fails: on a network where the members'
+    connections come up after the validators', it would otherwise keep only validators,
+    and every block would come from them). Validators still dial members up to `d`."""
     validator_fetch_delay_ticks: int = 6
     """A member asks a validator for a block only when no member peer has had it for this
     long after the announcement (validators' upload is the scarce one)."""
@@ -155,7 +162,7 @@ class RelayParams:
             raise ValueError("eager and validator_eager are -1 (all) or >= 0")
 
 
-NODE_PARAMS = RelayParams(validator_push_rotate=True, validator_announce=False)
+NODE_PARAMS = RelayParams(validator_push_rotate=True, validator_announce=False, members_first=True)
 """The relay's parameters in a node (`node/runtime/relay.py`; the simulator's
 `--node-params`): the defaults, with the validators taking turns to push (one push per
 block for the whole validator set) and announcing nothing but their heartbeat status to
@@ -616,10 +623,13 @@ class Relay:
         self._status_to.update(self.peers)
         n = len(self.peers) + len(self.dialing)
         want = 0
+        lost = not self.is_validator and (self.hops() >= MAX_HOPS or now - self._progress > p.stale_ticks)
         if n < p.d_lo:
             want = p.d - n
-        elif not self.is_validator and n < p.d_hi and (self.hops() >= MAX_HOPS or now - self._progress > p.stale_ticks):
-            want = 1
+        elif not self.is_validator and n < p.d_hi:
+            few_members = p.members_first and sum(1 for k in self.peers if k not in self.validators) < p.d_lo
+            if lost or few_members:
+                want = 1
         if now >= self._next_rotate:
             self._next_rotate = now + p.rotate_ticks
             outbound = [k for k, st in self.peers.items() if st.outbound]
@@ -627,18 +637,25 @@ class Relay:
                 self._close(self.rng.choice(outbound))
                 want = max(want, 1)
         if want:
-            self._dial(want)
+            self._dial(want, any_key=lost)
         if len(self.peers) > p.d_hi:
             inbound = [k for k, st in self.peers.items() if not st.outbound]
             excess = len(self.peers) - p.d
             for peer in self.rng.sample(inbound, min(excess, len(inbound))):
                 self._close(peer)
 
-    def _dial(self, count: int) -> None:
+    def _dial(self, count: int, *, any_key: bool = False) -> None:
         skip = self.validators if self.is_validator else frozenset()
         choices = sorted(k for k in self.admitted
                          if k != self.me and k not in self.peers and k not in self.dialing and k not in self.banned and k not in skip)
-        for peer in self.rng.sample(choices, min(count, len(choices))):
+        if self.p.members_first and not self.is_validator and not any_key:
+            members = [k for k in choices if k not in self.validators]
+            picks = self.rng.sample(members, min(count, len(members)))
+            rest = [k for k in choices if k in self.validators]
+            picks += self.rng.sample(rest, min(count - len(picks), len(rest)))
+        else:
+            picks = self.rng.sample(choices, min(count, len(choices)))
+        for peer in picks:
             self.dialing[peer] = self.now + self.p.dial_timeout_ticks
             self._out.dials.append(peer)
 
