@@ -20,6 +20,10 @@ def test_cluster_bench_quick(tmp_path: Path) -> None:
     assert res["ceiling"]["events_per_s"] > 0 and res["bound_events_per_s"] > 0
     assert set(res["per_node"]) == {"node0", "node1", "node2", "node3"}
     assert (tmp_path / "cluster.png").stat().st_size > 1000
+    # the upload's breakdown by receiver role and message adds up to the upload
+    for name, sent in res["sent_by"].items():
+        assert sum(b for _, b in sent.values()) == res["bytes_sent"][name], name
+        assert sent["validator:SignedCommit"][0] > 0 and not [k for k in sent if k.startswith("member:")]
     # each event's signature is checked once per node (the API's, gossip's and pre-prepares'
     # checks of one event used to race: ~1.25 checks per event on backups)
     for name, counters in res["intake_counters"].items():

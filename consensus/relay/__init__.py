@@ -5,9 +5,20 @@ messages (`messages`, tags 0xA0-0xAF) and a seeded simulator
 """
 
 from .machine import MUTATIONS, TICK_MS, BlockSource, Relay, RelayParams, RelayReady
-from .messages import MAX_HOPS, MAX_RELAY_BLOCKS, RelayBlocks, RelayEvents, RelayMessage, RelayRequest, RelayStatus
+from .messages import (
+    MAX_HOPS,
+    MAX_RELAY_BLOCKS,
+    RelayBlocks,
+    RelayBlocksDeflated,
+    RelayEvents,
+    RelayMessage,
+    RelayRequest,
+    RelayStatus,
+    deflate_blocks,
+)
 
 __all__ = [
-    "MAX_HOPS", "MAX_RELAY_BLOCKS", "MUTATIONS", "TICK_MS", "BlockSource", "Relay", "RelayBlocks", "RelayEvents",
-    "RelayMessage", "RelayParams", "RelayReady", "RelayRequest", "RelayStatus",
+    "MAX_HOPS", "MAX_RELAY_BLOCKS", "MUTATIONS", "TICK_MS", "BlockSource", "Relay", "RelayBlocks",
+    "RelayBlocksDeflated", "RelayEvents",
+    "RelayMessage", "RelayParams", "RelayReady", "RelayRequest", "RelayStatus", "deflate_blocks",
 ]

@@ -27,7 +27,9 @@ The protocol (PROTOCOL.md section 11 is the normative text):
   verification only after h - 1 is delivered) and relays only blocks it has delivered
   (verified). On delivering block h it pushes it whole (`RelayBlocks`) to `eager` random
   peers that are not validators and whose last status is below h, and announces it
-  (`RelayStatus` with the new height) to the other non-validator peers. A node that
+  (`RelayStatus` with the new height) to the other non-validator peers (a validator, with
+  `validator_push_rotate`, pushes only on its turn and, without `validator_announce`,
+  announces nothing: `NODE_PARAMS`). A node that
   learns from a status that a peer has a block it lacks waits `fetch_delay_ticks` for a
   push, then asks one peer that has it (`RelayRequest`, members preferred to validators);
   an unanswered request times out after `fetch_timeout_ticks` and goes to another peer.
@@ -36,8 +38,11 @@ The protocol (PROTOCOL.md section 11 is the normative text):
   by `d_hi` whatever the number of members.
 - **Events.** Statuses carry `hops`: 0 for a validator, else 1 + the least `hops` among
   the node's peers (a non-validator claiming 0 counts as 1). An event is sent to the
-  `event_fanout` peers with the fewest hops (fewer than the node's own); each node
-  forwards an event once (de-duplicated by its SHA-256). The node where it was submitted
+  `event_fanout` peers with the fewest hops (fewer than the node's own; an origin's
+  re-send, short of such peers, also goes to peers with as many hops as its own); each node
+  forwards an event once per wave of its origin's sends (de-duplicated by its SHA-256: a
+  copy that comes half a retry period or more after the node took it is taken again,
+  since the forward it made then may have been lost). The node where it was submitted
   (its *origin*) keeps it until a delivered block contains it and re-sends it every
   `event_retry_ticks` (to peers drawn again), so an event it accepted is never lost.
 - **Bad peers.** A block that fails verification, a request flood or an unanswered
@@ -60,7 +65,7 @@ from afterchain.protocol.types import Height
 from ..messages import CertifiedBlock
 from .messages import MAX_HOPS, MAX_RELAY_BLOCKS, RelayBlocks, RelayEvents, RelayMessage, RelayRequest, RelayStatus
 
-__all__ = ["MUTATIONS", "TICK_MS", "BlockSource", "Relay", "RelayParams", "RelayReady"]
+__all__ = ["MUTATIONS", "NODE_PARAMS", "TICK_MS", "BlockSource", "Relay", "RelayParams", "RelayReady"]
 
 TICK_MS = 100
 """How often the shell calls `tick()` (every timing below is in ticks)."""
@@ -110,6 +115,20 @@ class RelayParams:
     """Only the validator at index `h mod n` of the (sorted) current set pushes block `h`
     (the others announce it): n validators together push each block `validator_eager`
     times, not n times (the node turns it on; the simulator's figures are without it)."""
+    validator_announce: bool = True
+    """Whether a validator announces each new block (`RelayStatus`) to the member peers it
+    does not push it to. Off (the node), members learn a validator's height from its
+    heartbeat status only, and of each new block from the member that got the push: one
+    status per member peer per heartbeat instead of one per block, and a member does not
+    start the clock of its fallback to a validator (`validator_fetch_delay_ticks`) at the
+    validators' commit, when the push is still on its way through the members."""
+    members_first: bool = False
+    """A member dials members (validators only when no member is left to try, or when it
+    knows no path to a validator or delivered nothing for `stale_ticks`), and keeps
+    dialing one more member each heartbeat while it has fewer than `d_lo` member peers
+    (a dial of a key it has no connection to fails: on a network where the members'
+    connections come up after the validators', it would otherwise keep only validators,
+    and every block would come from them). Validators still dial members up to `d`."""
     validator_fetch_delay_ticks: int = 6
     """A member asks a validator for a block only when no member peer has had it for this
     long after the announcement (validators' upload is the scarce one)."""
@@ -141,6 +160,13 @@ class RelayParams:
             raise ValueError("need 1 <= d_lo <= d <= d_hi")
         if self.eager < -1 or self.validator_eager < -1:
             raise ValueError("eager and validator_eager are -1 (all) or >= 0")
+
+
+NODE_PARAMS = RelayParams(validator_push_rotate=True, validator_announce=False, members_first=True)
+"""The relay's parameters in a node (`node/runtime/relay.py`; the simulator's
+`--node-params`): the defaults, with the validators taking turns to push (one push per
+block for the whole validator set) and announcing nothing but their heartbeat status to
+members (the members announce each block to each other)."""
 
 
 @dataclass(slots=True)
@@ -191,8 +217,14 @@ class RelayStats:
     invalid_blocks: int = 0
     requests_sent: int = 0
     requests_served: int = 0
+    blocks_pushed: int = 0
+    """Blocks sent unasked (rule 3)."""
+    blocks_served: int = 0
+    """Blocks sent in answers to requests (rule 5)."""
     events_forwarded: int = 0
     duplicate_events: int = 0
+    events_retaken: int = 0
+    """Events taken again: a copy that came a retry period after this node took it."""
     event_retries: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
 
@@ -231,7 +263,8 @@ class Relay:
         self.missing_since: int | None = None
         self.pending: dict[bytes, _Pending] = {}
         """Events submitted here, until a delivered block holds them."""
-        self.seen: OrderedDict[bytes, bytes | None] = OrderedDict()
+        self.seen: OrderedDict[bytes, tuple[bytes | None, int]] = OrderedDict()
+        """Events taken, by SHA-256: (the peer it came from, the tick it was taken)."""
         self.stats = RelayStats()
         self._next_heartbeat = 0
         self._next_rotate = self.p.rotate_ticks
@@ -376,20 +409,32 @@ class Relay:
                     break
                 blocks.append(cb)
         self.stats.requests_served += 1
+        self.stats.blocks_served += len(blocks)
         self._out.sends.append((sender, RelayBlocks(blocks=tuple(blocks))))
 
     def _on_events(self, sender: bytes, msg: RelayEvents) -> None:
         seen = self.seen
+        window = self.p.event_retry_ticks // 2
         for raw in msg.events:
             h = sha256(raw)
-            if h in seen or h in self.pending:
+            if h in self.pending:
                 self.stats.duplicate_events += 1
                 continue
+            taken = seen.get(h)
+            if taken is not None and self.now - taken[1] < window:
+                self.stats.duplicate_events += 1  # another path's copy of the same send
+                continue
+            # new, or a copy that came a retry period later: the origin sent it again, so
+            # the forward this node made may have been lost on the way (it is taken again,
+            # checked and forwarded by the same rule: once per wave of the origin's sends)
+            if taken is not None:
+                self.stats.events_retaken += 1
             self._remember(h, sender)
             self._out.events.append((sender, raw))
 
     def _remember(self, h: bytes, sender: bytes | None) -> None:
-        self.seen[h] = sender
+        self.seen[h] = (sender, self.now)
+        self.seen.move_to_end(h)
         if len(self.seen) > self.p.seen_events:
             self.seen.popitem(last=False)
 
@@ -436,19 +481,23 @@ class Relay:
             self.pending[h] = _Pending(raw=raw, due=self.now + self.p.event_retry_ticks)
             if "event_retry" in self.mutations:
                 del self.pending[h]
-        sender = self.seen.get(h)
-        if h not in self.seen:
+        taken = self.seen.get(h)
+        sender = taken[0] if taken is not None else None
+        if taken is None:
             self._remember(h, None)
         if not self.is_validator:
             self._send_event(raw, sender)
         return True
 
-    def _send_event(self, raw: bytes, exclude: bytes | None) -> None:
+    def _send_event(self, raw: bytes, exclude: bytes | None, *, sideways: bool = False) -> None:
+        """To the `event_fanout` peers with the fewest hops, fewer than this node's;
+        `sideways` (an origin's re-send): short of such peers, the rest are drawn among the
+        peers with as many hops as this node (a way round a closer peer that drops it)."""
         mine = self.hops()
-        better = [(st.hops, self.rng.random(), p) for p, st in self.peers.items()
-                  if p != exclude and st.hops < mine]
-        better.sort()
-        for _, _, p in better[: self.p.event_fanout]:
+        ranked = [(st.hops, self.rng.random(), p) for p, st in self.peers.items()
+                  if p != exclude and (st.hops < mine or (sideways and st.hops == mine))]
+        ranked.sort()
+        for _, _, p in ranked[: self.p.event_fanout]:
             self._events_to.setdefault(p, []).append(raw)
             self.stats.events_forwarded += 1
 
@@ -498,11 +547,13 @@ class Relay:
         k = len(targets) if eager < 0 else min(eager, len(targets))
         push = set(self.rng.sample(targets, k)) if k else set()
         msg = RelayBlocks(blocks=(cb,))
+        announce = self.p.validator_announce or not self.is_validator
         for p in targets:
             if p in push:
+                self.stats.blocks_pushed += 1
                 self._out.sends.append((p, msg))
                 self.peers[p].height = max(self.peers[p].height, h - 1)
-            else:
+            elif announce:
                 self._status_to.add(p)
 
     def _fetch_now(self) -> None:
@@ -552,7 +603,7 @@ class Relay:
                 if entry.due <= now:
                     entry.due = now + self.p.event_retry_ticks
                     self.stats.event_retries += 1
-                    self._send_event(entry.raw, None)
+                    self._send_event(entry.raw, None, sideways=True)
         if now >= self._next_heartbeat:
             self._heartbeat()
         self._maybe_fetch()
@@ -572,10 +623,13 @@ class Relay:
         self._status_to.update(self.peers)
         n = len(self.peers) + len(self.dialing)
         want = 0
+        lost = not self.is_validator and (self.hops() >= MAX_HOPS or now - self._progress > p.stale_ticks)
         if n < p.d_lo:
             want = p.d - n
-        elif not self.is_validator and n < p.d_hi and (self.hops() >= MAX_HOPS or now - self._progress > p.stale_ticks):
-            want = 1
+        elif not self.is_validator and n < p.d_hi:
+            few_members = p.members_first and sum(1 for k in self.peers if k not in self.validators) < p.d_lo
+            if lost or few_members:
+                want = 1
         if now >= self._next_rotate:
             self._next_rotate = now + p.rotate_ticks
             outbound = [k for k, st in self.peers.items() if st.outbound]
@@ -583,18 +637,25 @@ class Relay:
                 self._close(self.rng.choice(outbound))
                 want = max(want, 1)
         if want:
-            self._dial(want)
+            self._dial(want, any_key=lost)
         if len(self.peers) > p.d_hi:
             inbound = [k for k, st in self.peers.items() if not st.outbound]
             excess = len(self.peers) - p.d
             for peer in self.rng.sample(inbound, min(excess, len(inbound))):
                 self._close(peer)
 
-    def _dial(self, count: int) -> None:
+    def _dial(self, count: int, *, any_key: bool = False) -> None:
         skip = self.validators if self.is_validator else frozenset()
         choices = sorted(k for k in self.admitted
                          if k != self.me and k not in self.peers and k not in self.dialing and k not in self.banned and k not in skip)
-        for peer in self.rng.sample(choices, min(count, len(choices))):
+        if self.p.members_first and not self.is_validator and not any_key:
+            members = [k for k in choices if k not in self.validators]
+            picks = self.rng.sample(members, min(count, len(members)))
+            rest = [k for k in choices if k in self.validators]
+            picks += self.rng.sample(rest, min(count - len(picks), len(rest)))
+        else:
+            picks = self.rng.sample(choices, min(count, len(choices)))
+        for peer in picks:
             self.dialing[peer] = self.now + self.p.dial_timeout_ticks
             self._out.dials.append(peer)
 

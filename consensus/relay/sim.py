@@ -59,7 +59,7 @@ from afterchain.protocol.types import Hash32, Height, Seq, Signature, ValidatorI
 
 from ..messages import CertifiedBlock
 from ..signer import FastSigner, FastVerifier, verify_certificate
-from .machine import MUTATIONS, TICK_MS, Relay, RelayParams, RelayReady
+from .machine import MUTATIONS, NODE_PARAMS, TICK_MS, Relay, RelayParams, RelayReady
 from .messages import RelayBlocks, RelayEvents, RelayMessage, RelayStatus
 
 __all__ = ["ALL_FAULTS", "RelaySimConfig", "RelaySimResult", "main", "run"]
@@ -237,10 +237,13 @@ class _Sim:
                 continue
             self.upload[i] += len(msg.encode())
             self.push(self.now + self.latency(i, j), "msg", (i, j, msg))
-        for cb in out.verify:
-            relay.verified(cb, self.check(i, cb))
+        # delivered blocks first, as the node's shell does: one batch may deliver h - 1 and
+        # ask to verify h, which must then chain to h - 1 in the store (checked the other
+        # way round, h failed as "not chained" and its honest sender took a strike)
         for cb in out.deliver:
             self.deliver(i, cb)
+        for cb in out.verify:
+            relay.verified(cb, self.check(i, cb))
         for _sender, raw in out.events:
             if sha256(raw) not in self.genuine:
                 continue  # the intake refuses it
@@ -565,6 +568,8 @@ def replay_command(cfg: RelaySimConfig) -> str:
     cmd = (f"python -m afterchain.consensus.relay.sim --seeds {cfg.seed} --validators {cfg.validators} "
            f"--members {cfg.members} --blocks {cfg.blocks} --faults {','.join(cfg.faults) or 'none'} "
            f"--byzantine {cfg.byzantine} --eager {cfg.params.eager} --validator-eager {cfg.params.validator_eager}")
+    if cfg.params.validator_push_rotate and not cfg.params.validator_announce:
+        cmd += " --node-params"
     for m in cfg.mutations:
         cmd += f" --mutate {m}"
     return cmd
@@ -583,6 +588,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--byzantine", type=int, default=1, help="Byzantine members (with the byzantine fault)")
     ap.add_argument("--eager", default="2", help="comma list: peers a member pushes a block to (-1: all)")
     ap.add_argument("--validator-eager", type=int, default=1, help="members a validator pushes a block to (-1: all)")
+    ap.add_argument("--node-params", action="store_true",
+                    help="the node's parameters (NODE_PARAMS: validators take turns to push and announce nothing)")
     ap.add_argument("--mutate", action="append", default=[], choices=sorted(MUTATIONS))
     ap.add_argument("--trace-hash", action="store_true")
     args = ap.parse_args(argv)
@@ -598,7 +605,9 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"unknown faults {bad}; known: {', '.join(ALL_FAULTS)}")
     print(f"validators={args.validators} blocks={args.blocks} block_ms={args.block_ms} faults={','.join(faults) or 'none'} "
           f"seeds={args.seeds} (sizes: encoded relay messages; times: simulated ms)")
-    print(f"validator_eager={args.validator_eager}")
+    base = NODE_PARAMS if args.node_params else RelayParams()
+    print(f"validator_eager={args.validator_eager} validator_push_rotate={base.validator_push_rotate} "
+          f"validator_announce={base.validator_announce}")
     print("| members | eager | runs | failed | undelivered | time-to-all p50 / p99 ms | node latency p50 / p99 ms "
           "| duplicate factor | validator upload / block | member upload / block (mean, max) | events committed | wall s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -610,7 +619,7 @@ def main(argv: list[str] | None = None) -> int:
             for seed in _range(args.seeds):
                 cfg = RelaySimConfig(seed=seed, validators=args.validators, members=members, blocks=args.blocks,
                                      block_ms=args.block_ms, filler_events=args.filler_events, faults=faults,
-                                     byzantine=args.byzantine, params=RelayParams(eager=eager, validator_eager=args.validator_eager),
+                                     byzantine=args.byzantine, params=replace(base, eager=eager, validator_eager=args.validator_eager),
                                      mutations=tuple(args.mutate))
                 res = run(cfg)
                 results.append(res)

@@ -26,6 +26,7 @@ BENCHES: dict[str, str] = {
     "soak": "a long run at a steady rate with crash drills and members leaving and joining: RSS and disk per node over time, 0 lost",
     "codec": "decoding signed events: the project's decoder against msgspec Structs (issue 27)",
     "snapshot": "checking a fetched state-sync snapshot in one process: certified header, blocks, state rebuilt against the root",
+    "upload": "validators' upload by peer role and message, without and with member nodes, in one process",
     "stream": "GET /v1/stream with 1, 10 and 100 subscribers: events/s delivered, the node's CPU per subscriber",
 }
 """Known benches (name -> what it measures). Some may not exist yet."""

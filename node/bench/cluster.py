@@ -92,7 +92,10 @@ def _proc_sample(pid: int) -> tuple[float, int]:
 
 
 # --------------------------------------------------------------------------- the run
-def run(args: argparse.Namespace, *, members: int = 0) -> dict[str, Any]:
+def run(args: argparse.Namespace, *, members: int = 0, sample_heights: bool = False) -> dict[str, Any]:
+    """One cluster run. `sample_heights`: poll every node's status every `LAG_POLL_S`
+    (always with members, for their lag): the validators-only run of a members comparison
+    does it too, so both runs put the same polling load on the validators."""
     from afterchain.node.app.vm.contracts import source
     from afterchain.node.client.sdk import Client
     from afterchain.node.tools.localnet import LocalNet
@@ -133,14 +136,14 @@ def run(args: argparse.Namespace, *, members: int = 0) -> dict[str, Any]:
         p.join()
         records = msgpack.unpackb(Path(mix_path).read_bytes())
         print(f"  {len(records):,} events signed", flush=True)
-        return _drive(net, urls, records, rate, args, ceiling, bound, out_dir)
+        return _drive(net, urls, records, rate, args, ceiling, bound, out_dir, sample_heights=sample_heights)
     finally:
         net.stop_all()
         shutil.rmtree(net_dir, ignore_errors=True)  # a 1M-event run leaves ~2 GB of node data
 
 
 def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, args: argparse.Namespace,
-           ceiling: dict[str, float], bound: float, out_dir: Path) -> dict[str, Any]:
+           ceiling: dict[str, float], bound: float, out_dir: Path, *, sample_heights: bool = False) -> dict[str, Any]:
     from afterchain.protocol.events import SignedEvent
 
     n_products = max(i for _, i, _ in records) + 1
@@ -172,7 +175,7 @@ def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, ar
     view_changes0 = _view_changes(_statuses(urls))
     all_urls = {n.name: n.api_url for n in net.nodes()}
     roles = {n.name: n.role for n in net.nodes()}
-    sent0 = _bytes_sent(all_urls)
+    sent0, by0 = _upload(all_urls)
     reached: dict[str, dict[int, float]] = {name: {} for name in all_urls}  # node -> height -> first seen executed
 
     def lag_sampler() -> None:
@@ -191,7 +194,8 @@ def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, ar
                     last[name] = max(last[name], h)
                 time.sleep(LAG_POLL_S)
 
-    lag_th = threading.Thread(target=lag_sampler, daemon=True) if any(r == "member" for r in roles.values()) else None
+    lag_th = (threading.Thread(target=lag_sampler, daemon=True)
+              if sample_heights or any(r == "member" for r in roles.values()) else None)
     if lag_th is not None:
         lag_th.start()
     rss_curve: list[dict[str, Any]] = []
@@ -355,7 +359,7 @@ def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, ar
     rel.join(timeout=5)
     if lag_th is not None:
         lag_th.join(timeout=10)
-    sent1 = _bytes_sent(all_urls)
+    sent1, by1 = _upload(all_urls)
     bench_cpu = time.process_time() - bench_cpu0
     samples = {name: _proc_sample(pid) for name, pid in pids.items() if pid}
     statuses = _statuses(urls)
@@ -426,6 +430,9 @@ def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, ar
                             "peak_rss_mb": round(samples[name][1] / 2**20, 1)} for name in samples},
         "roles": roles,
         "bytes_sent": {name: sent1[name] - sent0[name] for name in sent1 if name in sent0},
+        # [frames, bytes] written by "receiver role:message" (/v1/status transport.sent_by)
+        "sent_by": {name: {k: [v[0] - by0[name].get(k, [0, 0])[0], v[1] - by0[name].get(k, [0, 0])[1]]
+                           for k, v in by1[name].items()} for name in by1 if name in by0},
         "member_lag_s": _member_lag(reached, roles),
         "intake_counters": intake,
         "consensus_signatures": vote_sigs,
@@ -441,13 +448,18 @@ def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, ar
     return result
 
 
-def _bytes_sent(urls: dict[str, str]) -> dict[str, int]:
-    """The transport's `bytes_sent` of each node that answers (`/v1/status`)."""
-    out = {}
+def _upload(urls: dict[str, str]) -> tuple[dict[str, int], dict[str, dict[str, list[int]]]]:
+    """The transport's `bytes_sent` of each node that answers, and its breakdown
+    (`transport.sent_by`: `[frames, bytes]` by receiver role and message), from one
+    `/v1/status` each."""
+    sent: dict[str, int] = {}
+    by: dict[str, dict[str, list[int]]] = {}
     for name, u in urls.items():
         with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
-            out[name] = int(httpx.get(f"{u}/v1/status", timeout=5).json()["transport"]["bytes_sent"])
-    return out
+            t = httpx.get(f"{u}/v1/status", timeout=5).json()["transport"]
+            sent[name] = int(t["bytes_sent"])
+            by[name] = dict(t.get("sent_by", {}))
+    return sent, by
 
 
 def _member_lag(reached: dict[str, dict[int, float]], roles: dict[str, str]) -> dict[str, Any] | None:

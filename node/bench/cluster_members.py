@@ -19,6 +19,15 @@ MEMBER_TARGETS = {"validator_overhead_max": 0.15, "member_lag_p99_s_max": 1.0, "
 CPU and upload per event; member lag p99 <= 1 s; a member's CPU per event <= half a validator's."""
 
 
+def _to_members(res: dict[str, Any], vals: list[str], events: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for k in vals:
+        for label, (_frames, nbytes) in res.get("sent_by", {}).get(k, {}).items():
+            if label.startswith("member:"):
+                out[label[len("member:"):]] = out.get(label[len("member:"):], 0.0) + nbytes / len(vals) / events
+    return {k: round(v, 1) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
+
+
 def compare_members(args: argparse.Namespace) -> dict[str, Any]:
     """`--members M`: the cluster without and with M member nodes at the same offered rate."""
     out_dir = Path(args.out)
@@ -31,7 +40,9 @@ def compare_members(args: argparse.Namespace) -> dict[str, Any]:
         print(f"  sustained {calibration['sustained_events_per_s']} events/s: both runs offer 80% of it, {rate}/s", flush=True)
     phase = argparse.Namespace(**{**vars(args), "rate": rate})
     print(f"members: validators only at {rate} events/s ...", flush=True)
-    without = run(phase)
+    # the same status polling as the run with members (it samples every node's height for
+    # the members' lag): the validators serve it in both runs
+    without = run(phase, sample_heights=True)
     print(f"members: {args.members} member nodes at {rate} events/s ...", flush=True)
     with_m = run(phase, members=args.members)
 
@@ -50,6 +61,8 @@ def compare_members(args: argparse.Namespace) -> dict[str, Any]:
             "member_cpu_ms_per_event": mean([1000 * res["per_node"][k]["cpu_s"] / n for k in mems if k in res["per_node"]]),
             "member_upload_bytes_per_event": mean([res["bytes_sent"][k] / n for k in mems if k in res["bytes_sent"]]),
             "member_lag_s": res["member_lag_s"],
+            # what validators wrote to members, by message: bytes per committed event (all validators' mean)
+            "validator_to_members_bytes_per_event": _to_members(res, vals, n),
         }
 
     a, b = side(without), side(with_m)
@@ -132,6 +145,7 @@ def report_members(r: dict[str, Any], args: argparse.Namespace) -> int:
           f"upload {b['member_upload_bytes_per_event']} B per event; lag behind the validators p50 {lag.get('p50')} s, "
           f"p99 {lag.get('p99')} s, max {lag.get('max')} s ({lag.get('samples')} samples, {lag.get('heights_not_reached')} "
           f"heights never reached, status polled every {lag.get('poll_s')} s)")
+    print(f"  validators to members, bytes per event by message: {b['validator_to_members_bytes_per_event']}")
     print(f"validators with members / without: CPU per event x{r['validator_cpu_per_event_ratio']}, upload per event "
           f"x{r['validator_upload_per_event_ratio']}; targets met: {r['targets_met']}")
     print(f"results: {Path(args.out) / 'cluster-members.json'}, plot: {Path(args.out) / 'cluster-members.png'}")

@@ -237,12 +237,15 @@ def answer_schemas() -> dict[str, dict[str, Any]]:
             "validators": array(HEX32), "role": {"type": "string", "enum": ["validator", "member"]},
             "certified_height_known": U64, "lag": U64, "state_verified_height": U64,
             "p2p": nullable(obj({"peer_id": {"type": "string"}, "multiaddrs": array({"type": "string"})})),
-            "transport": obj({"frames_sent": U64, "bytes_sent": U64}),
+            "transport": obj({"frames_sent": U64, "bytes_sent": U64,
+                              "sent_by": {"type": "object", "additionalProperties": {**array(U64), "minItems": 2, "maxItems": 2},
+                                          "description": "[frames, bytes] written, by peer role and message "
+                                                         "(\"member:RelayStatus\")"}}, optional=("sent_by",)),
             "relay": obj({
                 "enabled": {"type": "boolean"}, "height": U64, "hops": U64,
                 "peers": array({"type": "string", "description": "relay peers' short ids"}),
                 "blocks_received": U64, "duplicate_blocks": U64, "invalid_blocks": U64, "requests_sent": U64,
-                "requests_served": U64, "events_forwarded": U64, "pending_events": U64,
+                "requests_served": U64, "blocks_pushed": U64, "blocks_served": U64, "events_forwarded": U64, "pending_events": U64,
                 "rejected": {"type": "object", "additionalProperties": U64, "description": "refused relay messages by reason"},
                 "limited": {"type": "object", "additionalProperties": U64,
                             "description": "messages refused over the per-peer rate limits, by kind"},

@@ -93,8 +93,10 @@ class BlockExecutor:
         self.log = log
         self.feed = feed
         """Told of each block around its execution (`node.runtime.feed`: stream subscribers)."""
-        self.on_executed: Callable[[Block, CommitCertificate], None] | None = None
-        """Told of each executed block (the dissemination relay, `node.runtime.relay`)."""
+        self.on_committed: Callable[[Block, CommitCertificate], None] | None = None
+        """Told of each committed block once its state root check passed, before it is
+        stored and executed (the dissemination relay, `node.runtime.relay`: a certified
+        block can be relayed at once; its push then leaves while the chain store syncs)."""
         self.dirty_height = 0  # last executed height whose block had events
         self.verified_height = 0
         """The highest height whose state root matched a certified header here."""
@@ -152,6 +154,8 @@ class BlockExecutor:
         need not wait for the disk (see `store_commits`)."""
         h = block.header.height
         self.check_state_root(block)
+        if self.on_committed is not None:
+            self.on_committed(block, cert)
         hashes, decoded = self.known.decode_committed(block) if stored is None else stored
         ids = [d.id for d in decoded if d is not None]
         senders = {d.event.sender for d in decoded if d is not None}
@@ -198,5 +202,3 @@ class BlockExecutor:
         if h % self.replica.params.checkpoint_interval == 0 or result.node_keys_changed:
             self.on_checkpoint()
         self.replica.executed(h)
-        if self.on_executed is not None:
-            self.on_executed(block, cert)

@@ -66,7 +66,10 @@ FOLLOW_BATCH_BLOCKS = MAX_FETCH_BLOCKS // 2
 POLL_S = 0.1
 """Pause between polls when the last one brought nothing new (bounds a member's lag)."""
 VALIDATOR_POLL_EVERY = 5
-"""With the relay on, one poll in this many goes to a validator (the others to members)."""
+"""With the relay on but not delivering (catching up), one poll in this many goes to a
+validator, the others to members. While it delivers, the gap-filling polls go to members
+only (a validator's upload is the scarce one; the validators' heads come from their relay
+statuses), to a validator only when no member is connected."""
 RELAY_POLL_S = 2.0
 """Pause between polls while the dissemination relay delivers blocks (the poll only fills gaps)."""
 
@@ -318,6 +321,8 @@ class Follower:
         self.poll_s = poll_s
         self.heads: dict[bytes, int] = {}
         self.polls = 0
+        self.polls_validators_gap = 0
+        """Gap-filling polls (the relay delivers) that went to a validator."""
         self.relay_active: Callable[[], bool] | None = None
         """Set when the dissemination relay runs (`node.runtime.relay`): while it delivers,
         the follower only fills gaps, polling every `RELAY_POLL_S`."""
@@ -336,14 +341,14 @@ class Follower:
         best = claims[f] if len(claims) > f else (claims[-1] if claims else 0)
         return max(self.store.head, best)
 
-    def pick_peer(self) -> bytes | None:
+    def pick_peer(self, *, gap_only: bool = False) -> bytes | None:
         vs = self.validators()
         connected = self.transport.connected_peers() - {self.me}
         ok = [p for p in connected if not self.receiver.banned_now(p)]
         if not ok:
             return None
         self._turn += 1
-        if self.relay_active is not None and self._turn % VALIDATOR_POLL_EVERY:
+        if gap_only or (self.relay_active is not None and self._turn % VALIDATOR_POLL_EVERY):
             # with the relay on, the poll fills gaps: members first (they have the blocks; the
             # validators' upload is the scarce one), a validator every VALIDATOR_POLL_EVERY-th
             first = sorted(p for p in ok if p not in vs) or sorted(ok)
@@ -351,8 +356,10 @@ class Follower:
             first = sorted(p for p in ok if p in vs) or sorted(ok)
         return first[self._turn % len(first)]
 
-    async def step(self) -> bool:
-        """One poll; True if it brought new blocks."""
+    async def step(self, *, gap_only: bool = False) -> bool:
+        """One poll; True if it brought new blocks. `gap_only`: the relay delivers, this
+        poll only fills gaps (members are asked; a validator, only when no member is
+        connected, for one block)."""
         r = self.receiver
         if self.store.head > r.tip_height:
             r.resync()
@@ -361,13 +368,17 @@ class Follower:
             r.resync()  # what we accepted did not commit (the replica refused it): ask again
         if r.tip_height - self.executed() >= FOLLOW_BATCH_BLOCKS:
             return False  # execution is behind: let it catch up first
-        peer = self.pick_peer()
+        peer = self.pick_peer(gap_only=gap_only)
         if peer is None:
             return False
         self.polls += 1
+        count = FOLLOW_BATCH_BLOCKS
+        if gap_only and peer in self.validators():
+            count = 1  # no member connected: its head, and one block if the relay lost it
+            self.polls_validators_gap += 1
         try:
             data = await self.transport.request(
-                peer, FollowRequest(from_height=Height(r.tip_height + 1), count=FOLLOW_BATCH_BLOCKS).encode(),
+                peer, FollowRequest(from_height=Height(r.tip_height + 1), count=count).encode(),
                 timeout_s=FETCH_TIMEOUT_S)
             resp = FollowResponse.decode(data, max_bytes=PEER_MESSAGE_MAX_BYTES)
         except ProtocolError as exc:
@@ -391,7 +402,7 @@ class Follower:
             if self.relay_active is not None and self.relay_active():
                 await trio.sleep(RELAY_POLL_S)
                 if self.relay_active():
-                    await self.step()  # gap filling only: the relay delivers
+                    await self.step(gap_only=True)  # gap filling only: the relay delivers
                     continue
             if not await self.step():
                 await trio.sleep(self.poll_s)

@@ -1,9 +1,11 @@
 """The dissemination relay in a running node: drives `consensus.relay.Relay` (the pure
 state machine of docs/PROTOCOL.md section 11) from trio.
 
-- **Wire.** The relay's messages (tags 0xA0-0xA3) travel as DIRECT frames on the node's
+- **Wire.** The relay's messages (tags 0xA0-0xA4) travel as DIRECT frames on the node's
   transport streams, like consensus messages; `PeerInbox` hands them here (`offer_frame`,
-  never blocking the peer's stream: a full queue drops them, counted).
+  never blocking the peer's stream: a full queue drops them, counted). Blocks go deflated
+  (`RelayBlocksDeflated`) when that is smaller; a received one is inflated (bounded) and
+  taken as the `RelayBlocks` inside.
 - **Peers.** The relay's peers are a bounded subset (`RelayParams.d_lo`..`d_hi`) of the
   node's live, authenticated transport connections to admitted keys. A *dial* of the
   machine takes a connected key as an outbound relay peer (it gets our `RelayStatus`), a
@@ -13,8 +15,9 @@ state machine of docs/PROTOCOL.md section 11) from trio.
   out), while its transport connection (consensus, catch-up) stays.
 - **Blocks.** A block to verify goes through `member.BlockReceiver.offer` (a member: the
   same checks as the follower's, then committed and executed through the consensus loop),
-  so a node relays only what it verified; a validator relays what it executed
-  (`BlockExecutor.on_executed`). Blocks the follower accepted are given to the machine as
+  so a node relays only what it verified; a validator relays what it committed (its
+  certificate from consensus), as soon as the state root check passed and before storing
+  and executing it (`BlockExecutor.on_committed`). Blocks the follower accepted are given to the machine as
   local blocks (`BlockReceiver.on_accept`). Verified blocks are kept in memory
   (`CACHE_BLOCKS`) to answer requests without reading the chain store.
 - **Events.** A member's own clients' events go to the machine (`submit_local`: re-sent
@@ -42,13 +45,16 @@ from afterchain.consensus.messages import CertifiedBlock
 from afterchain.consensus.relay import (
     MAX_HOPS,
     Relay,
+    RelayBlocks,
+    RelayBlocksDeflated,
     RelayEvents,
     RelayMessage,
     RelayParams,
     RelayRequest,
     RelayStatus,
+    deflate_blocks,
 )
-from afterchain.consensus.relay.machine import TICK_MS
+from afterchain.consensus.relay.machine import NODE_PARAMS, TICK_MS
 from afterchain.node.common.log import short_id
 from afterchain.node.runtime.catchup import certified_block_parts
 from afterchain.node.runtime.chain_store import ChainStore
@@ -76,9 +82,7 @@ EVENT_TASKS_MAX = 16
 """Batches of peers' events being checked at once; more are dropped (their origins re-send)."""
 
 
-NODE_PARAMS = RelayParams(validator_push_rotate=True)
-"""The relay's parameters in a node: PROTOCOL.md section 11's, with the validators taking
-turns to push (one push per block for the whole validator set)."""
+
 
 
 def is_relay_frame(data: bytes) -> bool:
@@ -153,7 +157,7 @@ class RelayService:
         self._event_tasks = 0
         self._nursery: trio.Nursery | None = None
         for k in ("relay_in", "relay_out", "relay_dropped", "relay_decode", "relay_shut", "relay_blocks",
-                  "relay_events_in", "relay_events_refused"):
+                  "relay_events_in", "relay_events_refused", "relay_deflated", "relay_inflated"):
             counters.setdefault(k, 0)
 
     # ------------------------------------------------------------------ hooks other parts call
@@ -172,8 +176,9 @@ class RelayService:
         with contextlib.suppress(trio.WouldBlock):  # (full: the task drains the machine after each message anyway)
             self._send.send_nowait((b"", b""))
 
-    def on_executed(self, block: Block, cert: CommitCertificate) -> None:
-        """A block this node executed (a validator's commit; a member's too)."""
+    def on_committed(self, block: Block, cert: CommitCertificate) -> None:
+        """A block this node committed (a validator's; a member's too), about to be
+        stored and executed."""
         if not self.enabled:
             return
         h = block.header.height
@@ -217,6 +222,7 @@ class RelayService:
             "enabled": self.enabled, "height": m.height, "hops": m.hops(), "peers": sorted(short_id(p) for p in m.peers),
             "blocks_received": st.blocks_received, "duplicate_blocks": st.duplicate_blocks,
             "invalid_blocks": st.invalid_blocks, "requests_sent": st.requests_sent, "requests_served": st.requests_served,
+            "blocks_pushed": st.blocks_pushed, "blocks_served": st.blocks_served,
             "events_forwarded": st.events_forwarded, "pending_events": len(m.pending), "rejected": dict(st.rejected),
             "limited": self.limiter.describe(),
         }
@@ -271,6 +277,9 @@ class RelayService:
             return
         try:
             msg = decode_as(RelayMessage, data, max_bytes=PEER_MESSAGE_MAX_BYTES)
+            if type(msg) is RelayBlocksDeflated:
+                self.counters["relay_inflated"] += 1
+                msg = msg.inflate()
         except ProtocolError as exc:
             self.counters["relay_decode"] += 1
             self.log.warning("relay_message_rejected", peer=short_id(sender), code=str(exc.code), error=str(exc))
@@ -299,7 +308,13 @@ class RelayService:
             for peer, msg in out.sends:
                 data = encoded.get(id(msg))
                 if data is None:
-                    data = encoded[id(msg)] = msg.encode()
+                    data = msg.encode()
+                    if type(msg) is RelayBlocks and msg.blocks:
+                        packed = deflate_blocks(msg, data)  # blocks go deflated (about half the bytes)
+                        if packed is not msg:
+                            self.counters["relay_deflated"] += 1
+                            data = packed.encode()
+                    encoded[id(msg)] = data
                 self.counters["relay_out"] += 1
                 if self.outboxes.put(peer, data):
                     self.counters["relay_dropped"] += 1

@@ -55,6 +55,7 @@ from afterchain.node.runtime.ratelimit import PeerLimiter
 from afterchain.node.runtime.relay import RelayService, event_checker
 from afterchain.node.runtime.statesync import SnapshotServer
 from afterchain.node.runtime.status import NodeStatus
+from afterchain.node.runtime.traffic import traffic_label
 from afterchain.node.transport.base import Transport
 from afterchain.protocol.crypto import KeyPair
 from afterchain.protocol.errors import ProtocolError
@@ -184,9 +185,11 @@ class Node:
             counters=self.counters, log=log, enabled=opts.relay, limiter=limiter)
         if opts.relay:
             self.receiver.on_accept = relay.on_follower_blocks
-            executor.on_executed = relay.on_executed
+            executor.on_committed = relay.on_committed
             self.follower.relay_active = relay.active
         self.inbox.relay = relay.offer_frame
+        # the upload's breakdown by peer role and message (`/v1/status` transport.sent_by)
+        transport.stats.label = traffic_label(lambda: self._validator_keys)
         self.status = NodeStatus(name=opts.name, chain_id=self.chain_id, me=key.public, store=store, ledger=ledger,
                                  mempool=mempool, replica=replica, transport=transport, metrics=metrics,
                                  counters=self.counters, pending_intake=intake.pending,

@@ -142,7 +142,9 @@ class NodeStatus:
             "state_verified_height": self.verified_height(),
             "p2p": self.identity or None,
             # what this node's transport has written to its peers since start (upload)
-            "transport": {"frames_sent": self.transport.stats.frames_sent, "bytes_sent": self.transport.stats.bytes_sent},
+            "transport": {"frames_sent": self.transport.stats.frames_sent, "bytes_sent": self.transport.stats.bytes_sent,
+                          # [frames, bytes] by "peer role:message" (node/runtime/traffic.py)
+                          "sent_by": {k: list(v) for k, v in sorted(self.transport.stats.sent_by.items())}},
         }
 
     def readiness(self) -> dict[str, Any]:

@@ -197,6 +197,23 @@ class TransportStats:
     """Dials that found a peer speaking no protocol version this node speaks (libp2p)."""
     redials: int = 0
     per_topic_received: dict[str, int] = field(default_factory=dict)
+    label: Callable[[bytes, bytes], str] | None = None
+    """Names a frame written to a peer, `label(peer, frame)` (the node sets it: the runtime
+    knows what the bytes mean, the transport does not); None: no breakdown."""
+    sent_by: dict[str, list[int]] = field(default_factory=dict)
+    """`[frames, bytes]` written, by `label` (the upload's breakdown)."""
+
+    def count_sent(self, peer: bytes, frame: bytes) -> None:
+        """One frame written to `peer`, for the breakdown by `label` (no-op without one)."""
+        if self.label is None:
+            return
+        key = self.label(peer, frame)
+        entry = self.sent_by.get(key)
+        if entry is None:
+            self.sent_by[key] = [1, len(frame)]
+        else:
+            entry[0] += 1
+            entry[1] += len(frame)
 
 
 class Transport(Protocol):

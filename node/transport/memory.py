@@ -267,6 +267,7 @@ class MemoryTransport:
             raise PeerUnavailable(f"peer {peer.hex()[:16]} stopped") from None
         self.stats.frames_sent += 1
         self.stats.bytes_sent += len(frame)
+        self.stats.count_sent(peer, frame)
 
     async def _drain(self, sender: bytes, recv: trio.MemoryReceiveChannel[tuple[float, bytes]]) -> None:
         """Deliver the frames of the link `sender -> me`, in order. A bad frame closes the link."""

@@ -575,6 +575,9 @@ class P2PTransport:
                         await stream.write(b"".join(parts))
                         self.stats.frames_sent += count
                         self.stats.bytes_sent += size
+                        if self.stats.label is not None:  # the breakdown (frames are parts 1, 3, 5, ...)
+                            for i in range(1, len(parts), 2):
+                                self.stats.count_sent(p.key, parts[i])
                 except Exception as e:  # the stream or connection broke
                     self.log.info("transport_stream_write_failed", peer=short_id(p.key), error=repr(e))
                 nursery.cancel_scope.cancel()

@@ -4,6 +4,7 @@ and the seeded simulator (50 seeds here, 1,000+ in the slow suite, mutation chec
 from __future__ import annotations
 
 import random
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,12 +16,16 @@ from afterchain.consensus.relay import (
     MUTATIONS,
     Relay,
     RelayBlocks,
+    RelayBlocksDeflated,
     RelayEvents,
     RelayMessage,
     RelayParams,
     RelayRequest,
     RelayStatus,
+    deflate_blocks,
 )
+from afterchain.consensus.relay.machine import NODE_PARAMS
+from afterchain.consensus.relay.messages import MAX_INFLATED_BYTES
 from afterchain.consensus.relay.sim import RelaySimConfig, _Sim, main, run
 from afterchain.protocol.codec import registered, sha256
 from afterchain.protocol.errors import ProtocolError
@@ -65,7 +70,8 @@ def _sends(relay: Relay) -> list[tuple[bytes, RelayMessage]]:
 
 def test_tags_are_the_documented_free_range() -> None:
     tags = {cls.__name__: tag for tag, cls in registered().items() if 0xA0 <= tag <= 0xAF}
-    assert tags == {"RelayStatus": 0xA0, "RelayRequest": 0xA1, "RelayBlocks": 0xA2, "RelayEvents": 0xA3}
+    assert tags == {"RelayStatus": 0xA0, "RelayRequest": 0xA1, "RelayBlocks": 0xA2, "RelayEvents": 0xA3,
+                    "RelayBlocksDeflated": 0xA4}
 
 
 @pytest.mark.parametrize("msg", [
@@ -88,10 +94,42 @@ def test_bytes_are_as_documented_in_protocol_md() -> None:
         (RelayRequest(from_height=Height(5), count=3), "`RelayRequest{from_height 5, count 3}` =\n`94 cca1 01 05 03`"),
         (RelayBlocks(blocks=()), "`RelayBlocks{}` (none) = `93 cca2 01 90`"),
         (RelayEvents(events=(b"ab",)), "`RelayEvents{[\"ab\"]}` =\n`93 cca3 01 91 c4026162`"),
+        (RelayBlocksDeflated(size=5, data=bytes.fromhex("78019b7c6611e30400088c0293")),
+         "`RelayBlocksDeflated{size 5, data}` =\n`94 cca4 01 05 c40d 78019b7c6611e30400088c0293`"),
     ]:
         assert text in section
         documented = text.rsplit("`", 2)[-2].replace(" ", "")
         assert msg.encode().hex() == documented
+
+
+def test_deflated_blocks_inflate_to_the_blocks_and_only_to_them() -> None:
+    blocks = RelayBlocks(blocks=tuple(CHAIN[:3]))
+    raw = blocks.encode()
+    packed = deflate_blocks(blocks)
+    assert isinstance(packed, RelayBlocksDeflated) and len(packed.encode()) < len(raw)
+    got = RelayMessage.decode(packed.encode())
+    assert isinstance(got, RelayBlocksDeflated) and got.inflate() == blocks
+    assert deflate_blocks(RelayBlocks(blocks=())) == RelayBlocks(blocks=())  # too small to gain
+    # the documented example
+    doc = RelayMessage.decode(bytes.fromhex("94cca40105c40d78019b7c6611e30400088c0293"))
+    assert isinstance(doc, RelayBlocksDeflated) and doc.inflate() == RelayBlocks(blocks=())
+    z = zlib.compress(raw, 1)
+    for bad in [
+        RelayBlocksDeflated(size=len(raw) - 1, data=z),  # inflates to more than it says (never inflated past size)
+        RelayBlocksDeflated(size=len(raw) + 1, data=z),  # to less
+        RelayBlocksDeflated(size=len(raw), data=z[:-3]),  # truncated stream
+        RelayBlocksDeflated(size=len(raw), data=z + b"\x00"),  # bytes after the stream
+        RelayBlocksDeflated(size=len(raw), data=b"not zlib at all"),
+        RelayBlocksDeflated(size=5, data=zlib.compress(RelayStatus(height=Height(1), hops=0).encode())),  # not blocks
+    ]:
+        with pytest.raises(ProtocolError):
+            RelayMessage.decode(bad.encode()).inflate()  # type: ignore[attr-defined]
+    bomb = RelayBlocksDeflated(size=MAX_INFLATED_BYTES, data=zlib.compress(bytes(64 << 20)))
+    with pytest.raises(ProtocolError):
+        bomb.inflate()  # stops at MAX_INFLATED_BYTES
+    with pytest.raises(ProtocolError) as err:
+        RelayMessage.decode(RelayBlocksDeflated(size=MAX_INFLATED_BYTES + 1, data=b"x").encode())
+    assert err.value.field == "size"
 
 
 @pytest.mark.parametrize(("msg", "field"), [
@@ -223,6 +261,26 @@ def test_validators_get_no_blocks_pushed_and_are_never_dialed_by_validators() ->
     assert not set(relay.ready().dials) & set(KEYS[:4])
 
 
+def test_a_validator_with_the_node_params_pushes_on_its_turn_and_announces_nothing() -> None:
+    """NODE_PARAMS: validator `sorted(set)[h mod n]` pushes block h to one member; the
+    others send members nothing for it (their heartbeat status says their height)."""
+    order = sorted(KEYS[:4])
+    for h in (1, 2):
+        for v in KEYS[:4]:
+            relay = Relay(v, height=h - 1, validators=KEYS[:4], admitted=KEYS, store=Store(CHAIN[:h - 1]),
+                          rng=random.Random(5), params=NODE_PARAMS)
+            for p in (A, B, C):
+                relay.connected(p, outbound=False)
+            relay.ready()
+            relay.local_block(CHAIN[h - 1])
+            out = relay.ready()
+            pushed = [p for p, m in out.sends if isinstance(m, RelayBlocks)]
+            assert len(pushed) == (1 if order[h % 4] == v else 0)
+            assert not [m for _, m in out.sends if isinstance(m, RelayStatus)]
+            relay.tick()  # the heartbeat tells every peer the height
+            assert {p for p, m in relay.ready().sends if isinstance(m, RelayStatus) and m.height == h} == {A, B, C}
+
+
 def test_only_a_validator_is_zero_hops_away() -> None:
     relay = _relay()
     relay.connected(A, outbound=True)
@@ -265,6 +323,41 @@ def test_relayed_events_are_handed_to_the_intake_once() -> None:
     assert relay.stats.duplicate_events == 1
 
 
+def test_a_copy_after_the_origins_retry_period_is_taken_again() -> None:
+    """The forward a node made may have been lost: the origin's next send (a retry period
+    later) gets through it again; copies of the same send by other paths do not."""
+    relay = _relay(event_retry_ticks=30)
+    relay.connected(A, outbound=True)
+    relay.connected(B, outbound=True)
+    relay.step(RelayEvents(events=(b"e1",)), A)
+    assert relay.ready().events == [(A, b"e1")]
+    for _ in range(14):
+        relay.tick()
+    relay.step(RelayEvents(events=(b"e1",)), B)  # the same wave, another path
+    assert relay.ready().events == [] and relay.stats.duplicate_events == 1
+    relay.tick()
+    relay.step(RelayEvents(events=(b"e1",)), B)  # half a retry period later: the next wave
+    assert relay.ready().events == [(B, b"e1")] and relay.stats.events_retaken == 1
+
+
+def test_an_origins_re_send_also_goes_sideways_when_few_peers_are_closer() -> None:
+    """One closer peer that drops events would hold an event for ever: the origin's re-send
+    also goes to a peer as far from the validators as itself."""
+    relay = _relay(event_retry_ticks=30)
+    for p, hops in ((A, 1), (B, 2), (C, 3)):
+        relay.connected(p, outbound=True)
+        relay.step(RelayStatus(height=Height(0), hops=hops), p)
+    assert relay.hops() == 2
+    relay.ready()
+    relay.submit_event(b"e1")
+    assert [p for p, m in relay.ready().sends if isinstance(m, RelayEvents)] == [A]  # closer peers only
+    for _ in range(30):
+        relay.tick()
+        for p, hops in ((A, 1), (B, 2), (C, 3)):
+            relay.step(RelayStatus(height=Height(0), hops=hops), p)
+    assert sorted(p for p, m in relay.ready().sends if isinstance(m, RelayEvents)) == sorted([A, B])
+
+
 def test_inbound_connections_above_d_hi_are_refused_and_non_members_closed() -> None:
     relay = _relay(d=2, d_lo=1, d_hi=2)
     relay.connected(A, outbound=False)
@@ -301,6 +394,17 @@ def test_default_seed_suite_delivers_everything_and_safely() -> None:
         if not res.ok:
             failures.append((seed, res.violations[:3]))
         assert res.blocks >= SMALL["blocks"]
+    assert failures == []
+
+
+def test_node_params_deliver_everything_and_safely() -> None:
+    """The node's parameters (validators take turns to push, announce nothing) over the
+    default suite's seeds: 0 undelivered, every event committed once."""
+    failures = []
+    for seed in DEFAULT_SEEDS:
+        res = run(RelaySimConfig(seed=seed, params=NODE_PARAMS, **SMALL))  # type: ignore[arg-type]
+        if not res.ok:
+            failures.append((seed, res.violations[:3]))
     assert failures == []
 
 
@@ -351,6 +455,10 @@ def test_slow_seed_suite() -> None:
             failures.append((seed, res.violations[:3]))
     for seed in range(50):
         res = run(RelaySimConfig(seed=seed, members=100, blocks=8))
+        if not res.ok:
+            failures.append((seed, res.violations[:3]))
+    for seed in range(2000, 3000):  # the node's parameters
+        res = run(RelaySimConfig(seed=seed, params=NODE_PARAMS, **SMALL))  # type: ignore[arg-type]
         if not res.ok:
             failures.append((seed, res.violations[:3]))
     assert failures == []

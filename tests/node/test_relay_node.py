@@ -78,6 +78,9 @@ async def test_members_follow_and_write_through_the_relay(tmp_path: Path) -> Non
         # blocks came through the relay (verified by each member's BlockReceiver), and the
         # member's events went towards the validators through it, not by event gossip
         assert sum(m.counters["relay_blocks"] for m in mems) > 0
+        # blocks travel deflated (PROTOCOL.md section 11, RelayBlocksDeflated)
+        assert sum(v.counters["relay_deflated"] for v in vals) > 0
+        assert sum(m.counters["relay_inflated"] for m in mems) > 0 and sent["DIRECT:RelayBlocksDeflated"] > 0
         assert all(m.relay.machine.height >= h for m in mems)
         assert sent["DIRECT:RelayStatus"] > 0 and sent["DIRECT:RelayEvents"] > 0
         assert sent["GOSSIP"] == 0, sent
