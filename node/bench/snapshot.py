@@ -30,7 +30,7 @@ from afterchain.node.app.ledger import Ledger
 from afterchain.node.bench.ledger import BLOCK_EVENTS, GTIN, _key, genesis
 from afterchain.node.runtime.chain_store import ChainStore
 from afterchain.protocol import bodies as B
-from afterchain.protocol.block import ZERO_HASH, Block, BlockHeader, Commit, CommitCertificate, CommitSig
+from afterchain.protocol.block import Block, BlockHeader, Commit, CommitCertificate, CommitSig
 from afterchain.protocol.crypto import Domain, KeyPair
 from afterchain.protocol.events import Event, SignedEvent, sign_event
 from afterchain.protocol.genesis import Genesis
@@ -65,7 +65,7 @@ def build_chain(path: Path, events: int, *, g: Genesis | None = None, sender: Ke
     pending: list[SignedEvent] = list(first or [])
     led = Ledger.open(str(path / "state"), g, sync=False, keep_blocks=False)
     store = ChainStore(path / "chain")
-    prev: bytes = ZERO_HASH
+    prev: bytes = g.hash()  # block 1 links to the genesis
     t = time.perf_counter()
     nonce = start_nonce - 1
     made = 0

@@ -333,7 +333,7 @@ def verify_snapshot(src: Path, genesis: Genesis, *, now_ms: int, max_age_ms: int
     target = verify_manifest(_load_manifest(src), genesis, now_ms=now_ms, max_age_ms=max_age_ms)
     hdr = target.header
     say(f"header {hdr.height} certified (state {hdr.state_height}, root {hdr.state_root.hex()[:16]}...)")
-    chain_args = (str(src / "chain"), hdr.height, target.certificate.encode(), hdr.hash())
+    chain_args = (str(src / "chain"), hdr.height, target.certificate.encode(), hdr.hash(), genesis.hash())
     if parallel is None:
         parallel = hdr.height >= PARALLEL_CHAIN_BLOCKS and (os.cpu_count() or 1) > 1
     if not parallel:
@@ -344,9 +344,10 @@ def verify_snapshot(src: Path, genesis: Genesis, *, now_ms: int, max_age_ms: int
         import subprocess
         import sys
 
-        path_s, top, cert, want = chain_args
+        path_s, top, cert, want, gh = chain_args
         chain = subprocess.Popen([sys.executable, "-m", "afterchain.node.runtime.snapshot", "check-chain", path_s,
-                                  str(top), cert.hex(), want.hex()], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                  str(top), cert.hex(), want.hex(), gh.hex()], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
         state_error: SnapshotError | None = None
         values = 0
         try:
@@ -368,11 +369,11 @@ def verify_snapshot(src: Path, genesis: Genesis, *, now_ms: int, max_age_ms: int
                         values=values)
 
 
-def _verify_chain(path_s: str, top: int, cert: bytes, want: bytes) -> None:
+def _verify_chain(path_s: str, top: int, cert: bytes, want: bytes, genesis_hash: bytes) -> None:
     """Blocks `top` .. 1 of the chain store at `path_s`: block `top` and its certificate are
     the manifest's (header hash `want`), each block decodes (events match its events_root)
-    and is the one its successor links to. Arguments are plain values: it may run in
-    another process."""
+    and is the one its successor links to, and block 1 links to the genesis. Arguments are
+    plain values: it may run in another process."""
     path = Path(path_s)
     if not (path / "CURRENT").is_file():
         raise SnapshotError(f"{path} is not a RocksDB store")
@@ -393,6 +394,8 @@ def _verify_chain(path_s: str, top: int, cert: bytes, want: bytes) -> None:
             if block.header.hash() != want:
                 raise SnapshotError(f"the snapshot's block {h} is not the one the certified header {top} links to")
             want = block.header.prev_hash
+        if want != genesis_hash:
+            raise SnapshotError("the snapshot's block 1 does not link to this chain's genesis")
     finally:
         store.close()
 
@@ -590,14 +593,14 @@ def restore_snapshot(src: Path, data_dir: Path, genesis: Genesis, *, now_ms: int
 
 
 def _check_chain_main(argv: list[str]) -> int:
-    """``python -m afterchain.node.runtime.snapshot check-chain PATH TOP CERT_HEX HASH_HEX``:
+    """``python -m afterchain.node.runtime.snapshot check-chain PATH TOP CERT HASH GENESIS`` (hex):
     `_verify_chain` in a process of its own (`verify_snapshot`); exit 0, or 1 with the
     refusal on stdout."""
-    if len(argv) != 5 or argv[0] != "check-chain":
-        print("usage: python -m afterchain.node.runtime.snapshot check-chain PATH TOP CERT_HEX HASH_HEX")
+    if len(argv) != 6 or argv[0] != "check-chain":
+        print("usage: python -m afterchain.node.runtime.snapshot check-chain PATH TOP CERT_HEX HASH_HEX GENESIS_HEX")
         return 2
     try:
-        _verify_chain(argv[1], int(argv[2]), bytes.fromhex(argv[3]), bytes.fromhex(argv[4]))
+        _verify_chain(argv[1], int(argv[2]), bytes.fromhex(argv[3]), bytes.fromhex(argv[4]), bytes.fromhex(argv[5]))
     except SnapshotError as exc:
         print(exc)
         return 1

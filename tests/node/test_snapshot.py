@@ -279,3 +279,18 @@ def test_a_missing_block_is_refused_whoever_checks_the_chain(snap: tuple[Path, d
     db.close()
     with pytest.raises(SnapshotError, match="the snapshot's chain lacks block 1"):
         verify_snapshot(src, genesis(), now_ms=NOW(), parallel=parallel)
+
+
+def test_a_chain_whose_block_1_is_not_on_this_genesis_is_refused(snap: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    """Every block links to the certified header, and block 1 to the genesis: a chain of
+    another genesis (or a built one linked to nothing) is refused."""
+    from afterchain.node.runtime.snapshot import _verify_chain
+    from afterchain.protocol.block import BlockHeader
+
+    src = _copy(snap[0], tmp_path / "s")
+    m = snap[1]["manifest"]
+    hdr = BlockHeader.decode(bytes.fromhex(m["header"]))
+    args = (str(src / "chain"), hdr.height, bytes.fromhex(m["certificate"]), hdr.hash())
+    _verify_chain(*args, genesis().hash())  # the right genesis: accepted
+    with pytest.raises(SnapshotError, match="block 1 does not link to this chain's genesis"):
+        _verify_chain(*args, b"\0" * 32)
