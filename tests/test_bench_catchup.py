@@ -12,6 +12,7 @@ from afterchain.node.bench import catchup
 pytestmark = pytest.mark.cluster
 
 
+@pytest.mark.slow  # a bench's quick run (6-19 s on 2 cores): the default suite stays under 10 minutes
 def test_catchup_bench_quick(tmp_path: Path) -> None:
     assert catchup.main(["--quick", "--out", str(tmp_path)]) == 0
     res = json.loads((tmp_path / "catchup.json").read_text())

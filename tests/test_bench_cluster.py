@@ -13,6 +13,7 @@ from afterchain.node.bench import cluster
 pytestmark = pytest.mark.cluster
 
 
+@pytest.mark.slow  # a bench's quick run (6-19 s on 2 cores): the default suite stays under 10 minutes
 def test_cluster_bench_quick(tmp_path: Path) -> None:
     assert cluster.main(["--quick", "--profile", "--out", str(tmp_path)]) == 0
     res = json.loads((tmp_path / "cluster.json").read_text())

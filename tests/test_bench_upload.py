@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from afterchain.node.bench.upload import main
 
 
+@pytest.mark.slow  # a bench's quick run (6-19 s on 2 cores): the default suite stays under 10 minutes
 def test_upload_bench_quick(tmp_path: Path) -> None:
     out = tmp_path / "upload.json"
     assert main(["--quick", "--json", str(out)]) == 0
