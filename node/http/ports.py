@@ -68,8 +68,9 @@ class NodeReads(Protocol):
     def metrics_text(self) -> tuple[bytes, str]:
         """(body, content type) of the Prometheus exposition."""
         ...
-    def pending_nonces(self, key: bytes) -> list[int]:
-        """Nonces of `key`'s events waiting in the mempool."""
+    def next_nonce(self, key: bytes) -> int:
+        """The first nonce of `key` that neither the chain nor a pending event holds
+        (`Mempool.first_free_nonce`)."""
         ...
     def evidence_seen(self) -> tuple[dict[bytes, int], int]:
         """(equivocations observed here by validator key, evidence events this node submitted)."""

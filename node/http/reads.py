@@ -113,12 +113,8 @@ def read_routes(chain: NodeReads, led: LedgerReads) -> list[ApiRoute]:
 
     async def account(request: Request) -> Response:
         key = ACCOUNT_KEY_P.read(request)
-        pending = set(chain.pending_nonces(key))
-        last = led.nonce(key)
-        nxt = last + 1  # the first nonce no pending event holds: a rejected event's nonce is reused
-        while nxt in pending:
-            nxt += 1
-        return JSONResponse({"key": key.hex(), "nonce": last, "next_nonce": nxt})
+        # the first nonce no pending event holds: a rejected event's nonce is reused
+        return JSONResponse({"key": key.hex(), "nonce": led.nonce(key), "next_nonce": chain.next_nonce(key)})
 
     async def escrow(request: Request) -> Response:
         eid = ESCROW_P.read(request)

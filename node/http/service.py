@@ -78,8 +78,8 @@ class NodeHttp:
     def metrics_text(self) -> tuple[bytes, str]:
         return self.node.metrics.render()
 
-    def pending_nonces(self, key: bytes) -> list[int]:
-        return self.node.mempool.pending_nonces(key)
+    def next_nonce(self, key: bytes) -> int:
+        return self.node.mempool.first_free_nonce(key)
 
     def evidence_seen(self) -> tuple[dict[bytes, int], int]:
         rep = self.node.evidence_reporter
