@@ -162,16 +162,21 @@ class PacedLoad:
             t.join(timeout=30)
 
 
-def _rss_bytes(pid: int | None) -> int | None:
+def _proc_status(pid: int | None) -> dict[str, int]:
+    """RSS (whole, anonymous, file-backed) in bytes and the thread count of a process."""
     if pid is None:
-        return None
+        return {}
+    want = {"VmRSS": "rss", "RssAnon": "rss_anon", "RssFile": "rss_file", "Threads": "threads"}
+    out: dict[str, int] = {}
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
+            key, _, rest = line.partition(":")
+            if name := want.get(key):
+                n = int(rest.split()[0])
+                out[name] = n if name == "threads" else n * 1024
+    except (OSError, ValueError, IndexError):
+        return {}
+    return out
 
 
 def _dir_bytes(path: Path) -> int:
@@ -187,10 +192,17 @@ def _sample(net: LocalNet, t: float) -> dict[str, Any]:
     row: dict[str, Any] = {"t": round(t, 1), "nodes": {}}
     for n in net.nodes():
         st = net.status(n.name, timeout_s=3)
+        proc = _proc_status(net.pid(n.name))
         row["nodes"][n.name] = {
-            "rss": _rss_bytes(net.pid(n.name)),
+            "rss": proc.get("rss"),
+            # what an RSS step is made of, if one shows: heap or mapped files, threads, queues
+            "rss_anon": proc.get("rss_anon"), "rss_file": proc.get("rss_file"), "threads": proc.get("threads"),
             "disk": _dir_bytes(net.root / n.name / "data"),
             "height": int(st["height"]) if st else None,
+            "view": int(st["view"]) if st else None,
+            "mempool": int(st["mempool"]["events"]) if st else None,
+            "intake_pending": st["intake"].get("pending") if st else None,
+            "gossip_backlog": st["intake"].get("gossip_backlog") if st else None,
         }
     return row
 
