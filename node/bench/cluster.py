@@ -53,6 +53,7 @@ import tempfile
 import threading
 import time
 from collections import deque
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +111,9 @@ def run(args: argparse.Namespace, *, members: int = 0, sample_heights: bool = Fa
 
     net_dir = Path(tempfile.mkdtemp(prefix="afterchain-bench-"))
     net = LocalNet(net_dir / "net")
-    net.create(args.nodes, chain_id="afterchain-bench", block_interval_ms=args.block_interval_ms, members=members)
+    # debug: every node logs `block_committed` with its time as it executes a block (the member lag)
+    net.create(args.nodes, chain_id="afterchain-bench", block_interval_ms=args.block_interval_ms, members=members,
+               log_level="debug")
     try:
         net.start_all(timeout_s=120)
         net.wait_healthy(timeout_s=120)
@@ -382,6 +385,7 @@ def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, ar
     # The ceiling again, with the nodes stopped: this shared machine's speed drifts by tens
     # of percent within minutes, so the bound is the mean of the ceilings before and after.
     net.stop_all()
+    executed_at = {n.name: _executed_at(net.root / n.name / "node.log") for n in net.nodes()}
     after = measure_ceiling(args.ceiling_s)
     ceiling = {**ceiling, "events_per_s_before": ceiling["events_per_s"], "events_per_s_after": after["events_per_s"],
                "events_per_s": (ceiling["events_per_s"] + after["events_per_s"]) / 2}
@@ -433,7 +437,10 @@ def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, ar
         # [frames, bytes] written by "receiver role:message" (/v1/status transport.sent_by)
         "sent_by": {name: {k: [v[0] - by0[name].get(k, [0, 0])[0], v[1] - by0[name].get(k, [0, 0])[1]]
                            for k, v in by1[name].items()} for name in by1 if name in by0},
-        "member_lag_s": _member_lag(reached, roles),
+        # from each node's own log line as it executed a height (exact); the polled figure
+        # (every node's /v1/status in turn, every LAG_POLL_S) is kept beside it
+        "member_lag_s": _member_lag(executed_at, roles, source="node logs", since=t_start),
+        "member_lag_polled_s": _member_lag(reached, roles, source=f"status polled every {LAG_POLL_S} s"),
         "intake_counters": intake,
         "consensus_signatures": vote_sigs,
         "rss_curve": rss_curve,
@@ -462,9 +469,32 @@ def _upload(urls: dict[str, str]) -> tuple[dict[str, int], dict[str, dict[str, l
     return sent, by
 
 
-def _member_lag(reached: dict[str, dict[int, float]], roles: dict[str, str]) -> dict[str, Any] | None:
+def _executed_at(log_path: Path) -> dict[int, float]:
+    """Height -> when the node executed it (unix seconds), from its `block_committed` log
+    lines (JSON, level debug; the first line of a height if it appears twice)."""
+    out: dict[int, float] = {}
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return out
+    for ln in lines:
+        if '"block_committed"' not in ln:
+            continue
+        try:
+            rec = json.loads(ln)
+            h = int(rec["height"])
+            t = datetime.fromisoformat(rec["timestamp"]).timestamp()
+        except (ValueError, KeyError, TypeError):
+            continue
+        out.setdefault(h, t)
+    return out
+
+
+def _member_lag(reached: dict[str, dict[int, float]], roles: dict[str, str], *, source: str,
+                since: float = 0.0) -> dict[str, Any] | None:
     """Seconds from the first validator executing a height to each member executing it
-    (p50, p99, max over every height and member)."""
+    (p50, p99, max over every height and member; only heights the first validator
+    executed at `since` or later: before the load, members were still joining)."""
     vals = [n for n, r in roles.items() if r == "validator"]
     mems = [n for n, r in roles.items() if r == "member"]
     if not mems:
@@ -473,10 +503,11 @@ def _member_lag(reached: dict[str, dict[int, float]], roles: dict[str, str]) -> 
     for v in vals:
         for h, t in reached[v].items():
             first[h] = min(t, first.get(h, t))
+    first = {h: t for h, t in first.items() if t >= since}
     lags = sorted(max(0.0, reached[m][h] - first[h]) for m in mems for h in reached[m] if h in first)
     missing = sum(1 for m in mems for h in first if h not in reached[m])
     return {"p50": _pct(lags, 50), "p99": _pct(lags, 99), "max": round(lags[-1], 3) if lags else None,
-            "samples": len(lags), "heights_not_reached": missing, "poll_s": LAG_POLL_S}
+            "samples": len(lags), "heights_not_reached": missing, "source": source}
 
 
 def _statuses(urls: list[str]) -> list[dict[str, Any]]:

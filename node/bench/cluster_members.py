@@ -61,6 +61,7 @@ def compare_members(args: argparse.Namespace) -> dict[str, Any]:
             "member_cpu_ms_per_event": mean([1000 * res["per_node"][k]["cpu_s"] / n for k in mems if k in res["per_node"]]),
             "member_upload_bytes_per_event": mean([res["bytes_sent"][k] / n for k in mems if k in res["bytes_sent"]]),
             "member_lag_s": res["member_lag_s"],
+            "member_lag_polled_s": res.get("member_lag_polled_s"),
             # what validators wrote to members, by message: bytes per committed event (all validators' mean)
             "validator_to_members_bytes_per_event": _to_members(res, vals, n),
         }
@@ -144,7 +145,7 @@ def report_members(r: dict[str, Any], args: argparse.Namespace) -> int:
     print(f"  members: CPU {b['member_cpu_ms_per_event']} ms per event ({r['member_to_validator_cpu_ratio']} of a validator's), "
           f"upload {b['member_upload_bytes_per_event']} B per event; lag behind the validators p50 {lag.get('p50')} s, "
           f"p99 {lag.get('p99')} s, max {lag.get('max')} s ({lag.get('samples')} samples, {lag.get('heights_not_reached')} "
-          f"heights never reached, status polled every {lag.get('poll_s')} s)")
+          f"heights never reached, from {lag.get('source')}; polled: p99 {(b.get('member_lag_polled_s') or {}).get('p99')} s)")
     print(f"  validators to members, bytes per event by message: {b['validator_to_members_bytes_per_event']}")
     print(f"validators with members / without: CPU per event x{r['validator_cpu_per_event_ratio']}, upload per event "
           f"x{r['validator_upload_per_event_ratio']}; targets met: {r['targets_met']}")

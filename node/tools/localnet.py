@@ -90,6 +90,7 @@ class NodeInfo:
 class LocalNet:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).resolve()
+        self._log_level: str | None = None  # `create`'s, or the manifest's once read
 
     # ------------------------------------------------------------------ layout
     @property
@@ -115,13 +116,15 @@ class LocalNet:
         return load_key(self.root / "keys" / f"{org}.key")
 
     def create(self, n_nodes: int = 4, *, chain_id: str = "afterchain-local", view_timeout_ms: int = 2000,
-               block_interval_ms: int | None = None, consensus: Any = None, members: int = 0) -> None:
+               block_interval_ms: int | None = None, consensus: Any = None, members: int = 0,
+               log_level: str = "info") -> None:
         """`n_nodes` validators (the genesis set) and `members` member nodes. Member node i
         belongs to demo organisation i mod 5 (`NodeInfo.org`), which registers its key on
         the ledger when the network starts (`start_all`, `register_members`): the
         validators admit it through the allowlist they derive from the chain, not through
         their configuration. A member's own config lists the validators (how it finds them);
-        a validator's lists the other validators only."""
+        a validator's lists the other validators only. `log_level` goes to every node's
+        `[log] level` (the benches use "debug" for its per-block `block_committed` lines)."""
         if self.exists():
             raise FileExistsError(f"a network already exists in {self.root}")
         if n_nodes < 4:
@@ -161,6 +164,7 @@ class LocalNet:
                           validators=[bytes.fromhex(n.key) for n in validators], members=member_specs, consensus=params)
         (self.root / "genesis.json").write_text(g.to_json() + "\n")
         mems = [n for n in nodes if n.role == "member"]
+        self._log_level = log_level
         for n in nodes:
             # every node lists the validators; a member also lists the next MEMBER_PEERS
             # members (a ring): the dissemination relay's peers are among these connections
@@ -178,6 +182,7 @@ class LocalNet:
         )
         self.manifest_path.write_text(json.dumps({
             "chain_id": chain_id,
+            "log_level": log_level,
             "genesis_hash": g.hash().hex(),
             "nodes": [dataclasses.asdict(n) for n in nodes],
             "members": [{"org": m[0], "name": m[1], "roles": list(m[2])} for m in DEMO_MEMBERS],
@@ -188,8 +193,13 @@ class LocalNet:
         (self.root / n.name / "node.toml").write_text(
             f'[node]\nname = "{n.name}"\ndata_dir = "data"\nkey_file = "node.key"\ngenesis_file = "../genesis.json"\n\n'
             f'[p2p]\nlisten = "127.0.0.1:{n.p2p_port}"\npeers = [\n  {lines}\n]\n\n'
-            f'[api]\nlisten = "127.0.0.1:{n.api_port}"\n\n[log]\nformat = "json"\n'
+            f'[api]\nlisten = "127.0.0.1:{n.api_port}"\n\n[log]\nformat = "json"\nlevel = "{self._level()}"\n'
         )
+
+    def _level(self) -> str:
+        if self._log_level is None:
+            self._log_level = str(self.manifest().get("log_level", "info")) if self.exists() else "info"
+        return self._log_level
 
     def add_node(self) -> NodeInfo:
         """Lay out one more node (not in the genesis validator set): a fresh key, free
