@@ -13,8 +13,10 @@ and follows the chain by receiving committed blocks with their commit certificat
   sets the replica uses) and carry a certificate of a quorum of V(h), checked with
   `protocol.light.verify_certificate` (the light client's rules). A refused block is
   logged (`member_block_refused`), counted (`afterchain_member_blocks_refused{reason}`)
-  and a strike against the peer; at `MAX_STRIKES` strikes the peer is disconnected for
-  `BAN_S` through the transport's fault switch (its connections closed and refused).
+  and a strike against the peer; at `MAX_STRIKES` strikes within `STRIKE_WINDOW_S` the
+  peer is disconnected for `BAN_S` through the transport's fault switch (its connections
+  closed and refused). Older strikes are forgotten: an honest peer's rare refusal (a
+  second over a rate limit after a restart) does not add up over weeks to a ban.
   Accepted blocks go to the consensus loop as one `FetchedBlocks` input: the replica
   commits them (checking the certificate again) and the executor stores and executes
   them, checking each header's `state_root` against this node's own state at
@@ -54,11 +56,13 @@ from afterchain.protocol.errors import ProtocolError
 from afterchain.protocol.light import LightError, verify_certificate
 from afterchain.protocol.types import Height
 
-__all__ = ["BAN_S", "FOLLOW_BATCH_BLOCKS", "MAX_STRIKES", "RELAY_POLL_S", "BlockReceiver", "CertifiedBlockInvalid", "CertifiedBlockSink",
+__all__ = ["BAN_S", "FOLLOW_BATCH_BLOCKS", "MAX_STRIKES", "RELAY_POLL_S", "STRIKE_WINDOW_S", "BlockReceiver", "CertifiedBlockInvalid", "CertifiedBlockSink",
            "Follower", "MemberSendGate"]
 
 MAX_STRIKES = 3
-"""Refused blocks from one peer before it is disconnected."""
+"""Refused blocks from one peer within `STRIKE_WINDOW_S` before it is disconnected."""
+STRIKE_WINDOW_S = 600.0
+"""How long a strike counts."""
 BAN_S = 60.0
 """How long a disconnected peer stays refused."""
 FOLLOW_BATCH_BLOCKS = MAX_FETCH_BLOCKS // 2
@@ -114,7 +118,7 @@ class BlockReceiver:
         self.log = log
         self.tip_height = 0
         self.tip_hash = genesis_hash
-        self.strikes: dict[bytes, int] = {}
+        self.strikes: dict[bytes, list[float]] = {}  # peer -> monotonic times of its strikes within the window
         self.banned: dict[bytes, float] = {}  # peer -> monotonic time its ban ends
         self._vset_hashes: dict[tuple[bytes, ...], bytes] = {}
         self.on_accept: Callable[[Sequence[CertifiedBlock]], None] | None = None
@@ -193,10 +197,14 @@ class BlockReceiver:
 
     def refuse(self, peer: bytes, reason: str, height: int | None = None) -> None:
         self.metrics.member_blocks_refused.labels(reason).inc()
-        n = self.strikes[peer] = self.strikes.get(peer, 0) + 1
+        now = time.monotonic()
+        recent = [t for t in self.strikes.get(peer, ()) if now - t < STRIKE_WINDOW_S]
+        recent.append(now)
+        self.strikes[peer] = recent
+        n = len(recent)
         self.log.warning("member_block_refused", peer=peer.hex()[:12], reason=reason, height=height, strikes=n)
         if n >= MAX_STRIKES and peer not in self.banned:
-            self.banned[peer] = time.monotonic() + BAN_S
+            self.banned[peer] = now + BAN_S
             self.metrics.member_peers_banned.inc()
             self.log.warning("member_peer_banned", peer=peer.hex()[:12], strikes=n, ban_s=BAN_S)
             faults = self.transport.faults

@@ -16,9 +16,10 @@ import pytest
 import trio
 
 from afterchain.consensus.messages import CertifiedBlock
+from afterchain.node.runtime import member as member_mod
 from afterchain.node.runtime.catchup import FollowRequest, FollowResponse, follow_response_bytes
 from afterchain.node.runtime.executor import StateDivergence
-from afterchain.node.runtime.member import MAX_STRIKES, BlockReceiver
+from afterchain.node.runtime.member import MAX_STRIKES, STRIKE_WINDOW_S, BlockReceiver
 from afterchain.node.runtime.runner import Node, NodeOptions
 from afterchain.node.transport.frames import Kind, decode_frame
 from afterchain.node.transport.memory import MemoryNetwork
@@ -203,7 +204,7 @@ async def test_member_refuses_bad_blocks_counts_and_disconnects(tmp_path: Path) 
     assert await rx.receive(peer, [forged]) == 0 and refused("signature_invalid") == 1
     # the third strike: that peer is disconnected (fault switch: connections closed, refused)
     assert await rx.receive(peer, [forged]) == 0
-    assert rx.strikes[peer] == MAX_STRIKES and peer in rx.banned and peer in member.transport.faults.blocked
+    assert len(rx.strikes[peer]) == MAX_STRIKES and peer in rx.banned and peer in member.transport.faults.blocked
     assert member.metrics.member_peers_banned._value.get() == 1
     assert await rx.receive(peer, [good1]) == 0  # nothing more taken from it while banned
     # an honest peer's good block is taken; only accepted blocks reached the consensus loop
@@ -217,6 +218,24 @@ async def test_member_refuses_bad_blocks_counts_and_disconnects(tmp_path: Path) 
     fed = [cb.block.header.height for item in got for cb in item.blocks]
     assert fed == [1, 2, 3]
     member.close()
+
+
+def test_member_strikes_expire_after_the_window(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Strikes older than STRIKE_WINDOW_S no longer count: MAX_STRIKES refusals spread over
+    more than the window never ban a peer; MAX_STRIKES within it do."""
+    now = [1000.0]
+    monkeypatch.setattr(member_mod, "time", type("Clock", (), {"monotonic": staticmethod(lambda: now[0])}))
+    member = _node(MemoryNetwork(), MEMBER, tmp_path, "m")
+    rx: BlockReceiver = member.receiver
+    slow, fast = VALIDATORS[1].public, VALIDATORS[2].public
+    for _ in range(3 * MAX_STRIKES):
+        rx.refuse(slow, "replay")
+        now[0] += STRIKE_WINDOW_S / (MAX_STRIKES - 1) + 1  # one strike fewer than a ban fits in any window
+    assert slow not in rx.banned and len(rx.strikes[slow]) < MAX_STRIKES
+    for _ in range(MAX_STRIKES):
+        rx.refuse(fast, "replay")
+        now[0] += 1
+    assert fast in rx.banned and fast in member.transport.faults.blocked
 
 
 async def test_member_catches_up_past_a_peer_serving_forged_blocks(tmp_path: Path) -> None:
