@@ -225,8 +225,9 @@ class Mempool:
         `max_gapped_events`): a sender that skips nonces (or whose events were refused
         mid-run) cannot fill the mempool with events that can never be proposed. When the
         mempool is full, an event that is ready (it carries its sender's first free nonce)
-        evicts gapped events, the highest nonces of the sender with the most of them first;
-        they are reported through `take_evicted`."""
+        evicts gapped events, the highest nonces of the sender with the most of them first,
+        once the stateful check has passed it (an event that will be refused evicts
+        nothing); they are reported through `take_evicted`."""
         out: list[AddOutcome] = []
         added = False
         gapped = self.gapped()
@@ -259,16 +260,20 @@ class Mempool:
                                       "node holds as many events behind nonce gaps as it keeps; send nonce "
                                       f"{hole} first"))
                 continue
-            if len(self._by_id) >= self.max_events or self.bytes + len(raw) > self.max_bytes:
-                if ready:
-                    gapped -= self._evict_gapped(len(raw))
-                if len(self._by_id) >= self.max_events or self.bytes + len(raw) > self.max_bytes:
-                    out.append(AddOutcome(eid, "rejected", "mempool.full", "the mempool is full; retry later"))
-                    continue
+            full = len(self._by_id) >= self.max_events or self.bytes + len(raw) > self.max_bytes
+            if full and not (ready and gapped):
+                out.append(AddOutcome(eid, "rejected", "mempool.full", "the mempool is full; retry later"))
+                continue
+            # the stateful check before any eviction: an event it refuses evicts nothing
             if self._check is not None:
                 verdict = self._check(signed)
                 if verdict is not None:
                     out.append(AddOutcome(eid, "rejected", verdict[0], verdict[1]))
+                    continue
+            if full:
+                gapped -= self._evict_gapped(len(raw))
+                if len(self._by_id) >= self.max_events or self.bytes + len(raw) > self.max_bytes:
+                    out.append(AddOutcome(eid, "rejected", "mempool.full", "the mempool is full; retry later"))
                     continue
             entry = _Entry(eid, raw, sender, ev.nonce, self._order)
             self._order += 1

@@ -70,6 +70,22 @@ def test_a_full_mempool_evicts_gapped_events_for_a_proposable_one() -> None:
     assert mp.gapped() == 0 and len(mp) == 5 and mp.take_evicted()[-1][0] == gapped[0].id
 
 
+def test_an_event_the_stateful_check_refuses_evicts_nothing() -> None:
+    """Eviction makes room only for an event that will be admitted: a ready event that the
+    stateful check refuses leaves the gapped events in place."""
+    a, b, c = k("a"), k("b"), k("c")
+    refuse = {c.public}
+    mp = Mempool(max_events=3, max_bytes=1 << 20, per_sender_quota=50, expected_nonce=lambda _s: 1,
+                 stateful_check=lambda e: ("member.unknown", "no such member") if e.event.sender in refuse else None)
+    gapped = [product_event(n, key=a) for n in (2, 3)]
+    assert _admit(mp, *gapped, product_event(1, key=b)) == [("accepted", "")] * 3
+    assert _admit(mp, product_event(1, key=c)) == [("rejected", "member.unknown")]
+    assert mp.take_evicted() == [] and all(e.id in mp for e in gapped)
+    refuse.clear()
+    assert _admit(mp, product_event(1, key=c)) == [("accepted", "")]
+    assert [e[0] for e in mp.take_evicted()] == [gapped[-1].id]
+
+
 def test_the_first_free_nonce_follows_commits() -> None:
     nonces: dict[bytes, int] = {}
     mp = _mempool(nonces)
