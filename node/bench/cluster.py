@@ -504,10 +504,16 @@ def _member_lag(reached: dict[str, dict[int, float]], roles: dict[str, str], *, 
         for h, t in reached[v].items():
             first[h] = min(t, first.get(h, t))
     first = {h: t for h, t in first.items() if t >= since}
-    lags = sorted(max(0.0, reached[m][h] - first[h]) for m in mems for h in reached[m] if h in first)
+    each = [(max(0.0, reached[m][h] - first[h]), h, m) for m in mems for h in reached[m] if h in first]
+    lags = sorted(x[0] for x in each)
     missing = sum(1 for m in mems for h in first if h not in reached[m])
+    by_member = {m: _pct(sorted(x[0] for x in each if x[2] == m), 99) for m in mems}
+    # the tail: the worst samples, and for each of their heights how many members were over 0.5 s
+    worst = sorted(each, reverse=True)[:12]
+    late = {h: sum(1 for m in mems if h in reached[m] and reached[m][h] - first[h] > 0.5) for _, h, _ in worst}
     return {"p50": _pct(lags, 50), "p99": _pct(lags, 99), "max": round(lags[-1], 3) if lags else None,
-            "samples": len(lags), "heights_not_reached": missing, "source": source}
+            "samples": len(lags), "heights_not_reached": missing, "source": source, "p99_by_member": by_member,
+            "worst": [{"height": h, "member": m, "lag_s": round(x, 3), "members_over_0.5_s": late[h]} for x, h, m in worst]}
 
 
 def _statuses(urls: list[str]) -> list[dict[str, Any]]:
