@@ -28,8 +28,8 @@ The protocol (PROTOCOL.md section 11 is the normative text):
   (verified). On delivering block h it pushes it whole (`RelayBlocks`) to `eager` random
   peers that are not validators and whose last status is below h, and announces it
   (`RelayStatus` with the new height) to the other non-validator peers (a validator, with
-  `validator_push_rotate`, pushes only on its turn and, without `validator_announce`,
-  announces nothing: `NODE_PARAMS`). A node that
+  `validator_push_rotate`, pushes only on its turn and announces it to its other member
+  peers, unless `validator_announce` is off: `NODE_PARAMS`). A node that
   learns from a status that a peer has a block it lacks waits `fetch_delay_ticks` for a
   push, then asks one peer that has it (`RelayRequest`, members preferred to validators);
   an unanswered request times out after `fetch_timeout_ticks` and goes to another peer.
@@ -117,11 +117,13 @@ class RelayParams:
     times, not n times (the node turns it on; the simulator's figures are without it)."""
     validator_announce: bool = True
     """Whether a validator announces each new block (`RelayStatus`) to the member peers it
-    does not push it to. Off (the node), members learn a validator's height from its
-    heartbeat status only, and of each new block from the member that got the push: one
-    status per member peer per heartbeat instead of one per block, and a member does not
-    start the clock of its fallback to a validator (`validator_fetch_delay_ticks`) at the
-    validators' commit, when the push is still on its way through the members."""
+    does not push it to. Off, members learn a validator's height from its heartbeat status
+    only, and of each new block from the member that got the push: one status per member
+    peer per heartbeat instead of one per block, but a block whose push went astray
+    reaches the members only after the next heartbeat (a member-lag tail of ~1.3 s in
+    `bench cluster --members 8`, docs/OPERATIONS.md). On (the node too), a member starts
+    the clock of its fallback to a validator (`validator_fetch_delay_ticks`) at the
+    validators' commit."""
     members_first: bool = False
     """A member dials members (validators only when no member is left to try, or when it
     knows no path to a validator or delivered nothing for `stale_ticks`), and keeps
@@ -162,11 +164,12 @@ class RelayParams:
             raise ValueError("eager and validator_eager are -1 (all) or >= 0")
 
 
-NODE_PARAMS = RelayParams(validator_push_rotate=True, validator_announce=False, members_first=True)
+NODE_PARAMS = RelayParams(validator_push_rotate=True, validator_announce=True, members_first=True)
 """The relay's parameters in a node (`node/runtime/relay.py`; the simulator's
 `--node-params`): the defaults, with the validators taking turns to push (one push per
-block for the whole validator set) and announcing nothing but their heartbeat status to
-members (the members announce each block to each other)."""
+block for the whole validator set) and each validator announcing every new block to its
+other member peers (a status, tens of bytes: a member that the push tree missed learns
+of the block at the commit, not at the next heartbeat) and members dialing members first."""
 
 
 @dataclass(slots=True)

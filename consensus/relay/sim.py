@@ -568,7 +568,7 @@ def replay_command(cfg: RelaySimConfig) -> str:
     cmd = (f"python -m afterchain.consensus.relay.sim --seeds {cfg.seed} --validators {cfg.validators} "
            f"--members {cfg.members} --blocks {cfg.blocks} --faults {','.join(cfg.faults) or 'none'} "
            f"--byzantine {cfg.byzantine} --eager {cfg.params.eager} --validator-eager {cfg.params.validator_eager}")
-    if cfg.params.validator_push_rotate and not cfg.params.validator_announce:
+    if cfg.params.validator_push_rotate:
         cmd += " --node-params"
     for m in cfg.mutations:
         cmd += f" --mutate {m}"
@@ -589,7 +589,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eager", default="2", help="comma list: peers a member pushes a block to (-1: all)")
     ap.add_argument("--validator-eager", type=int, default=1, help="members a validator pushes a block to (-1: all)")
     ap.add_argument("--node-params", action="store_true",
-                    help="the node's parameters (NODE_PARAMS: validators take turns to push and announce nothing)")
+                    help="the node's parameters (NODE_PARAMS: validators take turns to push, members dial members first)")
     ap.add_argument("--mutate", action="append", default=[], choices=sorted(MUTATIONS))
     ap.add_argument("--trace-hash", action="store_true")
     args = ap.parse_args(argv)

@@ -261,9 +261,9 @@ def test_validators_get_no_blocks_pushed_and_are_never_dialed_by_validators() ->
     assert not set(relay.ready().dials) & set(KEYS[:4])
 
 
-def test_a_validator_with_the_node_params_pushes_on_its_turn_and_announces_nothing() -> None:
-    """NODE_PARAMS: validator `sorted(set)[h mod n]` pushes block h to one member; the
-    others send members nothing for it (their heartbeat status says their height)."""
+def test_a_validator_with_the_node_params_pushes_on_its_turn_and_announces_to_the_rest() -> None:
+    """NODE_PARAMS: validator `sorted(set)[h mod n]` pushes block h to one member and
+    announces it to its other member peers; the other validators announce it to all theirs."""
     order = sorted(KEYS[:4])
     for h in (1, 2):
         for v in KEYS[:4]:
@@ -276,7 +276,8 @@ def test_a_validator_with_the_node_params_pushes_on_its_turn_and_announces_nothi
             out = relay.ready()
             pushed = [p for p, m in out.sends if isinstance(m, RelayBlocks)]
             assert len(pushed) == (1 if order[h % 4] == v else 0)
-            assert not [m for _, m in out.sends if isinstance(m, RelayStatus)]
+            announced = {p for p, m in out.sends if isinstance(m, RelayStatus) and m.height == h}
+            assert announced == {A, B, C} - set(pushed)
             relay.tick()  # the heartbeat tells every peer the height
             assert {p for p, m in relay.ready().sends if isinstance(m, RelayStatus) and m.height == h} == {A, B, C}
 
