@@ -399,7 +399,7 @@ def test_default_seed_suite_delivers_everything_and_safely() -> None:
 
 
 def test_node_params_deliver_everything_and_safely() -> None:
-    """The node's parameters (validators take turns to push, announce nothing) over the
+    """The node's parameters (validators take turns to push and announce) over the
     default suite's seeds: 0 undelivered, every event committed once."""
     failures = []
     for seed in DEFAULT_SEEDS:
