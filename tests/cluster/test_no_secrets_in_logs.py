@@ -21,13 +21,12 @@ TOKEN = "admin-token-for-the-log-test-7f3a9c"
 
 def test_node_logs_hold_no_key_seed_and_no_admin_token(tmp_path: Path) -> None:
     net = LocalNet(tmp_path / "net")
-    net.create(4, chain_id="secrets-test", view_timeout_ms=1500)
+    net.create(4, chain_id="secrets-test", view_timeout_ms=1500, log_level="debug")
     tok = tmp_path / "net" / "node0" / "admin.token"
     tok.write_text(TOKEN + "\n")
     os.chmod(tok, 0o600)
     cfg = tmp_path / "net" / "node0" / "node.toml"
-    text = cfg.read_text().replace("[api]\n", '[api]\nadmin_token_file = "admin.token"\n').replace(
-        'format = "json"', 'format = "json"\nlevel = "debug"')
+    text = cfg.read_text().replace("[api]\n", '[api]\nadmin_token_file = "admin.token"\n')
     cfg.write_text(text)
     try:
         net.start_all()
