@@ -20,7 +20,9 @@ def test_soak_quick(tmp_path: Path) -> None:
     assert report["ok"] and report["lost"] == 0 and report["duplicated"] == 0
     assert report["acknowledged"] > 0
     kinds = [f["fault"] for f in report["faults"]]
-    assert any(k.startswith("SIGKILL") for k in kinds) and "member1 leaves" in kinds and kinds[-1] == "member1 joins"
+    moves = [k for k in kinds if k.startswith("member1 ")]
+    # member1 left at least once and is back at the end (drills may come after its last join)
+    assert any(k.startswith("SIGKILL") for k in kinds) and "member1 leaves" in moves and moves[-1] == "member1 joins"
     assert (tmp_path / "s.png").stat().st_size > 0
     nodes = report["summary"]
     assert {"node0", "node1", "node2", "node3", "member0", "member1"} <= set(nodes)
