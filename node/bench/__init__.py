@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import sys
+from pathlib import Path
+from typing import Any
 
-__all__ = ["BENCHES", "main", "usage"]
+__all__ = ["BENCHES", "emit_json", "main", "usage"]
 
 BENCHES: dict[str, str] = {
     "protocol": "Ed25519 verifies/s, the per-event path (decode, hash, verify), SMT block updates, SMT proofs",
@@ -30,6 +33,14 @@ BENCHES: dict[str, str] = {
     "stream": "GET /v1/stream with 1, 10 and 100 subscribers: events/s delivered, the node's CPU per subscriber",
 }
 """Known benches (name -> what it measures). Some may not exist yet."""
+
+
+def emit_json(figures: Any, path: Path | None) -> None:
+    """Print a bench's figures as indented JSON, and save the same text to `path` (`--json`)."""
+    text = json.dumps(figures, indent=2)
+    print(text)
+    if path is not None:
+        path.write_text(text + "\n")
 
 
 def usage() -> str:

@@ -17,7 +17,6 @@ in one run: compare the two settings' ratio, not absolute figures across machine
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -26,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import trio
+
+from afterchain.node.bench import emit_json
 
 __all__ = ["main"]
 
@@ -117,10 +118,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--json", type=Path, default=None, help="Save the figures here.")
     args = ap.parse_args(argv)
     res = trio.run(_run, 500 if args.quick else args.events)
-    text = json.dumps(res, indent=2)
-    print(text)
-    if args.json is not None:
-        args.json.write_text(text + "\n")
+    emit_json(res, args.json)
     return 0
 
 

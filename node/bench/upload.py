@@ -18,7 +18,6 @@ bytes, not times.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import trio
+
+from afterchain.node.bench import emit_json
 
 __all__ = ["main"]
 
@@ -138,10 +139,7 @@ def main(argv: list[str]) -> int:
     vb = b["validator_upload_bytes_per_event"]
     tot_a, tot_b = va["to_validators"] + va["to_members"], vb["to_validators"] + vb["to_members"]
     res["validator_upload_per_event_ratio"] = round(tot_b / tot_a, 3) if tot_a else None
-    text = json.dumps(res, indent=2)
-    print(text)
-    if args.json is not None:
-        args.json.write_text(text + "\n")
+    emit_json(res, args.json)
     return 0
 
 
