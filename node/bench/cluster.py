@@ -61,7 +61,7 @@ import httpx
 import msgpack
 
 from afterchain.node.bench.cluster_load import TICKET_SHARE, measure_ceiling, presign
-from afterchain.node.bench.cpu_profile import Sampler, account, format_table, stat_cpu_s
+from afterchain.node.bench.cpu_profile import Sampler, account, format_table, proc_status, stat_cpu_s
 
 __all__ = ["main"]
 
@@ -70,26 +70,13 @@ LAG_POLL_S = 0.1
 
 
 
-def _proc_rss(pid: int) -> int:
-    try:
-        for ln in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if ln.startswith("VmRSS:"):
-                return int(ln.split()[1]) * 1024
-    except (OSError, IndexError, ValueError):
-        pass
-    return 0
-
-
 def _proc_sample(pid: int) -> tuple[float, int]:
+    """CPU seconds so far and peak RSS (bytes) of a process."""
     try:
         cpu = stat_cpu_s(Path(f"/proc/{pid}/stat").read_text())
-        hwm = 0
-        for ln in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if ln.startswith("VmHWM:"):
-                hwm = int(ln.split()[1]) * 1024
-        return cpu, hwm
     except (OSError, IndexError, ValueError):
         return 0.0, 0
+    return cpu, proc_status(pid).get("VmHWM", 0)
 
 
 # --------------------------------------------------------------------------- the run
@@ -238,7 +225,7 @@ def _drive(net: Any, urls: list[str], records: list[Any], rate: float | None, ar
             if time.time() - last_rss >= 2.0:
                 last_rss = time.time()
                 rss_curve.append({"t_s": round(last_rss - t_start, 1), "committed": len(commit_t),
-                                  "rss_mb": {name: round(_proc_rss(pid) / 2**20, 1) for name, pid in pids.items() if pid}})
+                                  "rss_mb": {name: round(proc_status(pid).get("VmRSS", 0) / 2**20, 1) for name, pid in pids.items() if pid}})
             time.sleep(0.05)
         client.close()
 

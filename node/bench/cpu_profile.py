@@ -30,7 +30,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RULES", "Sampler", "account", "classify", "format_table", "stat_cpu_s", "thread_cpu"]
+__all__ = ["RULES", "Sampler", "account", "classify", "format_table", "proc_status", "stat_cpu_s", "thread_cpu"]
 
 _CLK = os.sysconf("SC_CLK_TCK")
 
@@ -75,6 +75,25 @@ def stat_cpu_s(stat: str) -> float:
     """User + system CPU seconds from the text of a /proc ``stat`` file (a process's or a thread's)."""
     fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / _CLK
+
+
+def proc_status(pid: int | None) -> dict[str, int]:
+    """The numeric fields of ``/proc/PID/status`` (``VmRSS``, ``VmHWM``, ``RssAnon``,
+    ``RssFile``, ``Threads``, ...): sizes in bytes, counts as they are; empty if the process
+    is gone."""
+    out: dict[str, int] = {}
+    if pid is None:
+        return out
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return out
+    for ln in lines:
+        key, _, rest = ln.partition(":")
+        words = rest.split()
+        if words and words[0].isdigit():
+            out[key] = int(words[0]) * (1024 if words[1:] == ["kB"] else 1)
+    return out
 
 
 def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:

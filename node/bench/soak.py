@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from afterchain.node.bench.cpu_profile import proc_status
 from afterchain.node.client.sdk import Client, ClientError, content_hash
 from afterchain.node.tools.demo import gtin14
 from afterchain.node.tools.localnet import LocalNet
@@ -162,23 +163,6 @@ class PacedLoad:
             t.join(timeout=30)
 
 
-def _proc_status(pid: int | None) -> dict[str, int]:
-    """RSS (whole, anonymous, file-backed) in bytes and the thread count of a process."""
-    if pid is None:
-        return {}
-    want = {"VmRSS": "rss", "RssAnon": "rss_anon", "RssFile": "rss_file", "Threads": "threads"}
-    out: dict[str, int] = {}
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            key, _, rest = line.partition(":")
-            if name := want.get(key):
-                n = int(rest.split()[0])
-                out[name] = n if name == "threads" else n * 1024
-    except (OSError, ValueError, IndexError):
-        return {}
-    return out
-
-
 def _dir_bytes(path: Path) -> int:
     total = 0
     for root, _dirs, files in os.walk(path):
@@ -192,11 +176,11 @@ def _sample(net: LocalNet, t: float) -> dict[str, Any]:
     row: dict[str, Any] = {"t": round(t, 1), "nodes": {}}
     for n in net.nodes():
         st = net.status(n.name, timeout_s=3)
-        proc = _proc_status(net.pid(n.name))
+        proc = proc_status(net.pid(n.name))
         row["nodes"][n.name] = {
-            "rss": proc.get("rss"),
+            "rss": proc.get("VmRSS"),
             # what an RSS step is made of, if one shows: heap or mapped files, threads, queues
-            "rss_anon": proc.get("rss_anon"), "rss_file": proc.get("rss_file"), "threads": proc.get("threads"),
+            "rss_anon": proc.get("RssAnon"), "rss_file": proc.get("RssFile"), "threads": proc.get("Threads"),
             "disk": _dir_bytes(net.root / n.name / "data"),
             "height": int(st["height"]) if st else None,
             "view": int(st["view"]) if st else None,
