@@ -46,20 +46,33 @@ def _check_window(st: State) -> None:
     assert _stored_nodes(st.kv) == needed
 
 
+def _random_writes(st: State, rng: random.Random, writes: int, keys: int, values: int,
+                   p_delete: float = 0.25) -> list[tuple[bytes, int | None]]:
+    """`writes` random puts and deletes over keys k0..k{keys-1} (values 0..values-1); returns
+    them in order, (key, None) for a delete."""
+    done: list[tuple[bytes, int | None]] = []
+    for _ in range(writes):
+        k = b"k%d" % rng.randrange(keys)
+        if rng.random() < p_delete:
+            st.delete(k)
+            done.append((k, None))
+        else:
+            v = rng.randrange(values)
+            st.put(k, v)
+            done.append((k, v))
+    return done
+
+
 def _run(st: State, rng: random.Random, blocks: int, keys: int, values: int, check_every: int = 1) -> dict[bytes, Any]:
     """Random blocks over few keys and few values, so that keys often go back to a value (or
     an absence) they had a few blocks before: the case that brings nodes back."""
     model: dict[bytes, Any] = {}
     history: list[dict[bytes, Any]] = []
     for height in range(1, blocks + 1):
-        for _ in range(rng.randint(0, keys)):
-            k = b"k%d" % rng.randrange(keys)
-            if rng.random() < 0.25:
-                st.delete(k)
+        for k, v in _random_writes(st, rng, rng.randint(0, keys), keys, values):
+            if v is None:
                 model.pop(k, None)
             else:
-                v = rng.randrange(values)
-                st.put(k, v)
                 model[k] = v
         st.commit(height, 1000 + height, sync=False)
         history.append(dict(model))
@@ -137,12 +150,7 @@ def test_rocksdb_store_prunes_and_reopens(tmp_path: Any) -> None:
         st2.restore(1000)
         assert st2._revived == marks
         for height in range(21, 41):
-            for _ in range(rng.randint(0, 6)):
-                k = b"k%d" % rng.randrange(6)
-                if rng.random() < 0.25:
-                    st2.delete(k)
-                else:
-                    st2.put(k, rng.randrange(2))
+            _random_writes(st2, rng, rng.randint(0, 6), keys=6, values=2)
             st2.commit(height, 1000 + height, sync=False)
             _check_window(st2)
     finally:
@@ -199,12 +207,7 @@ def test_pruning_off_for_a_while_then_on_again_is_safe() -> None:
     on.restore(1000)
     assert not list(kv.scan(K.SMT_STALE, bytes([K.SMT_STALE[0] + 1])))
     for height in range(15, 30):
-        for _ in range(3):
-            k = b"k%d" % rng.randrange(4)
-            if rng.random() < 0.3:
-                on.delete(k)
-            else:
-                on.put(k, rng.randrange(2))
+        _random_writes(on, rng, 3, keys=4, values=2, p_delete=0.3)
         on.commit(height, 1000 + height, sync=False)
         lo, hi = on.history_window()
         for h in range(lo, hi + 1):
