@@ -260,7 +260,7 @@ class Mempool:
                                       "node holds as many events behind nonce gaps as it keeps; send nonce "
                                       f"{hole} first"))
                 continue
-            full = len(self._by_id) >= self.max_events or self.bytes + len(raw) > self.max_bytes
+            full = self._no_room(len(raw))
             if full and not (ready and gapped):
                 out.append(AddOutcome(eid, "rejected", "mempool.full", "the mempool is full; retry later"))
                 continue
@@ -272,7 +272,7 @@ class Mempool:
                     continue
             if full:
                 gapped -= self._evict_gapped(len(raw))
-                if len(self._by_id) >= self.max_events or self.bytes + len(raw) > self.max_bytes:
+                if self._no_room(len(raw)):
                     out.append(AddOutcome(eid, "rejected", "mempool.full", "the mempool is full; retry later"))
                     continue
             entry = _Entry(eid, raw, sender, ev.nonce, self._order)
@@ -297,10 +297,14 @@ class Mempool:
             self._notify()
         return out
 
+    def _no_room(self, nbytes: int) -> bool:
+        """Whether one more event of `nbytes` would exceed `max_events` or `max_bytes`."""
+        return len(self._by_id) >= self.max_events or self.bytes + nbytes > self.max_bytes
+
     def _evict_gapped(self, room_bytes: int) -> int:
         """Drop gapped events until one more event of `room_bytes` fits; returns how many."""
         n = 0
-        while len(self._by_id) >= self.max_events or self.bytes + room_bytes > self.max_bytes:
+        while self._no_room(room_bytes):
             victim = max(self._by_sender, key=self._gapped_of, default=None)
             if victim is None or self._gapped_of(victim) == 0:
                 break
