@@ -160,6 +160,8 @@ MAX_VIEW_AHEAD = 16
 """Messages for views beyond view + this are dropped (bounds memory)."""
 
 _SEQ_PHASES = (Domain.PREPREPARE.value, Domain.PREPARE.value, Domain.COMMIT.value, Domain.CHECKPOINT.value)
+_WINDOWED = (SignedPrePrepare, SignedPrepare, SignedCommit)
+"""Votes the handlers take only inside the window (stable checkpoint, high watermark]."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -635,6 +637,10 @@ class Replica:
         body = signed.body  # type: ignore[attr-defined]
         if body.replica != sender and not isinstance(signed, SignedCheckpoint):
             return self._reject("signer_not_sender")
+        if type(signed) in _WINDOWED and not self._in_window(body.seq):
+            # what the handler would refuse anyway, refused before the signature check: a
+            # replica far behind gets its peers' votes for heights it cannot use yet
+            return self._reject("outside_window")
         if not self.verifier.verify(body.replica, signed.signature, signed.DOMAIN, self.chain_id, body):  # type: ignore[attr-defined]
             return self._reject("bad_signature")
         if not isinstance(signed, SignedStatus):
