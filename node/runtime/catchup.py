@@ -41,8 +41,7 @@ FETCH_TIMEOUT_S = 10.0
 FETCH_RESPONSE_MAX_BYTES = 4 * 1024 * 1024
 """A block response stops after the block that crosses this size (at least one block)."""
 FETCH_FIRST_BLOCKS = 4
-"""Blocks asked for in the first request of a fetch; each next request asks for twice as
-many as the last answer brought (see `CatchUp.fetch`)."""
+"""Blocks asked for in the first request of a fetch (the rest of the range follows)."""
 
 _PACKER = msgpack.Packer(use_bin_type=True)
 _CERTIFIED_BLOCK_HEAD: bytes = _PACKER.pack_array_header(4) + _PACKER.pack(CertifiedBlock.TAG) + _PACKER.pack(CertifiedBlock.VERSION)
@@ -171,11 +170,9 @@ class CatchUp:
             # The replica asks for up to `count` blocks it can accept now; a peer answers at
             # most FETCH_RESPONSE_MAX_BYTES at a time, so the rest of the range is asked for
             # at once (the replica would only ask again after its fetch interval).
-            # The first answer is kept small (`FETCH_FIRST_BLOCKS`) and each next one asks for
-            # twice as many blocks as the last brought: the blocks of an answer execute only
-            # once it is whole, and an answer travels faster than its blocks execute, so each
-            # arrives while the one before executes (one full answer first left the node
-            # idle until it was whole).
+            # The first answer is kept small (`FETCH_FIRST_BLOCKS`): the blocks of a range
+            # execute only once their answer is whole, and later answers arrive while the
+            # earlier ones execute, so a full first answer would only delay the start.
             end = from_height + count
             nxt = from_height
             ask = min(count, FETCH_FIRST_BLOCKS)
@@ -193,8 +190,8 @@ class CatchUp:
                 top = resp.blocks[-1].block.header.height
                 if top < nxt or top >= end - 1 or self.store.head >= end - 1:
                     break  # done, a peer answering out of range, or this node has the range already
-                ask = min(end - top - 1, 2 * (top + 1 - nxt))
                 nxt = top + 1
+                ask = end - nxt
         except (TransportError, ProtocolError) as exc:
             self.log.info("fetch_failed", peer=short_id(peer), from_height=from_height, error=str(exc))
         finally:
