@@ -40,8 +40,6 @@ __all__ = ["FETCH_RESPONSE_MAX_BYTES", "FETCH_TIMEOUT_S", "CatchUp", "FollowRequ
 FETCH_TIMEOUT_S = 10.0
 FETCH_RESPONSE_MAX_BYTES = 4 * 1024 * 1024
 """A block response stops after the block that crosses this size (at least one block)."""
-FETCH_FIRST_BLOCKS = 4
-"""Blocks asked for in the first request of a fetch (the rest of the range follows)."""
 
 _PACKER = msgpack.Packer(use_bin_type=True)
 _CERTIFIED_BLOCK_HEAD: bytes = _PACKER.pack_array_header(4) + _PACKER.pack(CertifiedBlock.TAG) + _PACKER.pack(CertifiedBlock.VERSION)
@@ -170,14 +168,10 @@ class CatchUp:
             # The replica asks for up to `count` blocks it can accept now; a peer answers at
             # most FETCH_RESPONSE_MAX_BYTES at a time, so the rest of the range is asked for
             # at once (the replica would only ask again after its fetch interval).
-            # The first answer is kept small (`FETCH_FIRST_BLOCKS`): the blocks of a range
-            # execute only once their answer is whole, and later answers arrive while the
-            # earlier ones execute, so a full first answer would only delay the start.
             end = from_height + count
             nxt = from_height
-            ask = min(count, FETCH_FIRST_BLOCKS)
             while nxt < end:
-                data = await self.transport.request(peer, BlockRequest(from_height=Height(nxt), count=ask).encode(),
+                data = await self.transport.request(peer, BlockRequest(from_height=Height(nxt), count=end - nxt).encode(),
                                                     timeout_s=FETCH_TIMEOUT_S)
                 resp = BlockResponse.decode(data, max_bytes=PEER_MESSAGE_MAX_BYTES)
                 if not resp.blocks:
@@ -191,7 +185,6 @@ class CatchUp:
                 if top < nxt or top >= end - 1 or self.store.head >= end - 1:
                     break  # done, a peer answering out of range, or this node has the range already
                 nxt = top + 1
-                ask = end - nxt
         except (TransportError, ProtocolError) as exc:
             self.log.info("fetch_failed", peer=short_id(peer), from_height=from_height, error=str(exc))
         finally:
