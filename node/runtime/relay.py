@@ -70,6 +70,10 @@ from afterchain.protocol.events import SignedEvent
 
 __all__ = ["CACHE_BLOCKS", "INBOX_LEN", "NODE_PARAMS", "SHUT_S", "RelayService", "event_checker", "is_relay_frame"]
 
+DEFLATED_KEPT_BYTES = 8 * 1024 * 1024
+"""Bytes of deflated block frames (and their blocks' encodings) kept for passing the same
+blocks on (`RelayService._deflate`); the oldest go first."""
+
 INBOX_LEN = 1024
 """Relay messages queued for the relay task; beyond it they are dropped (counted)."""
 SHUT_S = 10.0
@@ -156,8 +160,13 @@ class RelayService:
         self._progress_s = 0.0
         self._event_tasks = 0
         self._nursery: trio.Nursery | None = None
+        # RelayBlocks encoding -> its deflated frame, received or made here: a block passed
+        # on goes out in the frame it came in (or was first sent in), not compressed again
+        self._deflated: dict[bytes, bytes] = {}
+        self._deflated_bytes = 0
         for k in ("relay_in", "relay_out", "relay_dropped", "relay_decode", "relay_shut", "relay_blocks",
-                  "relay_events_in", "relay_events_refused", "relay_deflated", "relay_inflated"):
+                  "relay_events_in", "relay_events_refused", "relay_deflated", "relay_inflated",
+                  "relay_deflate_reused"):
             counters.setdefault(k, 0)
 
     # ------------------------------------------------------------------ hooks other parts call
@@ -280,6 +289,7 @@ class RelayService:
             if type(msg) is RelayBlocksDeflated:
                 self.counters["relay_inflated"] += 1
                 msg = msg.inflate()
+                self._remember_deflated(msg.encode(), data)
         except ProtocolError as exc:
             self.counters["relay_decode"] += 1
             self.log.warning("relay_message_rejected", peer=short_id(sender), code=str(exc.code), error=str(exc))
@@ -298,6 +308,32 @@ class RelayService:
             self.heads[sender] = max(self.heads.get(sender, 0), int(msg.height))
         m.step(msg, sender)
 
+    def _remember_deflated(self, raw: bytes, frame: bytes) -> None:
+        size = len(raw) + len(frame)
+        if raw in self._deflated or size > DEFLATED_KEPT_BYTES:
+            return
+        kept = self._deflated
+        while kept and self._deflated_bytes + size > DEFLATED_KEPT_BYTES:
+            old_raw = next(iter(kept))  # the oldest
+            self._deflated_bytes -= len(old_raw) + len(kept.pop(old_raw))
+        kept[raw] = frame
+        self._deflated_bytes += size
+
+    def _deflate(self, raw: bytes, msg: RelayBlocks) -> bytes:
+        """The frame for `msg` (encoded `raw`): deflated when that is smaller (about half
+        the bytes), reusing the frame these blocks came in or were first sent in."""
+        frame = self._deflated.get(raw)
+        if frame is not None:
+            self.counters["relay_deflate_reused"] += 1
+            return frame
+        packed = deflate_blocks(msg, raw)
+        if packed is msg:
+            return raw
+        self.counters["relay_deflated"] += 1
+        frame = packed.encode()
+        self._remember_deflated(raw, frame)
+        return frame
+
     async def _drain(self) -> None:
         m = self.machine
         while True:
@@ -310,10 +346,7 @@ class RelayService:
                 if data is None:
                     data = msg.encode()
                     if type(msg) is RelayBlocks and msg.blocks:
-                        packed = deflate_blocks(msg, data)  # blocks go deflated (about half the bytes)
-                        if packed is not msg:
-                            self.counters["relay_deflated"] += 1
-                            data = packed.encode()
+                        data = self._deflate(data, msg)
                     encoded[id(msg)] = data
                 self.counters["relay_out"] += 1
                 if self.outboxes.put(peer, data):

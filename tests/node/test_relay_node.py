@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from afterchain.consensus.relay import RelayBlocks, RelayRequest, RelayStatus
 from afterchain.node.runtime.catchup import FollowRequest
 from afterchain.node.runtime.member import MAX_STRIKES
 from afterchain.node.runtime.ratelimit import PeerLimiter
-from afterchain.node.runtime.relay import is_relay_frame
+from afterchain.node.runtime.relay import DEFLATED_KEPT_BYTES, RelayService, is_relay_frame
 from afterchain.node.runtime.runner import Node, NodeOptions
 from afterchain.node.transport.frames import Kind, decode_frame
 from afterchain.node.transport.memory import MemoryNetwork
@@ -81,6 +82,8 @@ async def test_members_follow_and_write_through_the_relay(tmp_path: Path) -> Non
         # blocks travel deflated (PROTOCOL.md section 11, RelayBlocksDeflated)
         assert sum(v.counters["relay_deflated"] for v in vals) > 0
         assert sum(m.counters["relay_inflated"] for m in mems) > 0 and sent["DIRECT:RelayBlocksDeflated"] > 0
+        # a member passes a block on in the deflated frame it came in, not compressed again
+        assert sum(m.counters["relay_deflate_reused"] for m in mems) > 0
         assert all(m.relay.machine.height >= h for m in mems)
         assert sent["DIRECT:RelayStatus"] > 0 and sent["DIRECT:RelayEvents"] > 0
         assert sent["GOSSIP"] == 0, sent
@@ -240,3 +243,17 @@ def test_member_relay_setting(tmp_path: Path) -> None:
     assert load_config(cfg_file(tmp_path, BASE + "[member]\nrelay = false\n"), env={}).member.relay is False
     with pytest.raises(ConfigError, match=r"member\.relay"):
         load_config(cfg_file(tmp_path, BASE + '[member]\nrelay = "no"\n'), env={})
+
+
+def test_deflated_frames_kept_are_bounded_oldest_first() -> None:
+    kept = SimpleNamespace(_deflated={}, _deflated_bytes=0)
+    remember = RelayService._remember_deflated
+    half = DEFLATED_KEPT_BYTES // 2
+    a, b, c = (bytes([i]) * (half - 10) for i in range(3))
+    remember(kept, a, b"A" * 10)  # type: ignore[arg-type]
+    remember(kept, b, b"B" * 10)  # type: ignore[arg-type]
+    assert list(kept._deflated) == [a, b] and kept._deflated_bytes == 2 * half
+    remember(kept, c, b"C" * 10)  # type: ignore[arg-type]
+    assert list(kept._deflated) == [b, c] and kept._deflated_bytes == 2 * half
+    remember(kept, b"x" * DEFLATED_KEPT_BYTES, b"X")  # type: ignore[arg-type]  # larger than all: not kept
+    assert list(kept._deflated) == [b, c]
