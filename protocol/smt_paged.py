@@ -1,0 +1,432 @@
+"""The sparse Merkle tree of `protocol.smt` in a paged store (prototype, issue 27 point 4).
+
+Same tree, same hashes, roots and proofs (`SmtProof`, `verify_smt_proof`): only the
+records in the `NodeStore` differ. `protocol.smt.SparseMerkleTree` stores one record per
+binary node (~22 per key path at 1M keys); this tree stores one record per *page*, a
+`LEVELS`-level slice of the binary tree, so a walk from the root costs ~depth / LEVELS
+lookups and a block writes ~depth / LEVELS records per key. Hashing stays binary: one
+SHA-256 per new node, as before.
+
+Records (keyed by the hash of the binary node they start with, like the nodes of
+`protocol.smt`):
+
+- **leaf record**: a leaf whose depth is a multiple of `LEVELS` (the root, or the root of
+  a child slot of a page): 65 bytes ``0x00 || path || value_hash``, the leaf's hash
+  preimage, exactly as in `protocol.smt`;
+- **page**: an inner node at a depth d that is a multiple of `LEVELS`, with the binary
+  nodes below it down to depth d + LEVELS - 1 (heap positions: the top is position 1, the
+  children of position p are 2p and 2p + 1; positions 1..15 for LEVELS = 4). `PAGE_BYTES`
+  bytes, fixed offsets:
+
+  - byte 0: `PAGE_TAG` (0x02);
+  - bytes p = 1..15: the kind of position p: 0 leaf, 1 inner, 2 empty or not in the tree
+    (below a leaf or an empty node);
+  - from byte 16, 64 bytes per position p (at 16 + 64 (p - 1)), its *body*: for an inner
+    node ``left_hash || right_hash`` (so ``0x01 || body`` is its hash preimage), for a
+    leaf ``path || value_hash`` (``0x00 || body``), 64 zero bytes otherwise.
+
+  So the hash of position q >= 2 is the 32-byte slot at 16 + 32 (q - 2) (a half of its
+  parent's body), and the slots of positions 16..31 are the roots of the child records
+  (a page, a leaf record, or `EMPTY_HASH`). The top is always an inner node (a subtree
+  holding one key is a leaf record instead). The encoding of a page is a function of its
+  top hash: positions not in the tree are all zero.
+
+`update` hashes each new binary node once, like `protocol.smt`, and writes each touched
+page once per batch with one `put_many`. `stale` lists the old records (pages and leaf
+records) the new tree no longer holds.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Callable, Mapping
+from hashlib import sha256 as _sha256
+
+from .errors import InvariantError, require
+from .smt import DEPTH_BITS, EMPTY_HASH, EMPTY_ROOT, MAX_KEY_BYTES, MemoryNodeStore, NodeStore, SmtProof, _check_key
+from .types import Hash32
+
+__all__ = ["LEVELS", "PAGE_BYTES", "PAGE_TAG", "PagedSparseMerkleTree", "page_records"]
+
+LEVELS = 4
+"""Binary levels per page."""
+_SLOTS = 1 << LEVELS
+"""Positions 1.._SLOTS-1 are in the page; _SLOTS..2*_SLOTS-1 are the roots of child records."""
+_HDR = _SLOTS
+"""Tag byte, then one kind byte per position."""
+PAGE_BYTES = _HDR + (_SLOTS - 1) * 64
+PAGE_TAG = 0x02
+
+_LEAF = 0
+_INNER = 1
+_EMPTY = 2
+_LEAF_PREFIX = b"\x00"
+_INNER_PREFIX = b"\x01"
+_LEAF_BYTES = 65
+_TOP_BIT = DEPTH_BITS - 1
+_ZERO64 = bytes(64)
+_EMPTY_PAGE = bytes([PAGE_TAG]) + bytes([_EMPTY]) * (_SLOTS - 1) + bytes(64 * (_SLOTS - 1))
+
+_Item = tuple[int, bytes, bytes | None]
+"""(path as an int, path, value hash or None for a delete), sorted by path."""
+_Result = tuple[bytes, int | None, bytes | None]
+"""A subtree after an update: (hash, kind, leaf body); kind None = unchanged (not looked
+up), the body (``path || value_hash``) only when kind is a leaf."""
+
+
+def _body(pos: int) -> int:
+    """Offset of position `pos`'s 64-byte body in a page."""
+    return _HDR + (pos - 1) * 64
+
+
+def _slot(pos: int) -> int:
+    """Offset of position `pos`'s hash (pos >= 2) in a page: a half of its parent's body."""
+    return _HDR + (pos - 2) * 32
+
+
+def page_records(get: Callable[[bytes], bytes | None], root: bytes) -> set[bytes]:
+    """Hashes of every record the tree at `root` holds (`get`: hash -> record or None).
+
+    For tests and tools: a full walk."""
+    seen: set[bytes] = set()
+    todo = [root]
+    while todo:
+        h = todo.pop()
+        if h == EMPTY_HASH or h in seen:
+            continue
+        rec = get(h)
+        if rec is None:
+            raise InvariantError(f"SMT record {h.hex()} missing from the store")
+        seen.add(h)
+        if rec[0] == PAGE_TAG:
+            for pos in range(_SLOTS // 2, _SLOTS):
+                if rec[pos] == _INNER:
+                    o = _body(pos)
+                    todo += (rec[o:o + 32], rec[o + 32:o + 64])
+    return seen
+
+
+class PagedSparseMerkleTree:
+    """A view of the tree at `root` over a store of pages; `update` moves it to a new root.
+
+    Same API as `protocol.smt.SparseMerkleTree` (get, prove, update, root, store)."""
+
+    __slots__ = ("_get", "_root", "_stale", "_store")
+
+    def __init__(self, store: NodeStore, root: bytes = EMPTY_ROOT) -> None:
+        require(len(root) == 32, "an SMT root is 32 bytes")
+        self._store = store
+        self._get = store.nodes.get if type(store) is MemoryNodeStore else store.get
+        self._root = bytes(root)
+        self._stale: list[bytes] | None = None
+
+    @property
+    def root(self) -> bytes:
+        return self._root
+
+    @property
+    def store(self) -> NodeStore:
+        return self._store
+
+    def _load(self, h: bytes) -> bytes:
+        rec = self._get(h)
+        if rec is None:
+            raise InvariantError(f"SMT record {h.hex()} missing from the store")
+        n = len(rec)
+        if not ((n == PAGE_BYTES and rec[0] == PAGE_TAG) or (n == _LEAF_BYTES and rec[0] == _LEAF)):
+            raise InvariantError(f"SMT record {h.hex()} is not a page or a leaf")
+        return rec
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, key: bytes) -> bytes | None:
+        """The value hash (SHA-256 of the value) stored for `key`, or None."""
+        path = _sha256(_check_key(key)).digest()
+        bits = format(int.from_bytes(path, "big"), "0256b")
+        h = self._root
+        depth = 0
+        while h != EMPTY_HASH:
+            rec = self._load(h)
+            if rec[0] == _LEAF:
+                return rec[33:65] if rec[1:33] == path else None
+            pos = 1
+            while pos < _SLOTS:
+                kind = rec[pos]
+                if kind != _INNER:
+                    if kind == _EMPTY:
+                        return None
+                    o = _body(pos)
+                    return rec[o + 32:o + 64] if rec[o:o + 32] == path else None
+                pos = 2 * pos + (bits[depth] == "1")
+                depth += 1
+            o = _slot(pos)
+            h = rec[o:o + 32]
+        return None
+
+    def prove(self, key: bytes) -> SmtProof:
+        """A proof of `key`'s value hash (membership) or of its absence."""
+        path = _sha256(_check_key(key)).digest()
+        bits = format(int.from_bytes(path, "big"), "0256b")
+        h = self._root
+        depth = 0
+        bitmap = 0
+        siblings: list[Hash32] = []
+        leaf: bytes | None = None  # the terminal leaf's body
+        while h != EMPTY_HASH:
+            rec = self._load(h)
+            if rec[0] == _LEAF:
+                leaf = rec[1:65]
+                break
+            pos = 1
+            while pos < _SLOTS:
+                kind = rec[pos]
+                if kind != _INNER:
+                    if kind == _LEAF:
+                        leaf = rec[_body(pos):_body(pos) + 64]
+                    break
+                require(depth < DEPTH_BITS, "SMT deeper than 256 levels")
+                pos = 2 * pos + (bits[depth] == "1")
+                o = _slot(pos ^ 1)
+                sib = rec[o:o + 32]
+                if sib != EMPTY_HASH:
+                    bitmap |= 1 << (_TOP_BIT - depth)
+                    siblings.append(Hash32(sib))
+                depth += 1
+            else:
+                o = _slot(pos)
+                h = rec[o:o + 32]
+                continue
+            break
+        leaf_path = leaf_value = None
+        if leaf is not None and leaf[:32] != path:
+            leaf_path, leaf_value = Hash32(leaf[:32]), Hash32(leaf[32:])
+        nbytes = (depth + 7) // 8
+        bm = (bitmap >> (DEPTH_BITS - nbytes * 8)).to_bytes(nbytes, "big") if nbytes else b""
+        return SmtProof(depth=depth, bitmap=bm, siblings=tuple(siblings), leaf_path=leaf_path, leaf_value_hash=leaf_value)
+
+    # ------------------------------------------------------------------ writes
+
+    def update(self, items: Mapping[bytes, bytes | None], *, stale: list[bytes] | None = None) -> bytes:
+        """Apply a batch (key -> value, or None to delete) and return the new root.
+
+        As `protocol.smt.SparseMerkleTree.update`; `stale` receives the records (pages and
+        leaf records) of the old tree that the new tree no longer holds, each once."""
+        if not items:
+            return self._root
+        batch: list[_Item] = []
+        append = batch.append
+        sha = _sha256
+        from_bytes = int.from_bytes
+        for key, value in items.items():
+            if type(key) is not bytes or len(key) > MAX_KEY_BYTES:
+                _check_key(key)
+            path = sha(key).digest()
+            append((from_bytes(path, "big"), path, None if value is None else sha(value).digest()))
+        batch.sort()
+        out: dict[bytes, bytes] = {}
+        self._stale = [] if stale is not None else None
+        try:
+            root, kind, body = self._sub(self._root, 0, batch, 0, len(batch), out)
+            if kind == _LEAF:
+                out[root] = _LEAF_PREFIX + body  # type: ignore[operator]
+            if stale is not None:
+                # a record rebuilt with the same content is in `out`: it stays
+                stale.extend(h for h in dict.fromkeys(self._stale) if h not in out)  # type: ignore[arg-type]
+        finally:
+            self._stale = None
+        if out:
+            self._store.put_many(out)
+        self._root = root
+        return root
+
+    def _sub(self, h: bytes, depth: int, items: list[_Item], lo: int, hi: int, out: dict[bytes, bytes]) -> _Result:
+        """Update the subtree at `depth` (a multiple of LEVELS) whose record is `h`."""
+        if h == EMPTY_HASH:
+            live = [it for it in items[lo:hi] if it[2] is not None]
+            if not live:
+                return h, None, None
+            return self._build_sub(depth, live, 0, len(live), out)
+        rec = self._load(h)
+        if rec[0] == _LEAF:
+            merged = _merge(rec[1:33], rec[33:65], items, lo, hi)
+            result = self._build_sub(depth, merged, 0, len(merged), out)
+            if result[0] == h:
+                return h, None, None  # same leaf: unchanged (if it moves up, `_join` lists it)
+            if self._stale is not None:
+                self._stale.append(h)
+            return result
+        buf = bytearray(rec)
+        result = self._node(buf, 1, depth, h, items, lo, hi, out)
+        new = result[0]
+        if new == h:
+            return h, None, None
+        if self._stale is not None:
+            self._stale.append(h)
+        if result[1] == _INNER:
+            out[new] = bytes(buf)
+        return result
+
+    def _build_sub(self, depth: int, items: list[_Item], lo: int, hi: int, out: dict[bytes, bytes]) -> _Result:
+        """A fresh subtree at `depth` (a multiple of LEVELS) holding items[lo:hi] (all with
+        values). A leaf result gets no record here: the caller writes it where it stays."""
+        n = hi - lo
+        if n == 0:
+            return EMPTY_HASH, _EMPTY, None
+        if n == 1:
+            _, path, value_hash = items[lo]
+            body = path + value_hash  # type: ignore[operator]
+            return _sha256(_LEAF_PREFIX + body).digest(), _LEAF, body
+        buf = bytearray(_EMPTY_PAGE)
+        result = self._build_node(buf, 1, depth, items, lo, hi, out)
+        out[result[0]] = bytes(buf)
+        return result
+
+    def _node(self, buf: bytearray, pos: int, depth: int, h: bytes, items: list[_Item], lo: int, hi: int,
+              out: dict[bytes, bytes]) -> _Result:
+        """Update position `pos` (hash `h`, at `depth`) of the page in `buf`, writing its
+        new state (and its descendants' in the page) into `buf`."""
+        kind = buf[pos]
+        o = _body(pos)
+        if kind == _EMPTY:
+            live = [it for it in items[lo:hi] if it[2] is not None]
+            if not live:
+                return h, None, None
+            return self._build_node(buf, pos, depth, live, 0, len(live), out)
+        if kind == _LEAF:
+            merged = _merge(bytes(buf[o:o + 32]), bytes(buf[o + 32:o + 64]), items, lo, hi)
+            buf[pos] = _EMPTY
+            buf[o:o + 64] = _ZERO64
+            return self._build_node(buf, pos, depth, merged, 0, len(merged), out)
+        require(depth < DEPTH_BITS, "SMT deeper than 256 levels")
+        shift = _TOP_BIT - depth
+        boundary = ((items[lo][0] >> (shift + 1)) << (shift + 1)) | (1 << shift)
+        mid = bisect_left(items, (boundary,), lo, hi)
+        left = bytes(buf[o:o + 32])
+        right = bytes(buf[o + 32:o + 64])
+        c = 2 * pos
+        lr: _Result = (left, None, None)
+        rr: _Result = (right, None, None)
+        if c < _SLOTS:
+            if mid > lo:
+                lr = self._node(buf, c, depth + 1, left, items, lo, mid, out)
+            if hi > mid:
+                rr = self._node(buf, c + 1, depth + 1, right, items, mid, hi, out)
+        else:
+            if mid > lo:
+                lr = self._sub(left, depth + 1, items, lo, mid, out)
+            if hi > mid:
+                rr = self._sub(right, depth + 1, items, mid, hi, out)
+        if lr[0] == left and rr[0] == right:
+            return h, None, None
+        return self._join(buf, pos, lr, rr, out)
+
+    def _child_leaf(self, buf: bytearray, c: int, h: bytes) -> bytes | None:
+        """The body of the unchanged child at position `c` if it is a leaf, else None."""
+        if c < _SLOTS:
+            if buf[c] != _LEAF:
+                return None
+            o = _body(c)
+            return bytes(buf[o:o + 64])
+        rec = self._load(h)
+        if rec[0] != _LEAF:
+            return None
+        if self._stale is not None:
+            self._stale.append(h)  # the leaf moves up into the page: its record goes (unless rewritten)
+        return rec[1:65]
+
+    def _join(self, buf: bytearray, pos: int, lr: _Result, rr: _Result, out: dict[bytes, bytes]) -> _Result:
+        """Position `pos` once its children are `lr` and `rr` (compact rules), into `buf`."""
+        c = 2 * pos
+        o = _body(pos)
+        left, right = lr[0], rr[0]
+        moved: _Result | None = None
+        if left == EMPTY_HASH:
+            if right == EMPTY_HASH:
+                moved = (EMPTY_HASH, _EMPTY, None)
+            else:
+                body = rr[2] if rr[1] is not None else self._child_leaf(buf, c + 1, right)
+                if body is not None:
+                    moved = (right, _LEAF, body)
+        elif right == EMPTY_HASH:
+            body = lr[2] if lr[1] is not None else self._child_leaf(buf, c, left)
+            if body is not None:
+                moved = (left, _LEAF, body)
+        if moved is not None:  # nothing, or one leaf: it moves up to `pos`
+            _clear_below(buf, pos)
+            if moved[1] == _LEAF:
+                buf[pos] = _LEAF
+                buf[o:o + 64] = moved[2]  # type: ignore[assignment]
+            else:
+                buf[pos] = _EMPTY
+                buf[o:o + 64] = _ZERO64
+            return moved
+        if c >= _SLOTS:  # leaves that stay in child slots need their records
+            if lr[1] == _LEAF:
+                out[left] = _LEAF_PREFIX + lr[2]  # type: ignore[operator]
+            if rr[1] == _LEAF:
+                out[right] = _LEAF_PREFIX + rr[2]  # type: ignore[operator]
+        body = left + right
+        buf[pos] = _INNER
+        buf[o:o + 64] = body
+        return _sha256(_INNER_PREFIX + body).digest(), _INNER, None
+
+    def _build_node(self, buf: bytearray, pos: int, depth: int, items: list[_Item], lo: int, hi: int,
+                    out: dict[bytes, bytes]) -> _Result:
+        """A fresh subtree at position `pos` of the page in `buf` (cleared there) holding
+        items[lo:hi] (all with values)."""
+        n = hi - lo
+        if n == 0:
+            return EMPTY_HASH, _EMPTY, None
+        o = _body(pos)
+        if n == 1:
+            _, path, value_hash = items[lo]
+            body = path + value_hash  # type: ignore[operator]
+            buf[pos] = _LEAF
+            buf[o:o + 64] = body
+            return _sha256(_LEAF_PREFIX + body).digest(), _LEAF, body
+        require(depth < DEPTH_BITS, "two keys with the same path")
+        shift = _TOP_BIT - depth
+        boundary = ((items[lo][0] >> (shift + 1)) << (shift + 1)) | (1 << shift)
+        mid = bisect_left(items, (boundary,), lo, hi)
+        c = 2 * pos
+        if c < _SLOTS:
+            left = self._build_node(buf, c, depth + 1, items, lo, mid, out)[0]
+            right = self._build_node(buf, c + 1, depth + 1, items, mid, hi, out)[0]
+        else:
+            lr = self._build_sub(depth + 1, items, lo, mid, out)
+            rr = self._build_sub(depth + 1, items, mid, hi, out)
+            left, right = lr[0], rr[0]
+            if lr[1] == _LEAF:
+                out[left] = _LEAF_PREFIX + lr[2]  # type: ignore[operator]
+            if rr[1] == _LEAF:
+                out[right] = _LEAF_PREFIX + rr[2]  # type: ignore[operator]
+        body = left + right
+        buf[pos] = _INNER
+        buf[o:o + 64] = body
+        return _sha256(_INNER_PREFIX + body).digest(), _INNER, None
+
+
+def _merge(path: bytes, value_hash: bytes, items: list[_Item], lo: int, hi: int) -> list[_Item]:
+    """items[lo:hi] with values, plus the stored leaf (path, value_hash) unless the batch
+    sets or deletes its key."""
+    leaf_int = int.from_bytes(path, "big")
+    merged: list[_Item] = []
+    replaced = False
+    for it in items[lo:hi]:
+        if it[0] == leaf_int:
+            replaced = True
+        if it[2] is not None:
+            merged.append(it)
+    if not replaced:
+        merged.append((leaf_int, path, value_hash))
+        merged.sort()
+    return merged
+
+
+def _clear_below(buf: bytearray, pos: int) -> None:
+    """Mark every position below `pos` in the page as not in the tree."""
+    a, b = 2 * pos, 2 * pos + 2
+    while a < _SLOTS:
+        buf[a:b] = bytes([_EMPTY]) * (b - a)
+        buf[_body(a):_body(b)] = bytes(64 * (b - a))
+        a, b = 2 * a, 2 * b
