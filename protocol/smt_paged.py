@@ -67,6 +67,14 @@ _TOP_BIT = DEPTH_BITS - 1
 _ZERO64 = bytes(64)
 _EMPTY_PAGE = bytes([PAGE_TAG]) + bytes([_EMPTY]) * (_SLOTS - 1) + bytes(64 * (_SLOTS - 1))
 
+_SLOT_AT = (0, 0) + tuple(_HDR + (pos - 2) * 32 for pos in range(2, 2 * _SLOTS))
+"""Offset of each position's hash (pos >= 2) in a page."""
+_NIB_MASK = _SLOTS - 1
+_TRAILS = tuple(tuple((1 << s) | (nib >> (LEVELS - s)) for s in range(LEVELS + 1)) for nib in range(_SLOTS))
+"""The positions a path passes in a page, top first (then the child slot), by the path's
+LEVELS bits there."""
+assert LEVELS == 4  # `_one` checks a page's levels 1..3 in one expression
+
 _Item = tuple[int, bytes, bytes | None]
 """(path as an int, path, value hash or None for a delete), sorted by path."""
 _Result = tuple[bytes, int | None, bytes | None]
@@ -255,6 +263,8 @@ class PagedSparseMerkleTree:
             if self._stale is not None:
                 self._stale.append(h)
             return result
+        if hi - lo == 1 and items[lo][2] is not None:
+            return self._one(rec, 1, depth, h, items[lo], out, False)
         buf = bytearray(rec)
         result = self._node(buf, 1, depth, h, items, lo, hi, out)
         new = result[0]
@@ -297,6 +307,8 @@ class PagedSparseMerkleTree:
             buf[pos] = _EMPTY
             buf[o:o + 64] = _ZERO64
             return self._build_node(buf, pos, depth, merged, 0, len(merged), out)
+        if hi - lo == 1 and items[lo][2] is not None:
+            return self._one(buf, pos, depth, h, items[lo], out, True)
         require(depth < DEPTH_BITS, "SMT deeper than 256 levels")
         shift = _TOP_BIT - depth
         boundary = ((items[lo][0] >> (shift + 1)) << (shift + 1)) | (1 << shift)
@@ -319,6 +331,127 @@ class PagedSparseMerkleTree:
         if lr[0] == left and rr[0] == right:
             return h, None, None
         return self._join(buf, pos, lr, rr, out)
+
+    def _one(self, page: bytes | bytearray, pos: int, depth: int, top: bytes, item: _Item, out: dict[bytes, bytes],
+             own: bool) -> _Result:
+        """`_node` / `_sub` for one key set to a value, below an inner node: walk down, then
+        rehash the path upward (no collapse can happen: every node passed keeps its keys).
+
+        The inner node is position `pos` (hash `top`, at `depth`) of `page`: the caller's
+        page buffer when `own` (written in place, no record), else the stored page `top`
+        (pos 1; its new version is written to `out`, the old one listed as stale). Most of a
+        block's work is here, so the loops avoid calls they do not need: in each page the
+        key's positions come from a table indexed by its path's LEVELS bits there, and a
+        page whose LEVELS levels are all inner on the path (the common case) is passed
+        with one check and rebuilt with one join of slices of the old page."""
+        path_int, path, value_hash = item  # value_hash is not None here
+        get = self._get
+        stale = self._stale
+        trails = _TRAILS
+        slot_at = _SLOT_AT
+        segs: list[tuple[bytes | bytearray, bytes, tuple[int, ...], int, int]] = []  # (page, key, trail, entry, exit)
+        key = top
+        r = pos.bit_length() - 1  # level of `pos` in its page
+        top_depth = depth - r
+        term: bytearray | None = None  # the last page's buffer when the terminal is inside it
+        h = top
+        try:
+            while True:
+                t = trails[(path_int >> (_TOP_BIT - top_depth - LEVELS + 1)) & _NIB_MASK]
+                if page[t[1]] & page[t[2]] & page[t[3]] == _INNER:  # LEVELS == 4: every level inner on the path
+                    segs.append((page, key, t, r, LEVELS))
+                    o = slot_at[t[LEVELS]]
+                    h = page[o:o + 32] if type(page) is bytes else bytes(page[o:o + 32])
+                    top_depth += LEVELS
+                    if h == EMPTY_HASH:
+                        rec = _LEAF_PREFIX + path + value_hash
+                        new = _sha256(rec).digest()
+                        out[new] = rec
+                        break
+                    rec = get(h)
+                    if rec[0] != PAGE_TAG:  # type: ignore[index]  # a leaf record
+                        if len(rec) != _LEAF_BYTES or rec[0] != _LEAF:  # type: ignore[arg-type,index]
+                            raise InvariantError(f"SMT record {h.hex()} is not a page or a leaf")
+                        if rec[1:33] == path:  # type: ignore[index]
+                            if rec[33:65] == value_hash:  # type: ignore[index]
+                                return top, None, None
+                            rec = _LEAF_PREFIX + path + value_hash
+                            new = _sha256(rec).digest()
+                            out[new] = rec
+                        else:
+                            other = rec[1:33]  # type: ignore[index]
+                            merged = sorted((item, (int.from_bytes(other, "big"), other, rec[33:65])))  # type: ignore[index]
+                            new = self._build_sub(top_depth, merged, 0, 2, out)[0]
+                        if stale is not None:
+                            stale.append(h)
+                        break
+                    if len(rec) != PAGE_BYTES:  # type: ignore[arg-type]
+                        raise InvariantError(f"SMT record {h.hex()} is not a page or a leaf")
+                    page, key, r = rec, h, 0  # type: ignore[assignment]
+                    continue
+                s = r + 1
+                while page[t[s]] == _INNER:
+                    s += 1
+                segs.append((page, key, t, r, s))
+                pos = t[s]  # the terminal: empty, or a leaf
+                o = _HDR + (pos - 1) * 64
+                term = page if own and len(segs) == 1 else bytearray(page)  # type: ignore[assignment]
+                if page[pos] == _EMPTY:
+                    body = path + value_hash
+                    term[pos] = _LEAF  # type: ignore[index]
+                    term[o:o + 64] = body  # type: ignore[index]
+                    new = _sha256(_LEAF_PREFIX + body).digest()
+                elif page[o:o + 32] == path:
+                    if page[o + 32:o + 64] == value_hash:
+                        return top, None, None
+                    term[o + 32:o + 64] = value_hash  # type: ignore[index]
+                    new = _sha256(_LEAF_PREFIX + path + value_hash).digest()
+                else:
+                    other = bytes(page[o:o + 32])
+                    merged = sorted((item, (int.from_bytes(other, "big"), other, bytes(page[o + 32:o + 64]))))
+                    term[pos] = _EMPTY  # type: ignore[index]
+                    term[o:o + 64] = _ZERO64  # type: ignore[index]
+                    new = self._build_node(term, pos, top_depth + s, merged, 0, 2, out)[0]  # type: ignore[arg-type]
+                break
+        except (TypeError, IndexError):
+            raise InvariantError(f"SMT record {h.hex()} missing from the store (or a path deeper than 256)") from None
+        sha = _sha256
+        prefix = _INNER_PREFIX
+        last = len(segs) - 1
+        for i in range(last, -1, -1):
+            page, key, t, r, e = segs[i]
+            if i == last and term is not None:
+                b = term
+            elif i == 0 and own:
+                b = page  # type: ignore[assignment]
+            else:  # a stored page passed through: its new version is the old one with e - r slots replaced
+                parts: list[bytes] = []
+                end = PAGE_BYTES
+                for j in range(e, r, -1):
+                    c = t[j]
+                    o = slot_at[c]
+                    parts += (page[o + 32:end], new)  # type: ignore[arg-type]
+                    end = o
+                    if c & 1:
+                        new = sha(prefix + page[o - 32:o] + new).digest()
+                    else:
+                        new = sha(prefix + new + page[o + 32:o + 64]).digest()
+                parts.append(page[:end])  # type: ignore[arg-type]
+                parts.reverse()
+                out[new] = b"".join(parts)
+                if stale is not None:
+                    stale.append(key)
+                continue
+            for j in range(e, r, -1):
+                o = slot_at[t[j]]
+                b[o:o + 32] = new
+                o = _HDR + (t[j - 1] - 1) * 64
+                new = sha(prefix + b[o:o + 64]).digest()
+            if i or not own:
+                out[new] = bytes(b)
+                if stale is not None:
+                    stale.append(key)
+        return new, _INNER, None
 
     def _child_leaf(self, buf: bytearray, c: int, h: bytes) -> bytes | None:
         """The body of the unchanged child at position `c` if it is a leaf, else None."""
