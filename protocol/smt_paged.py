@@ -67,13 +67,16 @@ _TOP_BIT = DEPTH_BITS - 1
 _ZERO64 = bytes(64)
 _EMPTY_PAGE = bytes([PAGE_TAG]) + bytes([_EMPTY]) * (_SLOTS - 1) + bytes(64 * (_SLOTS - 1))
 
-_SLOT_AT = (0, 0) + tuple(_HDR + (pos - 2) * 32 for pos in range(2, 2 * _SLOTS))
+_SLOT_AT = (0, 0, *(_HDR + (pos - 2) * 32 for pos in range(2, 2 * _SLOTS)))
 """Offset of each position's hash (pos >= 2) in a page."""
 _NIB_MASK = _SLOTS - 1
 _TRAILS = tuple(tuple((1 << s) | (nib >> (LEVELS - s)) for s in range(LEVELS + 1)) for nib in range(_SLOTS))
 """The positions a path passes in a page, top first (then the child slot), by the path's
 LEVELS bits there."""
-assert LEVELS == 4  # `_one` checks a page's levels 1..3 in one expression
+_SLOT_OFFSETS = tuple(tuple(_SLOT_AT[pos] for pos in trail[1:]) for trail in _TRAILS)
+"""The offsets of the hashes of a path's positions below the top (then the child slot), by
+the path's LEVELS bits in the page."""
+assert LEVELS == 4  # `_one` checks a page's levels 1..3 in one expression and rehashes 4 levels unrolled
 
 _Item = tuple[int, bytes, bytes | None]
 """(path as an int, path, value hash or None for a delete), sorted by path."""
@@ -296,7 +299,7 @@ class PagedSparseMerkleTree:
         """Update position `pos` (hash `h`, at `depth`) of the page in `buf`, writing its
         new state (and its descendants' in the page) into `buf`."""
         kind = buf[pos]
-        o = _body(pos)
+        o = _HDR + (pos - 1) * 64
         if kind == _EMPTY:
             live = [it for it in items[lo:hi] if it[2] is not None]
             if not live:
@@ -309,7 +312,8 @@ class PagedSparseMerkleTree:
             return self._build_node(buf, pos, depth, merged, 0, len(merged), out)
         if hi - lo == 1 and items[lo][2] is not None:
             return self._one(buf, pos, depth, h, items[lo], out, True)
-        require(depth < DEPTH_BITS, "SMT deeper than 256 levels")
+        if depth >= DEPTH_BITS:
+            raise InvariantError("SMT deeper than 256 levels")
         shift = _TOP_BIT - depth
         boundary = ((items[lo][0] >> (shift + 1)) << (shift + 1)) | (1 << shift)
         mid = bisect_left(items, (boundary,), lo, hi)
@@ -328,9 +332,20 @@ class PagedSparseMerkleTree:
                 lr = self._sub(left, depth + 1, items, lo, mid, out)
             if hi > mid:
                 rr = self._sub(right, depth + 1, items, mid, hi, out)
-        if lr[0] == left and rr[0] == right:
+        nl = lr[0]
+        nr = rr[0]
+        if nl == left and nr == right:
             return h, None, None
-        return self._join(buf, pos, lr, rr, out)
+        if EMPTY_HASH in (nl, nr):
+            return self._join(buf, pos, lr, rr, out)
+        if c >= _SLOTS:  # leaves that stay in child slots need their records
+            if lr[1] == _LEAF:
+                out[nl] = _LEAF_PREFIX + lr[2]  # type: ignore[operator]
+            if rr[1] == _LEAF:
+                out[nr] = _LEAF_PREFIX + rr[2]  # type: ignore[operator]
+        body = nl + nr
+        buf[o:o + 64] = body
+        return _sha256(_INNER_PREFIX + body).digest(), _INNER, None
 
     def _one(self, page: bytes | bytearray, pos: int, depth: int, top: bytes, item: _Item, out: dict[bytes, bytes],
              own: bool) -> _Result:
@@ -344,12 +359,13 @@ class PagedSparseMerkleTree:
         key's positions come from a table indexed by its path's LEVELS bits there, and a
         page whose LEVELS levels are all inner on the path (the common case) is passed
         with one check and rebuilt with one join of slices of the old page."""
-        path_int, path, value_hash = item  # value_hash is not None here
+        path_int, path, vh = item
+        value_hash: bytes = vh  # type: ignore[assignment]  # not None: the callers check
         get = self._get
         stale = self._stale
         trails = _TRAILS
         slot_at = _SLOT_AT
-        segs: list[tuple[bytes | bytearray, bytes, tuple[int, ...], int, int]] = []  # (page, key, trail, entry, exit)
+        segs: list[tuple[bytes | bytearray, bytes, int, int, int]] = []  # (page, key, path bits there, entry, exit)
         key = top
         r = pos.bit_length() - 1  # level of `pos` in its page
         top_depth = depth - r
@@ -357,42 +373,43 @@ class PagedSparseMerkleTree:
         h = top
         try:
             while True:
-                t = trails[(path_int >> (_TOP_BIT - top_depth - LEVELS + 1)) & _NIB_MASK]
+                nib = (path_int >> (_TOP_BIT - top_depth - LEVELS + 1)) & _NIB_MASK
+                t = trails[nib]
                 if page[t[1]] & page[t[2]] & page[t[3]] == _INNER:  # LEVELS == 4: every level inner on the path
-                    segs.append((page, key, t, r, LEVELS))
+                    segs.append((page, key, nib, r, LEVELS))
                     o = slot_at[t[LEVELS]]
                     h = page[o:o + 32] if type(page) is bytes else bytes(page[o:o + 32])
                     top_depth += LEVELS
                     if h == EMPTY_HASH:
-                        rec = _LEAF_PREFIX + path + value_hash
+                        rec: bytes = _LEAF_PREFIX + path + value_hash
                         new = _sha256(rec).digest()
                         out[new] = rec
                         break
-                    rec = get(h)
-                    if rec[0] != PAGE_TAG:  # type: ignore[index]  # a leaf record
-                        if len(rec) != _LEAF_BYTES or rec[0] != _LEAF:  # type: ignore[arg-type,index]
+                    rec = get(h)  # type: ignore[assignment]  # None: the TypeError below
+                    if rec[0] != PAGE_TAG:  # a leaf record
+                        if len(rec) != _LEAF_BYTES or rec[0] != _LEAF:
                             raise InvariantError(f"SMT record {h.hex()} is not a page or a leaf")
-                        if rec[1:33] == path:  # type: ignore[index]
-                            if rec[33:65] == value_hash:  # type: ignore[index]
+                        if rec[1:33] == path:
+                            if rec[33:65] == value_hash:
                                 return top, None, None
                             rec = _LEAF_PREFIX + path + value_hash
                             new = _sha256(rec).digest()
                             out[new] = rec
                         else:
-                            other = rec[1:33]  # type: ignore[index]
-                            merged = sorted((item, (int.from_bytes(other, "big"), other, rec[33:65])))  # type: ignore[index]
+                            other = rec[1:33]
+                            merged = sorted((item, (int.from_bytes(other, "big"), other, rec[33:65])))
                             new = self._build_sub(top_depth, merged, 0, 2, out)[0]
                         if stale is not None:
                             stale.append(h)
                         break
-                    if len(rec) != PAGE_BYTES:  # type: ignore[arg-type]
+                    if len(rec) != PAGE_BYTES:
                         raise InvariantError(f"SMT record {h.hex()} is not a page or a leaf")
-                    page, key, r = rec, h, 0  # type: ignore[assignment]
+                    page, key, r = rec, h, 0
                     continue
                 s = r + 1
                 while page[t[s]] == _INNER:
                     s += 1
-                segs.append((page, key, t, r, s))
+                segs.append((page, key, nib, r, s))
                 pos = t[s]  # the terminal: empty, or a leaf
                 o = _HDR + (pos - 1) * 64
                 term = page if own and len(segs) == 1 else bytearray(page)  # type: ignore[assignment]
@@ -418,30 +435,32 @@ class PagedSparseMerkleTree:
         sha = _sha256
         prefix = _INNER_PREFIX
         last = len(segs) - 1
+        offsets = _SLOT_OFFSETS
         for i in range(last, -1, -1):
-            page, key, t, r, e = segs[i]
+            page, key, nib, r, e = segs[i]
             if i == last and term is not None:
                 b = term
             elif i == 0 and own:
                 b = page  # type: ignore[assignment]
-            else:  # a stored page passed through: its new version is the old one with e - r slots replaced
-                parts: list[bytes] = []
-                end = PAGE_BYTES
-                for j in range(e, r, -1):
-                    c = t[j]
-                    o = slot_at[c]
-                    parts += (page[o + 32:end], new)  # type: ignore[arg-type]
-                    end = o
-                    if c & 1:
-                        new = sha(prefix + page[o - 32:o] + new).digest()
-                    else:
-                        new = sha(prefix + new + page[o + 32:o + 64]).digest()
-                parts.append(page[:end])  # type: ignore[arg-type]
-                parts.reverse()
-                out[new] = b"".join(parts)
+            else:
+                # A stored page passed through from its top to a child slot: its new version
+                # is the old one with the path's 4 slots replaced. The slot of a right child
+                # (odd position) has bit 5 of its offset set; its sibling is 32 bytes before.
+                o1, o2, o3, o4 = offsets[nib]
+                h4 = new
+                new = (sha(prefix + page[o4 - 32:o4] + h4) if o4 & 32 else sha(prefix + h4 + page[o4 + 32:o4 + 64])).digest()
+                h3 = new
+                new = (sha(prefix + page[o3 - 32:o3] + h3) if o3 & 32 else sha(prefix + h3 + page[o3 + 32:o3 + 64])).digest()
+                h2 = new
+                new = (sha(prefix + page[o2 - 32:o2] + h2) if o2 & 32 else sha(prefix + h2 + page[o2 + 32:o2 + 64])).digest()
+                h1 = new
+                new = (sha(prefix + page[o1 - 32:o1] + h1) if o1 & 32 else sha(prefix + h1 + page[o1 + 32:o1 + 64])).digest()
+                out[new] = b"".join((page[:o1], h1, page[o1 + 32:o2], h2, page[o2 + 32:o3], h3, page[o3 + 32:o4], h4,
+                                     page[o4 + 32:]))
                 if stale is not None:
                     stale.append(key)
                 continue
+            t = trails[nib]
             for j in range(e, r, -1):
                 o = slot_at[t[j]]
                 b[o:o + 32] = new
@@ -470,7 +489,7 @@ class PagedSparseMerkleTree:
     def _join(self, buf: bytearray, pos: int, lr: _Result, rr: _Result, out: dict[bytes, bytes]) -> _Result:
         """Position `pos` once its children are `lr` and `rr` (compact rules), into `buf`."""
         c = 2 * pos
-        o = _body(pos)
+        o = _HDR + (pos - 1) * 64
         left, right = lr[0], rr[0]
         moved: _Result | None = None
         if left == EMPTY_HASH:
@@ -510,7 +529,7 @@ class PagedSparseMerkleTree:
         n = hi - lo
         if n == 0:
             return EMPTY_HASH, _EMPTY, None
-        o = _body(pos)
+        o = _HDR + (pos - 1) * 64
         if n == 1:
             _, path, value_hash = items[lo]
             body = path + value_hash  # type: ignore[operator]
