@@ -15,8 +15,8 @@ Records (keyed by the hash of the binary node they start with, like the nodes of
   preimage, exactly as in `protocol.smt`;
 - **page**: an inner node at a depth d that is a multiple of `LEVELS`, with the binary
   nodes below it down to depth d + LEVELS - 1 (heap positions: the top is position 1, the
-  children of position p are 2p and 2p + 1; positions 1..15 for LEVELS = 4). `PAGE_BYTES`
-  bytes, fixed offsets:
+  children of position p are 2p and 2p + 1; positions 1..15 for LEVELS = 4). Fixed
+  offsets, at most `PAGE_BYTES` (976) bytes:
 
   - byte 0: `PAGE_TAG` (0x02);
   - bytes p = 1..15: the kind of position p: 0 leaf, 1 inner, 2 empty or not in the tree
@@ -28,8 +28,11 @@ Records (keyed by the hash of the binary node they start with, like the nodes of
   So the hash of position q >= 2 is the 32-byte slot at 16 + 32 (q - 2) (a half of its
   parent's body), and the slots of positions 16..31 are the roots of the child records
   (a page, a leaf record, or `EMPTY_HASH`). The top is always an inner node (a subtree
-  holding one key is a leaf record instead). The encoding of a page is a function of its
-  top hash: positions not in the tree are all zero.
+  holding one key is a leaf record instead). The record is cut after the body of the last
+  position in the tree (16 + 64 p bytes for p the highest such position; the cut-off tail
+  reads as zeros): a page of the sparse lower levels (often an inner node and two leaves,
+  208 bytes) does not carry 976 bytes. The encoding of a page is a function of its top
+  hash: positions not in the tree are all zero and the cut is canonical.
 
 `update` hashes each new binary node once, like `protocol.smt`, and writes each touched
 page once per batch with one `put_many`. `stale` lists the old records (pages and leaf
@@ -65,6 +68,7 @@ _INNER_PREFIX = b"\x01"
 _LEAF_BYTES = 65
 _TOP_BIT = DEPTH_BITS - 1
 _ZERO64 = bytes(64)
+_ZERO_PAGE = bytes(PAGE_BYTES)
 _EMPTY_PAGE = bytes([PAGE_TAG]) + bytes([_EMPTY]) * (_SLOTS - 1) + bytes(64 * (_SLOTS - 1))
 
 _SLOT_AT = (0, 0, *(_HDR + (pos - 2) * 32 for pos in range(2, 2 * _SLOTS)))
@@ -144,7 +148,7 @@ class PagedSparseMerkleTree:
         if rec is None:
             raise InvariantError(f"SMT record {h.hex()} missing from the store")
         n = len(rec)
-        if not ((n == PAGE_BYTES and rec[0] == PAGE_TAG) or (n == _LEAF_BYTES and rec[0] == _LEAF)):
+        if not ((rec[0] == PAGE_TAG and _HDR < n <= PAGE_BYTES and not (n - _HDR) & 63) or (n == _LEAF_BYTES and rec[0] == _LEAF)):
             raise InvariantError(f"SMT record {h.hex()} is not a page or a leaf")
         return rec
 
@@ -268,7 +272,7 @@ class PagedSparseMerkleTree:
             return result
         if hi - lo == 1 and items[lo][2] is not None:
             return self._one(rec, 1, depth, h, items[lo], out, False)
-        buf = bytearray(rec)
+        buf = _open(rec)
         result = self._node(buf, 1, depth, h, items, lo, hi, out)
         new = result[0]
         if new == h:
@@ -276,7 +280,7 @@ class PagedSparseMerkleTree:
         if self._stale is not None:
             self._stale.append(h)
         if result[1] == _INNER:
-            out[new] = bytes(buf)
+            out[new] = _seal(buf)
         return result
 
     def _build_sub(self, depth: int, items: list[_Item], lo: int, hi: int, out: dict[bytes, bytes]) -> _Result:
@@ -291,7 +295,7 @@ class PagedSparseMerkleTree:
             return _sha256(_LEAF_PREFIX + body).digest(), _LEAF, body
         buf = bytearray(_EMPTY_PAGE)
         result = self._build_node(buf, 1, depth, items, lo, hi, out)
-        out[result[0]] = bytes(buf)
+        out[result[0]] = _seal(buf)
         return result
 
     def _node(self, buf: bytearray, pos: int, depth: int, h: bytes, items: list[_Item], lo: int, hi: int,
@@ -402,7 +406,7 @@ class PagedSparseMerkleTree:
                         if stale is not None:
                             stale.append(h)
                         break
-                    if len(rec) != PAGE_BYTES:
+                    if (len(rec) - _HDR) & 63:
                         raise InvariantError(f"SMT record {h.hex()} is not a page or a leaf")
                     page, key, r = rec, h, 0
                     continue
@@ -412,7 +416,7 @@ class PagedSparseMerkleTree:
                 segs.append((page, key, nib, r, s))
                 pos = t[s]  # the terminal: empty, or a leaf
                 o = _HDR + (pos - 1) * 64
-                term = page if own and len(segs) == 1 else bytearray(page)  # type: ignore[assignment]
+                term = page if own and len(segs) == 1 else _open(page)  # type: ignore[assignment,arg-type]
                 if page[pos] == _EMPTY:
                     body = path + value_hash
                     term[pos] = _LEAF  # type: ignore[index]
@@ -467,7 +471,7 @@ class PagedSparseMerkleTree:
                 o = _HDR + (t[j - 1] - 1) * 64
                 new = sha(prefix + b[o:o + 64]).digest()
             if i or not own:
-                out[new] = bytes(b)
+                out[new] = _seal(b)
                 if stale is not None:
                     stale.append(key)
         return new, _INNER, None
@@ -573,6 +577,19 @@ def _merge(path: bytes, value_hash: bytes, items: list[_Item], lo: int, hi: int)
         merged.append((leaf_int, path, value_hash))
         merged.sort()
     return merged
+
+
+def _open(page: bytes) -> bytearray:
+    """A stored page as a full-length buffer to edit (its cut-off tail is zeros)."""
+    buf = bytearray(page)
+    if len(buf) < PAGE_BYTES:
+        buf += _ZERO_PAGE[len(buf):]
+    return buf
+
+
+def _seal(buf: bytearray) -> bytes:
+    """The stored form of an edited page: cut after the body of its last position in the tree."""
+    return bytes(buf[:_HDR + 64 * len(buf[1:_SLOTS].rstrip(b"\x02"))])
 
 
 def _clear_below(buf: bytearray, pos: int) -> None:

@@ -291,6 +291,8 @@ def compare_layouts(size: int, blocks: int) -> dict[str, Any]:
         build[name] = _clock() - start
     if trees["binary"].root != trees["paged"].root:
         raise RuntimeError("the two layouts give different roots")
+    built_mib = {name: sum(map(len, st.nodes.values())) / 2**20 for name, st in stores.items()}
+    built_records = {name: len(st) for name, st in stores.items()}
     rng = random.Random(size)
     next_key = size
     times: dict[str, list[float]] = {"binary": [], "paged": []}
@@ -314,13 +316,16 @@ def compare_layouts(size: int, blocks: int) -> dict[str, Any]:
     out: dict[str, Any] = {"keys": size, "blocks": blocks}
     for name, ts in times.items():
         ts.sort()
+        mib = sum(map(len, stores[name].nodes.values())) / 2**20
         out[name] = {
             "block_median_ms": statistics.median(ts) * 1e3,
             "block_p90_ms": ts[int(len(ts) * 0.9)] * 1e3,
             "block_min_ms": ts[0] * 1e3,
             "build_s": build[name],
             "records": len(stores[name]),
-            "record_mib": sum(map(len, stores[name].nodes.values())) / 2**20,
+            "record_mib": mib,
+            "records_per_block": (len(stores[name]) - built_records[name]) / blocks,
+            "kib_per_block": (mib - built_mib[name]) * 1024 / blocks,
         }
     out["paged_over_binary"] = out["paged"]["block_median_ms"] / out["binary"]["block_median_ms"]
     return out
@@ -336,7 +341,8 @@ def report_layouts(results: list[dict[str, Any]]) -> str:
             lines.append(
                 f"  {c['keys']:>9,} keys {name:<6} median {f['block_median_ms']:6.2f}  p90 {f['block_p90_ms']:6.2f}"
                 f"  min {f['block_min_ms']:6.2f}  ({c['blocks']} blocks; build {f['build_s']:.1f} s;"
-                f" {f['records']:,} records, {f['record_mib']:.0f} MiB{ok})")
+                f" {f['records']:,} records, {f['record_mib']:.0f} MiB; per block {f['records_per_block']:,.0f} new records,"
+                f" {f['kib_per_block']:,.0f} KiB{ok})")
         lines.append(f"  {c['keys']:>9,} keys paged / binary {c['paged_over_binary']:.3f}")
     return "\n".join(lines)
 
