@@ -69,7 +69,7 @@ _LEAF_BYTES = 65
 _TOP_BIT = DEPTH_BITS - 1
 _ZERO64 = bytes(64)
 _ZERO_PAGE = bytes(PAGE_BYTES)
-_EMPTY_PAGE = bytes([PAGE_TAG]) + bytes([_EMPTY]) * (_SLOTS - 1) + bytes(64 * (_SLOTS - 1))
+_EMPTY_PAGE = bytes([PAGE_TAG]) + bytes([_EMPTY]) * (_SLOTS - 1) + bytes(PAGE_BYTES - _SLOTS)
 
 _SLOT_AT = (0, 0, *(_HDR + (pos - 2) * 32 for pos in range(2, 2 * _SLOTS)))
 """Offset of each position's hash (pos >= 2) in a page."""
