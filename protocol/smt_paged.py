@@ -326,11 +326,17 @@ class PagedSparseMerkleTree:
         c = 2 * pos
         lr: _Result = (left, None, None)
         rr: _Result = (right, None, None)
-        if c < _SLOTS:
+        if c < _SLOTS:  # (one key set below an inner child: straight to `_one`)
             if mid > lo:
-                lr = self._node(buf, c, depth + 1, left, items, lo, mid, out)
+                if mid - lo == 1 and buf[c] == _INNER and items[lo][2] is not None:
+                    lr = self._one(buf, c, depth + 1, left, items[lo], out, True)
+                else:
+                    lr = self._node(buf, c, depth + 1, left, items, lo, mid, out)
             if hi > mid:
-                rr = self._node(buf, c + 1, depth + 1, right, items, mid, hi, out)
+                if hi - mid == 1 and buf[c + 1] == _INNER and items[mid][2] is not None:
+                    rr = self._one(buf, c + 1, depth + 1, right, items[mid], out, True)
+                else:
+                    rr = self._node(buf, c + 1, depth + 1, right, items, mid, hi, out)
         else:
             if mid > lo:
                 lr = self._sub(left, depth + 1, items, lo, mid, out)
