@@ -49,7 +49,7 @@ from .errors import InvariantError, require
 from .smt import DEPTH_BITS, EMPTY_HASH, EMPTY_ROOT, MAX_KEY_BYTES, MemoryNodeStore, NodeStore, SmtProof, _check_key
 from .types import Hash32
 
-__all__ = ["LEVELS", "PAGE_BYTES", "PAGE_TAG", "PagedSparseMerkleTree", "page_records"]
+__all__ = ["LEVELS", "PAGE_BYTES", "PAGE_TAG", "PagedSparseMerkleTree", "check_record", "page_records"]
 
 LEVELS = 4
 """Binary levels per page."""
@@ -119,6 +119,73 @@ def page_records(get: Callable[[bytes], bytes | None], root: bytes) -> set[bytes
                     o = _body(pos)
                     todo += (rec[o:o + 32], rec[o + 32:o + 64])
     return seen
+
+
+def check_record(key: bytes, rec: bytes) -> bool:
+    """True iff `rec` is a canonical record stored under `key`: a leaf record whose hash is
+    `key`, or a page whose top hash is `key`, every position's hash matching its parent's
+    slot, positions not in the tree zero, the cut after the last position in the tree, and
+    no inner node in the page that the compact rules forbid (both children empty, or one
+    empty and the other a leaf in the page). A child record (positions 16-31) is checked
+    on its own; whether an inner node over it with an empty sibling is canonical depends on
+    its kind (a leaf record there would have moved up). Pure and total: never raises.
+
+    For a store filled from elsewhere (state sync, snapshots): the tree itself trusts its
+    store and checks only the shape of what it reads."""
+    try:
+        return _check_record(key, rec)
+    except (TypeError, ValueError, IndexError):
+        return False
+
+
+def _check_record(key: bytes, rec: bytes) -> bool:
+    if type(key) is not bytes or type(rec) is not bytes or len(key) != 32 or not rec:
+        return False
+    if rec[0] == _LEAF:
+        return len(rec) == _LEAF_BYTES and _sha256(rec).digest() == key
+    n = len(rec)
+    if rec[0] != PAGE_TAG or not _HDR < n <= PAGE_BYTES or (n - _HDR) & 63 or rec[1] != _INNER:
+        return False
+    page = rec + _ZERO_PAGE[n:]
+    if any(k > _EMPTY for k in page[1:_SLOTS]) or page[_SLOTS:_HDR].strip(b"\0"):
+        return False
+    if _sha256(_INNER_PREFIX + page[_HDR:_HDR + 64]).digest() != key:
+        return False
+    in_tree = {1}
+    for pos in range(1, _SLOTS):  # parents before children (heap order)
+        kind = page[pos]
+        o = _HDR + (pos - 1) * 64
+        if pos not in in_tree:
+            if kind != _EMPTY or page[o:o + 64] != _ZERO64:
+                return False
+            continue
+        if kind == _EMPTY:
+            if page[o:o + 64] != _ZERO64:
+                return False
+            continue
+        if kind == _LEAF:
+            continue
+        if 2 * pos >= _SLOTS:  # children are records: both empty is not canonical
+            if page[o:o + 64] == _ZERO64:
+                return False
+            continue
+        kinds = []
+        for c in (2 * pos, 2 * pos + 1):
+            in_tree.add(c)
+            kc = page[c]
+            slot = page[_SLOT_AT[c]:_SLOT_AT[c] + 32]
+            if kc == _EMPTY:
+                if slot != EMPTY_HASH:
+                    return False
+            else:
+                prefix = _LEAF_PREFIX if kc == _LEAF else _INNER_PREFIX
+                oc = _HDR + (c - 1) * 64
+                if _sha256(prefix + page[oc:oc + 64]).digest() != slot:
+                    return False
+            kinds.append(kc)
+        if kinds in ([_EMPTY, _EMPTY], [_EMPTY, _LEAF], [_LEAF, _EMPTY]):
+            return False
+    return max(pos for pos in range(1, _SLOTS) if page[pos] != _EMPTY) == (n - _HDR) // 64
 
 
 class PagedSparseMerkleTree:

@@ -11,7 +11,14 @@ import pytest
 from afterchain.protocol.codec import encode
 from afterchain.protocol.errors import InvariantError
 from afterchain.protocol.smt import EMPTY_ROOT, MemoryNodeStore, SparseMerkleTree, verify_smt_proof
-from afterchain.protocol.smt_paged import LEVELS, PAGE_BYTES, PAGE_TAG, PagedSparseMerkleTree, page_records
+from afterchain.protocol.smt_paged import (
+    LEVELS,
+    PAGE_BYTES,
+    PAGE_TAG,
+    PagedSparseMerkleTree,
+    check_record,
+    page_records,
+)
 from tests.test_vectors import b, doc_vectors
 
 
@@ -90,6 +97,7 @@ def _check_records(store: MemoryNodeStore, root: bytes) -> set[bytes]:
     live = page_records(store.nodes.get, root)
     for h in live:
         rec = store.nodes[h]
+        assert check_record(h, rec)
         if rec[0] == PAGE_TAG:
             _check_page(rec)
             assert sha256(b"\x01" + rec[1 << LEVELS:(1 << LEVELS) + 64]).digest() == h
@@ -185,3 +193,55 @@ def test_missing_record_is_an_invariant_error() -> None:
         tree.get(b"k1")
     with pytest.raises(InvariantError):
         tree.update({b"k1": b"w"})
+
+
+def test_check_record_refuses_every_changed_byte() -> None:
+    store = MemoryNodeStore()
+    tree = PagedSparseMerkleTree(store)
+    tree.update({k: b"v" + k for k in POOL})
+    records = sorted(page_records(store.nodes.get, tree.root))
+    pages = [h for h in records if store.nodes[h][0] == PAGE_TAG]
+    sparse = min(pages, key=lambda h: len(store.nodes[h]))
+    dense = max(pages, key=lambda h: len(store.nodes[h]))
+    leaf = next(h for h in records if store.nodes[h][0] == 0)
+    for h in (tree.root, sparse, dense, leaf):
+        rec = store.nodes[h]
+        assert check_record(h, rec)
+        for i in range(len(rec)):
+            changed = bytearray(rec)
+            changed[i] ^= 0x04 if i else 0x01
+            assert not check_record(h, bytes(changed)), i
+        assert not check_record(h, rec + bytes(64))  # a longer cut
+        assert not check_record(h, rec[:-64])
+    assert not check_record(dense, store.nodes[sparse])
+    for bad in (b"", b"\x02", None, 5):
+        assert not check_record(tree.root, bad)  # type: ignore[arg-type]
+
+
+def test_check_record_refuses_shapes_the_compact_rules_forbid() -> None:
+    """Pages whose hashes all chain but whose shape a compact tree never has."""
+    slots = 1 << LEVELS
+    leaf_body = sha256(b"k").digest() + sha256(b"v").digest()
+    leaf = sha256(b"\x00" + leaf_body).digest()
+
+    def page(kinds: dict[int, int], bodies: dict[int, bytes]) -> tuple[bytes, bytes]:
+        rec = bytearray([PAGE_TAG] + [2] * (slots - 1)) + bytearray(64 * (slots - 1))
+        for p, k in kinds.items():
+            rec[p] = k
+            rec[slots + (p - 1) * 64:slots + p * 64] = bodies[p]
+        last = max(kinds)
+        out = bytes(rec[:slots + 64 * last])
+        return sha256(b"\x01" + out[slots:slots + 64]).digest(), out
+
+    # an inner node over one leaf and an empty sibling (the leaf should have moved up)
+    key, rec = page({1: 1, 2: 0}, {1: leaf + bytes(32), 2: leaf_body})
+    assert not check_record(key, rec)
+    # an inner node over two empty children
+    inner_empty = sha256(b"\x01" + bytes(64)).digest()
+    key, rec = page({1: 1, 2: 1}, {1: inner_empty + bytes(32), 2: bytes(64)})
+    assert not check_record(key, rec)
+    # the same leaf beside another leaf is fine
+    other_body = sha256(b"k2").digest() + sha256(b"v").digest()
+    other = sha256(b"\x00" + other_body).digest()
+    key, rec = page({1: 1, 2: 0, 3: 0}, {1: leaf + other, 2: leaf_body, 3: other_body})
+    assert check_record(key, rec)
