@@ -51,3 +51,16 @@ def test_protocol_bench_compares_two_smt_files(tmp_path: Path) -> None:
     figures = json.loads(out.read_text())
     assert figures["keys"] == 20_000 and figures["blocks"] == 4
     assert figures["old_median_ms"] > 0 and figures["new_median_ms"] > 0
+
+
+def test_protocol_bench_compares_smt_layouts(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """--smt-layout paged runs the binary and the paged tree over the same blocks (their
+    roots are compared after every block inside the bench) and reports both."""
+    out = tmp_path / "layouts.json"
+    assert main(["protocol", "--quick", "--smt-layout", "paged", "--json", str(out)]) == 0
+    assert "paged / binary" in capsys.readouterr().out
+    figures = json.loads(out.read_text())
+    assert [c["keys"] for c in figures] == [2_000, 20_000]
+    for c in figures:
+        assert c["binary"]["block_median_ms"] > 0 and c["paged"]["block_median_ms"] > 0
+        assert c["paged"]["records"] < c["binary"]["records"]

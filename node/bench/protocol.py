@@ -20,6 +20,13 @@ Figures:
 - SMT proofs: encoded size (median and max over a sample of present and absent keys) and
   `verify_smt_proof` time.
 
+`--smt-layout paged` runs only the SMT figure, for the binary node layout
+(`protocol.smt.SparseMerkleTree`) and the paged one (`protocol.smt_paged`, 4 levels per
+record), in one process at 100k and 1M keys: each tree in its own `MemoryNodeStore`, built
+from the same keys, then the same 500-key blocks through both (the order alternating), the
+roots compared after every block and a sample of proofs at the end; it prints both medians,
+their ratio and what each store holds (~1 min, ~1.4 GB: two 1M-key trees).
+
 `--smt-compare FILE` runs only the SMT figure, for the tree of this checkout and the one
 in FILE (another revision's protocol/smt.py), in one process: one 1M-key tree in one
 store, then blocks of each implementation in turn (each its own random blocks on its own
@@ -268,6 +275,78 @@ def compare_smt(path: str, size: int, blocks: int) -> dict[str, Any]:
             "new_over_old": new_ms / old_ms, "old_file": path}
 
 
+def compare_layouts(size: int, blocks: int) -> dict[str, Any]:
+    """The binary and the paged SMT layouts over the same keys and blocks, in one process."""
+    from afterchain.protocol.smt_paged import PagedSparseMerkleTree
+
+    trees: dict[str, Any] = {}
+    stores: dict[str, MemoryNodeStore] = {}
+    build: dict[str, float] = {}
+    for name, cls in (("binary", SparseMerkleTree), ("paged", PagedSparseMerkleTree)):
+        stores[name] = MemoryNodeStore()
+        trees[name] = cls(stores[name])
+        start = _clock()
+        for lo in range(0, size, BUILD_BATCH):
+            trees[name].update({_key(i): b"v%d" % i for i in range(lo, min(size, lo + BUILD_BATCH))})
+        build[name] = _clock() - start
+    if trees["binary"].root != trees["paged"].root:
+        raise RuntimeError("the two layouts give different roots")
+    built_mib = {name: sum(map(len, st.nodes.values())) / 2**20 for name, st in stores.items()}
+    built_records = {name: len(st) for name, st in stores.items()}
+    rng = random.Random(size)
+    next_key = size
+    times: dict[str, list[float]] = {"binary": [], "paged": []}
+    for i in range(blocks):
+        batch: dict[bytes, bytes | None] = {}
+        while len(batch) < BLOCK_KEYS // 2:
+            batch[_key(rng.randrange(next_key))] = rng.randbytes(32)
+        for _ in range(BLOCK_KEYS - len(batch)):
+            batch[_key(next_key)] = rng.randbytes(32)
+            next_key += 1
+        for name in ("binary", "paged") if i % 2 else ("paged", "binary"):
+            start = _clock()
+            trees[name].update(batch)
+            times[name].append(_clock() - start)
+        if trees["binary"].root != trees["paged"].root:
+            raise RuntimeError(f"the two layouts give different roots after block {i}")
+    for _ in range(50):
+        k = _key(rng.randrange(next_key + 10))
+        if trees["binary"].prove(k) != trees["paged"].prove(k):
+            raise RuntimeError(f"the two layouts give different proofs for {k!r}")
+    out: dict[str, Any] = {"keys": size, "blocks": blocks}
+    for name, ts in times.items():
+        ts.sort()
+        mib = sum(map(len, stores[name].nodes.values())) / 2**20
+        out[name] = {
+            "block_median_ms": statistics.median(ts) * 1e3,
+            "block_p90_ms": ts[int(len(ts) * 0.9)] * 1e3,
+            "block_min_ms": ts[0] * 1e3,
+            "build_s": build[name],
+            "records": len(stores[name]),
+            "record_mib": mib,
+            "records_per_block": (len(stores[name]) - built_records[name]) / blocks,
+            "kib_per_block": (mib - built_mib[name]) * 1024 / blocks,
+        }
+    out["paged_over_binary"] = out["paged"]["block_median_ms"] / out["binary"]["block_median_ms"]
+    return out
+
+
+def report_layouts(results: list[dict[str, Any]]) -> str:
+    lines = [f"SMT update, {BLOCK_KEYS}-key blocks (half updates, half new keys), binary vs paged layout, one process, CPU ms"]
+    for c in results:
+        for name in ("binary", "paged"):
+            f = c[name]
+            ok = "" if c["keys"] < 1_000_000 else (
+                f"; target <= {TARGET_SMT_MS:g} ms ({'ok' if f['block_median_ms'] <= TARGET_SMT_MS else 'above target'})")
+            lines.append(
+                f"  {c['keys']:>9,} keys {name:<6} median {f['block_median_ms']:6.2f}  p90 {f['block_p90_ms']:6.2f}"
+                f"  min {f['block_min_ms']:6.2f}  ({c['blocks']} blocks; build {f['build_s']:.1f} s;"
+                f" {f['records']:,} records, {f['record_mib']:.0f} MiB; per block {f['records_per_block']:,.0f} new records,"
+                f" {f['kib_per_block']:,.0f} KiB{ok})")
+        lines.append(f"  {c['keys']:>9,} keys paged / binary {c['paged_over_binary']:.3f}")
+    return "\n".join(lines)
+
+
 def run(quick: bool) -> dict[str, Any]:
     rng = random.Random(7)
     result: dict[str, Any] = {"quick": quick}
@@ -324,8 +403,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, a few seconds")
     parser.add_argument("--json", metavar="FILE", help="also save the figures as JSON")
     parser.add_argument("--smt-compare", metavar="FILE", help="only the SMT figure: this tree against FILE's (another smt.py)")
-    parser.add_argument("--blocks", type=int, default=60, help="blocks per tree with --smt-compare (default 60)")
+    parser.add_argument("--blocks", type=int, default=60, help="blocks per tree with --smt-compare or --smt-layout (default 60)")
+    parser.add_argument("--smt-layout", choices=["paged"], help="only the SMT figure: binary against paged layout, one process")
     args = parser.parse_args(argv)
+    if args.smt_layout:
+        sizes = (2_000, 20_000) if args.quick else (100_000, 1_000_000)
+        results = [compare_layouts(size, 4 if args.quick else args.blocks) for size in sizes]
+        print(report_layouts(results))
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(results, f, indent=2)
+        return 0
     if args.smt_compare:
         size = 20_000 if args.quick else 1_000_000
         c = compare_smt(args.smt_compare, size, 4 if args.quick else args.blocks)
