@@ -329,6 +329,13 @@ class Replica:
         """V(stable + 1) is not known yet (execution lags): the window is empty until it is."""
         self.epoch_switches = 0
         self.status_answered: dict[bytes, int] = {}
+        self.ahead: dict[tuple[int, int, bytes], tuple[int, ConsensusMessage, bytes]] = {}
+        """Votes for heights up to one window above the high watermark, in this view, kept
+        unchecked until the window reaches them: (kind, seq, replica) -> (view, message,
+        sender). A replica just behind the tip would otherwise drop the next heights'
+        pre-prepares and prepares, which are not sent again once their height committed."""
+        self._taking_up = False
+        self._ahead_mark = (-1, -1)  # (view, high watermark) at the last take-up
 
         self.view = 0
         self.active = True
@@ -639,7 +646,9 @@ class Replica:
             return self._reject("signer_not_sender")
         if type(signed) in _WINDOWED and not self._in_window(body.seq):
             # what the handler would refuse anyway, refused before the signature check: a
-            # replica far behind gets its peers' votes for heights it cannot use yet
+            # replica far behind gets its peers' votes for heights it cannot use yet (those
+            # just above the window are kept for when it moves: `ahead`)
+            self._keep_ahead(message, signed, sender)
             return self._reject("outside_window")
         if not self.verifier.verify(body.replica, signed.signature, signed.DOMAIN, self.chain_id, body):  # type: ignore[attr-defined]
             return self._reject("bad_signature")
@@ -1085,6 +1094,42 @@ class Replica:
                 s += 1
             self._commit_in_order()
         self._maybe_fetch()
+        if self.ahead and not self._taking_up and (self.view, self.high_watermark) != self._ahead_mark:
+            self._take_up_ahead()
+
+    def _keep_ahead(self, message: ConsensusMessage, signed: SignedMessage, sender: bytes) -> None:
+        b = signed.body  # type: ignore[attr-defined]
+        hw = self.high_watermark
+        if not (self.active and b.view == self.view and hw < b.seq <= hw + self.params.watermark_window):
+            return
+        if type(signed) is SignedPrePrepare and b.replica != self.primary:
+            return
+        self.ahead.setdefault((_WINDOWED.index(type(signed)), b.seq, b.replica), (b.view, message, sender))
+
+    def _take_up_ahead(self) -> None:
+        """Step the kept votes the window now reaches (checked as any peer message); drop
+        those of another view or below the window."""
+        hw = self.high_watermark
+        self._ahead_mark = (self.view, hw)
+        due: list[tuple[int, int, ConsensusMessage, bytes]] = []
+        keep: dict[tuple[int, int, bytes], tuple[int, ConsensusMessage, bytes]] = {}
+        for key, (view, message, sender) in self.ahead.items():
+            kind, seq, _ = key
+            if view != self.view or seq <= self.stable.seq:
+                continue
+            if seq <= hw:
+                due.append((seq, kind, message, sender))
+            else:
+                keep[key] = (view, message, sender)
+        self.ahead = keep
+        if not due:
+            return
+        self._taking_up = True
+        try:
+            for _, _, message, sender in sorted(due, key=lambda d: (d[0], d[1])):
+                self.step(message, sender)
+        finally:
+            self._taking_up = False
 
     def _commit_in_order(self) -> None:
         while True:
@@ -1491,6 +1536,17 @@ class Replica:
                         stable_seq=Seq(self.stable.seq), replica=self.me)
         return SignedStatus(body=status, signature=self.signer.sign(Domain.PEER, self.chain_id, status))
 
+    def _send_behind(self, seq: int, msg: ConsensusMessage) -> None:
+        """Send a vote for `seq` again to the members whose STATUS or CHECKPOINT does not
+        say they committed it (one that did holds a quorum of commits for it already)."""
+        peers = [r for r in self.validators.validators if r != self.me]
+        behind = [r for r in peers if self.peer_committed.get(r, 0) < seq]
+        if len(behind) == len(peers):
+            self._send(None, msg)
+        else:
+            for r in behind:
+                self._send(r, msg)
+
     def _retransmit(self) -> None:
         status = self._status()
         if not self.is_member or self.epoch_pending:
@@ -1524,7 +1580,7 @@ class Replica:
         for s in range(self.stable.seq + 1, self.high_watermark + 1):
             m = self.signed.get((Domain.COMMIT.value, self.view, s))
             if m is not None:
-                self._send(None, m)
+                self._send_behind(s, m)
         if self.is_primary and self.new_view_msg is not None and any(s.from_new_view for s in self.slots.values()):
             self._send(None, self.new_view_msg)
         last_cp = max((k for k in self.signed if k[0] == Domain.CHECKPOINT.value), default=None, key=lambda k: k[2])

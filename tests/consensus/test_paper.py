@@ -126,6 +126,38 @@ def test_votes_outside_the_window_are_refused_before_their_signature_is_checked(
     assert r.rejected["bad_signature"] == 1
 
 
+def test_votes_just_above_the_window_are_kept_until_it_moves() -> None:
+    """A replica whose stable checkpoint lags (here: it gets no CHECKPOINT) refuses the
+    votes above its window, but keeps those of the next window: once the checkpoints arrive
+    and the window moves it takes them up and commits those heights without any re-send
+    (the primary does not send a pre-prepare again once its height committed)."""
+    c = Cluster()
+    held: list[tuple[int, int, object]] = []
+
+    def keep(src: int, dst: int, msg: object) -> bool:
+        if dst == 3 and isinstance(msg, SignedCheckpoint):
+            held.append((src, dst, msg))
+            return False
+        return True
+
+    L = PARAMS.watermark_window
+    for t in range(L + 3):
+        assert c.r(0).propose(1_000 + t)
+        c.pump(keep)
+    r3 = c.r(3)
+    assert c.r(0).committed_seq == L + 3
+    assert r3.stable.seq == 0 and r3.committed_seq == L  # its window ends at L
+    assert r3.rejected["outside_window"] > 0 and r3.ahead
+    for src, dst, msg in held:
+        r3.step(msg, c.keys[src].public)  # type: ignore[arg-type]
+        c.drain(dst)
+    c.pump()
+    assert r3.stable.seq >= PARAMS.checkpoint_interval
+    assert r3.committed_seq == L + 3, r3.committed_seq
+    assert [cb.block.header.hash() for cb in c.nodes[3].store] == [cb.block.header.hash() for cb in c.nodes[0].store]
+    assert not r3.ahead
+
+
 def test_4_2_peer_messages_are_checked_and_rejected_without_effect() -> None:
     c = Cluster()
     c.r(0).propose(1_000)
