@@ -1108,15 +1108,15 @@ class Replica:
 
     def _take_up_ahead(self) -> None:
         """Step the kept votes the window now reaches (checked as any peer message); drop
-        those of another view or below the window."""
+        those of another view or of a committed height."""
         hw = self.high_watermark
         self._ahead_mark = (self.view, hw)
         due: list[tuple[int, int, ConsensusMessage, bytes]] = []
         keep: dict[tuple[int, int, bytes], tuple[int, ConsensusMessage, bytes]] = {}
         for key, (view, message, sender) in self.ahead.items():
             kind, seq, _ = key
-            if view != self.view or seq <= self.stable.seq:
-                continue
+            if view != self.view or seq <= self.committed_seq:
+                continue  # (a replica catching up commits most of them by fetching)
             if seq <= hw:
                 due.append((seq, kind, message, sender))
             else:
