@@ -1108,15 +1108,18 @@ class Replica:
 
     def _take_up_ahead(self) -> None:
         """Step the kept votes the window now reaches (checked as any peer message); drop
-        those of another view or of a committed height."""
+        those of another view or of a height committed or being fetched."""
         hw = self.high_watermark
         self._ahead_mark = (self.view, hw)
+        # heights committed or being fetched come as certified blocks: their votes would
+        # only cost signature checks (and a pre-prepare's block its events' checks)
+        floor = max(self.committed_seq, self.fetch_end)
         due: list[tuple[int, int, ConsensusMessage, bytes]] = []
         keep: dict[tuple[int, int, bytes], tuple[int, ConsensusMessage, bytes]] = {}
         for key, (view, message, sender) in self.ahead.items():
             kind, seq, _ = key
-            if view != self.view or seq <= self.committed_seq:
-                continue  # (a replica catching up commits most of them by fetching)
+            if view != self.view or seq <= floor:
+                continue
             if seq <= hw:
                 due.append((seq, kind, message, sender))
             else:
