@@ -1102,9 +1102,16 @@ class Replica:
         hw = self.high_watermark
         if not (self.active and b.view == self.view and hw < b.seq <= hw + self.params.watermark_window):
             return
+        if self._far_behind():
+            return  # it fetches those heights (checking a kept pre-prepare's block costs a dry run)
         if type(signed) is SignedPrePrepare and b.replica != self.primary:
             return
         self.ahead.setdefault((_WINDOWED.index(type(signed)), b.seq, b.replica), (b.view, message, sender))
+
+    def _far_behind(self) -> bool:
+        """Some peer said it committed more than a window beyond this replica: it catches up
+        by fetching, not by voting."""
+        return max(self.peer_committed.values(), default=0) - self.committed_seq > self.params.watermark_window
 
     def _take_up_ahead(self) -> None:
         """Step the kept votes the window now reaches (checked as any peer message); drop
@@ -1114,6 +1121,9 @@ class Replica:
         # heights committed or being fetched come as certified blocks: their votes would
         # only cost signature checks (and a pre-prepare's block its events' checks)
         floor = max(self.committed_seq, self.fetch_end)
+        if self._far_behind():
+            self.ahead = {}
+            return
         due: list[tuple[int, int, ConsensusMessage, bytes]] = []
         keep: dict[tuple[int, int, bytes], tuple[int, ConsensusMessage, bytes]] = {}
         for key, (view, message, sender) in self.ahead.items():
