@@ -159,6 +159,18 @@ def _key(i: int) -> bytes:
     return b"bench/" + i.to_bytes(8, "big")
 
 
+def _block_batch(rng: random.Random, next_key: int) -> tuple[dict[bytes, bytes | None], int]:
+    """One benchmark block: BLOCK_KEYS // 2 updates of existing keys (below `next_key`),
+    the rest new keys from `next_key` on. Returns the batch and the next new key."""
+    batch: dict[bytes, bytes | None] = {}
+    while len(batch) < BLOCK_KEYS // 2:
+        batch[_key(rng.randrange(next_key))] = rng.randbytes(32)
+    for _ in range(BLOCK_KEYS - len(batch)):
+        batch[_key(next_key)] = rng.randbytes(32)
+        next_key += 1
+    return batch, next_key
+
+
 def bench_smt(size: int, blocks: int, rng: random.Random) -> tuple[dict[str, Any], SparseMerkleTree, int]:
     store = MemoryNodeStore()
     tree = SparseMerkleTree(store)
@@ -169,12 +181,7 @@ def bench_smt(size: int, blocks: int, rng: random.Random) -> tuple[dict[str, Any
     next_key = size
     times = []
     for _ in range(blocks):
-        batch: dict[bytes, bytes | None] = {}
-        while len(batch) < BLOCK_KEYS // 2:
-            batch[_key(rng.randrange(next_key))] = rng.randbytes(32)
-        for _ in range(BLOCK_KEYS - len(batch)):
-            batch[_key(next_key)] = rng.randbytes(32)
-            next_key += 1
+        batch, next_key = _block_batch(rng, next_key)
         start = _clock()
         tree.update(batch)
         times.append(_clock() - start)
@@ -256,13 +263,7 @@ def compare_smt(path: str, size: int, blocks: int) -> dict[str, Any]:
         streams.append({"tree": mod.SparseMerkleTree(store, root), "rng": random.Random(seed), "next": size, "times": []})
 
     def step(s: dict[str, Any]) -> None:
-        rng = s["rng"]
-        batch: dict[bytes, bytes] = {}
-        while len(batch) < BLOCK_KEYS // 2:
-            batch[_key(rng.randrange(s["next"]))] = rng.randbytes(32)
-        for _ in range(BLOCK_KEYS - len(batch)):
-            batch[_key(s["next"])] = rng.randbytes(32)
-            s["next"] += 1
+        batch, s["next"] = _block_batch(s["rng"], s["next"])
         t = _clock()
         s["tree"].update(batch)
         s["times"].append(_clock() - t)
@@ -297,12 +298,7 @@ def compare_layouts(size: int, blocks: int) -> dict[str, Any]:
     next_key = size
     times: dict[str, list[float]] = {"binary": [], "paged": []}
     for i in range(blocks):
-        batch: dict[bytes, bytes | None] = {}
-        while len(batch) < BLOCK_KEYS // 2:
-            batch[_key(rng.randrange(next_key))] = rng.randbytes(32)
-        for _ in range(BLOCK_KEYS - len(batch)):
-            batch[_key(next_key)] = rng.randbytes(32)
-            next_key += 1
+        batch, next_key = _block_batch(rng, next_key)
         for name in ("binary", "paged") if i % 2 else ("paged", "binary"):
             start = _clock()
             trees[name].update(batch)
