@@ -619,20 +619,14 @@ class PagedSparseMerkleTree:
         mid = bisect_left(items, (boundary,), lo, hi)
         c = 2 * pos
         if c < _SLOTS:
-            left = self._build_node(buf, c, depth + 1, items, lo, mid, out)[0]
-            right = self._build_node(buf, c + 1, depth + 1, items, mid, hi, out)[0]
+            lr = self._build_node(buf, c, depth + 1, items, lo, mid, out)
+            rr = self._build_node(buf, c + 1, depth + 1, items, mid, hi, out)
         else:
             lr = self._build_sub(depth + 1, items, lo, mid, out)
             rr = self._build_sub(depth + 1, items, mid, hi, out)
-            left, right = lr[0], rr[0]
-            if lr[1] == _LEAF:
-                out[left] = _LEAF_PREFIX + lr[2]  # type: ignore[operator]
-            if rr[1] == _LEAF:
-                out[right] = _LEAF_PREFIX + rr[2]  # type: ignore[operator]
-        body = left + right
-        buf[pos] = _INNER
-        buf[o:o + 64] = body
-        return _sha256(_INNER_PREFIX + body).digest(), _INNER, None
+        # two or more keys: one side holds them all (an inner node) or both hold some, so
+        # `_join` moves nothing up; it writes the inner node and its child leaves' records
+        return self._join(buf, pos, lr, rr, out)
 
 
 def _merge(path: bytes, value_hash: bytes, items: list[_Item], lo: int, hi: int) -> list[_Item]:
