@@ -49,6 +49,7 @@ __all__ = [
     "NodeStore",
     "SmtProof",
     "SparseMerkleTree",
+    "TreeView",
     "key_path",
     "verify_smt_proof",
 ]
@@ -230,12 +231,9 @@ _Item = tuple[int, bytes, bytes | None]
 """(path as an int, path, value hash or None for a delete), sorted by path."""
 
 
-class SparseMerkleTree:
-    """A view of the tree at `root` over `store`; `update` moves it to a new root.
-
-    `get` and `prove` read nodes through the store; `update` computes every touched node
-    once per batch and writes the new nodes with one `put_many`.
-    """
+class TreeView:
+    """What every layout of the tree holds: its store, its root, and the list of stale
+    records while an update runs (`SparseMerkleTree`; `protocol.smt_paged`)."""
 
     __slots__ = ("_get", "_root", "_stale", "_store")
 
@@ -254,6 +252,16 @@ class SparseMerkleTree:
     @property
     def store(self) -> NodeStore:
         return self._store
+
+
+class SparseMerkleTree(TreeView):
+    """A view of the tree at `root` over `store`; `update` moves it to a new root.
+
+    `get` and `prove` read nodes through the store; `update` computes every touched node
+    once per batch and writes the new nodes with one `put_many`.
+    """
+
+    __slots__ = ()
 
     def _load(self, node_hash: bytes) -> bytes:
         enc = self._get(node_hash)

@@ -46,7 +46,7 @@ from collections.abc import Callable, Mapping
 from hashlib import sha256 as _sha256
 
 from .errors import InvariantError, require
-from .smt import DEPTH_BITS, EMPTY_HASH, EMPTY_ROOT, MAX_KEY_BYTES, MemoryNodeStore, NodeStore, SmtProof, _check_key
+from .smt import DEPTH_BITS, EMPTY_HASH, MAX_KEY_BYTES, SmtProof, TreeView, _check_key
 from .types import Hash32
 
 __all__ = ["LEVELS", "PAGE_BYTES", "PAGE_TAG", "PagedSparseMerkleTree", "check_record", "page_records"]
@@ -188,27 +188,12 @@ def _check_record(key: bytes, rec: bytes) -> bool:
     return max(pos for pos in range(1, _SLOTS) if page[pos] != _EMPTY) == (n - _HDR) // 64
 
 
-class PagedSparseMerkleTree:
+class PagedSparseMerkleTree(TreeView):
     """A view of the tree at `root` over a store of pages; `update` moves it to a new root.
 
     Same API as `protocol.smt.SparseMerkleTree` (get, prove, update, root, store)."""
 
-    __slots__ = ("_get", "_root", "_stale", "_store")
-
-    def __init__(self, store: NodeStore, root: bytes = EMPTY_ROOT) -> None:
-        require(len(root) == 32, "an SMT root is 32 bytes")
-        self._store = store
-        self._get = store.nodes.get if type(store) is MemoryNodeStore else store.get
-        self._root = bytes(root)
-        self._stale: list[bytes] | None = None
-
-    @property
-    def root(self) -> bytes:
-        return self._root
-
-    @property
-    def store(self) -> NodeStore:
-        return self._store
+    __slots__ = ()
 
     def _load(self, h: bytes) -> bytes:
         rec = self._get(h)
