@@ -645,9 +645,9 @@ class Replica:
         if body.replica != sender and not isinstance(signed, SignedCheckpoint):
             return self._reject("signer_not_sender")
         if type(signed) in _WINDOWED and not self._in_window(body.seq):
-            # what the handler would refuse anyway, refused before the signature check: a
-            # replica far behind gets its peers' votes for heights it cannot use yet (those
-            # just above the window are kept for when it moves: `ahead`)
+            # refused before the signature check (the handlers of these three take only
+            # heights in the window): a replica far behind gets its peers' votes for heights
+            # it cannot use yet (those just above the window are kept for when it moves: `ahead`)
             self._keep_ahead(message, signed, sender)
             return self._reject("outside_window")
         if not self.verifier.verify(body.replica, signed.signature, signed.DOMAIN, self.chain_id, body):  # type: ignore[attr-defined]
@@ -942,8 +942,6 @@ class Replica:
             return self._reject("wrong_view")
         if b.replica != self.primary:
             return self._reject("not_primary")
-        if not self._in_window(b.seq):
-            return self._reject("outside_window")
         if b.seq <= self.committed_seq:
             return self._reject("already_committed")
         slot = self.slots.get(b.seq)
@@ -959,8 +957,6 @@ class Replica:
         b = msg.body
         if not self._view_ok(b.view):
             return self._reject("wrong_view")
-        if not self._in_window(b.seq):
-            return self._reject("outside_window")
         if b.replica == self.primary:
             return self._reject("primary_prepare")
         if not self._first_vote(msg.PHASE, b.view, b.seq, b.replica, b.digest):
@@ -975,8 +971,6 @@ class Replica:
         b = msg.body
         if not self._view_ok(b.view):
             return self._reject("wrong_view")
-        if not self._in_window(b.seq):
-            return self._reject("outside_window")
         if not self._first_vote(msg.PHASE, b.view, b.seq, b.replica, b.digest):
             return self._reject("conflicting_vote")
         votes = self.commits.setdefault((b.view, b.seq, b.digest), {})
@@ -1118,12 +1112,12 @@ class Replica:
         those of another view or of a height committed or being fetched."""
         hw = self.high_watermark
         self._ahead_mark = (self.view, hw)
-        # heights committed or being fetched come as certified blocks: their votes would
-        # only cost signature checks (and a pre-prepare's block its events' checks)
-        floor = max(self.committed_seq, self.fetch_end)
         if self._far_behind():
             self.ahead = {}
             return
+        # heights committed or being fetched come as certified blocks: their votes would
+        # only cost signature checks (and a pre-prepare's block its events' checks)
+        floor = max(self.committed_seq, self.fetch_end)
         due: list[tuple[int, int, ConsensusMessage, bytes]] = []
         keep: dict[tuple[int, int, bytes], tuple[int, ConsensusMessage, bytes]] = {}
         for key, (view, message, sender) in self.ahead.items():
