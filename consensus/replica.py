@@ -512,6 +512,14 @@ class Replica:
         Events of committed blocks are released here too."""
         self.held.release(digests)
 
+    def greet(self, peer: bytes) -> None:
+        """The shell's link to `peer` has just opened: send it this replica's STATUS now
+        rather than at the next retransmission (up to `retransmit_ticks` later). A replica
+        that restarted learns from its peers' STATUS how far the chain went, so its
+        catch-up starts one round trip after it connects."""
+        if peer != self.me:
+            self._send(peer, self._status())
+
     def tick(self) -> None:
         self.ticks += 1
         if not self.is_member or self.epoch_pending:

@@ -27,4 +27,8 @@ ensure_venv() {
     .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extras]" >&2
     echo "$want" > .venv/.afterchain-installed
   fi
+  # Byte-compile the project's own sources, as installing a wheel does: the editable install
+  # leaves them as source, and where PYTHONDONTWRITEBYTECODE is set (scripts/test sets it)
+  # every node process compiled them again at start. Up-to-date files are skipped.
+  .venv/bin/python -m compileall -q node protocol consensus >/dev/null
 }

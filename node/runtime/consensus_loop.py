@@ -146,7 +146,8 @@ class ConsensusLoop:
                  me: bytes, tick_ms: int, counters: dict[str, int], metrics: NodeMetrics, log: Any,
                  send_hook: SendHook | None = None, may_send: Callable[[], bool] = lambda: True,
                  relay: Callable[[bytes], None] | None = None,
-                 arrived: Callable[[int], None] | None = None) -> None:
+                 arrived: Callable[[int], None] | None = None,
+                 connected: Callable[[], set[bytes]] | None = None) -> None:
         self.replica = replica
         self.inputs = inputs
         self.wal = wal
@@ -171,6 +172,10 @@ class ConsensusLoop:
         self.arrived = arrived
         """Told when the peer message being stepped came off the transport (0 after it):
         `ConsensusApp.received_ms`, against which a proposed block's time is judged."""
+        self.connected = connected
+        """The transport's connected peers: each tick, the replica greets those whose link
+        opened since the last one (`Replica.greet`: its STATUS at once)."""
+        self._greeted: set[bytes] = set()
         self._tick_queued = False
         self._stable_seen = 0
         self._view_seen = 0
@@ -201,6 +206,8 @@ class ConsensusLoop:
                     if hold:
                         r.hold(hold)
                     r.tick()
+                    if self.connected is not None:
+                        self._greet_new_peers()
                 elif isinstance(item, FetchedBlocks):
                     for cb in item.blocks:
                         r.deliver_block(cb)
@@ -208,6 +215,14 @@ class ConsensusLoop:
                 while r.has_ready():
                     await self.handle_ready(r.ready())
                     self.proposer.maybe_propose()
+
+    def _greet_new_peers(self) -> None:
+        assert self.connected is not None
+        now = self.connected()
+        if now != self._greeted:
+            for peer in sorted(now - self._greeted):
+                self.replica.greet(peer)
+            self._greeted = set(now)
 
     async def ticker(self) -> None:
         """One tick per `tick_ms`, but at most one queued: while the consensus task is busy

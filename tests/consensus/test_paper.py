@@ -410,6 +410,28 @@ def test_4_5_lagging_replica_catches_up_from_peers_and_checks_certificates() -> 
     assert c.heights() == [7, 7, 7, 7]
 
 
+def test_a_greeted_replica_fetches_without_waiting_for_a_retransmission() -> None:
+    """`greet(peer)` (the shell: the link to `peer` just opened) sends the replica's STATUS
+    to that peer at once. A replica more than a window behind, greeted by its peers,
+    fetches on that STATUS with no tick: before, it waited for their periodic STATUS (up to
+    `retransmit_ticks`)."""
+    c = Cluster()
+    n = PARAMS.watermark_window + 2
+    for t in range(n):
+        c.r(0).propose(1_000 + t)
+        c.pump(lambda s, d, m: d != 3)
+    assert c.heights() == [n, n, n, 0]
+    c.queue = []
+    for i in (0, 1, 2):
+        c.r(i).greet(c.keys[3].public)
+        c.r(i).greet(c.keys[i].public)  # itself: nothing
+        c.drain(i)
+    assert sorted((src, dst, type(m).__name__, m.body.committed_seq) for src, dst, m in c.queue) == [  # type: ignore[attr-defined]
+        (0, 3, "SignedStatus", n), (1, 3, "SignedStatus", n), (2, 3, "SignedStatus", n)]
+    c.pump()
+    assert [(f.from_height, f.count) for f in c.nodes[3].fetches] == [(1, n)]
+
+
 # ---------------------------------------------------------------- signer guard, restore
 
 

@@ -59,3 +59,34 @@ async def test_stopped_node_catches_up_and_serving_is_canonical(tmp_path: Path) 
                 [nodes[0].store.block(h).header.hash() for h in range(1, head + 1)]  # type: ignore[union-attr]
             assert late.replica.fetch_count >= 1  # it fetched (it had no window to vote in)
             nursery.cancel_scope.cancel()
+
+
+async def test_a_peer_greets_a_node_that_connects_with_its_status(tmp_path: Path) -> None:
+    """A node that comes up gets its peers' STATUS as soon as their links open
+    (`Replica.greet`), not at their next retransmission: each peer greets it once, and with
+    the peers' retransmissions switched off it still catches up."""
+    async with memory_cluster(tmp_path, n=3) as (nodes, net):
+        evs = [product_event(i + 1) for i in range(60)]
+        await nodes[0].submit([e.encode() for e in evs])
+        await wait_for(lambda: all(n.ledger.height >= 1 and n.store.head == nodes[0].store.head for n in nodes), timeout=30)
+        await wait_for(lambda: all(nodes[0].ledger.event_outcome(e.id) is not None for e in evs), timeout=30)
+        head = nodes[0].store.head
+        greeted: list[bytes] = []
+        for node in nodes:
+            node.replica._retransmit = lambda: None  # type: ignore[method-assign]  # no periodic STATUS, commit or checkpoint
+            greet = node.replica.greet
+
+            def recording(peer: bytes, greet: Any = greet) -> None:
+                greeted.append(peer)
+                greet(peer)
+
+            node.replica.greet = recording  # type: ignore[method-assign]
+        late = Node(key=VALIDATORS[3], genesis=genesis(), data_dir=tmp_path / "n3", transport=net.add(VALIDATORS[3].public),
+                    options=NodeOptions(name="n3", tick_ms=20))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(late.run)
+            await wait_for(lambda: late.ledger.height >= head, timeout=30)
+            assert late.ledger.root_at(head) == nodes[0].ledger.root_at(head)
+            # each of the three greeted the newcomer once (its link opened once)
+            assert greeted.count(VALIDATORS[3].public) == 3
+            nursery.cancel_scope.cancel()
