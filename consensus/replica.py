@@ -513,11 +513,13 @@ class Replica:
         self.held.release(digests)
 
     def greet(self, peer: bytes) -> None:
-        """The shell's link to `peer` has just opened: send it this replica's STATUS now
-        rather than at the next retransmission (up to `retransmit_ticks` later). A replica
-        that restarted learns from its peers' STATUS how far the chain went, so its
-        catch-up starts one round trip after it connects."""
-        if peer != self.me:
+        """The shell's link to `peer` has just opened: if `peer` is a known node (a
+        validator of the previous, current or next sets), send it this replica's STATUS
+        now rather than at the next retransmission (up to `retransmit_ticks` later). A
+        replica that restarted learns from its peers' STATUS how far the chain went, so its
+        catch-up starts one round trip after it connects. Member nodes are not greeted:
+        they follow the chain by asking (`FollowRequest`)."""
+        if peer in self.known_nodes():
             self._send(peer, self._status())
 
     def tick(self) -> None:

@@ -425,6 +425,7 @@ def test_a_greeted_replica_fetches_without_waiting_for_a_retransmission() -> Non
     for i in (0, 1, 2):
         c.r(i).greet(c.keys[3].public)
         c.r(i).greet(c.keys[i].public)  # itself: nothing
+        c.r(i).greet(b"\x07" * 32)  # not a known node (a member node, say): nothing
         c.drain(i)
     assert sorted((src, dst, type(m).__name__, m.body.committed_seq) for src, dst, m in c.queue) == [  # type: ignore[attr-defined]
         (0, 3, "SignedStatus", n), (1, 3, "SignedStatus", n), (2, 3, "SignedStatus", n)]
