@@ -80,7 +80,10 @@ default thresholds spent CPU under load scanning for cycles that are not there."
 
 
 def _tune_gc() -> None:
-    gc.collect()
+    # A young collection, not a full one: a full one scans the whole start-up heap (modules
+    # and all) on the path of a restarted node's catch-up, to find almost no garbage; what
+    # start-up left is frozen as it is.
+    gc.collect(1)
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
 
