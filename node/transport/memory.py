@@ -258,8 +258,11 @@ class MemoryTransport:
         link = dest._links.get(self.me)
         if link is None:
             send, recv = trio.open_memory_channel[tuple[float, bytes]](self.network.limits.send_queue_len)
+            try:
+                dest._nursery.start_soon(dest._drain, self.me, recv)
+            except RuntimeError:  # its nursery is closed to new tasks: it is stopping
+                raise PeerUnavailable(f"peer {peer.hex()[:16]} is stopping") from None
             dest._links[self.me] = link = send
-            dest._nursery.start_soon(dest._drain, self.me, recv)
         delay_s = self.network._delay_for(self.me, peer)
         try:
             await link.send((trio.current_time() + delay_s if delay_s > 0 else -math.inf, frame))

@@ -354,3 +354,25 @@ async def test_remove_peers_refuses_a_peer_both_ways_until_added_again() -> None
         assert await a.inbox().receive() == (b.me, b"back")
         hang.set()
         nursery.cancel_scope.cancel()
+
+
+async def test_a_first_frame_to_a_stopping_peer_is_dropped_not_raised() -> None:
+    """A peer whose transport is stopping (its nursery takes no new tasks yet it has not
+    marked itself stopped) is unavailable: the first frame to it is dropped and counted,
+    never a RuntimeError in the sender's task (seen tearing a memory cluster down)."""
+    net = MemoryNetwork()
+    async with trio.open_nursery() as nursery:
+        a, b = await start_all(nursery, net, 2)
+        async with trio.open_nursery() as closed:
+            pass  # a nursery that has exited: closed to new tasks
+        running = b._nursery
+        b._nursery = closed  # b in the middle of stopping
+        await a.send(b.me, b"first frame")
+        assert a.stats.dropped_not_connected == 1
+        with pytest.raises(PeerUnavailable, match="stopping"):
+            await a.request(b.me, b"?", timeout_s=5)
+        assert a.me not in b._links  # no half-made link is left behind
+        b._nursery = running
+        await a.send(b.me, b"again")
+        assert await b.inbox().receive() == (a.me, b"again")
+        nursery.cancel_scope.cancel()
