@@ -142,12 +142,12 @@ class ConsensusLoop:
 
     def __init__(self, *, replica: Replica, inputs: InputQueue, wal: ConsensusWal, proposer: Proposer,
                  executor: BlockExecutor, outboxes: Outboxes, unsent: Callable[[], set[bytes]],
+                 connected: Callable[[], set[bytes]],
                  fetch: Callable[[bytes, int, int], Any], evidence: EvidenceReporter, mempool: Mempool,
                  me: bytes, tick_ms: int, counters: dict[str, int], metrics: NodeMetrics, log: Any,
                  send_hook: SendHook | None = None, may_send: Callable[[], bool] = lambda: True,
                  relay: Callable[[bytes], None] | None = None,
-                 arrived: Callable[[int], None] | None = None,
-                 connected: Callable[[], set[bytes]] | None = None) -> None:
+                 arrived: Callable[[int], None] | None = None) -> None:
         self.replica = replica
         self.inputs = inputs
         self.wal = wal
@@ -206,8 +206,7 @@ class ConsensusLoop:
                     if hold:
                         r.hold(hold)
                     r.tick()
-                    if self.connected is not None:
-                        self._greet_new_peers()
+                    self._greet_new_peers()
                 elif isinstance(item, FetchedBlocks):
                     for cb in item.blocks:
                         r.deliver_block(cb)
@@ -217,7 +216,6 @@ class ConsensusLoop:
                     self.proposer.maybe_propose()
 
     def _greet_new_peers(self) -> None:
-        assert self.connected is not None
         now = self.connected()
         if now != self._greeted:
             for peer in sorted(now - self._greeted):

@@ -162,11 +162,11 @@ class Node:
                                  params_for=self.consensus_params, dirty_height=lambda: executor.dirty_height)
         self.loop = ConsensusLoop(replica=replica, inputs=inputs, wal=self.wal, proposer=self.proposer,
                                   executor=executor, outboxes=self.outboxes, unsent=self.gossip_queue.unsent,
-                                  fetch=self.catchup.fetch, evidence=self.evidence_reporter, mempool=mempool,
+                                  connected=transport.connected_peers, fetch=self.catchup.fetch,
+                                  evidence=self.evidence_reporter, mempool=mempool,
                                   me=key.public, tick_ms=opts.tick_ms, counters=self.counters, metrics=metrics,
                                   log=log, send_hook=send_hook, may_send=self.send_gate.allows,
-                                  relay=self.gossip_queue.put, arrived=self._set_arrival,
-                                  connected=transport.connected_peers)
+                                  relay=self.gossip_queue.put, arrived=self._set_arrival)
         self.receiver = BlockReceiver(chain_id=self.chain_id, genesis_hash=genesis.hash(), store=store, ledger=ledger,
                                       known=known, inputs=inputs, transport=transport,
                                       checkpoint_interval=lambda: replica.params.checkpoint_interval,
